@@ -1,0 +1,1 @@
+"""Sub-commands of the ``mfirrn`` CLI (see :mod:`mfirrn.cli`)."""

@@ -1,0 +1,54 @@
+"""Models: a registry of regressors from 120x120 crops to 62 normalised 3DMM params.
+
+>>> from mfirrn import models
+>>> "3ddfa-v2-mb05" in models.available()
+True
+"""
+
+from mfirrn.models.mobilenet import MobileNetV1
+from mfirrn.models.registry import (
+    CheckpointError,
+    ModelCard,
+    available,
+    create,
+    get_card,
+    load_checkpoint,
+    register_model,
+)
+
+__all__ = [
+    "MobileNetV1",
+    "ModelCard",
+    "CheckpointError",
+    "available",
+    "create",
+    "get_card",
+    "load_checkpoint",
+    "register_model",
+    "DEFAULT_MODEL",
+]
+
+DEFAULT_MODEL = "3ddfa-v2-mb05"
+
+register_model(ModelCard(
+    name="3ddfa-v2-mb05",
+    builder=lambda: MobileNetV1(widen_factor=0.5, landmark_head=True),
+    convention="v2",
+    stats_asset="stats-3ddfa-v2",
+    weights_asset="weights-3ddfa-v2-mb05",
+    description="3DDFA_V2 MobileNetV1 x0.5 (pretrained on 300W-LP by the 3DDFA_V2 authors)",
+))
+register_model(ModelCard(
+    name="3ddfa-mb1",
+    builder=lambda: MobileNetV1(widen_factor=1.0),
+    convention="v1",
+    stats_asset="stats-3ddfa-v1",
+    description="3DDFA MobileNetV1 x1.0 (trainable baseline; v1 stats and convention)",
+))
+register_model(ModelCard(
+    name="3ddfa-mb05",
+    builder=lambda: MobileNetV1(widen_factor=0.5),
+    convention="v1",
+    stats_asset="stats-3ddfa-v1",
+    description="3DDFA MobileNetV1 x0.5 (trainable baseline; v1 stats and convention)",
+))

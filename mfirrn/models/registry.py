@@ -1,0 +1,175 @@
+"""Model registry: every model maps (B, 3, 120, 120) normalised BGR crops to (B, 62) normalised params.
+
+A :class:`ModelCard` says how to build a model and what its outputs mean: the param stats used to
+de-normalise them and the pixel convention of its training targets. Both belong to the checkpoint, so
+they travel with the model (``model.card``) into the pipeline and the benchmark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import torch
+from torch import nn
+
+from mfirrn.frames import CONVENTIONS, Convention
+from mfirrn.params import ParamStats
+
+__all__ = ["ModelCard", "register_model", "available", "get_card", "create", "load_checkpoint", "CheckpointError"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be loaded into the requested model; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a registered model is.
+
+    ``builder`` makes the untrained module; ``stats_asset`` names the param stats asset (or ``stats``
+    holds them inline); ``convention`` is ``"v1"`` or ``"v2"``; ``weights_asset`` (or ``weights_path``)
+    holds pretrained weights; ``state_dict_key`` is where the weights sit inside the checkpoint dict.
+    """
+
+    name: str
+    builder: Callable[[], nn.Module]
+    convention: Convention
+    stats_asset: Optional[str] = None
+    stats: Optional[ParamStats] = None
+    weights_asset: Optional[str] = None
+    weights_path: Optional[str] = None
+    state_dict_key: Optional[str] = "state_dict"
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.convention not in CONVENTIONS:
+            raise ValueError(f"model {self.name}: convention must be one of {CONVENTIONS}")
+
+    @property
+    def has_pretrained(self) -> bool:
+        return self.weights_asset is not None or self.weights_path is not None
+
+    def load_stats(self) -> ParamStats:
+        if self.stats is not None:
+            return self.stats
+        if self.stats_asset is None:
+            raise CheckpointError(f"model {self.name} has no param stats; give them in its card or checkpoint")
+        return ParamStats.from_asset(self.stats_asset)
+
+
+_REGISTRY: dict[str, ModelCard] = {}
+
+
+def register_model(card: ModelCard) -> ModelCard:
+    """Add a model card to the registry (names are unique)."""
+    if card.name in _REGISTRY:
+        raise ValueError(f"model {card.name!r} is already registered")
+    _REGISTRY[card.name] = card
+    return card
+
+
+def available(pretrained: Optional[bool] = None) -> list[str]:
+    """Registered model names; ``pretrained=True`` keeps only those with pretrained weights."""
+    return sorted(n for n, c in _REGISTRY.items() if pretrained is None or c.has_pretrained == pretrained)
+
+
+def get_card(name: str) -> ModelCard:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; available: {', '.join(available())}") from None
+
+
+def _strip_prefix(state_dict: dict[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
+    return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
+
+
+def _load_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str, name: str) -> None:
+    sd = _strip_prefix(state_dict)
+    remap = getattr(model, "remap_state_dict", None)
+    if callable(remap):
+        sd = remap(sd)
+    result = model.load_state_dict(sd, strict=False)
+    mismatched = [k for k, v in sd.items() if k in model.state_dict() and model.state_dict()[k].shape != v.shape]
+    if result.missing_keys or result.unexpected_keys or mismatched:
+        detail = []
+        if result.missing_keys:
+            detail.append(f"{len(result.missing_keys)} missing (e.g. {result.missing_keys[0]})")
+        if result.unexpected_keys:
+            detail.append(f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})")
+        raise CheckpointError(
+            f"checkpoint {source} does not fit model {name}: {'; '.join(detail)}; "
+            f"pass the model the checkpoint was trained with (see `mfirrn models`)"
+        )
+
+
+def _read_checkpoint(path: Union[str, Path]) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise CheckpointError(
+            f"checkpoint {path} is not a readable PyTorch file ({type(exc).__name__}); re-download or re-train it"
+        ) from None
+
+
+def create(name: str, pretrained: bool = True, device: Union[str, torch.device] = "cpu") -> nn.Module:
+    """Build a registered model in eval mode; with ``pretrained`` load its weights (fetched as assets).
+
+    The returned module has ``model.card`` (its :class:`ModelCard`) and ``model.stats``
+    (:class:`ParamStats`) set.
+    """
+    card = get_card(name)
+    model = card.builder()
+    if pretrained:
+        if not card.has_pretrained:
+            raise CheckpointError(f"model {name} has no pretrained weights; use pretrained=False or --checkpoint")
+        if card.weights_asset is not None:
+            from mfirrn.assets import fetch
+
+            source: Union[str, Path] = fetch(card.weights_asset)
+        else:
+            source = Path(card.weights_path)  # type: ignore[arg-type]
+        ckpt = _read_checkpoint(source)
+        sd = ckpt[card.state_dict_key] if card.state_dict_key and isinstance(ckpt, dict) and card.state_dict_key in ckpt else ckpt
+        _load_into(model, {k: v.float() for k, v in sd.items()}, str(source), name)
+    model.card = card  # type: ignore[assignment]
+    model.stats = card.load_stats()  # type: ignore[assignment]
+    return model.to(device).eval()
+
+
+def load_checkpoint(path: Union[str, Path], model: Optional[str] = None,
+                    device: Union[str, torch.device] = "cpu") -> nn.Module:
+    """Load a checkpoint file.
+
+    A workbench checkpoint (a dict with ``arch``, ``state_dict`` and optional ``stats``/``convention``)
+    rebuilds its own architecture. A foreign checkpoint (e.g. a 3DDFA ``.pth``) needs ``model``: the
+    registered architecture it fits, whose stats and convention are then used.
+    """
+    ckpt = _read_checkpoint(path)
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(ckpt).__name__}, not a dict with a state_dict")
+    arch = ckpt.get("arch") or model
+    if arch is None:
+        raise CheckpointError(f"checkpoint {path} does not name its architecture; pass --model NAME (see `mfirrn models`)")
+    card = get_card(arch)
+    if model is not None and ckpt.get("arch") not in (None, model):
+        raise CheckpointError(f"checkpoint {path} is for model {ckpt['arch']}, not {model}; drop --model or fix it")
+    net = card.builder()
+    sd = ckpt.get("state_dict", ckpt.get("model", ckpt))
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"checkpoint {path} has no state_dict of tensors; is it a model checkpoint?")
+    _load_into(net, {k: v.float() for k, v in sd.items()}, str(path), arch)
+    stats = card.load_stats()
+    if "stats" in ckpt:
+        stats = ParamStats(ckpt["stats"]["mean"], ckpt["stats"]["std"], name=f"{path}:stats")
+    convention = ckpt.get("convention", card.convention)
+    net.card = ModelCard(name=f"{arch}@{Path(path).name}", builder=card.builder, convention=convention,  # type: ignore[assignment]
+                         stats=stats, weights_path=str(path), description=f"{arch} loaded from {path}")
+    net.stats = stats  # type: ignore[assignment]
+    return net.to(device).eval()
