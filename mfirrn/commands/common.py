@@ -1,0 +1,49 @@
+"""Helpers shared by the sub-commands: one-line errors and model selection."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from torch import nn
+
+__all__ = ["fail", "add_model_args", "model_from_args", "resolve_device"]
+
+
+def fail(message: str, code: int = 2) -> int:
+    """Print ``mfirrn: error: <message>`` on one line to stderr and return ``code``."""
+    print(f"mfirrn: error: {message}", file=sys.stderr)
+    return code
+
+
+def add_model_args(p: argparse.ArgumentParser, default_model: str | None) -> None:
+    p.add_argument("--model", default=None,
+                   help=f"registered model name (default {default_model}); see `mfirrn models`")
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint file; a workbench checkpoint names its model, a 3DDFA .pth needs --model")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the network (AMX CPUs, GPUs)")
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return name
+
+
+def model_from_args(args: argparse.Namespace, default_model: str | None) -> nn.Module:
+    """Build the model named by ``--model``/``--checkpoint``; raises ValueError/KeyError with a clear message."""
+    from mfirrn import models
+
+    device = resolve_device(args.device)
+    if args.checkpoint:
+        return models.load_checkpoint(args.checkpoint, model=args.model, device=device)
+    name = args.model or default_model
+    if name is None:
+        raise ValueError("give --model NAME or --checkpoint PATH (see `mfirrn models`)")
+    return models.create(name, pretrained=True, device=device)

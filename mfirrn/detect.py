@@ -1,0 +1,144 @@
+"""Face detectors and other ways to say where the faces are.
+
+Every detector maps a BGR uint8 image (H, W, 3) to boxes (K, 5) = (x0, y0, x1, y1, score) in image
+pixels, sorted by score. Registered detectors: ``dlib-hog`` (built into dlib, the default) and
+``dlib-cnn`` (dlib's MMOD CNN, weights fetched as an asset). A known face can also be given as a
+manual box or as landmarks read from a file (:func:`read_landmarks`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Protocol, Union
+
+import cv2
+import numpy as np
+
+__all__ = ["Detector", "DlibHOG", "DlibCNN", "create_detector", "available_detectors", "read_landmarks",
+           "LandmarkFileError"]
+
+
+class Detector(Protocol):
+    name: str
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """BGR uint8 (H, W, 3) -> boxes (K, 5) float64 (x0, y0, x1, y1, score), best first."""
+        ...
+
+
+def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w)) if max_side > 0 else 1.0
+    if scale < 1.0:
+        image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return image, scale
+
+
+def _sorted(boxes: list[list[float]]) -> np.ndarray:
+    arr = np.asarray(boxes, np.float64).reshape(-1, 5)
+    return arr[np.argsort(-arr[:, 4], kind="stable")]
+
+
+class DlibHOG:
+    """dlib's HOG + linear SVM frontal face detector.
+
+    ``upsample`` times the image is upsampled before detection (finds smaller faces, slower); images
+    larger than ``max_side`` pixels are downscaled first (boxes are mapped back) to bound the run time.
+    """
+
+    name = "dlib-hog"
+
+    def __init__(self, upsample: int = 1, max_side: int = 1024) -> None:
+        import dlib
+
+        self._det = dlib.get_frontal_face_detector()
+        self.upsample, self.max_side = upsample, max_side
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        small, scale = _downscale(image, self.max_side)
+        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        rects, scores, _ = self._det.run(rgb, self.upsample, 0.0)
+        return _sorted([[r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale, s]
+                        for r, s in zip(rects, scores)])
+
+
+class DlibCNN:
+    """dlib's MMOD CNN face detector (asset ``detector-dlib-cnn``); more robust to pose, slower on CPU."""
+
+    name = "dlib-cnn"
+
+    def __init__(self, upsample: int = 1, max_side: int = 640) -> None:
+        import dlib
+
+        from mfirrn.assets import fetch
+
+        self._det = dlib.cnn_face_detection_model_v1(str(fetch("detector-dlib-cnn")))
+        self.upsample, self.max_side = upsample, max_side
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        small, scale = _downscale(image, self.max_side)
+        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        dets = self._det(rgb, self.upsample)
+        return _sorted([[d.rect.left() / scale, d.rect.top() / scale, d.rect.right() / scale,
+                         d.rect.bottom() / scale, d.confidence] for d in dets])
+
+
+_DETECTORS: dict[str, Callable[[], Detector]] = {"dlib-hog": DlibHOG, "dlib-cnn": DlibCNN}
+
+
+def available_detectors() -> list[str]:
+    return sorted(_DETECTORS)
+
+
+def create_detector(name: str) -> Detector:
+    """Build a registered detector by name (``dlib-hog`` or ``dlib-cnn``)."""
+    try:
+        return _DETECTORS[name]()
+    except KeyError:
+        raise ValueError(f"unknown detector {name!r}; use one of {', '.join(available_detectors())}") from None
+
+
+class LandmarkFileError(ValueError):
+    """A landmark file cannot be read; the message names the file and the accepted formats."""
+
+
+def read_landmarks(path: Union[str, Path]) -> np.ndarray:
+    """Read 2D landmarks of one or more faces: returns (F, K, 2) float64 image pixels.
+
+    Formats: menpo/ibug ``.pts`` (``n_points: K`` then ``{ x y ... }``, one face), menpo ``.ljson``
+    (``landmarks.points``, one face), ``.npy`` ((K, 2), (F, K, 2), or 3DDFA's (2|3, K)), and text
+    (``.txt``/``.csv``: K lines of ``x y``, one face).
+    """
+    path = Path(path)
+    fmt_help = "use .pts, .ljson, .npy ((K,2) or (F,K,2)) or .txt (one 'x y' per line)"
+    if not path.is_file():
+        raise LandmarkFileError(f"landmark file {path} does not exist; {fmt_help}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".pts":
+            text = path.read_text()
+            body = text[text.index("{") + 1: text.index("}")]
+            pts = np.array([[float(v) for v in line.split()[:2]] for line in body.strip().splitlines() if line.strip()])
+        elif suffix == ".ljson":
+            data = json.loads(path.read_text())
+            groups = [data] if "landmarks" in data else list(data.get("groups", {}).values())
+            sets = [np.array(g["landmarks"]["points"], dtype=np.float64) for g in groups]
+            sets = sorted(sets, key=lambda a: -len(a))  # the largest group (e.g. 68 points, not "pupils")
+            pts = sets[0][:, ::-1]  # menpo stores (y, x)
+        elif suffix == ".npy":
+            pts = np.load(path).astype(np.float64)
+            if pts.ndim == 2 and pts.shape[0] in (2, 3) and pts.shape[1] > 3:
+                pts = pts[:2].T
+        elif suffix in (".txt", ".csv"):
+            pts = np.loadtxt(path, delimiter="," if suffix == ".csv" else None, dtype=np.float64)[:, :2]
+        else:
+            raise LandmarkFileError(f"landmark file {path}: unknown format {suffix!r}; {fmt_help}")
+    except LandmarkFileError:
+        raise
+    except Exception as exc:
+        raise LandmarkFileError(f"landmark file {path} is malformed ({type(exc).__name__}: {exc}); {fmt_help}") from None
+    pts = pts.reshape(-1, *pts.shape[-2:]) if pts.ndim >= 2 else pts
+    if pts.ndim != 3 or pts.shape[-1] < 2 or pts.shape[1] < 2 or not np.isfinite(pts[..., :2]).all():
+        raise LandmarkFileError(f"landmark file {path} gives shape {pts.shape}, not (F, K, 2) finite points; {fmt_help}")
+    return pts[..., :2]

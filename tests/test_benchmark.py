@@ -1,0 +1,59 @@
+"""AFLW2000-3D benchmark: the mb05 reference on the dev split (REFERENCE §3) and the CLI outputs."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from mfirrn.benchmark import AFLW2000, DatasetError, evaluate, resolve_aflw2000_root
+from mfirrn.cli import main
+
+
+@pytest.mark.parametrize("gt, bins, mean", [
+    ("original", [2.918, 3.658, 4.998], 3.858),
+    ("reannotated", [2.202, 2.827, 4.068], 3.032),
+])
+def test_mb05_reproduces_the_reference_on_the_dev_split(dev_root, mb05, bfm, gt, bins, mean):
+    result = evaluate(mb05, AFLW2000.load(dev_root, gt=gt), bfm=bfm)
+    assert result.summary.bins == pytest.approx(bins, abs=0.005)
+    assert result.summary.mean == pytest.approx(mean, abs=0.005)
+    assert sum(result.summary.counts) == 500
+
+
+def test_wrong_convention_is_measurably_worse(dev_root, mb05, bfm):
+    """The pixel convention belongs to the checkpoint: v1 on a V2 model costs ~0.1 NME (REFERENCE §1)."""
+    import copy
+    from dataclasses import replace
+
+    data = AFLW2000.load(dev_root)
+    wrong = copy.copy(mb05)
+    wrong.card = replace(mb05.card, convention="v1")
+    right_mean = evaluate(mb05, data, bfm=bfm).summary.mean
+    assert evaluate(wrong, data, bfm=bfm).summary.mean > right_mean + 0.05
+
+
+def test_cli_writes_summary_and_per_image(dev_root, tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["benchmark", "--model", "3ddfa-v2-mb05", "--data-root", str(dev_root), "--limit", "40",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "[0,30]" in printed and "3ddfa-v2-mb05" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"bins", "mean", "std", "per_image_mean", "counts", "model", "gt"} <= set(summary)
+    assert summary["gt"] == "original" and sum(summary["counts"]) == 40
+    rows = list(csv.DictReader(open(out / "per_image.csv")))
+    assert len(rows) == 40 and set(rows[0]) == {"image", "yaw", "nme"}
+    assert np.mean([float(r["nme"]) for r in rows]) == pytest.approx(summary["per_image_mean"], abs=1e-4)
+
+
+def test_data_root_forms_and_errors(dev_root, tmp_path, capsys):
+    assert resolve_aflw2000_root(dev_root) == resolve_aflw2000_root(dev_root / "test.data")
+    with pytest.raises(DatasetError, match="pass --data-root"):
+        resolve_aflw2000_root(tmp_path)
+    assert main(["benchmark", "--model", "3ddfa-v2-mb05", "--data-root", str(tmp_path)]) == 2
+    assert "no AFLW2000-3D benchmark data" in capsys.readouterr().err
+    assert main(["benchmark", "--data-root", str(dev_root)]) == 2
+    assert "give --model NAME or --checkpoint PATH" in capsys.readouterr().err
+    assert main(["benchmark", "--model", "nope", "--data-root", str(dev_root)]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err

