@@ -47,7 +47,8 @@ def draw_dense(image: np.ndarray, vertices: Sequence[np.ndarray], step: int = 6,
     return out
 
 
-def plot_mesh_points(ax, vertices: np.ndarray, colors: np.ndarray | None = None, step: int = 8, size: float = 0.5):
+def plot_mesh_points(ax, vertices: np.ndarray, colors: np.ndarray | None = None, step: int = 3, size: float = 2.0,
+                     azim: float = -70.0):
     """Scatter every ``step``-th vertex (N, 3) of an image-frame mesh on a matplotlib 3D axis, viewed from the camera.
 
     ``colors``: RGB (N, 3) in [0, 1] (e.g. :func:`mfirrn.meshio.sample_colors`). The image y axis is
@@ -55,11 +56,12 @@ def plot_mesh_points(ax, vertices: np.ndarray, colors: np.ndarray | None = None,
     """
     v = np.asarray(vertices)[::step]
     c = None if colors is None else np.asarray(colors)[::step]
-    ax.scatter(v[:, 0], v[:, 2], -v[:, 1], c=c, s=size, linewidths=0)
+    ax.scatter(v[:, 0], v[:, 2], -v[:, 1], c=c, s=size, linewidths=0, depthshade=False)
     ax.set_xlabel("x (px)")
     ax.set_ylabel("z (px)")
     ax.set_zlabel("-y (px)")
-    ax.view_init(elev=5, azim=-60)
+    ax.view_init(elev=10, azim=azim)
+    ax.set_box_aspect((1, 1, 1))
     span = (v.max(0) - v.min(0)).max() / 2
     mid = (v.max(0) + v.min(0)) / 2
     ax.set_xlim(mid[0] - span, mid[0] + span)

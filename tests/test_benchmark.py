@@ -57,3 +57,15 @@ def test_data_root_forms_and_errors(dev_root, tmp_path, capsys):
     assert "give --model NAME or --checkpoint PATH" in capsys.readouterr().err
     assert main(["benchmark", "--model", "nope", "--data-root", str(dev_root)]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
+
+
+def test_predicted_yaw_matches_the_dataset_yaw_in_sign_and_degrees(dev_root, mb05):
+    """pose_from_params follows the dataset's yaw convention and reports degrees, not radians."""
+    from mfirrn.crop import crops_to_tensor
+    from mfirrn.inference import predict_params
+    from mfirrn.params import pose_from_params
+
+    data = AFLW2000.load(dev_root, limit=200)
+    yaw = pose_from_params(predict_params(mb05, crops_to_tensor(data.crops))).yaw.numpy()
+    assert np.corrcoef(yaw, data.yaw)[0, 1] > 0.95
+    assert np.median(np.abs(yaw - data.yaw)) < 5.0
