@@ -1,0 +1,93 @@
+"""Timing of :mod:`mfirrn.render` on the BFM mesh (53215 vertices, 105840 triangles).
+
+The BFM mean shape is flipped to image axes (y down, z towards the viewer) and scaled so the face spans
+90% of a square image of 120, 450 or 1024 pixels. Prints the median milliseconds of ``--runs`` calls
+(through the public numpy API, argument checks included) for colour + depth (3 channels) and for
+per-vertex visibility, single-threaded and with every core, then the scaling with the triangle count.
+
+    MFIRRN_ASSET_MIRROR=... MFIRRN_CACHE=... python benchmarks/render.py [--runs 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+from mfirrn import _raster, render
+from mfirrn.bfm import load_bfm_arrays
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def fit(u: np.ndarray, size: int) -> np.ndarray:
+    v = u.astype(np.float64).copy()
+    v[:, 1] *= -1
+    lo, hi = v[:, :2].min(0), v[:, :2].max(0)
+    v = (v - np.r_[(lo + hi) / 2, 0]) * (0.9 * size / (hi - lo).max())
+    v[:, :2] += size / 2
+    return np.ascontiguousarray(v, np.float32)
+
+
+def median_ms(fn, runs: int) -> float:
+    fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=200, help="calls per measurement (median reported)")
+    args = ap.parse_args()
+    arrays = load_bfm_arrays("full")
+    u = arrays["u"].reshape(-1, 3)
+    tri = np.ascontiguousarray(arrays["triangles"], np.int32)
+    colors = np.random.default_rng(0).uniform(0, 1, (len(u), 3)).astype(np.float32)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    all_threads = _raster.max_threads()
+    print(f"machine: {cpu_model()}, {cores} cores available, OpenMP max threads {all_threads}; "
+          f"load average {os.getloadavg()[0]:.2f} at start")
+    print(f"mesh: BFM full, {len(u)} vertices, {len(tri)} triangles; median of {args.runs} calls, milliseconds\n")
+    print(f"{'image':>10} | {'colour+depth 1 thr':>18} | {f'colour+depth {all_threads} thr':>18} | "
+          f"{'visibility 1 thr':>16} | {f'visibility {all_threads} thr':>16} | covered px")
+    for size in (120, 450, 1024):
+        v = fit(u, size)
+        row = []
+        for kind in ("render", "visibility"):
+            for threads in (1, all_threads):
+                if kind == "render":
+                    fn = lambda: render.rasterize(v, tri, colors, size, size, num_threads=threads)  # noqa: E731
+                else:
+                    fn = lambda: render.visibility(v, tri, size, size, num_threads=threads)  # noqa: E731
+                row.append(median_ms(fn, args.runs))
+        covered = int(np.isfinite(render.rasterize_ids(v, tri, size, size)[1]).sum())
+        print(f"{f'{size}x{size}':>10} | {row[0]:18.3f} | {row[1]:18.3f} | {row[2]:16.3f} | {row[3]:16.3f} | {covered}")
+
+    print(f"\nscaling with triangle count (colour+depth, 450x450, first T triangles, {all_threads} threads)")
+    v = fit(u, 450)
+    print(f"{'T':>8} | {'ms':>8} | {'ns / triangle':>13}")
+    for frac in (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1):
+        t = tri[: int(len(tri) * frac)]
+        ms = median_ms(lambda: render.rasterize(v, t, colors, 450, 450), args.runs)
+        print(f"{len(t):>8} | {ms:8.3f} | {1e6 * ms / len(t):13.1f}")
+    print(f"\nload average {os.getloadavg()[0]:.2f} at end (other jobs on the machine inflate the timings)")
+
+
+if __name__ == "__main__":
+    main()
