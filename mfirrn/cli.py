@@ -14,6 +14,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mfirrn.commands.models_cmd",
     "mfirrn.commands.reconstruct_cmd",
     "mfirrn.commands.benchmark_cmd",
+    "mfirrn.commands.data_cmd",
+    "mfirrn.train.cli",
+    "mfirrn.export",
 )
 
 

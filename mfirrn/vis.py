@@ -68,3 +68,68 @@ def plot_mesh_points(ax, vertices: np.ndarray, colors: np.ndarray | None = None,
     ax.set_ylim(mid[2] - span, mid[2] + span)
     ax.set_zlim(-mid[1] - span, -mid[1] + span)
     return ax
+
+
+def _merged_mesh(faces) -> tuple[np.ndarray, np.ndarray]:
+    """All faces' dense meshes as one (vertices (N, 3) float32, triangles (T, 3) int32) for one z-buffer pass."""
+    verts, tris, offset = [], [], 0
+    for f in faces:
+        if f.vertices is None or f.triangles is None:
+            raise ValueError("faces have no dense mesh; reconstruct with dense=True")
+        verts.append(np.asarray(f.vertices, np.float32))
+        tris.append(np.asarray(f.triangles, np.int64) + offset)
+        offset += len(f.vertices)
+    return np.concatenate(verts), np.concatenate(tris).astype(np.int32)
+
+
+def _pncc_code(n_vertices: int) -> np.ndarray:
+    """3DDFA's PNCC colour code (N, 3) in [0, 1] for the full (53215) or no-neck (38365) mesh."""
+    from mfirrn.assets import fetch
+
+    names = {53215: "pncc-code", 38365: "ncc-code"}
+    if n_vertices not in names:
+        raise ValueError(f"no PNCC code for a mesh of {n_vertices} vertices (full: 53215, no-neck: 38365)")
+    return np.ascontiguousarray(np.load(fetch(names[n_vertices])).T.astype(np.float32))
+
+
+def render_depth(image: np.ndarray, faces) -> np.ndarray:
+    """Depth map of all faces (H, W) uint8: 255 = closest vertex, 0 = background (3DDFA style)."""
+    from mfirrn import render
+
+    v, t = _merged_mesh(faces)
+    d = render.depth_map(v, t, image.shape[0], image.shape[1])
+    return np.clip(np.round(d * 255), 0, 255).astype(np.uint8)
+
+
+def render_pncc(image: np.ndarray, faces) -> np.ndarray:
+    """PNCC image of all faces (H, W, 3) uint8 BGR: each pixel coloured by the normalised mean-shape
+    coordinate of the surface point it sees (x -> R, y -> G, z -> B), black background."""
+    from mfirrn import render
+
+    v, t = _merged_mesh(faces)
+    code = np.concatenate([_pncc_code(len(f.vertices)) for f in faces])
+    img = render.pncc(v, t, code, image.shape[0], image.shape[1])
+    return np.clip(np.round(img[..., ::-1] * 255), 0, 255).astype(np.uint8)
+
+
+def render_shaded(image: np.ndarray, faces, alpha: float = 0.6) -> np.ndarray:
+    """Grey Phong-shaded meshes blended over the photo (H, W, 3) uint8 BGR (3DDFA_V2-style overlay)."""
+    from mfirrn import render
+
+    v, t = _merged_mesh(faces)
+    out = render.shade(v, t, image.shape[0], image.shape[1], background=image.astype(np.float32) / 255.0, alpha=alpha)
+    return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
+
+
+def render_textured(image: np.ndarray, faces) -> np.ndarray:
+    """Meshes textured with the photo colours under their visible vertices, on black (H, W, 3) uint8 BGR;
+    vertices the camera does not see (renderer visibility) are drawn grey."""
+    from mfirrn import meshio, render
+
+    v, t = _merged_mesh(faces)
+    h, w = image.shape[:2]
+    colors = meshio.sample_colors(image, v)[:, ::-1].astype(np.float32)  # back to BGR order
+    visible = render.visibility(v, t, h, w, eps=1.0)
+    colors[~visible] = 0.5
+    img, _ = render.rasterize(v, t, colors, h, w)
+    return np.clip(np.round(img * 255), 0, 255).astype(np.uint8)

@@ -121,3 +121,23 @@ def test_cli_folder_and_glob_inputs(tmp_path, sample_photo):
     assert sorted(p.name for p in (tmp_path / "o1").iterdir()) == ["a.json", "b.json"]
     assert main(["reconstruct", str(src / "*.jpg"), "-o", str(tmp_path / "o2"), "--outputs", "landmarks", "--no-refine"]) == 0
     assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["a_landmarks.jpg", "b_landmarks.jpg"]
+
+
+def test_cli_renderer_outputs(tmp_path, sample_photo):
+    """depth / pncc / render / texture images come from the z-buffer renderer and sit on the face."""
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(sample_photo), "-o", str(out), "--outputs", "json,depth,pncc,render,texture"]) == 0
+    stem = sample_photo.stem
+    photo = read_image(sample_photo)
+    lm = np.array(json.loads((out / f"{stem}.json").read_text())["faces"][0]["landmarks"])
+    nose = np.round(lm[30, :2]).astype(int)  # nose tip: covered by the mesh in every render
+    depth = cv2.imread(str(out / f"{stem}_depth.png"), cv2.IMREAD_UNCHANGED)
+    assert depth.shape == photo.shape[:2] and depth[nose[1], nose[0]] > 200 and depth[0, 0] == 0
+    pncc = cv2.imread(str(out / f"{stem}_pncc.png"))
+    assert pncc.shape == photo.shape and pncc[nose[1], nose[0]].max() > 0 and pncc[0, 0].max() == 0
+    covered = pncc.max(-1) > 0
+    render = cv2.imread(str(out / f"{stem}_render.png"))
+    np.testing.assert_array_equal(render[~covered], photo[~covered])  # only the face is drawn over
+    assert np.abs(render[covered].astype(int) - photo[covered]).mean() > 10
+    texture = cv2.imread(str(out / f"{stem}_texture.png"))
+    assert np.abs(texture[nose[1], nose[0]].astype(int) - photo[nose[1], nose[0]]).max() < 40

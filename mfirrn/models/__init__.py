@@ -52,3 +52,36 @@ register_model(ModelCard(
     stats_asset="stats-3ddfa-v1",
     description="3DDFA MobileNetV1 x0.5 (trainable baseline; v1 stats and convention)",
 ))
+
+# --- MFIRRN (issue 4) ---
+from mfirrn.models.mfirrn_net import MFIRRN, MFIRRNConfig, MFIRRNOutput  # noqa: E402
+from mfirrn.models.mfirrn_net import R18_HALF as _R18_HALF, R34 as _R34  # noqa: E402
+
+__all__ += ["MFIRRN", "MFIRRNConfig", "MFIRRNOutput"]
+
+register_model(ModelCard(
+    name="mfirrn-r34",
+    builder=lambda: MFIRRN(_R34),
+    convention="v1",
+    stats_asset="stats-3ddfa-v1",
+    description="MFIRRN, three ResNet-34 branches as released (54.0 M live of 77.6 M released parameters); no pretrained weights",
+))
+register_model(ModelCard(
+    name="mfirrn-r18-half",
+    builder=lambda: MFIRRN(_R18_HALF),
+    convention="v1",
+    stats_asset="stats-3ddfa-v1",
+    description="MFIRRN, CPU-sized: ResNet-18 branches at half width, heads scaled down; no pretrained weights",
+))
+
+# --- MFIRRN with MobileNetV1 x0.5 branches, fine-tuned from 3DDFA_V2's mb05 ---
+from mfirrn.models.mfirrn_net import MB05 as _MB05  # noqa: E402
+
+register_model(ModelCard(
+    name="mfirrn-mb05",
+    builder=lambda: MFIRRN(_MB05),
+    convention="v2",
+    stats_asset="stats-3ddfa-v2",
+    description="MFIRRN with MobileNetV1 x0.5 branches (3DDFA_V2 mb05 stages); initialise with "
+                "mfirrn.models.init.init_from_pretrained(model, '3ddfa-v2-mb05') and fine-tune",
+))

@@ -1,0 +1,139 @@
+"""Parameter counts and CPU inference speed of MFIRRN variants (prints a table).
+
+    MFIRRN_ASSET_MIRROR=... python benchmarks/model_speed.py [--model mfirrn-r34] [--reps 5] [--no-compile]
+
+Timings are medians of repeated runs; this machine is shared, so they are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from mfirrn.models import get_card
+from mfirrn.models.mfirrn_net import MFIRRN, released_parameter_count
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every Conv2d directly followed by its BatchNorm2d (eval mode) into the conv; BN -> Identity."""
+    for mod in model.modules():
+        names = list(mod._modules)
+        for a, b in zip(names, names[1:]):
+            ca, cb = mod._modules[a], mod._modules[b]
+            if isinstance(ca, nn.Conv2d) and isinstance(cb, nn.BatchNorm2d):
+                mod._modules[a] = fuse_conv_bn_eval(ca, cb)
+                mod._modules[b] = nn.Identity()
+    return model
+
+
+def timed(fn, x, reps):
+    with torch.no_grad():
+        fn(x)  # warm-up
+        ts = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn(x)
+            ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def fused(model):
+    return lambda x: (lambda y: y.fused if hasattr(y, "fused") else y)(model(x))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="mfirrn-r34")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--no-compile", action="store_true")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    card = get_card(args.model)
+    live = card.builder().eval()
+    rows = []
+    if isinstance(live, MFIRRN):
+        released_n, live_n = released_parameter_count(live.config)
+        print(f"{args.model}: parameters as released {released_n / 1e6:.3f} M, live {live_n / 1e6:.3f} M "
+              f"(dead {(released_n - live_n) / 1e6:.3f} M)")
+        released = MFIRRN(live.config, released=True).eval()
+        released.load_state_dict(live.state_dict(), strict=False)
+        for k, v in live.state_dict().items():
+            assert torch.equal(released.state_dict()[k], v)
+    else:
+        released = None
+    x1 = torch.randn(1, 3, 120, 120)
+    xb = torch.randn(args.batch, 3, 120, 120)
+    with torch.no_grad():
+        ref = fused(live)(xb)
+
+    def bf16(m):
+        def f(x):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return fused(m)(x).float()
+        return f
+
+    variants = []
+    if released is not None:
+        variants.append(("released eager fp32 (dead compute)", fused(released)))
+    variants.append(("eager fp32 (dead compute skipped)", fused(live)))
+    variants.append(("bf16 autocast", bf16(live)))
+    cl = card.builder().eval()
+    cl.load_state_dict(live.state_dict())
+    cl = cl.to(memory_format=torch.channels_last)
+    variants.append(("channels-last fp32", lambda x: fused(cl)(x.contiguous(memory_format=torch.channels_last))))
+    fb = card.builder().eval()
+    fb.load_state_dict(live.state_dict())
+    fold_batchnorm(fb)
+    variants.append(("BN folded fp32", fused(fb)))
+    if not args.no_compile:
+        try:
+            comp = torch.compile(live)
+            t = time.perf_counter()
+            with torch.no_grad():
+                fused(comp)(x1)
+                fused(comp)(xb)
+            print(f"torch.compile warm-up {time.perf_counter() - t:.1f} s")
+            variants.append(("torch.compile fp32", fused(comp)))
+        except Exception as exc:  # noqa: BLE001 - report and go on
+            rows.append(("torch.compile fp32", float("nan"), float("nan"), float("nan"), f"failed: {type(exc).__name__}"))
+    try:
+        import onnxruntime as ort
+
+        from mfirrn.export import export_onnx
+
+        live.stats = card.load_stats()
+        path = os.path.join(tempfile.mkdtemp(), "m.onnx")
+        export_onnx(live, path)
+        so = ort.SessionOptions()
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        variants.append(("ONNX Runtime fp32", lambda x: torch.from_numpy(sess.run(None, {"crops": x.numpy()})[0])))
+    except ImportError:
+        rows.append(("ONNX Runtime fp32", float("nan"), float("nan"), float("nan"), "onnxruntime not installed"))
+    base = None
+    for name, fn in variants:
+        lat = timed(fn, x1, args.reps)
+        tb = timed(fn, xb, max(2, args.reps // 2))
+        with torch.no_grad():
+            dev = float((fn(xb).float() - ref).abs().max())
+        base = base or lat
+        rows.append((name, lat * 1000, args.batch / tb, base / lat, f"max |Δ| vs fp32 {dev:.2e}"))
+    print(f"\nCPU inference, {args.model}; {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    print("medians of repeated runs on a shared 2-core machine: timings are noisy\n")
+    print(f"{'variant':<38} {'1 crop ms':>10} {'crops/s @' + str(args.batch):>12} {'speed-up':>9}  output check")
+    for name, lat, cps, sp, note in rows:
+        print(f"{name:<38} {lat:10.1f} {cps:12.1f} {sp:8.2f}x  {note}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training: configs, trainer, DDP helpers, the ``mfirrn train`` command."""

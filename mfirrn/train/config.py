@@ -1,0 +1,276 @@
+"""Training configuration: nested dataclasses read from YAML, with ``key.sub=value`` overrides.
+
+>>> cfg = TrainConfig.from_dict({"model": {"arch": "mfirrn-r18-half"}, "optim": {"lr": 0.01}})
+>>> cfg.model.arch, cfg.optim.lr, cfg.optim.name
+('mfirrn-r18-half', 0.01, 'sgd')
+>>> apply_overrides(cfg, ["optim.lr=0.02", "epochs=3"]).optim.lr
+0.02
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "LossConfig",
+    "OptimConfig",
+    "ValidationConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "find_config",
+    "package_configs",
+]
+
+
+class ConfigError(ValueError):
+    """A config file or override is wrong; the message names the key and the fix."""
+
+
+@dataclass
+class AugmentSettings:
+    """See :class:`mfirrn.data.augment.AugmentConfig`; ``enabled: false`` turns all augmentation off."""
+
+    enabled: bool = True
+    flip_prob: float = 0.5
+    scale: tuple[float, float] = (0.95, 1.05)
+    max_rotation_deg: float = 10.0
+    max_translate_px: float = 4.0
+    brightness: float = 0.2
+    contrast: float = 0.2
+    channel_gain: float = 0.1
+    affine_prob: float = 0.5
+    jitter_prob: float = 0.8
+
+
+@dataclass
+class DataConfig:
+    """``format``: ``3ddfa`` (root = image folder, list_file, param_file) or ``crops-params`` (root).
+
+    ``val_fraction`` of the data (a fixed seeded split) is held out for validation; ``val_root`` (same
+    format options under ``val_*``) would replace it — not needed for the two formats here.
+    """
+
+    format: str = "crops-params"
+    root: str = ""
+    list_file: Optional[str] = None
+    param_file: Optional[str] = None
+    val_fraction: float = 0.05
+    batch_size: int = 128
+    workers: int = 4
+    pin_memory: bool = True
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
+
+
+@dataclass
+class ModelConfig:
+    """A registered architecture (``mfirrn models``); its card gives the stats and convention."""
+
+    arch: str = "mfirrn-r34"
+
+
+@dataclass
+class LossConfig:
+    """``name``: wpdc | vdc | pdc; ``n_resample`` dense vertices per batch (VDC/WPDC)."""
+
+    name: str = "wpdc"
+    n_resample: int = 132
+
+
+@dataclass
+class OptimConfig:
+    """SGD (Nesterov) + multistep (the paper) or AdamW + cosine. ``warmup_epochs`` ramps lr linearly per step.
+
+    ``clip_grad_norm`` <= 0 disables clipping.
+    """
+
+    name: str = "sgd"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "multistep"
+    milestones: list[int] = field(default_factory=lambda: [30, 40, 50])
+    gamma: float = 0.2
+    warmup_epochs: float = 0.0
+    min_lr: float = 0.0
+    clip_grad_norm: float = 0.0
+
+
+@dataclass
+class ValidationConfig:
+    """Validation each ``every_epochs`` on the held-out split; optionally also AFLW2000-3D (``aflw2000_root``)."""
+
+    every_epochs: int = 1
+    aflw2000_root: Optional[str] = None
+    aflw2000_limit: Optional[int] = None
+    batch_size: int = 64
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs. ``out_dir`` receives ``config.yaml``, ``last.pt``, ``best.pt`` and logs.
+
+    ``max_steps`` (> 0) caps the run (the schedule still follows ``epochs``); ``stop_after_steps``
+    (> 0) stops like a killed job would, after writing the checkpoint (used to test resuming).
+    ``precision``: fp32 | bf16 (autocast, CPU or CUDA) | amp (fp16 autocast + GradScaler, CUDA only).
+    ``device``: auto (CUDA if available) | cpu | cuda | cuda:N.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    val: ValidationConfig = field(default_factory=ValidationConfig)
+    epochs: int = 40
+    max_steps: int = 0
+    stop_after_steps: int = 0
+    checkpoint_every_steps: int = 0
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    out_dir: str = "runs/train"
+    log_every_steps: int = 10
+    progress: bool = True
+    tensorboard: bool = False
+    deterministic: bool = False
+
+    # ---- construction ----
+    @classmethod
+    def from_dict(cls, d: dict, *, source: str = "config") -> "TrainConfig":
+        return _build(cls, d or {}, source, "")
+
+    @classmethod
+    def from_yaml(cls, path: Union[str, Path], overrides: Sequence[str] = ()) -> "TrainConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; pass a YAML file or one of: {', '.join(package_configs())}")
+        try:
+            d = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
+        if not isinstance(d, dict):
+            raise ConfigError(f"{path} must hold a mapping of settings, not a {type(d).__name__}")
+        return apply_overrides(cls.from_dict(d, source=str(path)), overrides)
+
+    def to_dict(self) -> dict:
+        return _plain(dataclasses.asdict(self))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def validate(self) -> "TrainConfig":
+        choices = {"optim.name": (self.optim.name, ("sgd", "adamw")),
+                   "optim.schedule": (self.optim.schedule, ("multistep", "cosine", "constant")),
+                   "precision": (self.precision, ("fp32", "bf16", "amp")),
+                   "loss.name": (self.loss.name, ("wpdc", "vdc", "pdc"))}
+        for key, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
+        if self.data.batch_size < 1 or self.epochs < 1:
+            raise ConfigError("data.batch_size and epochs must be >= 1")
+        return self
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _coerce(value: Any, ftype: Any, key: str) -> Any:
+    t = str(ftype)
+    if value is None:
+        return None
+    try:
+        if t in ("float", "<class 'float'>") or t.startswith("float"):
+            return float(value)
+        if t in ("int",) or t.startswith("int"):
+            if isinstance(value, bool) or float(value) != int(float(value)):
+                raise ValueError
+            return int(value)
+        if t.startswith("bool"):
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if t.startswith("tuple"):
+            return tuple(float(v) for v in value)
+        if t.startswith("list[int]"):
+            return [int(v) for v in value]
+        if "float" in t and "Optional" in t:
+            return float(value)
+        if "int" in t and "Optional" in t:
+            return int(value)
+        if t.startswith("str") or "str" in t:
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}={value!r} does not fit type {t}; fix the value") from None
+    return value
+
+
+def _build(cls: Any, d: dict, source: str, prefix: str) -> Any:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping, got {d!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {prefix}{unknown[0]}; valid keys here: {', '.join(fields)}")
+    kwargs = {}
+    for name, value in d.items():
+        f = fields[name]
+        sub = f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        if dataclasses.is_dataclass(sub):
+            kwargs[name] = _build(type(sub), value or {}, source, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, f.type, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def apply_overrides(cfg: TrainConfig, overrides: Sequence[str]) -> TrainConfig:
+    """Apply ``a.b=value`` strings (values parsed as YAML) and return a new validated config."""
+    d = cfg.to_dict()
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value (e.g. optim.lr=0.01)")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = d
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                raise ConfigError(f"override {item!r}: {p} is not a settings group; see the config file for valid keys")
+            node = node[p]
+        if parts[-1] not in node:
+            raise ConfigError(f"override {item!r}: unknown key {key}; valid keys here: {', '.join(node)}")
+        node[parts[-1]] = value
+    return TrainConfig.from_dict(d, source="overrides").validate()
+
+
+def package_configs() -> list[str]:
+    """Names of the training configs shipped in ``mfirrn/configs``."""
+    here = Path(__file__).resolve().parent.parent / "configs"
+    return sorted(p.stem for p in here.glob("*.yaml"))
+
+
+def find_config(name_or_path: str) -> Path:
+    """A YAML path as given, or a shipped config by name (``mfirrn-r34-300wlp``)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    shipped = Path(__file__).resolve().parent.parent / "configs" / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    raise ConfigError(f"config {name_or_path} not found; pass a YAML file or one of: {', '.join(package_configs())}")

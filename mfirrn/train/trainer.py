@@ -1,0 +1,475 @@
+"""The training loop: one implementation for ``mfirrn train``, Python and notebooks.
+
+>>> result = train(TrainConfig.from_yaml("data/configs/mfirrn_r18_half_smoke.yaml"))   # doctest: +SKIP
+>>> mfirrn.models.load_checkpoint(result.best)                                         # doctest: +SKIP
+
+What a run writes to ``out_dir``: ``config.yaml`` (the resolved config), ``last.pt`` (each epoch, every
+``checkpoint_every_steps`` and at the end), ``best.pt`` (lowest validation NME), ``train_log.csv`` (every
+``log_every_steps``), ``val_log.csv`` (each validation) and TensorBoard events if enabled.
+
+Checkpoints are written atomically (temp file + ``os.replace``) and hold what
+:func:`mfirrn.models.load_checkpoint` needs (``arch``, ``state_dict``, ``stats`` {mean, std},
+``convention``) plus the optimizer, scheduler, ``epoch``/``step``, the RNG states of every rank (torch,
+numpy, python, CUDA), the sampler position, the config and the code version. Resuming restores all of
+it: the sampler, augmentation (seeded per sample and epoch), jigsaw permutations, dropout and vertex
+sampling then draw exactly what the uninterrupted run would have drawn (tested bitwise on CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import csv
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+import mfirrn
+from mfirrn.bfm import MorphableModel
+from mfirrn.data.augment import AugmentConfig, Augmenter, default_mirror
+from mfirrn.data.datasets import ParamsDataset, open_dataset, split_indices
+from mfirrn.data.sampler import ResumableSampler, make_loader
+from mfirrn.losses import build_loss, multi_output_loss
+from mfirrn.metrics import nme, summarize_by_yaw
+from mfirrn.models.registry import get_card
+from mfirrn.params import pose_from_params
+from mfirrn.train.config import ConfigError, TrainConfig
+from mfirrn.train.ddp import DistInfo, all_gather_object, barrier, cleanup_distributed, init_distributed
+
+__all__ = ["train", "Trainer", "TrainResult", "TrainError", "code_version", "save_checkpoint_atomic", "validate_params"]
+
+
+class TrainError(RuntimeError):
+    """A run cannot start or resume; the message says what to change."""
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    last: Path
+    best: Optional[Path]
+    step: int
+    epoch: int
+    best_nme: float
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def code_version() -> str:
+    """``mfirrn.__version__`` plus ``git describe --always --dirty`` of the source tree when available."""
+    v = mfirrn.__version__
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(mfirrn.__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+        if out.returncode == 0 and out.stdout.strip():
+            v += "+" + out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return v
+
+
+def save_checkpoint_atomic(obj: dict, path: Path) -> None:
+    """``torch.save`` to a temp file beside ``path``, then ``os.replace`` (never a half-written checkpoint)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _rng_state() -> dict:
+    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict) -> None:
+    torch.set_rng_state(st["torch"])
+    np.random.set_state(st["numpy"])
+    random.setstate(st["python"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+@torch.no_grad()
+def validate_params(model: nn.Module, dataset: ParamsDataset, bfm: MorphableModel, criterion, *, device: torch.device,
+                    batch_size: int = 64, autocast_ctx=None, seed: int = 0) -> dict:
+    """Held-out validation: loss, and 68-point NME (crop frame, GT landmarks rebuilt from GT params) by yaw bin.
+
+    Uses a private generator for the loss's vertex sample, so validation never touches the global RNG.
+    """
+    model.eval()
+    stats, conv = dataset.stats, dataset.convention
+    preds, gts, losses, weights = [], [], [], []
+    gen = torch.Generator().manual_seed(seed)
+    for i in range(0, len(dataset), batch_size):
+        items = [dataset[j] for j in range(i, min(len(dataset), i + batch_size))]
+        x = torch.stack([it[0] for it in items]).to(device)
+        y = torch.stack([it[1] for it in items]).to(device)
+        with autocast_ctx() if autocast_ctx else nullcontext():
+            out = model(x)
+        outs = [o.float() for o in out] if isinstance(out, tuple) else out.float()
+        losses.append(float(multi_output_loss(criterion, outs, y, generator=gen)))
+        weights.append(len(items))
+        fused = out.fused if hasattr(out, "fused") else out
+        preds.append(stats.denormalize(fused.float().cpu().double()))
+        gts.append(stats.denormalize(y.cpu().double()))
+    model.train()
+    if not preds:
+        return {}
+    p, g = torch.cat(preds), torch.cat(gts)
+    lm = bfm.landmarks(p.to(bfm.u.device, torch.float32), convention=conv).cpu().numpy()
+    lg = bfm.landmarks(g.to(bfm.u.device, torch.float32), convention=conv).cpu().numpy()
+    per = nme(lm, lg)
+    yaw = pose_from_params(g).yaw.numpy()
+    s = summarize_by_yaw(per, yaw)
+    return {"val_loss": float(np.average(losses, weights=weights)), "nme": s.per_image_mean,
+            "nme_0_30": s.bins[0], "nme_30_60": s.bins[1], "nme_60_90": s.bins[2], "nme_bin_mean": s.mean,
+            "n_val": int(len(per))}
+
+
+def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int, total_steps: int):
+    o = cfg.optim
+    warm = o.warmup_epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        w = min(1.0, (step + 1) / warm) if warm > 0 else 1.0
+        if o.schedule == "multistep":
+            epoch = step // steps_per_epoch
+            f = o.gamma ** sum(epoch >= m for m in o.milestones)
+        elif o.schedule == "cosine":
+            floor = o.min_lr / o.lr if o.lr > 0 else 0.0
+            f = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(1, total_steps)))
+        else:
+            f = 1.0
+        return w * f
+
+    return factor
+
+
+class _CsvLog:
+    """Append-only CSV with a fixed header; on resume drops rows past the resumed step."""
+
+    def __init__(self, path: Path, columns: list[str], enabled: bool, resume_step: Optional[int]) -> None:
+        self.path, self.columns, self.enabled = path, columns, enabled
+        if not enabled:
+            return
+        rows: list[dict] = []
+        if resume_step is not None and path.is_file():
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(float(r["step"])) <= resume_step]
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, columns)
+            w.writeheader()
+            w.writerows(rows)
+
+    def write(self, row: dict) -> None:
+        if self.enabled:
+            with open(self.path, "a", newline="") as f:
+                csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(row)
+
+
+class Trainer:
+    """Build everything from a :class:`TrainConfig`; :meth:`fit` runs (or resumes) the training."""
+
+    def __init__(self, cfg: TrainConfig, *, resume: Union[bool, str, Path] = False) -> None:
+        self.cfg = cfg.validate()
+        self.resume = resume
+
+    # ---------------------------------------------------------------- setup
+    def _setup(self) -> None:
+        cfg = self.cfg
+        self.dist, self.device = init_distributed(cfg.device)
+        if cfg.precision == "amp" and self.device.type != "cuda":
+            raise ConfigError("precision=amp needs CUDA; use precision=bf16 or fp32 on CPU")
+        self.out_dir = Path(cfg.out_dir)
+        torch.manual_seed(cfg.seed + self.dist.rank)
+        np.random.seed((cfg.seed + self.dist.rank) % 2**32)
+        random.seed(cfg.seed + self.dist.rank)
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            self.card = get_card(cfg.model.arch)
+        except KeyError as exc:
+            raise ConfigError(f"model.arch: {exc.args[0]}") from None
+        self.stats = self.card.load_stats()
+        self.convention = self.card.convention
+        net = self.card.builder()
+        net.card, net.stats = self.card, self.stats  # type: ignore[assignment]
+        self.net = net.to(self.device)
+        self.bfm = MorphableModel("full").to(self.device)
+        self.criterion = build_loss(cfg.loss.name, self.stats, self.bfm, n_resample=cfg.loss.n_resample).to(self.device)
+        d = cfg.data
+        options = {"root": d.root}
+        if d.format == "3ddfa":
+            options.update(list_file=d.list_file, param_file=d.param_file)
+        if not d.root:
+            raise ConfigError("data.root is empty; set it in the config or with data.root=PATH")
+        full = open_dataset(d.format, self.stats, seed=cfg.seed, **options)
+        # The labels' pixel convention is what the network learns to output: it goes into the checkpoint.
+        self.convention = full.convention
+        self.net.card = dataclasses.replace(self.card, convention=full.convention)  # type: ignore[assignment]
+        train_idx, val_idx = split_indices(len(full), d.val_fraction, cfg.seed)
+        aug = None
+        if d.augment.enabled:
+            a = d.augment
+            acfg = AugmentConfig(flip_prob=a.flip_prob, scale=tuple(a.scale), max_rotation_deg=a.max_rotation_deg,  # type: ignore[arg-type]
+                                 max_translate_px=a.max_translate_px, brightness=a.brightness, contrast=a.contrast,
+                                 channel_gain=a.channel_gain, affine_prob=a.affine_prob, jitter_prob=a.jitter_prob)
+            aug = Augmenter(acfg, default_mirror() if acfg.flip_prob > 0 else None, full.convention)
+        self.train_set = full.subset(train_idx, augment=aug)
+        self.val_set = full.subset(val_idx, augment=None)
+        self.sampler = ResumableSampler(len(self.train_set), shuffle=True, seed=cfg.seed,
+                                        rank=self.dist.rank, world_size=self.dist.world_size)
+        self.steps_per_epoch = len(self.sampler) // d.batch_size
+        if self.steps_per_epoch < 1:
+            raise ConfigError(f"data.batch_size={d.batch_size} exceeds the {len(self.sampler)} training samples per "
+                              f"process; lower data.batch_size or add data")
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        if cfg.max_steps > 0:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        o = cfg.optim
+        if o.name == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
+                                             weight_decay=o.weight_decay)
+        else:
+            self.optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)  # type: ignore[arg-type]
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(cfg, self.steps_per_epoch, self.total_steps))
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "amp" else None
+        self.model: nn.Module = self.net
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+        self.step, self.best_nme, self.history = 0, float("inf"), []
+
+    def _autocast(self):
+        p = self.cfg.precision
+        if p == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if p == "amp":
+            return torch.autocast(self.device.type, dtype=torch.float16)
+        return nullcontext()
+
+    # ---------------------------------------------------------------- checkpoints
+    def _checkpoint(self) -> dict:
+        rngs = all_gather_object(self.dist, _rng_state())
+        return {
+            "arch": self.cfg.model.arch,
+            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "stats": {"mean": self.stats.mean.copy(), "std": self.stats.std.copy()},
+            "convention": self.convention,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "step": self.step,
+            "epoch": self.step // self.steps_per_epoch,
+            "steps_per_epoch": self.steps_per_epoch,
+            "sampler": {**self.sampler.state_dict(), "epoch": self.step // self.steps_per_epoch,
+                        "start": (self.step % self.steps_per_epoch) * self.cfg.data.batch_size},
+            "rng": rngs,
+            "best_nme": self.best_nme,
+            "history": self.history,
+            "config": self.cfg.to_dict(),
+            "code_version": code_version(),
+            "world_size": self.dist.world_size,
+        }
+
+    def _save(self, best: bool = False) -> None:
+        ckpt = self._checkpoint()  # every rank joins the RNG gather
+        if self.dist.is_main:
+            save_checkpoint_atomic(ckpt, self.out_dir / "last.pt")
+            if best:
+                save_checkpoint_atomic(ckpt, self.out_dir / "best.pt")
+        barrier(self.dist)
+
+    def _load(self, path: Path) -> None:
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise TrainError(f"cannot read checkpoint {path} ({type(exc).__name__}); delete it or start a new out_dir") from None
+        if not isinstance(ckpt, dict) or "optimizer" not in ckpt:
+            raise TrainError(f"{path} is not a training checkpoint of this trainer; resume from its last.pt")
+        if ckpt.get("arch") != self.cfg.model.arch:
+            raise TrainError(f"{path} was trained as {ckpt.get('arch')}, the config says {self.cfg.model.arch}; "
+                             f"fix model.arch or the out_dir")
+        if ckpt.get("steps_per_epoch") != self.steps_per_epoch or ckpt.get("world_size", 1) != self.dist.world_size:
+            raise TrainError(f"{path} was written with {ckpt.get('steps_per_epoch')} steps/epoch on "
+                             f"{ckpt.get('world_size', 1)} process(es), this run has {self.steps_per_epoch} on "
+                             f"{self.dist.world_size}; resume with the same data, batch size and process count")
+        self.net.load_state_dict(ckpt["state_dict"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.scaler and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.step = int(ckpt["step"])
+        self.best_nme = float(ckpt.get("best_nme", float("inf")))
+        self.history = list(ckpt.get("history", []))
+        rngs = ckpt["rng"]
+        _set_rng_state(rngs[self.dist.rank] if isinstance(rngs, list) else rngs)
+
+    # ---------------------------------------------------------------- loop
+    def _validate(self, epoch: int) -> dict:
+        row: dict[str, Any] = {"epoch": epoch, "step": self.step}
+        if self.dist.is_main and len(self.val_set):
+            row.update(validate_params(self.net, self.val_set, self.bfm, self.criterion, device=self.device,
+                                       batch_size=self.cfg.val.batch_size, autocast_ctx=self._autocast_factory(),
+                                       seed=self.cfg.seed))
+            if self.cfg.val.aflw2000_root:
+                from mfirrn.benchmark import AFLW2000, evaluate
+
+                data = AFLW2000.load(self.cfg.val.aflw2000_root, limit=self.cfg.val.aflw2000_limit)
+                res = evaluate(self.net, data, bfm=self.bfm if self.device.type == "cpu" else None,
+                               batch_size=self.cfg.val.batch_size, bf16=self.cfg.precision == "bf16")
+                row.update(aflw2000_mean=res.summary.mean, aflw2000_per_image=res.summary.per_image_mean)
+                self.net.train()
+        return row
+
+    def _autocast_factory(self):
+        return self._autocast if self.cfg.precision != "fp32" else None
+
+    def fit(self) -> TrainResult:
+        try:
+            return self._fit()
+        finally:
+            cleanup_distributed()
+
+    def _fit(self) -> TrainResult:
+        self._setup()
+        cfg, main = self.cfg, self.dist.is_main
+        last = self.out_dir / "last.pt"
+        resume_step: Optional[int] = None
+        if self.resume:
+            path = Path(self.resume) if isinstance(self.resume, (str, Path)) and not isinstance(self.resume, bool) else last
+            if not path.is_file():
+                raise TrainError(f"nothing to resume: {path} does not exist; drop --resume to start a new run")
+            self._load(path)
+            resume_step = self.step
+        elif last.is_file():
+            raise TrainError(f"{self.out_dir} already holds a run (last.pt); pass --resume to continue it or set out_dir=NEW_DIR")
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.yaml").write_text(cfg.to_yaml())
+        barrier(self.dist)
+        train_log = _CsvLog(self.out_dir / "train_log.csv", ["step", "epoch", "lr", "loss", "crops_per_s"], main, resume_step)
+        val_cols = ["epoch", "step", "val_loss", "nme", "nme_0_30", "nme_30_60", "nme_60_90", "nme_bin_mean",
+                    "n_val", "aflw2000_mean", "aflw2000_per_image"]
+        val_log = _CsvLog(self.out_dir / "val_log.csv", val_cols, main, resume_step)
+        tb = None
+        if cfg.tensorboard and main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                tb = SummaryWriter(str(self.out_dir / "tb"))
+            except ImportError:
+                print("mfirrn train: tensorboard not installed; logging to CSV only", file=sys.stderr)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (cfg.progress and main), desc="train",
+                   dynamic_ncols=True)
+        spe, bs = self.steps_per_epoch, cfg.data.batch_size
+        self.model.train()
+        stopped = False
+        t0, n_seen = time.perf_counter(), 0
+        while self.step < self.total_steps and not stopped:
+            epoch, offset = divmod(self.step, spe)
+            self.sampler.set_epoch(epoch, offset * bs)
+            self.train_set.set_epoch(epoch)
+            loader = make_loader(self.train_set, bs, sampler=self.sampler, workers=cfg.data.workers,
+                                 pin_memory=cfg.data.pin_memory and self.device.type == "cuda",
+                                 seed=cfg.seed * 1000 + epoch)
+            for x, y, _ in loader:
+                x = x.to(self.device, non_blocking=True)
+                y = y.to(self.device, non_blocking=True)
+                with self._autocast():
+                    out = self.model(x)
+                outs = [o.float() for o in out] if isinstance(out, tuple) else out.float()
+                loss = multi_output_loss(self.criterion, outs, y)
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.scaler:
+                    self.scaler.scale(loss).backward()
+                    self.scaler.unscale_(self.optimizer)
+                else:
+                    loss.backward()
+                if cfg.optim.clip_grad_norm > 0:
+                    nn.utils.clip_grad_norm_(self.net.parameters(), cfg.optim.clip_grad_norm)
+                if self.scaler:
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    self.optimizer.step()
+                lr = self.optimizer.param_groups[0]["lr"]
+                self.scheduler.step()
+                self.step += 1
+                n_seen += x.shape[0]
+                lval = float(loss.detach())
+                if not math.isfinite(lval):
+                    raise TrainError(f"loss became {lval} at step {self.step}; lower optim.lr or enable optim.clip_grad_norm")
+                bar.update(1)
+                bar.set_postfix(loss=f"{lval:.4f}", epoch=epoch)
+                if main and (self.step % max(1, cfg.log_every_steps) == 0 or self.step == self.total_steps):
+                    rate = n_seen * self.dist.world_size / max(1e-9, time.perf_counter() - t0)
+                    train_log.write({"step": self.step, "epoch": epoch, "lr": f"{lr:.6g}", "loss": f"{lval:.6g}",
+                                     "crops_per_s": f"{rate:.1f}"})
+                    if tb:
+                        tb.add_scalar("train/loss", lval, self.step)
+                        tb.add_scalar("train/lr", lr, self.step)
+                end_of_epoch = self.step % spe == 0
+                done = self.step >= self.total_steps
+                if end_of_epoch or done:
+                    if (epoch + 1) % max(1, cfg.val.every_epochs) == 0 or done:
+                        row = self._validate(epoch)
+                        improved = main and row.get("nme", float("inf")) < self.best_nme
+                        if improved:
+                            self.best_nme = row["nme"]
+                        if main:
+                            self.history.append(row)
+                            val_log.write(row)
+                            if tb and "nme" in row:
+                                tb.add_scalar("val/nme", row["nme"], self.step)
+                                tb.add_scalar("val/loss", row["val_loss"], self.step)
+                        flags = all_gather_object(self.dist, bool(improved))
+                        self._save(best=flags[0])
+                    else:
+                        self._save()
+                elif cfg.checkpoint_every_steps > 0 and self.step % cfg.checkpoint_every_steps == 0:
+                    self._save()
+                if cfg.stop_after_steps > 0 and self.step >= cfg.stop_after_steps and not done:
+                    if not (end_of_epoch or (cfg.checkpoint_every_steps > 0 and self.step % cfg.checkpoint_every_steps == 0)):
+                        self._save()
+                    stopped = True
+                    break
+                if done:
+                    break
+        bar.close()
+        if tb:
+            tb.close()
+        best = self.out_dir / "best.pt"
+        return TrainResult(self.out_dir, last, best if best.is_file() else None, self.step, self.step // spe,
+                           self.best_nme, self.history, stopped)
+
+
+def train(cfg: TrainConfig, *, resume: Union[bool, str, Path] = False) -> TrainResult:
+    """Run (or with ``resume`` continue) a training run described by ``cfg``."""
+    return Trainer(cfg, resume=resume).fit()

@@ -1,0 +1,59 @@
+"""ONNX export: ONNX Runtime agrees with PyTorch, dynamic batch, metadata, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mfirrn.models.mfirrn_net import MFIRRN, MFIRRNConfig
+from mfirrn.params import ParamStats
+
+onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install onnx onnxruntime)")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install onnxruntime)")
+
+from mfirrn.export import export_onnx  # noqa: E402
+
+TINY = MFIRRNConfig(blocks=(1, 1, 1, 1), widths=(8, 16, 32, 64), head_mid=32, head_out=16, fc_hidden=16, decoder_hidden=32)
+
+
+def _tiny_model():
+    torch.manual_seed(0)
+    m = MFIRRN(TINY).eval()
+    m.stats = ParamStats(np.arange(62.0), np.ones(62))
+    return m
+
+
+def test_onnx_matches_pytorch_with_dynamic_batch(tmp_path):
+    m = _tiny_model()
+    path = export_onnx(m, tmp_path / "m.onnx", opset=17, batch=2)
+    proto = onnx.load(str(path))
+    assert proto.opset_import[0].version >= 17
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta["mfirrn.stats_mean"])[5] == 5.0
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for b in (1, 5):
+        x = torch.randn(b, 3, 120, 120)
+        with torch.no_grad():
+            ref = m(x).fused.numpy()
+        got = sess.run(None, {"crops": x.numpy()})[0]
+        assert got.shape == (b, 62)
+        np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_opset_too_old(tmp_path):
+    from mfirrn.export import ExportError
+
+    with pytest.raises(ExportError, match="opset"):
+        export_onnx(_tiny_model(), tmp_path / "m.onnx", opset=13)
+
+
+def test_cli_export_registered_model(tmp_path, capsys):
+    from mfirrn.cli import main
+
+    out = tmp_path / "mb05.onnx"
+    assert main(["export-onnx", "--model", "3ddfa-mb05", "--untrained", "-o", str(out)]) == 0
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert sess.run(None, {"crops": np.zeros((3, 3, 120, 120), np.float32)})[0].shape == (3, 62)
+    assert main(["export-onnx", "--checkpoint", str(tmp_path / "none.pt"), "-o", str(out)]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0

@@ -1,0 +1,149 @@
+"""MFIRRN architecture: parameter counts, released-checkpoint compatibility, jigsaw, outputs, init."""
+
+import math
+
+import pytest
+import torch
+
+from mfirrn.models.mfirrn_net import MFIRRN, MFIRRNConfig, MFIRRNOutput, R18_HALF, R34, jigsaw, released_parameter_count
+
+TINY = MFIRRNConfig(blocks=(1, 1, 1, 1), widths=(8, 16, 32, 64), head_mid=32, head_out=16, fc_hidden=16,
+                    decoder_hidden=32)
+
+
+def test_parameter_counts_r34():
+    released, live = released_parameter_count(R34)
+    assert released == 77_585_082  # the paper code's 77.58 M
+    assert live == 54_020_370  # ~23.56 M never affect an output
+    assert abs((released - live) / 1e6 - 23.56) < 0.01
+
+
+def test_r18_half_is_smaller():
+    n = sum(p.numel() for p in MFIRRN(R18_HALF).parameters())
+    assert 5e6 < n < 20e6
+
+
+def test_outputs_named_tuple_and_shapes():
+    m = MFIRRN(TINY).eval()
+    out = m(torch.randn(3, 3, 120, 120))
+    assert isinstance(out, MFIRRNOutput) and out._fields == ("coarse", "medium", "fine", "fused")
+    assert all(o.shape == (3, 62) for o in out)
+
+
+def test_input_shape_checked():
+    with pytest.raises(ValueError, match="crops"):
+        MFIRRN(TINY)(torch.randn(1, 3, 112, 112))
+
+
+def test_released_checkpoint_loads_and_outputs_identical():
+    torch.manual_seed(0)
+    released = MFIRRN(TINY, released=True).eval()
+    sd = {"module." + k: v for k, v in released.state_dict().items()}  # DataParallel-style names
+    live = MFIRRN(TINY).eval()
+    remapped = live.remap_state_dict(sd)
+    dead = set(k[len("module."):] for k in sd) - set(remapped)
+    assert dead and all(k.startswith(("encoder_fine.layer3", "encoder_fine.fusion", "encoder_medium.layer4",
+                                      "encoder_medium.fusion3")) for k in dead)
+    live.load_state_dict(remapped, strict=True)
+    x = torch.randn(2, 3, 120, 120)
+    with torch.no_grad():
+        a, b = released(x), live(x)
+    for u, v in zip(a, b):
+        assert torch.equal(u, v)
+
+
+def test_registry_loader_uses_remap(tmp_path):
+    from mfirrn.models.registry import _load_into
+
+    released = MFIRRN(TINY, released=True)
+    live = MFIRRN(TINY)
+    _load_into(live, {"module." + k: v for k, v in released.state_dict().items()}, "released.pth", "tiny")
+    assert torch.equal(live.head_fine.fc2.weight, released.head_fine.fc2.weight)
+
+
+def test_jigsaw_permutes_blocks():
+    x = torch.arange(36.0).reshape(1, 1, 6, 6)
+    perm = torch.tensor([8, 7, 6, 5, 4, 3, 2, 1, 0])
+    y = jigsaw(x, 3, perm)
+    # block k of y is block perm[k] of x (blocks 2x2, row-major)
+    blocks = lambda t: t.reshape(3, 2, 3, 2).permute(0, 2, 1, 3).reshape(9, 2, 2)  # noqa: E731
+    assert torch.equal(blocks(y[0, 0]), blocks(x[0, 0])[perm])
+    inv = torch.argsort(perm)
+    assert torch.equal(jigsaw(y, 3, inv), x)
+    assert jigsaw(x, 2, torch.arange(4)) is x
+    with pytest.raises(ValueError, match="divisible"):
+        jigsaw(torch.zeros(1, 1, 7, 7), 2, torch.arange(4))
+
+
+def test_eval_is_deterministic_training_is_seeded():
+    m = MFIRRN(TINY).eval()
+    x = torch.randn(2, 3, 120, 120)
+    with torch.no_grad():
+        assert torch.equal(m(x).fused, m(x).fused)
+        m.train()
+        torch.manual_seed(5)
+        a = m(x).fused
+        torch.manual_seed(5)
+        b = m(x).fused
+        torch.manual_seed(6)
+        c = m(x).fused
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_eval_jigsaw_modes():
+    x = torch.randn(2, 3, 120, 120)
+    base = MFIRRN(TINY).eval()
+    fixed = MFIRRN(TINY, jigsaw_eval="fixed", jigsaw_seed=3).eval()
+    rand = MFIRRN(TINY, jigsaw_eval="random", generator=torch.Generator().manual_seed(0)).eval()
+    for m in (fixed, rand):
+        m.load_state_dict(base.state_dict())
+    with torch.no_grad():
+        f0 = base(x).fused
+        assert torch.equal(fixed(x).fused, fixed(x).fused)
+        assert not torch.equal(fixed(x).fused, f0)
+        assert not torch.equal(rand(x).fused, rand(x).fused)
+    with pytest.raises(ValueError):
+        MFIRRN(TINY, jigsaw_eval="shuffle")
+
+
+def test_init_follows_reference():
+    m = MFIRRN(TINY)
+    conv = m.head_fine.conv[0][0]
+    n = conv.kernel_size[0] * conv.kernel_size[1] * conv.out_channels
+    assert abs(conv.weight.std().item() - math.sqrt(2 / n)) < 0.1 * math.sqrt(2 / n)
+    bn = m.encoder_coarse.bn1
+    assert torch.all(bn.weight == 1) and torch.all(bn.bias == 0)
+    assert m.encoder_coarse.fusion2.conv1[1].momentum == 0.01
+
+
+@pytest.mark.parametrize("name", ["mfirrn-r18-half", "3ddfa-mb05"])
+def test_trainable_models_forward_backward(name):
+    from mfirrn.models import get_card
+
+    card = get_card(name)
+    assert card.convention == "v1" and card.stats_asset == "stats-3ddfa-v1"
+    net = card.builder().train()
+    out = net(torch.randn(2, 3, 120, 120))
+    loss = sum(o.pow(2).mean() for o in out) if isinstance(out, tuple) else out.pow(2).mean()
+    loss.backward()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad and p.dim() > 1
+               and "fc_lm" not in str(p.shape))
+
+
+def test_registered_r34_card():
+    from mfirrn.models import get_card
+
+    card = get_card("mfirrn-r34")
+    assert card.convention == "v1" and card.stats_asset == "stats-3ddfa-v1" and not card.has_pretrained
+
+
+def test_predict_params_uses_fused():
+    from mfirrn.inference import predict_params
+    from mfirrn.params import ParamStats
+    import numpy as np
+
+    m = MFIRRN(TINY).eval()
+    m.stats = ParamStats(np.zeros(62), np.ones(62))
+    x = torch.randn(2, 3, 120, 120)
+    with torch.no_grad():
+        assert torch.allclose(predict_params(m, x), m(x).fused)

@@ -1,0 +1,165 @@
+"""Trainer: configs, a smoke run, bitwise resume after a 'kill', checkpoint -> benchmark, CLI errors, DDP."""
+
+import filecmp
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mfirrn import models
+from mfirrn.cli import main as cli_main
+from mfirrn.data import make_synthetic_dataset
+from mfirrn.models.mfirrn_net import MFIRRN, MFIRRNConfig
+from mfirrn.train.config import ConfigError, TrainConfig, apply_overrides, package_configs
+from mfirrn.train.trainer import TrainError, train
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_ARCH = "test-mfirrn-tiny"
+if TINY_ARCH not in models.available():
+    _tiny = MFIRRNConfig(blocks=(1, 1, 1, 1), widths=(8, 16, 32, 64), head_mid=32, head_out=16, fc_hidden=16,
+                         decoder_hidden=32)
+    models.register_model(models.ModelCard(name=TINY_ARCH, builder=lambda: MFIRRN(_tiny), convention="v1",
+                                           stats_asset="stats-3ddfa-v1", description="tiny MFIRRN for tests"))
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return make_synthetic_dataset(tmp_path_factory.mktemp("syn") / "cp", 30, seed=0)["root"]
+
+
+def _cfg(data_root, out, **kw):
+    d = {"model": {"arch": TINY_ARCH},
+         "data": {"format": "crops-params", "root": data_root, "batch_size": 8, "workers": 0, "val_fraction": 0.2,
+                  "augment": {"flip_prob": 0.5, "affine_prob": 0.5}},
+         "optim": {"lr": 0.01, "warmup_epochs": 1, "clip_grad_norm": 10.0},
+         "epochs": 2, "out_dir": str(out), "progress": False, "log_every_steps": 1}
+    cfg = TrainConfig.from_dict(d)
+    return apply_overrides(cfg, [f"{k}={v}" for k, v in kw.items()])
+
+
+def test_shipped_configs_parse_and_match_data_configs():
+    names = package_configs()
+    assert {"mfirrn-r34-300wlp", "smoke"} <= set(names)
+    for n in names:
+        pkg = REPO / "mfirrn" / "configs" / f"{n}.yaml"
+        TrainConfig.from_yaml(pkg).validate()
+        assert filecmp.cmp(pkg, REPO / "data" / "configs" / f"{n}.yaml", shallow=False), n
+    paper = TrainConfig.from_yaml(REPO / "mfirrn" / "configs" / "mfirrn-r34-300wlp.yaml")
+    assert (paper.optim.name, paper.optim.nesterov, paper.optim.momentum, paper.optim.weight_decay) == ("sgd", True, 0.9, 5e-4)
+    assert (paper.data.batch_size, paper.optim.lr, paper.optim.milestones, paper.epochs) == (128, 1e-3, [30, 40, 50], 40)
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key data.rooot"):
+        TrainConfig.from_dict({"data": {"rooot": "x"}})
+    with pytest.raises(ConfigError, match="does not exist"):
+        TrainConfig.from_yaml(tmp_path / "none.yaml")
+    with pytest.raises(ConfigError, match="precision"):
+        apply_overrides(TrainConfig(), ["precision=fp8"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        TrainConfig.from_yaml(bad)
+
+
+@pytest.mark.slow
+def test_train_writes_loadable_checkpoints(tmp_path, data_root):
+    res = train(_cfg(data_root, tmp_path / "run"))
+    assert res.step == 6 and res.epoch == 2 and res.best is not None and len(res.history) == 2
+    assert (tmp_path / "run" / "config.yaml").is_file()
+    assert TrainConfig.from_yaml(tmp_path / "run" / "config.yaml").model.arch == TINY_ARCH
+    lines = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
+    assert lines[0].startswith("step,epoch,lr,loss") and len(lines) == 7
+    ckpt = torch.load(res.last, weights_only=False)
+    for key in ("arch", "state_dict", "stats", "convention", "optimizer", "scheduler", "rng", "sampler", "config",
+                "code_version", "step", "epoch"):
+        assert key in ckpt
+    assert ckpt["code_version"].startswith("0.")
+    net = models.load_checkpoint(res.best)
+    assert net.card.convention == "v1" and not net.training
+    from mfirrn.inference import predict_params
+
+    assert predict_params(net, torch.zeros(2, 3, 120, 120)).shape == (2, 62)
+
+
+@pytest.mark.slow
+def test_refuses_to_overwrite_and_resume_without_checkpoint(tmp_path, data_root):
+    with pytest.raises(TrainError, match="nothing to resume"):
+        train(_cfg(data_root, tmp_path / "r"), resume=True)
+    train(_cfg(data_root, tmp_path / "r", max_steps=1))
+    with pytest.raises(TrainError, match="--resume"):
+        train(_cfg(data_root, tmp_path / "r", max_steps=1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [2, 4])
+def test_killed_run_resumes_to_identical_weights(tmp_path, data_root, stop):
+    """N=6 steps straight vs. stopped ("killed") after `stop` steps then resumed: bitwise equal weights."""
+    a = train(_cfg(data_root, tmp_path / "a"))
+    part = train(_cfg(data_root, tmp_path / "b", stop_after_steps=stop))
+    assert part.stopped_early and part.step == stop
+    b = train(_cfg(data_root, tmp_path / "b"), resume=True)
+    assert b.step == a.step
+    sa = torch.load(a.last, weights_only=False)
+    sb = torch.load(b.last, weights_only=False)
+    for k, v in sa["state_dict"].items():
+        assert torch.equal(v, sb["state_dict"][k]), k
+    assert sa["best_nme"] == sb["best_nme"]
+    assert (tmp_path / "a" / "train_log.csv").read_text().count("\n") == (tmp_path / "b" / "train_log.csv").read_text().count("\n")
+
+
+@pytest.mark.slow
+def test_bf16_and_adamw_cosine(tmp_path, data_root):
+    res = train(_cfg(data_root, tmp_path / "bf", precision="bf16", **{"optim.name": "adamw", "optim.schedule": "cosine",
+                                                                       "optim.lr": 1e-3}, max_steps=2))
+    assert res.step == 2 and res.best is not None
+
+
+@pytest.mark.slow
+def test_validation_on_aflw2000_dev(tmp_path, data_root):
+    root = Path(os.environ.get("MFIRRN_DATASETS", REPO.parent / "shared" / "datasets")) / "aflw2000-3d-dev"
+    if not root.is_dir():
+        pytest.skip(f"AFLW2000-3D dev data not found at {root} (set MFIRRN_DATASETS)")
+    res = train(_cfg(data_root, tmp_path / "v", max_steps=1, **{"val.aflw2000_root": str(root), "val.aflw2000_limit": 4}))
+    assert "aflw2000_mean" in res.history[-1]
+    from mfirrn.benchmark import AFLW2000, evaluate
+
+    result = evaluate(models.load_checkpoint(res.last), AFLW2000.load(root, limit=4))
+    assert result.nme.shape == (4,)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert cli_main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "missing.yaml" in err
+    assert cli_main(["train", "--config", "smoke", "data.root=" + str(tmp_path / "nodata"), f"out_dir={tmp_path}/o"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "nodata" in err
+    assert cli_main(["train", "--config", "smoke", "optim.lrr=1"]) == 2
+    assert "optim.lrr" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_train_runs(tmp_path, data_root):
+    out = tmp_path / "cli"
+    assert cli_main(["train", "--config", "smoke", f"data.root={data_root}", f"out_dir={out}", "max_steps=1",
+                     "data.batch_size=4"]) == 0
+    assert (out / "last.pt").is_file()
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path, data_root):
+    """torchrun with 2 gloo processes; rank 0 writes the checkpoint, both ranks take every step."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "mfirrn.cli", "train", "--config", "smoke", f"data.root={data_root}", f"out_dir={out}",
+           "data.batch_size=4", "epochs=1", "max_steps=2", "model.arch=mfirrn-r18-half"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ckpt = torch.load(out / "last.pt", weights_only=False)
+    assert ckpt["world_size"] == 2 and ckpt["step"] == 2 and len(ckpt["rng"]) == 2
+    assert models.load_checkpoint(out / "last.pt").card.convention == "v1"
