@@ -147,3 +147,46 @@ def test_predict_params_uses_fused():
     x = torch.randn(2, 3, 120, 120)
     with torch.no_grad():
         assert torch.allclose(predict_params(m, x), m(x).fused)
+
+
+def test_mobilenet_branches_keep_3ddfa_names_and_stage_sizes():
+    from mfirrn.models.mfirrn_net import MB05, mobilenet_stage_widths
+    from mfirrn.models.mobilenet import MobileNetV1
+
+    assert mobilenet_stage_widths(0.5) == MB05.widths == (64, 128, 256, 512)
+    m = MFIRRN(MB05).eval()
+    ref = MobileNetV1(widen_factor=0.5).state_dict()
+    coarse = {k: v.shape for k, v in m.encoder_coarse.state_dict().items() if not k.startswith("fusion")}
+    assert coarse == {k: v.shape for k, v in ref.items() if not k.startswith("fc_")}
+    assert set(k.split(".")[0] for k in m.encoder_fine.state_dict()) == {"conv1", "bn1", "dw2_1", "dw2_2", "dw3_1", "dw3_2"}
+    c = m.encoder_coarse
+    x = torch.randn(1, 3, 120, 120)
+    with torch.no_grad():
+        s = [c.stem(x)]
+        for i in range(4):
+            s.append(getattr(c, f"layer{i + 1}")(s[-1]))
+    assert [tuple(t.shape[1:]) for t in s] == [(32, 60, 60), (64, 30, 30), (128, 15, 15), (256, 8, 8), (512, 4, 4)]
+    s1 = MFIRRNConfig(backbone="mobilenet", widen_factor=0.5, widths=(64, 128, 256, 512), stage4_stride=1)
+    assert MFIRRN(s1).encoder_coarse.dw5_6.conv_dw.stride == (1, 1)
+
+
+def test_mobilenet_config_checked():
+    with pytest.raises(ValueError, match="stage widths"):
+        MFIRRNConfig(backbone="mobilenet", widen_factor=1.0, widths=(64, 128, 256, 512))
+    with pytest.raises(ValueError, match="backbone"):
+        MFIRRNConfig(backbone="vgg")
+    with pytest.raises(ValueError, match="stage4_stride"):
+        MFIRRNConfig(stage4_stride=2)
+
+
+def test_mfirrn_mb05_card_forward_backward():
+    from mfirrn.models import get_card
+
+    card = get_card("mfirrn-mb05")
+    assert card.convention == "v2" and card.stats_asset == "stats-3ddfa-v2" and not card.has_pretrained
+    net = card.builder().train()
+    assert 1e6 < sum(p.numel() for p in net.parameters()) < 4e6
+    out = net(torch.randn(2, 3, 120, 120))
+    assert all(o.shape == (2, 62) for o in out)
+    sum(o.pow(2).mean() for o in out).backward()
+    assert all(p.grad is not None for p in net.parameters())

@@ -163,3 +163,34 @@ def test_ddp_two_cpu_processes(tmp_path, data_root):
     ckpt = torch.load(out / "last.pt", weights_only=False)
     assert ckpt["world_size"] == 2 and ckpt["step"] == 2 and len(ckpt["rng"]) == 2
     assert models.load_checkpoint(out / "last.pt").card.convention == "v1"
+
+
+def test_init_and_stats_override_flow_into_checkpoint(tmp_path, data_root, monkeypatch):
+    """model.init / model.stats: weights start from 3ddfa-v2-mb05 (lr 0 keeps them), V2 stats reach the
+    datasets, loss and checkpoint, the checkpoint loads with them; resuming does not re-run init."""
+    import mfirrn.models.init as init_mod
+    from mfirrn.params import ParamStats
+
+    kw = {"model.arch": "3ddfa-mb05", "model.init": "3ddfa-v2-mb05", "model.stats": "stats-3ddfa-v2",
+          "optim.lr": 0.0, "optim.weight_decay": 0.0, "data.augment.enabled": False, "epochs": 1}
+    res = train(_cfg(data_root, tmp_path / "i", stop_after_steps=1, **kw))
+    ckpt = torch.load(res.last, weights_only=False)
+    v2 = ParamStats.from_asset("stats-3ddfa-v2")
+    assert ckpt["config"]["model"]["init"] == "3ddfa-v2-mb05" and ckpt["init"]["copied"] > 100
+    assert torch.allclose(torch.as_tensor(ckpt["stats"]["mean"]), torch.as_tensor(v2.mean))
+    ref = models.create("3ddfa-v2-mb05")
+    net = models.load_checkpoint(res.last)
+    assert torch.equal(net.conv1.weight, ref.conv1.weight) and torch.allclose(torch.as_tensor(net.stats.std), torch.as_tensor(v2.std))
+    from mfirrn.inference import predict_params
+
+    x = torch.randn(2, 3, 120, 120)
+    with torch.no_grad():
+        expect = v2.denormalize(net(x).double())
+    assert torch.allclose(predict_params(net, x).double(), expect.to(torch.float64), rtol=1e-4, atol=1e-2)
+
+    def no_init(*a, **k):
+        raise AssertionError("init re-run on resume")
+
+    monkeypatch.setattr(init_mod, "init_from_pretrained", no_init)
+    res2 = train(_cfg(data_root, tmp_path / "i", max_steps=2, **kw), resume=True)
+    assert res2.step == 2 and torch.load(res2.last, weights_only=False)["init"]["source"] == "3ddfa-v2-mb05"

@@ -29,11 +29,14 @@ keep their meaning (sizes for a 120x120 crop)::
     layer1 = dw2_2                          30x30   C1
     layer2 = dw3_1, dw3_2                   15x15   C2   -> fusion2
     layer3 = dw4_1, dw4_2                    8x8    C3   -> fusion3
-    layer4 = dw5_1 .. dw5_6, dw6             8x8    C4   (dw5_6 with stride 1, like ResNet's layer4)
+    layer4 = dw5_1 .. dw5_6, dw6          8x8 / 4x4 C4   (dw5_6 with ``stage4_stride``: 1 keeps 8x8 like
+                                                         ResNet's layer4, 2 is MobileNetV1's own)
 
 Inside a MobileNet branch the blocks keep MobileNetV1's names (``encoder_coarse.dw3_2.conv_sep.weight``),
 so 3DDFA weights map onto every branch by name (:func:`mfirrn.models.init.init_from_pretrained`).
-The coarse head of a MobileNet model pools globally (8x8), as MobileNetV1 does.
+The coarse head of a MobileNet model pools globally, as MobileNetV1 does. ``MB05`` keeps dw5_6's stride 2:
+with stride 1 the pretrained mb05 itself scores 7.80 instead of 3.30 NME on 64 AFLW2000-3D dev crops
+(its dw6/fc_param were trained on 4x4 maps), so the MFIRRN could no longer start from mb05's prediction.
 
 Jigsaw randomness. In training, one block permutation per granularity is drawn per batch from
 ``generator`` (or the global torch RNG, so seeded runs repeat) and shared by the whole batch. In eval
@@ -78,7 +81,6 @@ Backbone = Literal["resnet", "mobilenet"]
 MOBILENET_STAGES: tuple[tuple[str, ...], ...] = (
     ("dw2_2",), ("dw3_1", "dw3_2"), ("dw4_1", "dw4_2"), ("dw5_1", "dw5_2", "dw5_3", "dw5_4", "dw5_5", "dw5_6", "dw6"),
 )
-_MOBILENET_STRIDE1 = ("dw5_6",)
 
 
 def mobilenet_stage_widths(widen_factor: float) -> tuple[int, int, int, int]:
@@ -104,6 +106,7 @@ class MFIRRNConfig:
     multiplier (mobilenet only; ``widths`` must then equal :func:`mobilenet_stage_widths`);
     ``blocks``: BasicBlocks per ResNet stage (resnet only); ``widths``: channels C1..C4 of the stages;
     ``fusion_mid``: middle widths of the fusion2/fusion3 blocks (``None``: C4 for both, as released);
+    ``stage4_stride``: stride of layer4 (mobilenet: of dw5_6; resnet: must be 1, as released);
     ``head_mid``/``head_out``: the two conv widths of the fine/medium heads (2048, 512 released);
     ``fc_hidden``: hidden FC width of the three heads (256); ``decoder_hidden``: first FC width of the
     concat decoder (512); ``dropout``: 0.3; ``se_reduction``: 16.
@@ -121,10 +124,13 @@ class MFIRRNConfig:
     backbone: Backbone = "resnet"
     widen_factor: float = 1.0
     fusion_mid: Optional[tuple[int, int]] = None
+    stage4_stride: int = 1
 
     def __post_init__(self) -> None:
         if self.backbone not in ("resnet", "mobilenet"):
             raise ValueError(f"MFIRRNConfig.backbone must be 'resnet' or 'mobilenet', got {self.backbone!r}")
+        if self.stage4_stride not in (1, 2) or (self.backbone == "resnet" and self.stage4_stride != 1):
+            raise ValueError(f"MFIRRNConfig.stage4_stride must be 1 (resnet) or 1/2 (mobilenet), got {self.stage4_stride}")
         if self.backbone == "mobilenet" and tuple(self.widths) != mobilenet_stage_widths(self.widen_factor):
             raise ValueError(f"MFIRRNConfig: a mobilenet backbone with widen_factor={self.widen_factor} has stage widths "
                              f"{mobilenet_stage_widths(self.widen_factor)}, but widths={tuple(self.widths)}")
@@ -139,10 +145,10 @@ R18_HALF = MFIRRNConfig(blocks=(2, 2, 2, 2), widths=(32, 64, 128, 256), head_mid
                         fc_hidden=128, decoder_hidden=256)
 # MobileNetV1 x0.5 branches (3DDFA_V2's mb05, fine-tunable from its weights). Fusion middles equal the fused
 # width (the least that lets a fusion block start as the identity on its own branch); heads sized to the
-# channels. No dropout: the model is fine-tuned from a network trained without it, and the pass-through
+# channels. dw5_6 keeps its stride 2 (see the module docstring). No dropout: the model is fine-tuned from a network trained without it, and the pass-through
 # initialisation of the coarse head (see mfirrn.models.init) is then exact in training as well.
 MB05 = MFIRRNConfig(backbone="mobilenet", widen_factor=0.5, widths=mobilenet_stage_widths(0.5), fusion_mid=(128, 256),
-                    head_mid=128, head_out=64, fc_hidden=128, decoder_hidden=128, dropout=0.0)
+                    head_mid=64, head_out=64, fc_hidden=128, decoder_hidden=128, dropout=0.0, stage4_stride=2)
 
 
 def jigsaw(x: torch.Tensor, n: int, perm: Optional[torch.Tensor]) -> torch.Tensor:
@@ -265,7 +271,7 @@ class MobileNetBranch(nn.Module):
     """One granularity's MobileNetV1 (3DDFA names ``conv1``, ``bn1``, ``dw2_1`` ...), cut into ``stem``, ``layer1..4``.
 
     Same interface as :class:`Branch`: ``depth`` stages exist (blocks of later stages are not built),
-    ``fusions`` blocks exist. Stage membership: ``MOBILENET_STAGES``; dw5_6 has stride 1 (8x8 layer4).
+    ``fusions`` blocks exist. Stage membership: ``MOBILENET_STAGES``; dw5_6 has ``cfg.stage4_stride``.
     """
 
     def __init__(self, cfg: MFIRRNConfig, depth: int, fusions: tuple[int, ...]) -> None:
@@ -277,7 +283,7 @@ class MobileNetBranch(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         for name in ("dw2_1",) + sum(MOBILENET_STAGES[:depth], ()):
             cin, cout, stride = spec[name]
-            self.add_module(name, DepthWiseBlock(w(cin), w(cout), 1 if name in _MOBILENET_STRIDE1 else stride))
+            self.add_module(name, DepthWiseBlock(w(cin), w(cout), cfg.stage4_stride if name == "dw5_6" else stride))
         self.depth = depth
         _add_fusions(self, cfg, fusions)
 

@@ -71,9 +71,19 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """A registered architecture (``mfirrn models``); its card gives the stats and convention."""
+    """A registered architecture (``mfirrn models``); its card gives the stats and convention.
+
+    ``init``: a registered pretrained model (``3ddfa-v2-mb05``) or checkpoint path to initialise from
+    (:func:`mfirrn.models.init.init_from_pretrained`; not re-run on resume). ``stats``: a param-stats
+    asset (``stats-3ddfa-v2``) replacing the card's, used for the targets, the loss and the checkpoint.
+    ``freeze_bn``: keep every BatchNorm in eval mode while training (running statistics and the
+    normalisation of the initialisation stay fixed; the usual choice when fine-tuning with small batches).
+    """
 
     arch: str = "mfirrn-r34"
+    init: Optional[str] = None
+    stats: Optional[str] = None
+    freeze_bn: bool = False
 
 
 @dataclass

@@ -44,7 +44,7 @@ from mfirrn.data.sampler import ResumableSampler, make_loader
 from mfirrn.losses import build_loss, multi_output_loss
 from mfirrn.metrics import nme, summarize_by_yaw
 from mfirrn.models.registry import get_card
-from mfirrn.params import pose_from_params
+from mfirrn.params import ParamStats, pose_from_params
 from mfirrn.train.config import ConfigError, TrainConfig
 from mfirrn.train.ddp import DistInfo, all_gather_object, barrier, cleanup_distributed, init_distributed
 
@@ -213,9 +213,28 @@ class Trainer:
             self.card = get_card(cfg.model.arch)
         except KeyError as exc:
             raise ConfigError(f"model.arch: {exc.args[0]}") from None
-        self.stats = self.card.load_stats()
+        if cfg.model.stats:
+            try:
+                self.stats = ParamStats.from_asset(cfg.model.stats)
+            except (KeyError, FileNotFoundError, ValueError) as exc:
+                raise ConfigError(f"model.stats={cfg.model.stats!r} is not a usable stats asset ({exc})") from None
+            self.card = dataclasses.replace(self.card, stats=self.stats)
+        else:
+            self.stats = self.card.load_stats()
         self.convention = self.card.convention
         net = self.card.builder()
+        self.init_summary: Optional[dict] = None
+        if cfg.model.init and not self.resume:
+            from mfirrn.models.init import init_from_pretrained
+
+            s = init_from_pretrained(net, cfg.model.init)
+            self.init_summary = {"source": s["source"], "copied": s["copied"], "initialised": s.get("initialised", 0),
+                                 "skipped": len(s["skipped"]), "unused": s["unused"], "notes": s.get("notes", [])}
+            if self.dist.is_main:
+                print(f"mfirrn train: init from {s['source']}: {s['copied']} tensors copied, "
+                      f"{s.get('initialised', 0)} set by rule, {len(s['skipped'])} left at random init"
+                      f"{' (' + ', '.join(s['skipped'][:4]) + ' ...)' if s['skipped'] else ''}; "
+                      f"unused source tensors: {', '.join(s['unused']) or 'none'}", file=sys.stderr)
         net.card, net.stats = self.card, self.stats  # type: ignore[assignment]
         self.net = net.to(self.device)
         self.bfm = MorphableModel("full").to(self.device)
@@ -280,6 +299,7 @@ class Trainer:
             "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
             "stats": {"mean": self.stats.mean.copy(), "std": self.stats.std.copy()},
             "convention": self.convention,
+            "init": self.init_summary,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None,
@@ -324,6 +344,7 @@ class Trainer:
         if self.scaler and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         self.step = int(ckpt["step"])
+        self.init_summary = ckpt.get("init")
         self.best_nme = float(ckpt.get("best_nme", float("inf")))
         self.history = list(ckpt.get("history", []))
         rngs = ckpt["rng"]
@@ -343,8 +364,16 @@ class Trainer:
                 res = evaluate(self.net, data, bfm=self.bfm if self.device.type == "cpu" else None,
                                batch_size=self.cfg.val.batch_size, bf16=self.cfg.precision == "bf16")
                 row.update(aflw2000_mean=res.summary.mean, aflw2000_per_image=res.summary.per_image_mean)
-                self.net.train()
+            self._train_mode()
         return row
+
+    def _train_mode(self) -> None:
+        """Training mode, with BatchNorm layers kept in eval mode when ``model.freeze_bn`` is set."""
+        self.model.train()
+        if self.cfg.model.freeze_bn:
+            for m in self.net.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
 
     def _autocast_factory(self):
         return self._autocast if self.cfg.precision != "fp32" else None
@@ -389,7 +418,7 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not (cfg.progress and main), desc="train",
                    dynamic_ncols=True)
         spe, bs = self.steps_per_epoch, cfg.data.batch_size
-        self.model.train()
+        self._train_mode()
         stopped = False
         t0, n_seen = time.perf_counter(), 0
         while self.step < self.total_steps and not stopped:
