@@ -69,3 +69,28 @@ def test_predicted_yaw_matches_the_dataset_yaw_in_sign_and_degrees(dev_root, mb0
     yaw = pose_from_params(predict_params(mb05, crops_to_tensor(data.crops))).yaw.numpy()
     assert np.corrcoef(yaw, data.yaw)[0, 1] > 0.95
     assert np.median(np.abs(yaw - data.yaw)) < 5.0
+
+
+def test_cli_compare_two_models_writes_the_comparison_table(dev_root, tmp_path, capsys, mb05):
+    """``--compare``: a registered model and a workbench checkpoint (arch/state_dict/stats/convention keys)."""
+    import torch
+
+    ckpt = tmp_path / "copy.pt"
+    torch.save({"arch": "3ddfa-v2-mb05", "state_dict": mb05.state_dict(),
+                "stats": {"mean": mb05.stats.mean, "std": mb05.stats.std}, "convention": "v2",
+                "trained_on": "aflw-21pt-train"}, ckpt)
+    out = tmp_path / "cmp"
+    assert main(["benchmark", "--compare", "3ddfa-v2-mb05", str(ckpt), "--data-root", str(dev_root),
+                 "--limit", "40", "--bootstrap", "200", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "MFIRRN (paper)" in printed and "3ddfa-v2-mb05@copy.pt" in printed and "AFLW pool" in printed
+    table = list(csv.DictReader(open(out / "comparison.csv")))
+    measured = [r for r in table if r["kind"] == "measured"]
+    assert [r["method"] for r in measured] == ["3ddfa-v2-mb05", "3ddfa-v2-mb05@copy.pt"]
+    assert measured[0]["Mean"] == measured[1]["Mean"]  # same weights, same numbers
+    assert "not scored: trained on the AFLW pool" in measured[1]["note"]
+    assert {r["method"] for r in table} >= {"CDM", "RCPR", "ESR", "SDM", "DEFA", "Nonlinear"}
+    summary = json.loads((out / "comparison.json").read_text())
+    ci = summary["models"][0]["bootstrap_ci"]["mean"]
+    assert ci[0] < summary["models"][0]["summary"]["mean"] < ci[1]
+    assert (out / "comparison.tex").is_file() and (out / "3ddfa-v2-mb05" / "summary.json").is_file()

@@ -1,0 +1,107 @@
+"""mfirrn.report: the comparison table, bootstrap intervals, CED curves and exports (hand-derived cases)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mfirrn import report
+from mfirrn.benchmark import BenchmarkResult
+from mfirrn.metrics import summarize_by_yaw
+
+
+def _result(nme_pct, yaw, name="m"):
+    nme = np.asarray(nme_pct, float) / 100
+    return BenchmarkResult(name, "original", [f"i{k}" for k in range(len(nme))], np.asarray(yaw, float), nme,
+                           np.zeros((len(nme), 68, 3)), summarize_by_yaw(nme, yaw))
+
+
+def test_mean_of_bin_means_not_per_image_mean():
+    r = _result([1, 1, 1, 1, 4, 7], [0, 10, 20, 29, 45, 80])
+    df = report.comparison_table([r], published=False, date="2026-01-01")
+    row = df.iloc[0]
+    assert [row[c] for c in report.BIN_COLUMNS] == pytest.approx([1.0, 4.0, 7.0])
+    assert row["Mean"] == pytest.approx(4.0)
+    assert row["Std"] == pytest.approx(np.std([1, 4, 7]))
+    assert row["per-image mean"] == pytest.approx(15 / 6)
+    assert row["kind"] == "measured" and row["date"] == "2026-01-01" and "6 images" in row["split"]
+
+
+def test_published_rows_are_all_there_and_never_invented():
+    df = report.comparison_table([], published=True)
+    methods = list(df["method"])
+    for m in ("CDM", "RCPR", "ESR", "SDM", "DEFA", "Nonlinear", "3DDFA (CVPR16)", "DAMDNet (ICCVW19)",
+              "MFIRRN (paper)", "PRNet (ECCV18)", "2DASL", "3DDFA_V2 (ECCV20)", "SynergyNet (3DV21)"):
+        assert m in methods
+    assert (df["kind"] == "published").all()
+    unknown = df[df["method"].isin(["CDM", "RCPR", "ESR", "SDM", "DEFA", "Nonlinear"])]
+    assert unknown[[*report.BIN_COLUMNS, "Mean", "AFLW-21 mean"]].isna().all().all()
+    assert (unknown["note"] == report.NOT_IN_REFERENCE).all()
+    mf = df[df["method"] == "MFIRRN (paper)"].iloc[0]
+    assert [mf[c] for c in report.BIN_COLUMNS] == [2.841, 3.572, 4.561] and mf["Mean"] == 3.658
+    assert mf["AFLW-21 mean"] == 5.110
+    assert df["Std"].isna().all()  # the reference gives no Std for published rows
+
+
+def test_aflw21_reason_is_in_every_measured_row():
+    r = _result([1, 2, 3], [0, 40, 70], name="aflw-trained")
+    reason = report.aflw21_exclusion("3ddfa:/x/aflw-21pt-train/AFLW_GT_crop")
+    assert reason and "AFLW pool" in reason
+    df = report.comparison_table([r, _result([1, 2, 3], [0, 40, 70], name="other")], aflw21={"aflw-trained": reason})
+    measured = df[df["kind"] == "measured"].set_index("method")
+    assert math.isnan(measured.loc["aflw-trained", "AFLW-21 mean"]) and "AFLW pool" in measured.loc["aflw-trained", "note"]
+    assert report.AFLW21_ABSENT in measured.loc["other", "note"]
+    assert not report.trained_on_aflw("300W-LP") and not report.trained_on_aflw("AFLW2000-3D")
+    tex = report.to_latex(df)
+    assert "AFLW pool" in tex and "\\toprule" in tex and "--" in tex
+
+
+def test_bootstrap_constant_sample_has_zero_width():
+    r = _result([2.0] * 5 + [3.0] * 5 + [5.0] * 5, [0] * 5 + [45] * 5 + [75] * 5)
+    ci = report.bootstrap_ci(r, n=200, seed=0)
+    assert ci.mean == pytest.approx((10 / 3, 10 / 3))
+    assert ci.bins[2] == pytest.approx((5.0, 5.0))
+
+
+def test_bootstrap_known_two_point_sample():
+    """One bin with values {0, 2} (n=2): the bootstrap mean is 0, 1 or 2 with probabilities 1/4, 1/2, 1/4;
+    the other bins are constant, so the mean of bin means is (m + 3 + 6) / 3 and its 95% interval is [3, 11/3]."""
+    r = _result([0.0, 2.0, 3.0, 6.0], [0, 10, 45, 75])
+    ci = report.bootstrap_ci(r, n=4000, seed=1)
+    assert ci.bins[0] == pytest.approx((0.0, 2.0))
+    assert ci.mean == pytest.approx((3.0, 11 / 3))
+    again = report.bootstrap_ci(r, n=4000, seed=1)
+    assert again == ci
+    # the point estimate lies inside its interval on a random sample
+    rng = np.random.default_rng(0)
+    r2 = _result(rng.gamma(4, 1, 300), rng.uniform(-90, 90, 300))
+    ci2 = report.bootstrap_ci(r2, n=500)
+    assert ci2.mean[0] < r2.summary.mean < ci2.mean[1]
+
+
+def test_ced_is_monotone_and_ends_at_one():
+    v = np.random.default_rng(0).gamma(3, 1.2, 200)
+    t, f = report.ced_curve(v)
+    assert np.all(np.diff(f) >= 0) and f[-1] == 1.0 and f[0] == 0.0 and t[-1] >= v.max()
+    t, f = report.ced_curve([1.0, 2.0, 3.0, 4.0], thresholds=np.array([0.5, 1.0, 2.5, 4.0]))
+    assert f.tolist() == [0.0, 0.25, 0.5, 1.0]
+
+
+def test_per_landmark_error_mean_equals_per_image_nme():
+    from mfirrn.metrics import nme
+
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0, 100, (5, 68, 2))
+    pred = gt + rng.normal(0, 2, gt.shape)
+    e = report.per_landmark_error(pred, gt)
+    assert e.shape == (68,)
+    assert e.mean() == pytest.approx(nme(pred, gt).mean() * 100)
+
+
+def test_exports(tmp_path):
+    df = report.comparison_table([_result([1, 2, 3], [0, 40, 70])])
+    paths = report.export_table(df, tmp_path)
+    back = pd.read_csv(paths["csv"])
+    assert list(back["method"]) == list(df["method"])
+    assert paths["tex"].read_text().count("\\\\") == len(df) + 1

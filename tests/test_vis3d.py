@@ -1,0 +1,79 @@
+"""mfirrn.vis3d: plotly figures, standalone HTML, and a headless-Chromium check that the 3D view renders."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mfirrn import vis3d
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _sphere(n=24):
+    th, ph = np.meshgrid(np.linspace(0.1, np.pi - 0.1, n), np.linspace(0, 2 * np.pi, n, endpoint=False), indexing="ij")
+    v = np.stack([np.sin(th) * np.cos(ph), np.cos(th), np.sin(th) * np.sin(ph)], -1).reshape(-1, 3) * 100 + [200, 200, 0]
+    tri = []
+    for i in range(n - 1):
+        for j in range(n):
+            a, b, c, d = i * n + j, i * n + (j + 1) % n, (i + 1) * n + j, (i + 1) * n + (j + 1) % n
+            tri += [[a, c, b], [b, c, d]]
+    return v, np.array(tri)
+
+
+def test_mesh_figure_has_mesh_landmarks_wireframe_and_buttons():
+    v, t = _sphere()
+    fig = vis3d.mesh_figure(v, t, colors=np.full((len(v), 3), 0.5), landmarks=v[:68])
+    kinds = [tr.type for tr in fig.data]
+    assert kinds == ["mesh3d", "scatter3d", "scatter3d"]
+    assert fig.data[0].y.max() == pytest.approx(-v[:, 1].min())  # y flipped: upright
+    labels = [b.label for m in fig.layout.updatemenus for b in m.buttons]
+    assert {"landmarks on", "wireframe off", "shaded", "flat colour"} <= set(labels)
+    fig2 = vis3d.side_by_side([(v, t, None, None), (v, t, None, v[:5])], ["prediction", "ground truth"])
+    assert fig2.layout.scene2 is not None
+
+
+def test_export_html_is_self_contained(tmp_path):
+    v, t = _sphere(8)
+    p = vis3d.export_html(vis3d.mesh_figure(v, t), tmp_path / "m.html")
+    text = p.read_text()
+    import re
+
+    assert not re.search(r"<script[^>]*\bsrc=", text), "an external script: the page would need the network"
+    assert len(text) > 1_000_000  # plotly.js inlined
+
+
+def _browser_or_skip():
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        if os.environ.get("MFIRRN_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{CHROMIUM} is required (MFIRRN_REQUIRE_BROWSER=1); apt-get install -y chromium")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium); set MFIRRN_REQUIRE_BROWSER=1 to require it")
+    return CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+
+
+def _chromium(exe, tmp_path, *extra):
+    args = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars", "--virtual-time-budget=10000", *extra]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_standalone_html_renders_a_3d_view_in_headless_chromium(tmp_path):
+    import cv2
+
+    exe = _browser_or_skip()
+    v, t = _sphere(32)
+    page = vis3d.export_html(vis3d.mesh_figure(v, t, wireframe=False, width=600, height=500), tmp_path / "mesh.html")
+    dom = _chromium(exe, tmp_path, "--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "gl-container" in dom.stdout and "<canvas" in dom.stdout
+    shot = tmp_path / "shot.png"
+    run = _chromium(exe, tmp_path, f"--screenshot={shot}", "--window-size=600,500", page.as_uri())
+    assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
+    img = cv2.imread(str(shot), cv2.IMREAD_GRAYSCALE)
+    plot_area = img[120:420, 150:450].astype(float)  # below the buttons, around the centre
+    assert plot_area.std() > 5 and (plot_area < 200).mean() > 0.2, "the 3D view is blank"
