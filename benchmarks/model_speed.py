@@ -119,6 +119,12 @@ def main() -> None:
         variants.append(("ONNX Runtime fp32", lambda x: torch.from_numpy(sess.run(None, {"crops": x.numpy()})[0])))
     except ImportError:
         rows.append(("ONNX Runtime fp32", float("nan"), float("nan"), float("nan"), "onnxruntime not installed"))
+    print(f"\nCPU inference, {args.model}; {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    print("medians of repeated runs on a shared 2-core machine: timings are noisy\n")
+    print(f"{'variant':<38} {'1 crop ms':>10} {'crops/s @' + str(args.batch):>12} {'speed-up':>9}  output check")
+    for name, lat, cps, sp, note in rows:  # variants that could not run
+        print(f"{name:<38} {lat:10.1f} {cps:12.1f} {sp:8.2f}x  {note}", flush=True)
     base = None
     for name, fn in variants:
         lat = timed(fn, x1, args.reps)
@@ -126,14 +132,8 @@ def main() -> None:
         with torch.no_grad():
             dev = float((fn(xb).float() - ref).abs().max())
         base = base or lat
-        rows.append((name, lat * 1000, args.batch / tb, base / lat, f"max |Δ| vs fp32 {dev:.2e}"))
-    print(f"\nCPU inference, {args.model}; {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
-    print("medians of repeated runs on a shared 2-core machine: timings are noisy\n")
-    print(f"{'variant':<38} {'1 crop ms':>10} {'crops/s @' + str(args.batch):>12} {'speed-up':>9}  output check")
-    for name, lat, cps, sp, note in rows:
-        print(f"{name:<38} {lat:10.1f} {cps:12.1f} {sp:8.2f}x  {note}")
-
+        print(f"{name:<38} {lat * 1000:10.1f} {args.batch / tb:12.1f} {base / lat:8.2f}x  max |Δ| vs fp32 {dev:.2e}",
+              flush=True)
 
 if __name__ == "__main__":
     main()

@@ -67,7 +67,7 @@ def main() -> None:
     args = ap.parse_args()
     items = load_annotations(Path(args.datasets) / "faces-68")
     n_gt = sum(len(g) for _, g, _ in items)
-    model = models.create(args.model)
+    model = models.create(args.model)  # any registered model with pretrained weights
     print(f"{len(items)} photos, {n_gt} annotated faces; model {args.model}; machine {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print(f"{'detector':<10} {'refine':<7} {'found':>7} {'NME % (found)':>14} {'median':>8} {'s/img':>7}")
     for det in ("dlib-hog", "dlib-cnn"):

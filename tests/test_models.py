@@ -55,3 +55,19 @@ def test_v1_fc_head_names_are_accepted():
     from mfirrn.models.registry import _load_into
 
     _load_into(m, sd, "v1-style", "3ddfa-mb05")
+
+
+def test_shipped_project_model_loads_with_its_stats_and_convention():
+    m = models.create("3ddfa-mb05-aflw21")
+    assert m.card.convention == "v2" and m.stats.name == "stats-3ddfa-v2"
+    assert "3ddfa-mb05-aflw21" in models.available(pretrained=True)
+    assert m(torch.zeros(1, 3, 120, 120)).shape == (1, 62)
+
+
+def test_shipped_project_model_dev_split_numbers(dev_root, bfm):
+    """The README's table for the shipped fine-tuned model (original GT)."""
+    from mfirrn.benchmark import AFLW2000, evaluate
+
+    s = evaluate(models.create("3ddfa-mb05-aflw21"), AFLW2000.load(dev_root), bfm=bfm).summary
+    assert s.bins == pytest.approx([2.766, 3.500, 4.618], abs=0.005)
+    assert s.mean == pytest.approx(3.628, abs=0.005)

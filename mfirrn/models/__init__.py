@@ -85,3 +85,18 @@ register_model(ModelCard(
     description="MFIRRN with MobileNetV1 x0.5 branches (3DDFA_V2 mb05 stages); initialise with "
                 "mfirrn.models.init.init_from_pretrained(model, '3ddfa-v2-mb05') and fine-tune",
 ))
+
+# --- models trained by this project (weights committed under data/weights/) ---
+from pathlib import Path as _Path  # noqa: E402
+
+_WEIGHTS = _Path(__file__).resolve().parents[2] / "data" / "weights"
+
+register_model(ModelCard(
+    name="3ddfa-mb05-aflw21",
+    builder=lambda: MobileNetV1(widen_factor=0.5),
+    convention="v2",
+    stats_asset="stats-3ddfa-v2",
+    weights_path=str(_WEIGHTS / "3ddfa-mb05-aflw21.pt"),
+    description="3DDFA_V2 mb05 fine-tuned by this project on AFLW 21-point crops (fitted labels + face profiling); "
+                "has seen AFLW images: never score it on AFLW-21",
+))
