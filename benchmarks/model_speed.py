@@ -56,6 +56,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--no-bf16", action="store_true", help="skip bf16 autocast (very slow on CPUs without AMX/AVX512-BF16)")
     args = ap.parse_args()
     torch.manual_seed(0)
     card = get_card(args.model)
@@ -86,7 +87,8 @@ def main() -> None:
     if released is not None:
         variants.append(("released eager fp32 (dead compute)", fused(released)))
     variants.append(("eager fp32 (dead compute skipped)", fused(live)))
-    variants.append(("bf16 autocast", bf16(live)))
+    if not args.no_bf16:
+        variants.append(("bf16 autocast", bf16(live)))
     cl = card.builder().eval()
     cl.load_state_dict(live.state_dict())
     cl = cl.to(memory_format=torch.channels_last)
