@@ -14,7 +14,6 @@ import statistics
 import tempfile
 import time
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval

@@ -86,7 +86,7 @@ def main() -> None:
         covered = int(np.isfinite(render.rasterize_ids(v, tri, size, size)[1]).sum())
         print(f"{f'{size}x{size}':>10} | {row[0]:18.3f} | {row[1]:18.3f} | {row[2]:16.3f} | {row[3]:16.3f} | {covered}")
 
-    print(f"\nscaling with triangle count (colour+depth, 450x450, first T triangles)")
+    print("\nscaling with triangle count (colour+depth, 450x450, first T triangles)")
     v = fit(u, 450)
     print(f"{'T':>8} | {'ms 1 thr':>8} | {'ns/tri 1 thr':>12} | {f'ms {all_threads} thr':>8} | {f'ns/tri {all_threads} thr':>12}")
     for frac in (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1):

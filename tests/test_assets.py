@@ -1,7 +1,6 @@
 """Asset registry, mirror use, checksum failures and cache repair."""
 
 import csv
-import os
 import shutil
 from pathlib import Path
 

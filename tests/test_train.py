@@ -194,3 +194,16 @@ def test_init_and_stats_override_flow_into_checkpoint(tmp_path, data_root, monke
     monkeypatch.setattr(init_mod, "init_from_pretrained", no_init)
     res2 = train(_cfg(data_root, tmp_path / "i", max_steps=2, **kw), resume=True)
     assert res2.step == 2 and torch.load(res2.last, weights_only=False)["init"]["source"] == "3ddfa-v2-mb05"
+
+
+def test_augment_settings_mirror_augment_config_fields():
+    """The YAML-side settings must carry every AugmentConfig field (the trainer copies them by name)."""
+    import dataclasses
+
+    from mfirrn.data.augment import AugmentConfig
+    from mfirrn.train.config import AugmentSettings
+
+    names = {f.name for f in dataclasses.fields(AugmentSettings)}
+    assert names == {f.name for f in dataclasses.fields(AugmentConfig)} | {"enabled"}
+    for f in dataclasses.fields(AugmentConfig):
+        assert getattr(AugmentSettings(), f.name) == f.default

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Union
 
 import torch
 from torch import nn

@@ -48,7 +48,6 @@ that effect.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, Optional
 
@@ -56,7 +55,7 @@ import torch
 from torch import nn
 
 from mfirrn.checks import check_shape
-from mfirrn.models.mobilenet import _BLOCKS as _MOBILENET_BLOCKS, DepthWiseBlock
+from mfirrn.models.mobilenet import _BLOCKS as _MOBILENET_BLOCKS, DepthWiseBlock, init_conv_bn_
 from mfirrn.frames import CROP_SIZE
 from mfirrn.params import PARAM_SPEC
 
@@ -388,13 +387,7 @@ class MFIRRN(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / n))
-            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn_(self)
 
     def _perm(self, name: str) -> Optional[torch.Tensor]:
         n = self.GRANULARITY[name]

@@ -12,7 +12,19 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["MobileNetV1", "DepthWiseBlock"]
+__all__ = ["MobileNetV1", "DepthWiseBlock", "init_conv_bn_"]
+
+
+def init_conv_bn_(model: nn.Module) -> None:
+    """3DDFA/MFIRRN initialisation in place: conv weights ~ N(0, sqrt(2 / (k·k·out_channels))),
+    BatchNorm weight 1 and bias 0."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+            nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / n))
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
 
 # (in, out, stride) of the 13 depthwise-separable blocks at width 1.0, named as in 3DDFA.
 _BLOCKS: tuple[tuple[str, int, int, int], ...] = (
@@ -63,13 +75,7 @@ class MobileNetV1(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / n))
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn_(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> pooled features (B, num_features)."""

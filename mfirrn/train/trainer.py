@@ -46,7 +46,7 @@ from mfirrn.metrics import nme, summarize_by_yaw
 from mfirrn.models.registry import get_card
 from mfirrn.params import ParamStats, pose_from_params
 from mfirrn.train.config import ConfigError, TrainConfig
-from mfirrn.train.ddp import DistInfo, all_gather_object, barrier, cleanup_distributed, init_distributed
+from mfirrn.train.ddp import all_gather_object, barrier, cleanup_distributed, init_distributed
 
 __all__ = ["train", "Trainer", "TrainResult", "TrainError", "code_version", "save_checkpoint_atomic", "validate_params"]
 
@@ -252,10 +252,9 @@ class Trainer:
         train_idx, val_idx = split_indices(len(full), d.val_fraction, cfg.seed)
         aug = None
         if d.augment.enabled:
-            a = d.augment
-            acfg = AugmentConfig(flip_prob=a.flip_prob, scale=tuple(a.scale), max_rotation_deg=a.max_rotation_deg,  # type: ignore[arg-type]
-                                 max_translate_px=a.max_translate_px, brightness=a.brightness, contrast=a.contrast,
-                                 channel_gain=a.channel_gain, affine_prob=a.affine_prob, jitter_prob=a.jitter_prob)
+            # AugmentSettings = AugmentConfig's fields + ``enabled``; copy them over by name
+            settings = {f.name: getattr(d.augment, f.name) for f in dataclasses.fields(AugmentConfig)}
+            acfg = AugmentConfig(**{**settings, "scale": tuple(settings["scale"])})
             aug = Augmenter(acfg, default_mirror() if acfg.flip_prob > 0 else None, full.convention)
         self.train_set = full.subset(train_idx, augment=aug)
         self.val_set = full.subset(val_idx, augment=None)
