@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional, Union
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
 from mfirrn.bfm import MorphableModel
-from mfirrn.crop import crops_to_tensor
+from mfirrn.crop import crops_to_tensor, read_crop
 from mfirrn.fileio import atomic_write
 from mfirrn.frames import CROP_SIZE
 from mfirrn.inference import predict_params
@@ -83,11 +82,9 @@ class AFLW2000:
         n = len(names) if limit is None else min(limit, len(names))
         crops = np.empty((n, CROP_SIZE, CROP_SIZE, 3), np.uint8)
         for i, name in enumerate(names[:n]):
-            img = cv2.imread(str(data / "AFLW2000-3D_crop" / name), cv2.IMREAD_COLOR)
+            img = read_crop(data / "AFLW2000-3D_crop" / name)
             if img is None:
                 raise DatasetError(f"cannot read crop {data / 'AFLW2000-3D_crop' / name}; the dataset copy is incomplete")
-            if img.shape[:2] != (CROP_SIZE, CROP_SIZE):
-                img = cv2.resize(img, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR)
             crops[i] = img
         gt_pts = np.asarray(arrays["gt"][:n], np.float64)[:, :2, :].transpose(0, 2, 1)
         return cls(names[:n], crops, np.asarray(arrays["roi"][:n], np.float64),

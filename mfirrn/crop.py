@@ -13,7 +13,7 @@ import torch
 from mfirrn.checks import check_shape
 from mfirrn.frames import CROP_SIZE
 
-__all__ = ["roi_from_box", "roi_from_landmarks", "crop_image", "crops_to_tensor"]
+__all__ = ["roi_from_box", "roi_from_landmarks", "crop_image", "crops_to_tensor", "read_crop"]
 
 
 def roi_from_box(box: np.ndarray) -> np.ndarray:
@@ -86,3 +86,12 @@ def crops_to_tensor(crops: np.ndarray | list[np.ndarray]) -> torch.Tensor:
     check_shape(arr, (None, None, None, 3), "crops")
     t = torch.from_numpy(arr).permute(0, 3, 1, 2).float()
     return (t - 127.5) / 128.0
+
+
+def read_crop(path, size: int = CROP_SIZE) -> "np.ndarray | None":
+    """Read a network crop from disk as BGR uint8 (size, size, 3), resizing (bilinear) if it has another
+    size; ``None`` when the file cannot be read (callers raise their own error naming the fix)."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is not None and img.shape[:2] != (size, size):
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
+    return img

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
 from mfirrn.bfm import MorphableModel
-from mfirrn.crop import crops_to_tensor
+from mfirrn.crop import crops_to_tensor, read_crop
 from mfirrn.fileio import atomic_write
 from mfirrn.fitting import FitConfig, FitResult, fit_landmarks, visible_mask
 from mfirrn.frames import CROP_SIZE
@@ -76,10 +75,10 @@ class LandmarkPool:
         """(n, 120, 120, 3) uint8 BGR crops."""
         out = np.empty((len(indices), CROP_SIZE, CROP_SIZE, 3), np.uint8)
         for j, i in enumerate(indices):
-            img = cv2.imread(str(self.crop_dir / self.names[i]), cv2.IMREAD_COLOR)
+            img = read_crop(self.crop_dir / self.names[i])
             if img is None:
                 raise PoolError(f"cannot read {self.crop_dir / self.names[i]}; the pool copy is incomplete")
-            out[j] = img if img.shape[:2] == (CROP_SIZE, CROP_SIZE) else cv2.resize(img, (CROP_SIZE, CROP_SIZE))
+            out[j] = img
         return out
 
 

@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mfirrn.checks import check_shape
+from mfirrn.crop import read_crop
 from mfirrn.frames import CROP_SIZE, Convention
 from mfirrn.params import PARAM_SPEC, ParamStats
 
@@ -89,11 +90,9 @@ class ParamsDataset(Dataset):
 
     def read_image(self, i: int) -> np.ndarray:
         path = self.paths[self.indices[i]]
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        img = read_crop(path)
         if img is None:
             raise DatasetError(f"cannot read image {path}; the dataset copy is incomplete")
-        if img.shape[:2] != (CROP_SIZE, CROP_SIZE):
-            img = cv2.resize(img, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR)
         return img
 
     def raw_params(self, i: int) -> np.ndarray:
