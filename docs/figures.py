@@ -16,7 +16,7 @@ from mfirrn.pipeline import Reconstructor, read_image
 def main() -> None:
     image = read_image(fetch("sample-trump-hillary"))
     faces = Reconstructor("3ddfa-v2-mb05")(image)
-    v, t = vis._merged_mesh(faces)
+    v, t = vis.merge_face_meshes(faces)
     shaded = render.shade(v, t, image.shape[0], image.shape[1])
     panels = [cv2.cvtColor(vis.render_depth(image, faces), cv2.COLOR_GRAY2BGR), vis.render_pncc(image, faces),
               np.clip(np.round(shaded * 255), 0, 255).astype(np.uint8)]

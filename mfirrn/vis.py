@@ -70,8 +70,9 @@ def plot_mesh_points(ax, vertices: np.ndarray, colors: np.ndarray | None = None,
     return ax
 
 
-def _merged_mesh(faces) -> tuple[np.ndarray, np.ndarray]:
-    """All faces' dense meshes as one (vertices (N, 3) float32, triangles (T, 3) int32) for one z-buffer pass."""
+def merge_face_meshes(faces) -> tuple[np.ndarray, np.ndarray]:
+    """All faces' dense meshes as one (vertices (N, 3) float32, triangles (T, 3) int32): one z-buffer pass,
+    one mesh file."""
     verts, tris, offset = [], [], 0
     for f in faces:
         if f.vertices is None or f.triangles is None:
@@ -96,7 +97,7 @@ def render_depth(image: np.ndarray, faces) -> np.ndarray:
     """Depth map of all faces (H, W) uint8: 255 = closest vertex, 0 = background (3DDFA style)."""
     from mfirrn import render
 
-    v, t = _merged_mesh(faces)
+    v, t = merge_face_meshes(faces)
     d = render.depth_map(v, t, image.shape[0], image.shape[1])
     return np.clip(np.round(d * 255), 0, 255).astype(np.uint8)
 
@@ -106,7 +107,7 @@ def render_pncc(image: np.ndarray, faces) -> np.ndarray:
     coordinate of the surface point it sees (x -> R, y -> G, z -> B), black background."""
     from mfirrn import render
 
-    v, t = _merged_mesh(faces)
+    v, t = merge_face_meshes(faces)
     code = np.concatenate([_pncc_code(len(f.vertices)) for f in faces])
     img = render.pncc(v, t, code, image.shape[0], image.shape[1])
     return np.clip(np.round(img[..., ::-1] * 255), 0, 255).astype(np.uint8)
@@ -116,7 +117,7 @@ def render_shaded(image: np.ndarray, faces, alpha: float = 0.6) -> np.ndarray:
     """Grey Phong-shaded meshes blended over the photo (H, W, 3) uint8 BGR (3DDFA_V2-style overlay)."""
     from mfirrn import render
 
-    v, t = _merged_mesh(faces)
+    v, t = merge_face_meshes(faces)
     out = render.shade(v, t, image.shape[0], image.shape[1], background=image.astype(np.float32) / 255.0, alpha=alpha)
     return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
 
@@ -126,7 +127,7 @@ def render_textured(image: np.ndarray, faces) -> np.ndarray:
     vertices the camera does not see (renderer visibility) are drawn grey."""
     from mfirrn import meshio, render
 
-    v, t = _merged_mesh(faces)
+    v, t = merge_face_meshes(faces)
     h, w = image.shape[:2]
     colors = meshio.sample_colors(image, v)[:, ::-1].astype(np.float32)  # back to BGR order
     visible = render.visibility(v, t, h, w, eps=1.0)

@@ -116,14 +116,9 @@ def write_outputs(image: np.ndarray, image_path: Path, faces: list, model_name: 
         if "dense" in outputs:
             staged.add(out_dir / f"{stem}_dense.jpg", _encode(".jpg", vis.draw_dense(image, [f.vertices for f in faces])))
         if "obj" in outputs or "ply" in outputs:
-            verts, tris, cols, offset = [], [], [], 0
-            for f in faces:
-                v, t = meshio.to_viewer_frame(f.vertices, f.triangles, image.shape[0])
-                verts.append(v)
-                tris.append(t + offset)
-                cols.append(meshio.sample_colors(image, f.vertices))
-                offset += len(v)
-            v, t, c = np.concatenate(verts), np.concatenate(tris), np.concatenate(cols)
+            merged, tris = vis.merge_face_meshes(faces)
+            c = meshio.sample_colors(image, merged)
+            v, t = meshio.to_viewer_frame(merged, tris, image.shape[0])
             if "obj" in outputs:
                 staged.add(out_dir / f"{stem}.obj", meshio.obj_bytes(v, t, c))
             if "ply" in outputs:
