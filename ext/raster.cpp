@@ -17,8 +17,10 @@
 //     appends each triangle that covers a pixel centre to the list of every band its box touches;
 //     each band then draws the triangles of its lists in chunk order = index order, so every pixel
 //     sees exactly the single-threaded sequence: deterministic, no private buffers, no merge;
-//  4. each band clears its own rows first and interpolates colours right after its depth pass (once
-//     per covered pixel, from the winning triangle: deferred shading), while the band is in cache.
+//  4. each band clears its own rows first; a fragment that wins the depth test writes its colour at
+//     once, from the triangle's vertices already in registers (the BFM mesh is drawn about once per
+//     pixel, so this is cheaper than a deferred pass that gathers pixel -> triangle -> vertices again);
+//  5. snapping runs four vertices at a time in SSE2 (float arithmetic, exact below 2^15 pixels).
 // One thread skips the binning and draws every triangle straight away.
 #include "raster.hpp"
 
@@ -26,6 +28,7 @@
 #include <cmath>
 #include <climits>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #if defined(__SSE2__) && defined(__x86_64__)
@@ -115,22 +118,50 @@ struct Frame {
     float* depth;
     int32_t* ids;
     int64_t width;
+    const float* colors;  // null: depth pass only
+    int channels;
+    float* image;
 };
+
+// Colour of pixel `pix` from a fragment that just won the depth test: barycentric interpolation of the
+// triangle's vertex colours ca, cb, cc (its own vertex order) with weights E_i / area, in double, summed
+// in vertex order and rounded to float, exactly as the reference. e_a, e_b, e_c are the exact integer
+// edge values opposite each vertex for the positively oriented triangle and inv = 1 / its area; for a
+// triangle that was flipped to positive orientation both the edge values and the area change sign, so
+// the weights are the same doubles as with the triangle's own signed area.
+template <int CH>
+inline void put_colour(const Frame& f, int64_t pix, int64_t e_a, int64_t e_b, int64_t e_c, double inv,
+                       const float* ca, const float* cb, const float* cc) {
+    const int nc = CH > 0 ? CH : f.channels;
+    const double wa = double(e_a) * inv, wb = double(e_b) * inv, wc = double(e_c) * inv;
+    float* out = f.image + pix * nc;
+    for (int q = 0; q < nc; ++q) out[q] = float(wa * double(ca[q]) + wb * double(cb[q]) + wc * double(cc[q]));
+}
 
 // Depth pass of triangle t over box (clipped to the image) and rows [row0, row1] (its band).
 // block_ok: the image is >= 2 pixels wide and the band >= 2 rows high (the 2x2 block fits).
+// CH: colour channels written per winning fragment (0: depth pass only; -1: f.channels at run time).
+template <int CH>
 inline void raster_tri(const int32_t* tris, int64_t t, const VP* P, Box box, int row0, int row1, bool block_ok,
                        bool cull_back, const Frame& f) {
     box.y0 = std::max(box.y0, row0);
     box.y1 = std::min(box.y1, row1);
     if (box.y0 > box.y1) return;
-    VP a = P[tris[3 * t]], b = P[tris[3 * t + 1]], c = P[tris[3 * t + 2]];
+    const int32_t ia = tris[3 * t], ib = tris[3 * t + 1], ic = tris[3 * t + 2];
+    VP a = P[ia], b = P[ib], c = P[ic];
     int64_t area = int64_t(b.x - a.x) * (c.y - a.y) - int64_t(b.y - a.y) * (c.x - a.x);
     if (area == 0 || (area < 0 && cull_back)) return;
-    if (area < 0) {
+    const bool flipped = area < 0;
+    if (flipped) {
         std::swap(b, c);
         area = -area;
     }
+    // colours of the triangle's vertices in its own order; after the flip, edge 1 is opposite the
+    // original c and edge 2 opposite the original b
+    const int nc = CH > 0 ? CH : f.channels;
+    const float* ca = CH != 0 ? f.colors + int64_t(ia) * nc : nullptr;
+    const float* cb = CH != 0 ? f.colors + int64_t(ib) * nc : nullptr;
+    const float* cc = CH != 0 ? f.colors + int64_t(ic) * nc : nullptr;
     // edge k is opposite vertex k: E_k(P) = A_k (Px - x) + B_k (Py - y) from a point (x, y) on it
     const int64_t A0 = b.y - c.y, B0 = c.x - b.x;
     const int64_t A1 = c.y - a.y, B1 = a.x - c.x;
@@ -189,6 +220,21 @@ inline void raster_tri(const int32_t* tris, int64_t t, const VP* P, Box box, int
         _mm_storel_epi64(reinterpret_cast<__m128i*>(d1), _mm_unpackhi_epi64(depth, depth));
         _mm_storel_epi64(reinterpret_cast<__m128i*>(i0), ids);
         _mm_storel_epi64(reinterpret_cast<__m128i*>(i1), _mm_unpackhi_epi64(ids, ids));
+        if (CH != 0) {
+            int m = _mm_movemask_ps(win);
+            if (m) {
+                alignas(16) int32_t v0[4], v1[4], v2[4];
+                _mm_store_si128(reinterpret_cast<__m128i*>(v0), E0);
+                _mm_store_si128(reinterpret_cast<__m128i*>(v1), E1);
+                _mm_store_si128(reinterpret_cast<__m128i*>(v2), E2);
+                do {
+                    const int l = __builtin_ctz(m);
+                    m &= m - 1;
+                    const int64_t pix = (l & 2 ? at1 : at0) + (l & 1);
+                    put_colour<CH>(f, pix, v0[l], flipped ? v2[l] : v1[l], flipped ? v1[l] : v2[l], inv, ca, cb, cc);
+                } while (m);
+            }
+        }
         return;
     }
 #else
@@ -212,6 +258,11 @@ inline void raster_tri(const int32_t* tris, int64_t t, const VP* P, Box box, int
                 if (zf > drow[x]) {
                     drow[x] = zf;
                     irow[x] = int32_t(t);
+                    if (CH != 0) {
+                        const int64_t u0 = e0 - k0, u1 = e1 - k1, u2 = e2 - k2;
+                        put_colour<CH>(f, int64_t(y) * f.width + x, u0, flipped ? u2 : u1, flipped ? u1 : u2, inv, ca,
+                                       cb, cc);
+                    }
                 }
             }
             e0 += sx0, e1 += sx1, e2 += sx2;
@@ -228,48 +279,6 @@ inline int32_t floor_to_int(double d) {
     return i - (double(i) > d);
 }
 
-// Colour pass over rows [y0, y1], columns [x0, x1]: barycentric interpolation of the winning
-// triangle's colours (CH > 0: channel count known at compile time; CH == 0: `channels`).
-template <int CH>
-void shade_rows(const int32_t* tris, const VP* p, const float* colors, int channels, int x0, int x1, int y0, int y1,
-                int width, const int32_t* ids, float* image) {
-    // Weights use the triangle's own vertex order and signed area (b_i = E_i / area is invariant under
-    // the orientation swap of the depth pass), so no branch on orientation is needed.
-    const int nc = CH > 0 ? CH : channels;
-    for (int y = y0; y <= y1; ++y) {
-        const int64_t Py = int64_t(y) << kSubpixelBits;
-        for (int x = x0; x <= x1; ++x) {
-            const int64_t pix = int64_t(y) * width + x;
-            const int32_t t = ids[pix];
-            if (t < 0) continue;
-            const int32_t a = tris[3 * int64_t(t)], b = tris[3 * int64_t(t) + 1], c = tris[3 * int64_t(t) + 2];
-            const VP pa = p[a], pb = p[b], pc = p[c];
-            const int64_t Px = int64_t(x) << kSubpixelBits;
-            const double inv =
-                1.0 / double(int64_t(pb.x - pa.x) * (pc.y - pa.y) - int64_t(pb.y - pa.y) * (pc.x - pa.x));
-            const double b0 = double(int64_t(pb.y - pc.y) * (Px - pb.x) + int64_t(pc.x - pb.x) * (Py - pb.y)) * inv;
-            const double b1 = double(int64_t(pc.y - pa.y) * (Px - pc.x) + int64_t(pa.x - pc.x) * (Py - pc.y)) * inv;
-            const double b2 = double(int64_t(pa.y - pb.y) * (Px - pa.x) + int64_t(pb.x - pa.x) * (Py - pa.y)) * inv;
-            const float* c0 = colors + int64_t(a) * nc;
-            const float* c1 = colors + int64_t(b) * nc;
-            const float* c2 = colors + int64_t(c) * nc;
-            float* out = image + pix * nc;
-            for (int k = 0; k < nc; ++k) out[k] = float(b0 * double(c0[k]) + b1 * double(c1[k]) + b2 * double(c2[k]));
-        }
-    }
-}
-
-void shade_rows_any(const int32_t* tris, const VP* p, const float* colors, int channels, int x0, int x1, int y0,
-                    int y1, int width, const int32_t* ids, float* image) {
-    switch (channels) {
-        case 1: return shade_rows<1>(tris, p, colors, 1, x0, x1, y0, y1, width, ids, image);
-        case 2: return shade_rows<2>(tris, p, colors, 2, x0, x1, y0, y1, width, ids, image);
-        case 3: return shade_rows<3>(tris, p, colors, 3, x0, x1, y0, y1, width, ids, image);
-        case 4: return shade_rows<4>(tris, p, colors, 4, x0, x1, y0, y1, width, ids, image);
-        default: return shade_rows<0>(tris, p, colors, channels, x0, x1, y0, y1, width, ids, image);
-    }
-}
-
 template <class I>
 inline Code<I> make_code(int32_t X, int32_t Y, int width, int height) {
     const int32_t fx = std::min(std::max(X >> kSubpixelBits, -1), width - 1);
@@ -277,6 +286,118 @@ inline Code<I> make_code(int32_t X, int32_t Y, int width, int height) {
     const int32_t cx = std::min(std::max((X + 255) >> kSubpixelBits, 0), width);
     const int32_t cy = std::min(std::max((Y + 255) >> kSubpixelBits, 0), height);
     return Code<I>{I(fx), I(fy), I(-cx), I(-cy)};
+}
+
+// Bounding box of the valid snapped vertices (fixed point) and the count of invalid ones, per thread.
+struct SnapAcc {
+    int32_t x0 = INT32_MAX, x1 = INT32_MIN, y0 = INT32_MAX, y1 = INT32_MIN;
+    int64_t n_bad = 0;
+#ifdef MFIRRN_SSE2
+    __m128i vx0 = _mm_set1_epi32(INT32_MAX), vx1 = _mm_set1_epi32(INT32_MIN);
+    __m128i vy0 = _mm_set1_epi32(INT32_MAX), vy1 = _mm_set1_epi32(INT32_MIN);
+#endif
+    void finish() {
+#ifdef MFIRRN_SSE2
+        alignas(16) int32_t a[4], b[4], c[4], d[4];
+        _mm_store_si128(reinterpret_cast<__m128i*>(a), vx0), _mm_store_si128(reinterpret_cast<__m128i*>(b), vx1);
+        _mm_store_si128(reinterpret_cast<__m128i*>(c), vy0), _mm_store_si128(reinterpret_cast<__m128i*>(d), vy1);
+        for (int k = 0; k < 4; ++k)
+            x0 = std::min(x0, a[k]), x1 = std::max(x1, b[k]), y0 = std::min(y0, c[k]), y1 = std::max(y1, d[k]);
+#endif
+    }
+};
+
+// Snaps vertex i: fixed-point x, y (floor(v * 256 + 0.5), computed in double), cell code, bounding box,
+// vertex count of its row (h, when bands are used). Invalid vertices (NaN, inf, |x| or |y| > limit) are
+// counted and snapped to 0 so that nothing downstream overflows; the caller reports them.
+template <class I>
+inline void snap_one(const float* V, int64_t i, int width, int height, VP* p, Code<I>* code, SnapAcc& acc,
+                     int32_t* h) {
+    const float x = V[3 * i], y = V[3 * i + 1], z = V[3 * i + 2];
+    const bool ok = (std::fabs(x) <= float(kCoordLimit)) & (std::fabs(y) <= float(kCoordLimit)) &
+                    (std::fabs(z) <= std::numeric_limits<float>::max());  // NaN fails every comparison
+    const int32_t X = floor_to_int(ok ? double(x) * (1 << kSubpixelBits) + 0.5 : 0.0);
+    const int32_t Y = floor_to_int(ok ? double(y) * (1 << kSubpixelBits) + 0.5 : 0.0);
+    p[i] = VP{X, Y, z};
+    code[i] = make_code<I>(X, Y, width, height);
+    if (ok) {
+        acc.x0 = std::min(acc.x0, X), acc.x1 = std::max(acc.x1, X);
+        acc.y0 = std::min(acc.y0, Y), acc.y1 = std::max(acc.y1, Y);
+    }
+    acc.n_bad += !ok;
+    if (h) {
+        const int32_t row = (Y + 128) >> kSubpixelBits;
+        if (row >= 0 && row < height) h[row]++;
+    }
+}
+
+#ifdef MFIRRN_SSE2
+inline __m128i min_epi32(__m128i a, __m128i b) {
+    const __m128i gt = _mm_cmpgt_epi32(a, b);
+    return _mm_or_si128(_mm_and_si128(gt, b), _mm_andnot_si128(gt, a));
+}
+inline __m128i max_epi32(__m128i a, __m128i b) {
+    const __m128i gt = _mm_cmpgt_epi32(a, b);
+    return _mm_or_si128(_mm_and_si128(gt, a), _mm_andnot_si128(gt, b));
+}
+#endif
+
+// snap_one for vertices i..i+3 at once, bit-identical: when |x|, |y| < 2^15 pixels, v * 256 is exact
+// in float and below 2^23 in magnitude, where float spacing is at most 1/2, so v * 256 + 0.5 is exact
+// too and its float floor equals the double one. Returns false (nothing written) when a vertex is
+// invalid or that large, or the codes are int32: the caller then uses snap_one for the four.
+template <class I>
+inline bool snap4(const float* V, int64_t i, int width, int height, VP* p, Code<I>* code, SnapAcc& acc,
+                  int32_t* h) {
+#ifdef MFIRRN_SSE2
+    if constexpr (std::is_same<I, int16_t>::value) {
+        const float* v = V + 3 * i;
+        const __m128 x = _mm_setr_ps(v[0], v[3], v[6], v[9]);
+        const __m128 y = _mm_setr_ps(v[1], v[4], v[7], v[10]);
+        const __m128 z = _mm_setr_ps(v[2], v[5], v[8], v[11]);
+        const __m128 abs = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+        const __m128 lim = _mm_set1_ps(32768.0f);
+        const __m128 good = _mm_and_ps(_mm_and_ps(_mm_cmplt_ps(_mm_and_ps(x, abs), lim), _mm_cmplt_ps(_mm_and_ps(y, abs), lim)),
+                                       _mm_cmple_ps(_mm_and_ps(z, abs), _mm_set1_ps(std::numeric_limits<float>::max())));
+        if (_mm_movemask_ps(good) != 0xF) return false;
+        const __m128 scale = _mm_set1_ps(float(1 << kSubpixelBits)), half = _mm_set1_ps(0.5f);
+        const __m128 fx = _mm_add_ps(_mm_mul_ps(x, scale), half), fy = _mm_add_ps(_mm_mul_ps(y, scale), half);
+        __m128i X = _mm_cvttps_epi32(fx), Y = _mm_cvttps_epi32(fy);
+        X = _mm_add_epi32(X, _mm_castps_si128(_mm_cmpgt_ps(_mm_cvtepi32_ps(X), fx)));  // floor: -1 where truncated up
+        Y = _mm_add_epi32(Y, _mm_castps_si128(_mm_cmpgt_ps(_mm_cvtepi32_ps(Y), fy)));
+        acc.vx0 = min_epi32(acc.vx0, X), acc.vx1 = max_epi32(acc.vx1, X);
+        acc.vy0 = min_epi32(acc.vy0, Y), acc.vy1 = max_epi32(acc.vy1, Y);
+        // cell codes in int16 (|pixel| <= 2^15 fits): floor clamped to [-1, size - 1], -ceil to [-size, 0]
+        const __m128i f = _mm_packs_epi32(_mm_srai_epi32(X, kSubpixelBits), _mm_srai_epi32(Y, kSubpixelBits));
+        const __m128i r = _mm_set1_epi32((1 << kSubpixelBits) - 1);
+        const __m128i c = _mm_packs_epi32(_mm_srai_epi32(_mm_add_epi32(X, r), kSubpixelBits),
+                                          _mm_srai_epi32(_mm_add_epi32(Y, r), kSubpixelBits));
+        const __m128i wh = _mm_setr_epi16(int16_t(width), int16_t(width), int16_t(width), int16_t(width),
+                                          int16_t(height), int16_t(height), int16_t(height), int16_t(height));
+        const __m128i one = _mm_set1_epi16(1);
+        const __m128i fc = _mm_min_epi16(_mm_max_epi16(f, _mm_set1_epi16(-1)), _mm_sub_epi16(wh, one));
+        const __m128i nc = _mm_sub_epi16(_mm_setzero_si128(), _mm_min_epi16(_mm_max_epi16(c, _mm_setzero_si128()), wh));
+        const __m128i u = _mm_unpacklo_epi16(fc, _mm_srli_si128(fc, 8));  // fx0 fy0 fx1 fy1 ...
+        const __m128i w = _mm_unpacklo_epi16(nc, _mm_srli_si128(nc, 8));  // nx0 ny0 nx1 ny1 ...
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(code + i), _mm_unpacklo_epi32(u, w));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(code + i + 2), _mm_unpackhi_epi32(u, w));
+        alignas(16) int32_t xs[4], ys[4];
+        alignas(16) float zs[4];
+        _mm_store_si128(reinterpret_cast<__m128i*>(xs), X);
+        _mm_store_si128(reinterpret_cast<__m128i*>(ys), Y);
+        _mm_store_ps(zs, z);
+        for (int k = 0; k < 4; ++k) p[i + k] = VP{xs[k], ys[k], zs[k]};
+        if (h) {
+            for (int k = 0; k < 4; ++k) {
+                const int32_t row = (ys[k] + 128) >> kSubpixelBits;
+                if (row >= 0 && row < height) h[row]++;
+            }
+        }
+        return true;
+    }
+#endif
+    (void)V, (void)i, (void)width, (void)height, (void)p, (void)code, (void)acc, (void)h;
+    return false;
 }
 
 // Everything the passes share.
@@ -297,7 +418,8 @@ struct Job {
 };
 
 // The whole render for one code type (int16 codes for images up to 32767 pixels, else int32).
-template <class I>
+// CH: colour channels (0: none, -1: job.channels at run time), fixed at compile time for the common cases.
+template <class I, int CH>
 int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
     const float* V = job.V;
     const int64_t n_vertices = job.n_vertices, n_triangles = job.n_triangles;
@@ -308,7 +430,7 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
     const float inf = std::numeric_limits<float>::infinity();
     grow(sc.pts, size_t(std::max<int64_t>(n_vertices, 1)));
     VP* p = sc.pts.data();
-    const Frame frame{job.depth, job.ids, width};
+    const Frame frame{job.depth, job.ids, width, job.colors, job.channels, job.image};
 
     // bands: several per thread (dynamic schedule balances the rest), each >= 2 rows
     const int nb = nt == 1 ? 1 : std::max(1, std::min(4 * nt, height / 2));
@@ -341,24 +463,22 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
         // 1. snap vertices to fixed point, check them, cell codes, bounding box, rows per band
         int32_t* h = nb > 1 ? hist + int64_t(tid) * height : nullptr;
         if (nb > 1) std::fill(hist + int64_t(tid) * height, hist + int64_t(tid + 1) * height, 0);
-#pragma omp for schedule(static) reduction(+ : n_bad) reduction(min : bx0, by0) reduction(max : bx1, by1)
-        for (int64_t i = 0; i < n_vertices; ++i) {
-            const float x = V[3 * i], y = V[3 * i + 1], z = V[3 * i + 2];
-            // branch-free so that it vectorizes; NaN fails every comparison
-            const bool ok = (std::fabs(x) <= float(kCoordLimit)) & (std::fabs(y) <= float(kCoordLimit)) &
-                            (std::fabs(z) <= std::numeric_limits<float>::max());
-            const int32_t X = floor_to_int(ok ? double(x) * (1 << kSubpixelBits) + 0.5 : 0.0);
-            const int32_t Y = floor_to_int(ok ? double(y) * (1 << kSubpixelBits) + 0.5 : 0.0);
-            p[i] = VP{X, Y, z};
-            code[i] = make_code<I>(X, Y, width, height);
-            bx0 = std::min(bx0, ok ? X : INT32_MAX), bx1 = std::max(bx1, ok ? X : INT32_MIN);
-            by0 = std::min(by0, ok ? Y : INT32_MAX), by1 = std::max(by1, ok ? Y : INT32_MIN);
-            n_bad += !ok;
-            if (nb > 1) {
-                const int32_t row = (Y + 128) >> kSubpixelBits;
-                if (row >= 0 && row < height) h[row]++;
-            }
-        }  // implicit barrier
+        SnapAcc acc;
+        const int64_t n_blocks = (n_vertices + 3) / 4;
+#pragma omp for schedule(static) nowait
+        for (int64_t blk = 0; blk < n_blocks; ++blk) {
+            const int64_t i = 4 * blk;
+            if (i + 4 <= n_vertices && snap4(V, i, width, height, p, code, acc, h)) continue;
+            for (int64_t j = i; j < std::min(i + 4, n_vertices); ++j) snap_one(V, j, width, height, p, code, acc, h);
+        }
+        acc.finish();
+#pragma omp critical
+        {
+            n_bad += acc.n_bad;
+            bx0 = std::min(bx0, acc.x0), bx1 = std::max(bx1, acc.x1);
+            by0 = std::min(by0, acc.y0), by1 = std::max(by1, acc.y1);
+        }
+#pragma omp barrier
 #pragma omp single
         {
             if (n_bad) {
@@ -401,7 +521,7 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
         }  // implicit barrier
         const bool block_ok = width >= 2;
         if (nb == 1) {
-            // one band: clear, draw every triangle, shade
+            // one band: clear, then draw (and colour) every triangle
 #pragma omp single
             {
                 std::fill(job.depth, job.depth + int64_t(height) * width, -inf);
@@ -416,11 +536,8 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
                         }
                         Box box;
                         if (!box_of(code, a, b, c, box)) continue;
-                        raster_tri(tris, t, p, box, 0, height - 1, block_ok && height >= 2, job.cull_back, frame);
+                        raster_tri<CH>(tris, t, p, box, 0, height - 1, block_ok && height >= 2, job.cull_back, frame);
                     }
-                    if (job.colors && job.image && status == kOk)
-                        shade_rows_any(tris, p, job.colors, job.channels, bx0, bx1, by0, by1, width, job.ids,
-                                       job.image);
                 }
             }
         } else {
@@ -452,7 +569,7 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
                 status |= local_status;
             }
 #pragma omp barrier
-            // 3. bands: clear, draw the band's triangles in index order, shade
+            // 3. bands: clear, draw (and colour) the band's triangles in index order
 #pragma omp for schedule(dynamic, 1)
             for (int bb = 0; bb < nb; ++bb) {
                 const int r0 = bounds[bb], r1 = bounds[bb + 1] - 1;
@@ -467,14 +584,8 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
                         Box box;
                         box_of(code, uint32_t(tris[3 * t]), uint32_t(tris[3 * t + 1]), uint32_t(tris[3 * t + 2]),
                                box);
-                        raster_tri(tris, t, p, box, r0, r1, block_ok, job.cull_back, frame);
+                        raster_tri<CH>(tris, t, p, box, r0, r1, block_ok, job.cull_back, frame);
                     }
-                }
-                if (job.colors && job.image) {
-                    const int y0 = std::max(r0, by0), y1 = std::min(r1, by1);
-                    if (y0 <= y1)
-                        shade_rows_any(tris, p, job.colors, job.channels, bx0, bx1, y0, y1, width, job.ids,
-                                       job.image);
                 }
             }  // implicit barrier
         }
@@ -495,15 +606,27 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
     return status;
 }
 
+template <class I>
+int run_channels(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
+    switch (job.colors && job.image ? job.channels : 0) {
+        case 0: return raster_core<I, 0>(job, num_threads, sc, code);
+        case 1: return raster_core<I, 1>(job, num_threads, sc, code);
+        case 2: return raster_core<I, 2>(job, num_threads, sc, code);
+        case 3: return raster_core<I, 3>(job, num_threads, sc, code);
+        case 4: return raster_core<I, 4>(job, num_threads, sc, code);
+        default: return raster_core<I, -1>(job, num_threads, sc, code);
+    }
+}
+
 int run(const Job& job, int num_threads) {
     Scratch& sc = scratch();
     const size_t n = size_t(std::max<int64_t>(job.n_vertices, 1));
     if (job.width <= 32767 && job.height <= 32767) {
         grow(sc.code16, n);
-        return raster_core<int16_t>(job, num_threads, sc, sc.code16.data());
+        return run_channels<int16_t>(job, num_threads, sc, sc.code16.data());
     }
     grow(sc.code32, n);
-    return raster_core<int32_t>(job, num_threads, sc, sc.code32.data());
+    return run_channels<int32_t>(job, num_threads, sc, sc.code32.data());
 }
 
 }  // namespace

@@ -50,6 +50,31 @@ def test_matches_reference(seed, cull):
     np.testing.assert_array_equal(depth2, depth)
 
 
+@pytest.mark.parametrize("channels", [1, 2, 4, 5])
+def test_any_channel_count_matches_reference(channels):
+    v, tri, _ = random_mesh(3, n=37, t=60)  # 37 vertices: the vertex loop's 4-wide blocks and a tail
+    c = np.random.default_rng(1).uniform(-1, 1, (len(v), channels)).astype(np.float32)
+    for threads in (1, 2):
+        img, depth = render.rasterize(v, tri, c, H, W, num_threads=threads)
+        ref_img, ref_depth = render.rasterize_reference(v, tri, c, H, W)
+        np.testing.assert_array_equal(depth, ref_depth)
+        np.testing.assert_array_equal(img, ref_img)
+
+
+def test_far_vertices_match_reference():
+    """Vertices beyond 2**15 pixels (exact double snapping instead of the 4-wide float path) next to
+    near ones, and coordinates a hair around that switch and around pixel centres."""
+    v, tri, c = random_mesh(5, n=41, t=80)
+    v[[0, 9, 22], 0] = [40000.3, -2**15, 2**19 + 0.7]
+    v[[4, 30], 1] = [-32767.99, 32768.0]
+    v[[5, 6, 7], 0] = np.nextafter(np.float32([3.5, 10.0, 17.5]), np.float32(0))
+    img, depth = render.rasterize(v, tri, c, H, W)
+    ref_img, ref_depth = render.rasterize_reference(v, tri, c, H, W)
+    np.testing.assert_array_equal(depth, ref_depth)
+    np.testing.assert_array_equal(img, ref_img)
+    assert np.isfinite(depth).any()
+
+
 def test_threads_give_identical_results():
     v, tri = grid_mesh(60, 64, z=lambda x, y: np.sin(x / 5) * 3 + y / 10)
     rng = np.random.default_rng(0)
