@@ -57,3 +57,31 @@ def test_cli_export_registered_model(tmp_path, capsys):
     assert sess.run(None, {"crops": np.zeros((3, 3, 120, 120), np.float32)})[0].shape == (3, 62)
     assert main(["export-onnx", "--checkpoint", str(tmp_path / "none.pt"), "-o", str(out)]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_onnxruntime_backend_matches_pytorch(tmp_path, monkeypatch):
+    """The `--backend onnxruntime` model gives the PyTorch model's params (to float tolerance)."""
+    import tempfile
+
+    from mfirrn.export import OnnxRuntimeModel
+    from mfirrn.inference import predict_params
+    from mfirrn.models import create
+
+    torch.manual_seed(0)
+    m = create("3ddfa-mb05", pretrained=False).eval()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    fast = OnnxRuntimeModel.from_model(m)
+    assert fast.card is m.card and fast.stats is m.stats
+    x = torch.randn(5, 3, 120, 120)
+    np.testing.assert_allclose(predict_params(fast, x, batch_size=2).numpy(),
+                               predict_params(m, x, batch_size=2).numpy(), rtol=1e-4, atol=1e-3)
+    assert not list(tmp_path.iterdir())  # nothing left behind by the temporary export
+
+
+def test_onnxruntime_backend_refuses_gpu_and_bf16(capsys):
+    from mfirrn.cli import main
+
+    rc = main(["benchmark", "--model", "3ddfa-mb05", "--backend", "onnxruntime", "--bf16", "--data-root", "."])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "onnxruntime" in err and "bf16" in err and len(err.strip().splitlines()) == 1

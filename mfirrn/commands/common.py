@@ -23,6 +23,9 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str | None) -> Non
                    help="checkpoint file; a workbench checkpoint names its model, a 3DDFA .pth needs --model")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the network (AMX CPUs, GPUs)")
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
+                   help="run the network in PyTorch (default) or export it and run it in ONNX Runtime (CPU, "
+                        "fp32; needs onnx and onnxruntime)")
 
 
 def resolve_device(name: str) -> str:
@@ -41,9 +44,21 @@ def model_from_args(args: argparse.Namespace, default_model: str | None) -> nn.M
     from mfirrn import models
 
     device = resolve_device(args.device)
+    backend = getattr(args, "backend", "torch")
+    if backend == "onnxruntime" and (device != "cpu" or getattr(args, "bf16", False)):
+        raise ValueError("--backend onnxruntime runs fp32 on the CPU; drop --device/--bf16 or use --backend torch")
     if args.checkpoint:
-        return models.load_checkpoint(args.checkpoint, model=args.model, device=device)
-    name = args.model or default_model
-    if name is None:
-        raise ValueError("give --model NAME or --checkpoint PATH (see `mfirrn models`)")
-    return models.create(name, pretrained=True, device=device)
+        model = models.load_checkpoint(args.checkpoint, model=args.model, device=device)
+    else:
+        name = args.model or default_model
+        if name is None:
+            raise ValueError("give --model NAME or --checkpoint PATH (see `mfirrn models`)")
+        model = models.create(name, pretrained=True, device=device)
+    if backend == "onnxruntime":
+        from mfirrn.export import ExportError, OnnxRuntimeModel
+
+        try:
+            model = OnnxRuntimeModel.from_model(model)
+        except ExportError as e:
+            raise ValueError(str(e)) from None
+    return model
