@@ -9,13 +9,13 @@
 //     triangles at 120x120) leave after one rarely-mispredicted branch;
 //  2. a triangle whose box holds at most 2x2 centres (most BFM triangles) is drawn as one 2x2 pixel
 //     block with SSE2: edge functions, inside test, depth (double, like the reference) and the depth
-//     test for four pixels at once, branch-free; the block may reach one pixel outside the box (never
-//     outside the image or the thread's band), where the exact inside test fails. Larger boxes step
-//     64-bit integer edge functions incrementally;
-//  3. threads own disjoint horizontal bands of the image (boundaries balance the vertices per band;
-//     more bands than threads, dynamic schedule). A binning pass (parallel over triangle chunks)
-//     appends each triangle that covers a pixel centre to the list of every band its box touches;
-//     each band then draws the triangles of its lists in chunk order = index order, so every pixel
+//     test for four pixels at once (it returns before the division and the depth when no centre is
+//     inside); the block may reach one pixel outside the box (never outside the image or the thread's
+//     band), where the exact inside test fails. Larger boxes step 64-bit integer edge functions;
+//  3. with T threads, a binning pass (dynamic over chunks of consecutive triangles) keeps each triangle
+//     that has a pixel centre in its box, with that box, in its chunk's list, and histograms the
+//     estimated cost per row; the image is then cut into T horizontal bands of equal cost, and thread k
+//     draws every listed triangle that reaches band k, chunk by chunk = in index order, so every pixel
 //     sees exactly the single-threaded sequence: deterministic, no private buffers, no merge;
 //  4. each band clears its own rows first; a fragment that wins the depth test writes its colour at
 //     once, from the triangle's vertices already in registers (the BFM mesh is drawn about once per
@@ -62,6 +62,13 @@ struct Box {
     int x0, x1, y0, y1;
 };
 
+// A triangle with a pixel centre in its clipped box, as binned for the bands.
+template <class I>
+struct Binned {
+    int32_t t;
+    I x0, x1, y0, y1;
+};
+
 template <class I>
 inline bool box_of(const Code<I>* code, uint32_t a, uint32_t b, uint32_t c, Box& box) {
     const Code<I> ca = code[a], cb = code[b], cc = code[c];
@@ -92,11 +99,10 @@ struct Scratch {
     std::vector<VP> pts;
     std::vector<Code<int16_t>> code16;
     std::vector<Code<int32_t>> code32;
-    std::vector<int32_t> hist;     // per-thread vertex counts per row (band balancing)
-    std::vector<int32_t> bins;     // per (chunk, band): triangle indices
-    std::vector<int32_t> counts;   // per (chunk, band): list length
-    std::vector<int32_t> bounds;   // band b = rows [bounds[b], bounds[b + 1])
-    std::vector<int32_t> band_of;  // row -> band
+    std::vector<int32_t> hist;    // per thread: estimated drawing cost per row (band balancing)
+    std::vector<int32_t> bins;    // per thread: its Binned triangles (storage only)
+    std::vector<int32_t> counts;  // per thread: list length
+    std::vector<int32_t> bounds;  // band b = rows [bounds[b], bounds[b + 1])
 };
 
 Scratch& scratch() {
@@ -168,7 +174,6 @@ inline void raster_tri(const int32_t* tris, int64_t t, const VP* P, Box box, int
     const int64_t A2 = a.y - b.y, B2 = b.x - a.x;
     const int64_t k0 = tl_bias(A0, B0), k1 = tl_bias(A1, B1), k2 = tl_bias(A2, B2);
     const double z0 = a.z, z1 = b.z, z2 = c.z;
-    const double inv = 1.0 / double(area);
 #ifdef MFIRRN_SSE2
     // every coordinate difference in [-1024, 1023] (4 pixels): all edge values fit in int32
     const uint64_t small = uint64_t(A0 + 1024) | uint64_t(A1 + 1024) | uint64_t(A2 + 1024) | uint64_t(B0 + 1024) |
@@ -191,6 +196,8 @@ inline void raster_tri(const int32_t* tris, int64_t t, const VP* P, Box box, int
                                                          _mm_add_epi32(E1, _mm_set1_epi32(int32_t(k1)))),
                                             _mm_add_epi32(E2, _mm_set1_epi32(int32_t(k2))));
         const __m128 inside = _mm_castsi128_ps(_mm_cmpgt_epi32(biased, _mm_set1_epi32(-1)));
+        if (!_mm_movemask_ps(inside)) return;  // common for sliver and sub-pixel triangles
+        const double inv = 1.0 / double(area);
         // z = ((E0 z0 + E1 z1) + E2 z2) / area in double, rounded to float (the reference's arithmetic)
         const __m128d Z0 = _mm_set1_pd(z0), Z1 = _mm_set1_pd(z1), Z2 = _mm_set1_pd(z2), INV = _mm_set1_pd(inv);
         const __m128d zlo = _mm_mul_pd(
@@ -240,13 +247,15 @@ inline void raster_tri(const int32_t* tris, int64_t t, const VP* P, Box box, int
 #else
     (void)block_ok;
 #endif
+    const double inv = 1.0 / double(area);
     const int64_t Px = int64_t(box.x0) << kSubpixelBits, Py = int64_t(box.y0) << kSubpixelBits;
     // biased edge values: inside <=> all three >= 0
     int64_t r0 = A0 * (Px - b.x) + B0 * (Py - b.y) + k0;
     int64_t r1 = A1 * (Px - c.x) + B1 * (Py - c.y) + k1;
     int64_t r2 = A2 * (Px - a.x) + B2 * (Py - a.y) + k2;
-    const int64_t sx0 = A0 << kSubpixelBits, sx1 = A1 << kSubpixelBits, sx2 = A2 << kSubpixelBits;
-    const int64_t sy0 = B0 << kSubpixelBits, sy1 = B1 << kSubpixelBits, sy2 = B2 << kSubpixelBits;
+    constexpr int64_t one = int64_t(1) << kSubpixelBits;  // a pixel step (multiplied: A, B may be negative)
+    const int64_t sx0 = A0 * one, sx1 = A1 * one, sx2 = A2 * one;
+    const int64_t sy0 = B0 * one, sy1 = B1 * one, sy2 = B2 * one;
     for (int y = box.y0; y <= box.y1; ++y) {
         int64_t e0 = r0, e1 = r1, e2 = r2;
         float* drow = f.depth + int64_t(y) * f.width;
@@ -307,12 +316,11 @@ struct SnapAcc {
     }
 };
 
-// Snaps vertex i: fixed-point x, y (floor(v * 256 + 0.5), computed in double), cell code, bounding box,
-// vertex count of its row (h, when bands are used). Invalid vertices (NaN, inf, |x| or |y| > limit) are
+// Snaps vertex i: fixed-point x, y (floor(v * 256 + 0.5), computed in double), cell code, bounding box.
+// Invalid vertices (NaN, inf, |x| or |y| > limit) are
 // counted and snapped to 0 so that nothing downstream overflows; the caller reports them.
 template <class I>
-inline void snap_one(const float* V, int64_t i, int width, int height, VP* p, Code<I>* code, SnapAcc& acc,
-                     int32_t* h) {
+inline void snap_one(const float* V, int64_t i, int width, int height, VP* p, Code<I>* code, SnapAcc& acc) {
     const float x = V[3 * i], y = V[3 * i + 1], z = V[3 * i + 2];
     const bool ok = (std::fabs(x) <= float(kCoordLimit)) & (std::fabs(y) <= float(kCoordLimit)) &
                     (std::fabs(z) <= std::numeric_limits<float>::max());  // NaN fails every comparison
@@ -325,10 +333,6 @@ inline void snap_one(const float* V, int64_t i, int width, int height, VP* p, Co
         acc.y0 = std::min(acc.y0, Y), acc.y1 = std::max(acc.y1, Y);
     }
     acc.n_bad += !ok;
-    if (h) {
-        const int32_t row = (Y + 128) >> kSubpixelBits;
-        if (row >= 0 && row < height) h[row]++;
-    }
 }
 
 #ifdef MFIRRN_SSE2
@@ -347,8 +351,7 @@ inline __m128i max_epi32(__m128i a, __m128i b) {
 // too and its float floor equals the double one. Returns false (nothing written) when a vertex is
 // invalid or that large, or the codes are int32: the caller then uses snap_one for the four.
 template <class I>
-inline bool snap4(const float* V, int64_t i, int width, int height, VP* p, Code<I>* code, SnapAcc& acc,
-                  int32_t* h) {
+inline bool snap4(const float* V, int64_t i, int width, int height, VP* p, Code<I>* code, SnapAcc& acc) {
 #ifdef MFIRRN_SSE2
     if constexpr (std::is_same<I, int16_t>::value) {
         const float* v = V + 3 * i;
@@ -387,16 +390,10 @@ inline bool snap4(const float* V, int64_t i, int width, int height, VP* p, Code<
         _mm_store_si128(reinterpret_cast<__m128i*>(ys), Y);
         _mm_store_ps(zs, z);
         for (int k = 0; k < 4; ++k) p[i + k] = VP{xs[k], ys[k], zs[k]};
-        if (h) {
-            for (int k = 0; k < 4; ++k) {
-                const int32_t row = (ys[k] + 128) >> kSubpixelBits;
-                if (row >= 0 && row < height) h[row]++;
-            }
-        }
         return true;
     }
 #endif
-    (void)V, (void)i, (void)width, (void)height, (void)p, (void)code, (void)acc, (void)h;
+    (void)V, (void)i, (void)width, (void)height, (void)p, (void)code, (void)acc;
     return false;
 }
 
@@ -432,22 +429,21 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
     VP* p = sc.pts.data();
     const Frame frame{job.depth, job.ids, width, job.colors, job.channels, job.image};
 
-    // bands: several per thread (dynamic schedule balances the rest), each >= 2 rows
-    const int nb = nt == 1 ? 1 : std::max(1, std::min(4 * nt, height / 2));
-    const int64_t n_chunks = nt == 1 ? 1 : std::min<int64_t>(4 * nt, std::max<int64_t>(1, n_triangles / 2048));
-    const int64_t chunk = (n_triangles + n_chunks - 1) / std::max<int64_t>(n_chunks, 1);
+    // bands: one per thread, >= 2 rows each (the 2x2 block must fit in a band)
+    const int nb = nt == 1 ? 1 : std::max(1, std::min(nt, height / 2));
+    // binning chunks: a few per thread (dynamic schedule), each a contiguous range of triangles
+    const int64_t n_chunks = nb == 1 ? 1 : std::min<int64_t>(4 * nt, std::max<int64_t>(1, n_triangles / 1024));
+    const int64_t chunk = (n_triangles + n_chunks - 1) / n_chunks;
     if (nb > 1) {
         grow(sc.hist, size_t(nt) * height);
-        grow(sc.bins, size_t(std::max<int64_t>(chunk * n_chunks * nb, 1)));
-        grow(sc.counts, size_t(n_chunks * nb));
+        grow(sc.bins, size_t(chunk * n_chunks) * sizeof(Binned<I>) / sizeof(int32_t) + 1);
+        grow(sc.counts, size_t(n_chunks));
         grow(sc.bounds, size_t(nb + 1));
-        grow(sc.band_of, size_t(height));
     }
     int32_t* hist = sc.hist.data();
-    int32_t* bins = sc.bins.data();
+    Binned<I>* bins = reinterpret_cast<Binned<I>*>(sc.bins.data());
     int32_t* counts = sc.counts.data();
     int32_t* bounds = sc.bounds.data();
-    int32_t* band_of = sc.band_of.data();
 
     int status = kOk;
     int32_t bx0 = INT32_MAX, bx1 = INT32_MIN, by0 = INT32_MAX, by1 = INT32_MIN;
@@ -460,16 +456,14 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
 #else
         const int tid = 0;
 #endif
-        // 1. snap vertices to fixed point, check them, cell codes, bounding box, rows per band
-        int32_t* h = nb > 1 ? hist + int64_t(tid) * height : nullptr;
-        if (nb > 1) std::fill(hist + int64_t(tid) * height, hist + int64_t(tid + 1) * height, 0);
+        // 1. snap vertices to fixed point, check them, cell codes, bounding box
         SnapAcc acc;
         const int64_t n_blocks = (n_vertices + 3) / 4;
 #pragma omp for schedule(static) nowait
         for (int64_t blk = 0; blk < n_blocks; ++blk) {
             const int64_t i = 4 * blk;
-            if (i + 4 <= n_vertices && snap4(V, i, width, height, p, code, acc, h)) continue;
-            for (int64_t j = i; j < std::min(i + 4, n_vertices); ++j) snap_one(V, j, width, height, p, code, acc, h);
+            if (i + 4 <= n_vertices && snap4(V, i, width, height, p, code, acc)) continue;
+            for (int64_t j = i; j < std::min(i + 4, n_vertices); ++j) snap_one(V, j, width, height, p, code, acc);
         }
         acc.finish();
 #pragma omp critical
@@ -495,33 +489,10 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
             const int cy1 = std::min(n_vertices ? by1 >> kSubpixelBits : -1, height - 1);
             empty = status != kOk || cx0 > cx1 || cy0 > cy1 || n_triangles == 0;
             bx0 = cx0, bx1 = cx1, by0 = cy0, by1 = cy1;  // reused as the covered rectangle
-            if (nb > 1) {
-                // band boundaries: equal shares of the vertices projected into the image, >= 2 rows each
-                int64_t total = 0;
-                for (int r = 0; r < height; ++r) {
-                    int32_t s = 0;
-                    for (int k = 0; k < nt; ++k) s += hist[int64_t(k) * height + r];
-                    hist[r] = s;
-                    total += s;
-                }
-                bounds[0] = 0;
-                int64_t acc = 0;
-                int b = 1;
-                for (int r = 0; r < height && b < nb; ++r) {
-                    acc += hist[r];
-                    while (b < nb && acc * nb >= total * b) bounds[b++] = r + 1;
-                }
-                while (b < nb) bounds[b++] = height;
-                bounds[nb] = height;
-                for (int k = 1; k < nb; ++k) bounds[k] = std::max(bounds[k], bounds[k - 1] + 2);
-                for (int k = nb - 1; k >= 1; --k) bounds[k] = std::min(bounds[k], bounds[k + 1] - 2);
-                for (int k = 0; k < nb; ++k)
-                    for (int r = bounds[k]; r < bounds[k + 1]; ++r) band_of[r] = k;
-            }
         }  // implicit barrier
         const bool block_ok = width >= 2;
         if (nb == 1) {
-            // one band: clear, then draw (and colour) every triangle
+            // one band: clear, draw every triangle, shade
 #pragma omp single
             {
                 std::fill(job.depth, job.depth + int64_t(height) * width, -inf);
@@ -541,53 +512,78 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
                 }
             }
         } else {
-            // 2. binning, parallel over chunks of triangles
+            // 2. binning: chunk k = triangles [k * chunk, (k + 1) * chunk); the triangles with a pixel centre
+            // go to the chunk's list (index and clipped box), their estimated cost to the thread's histogram
+            int32_t* h = hist + int64_t(tid) * height;
+            std::fill(h, h + height, 0);
             int local_status = kOk;
-            if (!empty) {
 #pragma omp for schedule(dynamic, 1)
-                for (int64_t k = 0; k < n_chunks; ++k) {
-                    int32_t* cnt = counts + k * nb;
-                    std::fill(cnt, cnt + nb, 0);
-                    const int64_t t_end = std::min(n_triangles, (k + 1) * chunk);
-                    for (int64_t t = k * chunk; t < t_end; ++t) {
-                        const uint32_t a = uint32_t(tris[3 * t]), b = uint32_t(tris[3 * t + 1]),
-                                       c = uint32_t(tris[3 * t + 2]);
-                        if (std::max({a, b, c}) >= uint64_t(n_vertices)) {
-                            local_status |= kBadIndex;
-                            continue;
-                        }
-                        Box box;
-                        if (!box_of(code, a, b, c, box)) continue;
-                        const int b1 = band_of[box.y1];
-                        for (int bb = band_of[box.y0]; bb <= b1; ++bb)
-                            bins[(k * nb + bb) * chunk + cnt[bb]++] = int32_t(t);
+            for (int64_t k = 0; k < (empty ? 0 : n_chunks); ++k) {
+                Binned<I>* list = bins + k * chunk;
+                int32_t n = 0;
+                const int64_t t_end = std::min(n_triangles, (k + 1) * chunk);
+                for (int64_t t = k * chunk; t < t_end; ++t) {
+                    const uint32_t a = uint32_t(tris[3 * t]), b = uint32_t(tris[3 * t + 1]), c = uint32_t(tris[3 * t + 2]);
+                    if (std::max({a, b, c}) >= uint64_t(n_vertices)) {
+                        local_status |= kBadIndex;
+                        continue;
                     }
-                }  // implicit barrier
-            }
+                    Box box;
+                    if (!box_of(code, a, b, c, box)) continue;
+                    list[n++] = Binned<I>{int32_t(t), I(box.x0), I(box.x1), I(box.y0), I(box.y1)};
+                    // cost: a fixed part per triangle plus its box's pixels, row by row
+                    h[box.y0] += 8;
+                    for (int y = box.y0; y <= box.y1; ++y) h[y] += box.x1 - box.x0 + 1;
+                }
+                counts[k] = n;
+            }  // implicit barrier
             if (local_status) {
 #pragma omp atomic
                 status |= local_status;
             }
 #pragma omp barrier
-            // 3. bands: clear, draw (and colour) the band's triangles in index order
-#pragma omp for schedule(dynamic, 1)
-            for (int bb = 0; bb < nb; ++bb) {
-                const int r0 = bounds[bb], r1 = bounds[bb + 1] - 1;
+#pragma omp single
+            {
+                // band boundaries: equal shares of the estimated cost, >= 2 rows each
+                int64_t total = 0;
+                for (int r = 0; r < height; ++r) {
+                    int32_t s = 0;
+                    for (int k = 0; k < nt; ++k) s += hist[int64_t(k) * height + r];
+                    hist[r] = s;
+                    total += s;
+                }
+                bounds[0] = 0;
+                int64_t acc_cost = 0;
+                int b = 1;
+                for (int r = 0; r < height && b < nb; ++r) {
+                    acc_cost += hist[r];
+                    while (b < nb && acc_cost * nb >= total * b) bounds[b++] = r + 1;
+                }
+                while (b < nb) bounds[b++] = height;
+                bounds[nb] = height;
+                for (int k = 1; k < nb; ++k) bounds[k] = std::max(bounds[k], bounds[k - 1] + 2);
+                for (int k = nb - 1; k >= 1; --k) bounds[k] = std::min(bounds[k], bounds[k + 1] - 2);
+            }  // implicit barrier
+            // 3. thread k owns band k: clear its rows, then draw (and colour) the triangles that reach
+            // it, list by list = in index order, so every pixel sees the single-threaded sequence
+            if (tid < nb) {
+                const int r0 = bounds[tid], r1 = bounds[tid + 1] - 1;
                 std::fill(job.depth + int64_t(r0) * width, job.depth + int64_t(r1 + 1) * width, -inf);
                 std::fill(job.ids + int64_t(r0) * width, job.ids + int64_t(r1 + 1) * width, -1);
-                if (empty || status != kOk) continue;
-                for (int64_t k = 0; k < n_chunks; ++k) {
-                    const int32_t* list = bins + (k * nb + bb) * chunk;
-                    const int32_t n = counts[k * nb + bb];
-                    for (int32_t j = 0; j < n; ++j) {
-                        const int64_t t = list[j];
-                        Box box;
-                        box_of(code, uint32_t(tris[3 * t]), uint32_t(tris[3 * t + 1]), uint32_t(tris[3 * t + 2]),
-                               box);
-                        raster_tri<CH>(tris, t, p, box, r0, r1, block_ok, job.cull_back, frame);
+                if (!empty && status == kOk) {
+                    for (int64_t k = 0; k < n_chunks; ++k) {
+                        const Binned<I>* list = bins + k * chunk;
+                        const int32_t n = counts[k];
+                        for (int32_t j = 0; j < n; ++j) {
+                            const Binned<I> e = list[j];
+                            if (e.y1 < r0 || e.y0 > r1) continue;
+                            raster_tri<CH>(tris, e.t, p, Box{e.x0, e.x1, e.y0, e.y1}, r0, r1, block_ok,
+                                           job.cull_back, frame);
+                        }
                     }
                 }
-            }  // implicit barrier
+            }
+#pragma omp barrier
         }
         // 4. visibility: vertex v is visible when its nearest pixel (round half up) is inside the image
         // and z_v >= depth - eps there

@@ -85,6 +85,10 @@ def test_threads_give_identical_results():
         many = render.rasterize(v, tri, c, 64, 64, num_threads=n)
         np.testing.assert_array_equal(one[0], many[0])
         np.testing.assert_array_equal(one[1], many[1])
+    # fewer bands than threads (a band needs >= 2 rows): 9 rows for 8 threads, and 3 rows
+    for h in (9, 3):
+        np.testing.assert_array_equal(render.rasterize(v, tri, c, h, 64, num_threads=1)[0],
+                                      render.rasterize(v, tri, c, h, 64, num_threads=8)[0])
     ids1, _ = render.rasterize_ids(v, tri, 64, 64, num_threads=1)
     ids3, _ = render.rasterize_ids(v, tri, 64, 64, num_threads=3)
     np.testing.assert_array_equal(ids1, ids3)
