@@ -2,7 +2,9 @@
 
     MFIRRN_ASSET_MIRROR=... python benchmarks/model_speed.py [--model mfirrn-r34] [--reps 5] [--no-compile]
 
-Timings are medians of repeated runs; this machine is shared, so they are noisy.
+The variants are timed round-robin (each round runs every variant once at batch 1 and once at
+``--batch``), so a slow phase of a shared machine hits all of them alike; the table gives the median and
+the best of the rounds, and speed-ups against the first row for both.
 """
 
 from __future__ import annotations
@@ -34,15 +36,11 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-def timed(fn, x, reps):
+def once(fn, x) -> float:
     with torch.no_grad():
-        fn(x)  # warm-up
-        ts = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            fn(x)
-            ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+        t = time.perf_counter()
+        fn(x)
+        return time.perf_counter() - t
 
 
 def fused(model):
@@ -122,19 +120,31 @@ def main() -> None:
         rows.append(("ONNX Runtime fp32", float("nan"), float("nan"), float("nan"), "onnxruntime not installed"))
     print(f"\nCPU inference, {args.model}; {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}")
-    print("medians of repeated runs on a shared 2-core machine: timings are noisy\n")
-    print(f"{'variant':<38} {'1 crop ms':>10} {'crops/s @' + str(args.batch):>12} {'speed-up':>9}  output check")
-    for name, lat, cps, sp, note in rows:  # variants that could not run
-        print(f"{name:<38} {lat:10.1f} {cps:12.1f} {sp:8.2f}x  {note}", flush=True)
+    print(f"{args.reps} rounds, variants interleaved; median / best of the rounds\n")
+    lat = {name: [] for name, _ in variants}
+    bat = {name: [] for name, _ in variants}
+    for name, fn in variants:  # warm-up
+        once(fn, x1), once(fn, xb)
+    for _ in range(args.reps):
+        for name, fn in variants:
+            lat[name].append(once(fn, x1))
+            bat[name].append(once(fn, xb))
+    print(f"{'variant':<38} {'1 crop ms':>13} {'crops/s @' + str(args.batch):>13} {'speed-up 1 / ' + str(args.batch):>15}"
+          f"  output check")
+    for name, l_, c_, sp, note in rows:  # variants that could not run
+        print(f"{name:<38} {l_:13.1f} {c_:13.1f} {sp:15.2f}  {note}", flush=True)
     base = None
     for name, fn in variants:
-        lat = timed(fn, x1, args.reps)
-        tb = timed(fn, xb, max(2, args.reps // 2))
+        lm, lb = statistics.median(lat[name]), min(lat[name])
+        bm, bb = statistics.median(bat[name]), min(bat[name])
         with torch.no_grad():
             dev = float((fn(xb).float() - ref).abs().max())
-        base = base or lat
-        print(f"{name:<38} {lat * 1000:10.1f} {args.batch / tb:12.1f} {base / lat:8.2f}x  max |Δ| vs fp32 {dev:.2e}",
-              flush=True)
+        base = base or (lm, lb, bm, bb)
+        cell_l = f"{lm * 1000:.0f} / {lb * 1000:.0f}"
+        cell_b = f"{args.batch / bm:.1f} / {args.batch / bb:.1f}"
+        cell_s = f"{base[0] / lm:.2f}x / {base[2] / bm:.2f}x"
+        print(f"{name:<38} {cell_l:>13} {cell_b:>13} {cell_s:>15}  max |Δ| vs fp32 {dev:.2e} "
+              f"(best-of: {base[1] / lb:.2f}x / {base[3] / bb:.2f}x)", flush=True)
 
 if __name__ == "__main__":
     main()
