@@ -414,12 +414,18 @@ inline bool snap4(const float* V, int64_t i, int width, int height, VP* p, Code<
         const __m128i w = _mm_unpacklo_epi16(nc, _mm_srli_si128(nc, 8));  // nx0 ny0 nx1 ny1 ...
         _mm_storeu_si128(reinterpret_cast<__m128i*>(code + i), _mm_unpacklo_epi32(u, w));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(code + i + 2), _mm_unpackhi_epi32(u, w));
-        alignas(16) int32_t xs[4], ys[4];
-        alignas(16) float zs[4];
-        _mm_store_si128(reinterpret_cast<__m128i*>(xs), X);
-        _mm_store_si128(reinterpret_cast<__m128i*>(ys), Y);
-        _mm_store_ps(zs, z);
-        for (int k = 0; k < 4; ++k) p[i + k] = VP{xs[k], ys[k], zs[k]};
+        // four 12-byte VP records (X, Y, z) = 48 bytes: X0 Y0 z0 X1 | Y1 z1 X2 Y2 | z2 X3 Y3 z3
+        static_assert(sizeof(VP) == 12, "VP is packed as three 32-bit fields");
+        const __m128 lo = _mm_castsi128_ps(_mm_unpacklo_epi32(X, Y));  // X0 Y0 X1 Y1
+        const __m128 hi = _mm_castsi128_ps(_mm_unpackhi_epi32(X, Y));  // X2 Y2 X3 Y3
+        const __m128 z0x1 = _mm_shuffle_ps(z, lo, _MM_SHUFFLE(2, 2, 0, 0));  // z0 z0 X1 X1
+        const __m128 y1z1 = _mm_shuffle_ps(lo, z, _MM_SHUFFLE(1, 1, 3, 3));  // Y1 Y1 z1 z1
+        const __m128 z2x3 = _mm_shuffle_ps(z, hi, _MM_SHUFFLE(2, 2, 2, 2));  // z2 z2 X3 X3
+        const __m128 y3z3 = _mm_shuffle_ps(hi, z, _MM_SHUFFLE(3, 3, 3, 3));  // Y3 Y3 z3 z3
+        float* out = reinterpret_cast<float*>(p + i);
+        _mm_storeu_ps(out, _mm_shuffle_ps(lo, z0x1, _MM_SHUFFLE(2, 0, 1, 0)));      // X0 Y0 z0 X1
+        _mm_storeu_ps(out + 4, _mm_shuffle_ps(y1z1, hi, _MM_SHUFFLE(1, 0, 2, 0)));  // Y1 z1 X2 Y2
+        _mm_storeu_ps(out + 8, _mm_shuffle_ps(z2x3, y3z3, _MM_SHUFFLE(2, 0, 2, 0)));  // z2 X3 Y3 z3
         return true;
     }
 #endif
@@ -478,7 +484,6 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
     int status = kOk;
     int32_t bx0 = INT32_MAX, bx1 = INT32_MIN, by0 = INT32_MAX, by1 = INT32_MIN;
     int64_t n_bad = 0;
-    bool empty = false;
 #pragma omp parallel num_threads(nt)
     {
 #ifdef _OPENMP
@@ -503,23 +508,18 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
             by0 = std::min(by0, acc.y0), by1 = std::max(by1, acc.y1);
         }
 #pragma omp barrier
+        if (n_bad) {  // the same branch in every thread (n_bad is final after the barrier)
 #pragma omp single
-        {
-            if (n_bad) {
-                for (int64_t i = 0; i < n_vertices; ++i) {
-                    const float x = V[3 * i], y = V[3 * i + 1], z = V[3 * i + 2];
-                    if (!(std::isfinite(x) && std::isfinite(y) && std::isfinite(z))) status |= kNonFinite;
-                    else if (std::fabs(x) > kCoordLimit || std::fabs(y) > kCoordLimit) status |= kOutOfRange;
-                }
-            }
-            // pixel rectangle that can be covered: the vertices' box, clipped to the image
-            const int cx0 = std::max(n_vertices ? (bx0 + 255) >> kSubpixelBits : width, 0);
-            const int cx1 = std::min(n_vertices ? bx1 >> kSubpixelBits : -1, width - 1);
-            const int cy0 = std::max(n_vertices ? (by0 + 255) >> kSubpixelBits : height, 0);
-            const int cy1 = std::min(n_vertices ? by1 >> kSubpixelBits : -1, height - 1);
-            empty = status != kOk || cx0 > cx1 || cy0 > cy1 || n_triangles == 0;
-            bx0 = cx0, bx1 = cx1, by0 = cy0, by1 = cy1;  // reused as the covered rectangle
-        }  // implicit barrier
+            for (int64_t i = 0; i < n_vertices; ++i) {
+                const float x = V[3 * i], y = V[3 * i + 1], z = V[3 * i + 2];
+                if (!(std::isfinite(x) && std::isfinite(y) && std::isfinite(z))) status |= kNonFinite;
+                else if (std::fabs(x) > kCoordLimit || std::fabs(y) > kCoordLimit) status |= kOutOfRange;
+            }  // implicit barrier
+        }
+        // nothing to draw: bad vertices, no triangles, or the vertices' box holds no pixel centre
+        const bool empty = status != kOk || n_triangles == 0 || n_vertices == 0 ||
+                           std::max((bx0 + 255) >> kSubpixelBits, 0) > std::min(bx1 >> kSubpixelBits, width - 1) ||
+                           std::max((by0 + 255) >> kSubpixelBits, 0) > std::min(by1 >> kSubpixelBits, height - 1);
         const bool block_ok = width >= 2;
         if (nb == 1) {
             // one band: clear, draw every triangle, shade
@@ -547,7 +547,7 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
             int32_t* h = hist + int64_t(tid) * height;
             std::fill(h, h + height, 0);
             int local_status = kOk;
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) nowait
             for (int64_t k = 0; k < (empty ? 0 : n_chunks); ++k) {
                 Binned<I>* list = bins + k * chunk;
                 int32_t n = 0;
@@ -561,12 +561,11 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
                     Box box;
                     if (!box_of(code, a, b, c, box)) continue;
                     list[n++] = Binned<I>{int32_t(t), I(box.x0), I(box.x1), I(box.y0), I(box.y1)};
-                    // cost: a fixed part per triangle plus its box's pixels, row by row
-                    h[box.y0] += 8;
-                    for (int y = box.y0; y <= box.y1; ++y) h[y] += box.x1 - box.x0 + 1;
+                    // cost, counted at the box's top row: a fixed part per triangle plus its box's pixels
+                    h[box.y0] += 8 + (box.x1 - box.x0 + 1) * (box.y1 - box.y0 + 1);
                 }
                 counts[k] = n;
-            }  // implicit barrier
+            }
             if (local_status) {
 #pragma omp atomic
                 status |= local_status;
@@ -613,7 +612,9 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
                     }
                 }
             }
+            if (job.visible) {  // visibility reads other bands' depth
 #pragma omp barrier
+            }
         }
         // 4. visibility: vertex v is visible when its nearest pixel (round half up) is inside the image
         // and z_v >= depth - eps there
