@@ -11,6 +11,8 @@ cdef extern from "raster.hpp" namespace "mfirrn":
                                         float*, int32_t*, const float*, int, float*) nogil
     int c_visibility "mfirrn::visibility"(const float*, int64_t, const int32_t*, int64_t, int, int, bint, int,
                                           float, float*, int32_t*, uint8_t*) nogil
+    int c_rasterize_naive "mfirrn::rasterize_naive"(const float*, int64_t, const int32_t*, int64_t, int, int, float*,
+                                                    const float*, int, float*) nogil
 
 
 def max_threads():
@@ -44,4 +46,16 @@ def visibility(const float[:, ::1] vertices, const int32_t[:, ::1] triangles, in
     with nogil:
         status = c_visibility(v, vertices.shape[0], t, triangles.shape[0], height, width, cull_back, num_threads,
                               eps, &depth[0, 0], &triangle_id[0, 0], out)
+    return status
+
+
+def rasterize_naive(const float[:, ::1] vertices, const int32_t[:, ::1] triangles, int height, int width,
+                    float[:, ::1] depth, const float[:, ::1] colors, float[:, :, ::1] image):
+    """The straightforward z-buffer that benchmarks/render.py times as its baseline (see raster.hpp)."""
+    cdef int status
+    if vertices.shape[0] == 0 or triangles.shape[0] == 0 or height == 0 or width == 0:
+        return 0
+    with nogil:
+        status = c_rasterize_naive(&vertices[0, 0], vertices.shape[0], &triangles[0, 0], triangles.shape[0], height,
+                                   width, &depth[0, 0], &colors[0, 0], <int>colors.shape[1], &image[0, 0, 0])
     return status

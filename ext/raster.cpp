@@ -674,6 +674,40 @@ int rasterize(const float* vertices, int64_t n_vertices, const int32_t* triangle
     return run(job, num_threads);
 }
 
+int rasterize_naive(const float* V, int64_t n_vertices, const int32_t* T, int64_t n_triangles, int height, int width,
+                    float* depth, const float* C, int channels, float* image) {
+    std::fill(depth, depth + int64_t(height) * width, -std::numeric_limits<float>::infinity());
+    for (int64_t t = 0; t < n_triangles; ++t) {
+        const int32_t ia = T[3 * t], ib = T[3 * t + 1], ic = T[3 * t + 2];
+        if (std::min({ia, ib, ic}) < 0 || std::max({ia, ib, ic}) >= n_vertices) return kBadIndex;
+        const float *a = V + 3 * int64_t(ia), *b = V + 3 * int64_t(ib), *c = V + 3 * int64_t(ic);
+        const float lx = std::min({a[0], b[0], c[0]}), hx = std::max({a[0], b[0], c[0]});
+        const float ly = std::min({a[1], b[1], c[1]}), hy = std::max({a[1], b[1], c[1]});
+        if (!(lx >= -kCoordLimit && hx <= kCoordLimit && ly >= -kCoordLimit && hy <= kCoordLimit)) return kOutOfRange;
+        const int x0 = std::max(0, int(std::ceil(lx))), x1 = std::min(width - 1, int(std::floor(hx)));
+        const int y0 = std::max(0, int(std::ceil(ly))), y1 = std::min(height - 1, int(std::floor(hy)));
+        const float area = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]);
+        if (x0 > x1 || y0 > y1 || area == 0) continue;
+        for (int y = y0; y <= y1; ++y) {
+            for (int x = x0; x <= x1; ++x) {
+                const float w0 = ((b[0] - x) * (c[1] - y) - (b[1] - y) * (c[0] - x)) / area;
+                const float w1 = ((c[0] - x) * (a[1] - y) - (c[1] - y) * (a[0] - x)) / area;
+                const float w2 = 1 - w0 - w1;
+                if (w0 < 0 || w1 < 0 || w2 < 0) continue;
+                const float z = w0 * a[2] + w1 * b[2] + w2 * c[2];
+                const int64_t pix = int64_t(y) * width + x;
+                if (z > depth[pix]) {
+                    depth[pix] = z;
+                    const float *ca = C + int64_t(ia) * channels, *cb = C + int64_t(ib) * channels,
+                                *cc = C + int64_t(ic) * channels;
+                    for (int k = 0; k < channels; ++k) image[pix * channels + k] = w0 * ca[k] + w1 * cb[k] + w2 * cc[k];
+                }
+            }
+        }
+    }
+    return kOk;
+}
+
 int visibility(const float* vertices, int64_t n_vertices, const int32_t* triangles, int64_t n_triangles, int height,
                int width, bool cull_back, int num_threads, float eps, float* depth, int32_t* triangle_id,
                uint8_t* visible) {

@@ -45,4 +45,11 @@ int visibility(const float* vertices, int64_t n_vertices, const int32_t* triangl
                int height, int width, bool cull_back, int num_threads, float eps, float* depth,
                int32_t* triangle_id, uint8_t* visible);
 
+// The straightforward single-threaded z-buffer that benchmarks/render.py compares against: one triangle at
+// a time, float barycentric weights at every pixel centre of its bounding box, colour interpolated for
+// every fragment that passes the depth test. Same conventions for coordinates and depth, but float
+// arithmetic and no tie rule, so edge pixels may differ from rasterize(). Not used by the package.
+int rasterize_naive(const float* vertices, int64_t n_vertices, const int32_t* triangles, int64_t n_triangles,
+                    int height, int width, float* depth, const float* colors, int channels, float* image);
+
 }  // namespace mfirrn
