@@ -100,11 +100,18 @@ struct Scratch {
     std::vector<VP> pts;
     std::vector<Code<int16_t>> code16;
     std::vector<Code<int32_t>> code32;
-    std::vector<int32_t> hist;    // per thread: estimated drawing cost per row (band balancing)
-    std::vector<int32_t> bins;    // per thread: its Binned triangles (storage only)
-    std::vector<int32_t> counts;  // per thread: list length
-    std::vector<int32_t> bounds;  // band b = rows [bounds[b], bounds[b + 1])
+    std::vector<int32_t> hist;            // per thread: estimated drawing cost per row (band balancing)
+    std::vector<Binned<int16_t>> bins16;  // per chunk: its binned triangles (int16 boxes)
+    std::vector<Binned<int32_t>> bins32;  // the same for images wider or taller than 32767 pixels
+    std::vector<int32_t> counts;          // per chunk: list length
+    std::vector<int32_t> bounds;          // band b = rows [bounds[b], bounds[b + 1])
 };
+
+template <class I>
+std::vector<Binned<I>>& bins_of(Scratch& sc) {
+    if constexpr (std::is_same<I, int16_t>::value) return sc.bins16;
+    else return sc.bins32;
+}
 
 Scratch& scratch() {
     thread_local Scratch s;
@@ -485,12 +492,12 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
     const int64_t chunk = (n_triangles + n_chunks - 1) / n_chunks;
     if (nb > 1) {
         grow(sc.hist, size_t(nt) * height);
-        grow(sc.bins, size_t(chunk * n_chunks) * sizeof(Binned<I>) / sizeof(int32_t) + 1);
+        grow(bins_of<I>(sc), size_t(chunk * n_chunks));
         grow(sc.counts, size_t(n_chunks));
         grow(sc.bounds, size_t(nb + 1));
     }
     int32_t* hist = sc.hist.data();
-    Binned<I>* bins = reinterpret_cast<Binned<I>*>(sc.bins.data());
+    Binned<I>* bins = bins_of<I>(sc).data();
     int32_t* counts = sc.counts.data();
     int32_t* bounds = sc.bounds.data();
 

@@ -75,6 +75,20 @@ def test_far_vertices_match_reference():
     assert np.isfinite(depth).any()
 
 
+def test_image_wider_than_32767_pixels():
+    """Images beyond the int16 cell codes take the int32 path: same pixels as the reference, any thread count."""
+    v, tri = grid_mesh(70, 8)  # 9800 triangles: enough for the threaded path
+    v[:, 0] = v[:, 0] * 5000 + 100  # stretched over 30 000 columns
+    c = np.random.default_rng(2).uniform(0, 1, (len(v), 2)).astype(np.float32)
+    w = 36000
+    ref_img, ref_depth = render.rasterize_reference(v, tri, c, 8, w)
+    for threads in (1, 2):
+        img, depth = render.rasterize(v, tri, c, 8, w, num_threads=threads)
+        np.testing.assert_array_equal(depth, ref_depth)
+        np.testing.assert_array_equal(img, ref_img)
+    assert np.isfinite(ref_depth).mean() > 0.5
+
+
 def test_threads_give_identical_results():
     v, tri = grid_mesh(60, 64, z=lambda x, y: np.sin(x / 5) * 3 + y / 10)
     rng = np.random.default_rng(0)
