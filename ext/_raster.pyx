@@ -8,7 +8,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 cdef extern from "raster.hpp" namespace "mfirrn":
     int c_max_threads "mfirrn::max_threads"() nogil
     int c_rasterize "mfirrn::rasterize"(const float*, int64_t, const int32_t*, int64_t, int, int, bint, int,
-                                        float*, int32_t*, const float*, int, float*) nogil
+                                        float*, int32_t*, const float*, int, float*, bint) nogil
     int c_visibility "mfirrn::visibility"(const float*, int64_t, const int32_t*, int64_t, int, int, bint, int,
                                           float, float*, int32_t*, uint8_t*) nogil
     int c_rasterize_naive "mfirrn::rasterize_naive"(const float*, int64_t, const int32_t*, int64_t, int, int, float*,
@@ -21,7 +21,7 @@ def max_threads():
 
 def rasterize(const float[:, ::1] vertices, const int32_t[:, ::1] triangles, int height, int width,
               bint cull_back, int num_threads, float[:, ::1] depth, int32_t[:, ::1] triangle_id,
-              const float[:, ::1] colors=None, float[:, :, ::1] image=None):
+              const float[:, ::1] colors=None, float[:, :, ::1] image=None, bint clear_image=False):
     cdef const float* v = &vertices[0, 0] if vertices.shape[0] else NULL
     cdef const int32_t* t = &triangles[0, 0] if triangles.shape[0] else NULL
     cdef const float* c = NULL
@@ -32,7 +32,7 @@ def rasterize(const float[:, ::1] vertices, const int32_t[:, ::1] triangles, int
         c, im, channels = &colors[0, 0], &image[0, 0, 0], <int>colors.shape[1]
     with nogil:
         status = c_rasterize(v, vertices.shape[0], t, triangles.shape[0], height, width, cull_back, num_threads,
-                             &depth[0, 0], &triangle_id[0, 0], c, channels, im)
+                             &depth[0, 0], &triangle_id[0, 0], c, channels, im, clear_image)
     return status
 
 

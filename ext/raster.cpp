@@ -466,6 +466,7 @@ struct Job {
     const float* colors;
     int channels;
     float* image;
+    bool clear_image;  // zero the image rows before drawing them (no background given)
     float eps;         // visibility
     uint8_t* visible;  // null: no visibility pass
 };
@@ -547,6 +548,8 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
             {
                 std::fill(job.depth, job.depth + int64_t(height) * width, -inf);
                 std::fill(job.ids, job.ids + int64_t(height) * width, -1);
+                if (CH != 0 && job.clear_image)
+                    std::fill(job.image, job.image + int64_t(height) * width * job.channels, 0.0f);
                 if (!empty) {
                     for (int64_t t = 0; t < n_triangles; ++t) {
                         const uint32_t a = uint32_t(tris[3 * t]), b = uint32_t(tris[3 * t + 1]),
@@ -619,6 +622,9 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
                 const int r0 = bounds[tid], r1 = bounds[tid + 1] - 1;
                 std::fill(job.depth + int64_t(r0) * width, job.depth + int64_t(r1 + 1) * width, -inf);
                 std::fill(job.ids + int64_t(r0) * width, job.ids + int64_t(r1 + 1) * width, -1);
+                if (CH != 0 && job.clear_image)
+                    std::fill(job.image + int64_t(r0) * width * job.channels,
+                              job.image + int64_t(r1 + 1) * width * job.channels, 0.0f);
                 if (!empty && status == kOk) {
                     for (int64_t k = 0; k < n_chunks; ++k) {
                         const Binned<I>* list = bins + k * chunk;
@@ -688,9 +694,9 @@ int max_threads() {
 
 int rasterize(const float* vertices, int64_t n_vertices, const int32_t* triangles, int64_t n_triangles, int height,
               int width, bool cull_back, int num_threads, float* depth, int32_t* triangle_id, const float* colors,
-              int channels, float* image) {
+              int channels, float* image, bool clear_image) {
     const Job job{vertices, n_vertices, triangles, n_triangles, height, width, cull_back, depth, triangle_id,
-                  colors, channels, image, 0.0f, nullptr};
+                  colors, channels, image, clear_image, 0.0f, nullptr};
     return run(job, num_threads);
 }
 
@@ -732,7 +738,7 @@ int visibility(const float* vertices, int64_t n_vertices, const int32_t* triangl
                int width, bool cull_back, int num_threads, float eps, float* depth, int32_t* triangle_id,
                uint8_t* visible) {
     const Job job{vertices, n_vertices, triangles, n_triangles, height, width, cull_back, depth, triangle_id,
-                  nullptr, 0, nullptr, eps, visible};
+                  nullptr, 0, nullptr, false, eps, visible};
     return run(job, num_threads);
 }
 

@@ -33,11 +33,12 @@ enum Status : int {
 int max_threads();
 
 // Rasterizes a mesh into depth (H*W, -inf where empty) and triangle_id (H*W, -1 where empty).
-// When colors (N*channels) and image (H*W*channels, pre-filled with the background) are non-null,
-// covered pixels of image receive the barycentric interpolation of the winning triangle's vertex colours.
+// When colors (N*channels) and image (H*W*channels, pre-filled with the background, or anything when
+// clear_image: then it is zeroed first, band by band) are non-null, covered pixels of image receive the
+// barycentric interpolation of the winning triangle's vertex colours.
 int rasterize(const float* vertices, int64_t n_vertices, const int32_t* triangles, int64_t n_triangles,
               int height, int width, bool cull_back, int num_threads, float* depth, int32_t* triangle_id,
-              const float* colors, int channels, float* image);
+              const float* colors, int channels, float* image, bool clear_image);
 
 // Rasterizes depth only (into the caller's depth / triangle_id scratch buffers), then marks vertex v
 // visible when its nearest pixel (round half up) is inside the image and z_v >= depth - eps there.

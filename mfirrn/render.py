@@ -176,8 +176,11 @@ def rasterize(vertices: ArrayLike, triangles: ArrayLike, colors: ArrayLike, heig
     t = _triangles(triangles, v.shape[0])
     h, w = _size(height, width)
     c = _colors(colors, v.shape[0])
-    image = _canvas(background, h, w, c.shape[1])
-    depth, ids = _run(v, t, h, w, cull_backfaces, num_threads, c, image)
+    if background is None and h and w and v.shape[0]:  # the compiled code zeroes it, band by band
+        image = np.empty((h, w, c.shape[1]), np.float32)
+    else:
+        image = _canvas(background, h, w, c.shape[1])
+    depth, ids = _run(v, t, h, w, cull_backfaces, num_threads, c, image, clear_image=background is None)
     return image, depth
 
 
@@ -192,7 +195,7 @@ def rasterize_ids(vertices: ArrayLike, triangles: ArrayLike, height: int, width:
     return ids, depth
 
 
-def _run(v, t, h, w, cull, num_threads, colors, image):
+def _run(v, t, h, w, cull, num_threads, colors, image, clear_image=False):
     depth = np.empty((h, w), np.float32)
     ids = np.empty((h, w), np.int32)
     if h == 0 or w == 0:
@@ -200,7 +203,8 @@ def _run(v, t, h, w, cull, num_threads, colors, image):
         return depth, ids
     if t.shape[0] >= 2**31:
         raise ValueError(f"triangles: at most 2**31 - 1 triangles, got {t.shape[0]}")
-    status = _raster.rasterize(v, t, h, w, bool(cull), _threads(num_threads), depth, ids, colors, image)
+    status = _raster.rasterize(v, t, h, w, bool(cull), _threads(num_threads), depth, ids, colors, image,
+                               bool(clear_image))
     _raise_status(status, v, t)
     return depth, ids
 

@@ -97,6 +97,7 @@ def test_threads_give_identical_results():
     one = render.rasterize(v, tri, c, 64, 64, num_threads=1)
     for n in (2, 3, 8):
         many = render.rasterize(v, tri, c, 64, 64, num_threads=n)
+        assert (many[0][~np.isfinite(many[1])] == 0).all()  # no background: zeroed by the compiled code
         np.testing.assert_array_equal(one[0], many[0])
         np.testing.assert_array_equal(one[1], many[1])
     # fewer bands than threads (a band needs >= 2 rows): 9 rows for 8 threads, and 3 rows
