@@ -41,6 +41,12 @@
 #include <omp.h>
 #endif
 
+#if defined(__GNUC__)
+#define MFIRRN_INLINE inline __attribute__((always_inline))
+#else
+#define MFIRRN_INLINE inline
+#endif
+
 namespace mfirrn {
 namespace {
 
@@ -233,7 +239,7 @@ inline void draw4(const Frame& f, int32_t t, __m128i E0, __m128i E1, __m128i E2,
 // block_ok: the image is >= 2 pixels wide and the band >= 2 rows high (the 2x2 block fits).
 // CH: colour channels written per winning fragment (0: depth pass only; -1: f.channels at run time).
 template <int CH>
-inline void raster_tri(const int32_t* tris, int64_t t, const VP* P, Box box, int row0, int row1, bool block_ok,
+MFIRRN_INLINE void raster_tri(const int32_t* tris, int64_t t, const VP* P, Box box, int row0, int row1, bool block_ok,
                        bool cull_back, const Frame& f) {
     box.y0 = std::max(box.y0, row0);
     box.y1 = std::min(box.y1, row1);
@@ -458,6 +464,32 @@ inline bool snap4(const float* V, int64_t i, int width, int height, VP* p, Code<
     return false;
 }
 
+// Thread tid's share (of nt) of the check that every index of the (n_triangles, 3) array lies in
+// [0, n_vertices); true when one of its share does not.
+inline bool bad_indices(const int32_t* tris, int64_t n_triangles, int64_t n_vertices, int nt, int tid) {
+    const int64_t n = 3 * n_triangles, per = (n / nt + 3) & ~int64_t(3);
+    const int64_t begin = std::min(n, per * tid), end = tid == nt - 1 ? n : std::min(n, per * (tid + 1));
+    if (n_vertices > INT32_MAX) {
+        for (int64_t i = begin; i < end; ++i)
+            if (tris[i] < 0) return true;
+        return false;
+    }
+    const int32_t last = int32_t(n_vertices - 1);  // -1 for no vertices: every index is bad
+    int64_t i = begin;
+    bool bad = false;
+#ifdef MFIRRN_SSE2
+    const __m128i zero = _mm_setzero_si128(), hi = _mm_set1_epi32(last);
+    __m128i acc = _mm_setzero_si128();
+    for (; i + 4 <= end; i += 4) {  // bad: 0 > v or v > last
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tris + i));
+        acc = _mm_or_si128(acc, _mm_or_si128(_mm_cmpgt_epi32(zero, v), _mm_cmpgt_epi32(v, hi)));
+    }
+    bad = _mm_movemask_epi8(acc) != 0;
+#endif
+    for (; i < end; ++i) bad |= (tris[i] < 0) | (tris[i] > last);
+    return bad;
+}
+
 // Everything the passes share.
 struct Job {
     const float* V;
@@ -526,9 +558,12 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
             if (i + 4 <= n_vertices && snap4(V, i, width, height, p, code, acc)) continue;
             for (int64_t j = i; j < std::min(i + 4, n_vertices); ++j) snap_one(V, j, width, height, p, code, acc);
         }
+        // ... and check every triangle index, once, four at a time
+        const bool idx_bad = bad_indices(tris, n_triangles, n_vertices, nt, tid);
         acc.finish();
 #pragma omp critical
         {
+            if (idx_bad) status |= kBadIndex;
             n_bad += acc.n_bad;
             bx0 = std::min(bx0, acc.x0), bx1 = std::max(bx1, acc.x1);
             by0 = std::min(by0, acc.y0), by1 = std::max(by1, acc.y1);
@@ -559,10 +594,6 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
                     for (int64_t t = 0; t < n_triangles; ++t) {
                         const uint32_t a = uint32_t(tris[3 * t]), b = uint32_t(tris[3 * t + 1]),
                                        c = uint32_t(tris[3 * t + 2]);
-                        if (std::max({a, b, c}) >= uint64_t(n_vertices)) {
-                            status |= kBadIndex;
-                            continue;
-                        }
                         Box box;
                         if (!box_of(code, a, b, c, box)) continue;
                         raster_tri<CH>(tris, t, p, box, 0, height - 1, block_ok && height >= 2, job.cull_back, frame);
@@ -574,7 +605,6 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
             // go to the chunk's list (index and clipped box), their estimated cost to the thread's histogram
             int32_t* h = hist + int64_t(tid) * height;
             std::fill(h, h + height, 0);
-            int local_status = kOk;
 #pragma omp for schedule(dynamic, 1) nowait
             for (int64_t k = 0; k < (empty ? 0 : n_chunks); ++k) {
                 Binned<I>* list = bins + k * chunk;
@@ -582,10 +612,6 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
                 const int64_t t_end = std::min(n_triangles, (k + 1) * chunk);
                 for (int64_t t = k * chunk; t < t_end; ++t) {
                     const uint32_t a = uint32_t(tris[3 * t]), b = uint32_t(tris[3 * t + 1]), c = uint32_t(tris[3 * t + 2]);
-                    if (std::max({a, b, c}) >= uint64_t(n_vertices)) {
-                        local_status |= kBadIndex;
-                        continue;
-                    }
                     Box box;
                     if (!box_of(code, a, b, c, box)) continue;
                     list[n++] = Binned<I>{int32_t(t), I(box.x0), I(box.x1), I(box.y0), I(box.y1)};
@@ -593,10 +619,6 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
                     h[box.y0] += 8 + (box.x1 - box.x0 + 1) * (box.y1 - box.y0 + 1);
                 }
                 counts[k] = n;
-            }
-            if (local_status) {
-#pragma omp atomic
-                status |= local_status;
             }
 #pragma omp barrier
 #pragma omp single

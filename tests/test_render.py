@@ -241,6 +241,20 @@ def test_empty_mesh_renders_background():
     assert img.shape == (0, 5, 3) and depth.shape == (0, 5)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bad_index_anywhere_is_caught(threads):
+    """Every position of the index array is checked (SIMD blocks of four and the tail), threaded or not."""
+    v, tri = grid_mesh(60, 64)  # 7200 triangles: 21600 indices
+    c = np.ones((len(v), 1), np.float32)
+    for pos in (0, 3, 4, 10799, 21598, 21599):
+        for bad in (-1, len(v), np.iinfo(np.int32).min, np.iinfo(np.int32).max):
+            t = tri.copy()
+            t.reshape(-1)[pos] = bad
+            with pytest.raises(ValueError, match="indices must lie in"):
+                render.rasterize(v, t, c, 64, 64, num_threads=threads)
+    render.rasterize(v, tri, c, 64, 64, num_threads=threads)  # the unmodified mesh is fine
+
+
 def test_dtype_and_layout_conversions():
     v, tri, c = random_mesh(3)
     want = render.rasterize(v, tri, c, H, W)
