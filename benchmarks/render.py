@@ -1,17 +1,20 @@
 """Timing of :mod:`mfirrn.render` on the BFM mesh (53215 vertices, 105840 triangles).
 
 The BFM mean shape is flipped to image axes (y down, z towards the viewer) and scaled so the face spans
-90% of a square image of 120, 450 or 1024 pixels. Prints the median and the best milliseconds of
-``--runs`` calls (through the public numpy API, argument checks included) for colour + depth (3 channels)
-and for per-vertex visibility, single-threaded and with every core, then the scaling with the triangle
-count. The first column is the baseline the speed targets refer to: a straightforward single-threaded
+90% of a square image of 120, 450 or 1024 pixels. For each size, five functions are called round-robin
+(one call of each per round, up to ``--runs`` rounds or about 3 s) through the public numpy API,
+argument checks included: the baseline the speed targets refer to — a straightforward single-threaded
 z-buffer (bounding box + float barycentric test per pixel, colour per fragment; compiled with the same
-flags, ``mfirrn._raster.rasterize_naive``), timed interleaved with the others so that both see the same
-machine; the speed-up column divides its best time by the multi-threaded best. Each measurement stops early after about a second of calls. Other jobs on the machine inflate the
-timings, the multi-threaded ones most (a thread that waits at a barrier for a descheduled partner loses a
-time slice): compare numbers only at a low load average. On shared virtual machines the speed of the
-same code also drifts by up to 1.8x over tens of milliseconds (neighbours on the host); the best of many
-calls is then the stable figure and the median the typical one.
+flags, ``mfirrn._raster.rasterize_naive``) —, colour + depth (3 channels) on one thread and on every core,
+and per-vertex visibility on one thread and on every core. Each cell is the median / best of its calls;
+the speed-up column divides the baseline's best by the multi-threaded best. Then the scaling with the
+triangle count (medians).
+
+Other jobs on the machine inflate the timings, the multi-threaded ones most (a thread that waits at a
+barrier for a descheduled partner loses a time slice): compare numbers only at a low load average. On
+shared virtual machines the speed of the same code also drifts by up to 1.8x within seconds (neighbours
+on the host); the round-robin order lets every function see the same drift, the best of many calls is
+the stable figure and the median the typical one.
 
     MFIRRN_ASSET_MIRROR=... MFIRRN_CACHE=... python benchmarks/render.py [--runs 200]
 """
