@@ -81,7 +81,8 @@ def main() -> None:
     all_threads = _raster.max_threads()
     print(f"machine: {cpu_model()}, {cores} cores available, OpenMP max threads {all_threads}; "
           f"load average {os.getloadavg()[0]:.2f} at start")
-    print(f"mesh: BFM full, {len(u)} vertices, {len(tri)} triangles; median / best of up to {args.runs} round-robin calls each, milliseconds\n")
+    print(f"mesh: BFM full, {len(u)} vertices, {len(tri)} triangles; "
+          f"median / best of up to {args.runs} round-robin calls each, milliseconds\n")
     print(f"{'image':>10} | {'naive 1 thr':>18} | {'colour+depth 1 thr':>18} | {f'colour+depth {all_threads} thr':>18} | "
           f"{'speed-up':>8} | {'visibility 1 thr':>18} | {f'visibility {all_threads} thr':>18} | covered px")
     for size in (120, 450, 1024):
