@@ -196,6 +196,27 @@ def test_init_and_stats_override_flow_into_checkpoint(tmp_path, data_root, monke
     assert res2.step == 2 and torch.load(res2.last, weights_only=False)["init"]["source"] == "3ddfa-v2-mb05"
 
 
+@pytest.mark.slow
+def test_new_lr_modules_get_their_own_learning_rate(tmp_path, data_root):
+    """optim.new_lr_modules/new_lr_mult: the named heads train at lr x mult (and follow the same schedule);
+    prefixes the model does not have change nothing, so a MobileNet and an MFIRRN can share the recipe."""
+    from mfirrn.train.trainer import Trainer
+
+    kw = {"optim.new_lr_modules": "[head_medium,head_fine]", "optim.new_lr_mult": 10, "optim.lr": 0.01}
+    t = Trainer(_cfg(data_root, tmp_path / "n", **kw))
+    t._setup()
+    groups = t.optimizer.param_groups
+    heads = {id(p) for n, p in t.net.named_parameters() if n.startswith(("head_medium.", "head_fine."))}
+    assert len(groups) == 2 and heads and {id(p) for p in groups[1]["params"]} == heads
+    assert groups[0]["lr"] * 10 == pytest.approx(groups[1]["lr"])  # warm-up scales both alike
+    assert not heads & {id(p) for p in groups[0]["params"]}
+    mb = Trainer(_cfg(data_root, tmp_path / "m", **{**kw, "model.arch": "3ddfa-mb05"}))
+    mb._setup()
+    assert len(mb.optimizer.param_groups) == 1  # no such modules: one group, as without the option
+    with pytest.raises(ConfigError, match="new_lr_mult"):
+        Trainer(_cfg(data_root, tmp_path / "z", **{**kw, "optim.new_lr_mult": 0}))._setup()
+
+
 def test_augment_settings_mirror_augment_config_fields():
     """The YAML-side settings must carry every AugmentConfig field (the trainer copies them by name)."""
     import dataclasses

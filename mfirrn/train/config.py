@@ -98,7 +98,9 @@ class LossConfig:
 class OptimConfig:
     """SGD (Nesterov) + multistep (the paper) or AdamW + cosine. ``warmup_epochs`` ramps lr linearly per step.
 
-    ``clip_grad_norm`` <= 0 disables clipping.
+    ``clip_grad_norm`` <= 0 disables clipping. ``new_lr_modules``: parameter-name prefixes (modules, e.g.
+    ``head_medium``) whose learning rate is ``lr * new_lr_mult`` — for layers a fine-tuning starts from
+    scratch; prefixes the model does not have are ignored, so two models can share one recipe.
     """
 
     name: str = "sgd"
@@ -112,6 +114,8 @@ class OptimConfig:
     gamma: float = 0.2
     warmup_epochs: float = 0.0
     min_lr: float = 0.0
+    new_lr_modules: list[str] = field(default_factory=list)
+    new_lr_mult: float = 1.0
     clip_grad_norm: float = 0.0
 
 
@@ -217,6 +221,10 @@ def _coerce(value: Any, ftype: Any, key: str) -> Any:
             return tuple(float(v) for v in value)
         if t.startswith("list[int]"):
             return [int(v) for v in value]
+        if t.startswith("list[str]"):
+            if isinstance(value, str):
+                raise ValueError
+            return [str(v) for v in value]
         if "float" in t and "Optional" in t:
             return float(value)
         if "int" in t and "Optional" in t:

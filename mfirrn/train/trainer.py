@@ -267,8 +267,16 @@ class Trainer:
         self.total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps > 0:
             self.total_steps = min(self.total_steps, cfg.max_steps)
-        params = [p for p in self.net.parameters() if p.requires_grad]
         o = cfg.optim
+        if o.new_lr_mult <= 0:
+            raise ConfigError(f"optim.new_lr_mult must be > 0, got {o.new_lr_mult}")
+        trainable = [(n, p) for n, p in self.net.named_parameters() if p.requires_grad]
+        is_new = [any(n == m or n.startswith(m + ".") for m in o.new_lr_modules) for n, _ in trainable]
+        if any(is_new) and o.new_lr_mult != 1.0:
+            params: list = [{"params": [p for (_, p), new in zip(trainable, is_new) if not new]},
+                            {"params": [p for (_, p), new in zip(trainable, is_new) if new], "lr": o.lr * o.new_lr_mult}]
+        else:
+            params = [p for _, p in trainable]
         if o.name == "sgd":
             self.optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
                                              weight_decay=o.weight_decay)
