@@ -75,7 +75,8 @@ def test_cli_compare_two_models_writes_the_comparison_table(dev_root, tmp_path, 
     """``--compare``: a registered model and a workbench checkpoint (arch/state_dict/stats/convention keys)."""
     import torch
 
-    ckpt = tmp_path / "copy.pt"
+    (tmp_path / "run").mkdir()
+    ckpt = tmp_path / "run" / "copy.pt"
     torch.save({"arch": "3ddfa-v2-mb05", "state_dict": mb05.state_dict(),
                 "stats": {"mean": mb05.stats.mean, "std": mb05.stats.std}, "convention": "v2",
                 "trained_on": "aflw-21pt-train"}, ckpt)
@@ -83,10 +84,10 @@ def test_cli_compare_two_models_writes_the_comparison_table(dev_root, tmp_path, 
     assert main(["benchmark", "--compare", "3ddfa-v2-mb05", str(ckpt), "--data-root", str(dev_root),
                  "--limit", "40", "--bootstrap", "200", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "MFIRRN (paper)" in printed and "3ddfa-v2-mb05@copy.pt" in printed and "AFLW pool" in printed
+    assert "MFIRRN (paper)" in printed and "3ddfa-v2-mb05@run/copy.pt" in printed and "AFLW pool" in printed
     table = list(csv.DictReader(open(out / "comparison.csv")))
     measured = [r for r in table if r["kind"] == "measured"]
-    assert [r["method"] for r in measured] == ["3ddfa-v2-mb05", "3ddfa-v2-mb05@copy.pt"]
+    assert [r["method"] for r in measured] == ["3ddfa-v2-mb05", "3ddfa-v2-mb05@run/copy.pt"]
     assert measured[0]["Mean"] == measured[1]["Mean"]  # same weights, same numbers
     assert "not scored: trained on the AFLW pool" in measured[1]["note"]
     assert {r["method"] for r in table} >= {"CDM", "RCPR", "ESR", "SDM", "DEFA", "Nonlinear"}

@@ -34,6 +34,12 @@ def test_load_checkpoint_round_trip_and_errors(tmp_path, mb05):
     m = models.load_checkpoint(good)
     x = torch.randn(2, 3, 120, 120)
     torch.testing.assert_close(m(x), mb05(x))
+    # two runs' best.pt get different names (tables, --compare and reports key on them)
+    for run in ("run-a", "run-b"):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "best.pt").write_bytes(good.read_bytes())
+    names = {models.load_checkpoint(tmp_path / r / "best.pt").card.name for r in ("run-a", "run-b")}
+    assert names == {"3ddfa-v2-mb05@run-a/best.pt", "3ddfa-v2-mb05@run-b/best.pt"}
     foreign = tmp_path / "foreign.pth"
     torch.save({"state_dict": {"module." + k: v for k, v in mb05.state_dict().items()}}, foreign)
     with pytest.raises(CheckpointError, match="does not name its architecture; pass --model"):

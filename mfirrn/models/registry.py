@@ -174,7 +174,10 @@ def load_checkpoint(path: Union[str, Path], model: Optional[str] = None,
     if "stats" in ckpt:
         stats = ParamStats(ckpt["stats"]["mean"], ckpt["stats"]["std"], name=f"{path}:stats")
     convention = ckpt.get("convention", card.convention)
-    net.card = ModelCard(name=f"{arch}@{Path(path).name}", builder=card.builder, convention=convention,  # type: ignore[assignment]
+    # named after the file and its folder: runs keep their checkpoints as <run>/best.pt, <run>/last.pt
+    where = Path(path).resolve()
+    label = f"{where.parent.name}/{where.name}" if where.parent.name else where.name
+    net.card = ModelCard(name=f"{arch}@{label}", builder=card.builder, convention=convention,  # type: ignore[assignment]
                          stats=stats, weights_path=str(path), description=f"{arch} loaded from {path}")
     net.stats = stats  # type: ignore[assignment]
     return net.to(device).eval()
