@@ -464,11 +464,8 @@ inline bool snap4(const float* V, int64_t i, int width, int height, VP* p, Code<
     return false;
 }
 
-// Thread tid's share (of nt) of the check that every index of the (n_triangles, 3) array lies in
-// [0, n_vertices); true when one of its share does not.
-inline bool bad_indices(const int32_t* tris, int64_t n_triangles, int64_t n_vertices, int nt, int tid) {
-    const int64_t n = 3 * n_triangles, per = (n / nt + 3) & ~int64_t(3);
-    const int64_t begin = std::min(n, per * tid), end = tid == nt - 1 ? n : std::min(n, per * (tid + 1));
+// True when an index in tris[begin, end) lies outside [0, n_vertices).
+inline bool bad_indices(const int32_t* tris, int64_t begin, int64_t end, int64_t n_vertices) {
     if (n_vertices > INT32_MAX) {
         for (int64_t i = begin; i < end; ++i)
             if (tris[i] < 0) return true;
@@ -558,8 +555,12 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
             if (i + 4 <= n_vertices && snap4(V, i, width, height, p, code, acc)) continue;
             for (int64_t j = i; j < std::min(i + 4, n_vertices); ++j) snap_one(V, j, width, height, p, code, acc);
         }
-        // ... and check every triangle index, once, four at a time
-        const bool idx_bad = bad_indices(tris, n_triangles, n_vertices, nt, tid);
+        // ... and check every triangle index once, in blocks shared out like the vertices
+        bool idx_bad = false;
+        const int64_t n_idx = 3 * n_triangles, idx_block = 4096;
+#pragma omp for schedule(static) nowait
+        for (int64_t k = 0; k < (n_idx + idx_block - 1) / idx_block; ++k)
+            idx_bad |= bad_indices(tris, k * idx_block, std::min(n_idx, (k + 1) * idx_block), n_vertices);
         acc.finish();
 #pragma omp critical
         {
