@@ -11,7 +11,7 @@ Needs the ``onnx`` package (and ``onnxruntime`` to verify).
 :class:`OnnxRuntimeModel` runs an exported model in ONNX Runtime behind the ``nn.Module`` call
 interface, so :func:`mfirrn.inference.predict_params` and everything built on it (benchmark,
 reconstruct) can use it: ``--backend onnxruntime`` on the CLI. On this project's 2-core CPU it ran
-MFIRRN-R34 about 1.9x faster than eager PyTorch at batch 1 (``benchmarks/model_speed.py``).
+MFIRRN-R34 1.9-3.0x faster than eager PyTorch at batch 1 (``benchmarks/model_speed.py``, README).
 """
 
 from __future__ import annotations

@@ -191,6 +191,8 @@ class TrainConfig:
                 raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
         if self.data.batch_size < 1 or self.epochs < 1:
             raise ConfigError("data.batch_size and epochs must be >= 1")
+        if self.optim.new_lr_mult <= 0:
+            raise ConfigError(f"optim.new_lr_mult must be > 0, got {self.optim.new_lr_mult}")
         return self
 
 

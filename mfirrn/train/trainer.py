@@ -268,8 +268,6 @@ class Trainer:
         if cfg.max_steps > 0:
             self.total_steps = min(self.total_steps, cfg.max_steps)
         o = cfg.optim
-        if o.new_lr_mult <= 0:
-            raise ConfigError(f"optim.new_lr_mult must be > 0, got {o.new_lr_mult}")
         trainable = [(n, p) for n, p in self.net.named_parameters() if p.requires_grad]
         is_new = [any(n == m or n.startswith(m + ".") for m in o.new_lr_modules) for n, _ in trainable]
         if any(is_new) and o.new_lr_mult != 1.0:
