@@ -69,7 +69,7 @@ def _without(cfg: dict, *keys: str) -> dict:
     return out
 
 
-@pytest.mark.parametrize("suffix", ["", "-sgd"])
+@pytest.mark.parametrize("suffix", ["", "-sgd", "-scratch"])
 def test_aflw_comparison_pairs_share_one_recipe(suffix):
     """The README compares aflw-mb05-baseline and aflw-mfirrn-mb05 as "the same recipe": only the model and
     the output folder may differ (and the -sgd pair differs from the AdamW pair only in the optimiser)."""
@@ -77,7 +77,9 @@ def test_aflw_comparison_pairs_share_one_recipe(suffix):
     assert (base["model"]["arch"], mfirrn["model"]["arch"]) == ("3ddfa-mb05", "mfirrn-mb05")
     assert base["out_dir"] != mfirrn["out_dir"]
     assert _without(base, "model.arch", "out_dir") == _without(mfirrn, "model.arch", "out_dir")
-    if suffix:
+    if suffix == "-scratch":
+        assert base["model"]["init"] is None and not base["model"]["freeze_bn"]
+    if suffix == "-sgd":
         adamw = _shipped("aflw-mb05-baseline")
         assert _without(base, "optim", "out_dir") == _without(adamw, "optim", "out_dir")
         assert (base["optim"]["name"], base["optim"]["nesterov"], base["optim"]["lr"]) == ("sgd", True, 1e-3)
