@@ -505,6 +505,16 @@ struct Job {
     uint8_t* visible;  // null: no visibility pass
 };
 
+// Clears rows [r0, r1) before drawing: depth -inf, triangle id -1 and, when the job asks for it (no
+// background) and colours are drawn (CH != 0), the image 0.
+template <int CH>
+void clear_rows(const Job& job, int r0, int r1) {
+    const int64_t a = int64_t(r0) * job.width, b = int64_t(r1) * job.width;
+    std::fill(job.depth + a, job.depth + b, -std::numeric_limits<float>::infinity());
+    std::fill(job.ids + a, job.ids + b, -1);
+    if (CH != 0 && job.clear_image) std::fill(job.image + a * job.channels, job.image + b * job.channels, 0.0f);
+}
+
 // The whole render for one code type (int16 codes for images up to 32767 pixels, else int32).
 // CH: colour channels (0: none, -1: job.channels at run time), fixed at compile time for the common cases.
 template <class I, int CH>
@@ -515,7 +525,6 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
     const int height = job.height, width = job.width;
     int nt = resolve_threads(num_threads);
     if (n_triangles < 4096) nt = 1;  // small meshes: not worth waking threads
-    const float inf = std::numeric_limits<float>::infinity();
     grow(sc.pts, size_t(std::max<int64_t>(n_vertices, 1)));
     VP* p = sc.pts.data();
     const Frame frame{job.depth, job.ids, width, job.colors, job.channels, job.image};
@@ -587,10 +596,7 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
             // one band: clear, draw every triangle, shade
 #pragma omp single
             {
-                std::fill(job.depth, job.depth + int64_t(height) * width, -inf);
-                std::fill(job.ids, job.ids + int64_t(height) * width, -1);
-                if (CH != 0 && job.clear_image)
-                    std::fill(job.image, job.image + int64_t(height) * width * job.channels, 0.0f);
+                clear_rows<CH>(job, 0, height);
                 if (!empty) {
                     for (int64_t t = 0; t < n_triangles; ++t) {
                         const uint32_t a = uint32_t(tris[3 * t]), b = uint32_t(tris[3 * t + 1]),
@@ -649,11 +655,7 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
 #pragma omp for schedule(dynamic, 1) nowait
             for (int band = 0; band < nb; ++band) {
                 const int r0 = bounds[band], r1 = bounds[band + 1] - 1;
-                std::fill(job.depth + int64_t(r0) * width, job.depth + int64_t(r1 + 1) * width, -inf);
-                std::fill(job.ids + int64_t(r0) * width, job.ids + int64_t(r1 + 1) * width, -1);
-                if (CH != 0 && job.clear_image)
-                    std::fill(job.image + int64_t(r0) * width * job.channels,
-                              job.image + int64_t(r1 + 1) * width * job.channels, 0.0f);
+                clear_rows<CH>(job, r0, r1 + 1);
                 if (!empty && status == kOk) {
                     for (int64_t k = 0; k < n_chunks; ++k) {
                         const Binned<I>* list = bins + k * chunk;

@@ -52,7 +52,6 @@ def test_shipped_configs_parse_and_match_data_configs():
     assert (paper.data.batch_size, paper.optim.lr, paper.optim.milestones, paper.epochs) == (128, 1e-3, [30, 40, 50], 40)
 
 
-
 def _shipped(name: str) -> dict:
     return TrainConfig.from_yaml(REPO / "mfirrn" / "configs" / f"{name}.yaml").to_dict()
 
@@ -72,7 +71,8 @@ def _without(cfg: dict, *keys: str) -> dict:
 @pytest.mark.parametrize("suffix", ["", "-sgd", "-scratch"])
 def test_aflw_comparison_pairs_share_one_recipe(suffix):
     """The README compares aflw-mb05-baseline and aflw-mfirrn-mb05 as "the same recipe": only the model and
-    the output folder may differ (and the -sgd pair differs from the AdamW pair only in the optimiser)."""
+    the output folder may differ; the -sgd pair differs from the AdamW pair only in the optimiser, and the
+    -scratch pair starts from random weights with trainable BatchNorm."""
     base, mfirrn = _shipped(f"aflw-mb05-baseline{suffix}"), _shipped(f"aflw-mfirrn-mb05{suffix}")
     assert (base["model"]["arch"], mfirrn["model"]["arch"]) == ("3ddfa-mb05", "mfirrn-mb05")
     assert base["out_dir"] != mfirrn["out_dir"]
@@ -84,6 +84,7 @@ def test_aflw_comparison_pairs_share_one_recipe(suffix):
         assert _without(base, "optim", "out_dir") == _without(adamw, "optim", "out_dir")
         assert (base["optim"]["name"], base["optim"]["nesterov"], base["optim"]["lr"]) == ("sgd", True, 1e-3)
         assert (adamw["optim"]["name"], adamw["optim"]["lr"]) == ("adamw", 3e-5)
+
 
 def test_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown key data.rooot"):
