@@ -108,11 +108,14 @@ class BenchmarkResult:
 
 
 def evaluate(model: nn.Module, data: AFLW2000, *, bfm: Optional[MorphableModel] = None, batch_size: int = 128,
-             bf16: bool = False, name: Optional[str] = None) -> BenchmarkResult:
-    """Predict all crops with ``model`` (carrying ``card``/``stats``) and score them on ``data``."""
+             bf16: bool = False, name: Optional[str] = None, output: str = "fused") -> BenchmarkResult:
+    """Predict all crops with ``model`` (carrying ``card``/``stats``) and score them on ``data``.
+
+    ``output``: which head of an MFIRRN model to score (see :func:`mfirrn.inference.predict_params`).
+    """
     bfm = bfm if bfm is not None else MorphableModel("full")
     x = crops_to_tensor(data.crops)
-    params = predict_params(model, x, batch_size=batch_size, bf16=bf16)
+    params = predict_params(model, x, batch_size=batch_size, bf16=bf16, output=output)
     roi = torch.as_tensor(data.roi, dtype=torch.float32)
     with torch.no_grad():
         lms = bfm.to("cpu").landmarks(params, convention=model.card.convention, roi=roi).numpy()

@@ -11,7 +11,10 @@ from torch import nn
 from mfirrn.checks import check_shape
 from mfirrn.frames import CROP_SIZE
 
-__all__ = ["predict_params", "model_device"]
+__all__ = ["predict_params", "model_device", "OUTPUTS"]
+
+# Outputs of a multi-head model (:class:`mfirrn.models.mfirrn_net.MFIRRNOutput`); "fused" is the model's prediction.
+OUTPUTS = ("fused", "coarse", "medium", "fine")
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -22,14 +25,19 @@ def model_device(model: nn.Module) -> torch.device:
 
 @torch.no_grad()
 def predict_params(model: nn.Module, crops: torch.Tensor, *, batch_size: int = 128,
-                   bf16: bool = False, device: Optional[Union[str, torch.device]] = None) -> torch.Tensor:
+                   bf16: bool = False, device: Optional[Union[str, torch.device]] = None,
+                   output: str = "fused") -> torch.Tensor:
     """Run ``model`` over normalised crops (B, 3, 120, 120) and return de-normalised params (B, 62) float32 on CPU.
 
     ``model`` must carry ``model.stats`` (set by :func:`mfirrn.models.create`); the network's output
     is de-normalised with them. ``bf16`` runs under ``torch.autocast`` in bfloat16 (fast on CPUs with
-    AMX and on GPUs); outputs are cast back to float32 before de-normalisation.
+    AVX512-BF16 or AMX and on GPUs); outputs are cast back to float32 before de-normalisation.
+    ``output`` picks which head of a multi-head (MFIRRN) model to return, one of :data:`OUTPUTS` (for
+    ablations: each head is trained with its own loss); single-output models only have ``"fused"``.
     """
     check_shape(crops, (None, 3, CROP_SIZE, CROP_SIZE), "crops")
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
     dev = torch.device(device) if device is not None else model_device(model)
     model.eval()
     outs = []
@@ -38,7 +46,10 @@ def predict_params(model: nn.Module, crops: torch.Tensor, *, batch_size: int = 1
         x = crops[i:i + batch_size].to(dev, non_blocking=True)
         with ctx:
             y = model(x)
-        y = y.fused if hasattr(y, "fused") else y
+        if hasattr(y, "fused"):
+            y = getattr(y, output)
+        elif output != "fused":
+            raise ValueError(f"{type(model).__name__} has a single output; output={output!r} needs an MFIRRN model")
         outs.append(y.float().cpu())
     if not outs:
         return torch.zeros(0, 62)

@@ -99,7 +99,7 @@ class Reconstructor:
     ``detector``: a registered detector name or any callable image -> (K, 5) boxes.
     ``refine``: 3DDFA's two-step mode — predict, rebuild the roi from the predicted 68 landmarks,
     predict again. ``mesh``: ``"full"`` (53215 vertices) or ``"noneck"`` (38365); ``dense=False`` skips
-    the dense mesh. ``bf16``: bfloat16 autocast for the network (fast on AMX CPUs and GPUs).
+    the dense mesh. ``bf16``: bfloat16 autocast for the network (fast on AVX512-BF16/AMX CPUs and GPUs).
     """
 
     def __init__(self, model: Union[str, nn.Module] = "3ddfa-v2-mb05", detector: Union[str, Detector] = "dlib-hog",

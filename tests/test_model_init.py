@@ -100,3 +100,25 @@ def test_mfirrn_mb05_nme_after_init_matches_mb05(mfirrn_mb05, mb05):
     a = evaluate(mb05, data).summary.per_image_mean
     b = evaluate(mfirrn_mb05[0], data).summary.per_image_mean
     assert abs(a - b) < 0.01, (a, b)
+
+
+def test_benchmark_scores_each_head(mfirrn_mb05, mb05, dev_root, capsys):
+    """``output=`` scores one head of an MFIRRN model: after init the coarse head is mb05 exactly, and the
+    medium and fine heads (output layers started at zero) predict the mean face, far worse."""
+    import numpy as np
+
+    from mfirrn.benchmark import AFLW2000, evaluate
+    from mfirrn.cli import main
+
+    data = AFLW2000.load(dev_root, limit=32)
+    ref = evaluate(mb05, data).nme
+    np.testing.assert_allclose(evaluate(mfirrn_mb05[0], data, output="coarse").nme, ref, atol=1e-4)
+    for head in ("medium", "fine"):
+        assert evaluate(mfirrn_mb05[0], data, output=head).nme.mean() > 2 * ref.mean()
+    with pytest.raises(ValueError, match="single output"):
+        evaluate(mb05, data, output="coarse")
+    with pytest.raises(ValueError, match="output must be one of"):
+        evaluate(mb05, data, output="middle")
+    assert main(["benchmark", "--model", "3ddfa-v2-mb05", "--data-root", str(dev_root), "--limit", "8",
+                 "--output", "fine"]) == 2
+    assert "single output" in capsys.readouterr().err

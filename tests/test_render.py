@@ -61,6 +61,35 @@ def test_any_channel_count_matches_reference(channels):
         np.testing.assert_array_equal(img, ref_img)
 
 
+def small_triangle_mesh(seed: int, t: int = 4500, size: int = 37):
+    """t separate triangles of 0.7 to 9 pixels across (boxes of 1x1 up to 5x5 pixel centres, the sizes of the
+    BFM mesh at 450x450), many over the image border; every 7th one wound backwards."""
+    rng = np.random.default_rng(seed)
+    centre = rng.uniform(-3, size + 3, (t, 1, 2))
+    extent = rng.choice([0.7, 1.5, 2.5, 3.5, 5.0, 7.9, 9.0], (t, 1, 1))
+    xy = centre + rng.uniform(-0.5, 0.5, (t, 3, 2)) * extent
+    if seed % 2:  # half-pixel grid: pixel centres on edges and vertices
+        xy = np.round(xy * 2) / 2
+    z = rng.uniform(-5, 5, (t, 1, 1)) + rng.uniform(-1, 1, (t, 3, 1))
+    v = np.concatenate([xy, z], axis=2).reshape(-1, 3).astype(np.float32)
+    tri = np.arange(3 * t, dtype=np.int32).reshape(t, 3)
+    tri[::7] = tri[::7, ::-1]
+    return v, tri, rng.uniform(0, 1, (len(v), 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_small_triangles_match_reference(seed):
+    """The one-centre, 2x2-block (moved back at the image's and the bands' last row and column) and general
+    paths against the twin, on one thread and on bands (>= 4096 triangles)."""
+    v, tri, c = small_triangle_mesh(seed)
+    ref_img, ref_depth, ref_ids = render.rasterize_reference(v, tri, c, 37, 41, return_ids=True)
+    for threads in (1, 2, 3):
+        img, depth = render.rasterize(v, tri, c, 37, 41, num_threads=threads)
+        np.testing.assert_array_equal(depth, ref_depth)
+        np.testing.assert_array_equal(img, ref_img)
+        np.testing.assert_array_equal(render.rasterize_ids(v, tri, 37, 41, num_threads=threads)[0], ref_ids)
+
+
 def test_far_vertices_match_reference():
     """Vertices beyond 2**15 pixels (exact double snapping instead of the 4-wide float path) next to
     near ones, and coordinates a hair around that switch and around pixel centres."""

@@ -11,6 +11,7 @@ import argparse
 import os
 
 from mfirrn.commands.common import add_model_args, fail, model_from_args
+from mfirrn.inference import OUTPUTS
 
 DATA_ENV = "MFIRRN_AFLW2000"
 
@@ -25,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="folder for summary.json and per_image.csv")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--limit", type=int, default=None, help="only the first N images (smoke tests)")
+    p.add_argument("--output", default="fused", choices=OUTPUTS,
+                   help="MFIRRN models: score this head instead of the fused output (ablation)")
     p.add_argument("--compare", nargs="+", default=None, metavar="MODEL_OR_CHECKPOINT",
                    help="compare registered models and/or checkpoint files; writes comparison.csv/.tex/.json "
                         "(and one folder per model) into --out")
@@ -51,7 +54,11 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(e))
     except KeyError as e:
         return fail(str(e).strip("'\""))
-    result = evaluate(model, data, batch_size=args.batch_size, bf16=args.bf16)
+    try:
+        result = evaluate(model, data, batch_size=args.batch_size, bf16=args.bf16, output=args.output,
+                          name=None if args.output == "fused" else f"{model.card.name}[{args.output}]")
+    except ValueError as e:
+        return fail(str(e))
     print(format_table(result))
     if args.out:
         paths = write_result(result, args.out)
@@ -74,6 +81,8 @@ def run_compare(args: argparse.Namespace) -> int:
 
     if args.model or args.checkpoint:
         return fail("--compare takes the models itself; drop --model/--checkpoint")
+    if args.output != "fused":
+        return fail("--output applies to a single model; drop it with --compare")
     if not args.data_root:
         return fail(f"give --data-root DIR (3DDFA test.data/test.configs) or set ${DATA_ENV}")
     try:
