@@ -10,11 +10,12 @@ from torch import nn
 
 from mfirrn.checks import check_shape
 from mfirrn.frames import CROP_SIZE
+from mfirrn.models.mfirrn_net import MFIRRNOutput
 
 __all__ = ["predict_params", "model_device", "OUTPUTS"]
 
-# Outputs of a multi-head model (:class:`mfirrn.models.mfirrn_net.MFIRRNOutput`); "fused" is the model's prediction.
-OUTPUTS = ("fused", "coarse", "medium", "fine")
+# Outputs of a multi-head model, "fused" (the model's prediction) first, then the heads of MFIRRNOutput.
+OUTPUTS = ("fused", *(f for f in MFIRRNOutput._fields if f != "fused"))
 
 
 def model_device(model: nn.Module) -> torch.device:

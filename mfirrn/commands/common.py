@@ -22,7 +22,8 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str | None) -> Non
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint file; a workbench checkpoint names its model, a 3DDFA .pth needs --model")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the network (CPUs with AVX512-BF16 or AMX, GPUs)")
+    p.add_argument("--bf16", action="store_true",
+                   help="bfloat16 autocast for the network (CPUs with AVX512-BF16 or AMX, GPUs)")
     p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
                    help="run the network in PyTorch (default) or export it and run it in ONNX Runtime (CPU, "
                         "fp32; needs onnx and onnxruntime)")
