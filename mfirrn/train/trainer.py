@@ -203,6 +203,8 @@ class Trainer:
         self.dist, self.device = init_distributed(cfg.device)
         if cfg.precision == "amp" and self.device.type != "cuda":
             raise ConfigError("precision=amp needs CUDA; use precision=bf16 or fp32 on CPU")
+        if self.device.type == "cuda" and not cfg.deterministic:
+            torch.backends.cudnn.benchmark = True  # fixed 120x120 input: let cuDNN time and pick its fastest kernels
         self.out_dir = Path(cfg.out_dir)
         torch.manual_seed(cfg.seed + self.dist.rank)
         np.random.seed((cfg.seed + self.dist.rank) % 2**32)
