@@ -262,3 +262,29 @@ def test_augment_settings_mirror_augment_config_fields():
     assert names == {f.name for f in dataclasses.fields(AugmentConfig)} | {"enabled"}
     for f in dataclasses.fields(AugmentConfig):
         assert getattr(AugmentSettings(), f.name) == f.default
+
+
+def test_loader_workers_get_one_opencv_thread_and_parent_setting_returns(tmp_path, data_root):
+    """With loader workers the trainer runs OpenCV single-threaded (inherited by the forked workers) and
+    restores the caller's setting. The caller has used OpenCV's pool first: the case in which calling
+    cv2.setNumThreads inside a forked worker deadlocks. A hang here fails by the subprocess timeout."""
+    script = f"""
+import cv2, numpy as np, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import test_train as tt
+from mfirrn.train.trainer import train
+cv2.setNumThreads(2)
+cv2.resize(np.zeros((1500, 1500, 3), np.uint8), (2500, 2500))
+import mfirrn.data.datasets as d
+orig = d.ParamsDataset.read_image
+def spy(self, i):  # runs in the loader workers (and in the parent for validation)
+    assert cv2.getNumThreads() == 1, f"OpenCV threads in the loader: {{cv2.getNumThreads()}}"
+    return orig(self, i)
+d.ParamsDataset.read_image = spy
+cfg = tt._cfg({str(data_root)!r}, {str(tmp_path / 'run')!r}, **{{'data.workers': 2, 'epochs': 1}})
+train(cfg)
+assert cv2.getNumThreads() == 2, cv2.getNumThreads()
+print('ok')
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-2000:]
