@@ -1,11 +1,13 @@
-"""Time series of the renderer beside the naive baseline and two reference loads, to tell slow windows of
+"""Time series of the renderer beside the naive baseline and three reference loads, to tell slow windows of
 the machine from slow modes of the renderer.
 
-Every ``--interval`` seconds for ``--seconds`` seconds it prints the best of 5 calls (ms) of: the 120x120
-BFM render on one thread, the naive z-buffer (``_raster.rasterize_naive``), a float32 matrix product
-(vector throughput) and a dependent pure-Python loop (latency-bound, hardly slowed by a busy SMT sibling).
-When the first three slow together and the last does not, another workload shares the physical core;
-when only the renderer slows, the cause is in its own process.
+Every ``--interval`` seconds for ``--seconds`` seconds it prints the best of 5 round-robin calls (ms) of:
+the BFM render on one thread, the naive z-buffer (``_raster.rasterize_naive``) and three reference loads
+that share nothing with the renderer: a float32 matrix product (vector arithmetic from cache), a
+pure-Python loop (interpreter: branches, loads) and a cumulative sum (a chain of dependent additions).
+When the renderer slows together with the naive z-buffer and the Python loop while the chain holds, the
+machine is slow (on a shared VM: another workload on the same physical core); when the renderer alone
+slows, the cause is in its own process.
 
     MFIRRN_ASSET_MIRROR=... python benchmarks/render_monitor.py [--seconds 20] [--size 120]
 """
@@ -20,18 +22,7 @@ import numpy as np
 from mfirrn import _raster, render
 from mfirrn.bfm import load_bfm_arrays
 
-from render import fit  # benchmarks/render.py, beside this file
-
-
-def best_ms(fn, reps: int = 5) -> float:
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return 1e3 * best
-
-
+from render import fit, timings_ms  # benchmarks/render.py, beside this file
 
 
 def main() -> None:
@@ -59,7 +50,7 @@ def main() -> None:
     print("  t (s) | " + " | ".join(f"{k:>12}" for k in fns))
     start = time.perf_counter()
     while time.perf_counter() - start < args.seconds:
-        row = [best_ms(fn) for fn in fns.values()]
+        row = [best for _, best in timings_ms(list(fns.values()), runs=5)]
         print(f"{time.perf_counter() - start:7.1f} | " + " | ".join(f"{x:12.3f}" for x in row), flush=True)
         time.sleep(args.interval)
 
