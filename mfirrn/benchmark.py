@@ -13,8 +13,10 @@ Where the data is (:func:`find_aflw2000_root`), first match wins:
 
 AFLW (21 points, :func:`find_aflw21_root`, :func:`evaluate_aflw21`): ``--aflw-root DIR``, ``$MFIRRN_AFLW21``,
 ``$MFIRRN_DATASETS/aflw-21pt-test``, then the copy fetched by ``mfirrn data fetch aflw``. Its NME is
-approximate: the official normaliser needs ``AFLW_GT_pts68.npy``, which is not public; the box of the
-visible 21 GT points stands in for it (:data:`AFLW21_NORMALISER`).
+approximate: the official normaliser, ``sqrt(w·h)`` of the 68-point GT box, needs ``AFLW_GT_pts68.npy``,
+which is not public. The crop box stands in for it (:data:`AFLW21_NORMALISER`): 3DDFA crops are squares of
+side ``sqrt(2)·max(w, h)`` of that 68-point box, so ``side / sqrt(2)`` recovers ``max(w, h)``, slightly
+larger than ``sqrt(w·h)`` (docs/data.md gives the measured size of the difference).
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from mfirrn.inference import predict_params
 from mfirrn.metrics import YawBinSummary, nme, summarize_by_yaw
 
 __all__ = ["AFLW2000", "AFLW21", "BenchmarkResult", "resolve_aflw2000_root", "find_aflw2000_root",
-           "find_aflw21_root", "evaluate", "evaluate_aflw21", "format_table", "write_result", "DATA_ENV",
-           "DATASETS_ENV", "AFLW21_ENV", "AFLW21_NORMALISER"]
+           "find_aflw21_root", "evaluate", "evaluate_aflw21", "aflw21_normaliser", "format_table", "write_result",
+           "DATA_ENV", "DATASETS_ENV", "AFLW21_ENV", "AFLW21_NORMALISER"]
 
 GtKind = Literal["original", "reannotated"]
 _LIST = "AFLW2000-3D_crop.list"
@@ -49,7 +51,8 @@ DATASETS_ENV = "MFIRRN_DATASETS"
 AFLW21_ENV = "MFIRRN_AFLW21"
 DEV_SPLIT = "aflw2000-3d-dev"
 AFLW21_TEST = "aflw-21pt-test"
-AFLW21_NORMALISER = "sqrt(w*h) of the visible 21 GT points' box (approximate: the official 68-point box is not public)"
+AFLW21_NORMALISER = ("crop side / sqrt(2) = max(w, h) of the 68-point GT box (approximate: the official sqrt(w*h) "
+                     "of that box needs AFLW_GT_pts68.npy, which is not public)")
 
 
 class DatasetError(FileNotFoundError):
@@ -266,12 +269,23 @@ class AFLW21:
         return out
 
 
+def aflw21_normaliser(roi: np.ndarray) -> np.ndarray:
+    """Approximate AFLW normaliser (N,) in pixels from crop boxes (N, 4): ``(x1 - x0) / sqrt(2)``.
+
+    >>> aflw21_normaliser(np.array([[10.0, 20.0, 151.4213562, 161.4213562]])).round(6).tolist()
+    [100.0]
+    """
+    roi = np.asarray(roi, np.float64)
+    return (roi[:, 2] - roi[:, 0]) / np.sqrt(2.0)
+
+
 def evaluate_aflw21(model: nn.Module, data: AFLW21, *, bfm: Optional[MorphableModel] = None, batch_size: int = 128,
                     bf16: bool = False, name: Optional[str] = None, chunk: int = 2048) -> BenchmarkResult:
     """AFLW 21-point NME by yaw bin (approximate normaliser, :data:`AFLW21_NORMALISER`).
 
     Predicted 68 points (image pixels, via the roi) are reduced to AFLW's 21 with
-    :func:`mfirrn.metrics.map_68_to_21`; invisible GT points are skipped. The caller must not pass a model
+    :func:`mfirrn.metrics.map_68_to_21`; invisible GT points are skipped; each image's error is divided by
+    its crop side / sqrt(2). The caller must not pass a model
     trained on the AFLW pool (:func:`mfirrn.report.aflw21_exclusion`). ``landmarks`` of the result: (N, 21, 3).
     """
     from mfirrn.metrics import map_68_to_21
@@ -285,7 +299,7 @@ def evaluate_aflw21(model: nn.Module, data: AFLW21, *, bfm: Optional[MorphableMo
         with torch.no_grad():
             lms.append(map_68_to_21(bfm.landmarks(params, convention=model.card.convention, roi=roi).numpy()))
     pred = np.concatenate(lms) if lms else np.empty((0, 21, 3))
-    per_image = nme(pred, data.gt)
+    per_image = nme(pred, data.gt, normaliser=aflw21_normaliser(data.roi))
     return BenchmarkResult(name or model.card.name, "aflw21-approx", data.names, data.yaw, per_image, pred,
                            summarize_by_yaw(per_image, data.yaw))
 

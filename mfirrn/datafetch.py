@@ -232,7 +232,7 @@ def _session():
         from urllib3.util.retry import Retry
 
         s = requests.Session()
-        retry = Retry(total=4, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504))
+        retry = Retry(total=3, backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504))
         s.mount("https://", HTTPAdapter(max_retries=retry))
         _local.session = s
     return s
@@ -251,10 +251,18 @@ def _matches(path: Path, entry: ManifestEntry) -> bool:
     return path.stat().st_size == entry.size and sha256_of(path) == entry.sha256
 
 
+def _network_error(exc: BaseException) -> bool:
+    """True for errors that mean the source cannot be reached at all (as opposed to one bad file)."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    return isinstance(exc, (ConnectionError, TimeoutError)) or bool(names & {"ConnectionError", "Timeout"})
+
+
 def _fetch_file(entry: ManifestEntry, target: Path, mirror: Optional[Path], download: Optional[Downloader],
-                attempts: int) -> str:
+                attempts: int, unreachable: threading.Event) -> str:
     """Make ``target`` a verified copy of ``entry``; returns "present", "mirror" or "download", plus
-    "+replaced" when a wrong file was there. Raises :class:`_FileError` with a one-line reason."""
+    "+replaced" when a wrong file was there. Raises :class:`_FileError` with a one-line reason. When a file
+    cannot be downloaded because the source is unreachable, ``unreachable`` is set and later downloads
+    are not attempted (an offline machine fails in seconds, not once per file)."""
     replaced = ""
     if target.is_file():
         if _matches(target, entry):
@@ -274,18 +282,24 @@ def _fetch_file(entry: ManifestEntry, target: Path, mirror: Optional[Path], down
             origin = "mirror"
         elif download is None:
             raise _FileError(f"not in the mirror ({src}) and downloads are off")
+        elif unreachable.is_set():
+            raise _FileError("not attempted: the source is unreachable")
         else:
-            reason = ""
+            reason, offline = "", False
             for _ in range(attempts):
                 try:
                     download(entry.url, tmp)
                 except Exception as exc:  # network errors come in many types (requests, urllib3, OSError)
-                    reason = f"download failed ({type(exc).__name__}: {exc})"
+                    offline = _network_error(exc)
+                    reason = f"{type(exc).__name__}" if offline else f"download failed ({type(exc).__name__}: {exc})"
                     continue
                 if _matches(tmp, entry):
                     break
-                reason = f"downloaded file is corrupt or truncated ({tmp.stat().st_size} of {entry.size} bytes)"
+                reason, offline = (f"downloaded file is corrupt or truncated ({tmp.stat().st_size} of "
+                                   f"{entry.size} bytes)"), False
             else:
+                if offline:
+                    unreachable.set()
                 raise _FileError(f"{reason} from {entry.url}")
             origin = "download"
         os.replace(tmp, target)
@@ -297,6 +311,14 @@ def _fetch_file(entry: ManifestEntry, target: Path, mirror: Optional[Path], down
 def _remove_stale_parts(dest: Path) -> None:
     for p in dest.rglob(".*.part"):
         p.unlink(missing_ok=True)
+
+
+def _remove_empty_dirs(dest: Path, keep_root: bool) -> None:
+    for d in sorted((p for p in dest.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
+    if not keep_root and not any(dest.iterdir()):
+        dest.rmdir()
 
 
 def fetch_dataset(name: str, dest: Union[str, Path, None] = None, *, with_originals: bool = False, jobs: int = 8,
@@ -316,15 +338,18 @@ def fetch_dataset(name: str, dest: Union[str, Path, None] = None, *, with_origin
     dest = Path(dest).expanduser() if dest is not None else default_dest(name)
     mirror_root = mirror_dir() if mirror is True else (Path(mirror).expanduser() if mirror else None)
     report = FetchReport(name, dest, files=len(files), bytes=sum(e.size for e, _ in files))
+    existed = dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     (dest / COMPLETE_MARKER).unlink(missing_ok=True)
     _remove_stale_parts(dest)
     from tqdm import tqdm
 
     bar = tqdm(total=report.bytes, unit="B", unit_scale=True, desc=name, disable=not progress)
+    unreachable = threading.Event()
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        futures = {pool.submit(_fetch_file, e, dest / rel, mirror_root, download, 3): (e, rel) for e, rel in files}
+        futures = {pool.submit(_fetch_file, e, dest / rel, mirror_root, download, 3, unreachable): (e, rel)
+                   for e, rel in files}
         for fut in as_completed(futures):
             entry, rel = futures[fut]
             try:
@@ -342,11 +367,19 @@ def fetch_dataset(name: str, dest: Union[str, Path, None] = None, *, with_origin
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
     if report.failed:
-        rel, why = sorted(report.failed)[0]
-        raise DataFetchError(
-            f"{len(report.failed)} of {report.files} files of {name} could not be fetched (first: {rel}: {why}); "
-            f"the {report.files - len(report.failed)} verified files are kept: rerun `mfirrn data fetch {name}"
-            f"{'' if dest == default_dest(name) else f' --dest {dest}'}` to resume")
+        _remove_empty_dirs(dest, keep_root=existed)
+        command = f"`mfirrn data fetch {name}{'' if dest == default_dest(name) else f' --dest {dest}'}`"
+        kept = report.files - len(report.failed)
+        rerun = f"the {kept} verified files are kept: rerun {command} to resume" if kept else f"then rerun {command}"
+        tried = sorted((why.startswith("not attempted"), rel, why) for rel, why in report.failed)
+        _, rel, why = tried[0]
+        if unreachable.is_set():
+            raise DataFetchError(
+                f"cannot reach raw.githubusercontent.com ({why.split(' from ')[0]}); {len(report.failed)} of "
+                f"{report.files} files of {name} are missing: connect to the internet, or set {MIRROR_ENV} to a "
+                f"folder holding {_MIRROR_PREFIX}/test_codes/; {rerun}")
+        raise DataFetchError(f"{len(report.failed)} of {report.files} files of {name} could not be fetched "
+                             f"(first: {rel}: {why}); {rerun}")
     meta = {"dataset": name, "source": f"https://github.com/{SOURCE_REPO}/tree/{SOURCE_COMMIT}/test_codes",
             "with_originals": with_originals, "files": report.files, "bytes": report.bytes,
             "licence": _spec(name).licence, "fetched": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}

@@ -172,8 +172,8 @@ def comparison_table(results: Iterable[BenchmarkResult], published: bool = True,
         elif isinstance(a21, BenchmarkResult):
             a = a21.summary
             a21_values = [*a.bins, a.mean, a.std]
-            note_parts.append(f"AFLW-21 approximate ({len(a21.names)} images; normaliser: box of the visible "
-                              f"21 GT points, the official AFLW_GT_pts68.npy one is not public)")
+            note_parts.append(f"AFLW-21 approximate ({len(a21.names)} images; normaliser: crop side / sqrt(2), "
+                              f"the official one needs AFLW_GT_pts68.npy, which is not public)")
         else:
             a21_values[3] = float(a21)
             note_parts.append("AFLW-21 approximate (no AFLW_GT_pts68.npy normaliser)")

@@ -213,3 +213,20 @@ def test_cli_fetch_then_benchmark_without_options(mirror, tmp_path, monkeypatch,
     monkeypatch.setenv("MFIRRN_AFLW2000", str(tmp_path))
     with pytest.raises(DatasetError, match=r"\$MFIRRN_AFLW2000=.* holds no AFLW2000-3D"):
         find_aflw2000_root()
+
+
+def test_offline_fails_fast_with_one_line_and_leaves_nothing(mirror, tmp_path):
+    calls = []
+
+    def offline(url, out):
+        calls.append(url)
+        raise ConnectionError("Temporary failure in name resolution")
+
+    dest = tmp_path / "new"
+    with pytest.raises(DataFetchError) as err:
+        fetch_dataset("aflw2000-3d", dest, manifest=mirror.manifest, mirror=None, download=offline, jobs=1)
+    msg = str(err.value)
+    assert "cannot reach raw.githubusercontent.com (ConnectionError)" in msg and "MFIRRN_ASSET_MIRROR" in msg
+    assert "\n" not in msg and "12 of 12 files" in msg
+    assert len(calls) == 3  # one file's three attempts, then no more tries
+    assert not dest.exists()  # nothing half-written
