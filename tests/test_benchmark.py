@@ -127,3 +127,15 @@ def test_cli_compare_two_models_writes_the_comparison_table(dev_root, tmp_path, 
     ci = summary["models"][0]["bootstrap_ci"]["mean"]
     assert ci[0] < summary["models"][0]["summary"]["mean"] < ci[1]
     assert (out / "comparison.tex").is_file() and (out / "3ddfa-v2-mb05" / "summary.json").is_file()
+
+
+def test_models_listing_speaks_cli(capsys):
+    from mfirrn.models import DEFAULT_MODEL
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert f"{DEFAULT_MODEL} *" in out and "default of `mfirrn reconstruct` and `mfirrn benchmark`" in out
+    assert "3ddfa-mb05-aflw21: aflw-21pt-train (the AFLW 21-point pool" in out and "unknown" not in out
+    assert "pretrained=" not in out and "mfirrn.models." not in out and "--checkpoint" in out
+    assert main(["benchmark", "--compare", "3ddfa-v2-mb05", "--bootstrap", "0"]) == 2
+    assert "--bootstrap must be at least 1" in capsys.readouterr().err

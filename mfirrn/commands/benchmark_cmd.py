@@ -81,7 +81,7 @@ def _find_data(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from mfirrn import assets, report
     from mfirrn.benchmark import DatasetError, evaluate, evaluate_aflw21, format_table, write_result
-    from mfirrn.models import CheckpointError
+    from mfirrn.models import MFIRRN, CheckpointError
 
     if args.compare:
         return run_compare(args)
@@ -94,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(e))
     except KeyError as e:
         return fail(str(e).strip("'\""))
+    if args.output != "fused" and not isinstance(model, MFIRRN):
+        return fail(f"--output {args.output} scores one head of an MFIRRN model; {model.card.name} has a single "
+                    f"output: drop --output, or benchmark an MFIRRN checkpoint (--model mfirrn-... --checkpoint FILE)")
     name = None if args.output == "fused" else f"{model.card.name}[{args.output}]"
     try:
         result = evaluate(model, data, batch_size=args.batch_size, bf16=args.bf16, output=args.output, name=name)
@@ -139,6 +142,8 @@ def run_compare(args: argparse.Namespace) -> int:
         return fail("--compare takes the models itself; drop --model/--checkpoint")
     if args.output != "fused":
         return fail("--output applies to a single model; drop it with --compare")
+    if args.bootstrap < 1:
+        return fail(f"--bootstrap must be at least 1, got {args.bootstrap}")
     for spec in args.compare:
         if msg := _no_weights(spec):
             return fail(msg)
