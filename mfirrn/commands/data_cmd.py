@@ -22,13 +22,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--out", default=None, help="output folder for labels.npz and labels.json")
     f.add_argument("--validate", default=None, metavar="AFLW2000_ROOT",
                    help="validate on AFLW2000-3D (3DDFA layout with test.configs/AFLW2000-3D.pts21.npy)")
+    from mfirrn.fitting import FitConfig
+
+    d = FitConfig()
     f.add_argument("--teacher", default="3ddfa-v2-mb05", help="model giving the initial params (default 3ddfa-v2-mb05)")
-    f.add_argument("--prior-weight", type=float, default=None, help="anchor weight λ (default from FitConfig)")
-    f.add_argument("--max-iter", type=int, default=None, help="L-BFGS iterations per batch")
-    f.add_argument("--max-residual", type=float, default=None, help="quality gate on RMS residual / annotation size")
-    f.add_argument("--batch-size", type=int, default=None)
-    f.add_argument("--device", default="cpu")
-    f.add_argument("--limit", type=int, default=None, help="only the first N faces")
+    f.add_argument("--prior-weight", type=float, default=None,
+                   help=f"weight λ of the anchor to the teacher's params (default {d.prior_weight})")
+    f.add_argument("--max-iter", type=int, default=None, help=f"L-BFGS iterations per batch (default {d.max_iter})")
+    f.add_argument("--max-residual", type=float, default=None,
+                   help=f"quality gate on RMS residual / annotation size (default {d.max_residual})")
+    f.add_argument("--batch-size", type=int, default=None, help=f"faces fitted together (default {d.batch_size})")
+    f.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (default cpu)")
+    f.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N faces (default all)")
     b = dsub.add_parser("build", help="training set (crops-params layout) from labels, with face profiling",
                         description="Write every accepted face of a labels folder plus profiled (rotated, "
                                     "re-rendered) copies as a crops-params training set. Resumable: rerun to continue.")
@@ -36,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", required=True, help="output dataset folder")
     b.add_argument("--profiles", type=int, default=2, help="profiled copies per face (default 2)")
     b.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--limit", type=int, default=None, help="only the first N accepted faces")
+    b.add_argument("--seed", type=int, default=0, help="seed of the profiling poses (default 0)")
+    b.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N accepted faces (default all)")
     p.set_defaults(func=run)
 
 
@@ -58,7 +63,7 @@ def _register_fetch(dsub: argparse._SubParsersAction) -> None:
     g.add_argument("--with-originals", action="store_true",
                    help="aflw2000-3d: also the 450x450 photos and their .mat fits (+50 MB; for the worst-image "
                         "gallery and the dense evaluation)")
-    g.add_argument("--jobs", type=int, default=8, help="parallel downloads (default 8)")
+    g.add_argument("--jobs", type=int, default=8, metavar="N", help="parallel downloads (default 8)")
 
 
 def _fetch(args: argparse.Namespace) -> int:
