@@ -73,10 +73,11 @@ def resolve_aflw2000_root(root: Union[str, Path]) -> tuple[Path, Path]:
 
 
 def _fetched(name: str) -> tuple[Optional[Path], str]:
-    from mfirrn.datafetch import COMPLETE_MARKER, default_dest
+    """The complete fetched copy of dataset ``name`` (or None) and a description for error messages."""
+    from mfirrn.datafetch import default_dest, fetched_root
 
     dest = default_dest(name)
-    if (dest / COMPLETE_MARKER).is_file():
+    if fetched_root(name) is not None:
         return dest, f"the fetched copy {dest}"
     state = "incomplete" if dest.exists() else "not fetched"
     return None, f"the fetched copy {dest} ({state})"

@@ -175,10 +175,12 @@ def plan(name: str, manifest: Optional[dict[str, ManifestEntry]] = None,
     out = []
     for path, entry in manifest.items():
         for src, dst, suffixes in rules:
-            if path.startswith(src) and (not suffixes or path.endswith(suffixes)) and (suffixes or path == src):
-                rest = path[len(src):]
-                if "/" not in rest:  # one folder level: skip e.g. AFLW-2000-3D/Code/...
-                    out.append((entry, dst + rest))
+            if suffixes:  # files directly under a prefix (not e.g. AFLW-2000-3D/Code/...), by suffix
+                hit = path.startswith(src) and path.endswith(suffixes) and "/" not in path[len(src):]
+            else:  # one file
+                hit = path == src
+            if hit:
+                out.append((entry, dst + path[len(src):]))
                 break
     return sorted(out, key=lambda e: e[1])
 
