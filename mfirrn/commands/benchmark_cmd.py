@@ -85,12 +85,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.compare:
         return run_compare(args)
-    if not args.checkpoint and (msg := _no_weights(args.model or DEFAULT_MODEL)):
-        return fail(msg)
     try:
         model = model_from_args(args, default_model=DEFAULT_MODEL)
         data, aflw, aflw_why = _find_data(args)
-    except (DatasetError, CheckpointError, assets.AssetError, ValueError) as e:
+    except CheckpointError as e:
+        return fail((not args.checkpoint and _no_weights(args.model or DEFAULT_MODEL)) or str(e))
+    except (DatasetError, assets.AssetError, ValueError) as e:
         return fail(str(e))
     except KeyError as e:
         return fail(str(e).strip("'\""))
