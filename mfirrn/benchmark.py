@@ -98,7 +98,8 @@ def find_aflw2000_root(root: Union[str, Path, None] = None) -> tuple[Path, str]:
             resolve_aflw2000_root(env)
         except DatasetError:
             raise DatasetError(f"${DATA_ENV}={env} holds no AFLW2000-3D benchmark data (3DDFA layout: "
-                               f"test.data/{_LIST}, test.configs/*.npy); fix or unset it, or pass --data-root DIR") from None
+                               f"test.data/{_LIST}, test.configs/*.npy); fix or unset it, or pass --data-root DIR"
+                               ) from None
         return Path(env).expanduser(), f"${DATA_ENV}"
     tried = ["--data-root (not given)", f"${DATA_ENV} (unset)"]
     datasets = os.environ.get(DATASETS_ENV)

@@ -50,7 +50,9 @@ def packaged():
 def mirror(tmp_path, dev_root, packaged) -> Mirror:
     """The first N dev crops (real files, checked against the packaged manifest), a list of them and the
     test.configs arrays cut to them, in the mirror layout; crop 2 is corrupt in the mirror."""
-    data_dir = dev_root / "test.data"
+    from mfirrn.benchmark import resolve_aflw2000_root
+
+    data_dir, configs = resolve_aflw2000_root(dev_root)
     names = (data_dir / "AFLW2000-3D_crop.list").read_text().split()[:N]
     m = Mirror(tmp_path / "mirror", {}, f"{_D}AFLW2000-3D_crop/{names[2]}", b"")
     for i, name in enumerate(names):
@@ -62,7 +64,7 @@ def mirror(tmp_path, dev_root, packaged) -> Mirror:
         m.file(rel).parent.mkdir(parents=True, exist_ok=True)
         m.file(rel).write_bytes(data)
     own = [(f"{_D}AFLW2000-3D_crop.list", ("\n".join(names) + "\n").encode())]
-    own += [(f"{_C}{f.name}", _npy(np.load(f)[:N])) for f in sorted((dev_root / "test.configs").glob("AFLW2000-3D*.npy"))]
+    own += [(f"{_C}{f.name}", _npy(np.load(f)[:N])) for f in sorted(configs.glob("AFLW2000-3D*.npy"))]
     own += [(f"{_D}AFLW-2000-3D/Code/readme.txt", b"not part of the dataset\n"), (f"{_C}obtain_yaws.py", b"# no\n")]
     for rel, data in own:
         m.manifest[rel] = ManifestEntry(rel, len(data), _sha(data))
