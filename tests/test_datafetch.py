@@ -232,3 +232,34 @@ def test_offline_fails_fast_with_one_line_and_leaves_nothing(mirror, tmp_path):
     assert "\n" not in msg and "12 of 12 files" in msg
     assert len(calls) == 3  # one file's three attempts, then no more tries
     assert not dest.exists()  # nothing half-written
+
+
+def test_real_http_downloads_from_a_local_server(mirror, tmp_path):
+    """The HTTP downloader (requests, streamed, one session per thread) against a local server laid out like
+    raw.githubusercontent.com; a 404 is one failed file, not an unreachable source."""
+    import functools
+    import http.server
+    import threading
+
+    from mfirrn.datafetch import http_download
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(mirror.root / "github"))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    local = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def via_local(url, out):
+        http_download(url.replace("https://raw.githubusercontent.com", local), out)
+
+    try:
+        mirror.file(mirror.corrupt).unlink()  # 404 for that file
+        dest = tmp_path / "http"
+        with pytest.raises(DataFetchError, match="1 of 12 files.*HTTPError"):
+            fetch_dataset("aflw2000-3d", dest, manifest=mirror.manifest, mirror=False, download=via_local, jobs=4)
+        mirror.file(mirror.corrupt).write_bytes(mirror.right)
+        report = fetch_dataset("aflw2000-3d", dest, manifest=mirror.manifest, mirror=False, download=via_local)
+        assert (report.downloaded, report.present) == (1, 11)
+        _verified(dest, mirror.manifest)
+    finally:
+        server.shutdown()
