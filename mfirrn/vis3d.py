@@ -98,6 +98,7 @@ def _scene() -> dict:
 # Toggle buttons sit in a strip below the 3D scenes, so they never cover the figure's title or the subplot
 # titles at the top (plotly draws menus over everything else).
 BUTTON_STRIP = 44  # px, bottom margin that holds the buttons
+MODEBAR_STRIP = 50  # px, top margin: plotly's tool bar and the title (subplot titles go below it)
 
 
 def _toggle_buttons(fig: Any) -> None:
@@ -142,8 +143,9 @@ def mesh_figure(vertices: np.ndarray, triangles: np.ndarray, colors: Optional[np
     import plotly.graph_objects as go
 
     fig = go.Figure(_mesh_traces(vertices, triangles, colors, landmarks, wireframe, "mesh", max_edges))
-    fig.update_layout(scene=_scene(), title=dict(text=title, x=0.5, xanchor="center"), height=height, width=width,
-                      margin=dict(l=0, r=0, t=50 if title else 10, b=BUTTON_STRIP),
+    # title on the left: plotly's tool bar (mode bar) sits at the top right
+    fig.update_layout(scene=_scene(), title=dict(text=title, x=0.01, xanchor="left"), height=height, width=width,
+                      margin=dict(l=0, r=0, t=MODEBAR_STRIP, b=BUTTON_STRIP),
                       showlegend=False)
     _toggle_buttons(fig)
     return fig
@@ -160,7 +162,7 @@ def side_by_side(meshes: Sequence[tuple], titles: Sequence[str], *, height: int 
         for tr in _mesh_traces(v, t, c, lm, True, titles[i], max_edges, scene=scene):
             fig.add_trace(tr)
         fig.update_layout({scene: _scene()})
-    fig.update_layout(height=height, margin=dict(l=0, r=0, t=40, b=BUTTON_STRIP), showlegend=False)
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=MODEBAR_STRIP + 20, b=BUTTON_STRIP), showlegend=False)
     _toggle_buttons(fig)
     return fig
 
@@ -292,7 +294,7 @@ def coefficient_sweep(bfm: Any, *, stats: Any = None, coefficients: Sequence[tup
         meshes.append(row)
     ref = _coefficient_vertices(bfm, stats, stats.mean, [], [], yaw=yaw)
     scale = 0.8 * size / np.ptp(ref[:, :2], axis=0).max()
-    fig, axes = plt.subplots(len(coefficients), len(values), figsize=(1.9 * len(values), 1.9 * len(coefficients)),
+    fig, axes = plt.subplots(len(coefficients), len(values), figsize=(2.2 * len(values), 2.2 * len(coefficients)),
                              squeeze=False)
     for r, ((kind, index), row) in enumerate(zip(coefficients, meshes)):
         for c, (value, v) in enumerate(zip(values, row)):
