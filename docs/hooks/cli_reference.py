@@ -8,6 +8,7 @@ defaults, all read from the argparse parsers, so the page cannot drift from the 
 from __future__ import annotations
 
 import argparse
+import textwrap
 from typing import Iterator
 
 MARKER = "<!-- cli-reference -->"
@@ -59,8 +60,8 @@ def render(parser: argparse.ArgumentParser, prog: str, level: int = 2) -> list[s
         text = sub.description or summary
         if text:
             lines += [" ".join(text.split()), ""]
-        usage = " ".join(sub.format_usage().replace("usage: ", "", 1).split())
-        lines += ["```text", usage, "```", ""]
+        usage = sub.format_usage().replace("usage: ", "", 1).rstrip()  # argparse's own wrapping
+        lines += ["```text", textwrap.dedent("       " + usage) if "\n" in usage else usage, "```", ""]
         rows = _argument_rows(sub)
         if rows:
             lines += ["| argument | meaning |", "|---|---|", *rows, ""]
