@@ -40,6 +40,9 @@ REQUIRED = {
     "04_visualization": (4, 2),   # 3D mesh, prediction vs GT (plotly); 3DMM coefficients; dense-alignment grid
 }
 PLOTLY_JS = "plotly.js v"  # the banner at the top of the embedded library
+# datasets a notebook cannot run without (under $MFIRRN_DATASETS); missing, its test skips like the other
+# data tests, or fails under MFIRRN_REQUIRE_DATA=1
+NEEDS_DATA = {"01_data_prep": "aflw-21pt-train", "03_benchmark": "aflw2000-3d-dev", "04_visualization": "aflw2000-3d-dev"}
 
 
 def source_digest(nb) -> str:
@@ -150,6 +153,10 @@ def test_every_notebook_declares_its_figures():
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_and_shows_its_figures(path):
+    if path.stem in NEEDS_DATA:
+        from conftest import need_dataset
+
+        need_dataset(NEEDS_DATA[path.stem])
     nb = executed(path)
     assert not check(path.stem, nb), "\n".join(check(path.stem, nb))
 
