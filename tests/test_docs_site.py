@@ -139,3 +139,16 @@ def test_every_notebook_is_a_tutorial_page(site):
         _tutorial(site, nb.stem)
     cli = (site[0] / "cli" / "index.html").read_text(encoding="utf-8")
     assert "mfirrn reconstruct" in cli and "--outputs" in cli, "the CLI reference was not generated"
+
+
+def test_readme_is_for_users_and_its_test_command_is_the_one_ci_runs():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_block = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
+    commands = [line for line in first_block.splitlines() if line.strip() and not line.startswith("#")]
+    assert len(commands) == 2 and "pip install" in commands[0] and "mfirrn reconstruct" in commands[0]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert ci.rstrip().splitlines()[-1] == commands[1], ".ci/run must end with README's test command"
+    assert len(readme.splitlines()) < 200
+    assert not re.search(r"machine [AB]\b|\bsession|REFERENCE §", readme), "lab-log wording in the README"
+    cuda = re.search(r"--index-url (\S+)", readme)
+    assert cuda and re.fullmatch(r"https://download\.pytorch\.org/whl/cu\d{3}", cuda.group(1)), "CUDA index URL"
