@@ -24,6 +24,7 @@ from mfirrn.fileio import atomic_write
 from mfirrn.frames import CROP_SIZE
 from mfirrn.inference import predict_params
 from mfirrn.metrics import YawBinSummary, nme, summarize_by_yaw
+from mfirrn.pose import PoseSummary, score_pose
 
 __all__ = ["AFLW2000", "BenchmarkResult", "resolve_aflw2000_root", "evaluate", "format_table", "write_result"]
 
@@ -102,9 +103,14 @@ class BenchmarkResult:
     nme: np.ndarray
     landmarks: np.ndarray
     summary: YawBinSummary
+    params: Optional[np.ndarray] = None  # (N, 62) de-normalised predictions
+    pose: Optional[PoseSummary] = None  # head-pose MAE, when the originals' .mat fits are present
 
     def summary_dict(self) -> dict:
-        return {**self.summary.to_dict(), "model": self.model, "gt": self.gt, "n_images": len(self.names)}
+        d = {**self.summary.to_dict(), "model": self.model, "gt": self.gt, "n_images": len(self.names)}
+        if self.pose is not None:
+            d["pose_mae_deg"] = self.pose.to_dict()
+        return d
 
 
 def evaluate(model: nn.Module, data: AFLW2000, *, bfm: Optional[MorphableModel] = None, batch_size: int = 128,
@@ -121,7 +127,7 @@ def evaluate(model: nn.Module, data: AFLW2000, *, bfm: Optional[MorphableModel] 
         lms = bfm.to("cpu").landmarks(params, convention=model.card.convention, roi=roi).numpy()
     per_image = nme(lms, data.gt)
     return BenchmarkResult(name or model.card.name, data.gt_kind, data.names, data.yaw, per_image, lms,
-                           summarize_by_yaw(per_image, data.yaw))
+                           summarize_by_yaw(per_image, data.yaw), params.numpy(), score_pose(params, data.root, data.names))
 
 
 def format_table(result: BenchmarkResult) -> str:
@@ -131,7 +137,12 @@ def format_table(result: BenchmarkResult) -> str:
     row = (f"{result.model:<24} {result.gt:<12} " + " ".join(f"{b:8.3f}" for b in s.bins)
            + f" {s.mean:8.3f} {s.std:8.3f} {s.per_image_mean:9.3f}")
     counts = f"{'images per bin':<37} " + " ".join(f"{c:8d}" for c in s.counts) + f"   total {sum(s.counts)}"
-    return "\n".join([f"AFLW2000-3D 68-point NME (%), {len(result.names)} images", head, row, counts])
+    lines = [f"AFLW2000-3D 68-point NME (%), {len(result.names)} images", head, row, counts]
+    if result.pose is not None:
+        p = result.pose
+        lines.append(f"head pose MAE (degrees, {p.n_used} images with |angles| <= {p.limit:g}): yaw {p.yaw:.3f}  "
+                     f"pitch {p.pitch:.3f}  roll {p.roll:.3f}  mean {p.mean:.3f}")
+    return "\n".join(lines)
 
 
 def write_result(result: BenchmarkResult, out_dir: Union[str, Path]) -> dict[str, Path]:

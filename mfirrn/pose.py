@@ -50,6 +50,7 @@ __all__ = [
     "read_fit_pose",
     "find_fits_dir",
     "load_gt_poses",
+    "score_pose",
     "angle_error",
     "PoseSummary",
     "pose_mae",
@@ -159,6 +160,14 @@ def load_gt_poses(data_dir: Union[str, Path], names: Sequence[str]) -> Optional[
     if d is None:
         return None
     return np.stack([read_fit_pose(d / (Path(n).stem + ".mat")) for n in names])
+
+
+def score_pose(params, data_dir: Union[str, Path], names: Sequence[str],
+               limit: float = POSE_LIMIT_DEG) -> Optional["PoseSummary"]:
+    """Head-pose MAE of predicted params (N, 62) for the crops ``names`` of a 3DDFA ``test.data`` folder,
+    against the originals' ``.mat`` fits; ``None`` when the fits are not there."""
+    gt = load_gt_poses(data_dir, names)
+    return None if gt is None else pose_mae(angles_from_params(params), gt, limit)
 
 
 def angle_error(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

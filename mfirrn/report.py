@@ -41,6 +41,7 @@ __all__ = [
     "PUBLISHED",
     "NOT_IN_REFERENCE",
     "BIN_COLUMNS",
+    "POSE_COLUMNS",
     "comparison_table",
     "BootstrapCI",
     "bootstrap_ci",
@@ -107,7 +108,28 @@ PUBLISHED: tuple[PublishedRow, ...] = (
 )
 
 _COLUMNS = ["method", "kind", "split", "date", "gt", *BIN_COLUMNS, "Mean", "Std", "per-image mean",
-            "AFLW-21 mean", "n_images", "source", "note"]
+            "AFLW-21 mean", *("yaw MAE", "pitch MAE", "roll MAE", "pose MAE"), "n_images", "source", "note"]
+POSE_COLUMNS = ("yaw MAE", "pitch MAE", "roll MAE", "pose MAE")  # head-pose MAE in degrees (mfirrn.pose)
+
+
+def _pose_cells(p) -> dict[str, float]:
+    """The pose columns of a row from a PoseSummary / PublishedPose (NaN without one)."""
+    vals = (NAN,) * 4 if p is None else (p.yaw, p.pitch, p.roll, p.mean)
+    return dict(zip(POSE_COLUMNS, vals))
+
+
+def _published_pose_rows(methods: list[str]) -> tuple[dict[str, Any], list[Any]]:
+    """Published pose rows (REFERENCE §6) matched to NME rows by method name (before any " (...)"), and the
+    pose-only ones left over."""
+    from mfirrn.pose import PUBLISHED_POSE
+
+    def key(m: str) -> str:
+        return m.split(" (")[0].replace("-TPAMI", "-PAMI")
+
+    by_key = {key(m): m for m in methods}
+    matched = {by_key[key(p.method)]: p for p in PUBLISHED_POSE if key(p.method) in by_key}
+    rest = [p for p in PUBLISHED_POSE if key(p.method) not in by_key]
+    return matched, rest
 
 
 def comparison_table(results: Iterable[BenchmarkResult], published: bool = True, *,
@@ -120,15 +142,25 @@ def comparison_table(results: Iterable[BenchmarkResult], published: bool = True,
     name to its AFLW-21 mean (a number, labelled approximate) or to the reason it has none (a string);
     models absent from it get NaN with :data:`AFLW21_ABSENT`. ``notes`` adds free text per model.
     Columns: method, kind, split, date, gt, the three bins, Mean, Std (of bin means; NaN for published rows,
-    whose reference gives no Std), per-image mean, AFLW-21 mean, n_images, source, note.
+    whose reference gives no Std), per-image mean, AFLW-21 mean, head-pose MAE in degrees
+    (:data:`POSE_COLUMNS`: yaw, pitch, roll, mean; measured where the AFLW2000-3D .mat fits are present,
+    published rows from REFERENCE §6, pose-only methods as extra published rows), n_images, source, note.
     """
     rows: list[dict[str, Any]] = []
     if published:
+        pose_of, pose_only = _published_pose_rows([p.method for p in PUBLISHED])
         for p in PUBLISHED:
+            pp = pose_of.get(p.method)
             rows.append({"method": p.method, "kind": "published", "split": "AFLW2000-3D (2000 images)", "date": "",
                          "gt": "original", **dict(zip(BIN_COLUMNS, p.bins)), "Mean": p.mean, "Std": NAN,
-                         "per-image mean": NAN, "AFLW-21 mean": p.aflw21, "n_images": 2000 if math.isfinite(p.mean) else 0,
-                         "source": p.source, "note": p.note})
+                         "per-image mean": NAN, "AFLW-21 mean": p.aflw21, **_pose_cells(pp),
+                         "n_images": 2000 if math.isfinite(p.mean) else 0,
+                         "source": p.source if pp is None else f"{p.source}; pose: {pp.source}", "note": p.note})
+        for pp in pose_only:
+            rows.append({"method": pp.method, "kind": "published", "split": "AFLW2000-3D (2000 images)", "date": "",
+                         "gt": "original", **dict(zip(BIN_COLUMNS, _NAN3)), "Mean": NAN, "Std": NAN,
+                         "per-image mean": NAN, "AFLW-21 mean": NAN, **_pose_cells(pp), "n_images": 2000,
+                         "source": f"pose: {pp.source}", "note": "head pose only in our reference file"})
     date = date or _dt.date.today().isoformat()
     aflw21 = dict(aflw21 or {})
     notes = dict(notes or {})
@@ -144,7 +176,8 @@ def comparison_table(results: Iterable[BenchmarkResult], published: bool = True,
             note_parts.append("AFLW-21 approximate (no AFLW_GT_pts68.npy normaliser)")
         rows.append({"method": r.model, "kind": "measured", "split": f"{split} ({len(r.names)} images)", "date": date,
                      "gt": r.gt, **dict(zip(BIN_COLUMNS, s.bins)), "Mean": s.mean, "Std": s.std,
-                     "per-image mean": s.per_image_mean, "AFLW-21 mean": a21_value, "n_images": len(r.names),
+                     "per-image mean": s.per_image_mean, "AFLW-21 mean": a21_value,
+                     **_pose_cells(getattr(r, "pose", None)), "n_images": len(r.names),
                      "source": "this workbench", "note": "; ".join(note_parts)})
     return pd.DataFrame(rows, columns=_COLUMNS)
 
@@ -314,8 +347,9 @@ def _tex(s: str) -> str:
 
 
 def to_latex(df: pd.DataFrame, path: Optional[Union[str, Path]] = None, *, digits: int = 3,
-             columns: Sequence[str] = ("method", "kind", *BIN_COLUMNS, "Mean", "Std", "AFLW-21 mean"),
-             caption: str = "NME (\\%) on AFLW2000-3D (68 points) by absolute yaw, and on AFLW (21 points).") -> str:
+             columns: Sequence[str] = ("method", "kind", *BIN_COLUMNS, "Mean", "Std", "AFLW-21 mean", "pose MAE"),
+             caption: str = "NME (\\%) on AFLW2000-3D (68 points) by absolute yaw, and on AFLW (21 points); "
+                            "head-pose MAE (degrees) on AFLW2000-3D.") -> str:
     """A booktabs ``tabular`` of ``columns`` (NaN as ``--``); written to ``path`` when given. Needs no jinja2."""
     cols = [c for c in columns if c in df.columns]
     numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in cols]

@@ -96,3 +96,20 @@ def test_published_pose_rows_are_reference_values():
     assert (rows["3DDFA_V2"].yaw, rows["3DDFA_V2"].mean) == (4.06, 4.27)
     for r in rows.values():
         assert r.mean == pytest.approx((r.yaw + r.pitch + r.roll) / 3, abs=0.01)
+
+
+def test_comparison_table_carries_pose_columns_and_published_pose_rows():
+    from mfirrn.benchmark import BenchmarkResult
+    from mfirrn.metrics import summarize_by_yaw
+    from mfirrn.report import POSE_COLUMNS, comparison_table
+
+    nme_values, yaw = np.array([0.03, 0.04]), np.array([10.0, 45.0])
+    r = BenchmarkResult("m", "original", ["a.jpg", "b.jpg"], yaw, nme_values, np.zeros((2, 68, 2)),
+                        summarize_by_yaw(nme_values, yaw), pose=pose.pose_mae(np.zeros((1, 3)), np.array([[1.0, 2, 3]])))
+    df = comparison_table([r]).set_index("method")
+    assert list(df.loc["m", list(POSE_COLUMNS)]) == [1.0, 2.0, 3.0, 2.0]
+    assert df.loc["3DDFA_V2 (ECCV20)", "pose MAE"] == 4.27 and df.loc["3DDFA_V2 (ECCV20)", "Mean"] == 3.51
+    for only in ("FSA-Net", "3DDFA-TPAMI"):  # pose-only rows: no NME
+        assert df.loc[only, "kind"] == "published" and np.isnan(df.loc[only, "Mean"]) and df.loc[only, "yaw MAE"] > 4
+    no_pose = BenchmarkResult("n", "original", r.names, yaw, nme_values, r.landmarks, r.summary)
+    assert np.isnan(comparison_table([no_pose], published=False).loc[0, "pose MAE"])

@@ -106,9 +106,10 @@ def run_compare(args: argparse.Namespace) -> int:
         cis[e.name] = report.bootstrap_ci(r, n=args.bootstrap, seed=0)
     split = f"{data.root.parent.name}/{data.gt_kind}"
     df = report.comparison_table(results, published=not args.no_published, split=split, aflw21=aflw21, notes=notes)
-    cols = ["method", "kind", *report.BIN_COLUMNS, "Mean", "Std", "per-image mean", "AFLW-21 mean"]
-    print(f"AFLW2000-3D 68-point NME (%), {len(data.names)} images ({args.gt} GT); published rows are copied "
-          f"from the papers (2000 images), measured rows are this run")
+    cols = ["method", "kind", *report.BIN_COLUMNS, "Mean", "Std", "per-image mean", "AFLW-21 mean", *report.POSE_COLUMNS]
+    print(f"AFLW2000-3D 68-point NME (%), {len(data.names)} images ({args.gt} GT), and head-pose MAE (degrees; "
+          f"yaw/pitch/roll in the dataset's convention, images with |angles| <= 99, where the .mat fits are present); "
+          f"published rows are copied from the papers (2000 images), measured rows are this run")
     print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="--"))
     for _, row in df[df["note"] != ""].iterrows():
         print(f"note: {row['method']}: {row['note']}")
