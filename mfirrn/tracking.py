@@ -194,11 +194,11 @@ class FaceTracker:
         from mfirrn.pipeline import Reconstructor
 
         self.settings, self.dense = settings, dense
-        self.detect_rec = Reconstructor(rec.model, rec._detector_spec, refine=rec.refine, dense=False,
-                                        device=rec.device, bf16=rec.bf16, bfm=rec.bfm)
-        self.track_rec = Reconstructor(rec.model, rec._detector_spec, refine=False, dense=False,
-                                       device=rec.device, bf16=rec.bf16, bfm=rec.bfm)
-        self.detect_rec._detector = rec._detector  # share a detector already built
+        det = rec.detector  # built once, shared
+        self.detect_rec = Reconstructor(rec.model, det, refine=rec.refine, dense=False, device=rec.device,
+                                        bf16=rec.bf16, bfm=rec.bfm)
+        self.track_rec = Reconstructor(rec.model, det, refine=False, dense=False, device=rec.device,
+                                       bf16=rec.bf16, bfm=rec.bfm)
         self.bfm, self.convention = rec.bfm, rec.model.card.convention
         self._tracks: list[_Track] = []
         self._lost: list[tuple[int, int, np.ndarray]] = []  # (id, frame lost, last roi)

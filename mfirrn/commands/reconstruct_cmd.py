@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-refine", dest="refine", action="store_false",
                    help="single pass (default: 3DDFA two-step refinement of the roi)")
     p.add_argument("--mesh", default="full", choices=("full", "noneck"), help="dense mesh (default full)")
+    from mfirrn.commands import video_cmd
+
+    video_cmd.add_arguments(p)  # IMAGE may be a video: tracked, smoothed, written as JSON Lines + overlay video
     p.set_defaults(func=run)
 
 
@@ -132,8 +135,11 @@ def write_outputs(image: np.ndarray, image_path: Path, faces: list, model_name: 
 def run(args: argparse.Namespace) -> int:
     from mfirrn import assets, models
     from mfirrn.detect import LandmarkFileError, read_landmarks
+    from mfirrn.commands import video_cmd
     from mfirrn.pipeline import ImageError, Reconstructor, read_image
 
+    if video_cmd.wants_video(args):
+        return video_cmd.run(args)
     outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
     unknown = sorted(set(outputs) - set(all_outputs()))
     if unknown:
