@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["OneEuroSettings", "OneEuroFilter"]
+__all__ = ["OneEuroSettings", "OneEuroFilter", "landmark_jitter"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,28 @@ class OneEuroFilter:
         self._x = a * x + (1 - a) * self._x
         self._dx, self._t = dx, t
         return self._x.copy()
+
+
+def landmark_jitter(pred: np.ndarray, true: np.ndarray) -> float:
+    """Frame-to-frame jitter of landmark tracks, in % of the face size: the mean over frames t >= 1 and
+    points k of ``||(pred[t,k] - pred[t-1,k]) - (true[t,k] - true[t-1,k])||`` divided by ``sqrt(w·h)``
+    of ``true[t]``'s box — the part of each frame's motion that the true motion does not explain.
+
+    ``pred``, ``true``: (T, K, >=2) image pixels (only x, y used); frames where ``pred`` is NaN (no face)
+    are left out, with the frame pairs they belong to.
+
+    >>> true = np.array([[[0.0, 0.0], [10.0, 10.0]]]) + np.arange(3.0)[:, None, None]  # moving 1 px / frame
+    >>> landmark_jitter(true + 5.0, true)  # a constant offset is not jitter
+    0.0
+    >>> round(landmark_jitter(true + [[[0, 0]], [[1, 0]], [[0, 0]]], true), 3)  # one frame off by 1 px
+    10.0
+    """
+    p, g = np.asarray(pred, np.float64)[..., :2], np.asarray(true, np.float64)[..., :2]
+    if p.shape != g.shape or p.ndim != 3 or len(p) < 2:
+        raise ValueError(f"pred and true: expected equal shapes (T >= 2, K, 2), got {p.shape} and {g.shape}")
+    d = np.linalg.norm(np.diff(p, axis=0) - np.diff(g, axis=0), axis=-1)
+    size = np.sqrt(np.ptp(g[1:, :, 0], axis=1) * np.ptp(g[1:, :, 1], axis=1))
+    ok = np.isfinite(d).all(axis=1)
+    if not ok.any():
+        return float("nan")
+    return float((d[ok] / size[ok, None]).mean() * 100)

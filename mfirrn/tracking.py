@@ -8,11 +8,21 @@
 * **Identities**: each track keeps an integer id; a detection overlapping a tracked face (roi IoU >
   ``match_iou``) is that face; a new detection overlapping a face lost in the last ``reuse_frames``
   frames gets its id back; two tracks that converge on one face are merged (the older id stays).
-* **Smoothing** (:class:`FaceSmoother`): a One-Euro filter (:mod:`mfirrn.smoothing`) on all 62
-  params expressed in the *image* frame (:func:`params_to_image_camera`), each scaled to the pixels of
-  landmark motion it causes, so one ``min_cutoff`` / ``beta`` suits pose, shape and expression. Landmarks,
-  mesh and pose are rebuilt from the smoothed params, so every output stays consistent. Tracking
-  itself uses the raw (unsmoothed) landmarks, so the smoother's lag never shifts the crops.
+* **Smoothing** of all 62 params expressed in the *image* frame (:func:`params_to_image_camera`, so
+  crops that move with the face do not move the params). Two filters:
+
+  - ``"window"`` (default for video files; :func:`track_video`): 3DDFA_V2's look-ahead idea done as a
+    Savitzky-Golay fit — each frame's params are replaced by the value at that frame of a polynomial
+    (``order`` 2) least-squares fitted over the ``window`` frames centred on it (fewer at the ends of a
+    track). No lag (exact for motion of constant acceleration), at the cost of ``window // 2`` frames of
+    delay, which only matters live;
+  - ``"one-euro"`` (:class:`FaceSmoother`, causal, for cameras): a One-Euro filter
+    (:mod:`mfirrn.smoothing`), each param scaled to the pixels of landmark motion it causes so one
+    ``min_cutoff`` / ``beta`` suits pose, shape and expression. Any causal filter lags behind moving
+    faces: measured on the synthetic clips it cuts less jitter than the window for the same accuracy.
+
+  Landmarks, mesh and pose are rebuilt from the smoothed params, so every output stays consistent.
+  Tracking itself uses the raw (unsmoothed) landmarks, so smoothing never shifts the crops.
 """
 
 from __future__ import annotations
@@ -29,8 +39,8 @@ from mfirrn.frames import Convention, posed_to_crop
 from mfirrn.params import PARAM_SPEC, pose_from_params
 from mfirrn.smoothing import OneEuroFilter, OneEuroSettings
 
-__all__ = ["params_to_image_camera", "params_from_image_camera", "roi_iou", "TrackerSettings", "TrackedFace",
-           "FaceSmoother", "FaceTracker"]
+__all__ = ["params_to_image_camera", "params_from_image_camera", "roi_iou", "SMOOTHERS", "TrackerSettings",
+           "TrackedFace", "FaceSmoother", "FaceTracker", "WindowSmoother", "track_video"]
 
 
 # ------------------------------------------------------------------------------------ image-frame params
@@ -134,11 +144,15 @@ class FaceSmoother:
 
 
 # ------------------------------------------------------------------------------------ tracking
+SMOOTHERS = ("window", "one-euro", "none")
+
+
 @dataclass(frozen=True)
 class TrackerSettings:
     """How faces are followed from frame to frame (see the module docstring).
 
-    ``smooth``/``one_euro``: temporal smoothing and its settings; ``redetect_every``: also run the detector
+    ``smooth``: ``"window"``, ``"one-euro"`` or ``"none"``; ``window`` (odd, frames) and ``order`` of the
+    look-ahead fit; ``one_euro``: the causal filter's settings; ``redetect_every``: also run the detector
     every N frames to pick up faces entering the video (0 = only when a face is lost or none is tracked);
     ``max_faces``: keep at most this many faces (largest first; 0 = all); ``min_face``: smallest roi side
     (pixels) still tracked; ``max_scale_jump``: largest roi size change in one frame; ``min_inside``:
@@ -146,7 +160,9 @@ class TrackerSettings:
     the same face; ``reuse_frames``: how long a lost face's id can be given back.
     """
 
-    smooth: bool = True
+    smooth: str = "window"
+    window: int = 11
+    order: int = 2
     one_euro: OneEuroSettings = field(default_factory=OneEuroSettings)
     redetect_every: int = 0
     max_faces: int = 0
@@ -155,6 +171,13 @@ class TrackerSettings:
     min_inside: float = 0.5
     match_iou: float = 0.3
     reuse_frames: int = 30
+
+    def __post_init__(self) -> None:
+        if self.smooth not in SMOOTHERS:
+            raise ValueError(f"smooth must be one of {', '.join(SMOOTHERS)}, got {self.smooth!r}")
+        if self.window < 1 or self.window % 2 == 0 or self.order < 0:
+            raise ValueError(f"the smoothing window must be an odd number of frames >= 1 and the order >= 0, "
+                             f"got window {self.window}, order {self.order}")
 
 
 @dataclass
@@ -185,9 +208,8 @@ class FaceTracker:
     on detection frames); tracking frames run one network pass per face. ``dense``: also rebuild the
     dense mesh of each face (for meshes and shaded overlays).
 
-    >>> tracker = FaceTracker(Reconstructor("3ddfa-v2-mb05"))          # doctest: +SKIP
-    >>> for i, t, frame in VideoReader("clip.mp4"):                     # doctest: +SKIP
-    ...     faces = tracker(frame, t)
+    Calling it returns each frame's faces at once, smoothed only with ``smooth="one-euro"``;
+    :func:`track_video` adds the look-ahead window. ``n_detections`` counts the frames the detector ran on.
     """
 
     def __init__(self, rec, settings: TrackerSettings = TrackerSettings(), *, dense: bool = False) -> None:
@@ -229,28 +251,32 @@ class FaceTracker:
             tid = self._lost.pop(k)[0]
         else:
             tid, self._next_id = self._next_id, self._next_id + 1
-        smoother = FaceSmoother(self.bfm, self.convention, self.settings.one_euro) if self.settings.smooth else None
+        smoother = (FaceSmoother(self.bfm, self.convention, self.settings.one_euro)
+                    if self.settings.smooth == "one-euro" else None)
         return _Track(tid, lm, roi, smoother)
 
     def _lose(self, track: _Track) -> None:
         self._lost.append((track.id, self._frame, track.roi))
         self._lost = [x for x in self._lost if self._frame - x[1] <= self.settings.reuse_frames]
 
-    def _face(self, params: np.ndarray, roi: np.ndarray, box, score: float):
+    def make_face(self, params: np.ndarray, roi: np.ndarray, box, score: float, dense: Optional[bool] = None):
+        """A :class:`mfirrn.pipeline.Face` (landmarks, pose, mesh if ``dense``, default the tracker's) from
+        params (62,) at ``roi``."""
         from mfirrn.pipeline import Face
 
+        dense = self.dense if dense is None else dense
         p = torch.as_tensor(params[None], dtype=torch.float32)
         r = torch.as_tensor(roi[None], dtype=torch.float32)
         with torch.no_grad():
             lm = self.bfm.landmarks(p.to(self.bfm.u.device), convention=self.convention, roi=r.to(self.bfm.u.device))
             verts = (self.bfm.vertices(p.to(self.bfm.u.device), convention=self.convention, roi=r.to(self.bfm.u.device))
-                     if self.dense else None)
+                     if dense else None)
         pose = pose_from_params(p)
         return Face(box=box, roi=roi.copy(), params=params.astype(np.float64),
                     pose={"yaw": float(pose.yaw[0]), "pitch": float(pose.pitch[0]), "roll": float(pose.roll[0]),
                           "scale": float(pose.scale[0])},
                     landmarks=lm[0].cpu().numpy(), vertices=None if verts is None else verts[0].cpu().numpy(),
-                    triangles=self.bfm.triangles if self.dense else None, score=score)
+                    triangles=self.bfm.triangles if dense else None, score=score)
 
     # -- one frame
     def __call__(self, frame: np.ndarray, t: float) -> list[TrackedFace]:
@@ -299,6 +325,97 @@ class FaceTracker:
         out = []
         for tr, params, roi, detected, box, score in raw:
             p = tr.smoother(t, params, roi) if tr.smoother is not None else np.asarray(params, np.float64)
-            out.append(TrackedFace(tr.id, detected, self._face(p, roi, box, score)))
+            # with the look-ahead window the mesh is built from the smoothed params only
+            out.append(TrackedFace(tr.id, detected, self.make_face(p, roi, box, score,
+                                                                   dense=self.dense and s.smooth != "window")))
         return sorted(out, key=lambda x: x.id)
 
+
+
+# ------------------------------------------------------------------------------------ look-ahead window
+def _fit_weights(left: int, right: int, order: int) -> np.ndarray:
+    """Weights (left + right + 1,) giving the value at offset 0 of the least-squares polynomial of degree
+    ``min(order, n - 1)`` through samples at offsets ``-left .. right``.
+
+    >>> _fit_weights(1, 1, 1).round(6).tolist()
+    [0.333333, 0.333333, 0.333333]
+    >>> _fit_weights(0, 2, 1).round(6).tolist()  # line through 3 points, read at the first
+    [0.833333, 0.333333, -0.166667]
+    """
+    o = np.arange(-left, right + 1, dtype=np.float64)
+    V = o[:, None] ** np.arange(min(order, len(o) - 1) + 1)[None, :]
+    return np.linalg.pinv(V)[0]
+
+
+class WindowSmoother:
+    """Look-ahead smoothing of a tracker's raw output (see the module docstring): :meth:`push` each frame's
+    ``(index, time, frame, tracked faces)`` and get back the frames whose window is complete, smoothed;
+    :meth:`flush` returns the rest at the end. Frames come out in order, ``window // 2`` frames late."""
+
+    def __init__(self, tracker: "FaceTracker", window: int = 11, order: int = 2) -> None:
+        self.tracker, self.half, self.order = tracker, window // 2, order
+        self._frames: list[tuple[int, float, np.ndarray, list[TrackedFace]]] = []
+        self._samples: dict[int, dict[int, np.ndarray]] = {}  # track id -> frame index -> image-frame params
+        self._weights: dict[tuple[int, int], np.ndarray] = {}
+
+    def _vector(self, tf: TrackedFace) -> np.ndarray:
+        M = params_to_image_camera(tf.face.params, tf.face.roi, self.tracker.convention)
+        return np.concatenate([M.reshape(-1), np.asarray(tf.face.params, np.float64)[12:]])
+
+    def push(self, index: int, t: float, frame: np.ndarray, faces: list[TrackedFace]):
+        self._frames.append((index, t, frame, faces))
+        for tf in faces:
+            self._samples.setdefault(tf.id, {})[index] = self._vector(tf)
+        ready = []
+        while self._frames and self._frames[0][0] + self.half <= index:
+            ready.append(self._emit(self._frames.pop(0)))
+        return ready
+
+    def flush(self):
+        out = [self._emit(f) for f in self._frames]
+        self._frames = []
+        return out
+
+    def _emit(self, record):
+        index, t, frame, faces = record
+        out = []
+        for tf in faces:
+            s = self._samples[tf.id]
+            left = 0
+            while left < self.half and index - left - 1 in s:
+                left += 1
+            right = 0
+            while right < self.half and index + right + 1 in s:
+                right += 1
+            key = (left, right)
+            if key not in self._weights:
+                self._weights[key] = _fit_weights(left, right, self.order)
+            x = self._weights[key] @ np.stack([s[i] for i in range(index - left, index + right + 1)])
+            f = tf.face
+            p = params_from_image_camera(x[:12].reshape(3, 4), x[12:], f.roi, self.tracker.convention)
+            out.append(TrackedFace(tf.id, tf.detected, self.tracker.make_face(p, f.roi, f.box, f.score)))
+        for s in self._samples.values():  # forget samples no later frame can need
+            for i in [i for i in s if i < index - self.half]:
+                del s[i]
+        return index, t, frame, out
+
+
+def track_video(frames, tracker: FaceTracker):
+    """Track and smooth (as ``tracker.settings`` say) the faces of ``frames``, an iterable of
+    ``(index, time, frame)`` such as a :class:`mfirrn.video.VideoReader`; yields
+    ``(index, time, frame, [TrackedFace, ...])`` in frame order.
+
+    >>> tracker = FaceTracker(Reconstructor("3ddfa-v2-mb05"))                     # doctest: +SKIP
+    >>> for i, t, frame, faces in track_video(VideoReader("clip.mp4"), tracker):  # doctest: +SKIP
+    ...     print(i, [(f.id, f.face.pose["yaw"]) for f in faces])
+    """
+    settings = tracker.settings
+    window = WindowSmoother(tracker, settings.window, settings.order) if settings.smooth == "window" else None
+    for index, t, frame in frames:
+        faces = tracker(frame, t)
+        if window is None:
+            yield index, t, frame, faces
+        else:
+            yield from window.push(index, t, frame, faces)
+    if window is not None:
+        yield from window.flush()

@@ -57,8 +57,17 @@ def _renderer_outputs() -> dict[str, Callable]:
     return render_outputs.RENDER_OUTPUTS
 
 
+def _file_outputs() -> dict[str, Callable]:
+    """Outputs of several files per face (textured meshes); empty without the compiled renderer."""
+    try:
+        from mfirrn.commands import render_outputs
+    except ImportError:
+        return {}
+    return render_outputs.FILE_OUTPUTS
+
+
 def all_outputs() -> tuple[str, ...]:
-    return BASE_OUTPUTS + tuple(_renderer_outputs())
+    return BASE_OUTPUTS + tuple(_renderer_outputs()) + tuple(_file_outputs())
 
 
 def expand_inputs(items: list[str]) -> list[Path]:
@@ -129,6 +138,10 @@ def write_outputs(image: np.ndarray, image_path: Path, faces: list, model_name: 
         for name, fn in render.items():
             if name in outputs:
                 staged.add(out_dir / f"{stem}_{name}.png", _encode(".png", fn(image, faces)))
+        for name, fn in _file_outputs().items():
+            if name in outputs:
+                for file_name, data in fn(image, faces, stem):
+                    staged.add(out_dir / file_name, data)
     return staged.written
 
 

@@ -36,14 +36,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                              f"<stem>.jsonl, the drawings -> <stem>_overlay.mp4, obj/ply -> per-frame meshes.")
     g.add_argument("--camera", type=int, default=None, metavar="INDEX", help="read a camera (e.g. 0) instead of files")
     g.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
-    g.add_argument("--no-smooth", dest="smooth", action="store_false",
-                   help="no temporal smoothing (default: One-Euro filter on the params)")
+    g.add_argument("--smooth", default=None, choices=("window", "one-euro", "none"),
+                   help="temporal smoothing of the params: window (default for files: look-ahead polynomial fit, "
+                        "no lag), one-euro (default for --camera: causal One-Euro filter) or none")
+    g.add_argument("--smooth-window", type=int, default=11, metavar="FRAMES",
+                   help="window: frames fitted around each frame (odd; default 11)")
+    g.add_argument("--smooth-order", type=int, default=2, metavar="N", help="window: polynomial order (default 2)")
     g.add_argument("--smooth-min-cutoff", type=float, default=1.0, metavar="HZ",
-                   help="One-Euro cut-off at rest (default 1.0; lower = smoother, more lag)")
+                   help="one-euro: cut-off at rest (default 1.0; lower = smoother, more lag)")
     g.add_argument("--smooth-beta", type=float, default=0.05, metavar="PER_PX",
-                   help="One-Euro speed coefficient (default 0.05; higher = less lag in fast motion)")
+                   help="one-euro: speed coefficient (default 0.05; higher = less lag in fast motion)")
     g.add_argument("--smooth-d-cutoff", type=float, default=1.0, metavar="HZ",
-                   help="One-Euro cut-off of the speed estimate (default 1.0)")
+                   help="one-euro: cut-off of the speed estimate (default 1.0)")
     g.add_argument("--redetect-every", type=int, default=0, metavar="N",
                    help="also run the detector every N frames to find new faces (default 0: only when a face "
                         "is lost or none is tracked)")
@@ -62,7 +66,9 @@ def _settings(args: argparse.Namespace):
 
     if args.redetect_every < 0 or args.max_faces < 0:
         raise ValueError("--redetect-every and --max-faces take numbers >= 0")
-    return TrackerSettings(smooth=args.smooth, redetect_every=args.redetect_every, max_faces=args.max_faces,
+    smooth = args.smooth or ("one-euro" if args.camera is not None else "window")
+    return TrackerSettings(smooth=smooth, window=args.smooth_window, order=args.smooth_order,
+                           redetect_every=args.redetect_every, max_faces=args.max_faces,
                            one_euro=OneEuroSettings(args.smooth_min_cutoff, args.smooth_beta, args.smooth_d_cutoff))
 
 
@@ -103,7 +109,7 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
 
     from mfirrn import meshio, vis
     from mfirrn.fileio import atomic_write
-    from mfirrn.tracking import FaceTracker
+    from mfirrn.tracking import FaceTracker, track_video
     from mfirrn.video import VideoReader, VideoWriter
 
     dense = any(o in outputs for o in ("dense", "render", "obj", "ply"))
@@ -123,8 +129,7 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
             t0 = time.perf_counter()
             bar = tqdm(total=info.n_frames or None, desc=stem, unit="frame", disable=not progress, file=sys.stderr)
             try:
-                for i, t, frame in reader:
-                    tracked = tracker(frame, t)
+                for i, t, frame, tracked in track_video(reader, tracker):
                     n, n_faces = n + 1, n_faces + len(tracked)
                     ids.update(tf.id for tf in tracked)
                     if jsonl is not None:
@@ -171,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     from mfirrn.commands.common import model_from_args, resolve_device
     from mfirrn.commands.reconstruct_cmd import DEFAULT_OUTPUTS
     from mfirrn.pipeline import Reconstructor
-    from mfirrn.video import VideoError, is_video
+    from mfirrn.video import is_video
 
     spec = VIDEO_DEFAULT_OUTPUTS if args.outputs == DEFAULT_OUTPUTS else args.outputs
     outputs = [o.strip() for o in spec.split(",") if o.strip()]
@@ -198,6 +203,27 @@ def run(args: argparse.Namespace) -> int:
     sources = [args.camera] if args.camera is not None else args.images
     out_dir = Path(args.out)
     n_ok = 0
+    import torch
+
+    threads = torch.get_num_threads()
+    if rec.device.type == "cpu":
+        # one crop per face per frame is too small to split across cores; the video decoder and encoder
+        # use the others (and an oversubscribed CPU slows the network tenfold)
+        torch.set_num_threads(1)
+    try:
+        n_ok = _run_sources(sources, rec, out_dir, outputs, settings, args)
+    finally:
+        torch.set_num_threads(threads)
+    if n_ok == 0:
+        return 2
+    print(f"{n_ok}/{len(sources)} video(s); results in {out_dir.resolve()}")
+    return 0
+
+
+def _run_sources(sources, rec, out_dir, outputs, settings, args) -> int:
+    from mfirrn.video import VideoError
+
+    n_ok = 0
     for src in sources:
         stem = f"camera{src}" if isinstance(src, int) else Path(src).stem
         try:
@@ -211,7 +237,4 @@ def run(args: argparse.Namespace) -> int:
                   f"(truncated or corrupt); results cover the decoded frames", file=sys.stderr)
         print(f"{src}: {r['frames']} frames, {r['faces']} faces in all ({r['ids']} identities), detector run on "
               f"{r['detections']} frame(s), {r['fps']:.1f} frames/s -> {', '.join(p.name for p in r['written'])}")
-    if n_ok == 0:
-        return 2
-    print(f"{n_ok}/{len(sources)} video(s); results in {out_dir.resolve()}")
-    return 0
+    return n_ok
