@@ -35,7 +35,7 @@ from mfirrn.metrics import nme
 from mfirrn.pipeline import Reconstructor
 from mfirrn.smoothing import landmark_jitter
 from mfirrn.synthetic_video import make_clip
-from mfirrn.tracking import FaceTracker, TrackerSettings, track_video
+from mfirrn.tracking import FaceTracker, TrackerSettings, roi_iou, track_video
 
 PHOTOS = (("lenna.png", "lenna.ljson"), ("einstein.jpg", "einstein.pts"), ("breakingbad.jpg", "breakingbad.pts"))
 
@@ -45,12 +45,13 @@ def run_mode(mode: str, rec: Reconstructor, frames: list[np.ndarray], fps: float
     """Predicted landmarks (T, 68, 2) (NaN where no face) and the seconds spent, for one mode."""
     out = np.full((len(frames), 68, 2), np.nan)
     t0 = time.perf_counter()
-    if mode == "per-frame":  # the face nearest the true one (oracle association: only accuracy counts)
+    if mode == "per-frame":  # the face overlapping the true one (oracle association), if any was found
         for i, f in enumerate(frames):
             faces = rec(f)
-            if faces:
-                d = [np.abs(fc.landmarks[:, :2] - true[i]).mean() for fc in faces]
-                out[i] = faces[int(np.argmin(d))].landmarks[:, :2]
+            box = lambda p: np.concatenate([p.min(0), p.max(0)])[None]  # noqa: E731
+            iou = [roi_iou(box(fc.landmarks[:, :2]), box(true[i]))[0, 0] for fc in faces]
+            if faces and max(iou) > 0.3:
+                out[i] = faces[int(np.argmax(iou))].landmarks[:, :2]
     else:
         smooth = {"tracking": "none", "tracking+window": "window", "tracking+one-euro": "one-euro"}[mode]
         tracker = FaceTracker(rec, TrackerSettings(smooth=smooth))

@@ -27,6 +27,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -44,6 +45,7 @@ __all__ = ["params_to_image_camera", "params_from_image_camera", "roi_iou", "SMO
 
 
 # ------------------------------------------------------------------------------------ image-frame params
+@functools.lru_cache(maxsize=None)
 def _flip_constants(convention: Convention) -> tuple[float, float, float]:
     """``(ox, cy, oz)`` of the posed -> crop flip ``(X + ox, cy - Y, Z + oz)`` (from :func:`posed_to_crop`)."""
     c = posed_to_crop(torch.zeros(1, 3, dtype=torch.float64), convention)[0].tolist()
@@ -284,14 +286,14 @@ class FaceTracker:
         s = self.settings
         self._frame += 1
         shape = frame.shape[:2]
-        raw: list[tuple[_Track, np.ndarray, np.ndarray, bool, Optional[np.ndarray], float]] = []
+        raw: list[tuple[_Track, object, bool]] = []  # (track, the reconstructor's Face, detected)
         lost_now = False
         if self._tracks:
             faces = self.track_rec(frame, landmarks=np.stack([tr.landmarks[:, :2] for tr in self._tracks]))
             kept = []
             for tr, f in zip(self._tracks, faces):
                 if self._alive(tr.roi, f.roi, f.landmarks, shape):
-                    raw.append((tr, f.params, f.roi, False, None, float("nan")))
+                    raw.append((tr, f, False))
                     tr.landmarks, tr.roi = f.landmarks, f.roi
                     kept.append(tr)
                 else:
@@ -313,7 +315,7 @@ class FaceTracker:
                     break
                 tr = self._new_track(f.roi, f.landmarks)
                 self._tracks.append(tr)
-                raw.append((tr, f.params, f.roi, True, f.box, f.score))
+                raw.append((tr, f, True))
         # merge tracks that converged on one face (keep the older id)
         if len(self._tracks) > 1:
             rois = np.array([tr.roi for tr in self._tracks])
@@ -323,11 +325,13 @@ class FaceTracker:
             self._tracks = [tr for tr in self._tracks if tr.id not in drop]
             raw = [r for r in raw if r[0].id not in drop]
         out = []
-        for tr, params, roi, detected, box, score in raw:
-            p = tr.smoother(t, params, roi) if tr.smoother is not None else np.asarray(params, np.float64)
-            # with the look-ahead window the mesh is built from the smoothed params only
-            out.append(TrackedFace(tr.id, detected, self.make_face(p, roi, box, score,
-                                                                   dense=self.dense and s.smooth != "window")))
+        for tr, f, detected in raw:
+            if tr.smoother is not None:
+                p = tr.smoother(t, f.params, f.roi)
+                f = self.make_face(p, f.roi, f.box, f.score)
+            elif self.dense and s.smooth != "window":  # with the window, meshes come from the smoothed params
+                f = self.make_face(f.params, f.roi, f.box, f.score)
+            out.append(TrackedFace(tr.id, detected, f))
         return sorted(out, key=lambda x: x.id)
 
 
