@@ -8,6 +8,7 @@ line naming the file and the fix.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +21,22 @@ import numpy as np
 __all__ = ["VIDEO_SUFFIXES", "VideoError", "VideoInfo", "VideoReader", "VideoWriter", "is_video"]
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm"})
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence OpenCV's and FFmpeg's own log lines while a video is opened (we raise one clear error
+    instead). FFmpeg's level is read from ``OPENCV_FFMPEG_LOGLEVEL`` when its backend starts; a value the
+    user set is kept."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    from cv2.utils import logging as cv_logging
+
+    level = cv_logging.getLogLevel()
+    cv_logging.setLogLevel(cv_logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv_logging.setLogLevel(level)
 
 
 class VideoError(ValueError):
@@ -54,7 +71,8 @@ class VideoReader:
         self.source, self.max_frames = source, max_frames
         self.name = f"camera {source}" if isinstance(source, int) else str(source)
         if isinstance(source, int):
-            cap = cv2.VideoCapture(source)
+            with _quiet():
+                cap = cv2.VideoCapture(source)
             if not cap.isOpened():
                 raise VideoError(f"camera {source} cannot be opened; check that it exists (e.g. /dev/video{source}) "
                                  f"and is not in use")
@@ -64,12 +82,14 @@ class VideoReader:
                 raise VideoError(f"{path}: no such file")
             if path.stat().st_size == 0:
                 raise VideoError(f"{path}: the file is empty; re-encode or re-download the video")
-            cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+            with _quiet():
+                cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
             if not cap.isOpened():
                 raise VideoError(f"{path}: not a readable video (corrupt, or a codec FFmpeg in OpenCV cannot decode); "
                                  f"re-encode it, e.g. `ffmpeg -i {path.name} -c:v libx264 out.mp4`")
         self._cap = cap
-        ok, first = cap.read()
+        with _quiet():
+            ok, first = cap.read()
         if not ok or first is None:
             cap.release()
             raise VideoError(f"{self.name}: no frame could be decoded (empty or corrupt video); re-encode or "

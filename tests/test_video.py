@@ -50,6 +50,11 @@ def test_bad_videos_raise_one_clear_error(tmp_path, content, message):
         VideoReader(path)
 
 
+def test_missing_camera_is_a_clear_error():
+    with pytest.raises(VideoError, match="camera 97 cannot be opened"):
+        VideoReader(97)
+
+
 def test_cli_bad_video_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
     bad = tmp_path / "bad.avi"
     bad.write_bytes(b"RIFF not really a video" * 50)

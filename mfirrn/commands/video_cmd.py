@@ -97,6 +97,18 @@ def _overlay(frame: np.ndarray, tracked: list, outputs: list[str]) -> np.ndarray
     return out
 
 
+def _write_meshes(frame: np.ndarray, tracked: list, mesh_dir: Path, name: str, outputs: list[str]) -> None:
+    from mfirrn import meshio, vis
+
+    v, tri = vis.merge_face_meshes([tf.face for tf in tracked])
+    c = meshio.sample_colors(frame, v)
+    v, tri = meshio.to_viewer_frame(v, tri, frame.shape[0])
+    mesh_dir.mkdir(exist_ok=True)
+    for ext, fn in (("obj", meshio.obj_bytes), ("ply", meshio.ply_bytes)):
+        if ext in outputs:
+            (mesh_dir / f"{name}.{ext}").write_bytes(fn(v, tri, c))
+
+
 def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], settings, *, max_frames=None,
                   progress: bool = True) -> dict:
     """Track, smooth and write the outputs of one video; returns counts (frames, faces, detections, fps).
@@ -107,8 +119,6 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
 
     from tqdm import tqdm
 
-    from mfirrn import meshio, vis
-    from mfirrn.fileio import atomic_write
     from mfirrn.tracking import FaceTracker, track_video
     from mfirrn.video import VideoReader, VideoWriter
 
@@ -129,23 +139,22 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
             t0 = time.perf_counter()
             bar = tqdm(total=info.n_frames or None, desc=stem, unit="frame", disable=not progress, file=sys.stderr)
             try:
-                for i, t, frame, tracked in track_video(reader, tracker):
-                    n, n_faces = n + 1, n_faces + len(tracked)
-                    ids.update(tf.id for tf in tracked)
-                    if jsonl is not None:
-                        jsonl.write(json.dumps({"frame": i, "time": round(t, 6),
-                                                "faces": [tf.to_dict() for tf in tracked]}) + "\n")
-                    if writer is not None:
-                        writer.write(_overlay(frame, tracked, overlays))
-                    if tracked and ("obj" in outputs or "ply" in outputs):
-                        v, tri = vis.merge_face_meshes([tf.face for tf in tracked])
-                        c = meshio.sample_colors(frame, v)
-                        v, tri = meshio.to_viewer_frame(v, tri, frame.shape[0])
-                        mesh_dir.mkdir(exist_ok=True)
-                        for ext, fn in (("obj", meshio.obj_bytes), ("ply", meshio.ply_bytes)):
-                            if ext in outputs:
-                                (mesh_dir / f"{stem}_{i:06d}.{ext}").write_bytes(fn(v, tri, c))
-                    bar.update(1)
+                try:
+                    for i, t, frame, tracked in track_video(reader, tracker):
+                        n, n_faces = n + 1, n_faces + len(tracked)
+                        ids.update(tf.id for tf in tracked)
+                        if jsonl is not None:
+                            jsonl.write(json.dumps({"frame": i, "time": round(t, 6),
+                                                    "faces": [tf.to_dict() for tf in tracked]}) + "\n")
+                        if writer is not None:
+                            writer.write(_overlay(frame, tracked, overlays))
+                        if tracked and ("obj" in outputs or "ply" in outputs):
+                            _write_meshes(frame, tracked, mesh_dir, f"{stem}_{i:06d}", outputs)
+                        bar.update(1)
+                except KeyboardInterrupt:
+                    if not isinstance(source, int):
+                        raise
+                    # Ctrl-C is how a camera stops: keep what was recorded
             except BaseException:
                 if writer is not None:
                     writer.abort()
@@ -232,6 +241,9 @@ def _run_sources(sources, rec, out_dir, outputs, settings, args) -> int:
             print(f"mfirrn: error: {e}", file=sys.stderr)
             continue
         n_ok += 1
+        if r["faces"] == 0:
+            print(f"warning: {src}: no face found in any frame (try --detector dlib-cnn or --redetect-every)",
+                  file=sys.stderr)
         if r["truncated"]:
             print(f"warning: {src}: decoding stopped at frame {r['frames']} of {r['expected_frames']} "
                   f"(truncated or corrupt); results cover the decoded frames", file=sys.stderr)
