@@ -113,3 +113,13 @@ def test_comparison_table_carries_pose_columns_and_published_pose_rows():
         assert df.loc[only, "kind"] == "published" and np.isnan(df.loc[only, "Mean"]) and df.loc[only, "yaw MAE"] > 4
     no_pose = BenchmarkResult("n", "original", r.names, yaw, nme_values, r.landmarks, r.summary)
     assert np.isnan(comparison_table([no_pose], published=False).loc[0, "pose MAE"])
+
+
+def test_benchmark_scores_pose_beside_nme(dev_root, mb05, bfm):
+    from mfirrn.benchmark import AFLW2000, evaluate, format_table
+
+    data = AFLW2000.load(dev_root, limit=40)
+    r = evaluate(mb05, data, bfm=bfm)
+    assert r.params.shape == (40, 62) and r.pose is not None and r.pose.n_images == 40
+    assert 0 < r.pose.mean < 15  # degrees; the whole dev split gives about 4 for this model
+    assert "head pose MAE" in format_table(r) and r.summary_dict()["pose_mae_deg"]["mean"] == r.pose.mean
