@@ -32,6 +32,17 @@ def test_writer_reader_round_trip(tmp_path):
     assert [int(round(f.mean() / 40)) for _, _, f in got] == list(range(5))  # lossy, but the frames are in order
 
 
+@pytest.mark.parametrize("ext, fourcc", [(".webm", "VP80"), (".avi", "MJPG"), (".mov", "mp4v"), (".mkv", "XVID")])
+def test_reader_opens_the_usual_containers(tmp_path, ext, fourcc):
+    path = tmp_path / f"clip{ext}"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25, (64, 48))
+    for k in range(4):
+        w.write(np.full((48, 64, 3), 50 * k, np.uint8))
+    w.release()
+    with VideoReader(path) as r:
+        assert [f.shape for _, _, f in r] == [(48, 64, 3)] * 4
+
+
 def test_writer_leaves_nothing_on_error(tmp_path):
     with pytest.raises(RuntimeError):
         with VideoWriter(tmp_path / "x.mp4", fps=10) as w:
