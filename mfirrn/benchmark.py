@@ -39,6 +39,7 @@ from mfirrn.fileio import atomic_write
 from mfirrn.frames import CROP_SIZE
 from mfirrn.inference import predict_params
 from mfirrn.metrics import YawBinSummary, nme, summarize_by_yaw
+from mfirrn.pose import PoseSummary, score_pose
 
 __all__ = ["AFLW2000", "AFLW21", "BenchmarkResult", "resolve_aflw2000_root", "find_aflw2000_root",
            "find_aflw21_root", "evaluate", "evaluate_aflw21", "aflw21_normaliser", "format_table", "write_result",
@@ -201,9 +202,14 @@ class BenchmarkResult:
     nme: np.ndarray
     landmarks: np.ndarray
     summary: YawBinSummary
+    params: Optional[np.ndarray] = None  # (N, 62) de-normalised predictions
+    pose: Optional[PoseSummary] = None  # head-pose MAE, when the originals' .mat fits are present
 
     def summary_dict(self) -> dict:
-        return {**self.summary.to_dict(), "model": self.model, "gt": self.gt, "n_images": len(self.names)}
+        d = {**self.summary.to_dict(), "model": self.model, "gt": self.gt, "n_images": len(self.names)}
+        if self.pose is not None:
+            d["pose_mae_deg"] = self.pose.to_dict()
+        return d
 
 
 def evaluate(model: nn.Module, data: AFLW2000, *, bfm: Optional[MorphableModel] = None, batch_size: int = 128,
@@ -220,7 +226,7 @@ def evaluate(model: nn.Module, data: AFLW2000, *, bfm: Optional[MorphableModel] 
         lms = bfm.to("cpu").landmarks(params, convention=model.card.convention, roi=roi).numpy()
     per_image = nme(lms, data.gt)
     return BenchmarkResult(name or model.card.name, data.gt_kind, data.names, data.yaw, per_image, lms,
-                           summarize_by_yaw(per_image, data.yaw))
+                           summarize_by_yaw(per_image, data.yaw), params.numpy(), score_pose(params, data.root, data.names))
 
 
 @dataclass
@@ -323,6 +329,10 @@ def format_table(result: BenchmarkResult) -> str:
     lines = [title, head, row, counts]
     if not all(s.counts):
         lines.append("— : no image in that yaw bin, so no bin mean (and no Mean/Std of the three bins)")
+    if result.pose is not None:
+        p = result.pose
+        lines.append(f"head pose MAE (degrees, {p.n_used} images with |angles| <= {p.limit:g}): yaw {p.yaw:.3f}  "
+                     f"pitch {p.pitch:.3f}  roll {p.roll:.3f}  mean {p.mean:.3f}")
     return "\n".join(lines)
 
 

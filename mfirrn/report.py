@@ -41,6 +41,7 @@ __all__ = [
     "PUBLISHED",
     "BIN_COLUMNS",
     "AFLW21_COLUMNS",
+    "POSE_COLUMNS",
     "comparison_table",
     "format_comparison",
     "BootstrapCI",
@@ -131,11 +132,32 @@ PUBLISHED: tuple[PublishedRow, ...] = (
 
 AFLW21_COLUMNS = ("AFLW-21 [0,30]", "AFLW-21 (30,60]", "AFLW-21 (60,90]", "AFLW-21 mean", "AFLW-21 Std")
 _COLUMNS = ["method", "kind", "split", "date", "gt", *BIN_COLUMNS, "Mean", "Std", "per-image mean",
-            *AFLW21_COLUMNS, "n_images", "source", "note"]
+            *AFLW21_COLUMNS, "yaw MAE", "pitch MAE", "roll MAE", "pose MAE", "n_images", "source", "note"]
+POSE_COLUMNS = ("yaw MAE", "pitch MAE", "roll MAE", "pose MAE")  # head-pose MAE in degrees (mfirrn.pose)
 
 
 def _published_numbers(p: PublishedRow) -> list[float]:
     return [*p.bins, p.mean, p.std, *p.aflw21_bins, p.aflw21, p.aflw21_std]
+
+
+def _pose_cells(p) -> dict[str, float]:
+    """The pose columns of a row from a PoseSummary / PublishedPose (NaN without one)."""
+    vals = (NAN,) * 4 if p is None else (p.yaw, p.pitch, p.roll, p.mean)
+    return dict(zip(POSE_COLUMNS, vals))
+
+
+def _published_pose_rows(methods: list[str]) -> tuple[dict[str, Any], list[Any]]:
+    """Published head-pose rows matched to NME rows by method name (before any " (...)"), and the pose-only
+    ones left over."""
+    from mfirrn.pose import PUBLISHED_POSE
+
+    def key(m: str) -> str:
+        return m.split(" (")[0].replace("-TPAMI", "-PAMI")
+
+    by_key = {key(m): m for m in methods}
+    matched = {by_key[key(p.method)]: p for p in PUBLISHED_POSE if key(p.method) in by_key}
+    rest = [p for p in PUBLISHED_POSE if key(p.method) not in by_key]
+    return matched, rest
 
 
 def comparison_table(results: Iterable[BenchmarkResult], published: bool = True, *,
@@ -149,16 +171,26 @@ def comparison_table(results: Iterable[BenchmarkResult], published: bool = True,
     or just its mean), labelled approximate, or to the reason it has none (a string); models absent from
     it get NaN with :data:`AFLW21_ABSENT`. ``notes`` adds free text per model.
     Columns: method, kind, split, date, gt, the three bins, Mean, Std (of the bin means), per-image mean,
-    the AFLW-21 bins, mean and Std (:data:`AFLW21_COLUMNS`), n_images, source, note. A published row is
+    the AFLW-21 bins, mean and Std (:data:`AFLW21_COLUMNS`), head-pose MAE in degrees (:data:`POSE_COLUMNS`:
+    yaw, pitch, roll, mean; measured where the AFLW2000-3D .mat fits are present; published pose rows beside
+    their method, pose-only methods as extra published rows), n_images, source, note. A published row is
     never empty: each holds at least one published number (NaN only where the paper prints "–").
     """
     rows: list[dict[str, Any]] = []
     if published:
+        pose_of, pose_only = _published_pose_rows([p.method for p in PUBLISHED])
         for p in PUBLISHED:
+            pp = pose_of.get(p.method)
             rows.append({"method": p.method, "kind": "published", "split": "AFLW2000-3D (2000 images)", "date": "",
                          "gt": "original", **dict(zip(BIN_COLUMNS, p.bins)), "Mean": p.mean, "Std": p.std,
                          "per-image mean": NAN, **dict(zip(AFLW21_COLUMNS, (*p.aflw21_bins, p.aflw21, p.aflw21_std))),
-                         "n_images": 2000 if math.isfinite(p.mean) else 0, "source": p.source, "note": p.note})
+                         **_pose_cells(pp), "n_images": 2000 if math.isfinite(p.mean) else 0,
+                         "source": p.source if pp is None else f"{p.source}; pose: {pp.source}", "note": p.note})
+        for pp in pose_only:
+            rows.append({"method": pp.method, "kind": "published", "split": "AFLW2000-3D (2000 images)", "date": "",
+                         "gt": "original", **dict(zip(BIN_COLUMNS, _NAN3)), "Mean": NAN, "Std": NAN,
+                         "per-image mean": NAN, **dict(zip(AFLW21_COLUMNS, (NAN,) * 5)), **_pose_cells(pp),
+                         "n_images": 2000, "source": f"pose: {pp.source}", "note": "head pose only published"})
     date = date or _dt.date.today().isoformat()
     aflw21 = dict(aflw21 or {})
     notes = dict(notes or {})
@@ -180,7 +212,8 @@ def comparison_table(results: Iterable[BenchmarkResult], published: bool = True,
         rows.append({"method": r.model, "kind": "measured", "split": f"{split} ({len(r.names)} images)", "date": date,
                      "gt": r.gt, **dict(zip(BIN_COLUMNS, s.bins)), "Mean": s.mean, "Std": s.std,
                      "per-image mean": s.per_image_mean, **dict(zip(AFLW21_COLUMNS, a21_values)),
-                     "n_images": len(r.names), "source": "this workbench", "note": "; ".join(note_parts)})
+                     **_pose_cells(getattr(r, "pose", None)), "n_images": len(r.names),
+                     "source": "this workbench", "note": "; ".join(note_parts)})
     return pd.DataFrame(rows, columns=_COLUMNS)
 
 
@@ -355,8 +388,9 @@ def _tex(s: str) -> str:
 
 
 def to_latex(df: pd.DataFrame, path: Optional[Union[str, Path]] = None, *, digits: int = 3,
-             columns: Sequence[str] = ("method", "kind", *BIN_COLUMNS, "Mean", "Std", *AFLW21_COLUMNS),
-             caption: str = "NME (\\%) on AFLW2000-3D (68 points) by absolute yaw, and on AFLW (21 points).") -> str:
+             columns: Sequence[str] = ("method", "kind", *BIN_COLUMNS, "Mean", "Std", *AFLW21_COLUMNS, "pose MAE"),
+             caption: str = "NME (\\%) on AFLW2000-3D (68 points) by absolute yaw, and on AFLW (21 points); "
+                            "head-pose MAE (degrees) on AFLW2000-3D.") -> str:
     """A booktabs ``tabular`` of ``columns`` (NaN as ``--``); written to ``path`` when given. Needs no jinja2."""
     cols = [c for c in columns if c in df.columns]
     numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in cols]

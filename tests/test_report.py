@@ -32,9 +32,9 @@ def test_published_rows_are_all_there_complete_and_never_invented():
     df = report.comparison_table([], published=True).set_index("method")
     assert list(df.index) == ["CDM", "RCPR", "ESR", "SDM", "DEFA", "3DDFA (CVPR16)", "Nonlinear 3DMM (CVPR18)",
                               "DAMDNet (ICCVW19)", "MFIRRN (paper)", "3D-FAN", "3DDFA-PAMI", "PRNet (ECCV18)",
-                              "2DASL", "3DDFA_V2 (ECCV20)", "SynergyNet (3DV21)"]
+                              "2DASL", "3DDFA_V2 (ECCV20)", "SynergyNet (3DV21)", "FSA-Net"]  # FSA-Net: head pose only
     assert (df["kind"] == "published").all()
-    numbers = df[[*report.BIN_COLUMNS, "Mean", "Std", *report.AFLW21_COLUMNS]]
+    numbers = df[[*report.BIN_COLUMNS, "Mean", "Std", *report.AFLW21_COLUMNS, *report.POSE_COLUMNS]]
     assert numbers.notna().any(axis=1).all()  # no empty published row
     a2000 = [*report.BIN_COLUMNS, "Mean", "Std"]
     # the MFIRRN table, both datasets (REFERENCE §6)

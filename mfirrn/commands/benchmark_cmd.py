@@ -177,9 +177,11 @@ def run_compare(args: argparse.Namespace) -> int:
     split = f"{data.root.parent.name}/{data.gt_kind}"
     df = report.comparison_table(results, published=not args.no_published, split=split, aflw21=aflw21, notes=notes)
     aflw_n = f"; AFLW 21 points: {len(aflw.names)} images, approximate normaliser" if aflw is not None else ""
-    print(f"AFLW2000-3D 68-point NME (%), {len(data.names)} images ({args.gt} GT){aflw_n}; published rows are "
-          f"copied from the papers (2000 / 21080 images; – = not published), measured rows are this run")
-    print(report.format_comparison(df))
+    print(f"AFLW2000-3D 68-point NME (%), {len(data.names)} images ({args.gt} GT){aflw_n}; head-pose MAE in "
+          f"degrees (dataset convention, images with |angles| <= 99, where the .mat fits are present); published "
+          f"rows are copied from the papers (2000 / 21080 images; – = not published), measured rows are this run")
+    print(report.format_comparison(df, ["method", "kind", *report.BIN_COLUMNS, "Mean", "Std", "per-image mean",
+                                        "AFLW-21 mean", *report.POSE_COLUMNS]))
     for _, row in df[df["note"] != ""].iterrows():
         print(f"note: {row['method']}: {row['note']}")
     for name, ci in cis.items():

@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-refine", dest="refine", action="store_false",
                    help="single pass (default: 3DDFA two-step refinement of the roi)")
     p.add_argument("--mesh", default="full", choices=("full", "noneck"), help="dense mesh (default full)")
+    from mfirrn.commands import video_cmd
+
+    video_cmd.add_arguments(p)  # IMAGE may be a video: tracked, smoothed, written as JSON Lines + overlay video
     p.set_defaults(func=run)
 
 
@@ -54,8 +57,17 @@ def _renderer_outputs() -> dict[str, Callable]:
     return render_outputs.RENDER_OUTPUTS
 
 
+def _file_outputs() -> dict[str, Callable]:
+    """Outputs of several files per face (textured meshes); empty without the compiled renderer."""
+    try:
+        from mfirrn.commands import render_outputs
+    except ImportError:
+        return {}
+    return render_outputs.FILE_OUTPUTS
+
+
 def all_outputs() -> tuple[str, ...]:
-    return BASE_OUTPUTS + tuple(_renderer_outputs())
+    return BASE_OUTPUTS + tuple(_renderer_outputs()) + tuple(_file_outputs())
 
 
 def expand_inputs(items: list[str]) -> list[Path]:
@@ -126,14 +138,21 @@ def write_outputs(image: np.ndarray, image_path: Path, faces: list, model_name: 
         for name, fn in render.items():
             if name in outputs:
                 staged.add(out_dir / f"{stem}_{name}.png", _encode(".png", fn(image, faces)))
+        for name, fn in _file_outputs().items():
+            if name in outputs:
+                for file_name, data in fn(image, faces, stem):
+                    staged.add(out_dir / file_name, data)
     return staged.written
 
 
 def run(args: argparse.Namespace) -> int:
     from mfirrn import assets, models
     from mfirrn.detect import LandmarkFileError, read_landmarks
+    from mfirrn.commands import video_cmd
     from mfirrn.pipeline import ImageError, Reconstructor, read_image
 
+    if video_cmd.wants_video(args):
+        return video_cmd.run(args)
     outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
     unknown = sorted(set(outputs) - set(all_outputs()))
     if unknown:
