@@ -68,14 +68,13 @@ def run(args: argparse.Namespace) -> int:
 
 def run_compare(args: argparse.Namespace) -> int:
     """``--compare``: evaluate each model on the same data and print/write the comparison table."""
-    import json
     import re
 
     from mfirrn import assets
     from mfirrn.benchmark import AFLW2000, DatasetError, evaluate, write_result
     from mfirrn.bfm import MorphableModel
     from mfirrn.commands.common import resolve_device
-    from mfirrn.fileio import atomic_write
+    from mfirrn.fileio import atomic_write, strict_json
     from mfirrn.models import CheckpointError
     from mfirrn import report
 
@@ -101,7 +100,10 @@ def run_compare(args: argparse.Namespace) -> int:
     aflw21 = {e.name: e.aflw21_exclusion or report.AFLW21_ABSENT for e in entries}
     notes = {e.name: f"trained on {e.trained_on}" for e in entries}
     for e in entries:
-        r = evaluate(e.model, data, bfm=bfm, batch_size=args.batch_size, bf16=args.bf16, name=e.name)
+        try:
+            r = evaluate(e.model, data, bfm=bfm, batch_size=args.batch_size, bf16=args.bf16, name=e.name)
+        except ValueError as exc:
+            return fail(str(exc))
         results.append(r)
         cis[e.name] = report.bootstrap_ci(r, n=args.bootstrap, seed=0)
     split = f"{data.root.parent.name}/{data.gt_kind}"
@@ -125,6 +127,6 @@ def run_compare(args: argparse.Namespace) -> int:
                    "models": [{"name": e.name, "source": e.source, "trained_on": e.trained_on,
                                "summary": r.summary_dict(), "bootstrap_ci": cis[e.name].to_dict()}
                               for e, r in zip(entries, results)]}
-        atomic_write(out / "comparison.json", json.dumps(summary, indent=2) + "\n")
+        atomic_write(out / "comparison.json", strict_json(summary, indent=2) + "\n")
         print(f"wrote {paths['csv']}, {paths['tex']} and {out / 'comparison.json'}")
     return 0
