@@ -21,7 +21,7 @@ from torch import nn
 from mfirrn.bfm import MorphableModel
 from mfirrn.checks import describe_rows, load_npy
 from mfirrn.crop import crops_to_tensor, read_crop
-from mfirrn.fileio import atomic_write, strict_json
+from mfirrn.fileio import StagedOutputs, strict_json
 from mfirrn.frames import CROP_SIZE
 from mfirrn.inference import predict_params
 from mfirrn.metrics import YawBinSummary, nme, summarize_by_yaw
@@ -146,15 +146,16 @@ def format_table(result: BenchmarkResult) -> str:
 
 
 def write_result(result: BenchmarkResult, out_dir: Union[str, Path]) -> dict[str, Path]:
-    """Write ``summary.json`` and ``per_image.csv`` (image, yaw, nme in %) atomically into ``out_dir``."""
+    """Write ``summary.json`` (strict JSON: an empty bin's mean is ``null``) and ``per_image.csv`` (image, yaw,
+    nme in %) into ``out_dir``, together and atomically."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     summary_path, csv_path = out / "summary.json", out / "per_image.csv"
-    atomic_write(summary_path, strict_json(result.summary_dict(), indent=2) + "\n")
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["image", "yaw", "nme"])
     for name, yaw, e in zip(result.names, result.yaw, result.nme):
         w.writerow([name, f"{yaw:.4f}", f"{e * 100:.6f}"])
-    atomic_write(csv_path, buf.getvalue())
+    with StagedOutputs() as staged:
+        staged.add(summary_path, strict_json(result.summary_dict(), indent=2) + "\n")
+        staged.add(csv_path, buf.getvalue())
     return {"summary": summary_path, "per_image": csv_path}

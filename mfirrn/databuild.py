@@ -152,9 +152,16 @@ def build_dataset(labels_dir: Union[str, Path], out_dir: Union[str, Path], cfg: 
     workers = cfg.workers or os.cpu_count() or 1
     bar = tqdm(total=len(chunks), initial=len(chunks) - len(jobs), desc="build", unit="chunk", disable=not progress)
     if workers == 1 or len(jobs) <= 1:
-        for job in jobs:
-            _process_chunk(job)
-            bar.update()
+        import torch
+
+        threads = torch.get_num_threads(), cv2.getNumThreads()
+        try:  # in this process: the worker set-up's one-thread settings must not outlive the build
+            for job in jobs:
+                _process_chunk(job)
+                bar.update()
+        finally:
+            torch.set_num_threads(threads[0])
+            cv2.setNumThreads(threads[1])
     else:
         with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
             for _ in pool.map(_process_chunk, jobs):

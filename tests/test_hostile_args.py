@@ -100,6 +100,8 @@ CASES = [
     ("export-opset-0", ["export-onnx", "--model", TINY_ARCH, "--untrained", "-o", "{tmp}/m.onnx", "--opset", "0"], ["--opset"]),
     ("export-opset-too-old", ["export-onnx", "--model", TINY_ARCH, "--untrained", "-o", "{tmp}/m.onnx", "--opset", "9"],
      ["opset 9"]),
+    ("export-opset-too-new", ["export-onnx", "--model", TINY_ARCH, "--untrained", "-o", "{tmp}/m.onnx", "--opset", "99"],
+     ["opset 99"]),
     ("export-unknown-model", ["export-onnx", "--model", "no-such-model", "-o", "{tmp}/m.onnx"], ["no-such-model"]),
     ("export-checkpoint-missing", ["export-onnx", "--checkpoint", "{tmp}/nope.pt", "-o", "{tmp}/m.onnx"], ["nope.pt"]),
     ("export-checkpoint-empty", ["export-onnx", "--checkpoint", "{empty}", "-o", "{tmp}/m.onnx"], ["empty.pt"]),

@@ -335,9 +335,11 @@ class Trainer:
     def _save(self, best: bool = False) -> None:
         ckpt = self._checkpoint()  # every rank joins the RNG gather
         if self.dist.is_main:
-            save_checkpoint_atomic(ckpt, self.out_dir / "last.pt")
+            # best.pt first: a run killed between the two writes resumes from the previous last.pt and redoes
+            # (and rewrites) this step, so best.pt is never missing a step that last.pt already has
             if best:
                 save_checkpoint_atomic(ckpt, self.out_dir / "best.pt")
+            save_checkpoint_atomic(ckpt, self.out_dir / "last.pt")
         barrier(self.dist)
 
     def _load(self, path: Path) -> None:
