@@ -42,11 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from mfirrn.validate import InputError, check_args
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(None if argv is None else [str(a) for a in argv])
+    prog = " ".join(["mfirrn", args.command, *([args.action] if getattr(args, "action", None) else [])])
     try:
         check_args(args)
     except InputError as exc:
-        print(f"mfirrn {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     try:
         return int(args.func(args) or 0)
@@ -57,10 +58,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # The file system refused (disk full, read-only, permissions) where no command-specific check applies;
         # the library's own data errors (FileNotFoundError subclasses) carry their message.
         if exc.errno is None:
-            print(f"mfirrn {args.command}: error: {exc}", file=sys.stderr)
+            print(f"{prog}: error: {exc}", file=sys.stderr)
         else:
             where = f" {exc.filename}" if exc.filename else ""
-            print(f"mfirrn {args.command}: error: cannot access{where} ({exc.strerror}); check the path, its "
+            print(f"{prog}: error: cannot access{where} ({exc.strerror}); check the path, its "
                   f"permissions and the free space", file=sys.stderr)
         return 2
 

@@ -8,7 +8,6 @@ against its 68-point GT).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -20,7 +19,7 @@ from torch import nn
 from mfirrn.bfm import MorphableModel
 from mfirrn.checks import check_array, load_json, load_npy, load_npz
 from mfirrn.crop import crops_to_tensor, read_crop
-from mfirrn.fileio import atomic_write
+from mfirrn.fileio import StagedOutputs, strict_json
 from mfirrn.fitting import FitConfig, FitResult, fit_landmarks, visible_mask
 from mfirrn.frames import CROP_SIZE
 from mfirrn.inference import predict_params
@@ -111,12 +110,13 @@ def save_labels(out: Union[str, Path], pool: LandmarkPool, result: FitResult, *,
     np.savez(buf, params=result.params.numpy().astype(np.float32), residual=result.residual.numpy(),
              accepted=result.accepted.numpy(), n_visible=result.n_visible.numpy(), yaw=pool.yaw, roi=pool.roi,
              names=np.array(pool.names))
-    atomic_write(out / "labels.npz", buf.getvalue())
     meta = {"source": source, "crop_dir": str(pool.crop_dir), "count": len(pool.names),
             "accepted": int(result.accepted.sum()), "teacher": teacher, "convention": convention,
             "labeller": {"method": "landmark fit anchored to teacher (mfirrn.fitting)", **config.to_dict()},
             "residual_median": float(result.residual.median()) if len(result.residual) else None}
-    atomic_write(out / "labels.json", json.dumps(meta, indent=2) + "\n")
+    with StagedOutputs() as staged:  # both files or neither: `data build` never sees labels without their metadata
+        staged.add(out / "labels.npz", buf.getvalue())
+        staged.add(out / "labels.json", strict_json(meta, indent=2) + "\n")
     return out
 
 

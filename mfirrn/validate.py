@@ -18,7 +18,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 __all__ = ["InputError", "positive_int", "nonnegative_int", "number_in", "check_device", "writable_dir",
            "writable_file", "model_or_checkpoint"]

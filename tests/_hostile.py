@@ -31,7 +31,7 @@ if TINY_ARCH not in models.available():
 #: Words of a fix; a refusal must say what to do, not only what is wrong.
 FIX_WORDS = ("use", "give", "pass", "choose", "restore", "regenerate", "run", "rerun", "delete", "fix", "drop",
              "set", "point", "check", "resume", "lower", "remove", "retrain", "re-download", "install", "pick",
-             "build", "relabel", "start", "see", "must be")
+             "build", "relabel", "start", "see", "must be", "replace", "unset")
 TEMP_PATTERNS = ("*.part", "*.tmp", ".mfirrn-write-test-*")
 
 

@@ -122,7 +122,7 @@ CASES = [
     ("train-out-dir-under-file", [*T, "out_dir={file}/run"], ["out_dir", "a_file.txt"]),
     ("train-val-fraction-1.5", [*T, "data.val_fraction=1.5", "out_dir={tmp}/run"], ["data.val_fraction", "1.5"]),
     ("train-val-fraction-negative", [*T, "data.val_fraction=-0.1", "out_dir={tmp}/run"], ["data.val_fraction"]),
-    ("train-lr-0", [*T, "optim.lr=0", "out_dir={tmp}/run"], ["optim.lr"]),
+    ("train-lr-negative", [*T, "optim.lr=-0.01", "out_dir={tmp}/run"], ["optim.lr"]),
     ("train-lr-nan", [*T, "optim.lr=.nan", "out_dir={tmp}/run"], ["optim.lr"]),
     ("train-lr-text", [*T, "optim.lr=fast", "out_dir={tmp}/run"], ["optim.lr", "fast"]),
     ("train-epochs-0", [*T, "epochs=0", "out_dir={tmp}/run"], ["epochs"]),

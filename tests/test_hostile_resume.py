@@ -60,8 +60,6 @@ def build_inputs(tmp_path_factory):
 
 
 def _build(labels, out, capsys, *extra):
-    from mfirrn import databuild
-
     return run_cli(["data", "build", "--labels", labels, "--out", out, *BUILD, *extra], capsys)
 
 

@@ -203,7 +203,7 @@ class TrainConfig:
             "val.every_epochs": (v.every_epochs, positive_int), "val.batch_size": (v.batch_size, positive_int),
             "val.aflw2000_limit": (v.aflw2000_limit, lambda x, k: positive_int(x, k, allow_none=True)),
             "data.val_fraction": (d.val_fraction, lambda x, k: number_in(x, k, 0, 1, high_open=True)),
-            "optim.lr": (o.lr, lambda x, k: number_in(x, k, 0, inf, low_open=True)),
+            "optim.lr": (o.lr, lambda x, k: number_in(x, k, 0)),  # 0 is allowed: frozen weights (checks, tests)
             "optim.new_lr_mult": (o.new_lr_mult, lambda x, k: number_in(x, k, 0, inf, low_open=True)),
             "optim.momentum": (o.momentum, lambda x, k: number_in(x, k, 0, 1, high_open=True)),
             "optim.weight_decay": (o.weight_decay, lambda x, k: number_in(x, k, 0)),
