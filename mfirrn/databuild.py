@@ -91,7 +91,8 @@ def _process_chunk(job: dict) -> int:
     for face_idx, name, p, y in zip(job["indices"], job["names"], job["params"], base_yaw):
         crop = cv2.imread(str(Path(job["crop_dir"]) / name), cv2.IMREAD_COLOR)
         if crop is None:
-            raise FileNotFoundError(f"cannot read crop {Path(job['crop_dir']) / name}")
+            raise FileNotFoundError(f"cannot read crop {Path(job['crop_dir']) / name}; restore it (or relabel with "
+                                    f"`mfirrn data fit-landmarks`) and rerun to resume the build")
         samples = [(crop, p, (0.0, 0.0, 0.0), "photo")]
         rng = np.random.default_rng((cfg.seed, int(face_idx)))
         for _ in range(cfg.profiles_per_face):

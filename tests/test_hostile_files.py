@@ -250,6 +250,24 @@ LABEL_CASES = [
 ]
 
 
+def test_data_build_stops_cleanly_at_an_unreadable_crop_and_resumes(labels_clean, tmp_path, capsys):
+    """A crop that exists but does not decode is found mid-build: one line, no temporaries; once restored, the
+    rerun resumes the same build."""
+    src = _copy(labels_clean.parent, tmp_path / "src")
+    meta = json.loads((src / "labels" / "labels.json").read_text())
+    (src / "labels" / "labels.json").write_text(json.dumps({**meta, "crop_dir": str(src / "crops")}))
+    good = (src / "crops" / "f1.jpg").read_bytes()
+    (src / "crops" / "f1.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    argv = ["data", "build", "--labels", src / "labels", "--out", tmp_path / "ds", "--workers", "1", "--profiles", "1"]
+    rc, _, err = run_cli(argv, capsys)
+    assert_refused(rc, err, "f1.jpg", "rerun")
+    assert not temporaries(tmp_path)
+    (src / "crops" / "f1.jpg").write_bytes(good)
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 0, err
+    assert len((tmp_path / "ds" / "crops.list").read_text().split()) == 6
+
+
 @pytest.fixture(scope="module")
 def labels_clean(tmp_path_factory):
     return tiny_labels(tmp_path_factory.mktemp("labels") / "src")
@@ -303,6 +321,17 @@ def test_train_refuses_bad_training_data(edit, culprits, train_clean, tmp_path, 
     rc, _, err = run_cli(["train", "--config", cfg], capsys)
     assert_refused(rc, err, *culprits)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_train_reports_a_crop_that_fails_in_a_loader_worker_in_one_line(train_clean, tmp_path, capsys):
+    """A crop that exists but does not decode is met by a data-loader worker process: the worker's traceback
+    must not reach the user, only the message naming the file."""
+    root = _copy(train_clean, tmp_path / "syn")
+    (root / "crops" / "000003.png").write_bytes(b"\x89PNG but cut")
+    cfg = tiny_train_config(tmp_path / "t.yaml", root, tmp_path / "run", **{"data.workers": 2, "data.val_fraction": 0.0})
+    rc, _, err = run_cli(["train", "--config", cfg], capsys)
+    assert_refused(rc, err, "000003.png")
 
 
 def test_train_refuses_a_truncated_3ddfa_param_pickle(tmp_path, capsys):

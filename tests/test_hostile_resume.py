@@ -304,18 +304,51 @@ def test_train_resume_with_a_changed_setting_is_refused(override, culprit, train
 
 
 @pytest.mark.slow
-def test_train_resume_applies_and_logs_allowed_changes(train_inputs, tmp_path, capsys):
-    """Run length and logging may change on resume: applied, written to config.yaml, logged; same weights."""
+@pytest.mark.parametrize("override,key,value,logged", [
+    ("log_every_steps=2", "log_every_steps", 2, "log_every_steps 1 -> 2"),
+    ("device=cpu", "device", "cpu", "device 'auto' -> 'cpu'"),
+    ("checkpoint_every_steps=0", "checkpoint_every_steps", 0, "checkpoint_every_steps 1 -> 0"),
+])
+def test_train_resume_applies_and_logs_allowed_changes(override, key, value, logged, train_inputs, tmp_path, capsys):
+    """Logging, device and checkpointing may change on resume: applied, written to config.yaml and the checkpoint,
+    logged (stderr and resume_log.txt); the weights are the uninterrupted run's."""
     cfg, run = _resume_config(train_inputs, tmp_path)
-    rc, _, err = run_cli(["train", "--config", cfg, "--resume", "log_every_steps=2"], capsys)
+    rc, _, err = run_cli(["train", "--config", cfg, "--resume", override], capsys)
     assert rc == 0, err
-    assert "log_every_steps 1 -> 2" in err and "stop_after_steps 2 -> 0" in err
-    assert "log_every_steps 1 -> 2" in (run / "resume_log.txt").read_text()
+    assert logged in err and "stop_after_steps 2 -> 0" in err
+    assert logged in (run / "resume_log.txt").read_text()
     import yaml
 
-    assert yaml.safe_load((run / "config.yaml").read_text())["log_every_steps"] == 2
-    assert torch.load(run / "last.pt", weights_only=False)["config"]["log_every_steps"] == 2
+    assert yaml.safe_load((run / "config.yaml").read_text())[key] == value
+    assert torch.load(run / "last.pt", weights_only=False)["config"][key] == value
     _assert_same_weights(train_inputs["full"] / "last.pt", run / "last.pt")
+
+
+@pytest.mark.slow
+def test_train_resume_can_extend_the_run(train_inputs, tmp_path, capsys):
+    """max_steps may change on resume (train longer): applied and logged."""
+    cfg, run = _resume_config(train_inputs, tmp_path)
+    rc, out, err = run_cli(["train", "--config", cfg, "--resume", "max_steps=3"], capsys)
+    assert rc == 0, err
+    assert "max_steps 0 -> 3" in err and "at step 3" in out
+    assert torch.load(run / "last.pt", weights_only=False)["step"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncated", "empty", "not-a-checkpoint"])
+def test_train_resume_from_a_damaged_checkpoint_is_refused(damage, train_inputs, tmp_path, capsys):
+    cfg, run = _resume_config(train_inputs, tmp_path)
+    last = run / "last.pt"
+    if damage == "truncated":
+        truncate(last)
+    elif damage == "empty":
+        last.write_bytes(b"")
+    else:
+        torch.save({"weights": torch.zeros(3)}, last)
+    before = snapshot(run)
+    rc, _, err = run_cli(["train", "--config", cfg, "--resume"], capsys)
+    assert_refused(rc, err, "last.pt")
+    assert snapshot(run) == before
 
 
 @pytest.mark.slow
