@@ -140,6 +140,7 @@ def test_benchmark_summary_is_strict_json_with_empty_bins(aflw_clean, tmp_path, 
     assert not temporaries(tmp_path)
 
 
+@pytest.mark.slow
 def test_benchmark_refuses_a_checkpoint_that_predicts_nan(aflw_clean, tmp_path, capsys):
     import torch
 
@@ -334,6 +335,7 @@ def test_train_reports_a_crop_that_fails_in_a_loader_worker_in_one_line(train_cl
     assert_refused(rc, err, "000003.png")
 
 
+@pytest.mark.slow
 def test_train_refuses_a_truncated_3ddfa_param_pickle(tmp_path, capsys):
     from mfirrn.data import make_synthetic_dataset
 
