@@ -61,7 +61,7 @@ CASES = [
     ("benchmark-compare-folder", ["benchmark", "--compare", "{dir}", "--data-root", "{aflw}"], ["--compare", "a_dir"]),
     ("benchmark-compare-unknown-name", ["benchmark", "--compare", "no-such-model", "--data-root", "{aflw}"],
      ["--compare", "no-such-model"]),
-    ("benchmark-no-model", ["benchmark", "--data-root", "{aflw}"], ["--model", "--checkpoint"]),
+    ("benchmark-model-and-compare", [*B, "--compare", "3ddfa-v2-mb05"], ["--compare", "--model"]),
     ("benchmark-unknown-model", ["benchmark", "--model", "no-such-model", "--data-root", "{aflw}"], ["no-such-model"]),
     ("benchmark-checkpoint-missing", ["benchmark", "--checkpoint", "{tmp}/nope.pt", "--data-root", "{aflw}"], ["nope.pt"]),
     ("benchmark-checkpoint-empty", ["benchmark", "--checkpoint", "{empty}", "--data-root", "{aflw}"], ["empty.pt"]),
