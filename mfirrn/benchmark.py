@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +33,9 @@ import torch
 from torch import nn
 
 from mfirrn.bfm import MorphableModel
+from mfirrn.checks import describe_rows, load_npy
 from mfirrn.crop import crops_to_tensor, read_crop
-from mfirrn.fileio import atomic_write
+from mfirrn.fileio import StagedOutputs, strict_json
 from mfirrn.frames import CROP_SIZE
 from mfirrn.inference import predict_params
 from mfirrn.metrics import YawBinSummary, nme, summarize_by_yaw
@@ -171,20 +171,26 @@ class AFLW2000:
         gt_file = {"original": "AFLW2000-3D.pts68.npy", "reannotated": "AFLW2000-3D-Reannotated.pts68.npy"}
         if gt not in gt_file:
             raise ValueError(f"gt must be 'original' or 'reannotated', got {gt!r}")
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be >= 1 (or None for all images), got {limit}")
         arrays = {}
+        shapes = {"gt": (None, (2, 3), 68), "roi": (None, 4), "yaw": (None,)}
         for key, fname in (("gt", gt_file[gt]), ("roi", "AFLW2000-3D_crop.roi_box.npy"), ("yaw", "AFLW2000-3D.pose.npy")):
             path = configs / fname
-            if not path.is_file():
-                raise DatasetError(f"missing {path}; the 3DDFA test.configs folder must hold {fname}")
-            arrays[key] = np.load(path)
+            arrays[key] = load_npy(path, shapes[key], what=f"restore it (the 3DDFA test.configs folder must hold {fname})",
+                                   finite=True, labels=names, error=DatasetError)
             if len(arrays[key]) != len(names):
-                raise DatasetError(f"{path} has {len(arrays[key])} rows but {_LIST} lists {len(names)} images")
+                raise DatasetError(f"{path} has {len(arrays[key])} rows but {_LIST} lists {len(names)} images; "
+                                   f"the dataset copy is inconsistent, restore it")
+        if not names:
+            raise DatasetError(f"{data / _LIST} lists no images; restore the dataset")
         n = len(names) if limit is None else min(limit, len(names))
         crops = np.empty((n, CROP_SIZE, CROP_SIZE, 3), np.uint8)
         for i, name in enumerate(names[:n]):
             img = read_crop(data / "AFLW2000-3D_crop" / name)
             if img is None:
-                raise DatasetError(f"cannot read crop {data / 'AFLW2000-3D_crop' / name}; the dataset copy is incomplete")
+                raise DatasetError(f"cannot read crop {data / 'AFLW2000-3D_crop' / name}; restore it (the dataset copy is "
+                                   f"incomplete or damaged)")
             crops[i] = img
         gt_pts = np.asarray(arrays["gt"][:n], np.float64)[:, :2, :].transpose(0, 2, 1)
         return cls(names[:n], crops, np.asarray(arrays["roi"][:n], np.float64),
@@ -225,6 +231,10 @@ def evaluate(model: nn.Module, data: AFLW2000, *, bfm: Optional[MorphableModel] 
     with torch.no_grad():
         lms = bfm.to("cpu").landmarks(params, convention=model.card.convention, roi=roi).numpy()
     per_image = nme(lms, data.gt)
+    bad = np.flatnonzero(~np.isfinite(per_image))
+    if len(bad):
+        raise ValueError(f"model {name or model.card.name} predicted non-finite landmarks for "
+                         f"{describe_rows(bad, data.names)}; the checkpoint is broken (NaN weights?), retrain or re-export it")
     return BenchmarkResult(name or model.card.name, data.gt_kind, data.names, data.yaw, per_image, lms,
                            summarize_by_yaw(per_image, data.yaw), params.numpy(), score_pose(params, data.root, data.names))
 
@@ -337,15 +347,16 @@ def format_table(result: BenchmarkResult) -> str:
 
 
 def write_result(result: BenchmarkResult, out_dir: Union[str, Path]) -> dict[str, Path]:
-    """Write ``summary.json`` and ``per_image.csv`` (image, yaw, nme in %) atomically into ``out_dir``."""
+    """Write ``summary.json`` (strict JSON: an empty bin's mean is ``null``) and ``per_image.csv`` (image, yaw,
+    nme in %) into ``out_dir``, together and atomically."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     summary_path, csv_path = out / "summary.json", out / "per_image.csv"
-    atomic_write(summary_path, json.dumps(result.summary_dict(), indent=2) + "\n")
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["image", "yaw", "nme"])
     for name, yaw, e in zip(result.names, result.yaw, result.nme):
         w.writerow([name, f"{yaw:.4f}", f"{e * 100:.6f}"])
-    atomic_write(csv_path, buf.getvalue())
+    with StagedOutputs() as staged:
+        staged.add(summary_path, strict_json(result.summary_dict(), indent=2) + "\n")
+        staged.add(csv_path, buf.getvalue())
     return {"summary": summary_path, "per_image": csv_path}

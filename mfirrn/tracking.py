@@ -35,7 +35,6 @@ import numpy as np
 import torch
 
 from mfirrn.checks import check_shape
-from mfirrn.crop import roi_from_landmarks
 from mfirrn.frames import Convention, posed_to_crop
 from mfirrn.params import PARAM_SPEC, pose_from_params
 from mfirrn.smoothing import OneEuroFilter, OneEuroSettings
@@ -246,11 +245,11 @@ class FaceTracker:
         return frac >= s.min_inside
 
     def _new_track(self, roi: np.ndarray, lm: np.ndarray) -> _Track:
-        reuse = [(k, i) for k, (tid, f, r) in enumerate(self._lost)
-                 if self._frame - f <= self.settings.reuse_frames and roi_iou(roi[None], r[None])[0, 0] > self.settings.match_iou]
+        s = self.settings
+        reuse = [k for k, (_, f, r) in enumerate(self._lost)
+                 if self._frame - f <= s.reuse_frames and roi_iou(roi[None], r[None])[0, 0] > s.match_iou]
         if reuse:
-            k = reuse[-1][0]
-            tid = self._lost.pop(k)[0]
+            tid = self._lost.pop(reuse[-1])[0]
         else:
             tid, self._next_id = self._next_id, self._next_id + 1
         smoother = (FaceSmoother(self.bfm, self.convention, self.settings.one_euro)

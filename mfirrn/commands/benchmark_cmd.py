@@ -128,14 +128,13 @@ def run(args: argparse.Namespace) -> int:
 
 def run_compare(args: argparse.Namespace) -> int:
     """``--compare``: evaluate each model on the same data and print/write the comparison table."""
-    import json
     import re
 
     from mfirrn import assets, report
     from mfirrn.benchmark import DatasetError, evaluate, evaluate_aflw21, write_result
     from mfirrn.bfm import MorphableModel
     from mfirrn.commands.common import resolve_device
-    from mfirrn.fileio import atomic_write
+    from mfirrn.fileio import atomic_write, strict_json
     from mfirrn.models import CheckpointError
 
     if args.model or args.checkpoint:
@@ -164,7 +163,10 @@ def run_compare(args: argparse.Namespace) -> int:
     aflw21: dict = {}
     notes = {e.name: f"trained on {e.trained_on}" for e in entries}
     for e in entries:
-        r = evaluate(e.model, data, bfm=bfm, batch_size=args.batch_size, bf16=args.bf16, name=e.name)
+        try:
+            r = evaluate(e.model, data, bfm=bfm, batch_size=args.batch_size, bf16=args.bf16, name=e.name)
+        except ValueError as exc:
+            return fail(str(exc))
         results.append(r)
         cis[e.name] = report.bootstrap_ci(r, n=args.bootstrap, seed=0)
         if e.aflw21_exclusion:
@@ -200,6 +202,6 @@ def run_compare(args: argparse.Namespace) -> int:
                                "aflw21": (aflw21[e.name] if isinstance(aflw21[e.name], str)
                                           else aflw21[e.name].summary_dict())}
                               for e, r in zip(entries, results)]}
-        atomic_write(out / "comparison.json", json.dumps(summary, indent=2) + "\n")
+        atomic_write(out / "comparison.json", strict_json(summary, indent=2) + "\n")
         print(f"wrote {paths['csv']}, {paths['tex']} and {out / 'comparison.json'}")
     return 0

@@ -32,12 +32,11 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str | None) -> Non
 def resolve_device(name: str) -> str:
     import torch
 
+    from mfirrn.validate import check_device
+
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
-    return name
+    return check_device(name, "--device")  # InputError (a ValueError) names the option and the fix
 
 
 def model_from_args(args: argparse.Namespace, default_model: str | None) -> nn.Module:
