@@ -179,11 +179,20 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, score_thres
 
 
 def _load_net(weights: Union[str, Path]) -> FaceBoxesNet:
-    state = torch.load(str(weights), map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(str(weights), map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated file, not a checkpoint, ...
+        raise ValueError(f"{weights} is not a readable FaceBoxes checkpoint ({type(exc).__name__}); "
+                         f"`mfirrn assets fetch detector-faceboxes` gives a verified copy") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{weights} is not a FaceBoxes checkpoint (no state dict)")
     state = state.get("state_dict", state)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     net = FaceBoxesNet()
-    missing, unexpected = net.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError:  # shapes do not match
+        missing, unexpected = ["(shapes differ)"], []
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
         raise ValueError(f"{weights} is not a FaceBoxes checkpoint (missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -199,7 +208,7 @@ def _onnx_session(net: FaceBoxesNet, weights: Path, threads: int):
     from mfirrn.fileio import atomic_write
 
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    path = weights.with_name(f"{weights.stem}-{digest}-torch{torch.__version__.split('+')[0]}.onnx")
+    path: Optional[Path] = weights.with_name(f"{weights.stem}-{digest}-torch{torch.__version__.split('+')[0]}.onnx")
     if not path.is_file():
         import io
         import warnings
@@ -211,10 +220,14 @@ def _onnx_session(net: FaceBoxesNet, weights: Path, threads: int):
                               output_names=["loc", "score"], opset_version=17, dynamo=False,
                               dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
                                             "loc": {0: "batch", 1: "anchors"}, "score": {0: "batch", 1: "anchors"}})
-        atomic_write(path, buf.getvalue())
+        try:
+            atomic_write(path, buf.getvalue())
+        except OSError:  # read-only cache: keep the export in memory
+            path = None
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(threads)
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    model = str(path) if path is not None else buf.getvalue()
+    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 class FaceBoxes:

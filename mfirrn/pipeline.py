@@ -140,14 +140,24 @@ def roi_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
 
 
-def refined_roi_agrees(first: np.ndarray, second: np.ndarray, min_iou: float = 0.5) -> np.ndarray:
-    """The robust refinement's test: keep the landmark roi ``second`` (F, 4) only where it overlaps the
-    first-pass roi ``first`` (F, 4) with IoU >= ``min_iou`` -> (F,) bool.
+def refined_roi_agrees(first: np.ndarray, second: np.ndarray, third: np.ndarray, min_iou: float = 1 / 3) -> np.ndarray:
+    """The robust refinement's test -> (F,) bool: keep the second pass where its roi agrees with the first.
 
-    A second crop that disagrees this much with the first means the first-pass landmarks did not sit on
-    the face (or sat on a fraction of it); the second pass then sees a different patch and can diverge.
+    ``first`` (F, 4): the roi of the first pass (from the detector box); ``second``: the roi built from
+    the first pass's landmarks (the second pass's crop); ``third``: the roi built from the second pass's
+    landmarks. The refinement is a fixed-point iteration roi -> landmarks -> roi; it is kept when
+
+    - the second crop overlaps the first with IoU >= ``min_iou`` (a crop that jumps further sees a
+      different patch of the image: the first landmarks were not on the face), and
+    - the iteration contracts: ``IoU(second, third) >= IoU(first, second)`` (the second pass moved the
+      roi less than the first did). A diverging second pass moves it more.
+
+    >>> a = np.array([[0.0, 0, 100, 100]]); b = a + 5; c = b + 1
+    >>> refined_roi_agrees(a, b, c).tolist(), refined_roi_agrees(a, b, b + 30).tolist()
+    ([True], [False])
     """
-    return roi_iou(first, second) >= min_iou
+    iou12, iou23 = roi_iou(first, second), roi_iou(second, third)
+    return (iou12 >= min_iou) & (iou23 >= iou12)
 
 
 class Reconstructor:
@@ -159,7 +169,7 @@ class Reconstructor:
     FaceBoxes, and dlib HOG where it finds nothing) or any callable image -> (K, 5) boxes.
     ``refine``: 3DDFA's two-step mode predicts, rebuilds the roi from the predicted 68 landmarks and
     predicts again. ``"robust"`` (default, also ``True``) keeps the second pass only where its roi agrees
-    with the first (:func:`refined_roi_agrees`); ``"always"`` is 3DDFA's rule; ``"off"`` (or ``False``) is
+    with the first and the iteration contracts (:func:`refined_roi_agrees`; else the face keeps its first pass); ``"always"`` is 3DDFA's rule; ``"off"`` (or ``False``) is
     a single pass. ``mesh``: ``"full"`` (53215 vertices) or ``"noneck"`` (38365); ``dense=False`` skips
     the dense mesh. ``bf16``: bfloat16 autocast for the network (fast on AVX512-BF16/AMX CPUs and GPUs).
     ``detector_backend``: ``"torch"`` or ``"onnxruntime"`` for a network detector named by string.
@@ -242,14 +252,16 @@ class Reconstructor:
         if self.refine != "off":
             with timer("refine"):
                 rois2 = roi_from_landmarks(lms_t.cpu().numpy()[..., :2])
-                take = np.ones(len(rois), bool) if self.refine == "always" else refined_roi_agrees(rois, rois2)
-                if take.any():
-                    params2 = self._predict(image, rois2[take])
-                    params[torch.as_tensor(take)] = params2
-                    rois = np.where(take[:, None], rois2, rois)
-                    refined = take
-            with timer("landmarks"):
-                lms_t = self._landmarks(params, rois) if take.any() else lms_t
+                params2 = self._predict(image, rois2)
+                lms2_t = self._landmarks(params2, rois2)
+                if self.refine == "always":
+                    refined = np.ones(len(rois), bool)
+                else:
+                    refined = refined_roi_agrees(rois, rois2, roi_from_landmarks(lms2_t.cpu().numpy()[..., :2]))
+                take = torch.as_tensor(refined)
+                params = torch.where(take[:, None], params2, params)
+                lms_t = torch.where(take.to(lms_t.device)[:, None, None], lms2_t, lms_t)
+                rois = np.where(refined[:, None], rois2, rois)
         lms = lms_t.cpu().numpy()
         pose = pose_from_params(params)
         verts = None
