@@ -88,11 +88,12 @@ class Face:
     refined: bool = False
 
     def to_dict(self) -> dict:
-        """The JSON form written by ``mfirrn reconstruct`` (box, roi, params, pose, landmarks)."""
+        """The JSON form written by ``mfirrn reconstruct`` (box, score, roi, refined, params, pose, landmarks)."""
         return {
             "box": None if self.box is None else [float(v) for v in self.box[:4]],
             "score": None if not np.isfinite(self.score) else float(self.score),
             "roi": [float(v) for v in self.roi],
+            "refined": bool(self.refined),
             "params": [float(v) for v in self.params],
             "pose": {k: float(self.pose[k]) for k in ("yaw", "pitch", "roll")},
             "landmarks": [[float(c) for c in p] for p in self.landmarks],

@@ -88,12 +88,18 @@ def test_cli_bad_inputs_are_reported_and_skipped(tmp_path, sample_photo, capsys)
     out = tmp_path / "out"
     code = main(["reconstruct", str(tmp_path / "missing.jpg"), str(tmp_path / "notes.jpg"), str(blank), "-o", str(out)])
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 2
     assert "missing.jpg: no such file" in err and "notes.jpg: not a readable image" in err and "no face found" in err
     assert not out.exists() or not list(out.iterdir())
     # one good image among bad ones: success, the bad ones are skipped
     assert main(["reconstruct", str(sample_photo), str(tmp_path / "notes.jpg"), "-o", str(out), "--outputs", "json"]) == 0
     assert [p.name for p in out.iterdir()] == [f"{sample_photo.stem}.json"]
+    # a lone bad input: exactly one error line, exit 2
+    capsys.readouterr()
+    assert main(["reconstruct", str(tmp_path / "notes.jpg"), "-o", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "notes.jpg: not a readable image" in err[0] and err[0].startswith("mfirrn: error:")
+    assert not (tmp_path / "o2").exists()
 
 
 def test_cli_usage_errors(tmp_path, sample_photo, capsys):

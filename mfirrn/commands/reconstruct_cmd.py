@@ -2,7 +2,8 @@
 
 For each image: ``<stem>.json`` (faces with box, roi, params, pose, 68 landmarks) and, per
 ``--outputs`` (:mod:`mfirrn.commands.outputs`), overlays, meshes and renders. Bad inputs are reported
-on one line and skipped; the exit code is non-zero only if no image succeeded.
+on one line and skipped; the exit code is 2 only if no image succeeded (then a single bad input's
+reason is the one error line).
 
 Images stream: the next image is read and decoded, and the previous image's files are encoded and
 written, in background threads while the network runs on the current one.
@@ -152,13 +153,20 @@ def run(args: argparse.Namespace) -> int:
 
     bar = tqdm(total=len(paths), desc="reconstruct", unit="img", disable=len(paths) < 2, file=sys.stderr)
     verbose = len(paths) < 2 or demo
+    skipped: list[str] = []
+
+    def skip(message: str) -> None:
+        """One line per bad input; a lone input's reason becomes the command's error line instead."""
+        skipped.append(message)
+        if len(paths) > 1:
+            tqdm.write(f"skip {message}", file=sys.stderr)
 
     def finish(path: Path, n: int, fut: Future) -> None:
         nonlocal n_ok, n_faces
         try:
             written = fut.result()
         except (ValueError, OSError, RuntimeError) as e:
-            tqdm.write(f"skip {path}: {e}", file=sys.stderr)
+            skip(f"{path}: {e}")
         else:
             n_ok += 1
             n_faces += n
@@ -178,16 +186,16 @@ def run(args: argparse.Namespace) -> int:
                 image = reading.result()
                 faces = rec(image, boxes=boxes, landmarks=landmarks)
             except ImageError as e:
-                tqdm.write(f"skip {e}", file=sys.stderr)
+                skip(str(e))
                 bar.update(1)
                 continue
             except ValueError as e:
-                tqdm.write(f"skip {path}: {e}", file=sys.stderr)
+                skip(f"{path}: {e}")
                 bar.update(1)
                 continue
             if not faces:
                 hint = "try --detector dlib-cnn, --box or --landmarks" if boxes is None and landmarks is None else ""
-                tqdm.write(f"skip {path}: no face found{f' ({hint})' if hint else ''}", file=sys.stderr)
+                skip(f"{path}: no face found{f' ({hint})' if hint else ''}")
                 bar.update(1)
                 continue
             stem = _unique_stem(path, seen)
@@ -197,6 +205,6 @@ def run(args: argparse.Namespace) -> int:
             finish(*pending.popleft())
     bar.close()
     if n_ok == 0:
-        return fail(f"no image was reconstructed ({len(paths)} input(s) skipped)", 1)
+        return fail(skipped[0] if len(paths) == 1 else f"no image was reconstructed ({len(paths)} inputs skipped)")
     print(f"{n_ok}/{len(paths)} image(s), {n_faces} face(s); results in {out_dir.resolve()}")
     return 0
