@@ -9,7 +9,7 @@ Photo sets: ``450x450`` = the first ``--n`` AFLW2000-3D originals of the dev spl
 
 1. **speed**: median milliseconds per image for each stage (decode, detect, network, refine, landmarks,
    dense, then building each output file in memory, and publishing the default ones to disk) with the
-   PyTorch and ONNX Runtime backends, timed round-robin (every configuration sees each image in turn, so
+   PyTorch and ONNX Runtime backends (``--threads``, default 1 as in the CLI), timed round-robin (every configuration sees each image in turn, so
    a slow phase of a shared machine hits all alike).
 2. **cli**: ``mfirrn reconstruct FOLDER`` in a subprocess with default outputs; per-image time =
    (time for the folder - time for one image) / (n - 1), so start-up is left out; images/s.
@@ -75,14 +75,14 @@ def make_720p(paths: list[Path], tmp: Path) -> list[Path]:
     return out
 
 
-def speed(sets: dict[str, list[Path]], model_name: str, tmp: Path) -> None:
+def speed(sets: dict[str, list[Path]], model_name: str, tmp: Path, threads: int) -> None:
+    from mfirrn.commands.common import model_from_args
+
     backends = ["torch", "onnxruntime"]
     recs = {}
     for b in backends:
-        from mfirrn.commands.common import model_from_args
-
-        ns = argparse.Namespace(model=model_name, checkpoint=None, device="cpu", bf16=False, backend=b)
-        recs[b] = Reconstructor(model_from_args(ns, model_name), detector_backend=b)
+        ns = argparse.Namespace(model=model_name, checkpoint=None, device="cpu", bf16=False, backend=b, threads=threads)
+        recs[b] = Reconstructor(model_from_args(ns, model_name), detector_backend=b, detector_threads=threads)
     defaults = DEFAULT_OUTPUTS.split(",")
     print(f"\n## Time per image by stage (median ms; model {model_name}; default detector and refinement)")
     images = {}
@@ -203,10 +203,14 @@ def main() -> None:
     ap.add_argument("--model", default=models.DEFAULT_MODEL)
     ap.add_argument("--n", type=int, default=40, help="dev-split photos for the speed sections (default 40)")
     ap.add_argument("--sections", default="speed,cli,accuracy")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="network threads, as `mfirrn reconstruct --threads` (default 1; 0 = all cores)")
     ap.add_argument("--detectors", default="faceboxes,dlib-hog,faceboxes+dlib-hog",
                     help="detectors for the accuracy section ('+' joins a chain; default %(default)s)")
     args = ap.parse_args()
     datasets = Path(args.datasets)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     sections = args.sections.split(",")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
@@ -214,9 +218,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mfirrn-bench-") as tmp:
         sets["720p"] = make_720p(sets["faces-68"], Path(tmp))
         if "speed" in sections:
-            speed(sets, args.model, Path(tmp))
+            speed(sets, args.model, Path(tmp), args.threads)
         if "cli" in sections:
-            cli(sets, Path(tmp), [])
+            cli(sets, Path(tmp), ["--threads", str(args.threads)])
     if "accuracy" in sections:
         accuracy(datasets, args.model, [d.replace("+", ",") for d in args.detectors.split(",")])
 

@@ -119,10 +119,10 @@ class FirstOf:
         return boxes
 
 
-def _faceboxes(backend: str = "torch", device: str = "cpu") -> Detector:
+def _faceboxes(backend: str = "torch", device: str = "cpu", threads: int = 0) -> Detector:
     from mfirrn.faceboxes import FaceBoxes
 
-    return FaceBoxes(backend=backend, device=device)
+    return FaceBoxes(backend=backend, device=device, threads=threads)
 
 
 _DETECTORS: dict[str, Callable[..., Detector]] = {
@@ -140,16 +140,18 @@ def available_detectors() -> list[str]:
     return sorted(_DETECTORS)
 
 
-def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", device: str = "cpu") -> Detector:
+def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", device: str = "cpu",
+                    threads: int = 0) -> Detector:
     """Build a registered detector by name, or a :class:`FirstOf` chain from a comma list.
 
-    ``backend`` (``torch`` or ``onnxruntime``) and ``device`` apply to network detectors (FaceBoxes);
+    ``backend`` (``torch`` or ``onnxruntime``), ``device`` and ``threads`` (ONNX Runtime intra-op
+    threads, 0: all cores) apply to network detectors (FaceBoxes);
     the first detector of a chain is built now, so missing weights fail here rather than mid-folder.
     """
     names = [n.strip() for n in name.split(",") if n.strip()]
     if not names:
         raise ValueError(f"no detector named; use one of {', '.join(available_detectors())}")
-    chain = FirstOf(names, backend=backend, device=device)
+    chain = FirstOf(names, backend=backend, device=device, threads=threads)
     chain._get(0)
     return chain._built[0] if len(names) == 1 else chain
 

@@ -173,13 +173,16 @@ class Reconstructor:
     with the first and the iteration contracts (:func:`refined_roi_agrees`; else the face keeps its first pass); ``"always"`` is 3DDFA's rule; ``"off"`` (or ``False``) is
     a single pass. ``mesh``: ``"full"`` (53215 vertices) or ``"noneck"`` (38365); ``dense=False`` skips
     the dense mesh. ``bf16``: bfloat16 autocast for the network (fast on AVX512-BF16/AMX CPUs and GPUs).
-    ``detector_backend``: ``"torch"`` or ``"onnxruntime"`` for a network detector named by string.
+    ``detector_backend``: ``"torch"`` or ``"onnxruntime"`` for a network detector named by string;
+    ``detector_threads``: its ONNX Runtime intra-op threads (0: all cores; PyTorch uses
+    ``torch.set_num_threads``).
     """
 
     def __init__(self, model: Union[str, nn.Module] = "3ddfa-v2-mb05", detector: Union[str, Detector] = DEFAULT_DETECTOR,
                  *, refine: Union[bool, RefineMode] = "robust", mesh: MeshName = "full", dense: bool = True,
                  device: Union[str, torch.device] = "cpu", bf16: bool = False,
-                 bfm: Optional[MorphableModel] = None, detector_backend: str = "torch") -> None:
+                 bfm: Optional[MorphableModel] = None, detector_backend: str = "torch",
+                 detector_threads: int = 0) -> None:
         from mfirrn import models
 
         self.device = torch.device(device)
@@ -191,7 +194,7 @@ class Reconstructor:
             raise ValueError(f"refine must be one of {', '.join(REFINE_MODES)} (or True/False), got {refine!r}")
         self._detector_spec = detector
         self._detector: Optional[Detector] = None
-        self.detector_backend = detector_backend
+        self.detector_backend, self.detector_threads = detector_backend, detector_threads
         self.refine: RefineMode = refine  # type: ignore[assignment]
         self.dense, self.bf16 = dense, bf16
         self.bfm = (bfm if bfm is not None else MorphableModel(mesh)).to(self.device)
@@ -201,7 +204,8 @@ class Reconstructor:
         if self._detector is None:
             spec = self._detector_spec
             dev = "cpu" if self.device.type != "cuda" else str(self.device)
-            self._detector = (create_detector(spec, backend=self.detector_backend, device=dev)
+            self._detector = (create_detector(spec, backend=self.detector_backend, device=dev,
+                                              threads=self.detector_threads)
                               if isinstance(spec, str) else spec)
         return self._detector
 

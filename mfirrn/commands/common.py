@@ -62,7 +62,7 @@ def model_from_args(args: argparse.Namespace, default_model: str | None) -> nn.M
         from mfirrn.export import ExportError, OnnxRuntimeModel
 
         try:
-            model = OnnxRuntimeModel.from_model(model)
+            model = OnnxRuntimeModel.from_model(model, num_threads=getattr(args, "threads", 0) or 0)
         except ExportError as e:
             raise ValueError(str(e)) from None
     return model
