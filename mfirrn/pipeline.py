@@ -141,24 +141,27 @@ def roi_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
 
 
-def refined_roi_agrees(first: np.ndarray, second: np.ndarray, third: np.ndarray, min_iou: float = 1 / 3) -> np.ndarray:
+def refined_roi_agrees(first: np.ndarray, second: np.ndarray, third: np.ndarray, min_iou: float = 1 / 3,
+                       settled_iou: float = 0.5) -> np.ndarray:
     """The robust refinement's test -> (F,) bool: keep the second pass where its roi agrees with the first.
 
     ``first`` (F, 4): the roi of the first pass (from the detector box); ``second``: the roi built from
     the first pass's landmarks (the second pass's crop); ``third``: the roi built from the second pass's
-    landmarks. The refinement is a fixed-point iteration roi -> landmarks -> roi; it is kept when
+    landmarks. The refinement is one step of the fixed-point iteration roi -> landmarks -> roi; it is
+    kept when
 
     - the second crop overlaps the first with IoU >= ``min_iou`` (a crop that jumps further sees a
       different patch of the image: the first landmarks were not on the face), and
-    - the iteration contracts: ``IoU(second, third) >= IoU(first, second)`` (the second pass moved the
-      roi less than the first did). A diverging second pass moves it more.
+    - the iteration settles: the next step would move the roi no more than this one did
+      (``IoU(second, third) >= IoU(first, second)``), or only a little (``IoU(second, third) >=
+      settled_iou``). A diverging second pass moves it further.
 
     >>> a = np.array([[0.0, 0, 100, 100]]); b = a + 5; c = b + 1
-    >>> refined_roi_agrees(a, b, c).tolist(), refined_roi_agrees(a, b, b + 30).tolist()
+    >>> refined_roi_agrees(a, b, c).tolist(), refined_roi_agrees(a, b, b + 50).tolist()
     ([True], [False])
     """
     iou12, iou23 = roi_iou(first, second), roi_iou(second, third)
-    return (iou12 >= min_iou) & (iou23 >= iou12)
+    return (iou12 >= min_iou) & (iou23 >= np.minimum(iou12, settled_iou))
 
 
 class Reconstructor:
