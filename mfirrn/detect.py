@@ -3,8 +3,9 @@
 Every detector maps a BGR uint8 image (H, W, 3) to boxes (K, 5) = (x0, y0, x1, y1, score) in image
 pixels, sorted by score. Registered detectors: ``faceboxes`` (FaceBoxes, :mod:`mfirrn.faceboxes`; finds
 faces of every pose, fast on a CPU), ``dlib-hog`` (dlib's frontal HOG detector) and ``dlib-cnn``
-(dlib's MMOD CNN, weights fetched as an asset). A comma list such as ``faceboxes,dlib-hog`` (the
-default, :data:`DEFAULT_DETECTOR`) asks each detector in turn until one finds a face. A known face can
+(dlib's MMOD CNN, weights fetched as an asset). The default, :data:`DEFAULT_DETECTOR`, is FaceBoxes
+(chosen by measurement: docs/experiments/pipeline.md). A comma list such as ``faceboxes,dlib-hog``
+asks each detector in turn until one finds a face. A known face can
 also be given as a manual box or as landmarks read from a file (:func:`read_landmarks`).
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 __all__ = ["Detector", "DlibHOG", "DlibCNN", "FirstOf", "create_detector", "available_detectors", "read_landmarks",
            "LandmarkFileError", "DEFAULT_DETECTOR"]
 
-DEFAULT_DETECTOR = "faceboxes,dlib-hog"
+DEFAULT_DETECTOR = "faceboxes"
 
 
 class Detector(Protocol):

@@ -169,8 +169,8 @@ class Reconstructor:
 
     ``model``: a registered model name or a module from :func:`mfirrn.models.create` /
     :func:`mfirrn.models.load_checkpoint` (it carries its stats and pixel convention).
-    ``detector``: a registered detector name, a comma list tried in turn (default ``faceboxes,dlib-hog``:
-    FaceBoxes, and dlib HOG where it finds nothing) or any callable image -> (K, 5) boxes.
+    ``detector``: a registered detector name (default ``faceboxes``), a comma list tried in turn until
+    one finds a face (e.g. ``faceboxes,dlib-hog``) or any callable image -> (K, 5) boxes.
     ``refine``: 3DDFA's two-step mode predicts, rebuilds the roi from the predicted 68 landmarks and
     predicts again. ``"robust"`` (default, also ``True``) keeps the second pass only where its roi agrees
     with the first and the iteration contracts (:func:`refined_roi_agrees`; else the face keeps its first pass); ``"always"`` is 3DDFA's rule; ``"off"`` (or ``False``) is

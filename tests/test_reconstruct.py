@@ -225,7 +225,7 @@ def test_cli_help_shows_real_defaults_and_cli_words(capsys, sample_photo, tmp_pa
         main(["reconstruct", "--help"])
     text = capsys.readouterr().out
     assert "(default None)" not in text and "(default 3ddfa-v2-mb05)" in text
-    assert "faceboxes,dlib-hog" in text and "robust" in text
+    assert "(default faceboxes)" in text and "robust" in text
     assert main(["reconstruct", str(sample_photo), "--model", "mfirrn-r34", "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "--checkpoint" in err and "pretrained=" not in err

@@ -45,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"comma list of {', '.join(available_outputs())} (default {DEFAULT_OUTPUTS})")
     add_model_args(p, default_model=DEFAULT_MODEL)
     p.add_argument("--detector", default=DEFAULT_DETECTOR,
-                   help=f"{', '.join(available_detectors())}, or a comma list tried in turn until one finds a face "
-                        f"(default {DEFAULT_DETECTOR}: FaceBoxes, then dlib HOG where FaceBoxes finds none)")
+                   help=f"{', '.join(available_detectors())} (default {DEFAULT_DETECTOR}), or a comma list tried in "
+                        f"turn until one finds a face, e.g. faceboxes,dlib-hog")
     p.add_argument("--box", action="append", default=None, metavar="X0,Y0,X1,Y1",
                    help="a face box in pixels instead of detection (repeat for several faces)")
     p.add_argument("--landmarks", default=None, metavar="FILE",
@@ -213,7 +213,7 @@ def _run(args: argparse.Namespace) -> int:
                 bar.update(1)
                 continue
             if not faces:
-                hint = "try --detector dlib-cnn, --box or --landmarks" if boxes is None and landmarks is None else ""
+                hint = "try --detector dlib-hog or dlib-cnn, --box or --landmarks" if boxes is None and landmarks is None else ""
                 skip(f"{path}: no face found{f' ({hint})' if hint else ''}")
                 bar.update(1)
                 continue
