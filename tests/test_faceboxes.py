@@ -93,7 +93,7 @@ def test_faceboxes_on_blank_and_tiny_images(faceboxes):
     assert faceboxes(np.zeros((16, 16, 3), np.uint8)).shape == (0, 5)
 
 
-def test_onnxruntime_backend_matches_torch(faceboxes, sample_photo, tmp_path, monkeypatch):
+def test_onnxruntime_backend_matches_torch(faceboxes, sample_photo):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     img = read_image(sample_photo)

@@ -196,9 +196,11 @@ def _run(args: argparse.Namespace) -> int:
     with ThreadPoolExecutor(1, thread_name_prefix="mfirrn-read") as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="mfirrn-write") as writer:
         pending: deque[tuple[Path, int, Future]] = deque()
-        next_read = reader.submit(read_image, paths[0])
+        next_read: Future | None = reader.submit(read_image, paths[0])
         for i, path in enumerate(paths):
-            reading, next_read = next_read, (reader.submit(read_image, paths[i + 1]) if i + 1 < len(paths) else None)
+            reading = next_read
+            assert reading is not None
+            next_read = reader.submit(read_image, paths[i + 1]) if i + 1 < len(paths) else None  # read ahead
             while pending and (pending[0][2].done() or len(pending) >= MAX_PENDING_WRITES):
                 finish(*pending.popleft())
             try:
