@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import glob
 import sys
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -193,6 +194,7 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{path.name}: {n} face(s) -> {', '.join(p.name for p in written)}")
         bar.update(1)
 
+    t_start = time.perf_counter()
     with ThreadPoolExecutor(1, thread_name_prefix="mfirrn-read") as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="mfirrn-write") as writer:
         pending: deque[tuple[Path, int, Future]] = deque()
@@ -227,5 +229,7 @@ def _run(args: argparse.Namespace) -> int:
     bar.close()
     if n_ok == 0:
         return fail(skipped[0] if len(paths) == 1 else f"no image was reconstructed ({len(paths)} inputs skipped)")
-    print(f"{n_ok}/{len(paths)} image(s), {n_faces} face(s); results in {out_dir.resolve()}")
+    seconds = time.perf_counter() - t_start
+    print(f"{n_ok}/{len(paths)} image(s), {n_faces} face(s) in {seconds:.1f} s ({len(paths) / seconds:.1f} images/s, "
+          f"start-up not counted); results in {out_dir.resolve()}")
     return 0
