@@ -256,7 +256,8 @@ class FaceBoxes:
         self.backend, self.device = backend, torch.device(device)
         net = _load_net(weights)
         self._session = _onnx_session(net, weights, threads) if backend == "onnxruntime" else None
-        self.net = net.fuse().to(self.device)
+        # channels-last: the HWC image is already in that layout, and oneDNN's convolutions run faster in it
+        self.net = net.fuse().to(self.device, memory_format=torch.channels_last)
         self._priors: dict[tuple[int, int], np.ndarray] = {}
 
     def scale_for(self, height: int, width: int) -> float:
@@ -267,12 +268,16 @@ class FaceBoxes:
             scale *= max_w / (width * scale)
         return scale
 
-    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _forward(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """BGR uint8 (h, w, 3) -> (loc (P, 4), face score (P,)) float32."""
         if self._session is not None:
+            x = np.ascontiguousarray((image.astype(np.float32) - np.float32(BGR_MEAN)).transpose(2, 0, 1)[None])
             loc, score = self._session.run(None, {"image": x})
             return loc[0], score[0]
         with torch.inference_mode():
-            loc, score = self.net(torch.from_numpy(x).to(self.device))
+            x = torch.from_numpy(image).to(self.device)[None].permute(0, 3, 1, 2)  # NCHW view, channels-last strides
+            x = x.float() - torch.tensor(BGR_MEAN, device=self.device).view(1, 3, 1, 1)
+            loc, score = self.net(x.contiguous(memory_format=torch.channels_last))
         return loc[0].float().cpu().numpy(), score[0].float().cpu().numpy()
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
@@ -280,8 +285,7 @@ class FaceBoxes:
         scale = self.scale_for(h, w)
         small = image if scale == 1.0 else cv2.resize(image, (int(w * scale), int(h * scale)))
         sh, sw = small.shape[:2]
-        x = np.ascontiguousarray((small.astype(np.float32) - np.float32(BGR_MEAN)).transpose(2, 0, 1)[None])
-        loc, score = self._forward(x)
+        loc, score = self._forward(np.ascontiguousarray(small))
         keep = np.flatnonzero(score > self.score_threshold)
         if len(keep) == 0:
             return np.zeros((0, 5))
