@@ -20,10 +20,10 @@ Signs, seen in the photo (checked on dev images): yaw > 0 turns the face towards
 (the subject's own right), pitch > 0 raises the chin (looks up), roll > 0 tilts the head clockwise
 in the image.
 
-3DDFA_V2's ``matrix2angle`` (used for ``Face.pose`` by :func:`mfirrn.params.rotation_to_euler`)
-decomposes the same ``R`` in the other order (``asin(R[2, 0])`` ...): its yaw agrees with the
-dataset's to first order, but its pitch and roll have the **opposite sign** and differ by more at
-large combined angles. The benchmark therefore scores :func:`angles_from_rotation`; see docs/pose.md.
+``Face.pose`` (and the JSON written by ``mfirrn reconstruct``) uses the same decomposition
+(:func:`mfirrn.params.rotation_to_euler`). 3DDFA_V2's ``matrix2angle`` decomposes ``R`` in the other
+order (``asin(R[2, 0])`` ...): its yaw agrees with the dataset's to first order, but its pitch and roll
+have the **opposite sign** and differ by more at large combined angles; see docs/pose.md.
 
 **Metric** (REFERENCE §6): mean absolute error in degrees of yaw, pitch and roll over the images whose
 three ground-truth angles lie within ±99 degrees, and the mean of the three.
@@ -88,17 +88,12 @@ def angles_from_rotation(R: np.ndarray) -> np.ndarray:
     >>> angles_from_rotation(rotation_from_angles(30.0, -10.0, 5.0)).round(6).tolist()
     [30.0, -10.0, 5.0]
     """
-    R = np.asarray(R, np.float64)
-    check_shape(R, ("*", 3, 3), "R")
-    s = np.clip(-R[..., 0, 2], -1.0, 1.0)
-    yaw = np.arcsin(s)
-    pitch = np.arctan2(R[..., 1, 2], R[..., 2, 2])
-    roll = np.arctan2(R[..., 0, 1], R[..., 0, 0])
-    lock = np.abs(s) > 1 - 1e-9
-    # cos(yaw) = 0: row 1 is (sin(pitch ± roll), cos(pitch ± roll), 0); take roll = 0
-    pitch = np.where(lock, np.arctan2(np.sign(s) * R[..., 1, 0], R[..., 1, 1]), pitch)
-    roll = np.where(lock, 0.0, roll)
-    return np.degrees(np.stack([yaw, pitch, roll], axis=-1))
+    import torch
+
+    from mfirrn.params import rotation_to_euler
+
+    angles = rotation_to_euler(torch.as_tensor(np.asarray(R, np.float64)))
+    return torch.stack(angles, dim=-1).numpy()
 
 
 def rotation_from_params(params) -> np.ndarray:
