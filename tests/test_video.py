@@ -243,6 +243,21 @@ def test_face_leaving_the_frame_is_lost_and_found_again(lenna, rec):
     assert len(ids) >= 1
 
 
+def test_a_lost_face_found_again_nearby_takes_back_its_id(rec):
+    """A face lost and re-detected at (about) the same place within ``reuse_frames`` keeps its id; one found
+    elsewhere, or after that window, gets a new one."""
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", reuse_frames=5))
+    roi, lm = np.array([100.0, 100.0, 200.0, 200.0]), np.zeros((68, 3))
+    first = tracker._new_track(roi, lm)
+    tracker._lose(first)
+    assert tracker._new_track(roi + 3, lm).id == first.id  # IoU ~0.89 > match_iou
+    other = tracker._new_track(roi + 150, lm)
+    assert other.id != first.id
+    tracker._lose(other)
+    tracker._frame += 6  # past reuse_frames
+    assert tracker._new_track(roi + 150, lm).id not in (first.id, other.id)
+
+
 def test_two_faces_keep_their_ids(rec):
     from mfirrn.assets import fetch
     from mfirrn.pipeline import read_image
