@@ -1,4 +1,4 @@
-"""AFLW2000-3D benchmark in the 3DDFA layout (REFERENCE §3): load, predict, score, report.
+"""AFLW2000-3D benchmark in the 3DDFA layout and protocol: load, predict, score, report.
 
 Protocol: the 120x120 crops of ``AFLW2000-3D_crop/`` are fed in list order; predicted 68 landmarks are
 mapped back to the original image with ``AFLW2000-3D_crop.roi_box.npy``; per-image NME is normalised by

@@ -1,4 +1,4 @@
-"""Face crops for the network, exactly as 3DDFA builds them (REFERENCE §2).
+"""Face crops for the network, exactly as 3DDFA builds them (roi from a detector box or from landmarks).
 
 Boxes are ``(x0, y0, x1, y1)`` in image pixels; a *roi* is the square crop box ``(sx, sy, ex, ey)`` that
 is cut out (zero-padded outside the image) and resized to 120x120.

@@ -6,7 +6,8 @@ Frames used throughout the package:
 - *crop frame*: pixels of the 120x120 network crop, x right, **y down**, z larger = closer;
 - *image frame*: pixels of the original image, y down; z scaled by the crop->image scale.
 
-The posed -> crop flip differs by one pixel between the two conventions (REFERENCE §1); it belongs to
+The posed -> crop flip differs by one pixel between the two conventions (3DDFA: ``121 - y``; 3DDFA_V2:
+``120 - y`` with x and z shifted by one; see the docs' conventions page); it belongs to
 the checkpoint:
 
 - ``"v1"`` (3DDFA): ``y = 121 - y``; x, z unchanged;

@@ -1,4 +1,4 @@
-"""3DDFA training losses on 62-d params (REFERENCE §5), built on :class:`mfirrn.bfm.MorphableModel`.
+"""3DDFA training losses on 62-d params (PDC, VDC, WPDC as in 3DDFA), built on :class:`mfirrn.bfm.MorphableModel`.
 
 All criteria take **normalised** predictions and targets (B, 62) — what the networks output — and the
 :class:`~mfirrn.params.ParamStats` the targets were normalised with:

@@ -1,4 +1,4 @@
-"""Landmark error metrics of the AFLW2000-3D / AFLW protocols (REFERENCE §3), vectorised in numpy."""
+"""Landmark error metrics of the AFLW2000-3D / AFLW protocols (as 3DDFA's benchmark code), vectorised in numpy."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ __all__ = ["nme", "bbox_normaliser", "YawBinSummary", "summarize_by_yaw", "YAW_B
 
 YAW_BINS: tuple[tuple[float, float], ...] = ((0.0, 30.0), (30.0, 60.0), (60.0, 90.0))
 
-# 1-based groups of the 68 points averaged into each of AFLW's 21 points (REFERENCE §3).
+# 1-based groups of the 68 points averaged into each of AFLW's 21 points (3DDFA's benchmark).
 AFLW21_FROM_68: tuple[tuple[int, ...], ...] = (
     (18,), (20,), (22,), (23,), (25,), (27,), (37,), tuple(range(37, 43)), (40,), (43,),
     tuple(range(43, 49)), (46,), (3,), (32,), (31,), (36,), (15,), (49,), tuple(range(61, 69)), (55,), (9,),

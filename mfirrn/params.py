@@ -1,6 +1,6 @@
 """The 62-d 3DMM parameter vector (3DDFA layout), its normalisation stats and the pose it encodes.
 
-Layout (REFERENCE §1): ``p[0:12]`` is ``P = [s·R | t]`` (3x4, row-major), ``p[12:52]`` the 40 shape
+Layout (3DDFA's): ``p[0:12]`` is ``P = [s·R | t]`` (3x4, row-major), ``p[12:52]`` the 40 shape
 coefficients, ``p[52:62]`` the 10 expression coefficients. Networks predict *normalised* params
 ``p_norm = (p - mean) / std``; the stats belong to the checkpoint (:class:`ParamStats`).
 """
@@ -152,7 +152,7 @@ def pose_from_params(params: torch.Tensor) -> Pose:
     """Decompose ``P = [s·R | t]`` of de-normalised params (*, 62) into a :class:`Pose`.
 
     ``s`` is the mean norm of the first two rows of ``P[:, :3]``; R's rows are those rows normalised and
-    their cross product (REFERENCE §1).
+    their cross product (as 3DDFA decomposes it).
     """
     P = split_params(params).P
     r1, r2 = P[..., 0, :3], P[..., 1, :3]

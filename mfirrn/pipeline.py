@@ -229,7 +229,7 @@ class Reconstructor:
                  landmarks: Optional[np.ndarray] = None, *, times: Optional[StageTimes] = None) -> list[Face]:
         """Reconstruct the faces of a BGR uint8 image.
 
-        Faces come from ``landmarks`` (F, K, 2) if given (roi from landmarks, REFERENCE §2), else from
+        Faces come from ``landmarks`` (F, K, 2) if given (roi from landmarks, as in 3DDFA's second step), else from
         ``boxes`` (F, 4 or 5), else from the detector. Returns [] when no face is found. ``times``
         collects the seconds spent per stage (detect, network, refine, landmarks, dense).
         """

@@ -25,7 +25,8 @@ in the image.
 order (``asin(R[2, 0])`` ...): its yaw agrees with the dataset's to first order, but its pitch and roll
 have the **opposite sign** and differ by more at large combined angles; see docs/pose.md.
 
-**Metric** (REFERENCE §6): mean absolute error in degrees of yaw, pitch and roll over the images whose
+**Metric** (the protocol of the published head-pose tables, e.g. FSA-Net's and SynergyNet's): mean
+absolute error in degrees of yaw, pitch and roll over the images whose
 three ground-truth angles lie within ±99 degrees, and the mean of the three.
 """
 
@@ -195,7 +196,7 @@ class PoseSummary:
 
 def pose_mae(pred: np.ndarray, gt: np.ndarray, limit: float = POSE_LIMIT_DEG) -> PoseSummary:
     """MAE of predicted vs GT (yaw, pitch, roll) (N, 3), degrees, over images whose GT angles all lie in
-    [-limit, limit] (REFERENCE §6).
+    [-limit, limit] (the published protocol uses ±99 degrees).
 
     >>> s = pose_mae(np.array([[1.0, 2.0, 3.0], [0, 0, 0]]), np.array([[0.0, 0, 0], [0, 0, 120]]))
     >>> (s.yaw, s.pitch, s.roll, s.mean, s.n_used)
@@ -223,7 +224,7 @@ class PublishedPose:
     source: str = "SynergyNet paper (3DV 2021), figure"
 
 
-# REFERENCE §6 (SynergyNet paper's figure), AFLW2000-3D, 2000 images, ±99 degree protocol.
+# Published head-pose MAE (SynergyNet paper's figure), AFLW2000-3D, 2000 images, ±99 degree protocol.
 PUBLISHED_POSE: tuple[PublishedPose, ...] = (
     PublishedPose("3DDFA-TPAMI", 4.33, 5.98, 4.30, 4.87),
     PublishedPose("FSA-Net", 4.50, 6.08, 4.64, 5.07),

@@ -1,14 +1,15 @@
 """Benchmark reports: the paper's comparison table, bootstrap intervals, CED curves, per-landmark errors.
 
-The published rows (REFERENCE §6) are data here (:data:`PUBLISHED`); measured rows come from
+The published rows (the MFIRRN paper's table, then the later methods') are data here
+(:data:`PUBLISHED`); measured rows come from
 :class:`mfirrn.benchmark.BenchmarkResult`. Every row of :func:`comparison_table` says what it is:
 ``kind`` is ``"published"`` (copied from a paper; ``source`` names the table) or ``"measured"``
-(``split`` and ``date`` say on which data and when). Numbers that the MFIRRN paper prints but that our
-reference file does not hold are NaN with the note ``"not in our reference file"`` — never filled in.
+(``split`` and ``date`` say on which data and when). A number a paper does not publish ("–" in its
+table) is NaN, printed as "–" by :func:`format_comparison` — never filled in.
 
 AFLW (21 points): the AFLW-21 test set is not available offline, so measured rows carry an AFLW-21
 value only when one is passed in (and it is labelled approximate: without ``AFLW_GT_pts68.npy`` the
-official normaliser is unavailable, REFERENCE §3). A model trained on the AFLW pool
+official normaliser, from AFLW's 68-point annotation, is unavailable). A model trained on the AFLW pool
 (``aflw-21pt-train``) is never scored on AFLW-21; its row says so (:func:`aflw21_exclusion`).
 
 Statistics (all NME in %):
@@ -77,7 +78,7 @@ NAN = float("nan")
 
 @dataclass(frozen=True)
 class PublishedRow:
-    """A published result (REFERENCE §6), NME in %: AFLW2000-3D 68 points by yaw bin, Mean, Std, and
+    """A published result (copied from the paper's table), NME in %: AFLW2000-3D 68 points by yaw bin, Mean, Std, and
     AFLW 21 points by yaw bin, Mean, Std. NaN = not published by that paper (printed as "–")."""
 
     method: str
@@ -107,7 +108,7 @@ def _mfirrn_row(method: str, a2000: tuple[float, ...], aflw: tuple[float, ...], 
                         aflw21_bins=tuple(aflw[:3]), aflw21_std=aflw[4])
 
 
-# REFERENCE §6: the MFIRRN table (both datasets), then the later methods (SynergyNet table). Every row has
+# The MFIRRN paper's table (both datasets), then the later methods (SynergyNet table). Every row has
 # at least one published number; its note says which groups the paper leaves empty.
 PUBLISHED: tuple[PublishedRow, ...] = (
     _mfirrn_row("CDM", (), (8.150, 13.020, 16.170, 12.440, 4.040), _NO_AFLW2000),

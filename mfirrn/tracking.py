@@ -1,7 +1,8 @@
 """Faces across video frames: tracking as 3DDFA does it, identities, and temporal smoothing.
 
 * **Tracking** (3DDFA / 3DDFA_V2 video demos): the detector runs on the first frame; on the next
-  frames each face's crop roi comes from its previous frame's 68 landmarks (REFERENCE §2, one network
+  frames each face's crop roi comes from its previous frame's 68 landmarks
+  (:func:`mfirrn.crop.roi_from_landmarks`, as 3DDFA does; one network
   pass per face, no detector). A face is *lost* when its roi leaves the image, shrinks below
   ``min_face``, or its size jumps by more than ``max_scale_jump`` in one frame; then (and whenever no
   face is tracked, or every ``redetect_every`` frames) the detector runs again on that frame.

@@ -1,4 +1,5 @@
-"""Griffe extension: show bare doctest blocks of docstrings as Python console code on the API pages.
+"""Griffe extension: show bare doctest blocks of docstrings as Python console code on the API pages, and
+Sphinx roles (``:class:`X` ``, ``:func:`~a.b` ``, ...) as inline code instead of raw text.
 
 Docstrings here often end with ``>>>`` examples right after the prose, without an ``Examples:`` header.
 Markdown would read them as part of the paragraph (and ``[0.0, 0.333]`` output as a link reference), so
@@ -8,9 +9,22 @@ wrapped in a ``pycon`` code fence before the docstring is parsed.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import griffe
+
+# :role:`target` or :role:`~dotted.target` (Sphinx cross-reference roles, which Markdown would print raw)
+_ROLE = re.compile(r":(?:class|func|meth|data|mod|attr|exc|obj|const):`(~?)([^`]+)`")
+
+
+def strip_roles(text: str) -> str:
+    """``text`` with Sphinx roles as inline code: ``:class:`a.B` `` -> `` `a.B` ``, ``:func:`~a.f` `` -> `` `f` ``.
+
+    >>> strip_roles("see :class:`mfirrn.pipeline.Face` and :func:`~mfirrn.crop.roi_from_box`.")
+    'see `mfirrn.pipeline.Face` and `roi_from_box`.'
+    """
+    return _ROLE.sub(lambda m: "`" + (m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2)) + "`", text)
 
 
 def fence_doctests(text: str) -> str:
@@ -36,8 +50,14 @@ def fence_doctests(text: str) -> str:
 
 
 class DoctestBlocks(griffe.Extension):
-    """Fence bare doctest blocks in every docstring griffe loads."""
+    """Fence bare doctest blocks and turn Sphinx roles into inline code in every docstring griffe loads."""
 
     def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:  # noqa: D102
-        if obj.docstring is not None and ">>>" in obj.docstring.value:
-            obj.docstring.value = fence_doctests(obj.docstring.value)
+        if obj.docstring is None:
+            return
+        value = obj.docstring.value
+        if ">>>" in value:
+            value = fence_doctests(value)
+        if ":`" in value:
+            value = strip_roles(value)
+        obj.docstring.value = value

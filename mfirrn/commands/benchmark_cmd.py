@@ -1,4 +1,4 @@
-"""``mfirrn benchmark``: AFLW2000-3D 68-point NME by yaw bin (REFERENCE §3), and AFLW 21-point NME.
+"""``mfirrn benchmark``: AFLW2000-3D 68-point NME by yaw bin (3DDFA's protocol), and AFLW 21-point NME.
 
 The data is found without options (:func:`mfirrn.benchmark.find_aflw2000_root`): ``--data-root``,
 ``$MFIRRN_AFLW2000``, ``$MFIRRN_DATASETS/aflw2000-3d-dev``, the copy from ``mfirrn data fetch aflw2000-3d``.

@@ -1,7 +1,7 @@
 """MFIRRN: multi-granularity feature interaction and refinement (ICASSP 2021), as released.
 
 Three ResNet branches see the 120x120 crop at three granularities: ``coarse`` the crop itself,
-``medium`` a 2x2 jigsaw of it, ``fine`` a 3x3 jigsaw. Their features interact twice (REFERENCE §4):
+``medium`` a 2x2 jigsaw of it, ``fine`` a 3x3 jigsaw. Their features interact twice (as in the paper's released code):
 
 - after layer2, ``fine.layer2`` (C2, 15x15) is concatenated to ``medium.layer2`` and to ``coarse.layer2``;
   each concatenation goes through that branch's ``fusion2`` block (1x1 conv 2·C2 -> C4, 3x3 conv C4 -> C2,
