@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--prior-weight", type=float, default=None, help="anchor weight λ (default from FitConfig)")
     f.add_argument("--max-iter", type=int, default=None, help="L-BFGS iterations per batch")
     f.add_argument("--max-residual", type=float, default=None, help="quality gate on RMS residual / annotation size")
+    f.add_argument("--contour-weight", type=float, default=None,
+                   help="anchor of the jaw-line landmarks no annotated point constrains to the teacher (default 0)")
     f.add_argument("--batch-size", type=int, default=None)
     f.add_argument("--device", default="cpu")
     f.add_argument("--limit", type=int, default=None, help="only the first N faces")
@@ -47,7 +49,8 @@ def _config(args: argparse.Namespace):
 
     cfg = FitConfig()
     for field, value in (("prior_weight", args.prior_weight), ("max_iter", args.max_iter),
-                         ("max_residual", args.max_residual), ("batch_size", args.batch_size)):
+                         ("max_residual", args.max_residual), ("batch_size", args.batch_size),
+                         ("contour_weight", args.contour_weight)):
         if value is not None:
             cfg = replace(cfg, **{field: value})
     return cfg
