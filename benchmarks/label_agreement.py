@@ -21,11 +21,14 @@ from mfirrn import models
 from mfirrn.benchmark import AFLW2000, resolve_aflw2000_root
 from mfirrn.bfm import MorphableModel
 from mfirrn.crop import crops_to_tensor
-from mfirrn.fitting import FitConfig, fit_landmarks
+from mfirrn.fitting import FitConfig, fit_landmarks, mapping_matrix, visible_mask
 from mfirrn.inference import predict_params
 from mfirrn.labelling import points_to_crop
 from mfirrn.metrics import bbox_normaliser, yaw_bin_index
 
+AFLW21_NAMES = ("brow L out", "brow L mid", "brow L in", "brow R in", "brow R mid", "brow R out", "eye L out",
+                "eye L centre", "eye L in", "eye R in", "eye R centre", "eye R out", "ear L", "nose L", "nose tip",
+                "nose R", "ear R", "mouth L", "mouth centre", "mouth R", "chin")
 REGIONS = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48),
            "mouth": range(48, 68)}
 
@@ -60,6 +63,18 @@ def main() -> None:
     for spec in args.models:
         m = models.load_checkpoint(spec) if Path(spec).is_file() else models.create(spec)
         preds[spec] = landmarks(predict_params(m, crops_to_tensor(data.crops)), m.card.convention)
+
+    print("The dev images' 21 AFLW points against each 68-point GT mapped to 21 points (REFERENCE §3 groups):")
+    print("distance % of the GT box (mean over visible points) and mean vertical offset % (+ = AFLW point lower)")
+    M = mapping_matrix().numpy()
+    vis = visible_mask(pts21)
+    for name, d in gts.items():
+        g21 = np.einsum("kj,njc->nkc", M, d.gt)
+        norm = bbox_normaliser(d.gt)[:, None]
+        dist = np.where(vis, np.linalg.norm(pts21 - g21, axis=-1) / norm * 100, np.nan)
+        dy = np.where(vis, (pts21 - g21)[..., 1] / norm * 100, np.nan)
+        print(f"  {name}: mean {np.nanmean(dist):.2f}; " + ", ".join(
+            f"{n} {a:.2f} ({b:+.2f})" for n, a, b in zip(AFLW21_NAMES, np.nanmean(dist, 0), np.nanmean(dy, 0))))
 
     for name, d in gts.items():
         bins = [yaw_bin_index(d.yaw) == k for k in range(3)]
