@@ -391,7 +391,9 @@ def load_model_entry(spec: Union[str, Path], device: str = "cpu", pretrained: bo
     model = models.create(str(spec), pretrained=pretrained, device=device)
     if not pretrained:
         return ModelEntry(f"{spec} (untrained)", model, "untrained (random init)", "registry")
-    return ModelEntry(str(spec), model, _REGISTERED_TRAINED_ON.get(str(spec), "unknown"), "registry")
+    weights = model.card.weights_path  # project-trained models say what they were trained on
+    trained_on = checkpoint_trained_on(weights) if weights else _REGISTERED_TRAINED_ON.get(str(spec), "unknown")
+    return ModelEntry(str(spec), model, trained_on, "registry")
 
 
 def jigsaw_effect(model: Any, data: AFLW2000, seeds: Sequence[int] = (0, 1, 2), *, bfm: Any = None,

@@ -82,6 +82,15 @@ def test_shipped_mfirrn_loads_by_name_and_its_architecture_points_to_it():
         models.create("mfirrn-mb05")
 
 
+@pytest.mark.parametrize("name", ["3ddfa-mb05-aflw21", "mfirrn-mb05-aflw21"])
+def test_shipped_aflw_models_are_marked_in_reports(name):
+    """Every table built by mfirrn.report names the AFLW pool for these models and refuses AFLW-21."""
+    from mfirrn.report import load_model_entry
+
+    entry = load_model_entry(name)
+    assert "aflw-21pt-train" in entry.trained_on and entry.aflw21_exclusion is not None
+
+
 def test_shipped_mfirrn_dev_split_numbers(dev_root, bfm):
     """docs/models.md's numbers for the shipped MFIRRN (original GT; fp32 weights: fp16 moves the mean by 0.016)."""
     from mfirrn.benchmark import AFLW2000, evaluate
