@@ -282,8 +282,15 @@ def fetch(name: str, *, download: bool = True) -> Path:
     if _is_valid(asset, dest):
         return dest
     # A wrong or partial file is never used; it is replaced below (or removed if nothing replaces it).
-    dest.unlink(missing_ok=True)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.unlink(missing_ok=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AssetError(f"cannot write into the asset cache {cache_dir()} ({exc.strerror}); set {CACHE_ENV} to a "
+                         f"writable folder") from None
+    from mfirrn.fileio import remove_stale_temporaries
+
+    remove_stale_temporaries(dest.parent, (f".{dest.name}.*.part",))  # left by a fetch that was killed
     mirror = mirror_dir()
     if mirror is not None and (mirror / asset.path).is_file():
         _install_verified(asset, mirror / asset.path, dest, f"mirror {mirror}")

@@ -12,7 +12,9 @@ Output (the generic layout read by :func:`mfirrn.data.datasets.load_crops_params
 The build is resumable: work is cut into chunks; a chunk is done when its ``parts/part_XXXXX.npz``
 exists (written last, atomically), so a killed build continues where it stopped. Chunks run on all
 cores (processes), each drawing its random rotations from ``default_rng((seed, face index))`` so the
-result does not depend on the number of workers.
+result does not depend on the number of workers. A rerun continues only the same build (same labels,
+options and code: :mod:`mfirrn.resume`); a part file that is damaged or whose crops are gone is redone;
+temp files of a killed run are removed; workers die with the build process.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import csv
 import io
 import json
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,9 +32,10 @@ from typing import Optional, Union
 import cv2
 import numpy as np
 
-from mfirrn.fileio import atomic_write
-from mfirrn.labelling import load_labels
+from mfirrn.fileio import atomic_write, remove_stale_temporaries
+from mfirrn.labelling import PoolError, load_labels
 from mfirrn.profiling import ProfileConfig
+from mfirrn.resume import build_fingerprint, check_build_resume, part_problem, write_build_state
 
 __all__ = ["BuildConfig", "build_dataset", "YAW_HIST_EDGES"]
 
@@ -59,12 +63,15 @@ class BuildConfig:
 _WORKER: dict = {}
 
 
-def _init_worker() -> None:
+def _init_worker(parent_pid: Optional[int] = None) -> None:
     import torch
 
     from mfirrn.bfm import MorphableModel
     from mfirrn.profiling import mirror_vertex_map
+    from mfirrn.workers import die_with_parent
 
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     bfm = MorphableModel("full")
@@ -84,7 +91,8 @@ def _process_chunk(job: dict) -> int:
     for face_idx, name, p, y in zip(job["indices"], job["names"], job["params"], base_yaw):
         crop = cv2.imread(str(Path(job["crop_dir"]) / name), cv2.IMREAD_COLOR)
         if crop is None:
-            raise FileNotFoundError(f"cannot read crop {Path(job['crop_dir']) / name}")
+            raise FileNotFoundError(f"cannot read crop {Path(job['crop_dir']) / name}; restore it (or relabel with "
+                                    f"`mfirrn data fit-landmarks`) and rerun to resume the build")
         samples = [(crop, p, (0.0, 0.0, 0.0), "photo")]
         rng = np.random.default_rng((cfg.seed, int(face_idx)))
         for _ in range(cfg.profiles_per_face):
@@ -118,28 +126,62 @@ def build_dataset(labels_dir: Union[str, Path], out_dir: Union[str, Path], cfg: 
     from tqdm import tqdm
 
     arrays, meta = load_labels(labels_dir)
-    out = Path(out_dir)
-    (out / "crops").mkdir(parents=True, exist_ok=True)
-    (out / "parts").mkdir(parents=True, exist_ok=True)
+    if not Path(meta["crop_dir"]).is_dir():
+        raise PoolError(f"the crop folder {meta['crop_dir']} named by {Path(labels_dir) / 'labels.json'} is missing; "
+                        f"restore it or relabel with `mfirrn data fit-landmarks`")
     keep = np.flatnonzero(arrays["accepted"])
     if cfg.limit is not None:
         keep = keep[: cfg.limit]
+    missing = [str(arrays["names"][i]) for i in keep if not (Path(meta["crop_dir"]) / str(arrays["names"][i])).is_file()]
+    if missing:
+        raise PoolError(f"{len(missing)} crops named by {Path(labels_dir) / 'labels.npz'} are missing from "
+                        f"{meta['crop_dir']} (e.g. {missing[0]}); restore them or relabel with `mfirrn data fit-landmarks`")
+    out = Path(out_dir)
+    fingerprint = build_fingerprint(labels_dir, cfg.to_dict())
+    note = check_build_resume(out, fingerprint)
+    if note:
+        print(f"mfirrn data build: note: {note}", file=sys.stderr)
+    (out / "crops").mkdir(parents=True, exist_ok=True)
+    (out / "parts").mkdir(parents=True, exist_ok=True)
+    write_build_state(out, fingerprint)
+    for folder in (out, out / "crops", out / "parts"):
+        remove_stale_temporaries(folder)
     chunks = [keep[i:i + cfg.chunk] for i in range(0, len(keep), cfg.chunk)]
     jobs = [dict(chunk_id=k, indices=c, names=[str(arrays["names"][i]) for i in c], params=arrays["params"][c],
                  crop_dir=meta["crop_dir"], convention=meta["convention"], out=str(out), cfg=cfg)
-            for k, c in enumerate(chunks) if not (out / "parts" / f"part_{k:05d}.npz").exists()]
+            for k, c in enumerate(chunks) if not _chunk_done(out, k)]
     workers = cfg.workers or os.cpu_count() or 1
     bar = tqdm(total=len(chunks), initial=len(chunks) - len(jobs), desc="build", unit="chunk", disable=not progress)
     if workers == 1 or len(jobs) <= 1:
-        for job in jobs:
-            _process_chunk(job)
-            bar.update()
+        import torch
+
+        threads = torch.get_num_threads(), cv2.getNumThreads()
+        try:  # in this process: the worker set-up's one-thread settings must not outlive the build
+            for job in jobs:
+                _process_chunk(job)
+                bar.update()
+        finally:
+            torch.set_num_threads(threads[0])
+            cv2.setNumThreads(threads[1])
     else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
             for _ in pool.map(_process_chunk, jobs):
                 bar.update()
     bar.close()
     return _finalize(out, len(chunks), arrays, meta, cfg, labels_dir)
+
+
+def _chunk_done(out: Path, k: int) -> bool:
+    """Whether chunk ``k`` has a usable part file; a damaged one (or one whose crops are gone) is removed."""
+    part = out / "parts" / f"part_{k:05d}.npz"
+    if not part.exists():
+        return False
+    problem = part_problem(part, out / "crops")
+    if problem is None:
+        return True
+    print(f"mfirrn data build: redoing chunk {k}: {problem}", file=sys.stderr)
+    part.unlink()
+    return False
 
 
 def _finalize(out: Path, n_chunks: int, arrays: dict, meta: dict, cfg: BuildConfig, labels_dir) -> dict:

@@ -1,9 +1,12 @@
 """Face detectors and other ways to say where the faces are.
 
 Every detector maps a BGR uint8 image (H, W, 3) to boxes (K, 5) = (x0, y0, x1, y1, score) in image
-pixels, sorted by score. Registered detectors: ``dlib-hog`` (built into dlib, the default) and
-``dlib-cnn`` (dlib's MMOD CNN, weights fetched as an asset). A known face can also be given as a
-manual box or as landmarks read from a file (:func:`read_landmarks`).
+pixels, sorted by score. Registered detectors: ``faceboxes`` (FaceBoxes, :mod:`mfirrn.faceboxes`; finds
+faces of every pose, fast on a CPU), ``dlib-hog`` (dlib's frontal HOG detector) and ``dlib-cnn``
+(dlib's MMOD CNN, weights fetched as an asset). The default, :data:`DEFAULT_DETECTOR`, is FaceBoxes
+(chosen by measurement: docs/experiments/pipeline.md). A comma list such as ``faceboxes,dlib-hog``
+asks each detector in turn until one finds a face. A known face can
+also be given as a manual box or as landmarks read from a file (:func:`read_landmarks`).
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from typing import Callable, Protocol, Union
 import cv2
 import numpy as np
 
-__all__ = ["Detector", "DlibHOG", "DlibCNN", "create_detector", "available_detectors", "read_landmarks",
-           "LandmarkFileError"]
+__all__ = ["Detector", "DlibHOG", "DlibCNN", "FirstOf", "create_detector", "available_detectors", "read_landmarks",
+           "LandmarkFileError", "DEFAULT_DETECTOR"]
+
+DEFAULT_DETECTOR = "faceboxes"
 
 
 class Detector(Protocol):
@@ -84,19 +89,72 @@ class DlibCNN:
                          d.rect.bottom() / scale, d.confidence] for d in dets])
 
 
-_DETECTORS: dict[str, Callable[[], Detector]] = {"dlib-hog": DlibHOG, "dlib-cnn": DlibCNN}
+class FirstOf:
+    """Ask detectors in turn; the first that finds a face answers (later ones are built only when needed).
+
+    ``FirstOf(["faceboxes", "dlib-hog"])``: FaceBoxes, and dlib HOG on images where FaceBoxes finds
+    nothing. ``name`` is the comma list.
+    """
+
+    def __init__(self, names: list[str], **options) -> None:
+        for n in names:
+            if n not in _DETECTORS:
+                raise ValueError(f"unknown detector {n!r}; use one of {', '.join(available_detectors())} "
+                                 f"or a comma list of them")
+        self.names, self._options = list(names), options
+        self.name = ",".join(names)
+        self._built: list[Detector] = []
+        self.last: str = ""  # the detector that answered the last call
+
+    def _get(self, i: int) -> Detector:
+        while len(self._built) <= i:
+            self._built.append(_build(self.names[len(self._built)], **self._options))
+        return self._built[i]
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        boxes = np.zeros((0, 5))
+        for i, name in enumerate(self.names):
+            boxes, self.last = self._get(i)(image), name
+            if len(boxes):
+                break
+        return boxes
+
+
+def _faceboxes(backend: str = "torch", device: str = "cpu", threads: int = 0) -> Detector:
+    from mfirrn.faceboxes import FaceBoxes
+
+    return FaceBoxes(backend=backend, device=device, threads=threads)
+
+
+_DETECTORS: dict[str, Callable[..., Detector]] = {
+    "faceboxes": _faceboxes,
+    "dlib-hog": lambda **_: DlibHOG(),
+    "dlib-cnn": lambda **_: DlibCNN(),
+}
+
+
+def _build(name: str, **options) -> Detector:
+    return _DETECTORS[name](**options)
 
 
 def available_detectors() -> list[str]:
     return sorted(_DETECTORS)
 
 
-def create_detector(name: str) -> Detector:
-    """Build a registered detector by name (``dlib-hog`` or ``dlib-cnn``)."""
-    try:
-        return _DETECTORS[name]()
-    except KeyError:
-        raise ValueError(f"unknown detector {name!r}; use one of {', '.join(available_detectors())}") from None
+def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", device: str = "cpu",
+                    threads: int = 0) -> Detector:
+    """Build a registered detector by name, or a :class:`FirstOf` chain from a comma list.
+
+    ``backend`` (``torch`` or ``onnxruntime``), ``device`` and ``threads`` (ONNX Runtime intra-op
+    threads, 0: all cores) apply to network detectors (FaceBoxes);
+    the first detector of a chain is built now, so missing weights fail here rather than mid-folder.
+    """
+    names = [n.strip() for n in name.split(",") if n.strip()]
+    if not names:
+        raise ValueError(f"no detector named; use one of {', '.join(available_detectors())}")
+    chain = FirstOf(names, backend=backend, device=device, threads=threads)
+    chain._get(0)
+    return chain._built[0] if len(names) == 1 else chain
 
 
 class LandmarkFileError(ValueError):

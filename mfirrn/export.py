@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Union
@@ -55,15 +57,40 @@ def export_onnx(model: nn.Module, path: Union[str, Path], *, opset: int = 17, ba
         raise ExportError("ONNX export needs the onnx package: pip install onnx onnxruntime") from None
     if opset < 17:
         raise ExportError(f"opset {opset} is too old; use 17 or newer")
+    newest = _newest_opset()
+    if opset > newest:
+        raise ExportError(f"opset {opset} is newer than this torch can export (up to {newest}); use --opset 17 to {newest}")
     path = Path(path)
+    if path.is_dir():
+        raise ExportError(f"{path} is a folder; give a file path such as {path / 'model.onnx'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapped = FusedOutput(model).eval().cpu()
     x = torch.zeros(batch, 3, CROP_SIZE, CROP_SIZE)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(wrapped, (x,), str(path), input_names=["crops"], output_names=["params_norm"],
-                          dynamic_axes={"crops": {0: "batch"}, "params_norm": {0: "batch"}},
-                          opset_version=opset, dynamo=False)
+    with tempfile.TemporaryDirectory(prefix=".mfirrn-export-", dir=path.parent) as tmp:
+        # exported and checked beside the target, then renamed: a failed or killed export leaves no partial model
+        staged = Path(tmp) / path.name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(wrapped, (x,), str(staged), input_names=["crops"], output_names=["params_norm"],
+                              dynamic_axes={"crops": {0: "batch"}, "params_norm": {0: "batch"}},
+                              opset_version=opset, dynamo=False)
+        _add_metadata(onnx, model, staged)
+        os.replace(staged, path)
+    return path
+
+
+def _newest_opset() -> int:
+    """The newest opset the (TorchScript-based) exporter of the installed torch writes."""
+    try:
+        from torch.onnx import _constants
+
+        return int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", _constants.ONNX_MAX_OPSET))
+    except (ImportError, AttributeError):
+        return 17
+
+
+def _add_metadata(onnx, model: nn.Module, path: Path) -> None:
+    """Store the stats, convention and architecture in the ONNX file's metadata, check it and save it."""
     proto = onnx.load(str(path))
     meta = {"mfirrn.convention": getattr(getattr(model, "card", None), "convention", ""),
             "mfirrn.arch": getattr(getattr(model, "card", None), "name", type(model).__name__)}
@@ -76,7 +103,6 @@ def export_onnx(model: nn.Module, path: Union[str, Path], *, opset: int = 17, ba
         entry.key, entry.value = k, str(v)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
-    return path
 
 
 class OnnxRuntimeModel(nn.Module):

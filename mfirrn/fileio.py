@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fnmatch
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
-__all__ = ["atomic_write", "StagedOutputs"]
+__all__ = ["atomic_write", "StagedOutputs", "remove_stale_temporaries", "strict_json"]
 
 
 def _default_mode() -> int:
@@ -31,6 +34,51 @@ def atomic_write(path: Union[str, Path], data: Union[bytes, str]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _finite_or_none(x: Any) -> Any:
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_or_none(v) for v in x]
+    if hasattr(x, "item") and hasattr(x, "dtype") and getattr(x, "ndim", 1) == 0:  # numpy scalar
+        return _finite_or_none(x.item())
+    return x
+
+
+def strict_json(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that writes valid (strict) JSON: NaN and infinities become ``null`` (e.g. the mean of a
+    yaw bin with no images), never the bare ``NaN`` other parsers reject.
+
+    >>> strict_json({"bins": [2.5, float("nan")]})
+    '{"bins": [2.5, null]}'
+    """
+    return json.dumps(_finite_or_none(obj), allow_nan=False, **kwargs)
+
+
+def remove_stale_temporaries(folder: Union[str, Path], patterns: tuple[str, ...] = (".*.part",)) -> list[Path]:
+    """Delete temp files left in ``folder`` by a writer that was killed before its rename (``SIGKILL``, power
+    loss): :func:`atomic_write`'s ``.<name>.*.part`` by default. Call it when a job (re)starts in a folder it
+    owns; returns what was removed.
+
+    >>> import tempfile; d = Path(tempfile.mkdtemp()); _ = (d / ".a.npz.x1.part").write_bytes(b"half")
+    >>> [p.name for p in remove_stale_temporaries(d)], sorted(p.name for p in d.iterdir())
+    (['.a.npz.x1.part'], [])
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        if entry.is_file() and any(fnmatch.fnmatchcase(entry.name, pat) for pat in patterns):
+            try:
+                entry.unlink()
+                removed.append(entry)
+            except FileNotFoundError:
+                pass
+    return removed
 
 
 class StagedOutputs:

@@ -8,7 +8,6 @@ against its 68-point GT).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -18,8 +17,9 @@ import torch
 from torch import nn
 
 from mfirrn.bfm import MorphableModel
+from mfirrn.checks import check_array, load_json, load_npy, load_npz
 from mfirrn.crop import crops_to_tensor, read_crop
-from mfirrn.fileio import atomic_write
+from mfirrn.fileio import StagedOutputs, strict_json
 from mfirrn.fitting import FitConfig, FitResult, fit_landmarks, visible_mask
 from mfirrn.frames import CROP_SIZE
 from mfirrn.inference import predict_params
@@ -63,12 +63,15 @@ class LandmarkPool:
             if not (root / f).is_file():
                 raise PoolError(f"{root / f} is missing; --pool must be the aflw-21pt-train folder")
         names = [s.strip() for s in (root / files["list"]).read_text().splitlines() if s.strip()]
-        pts = np.load(root / files["pts"]).astype(np.float64).transpose(0, 2, 1)
-        roi = np.load(root / files["roi"]).astype(np.float64)
+        fix = "--pool must be the aflw-21pt-train folder"
+        pts = load_npy(root / files["pts"], (None, 2, 21), what=fix, error=PoolError).astype(np.float64).transpose(0, 2, 1)
+        roi = load_npy(root / files["roi"], (None, 4), what=fix, finite=True, error=PoolError).astype(np.float64)
         yaw_path = root / "AFLW_GT_crop_yaws.npy"
-        yaw = np.load(yaw_path).astype(np.float64) if yaw_path.is_file() else np.full(len(names), np.nan)
+        yaw = (load_npy(yaw_path, (None,), error=PoolError).astype(np.float64) if yaw_path.is_file()
+               else np.full(len(names), np.nan))
         if not (len(names) == len(pts) == len(roi) == len(yaw)):
-            raise PoolError(f"{root}: list, points, roi and yaw lengths differ ({len(names)}, {len(pts)}, {len(roi)}, {len(yaw)})")
+            raise PoolError(f"{root}: list, points, roi and yaw lengths differ ({len(names)}, {len(pts)}, {len(roi)}, {len(yaw)}); "
+                            f"restore the pool files (they must describe the same crops)")
         return cls(names, root / "AFLW_GT_crop", points_to_crop(pts, roi), roi, yaw)
 
     def read_crops(self, indices: Union[range, np.ndarray]) -> np.ndarray:
@@ -77,7 +80,7 @@ class LandmarkPool:
         for j, i in enumerate(indices):
             img = read_crop(self.crop_dir / self.names[i])
             if img is None:
-                raise PoolError(f"cannot read {self.crop_dir / self.names[i]}; the pool copy is incomplete")
+                raise PoolError(f"cannot read {self.crop_dir / self.names[i]}; restore it (the pool copy is incomplete or damaged)")
             out[j] = img
         return out
 
@@ -107,23 +110,34 @@ def save_labels(out: Union[str, Path], pool: LandmarkPool, result: FitResult, *,
     np.savez(buf, params=result.params.numpy().astype(np.float32), residual=result.residual.numpy(),
              accepted=result.accepted.numpy(), n_visible=result.n_visible.numpy(), yaw=pool.yaw, roi=pool.roi,
              names=np.array(pool.names))
-    atomic_write(out / "labels.npz", buf.getvalue())
     meta = {"source": source, "crop_dir": str(pool.crop_dir), "count": len(pool.names),
             "accepted": int(result.accepted.sum()), "teacher": teacher, "convention": convention,
             "labeller": {"method": "landmark fit anchored to teacher (mfirrn.fitting)", **config.to_dict()},
             "residual_median": float(result.residual.median()) if len(result.residual) else None}
-    atomic_write(out / "labels.json", json.dumps(meta, indent=2) + "\n")
+    with StagedOutputs() as staged:  # both files or neither: `data build` never sees labels without their metadata
+        staged.add(out / "labels.npz", buf.getvalue())
+        staged.add(out / "labels.json", strict_json(meta, indent=2) + "\n")
     return out
 
 
 def load_labels(path: Union[str, Path]) -> tuple[dict, dict]:
     """``(arrays, meta)`` from a folder written by :func:`save_labels`."""
     path = Path(path)
-    if not (path / "labels.npz").is_file():
-        raise PoolError(f"{path / 'labels.npz'} is missing; run `mfirrn data fit-landmarks` first")
-    with np.load(path / "labels.npz") as z:
-        arrays = {k: z[k] for k in z.files}
-    return arrays, json.loads((path / "labels.json").read_text())
+    fix = "run `mfirrn data fit-landmarks` first (--labels is its --out folder)"
+    if not path.is_dir():
+        raise PoolError(f"labels folder {path} does not exist; {fix}")
+    arrays = load_npz(path / "labels.npz", ("params", "accepted", "names"), what=fix, error=PoolError)
+    names = arrays["names"]
+    name = str(path / "labels.npz")
+    check_array(names, (None,), f"{name}: names", numeric=False, error=PoolError)
+    n = len(names)
+    check_array(arrays["params"], (n, 62), f"{name}: params", finite=True, labels=[str(v) for v in names], error=PoolError)
+    check_array(arrays["accepted"], (n,), f"{name}: accepted", error=PoolError)
+    arrays["accepted"] = arrays["accepted"].astype(bool)
+    meta = load_json(path / "labels.json", ("crop_dir", "convention"), what=fix, error=PoolError)
+    if meta["convention"] not in ("v1", "v2"):
+        raise PoolError(f"{path / 'labels.json'}: convention {meta['convention']!r} is not v1 or v2; regenerate the labels")
+    return arrays, meta
 
 
 def validate_on_aflw2000(data_root: Union[str, Path], teacher: nn.Module, bfm: MorphableModel,
@@ -140,7 +154,11 @@ def validate_on_aflw2000(data_root: Union[str, Path], teacher: nn.Module, bfm: M
     pts21_path = configs / "AFLW2000-3D.pts21.npy"
     if not pts21_path.is_file():
         raise PoolError(f"{pts21_path} is missing; labeller validation needs the 21-point AFLW2000-3D annotations")
-    pts21 = np.load(pts21_path).astype(np.float64).transpose(0, 2, 1)[: len(data.names)]
+    pts21 = load_npy(pts21_path, (None, 2, 21), error=PoolError)
+    if len(pts21) < len(data.names):
+        raise PoolError(f"{pts21_path} has {len(pts21)} rows but the crop list has {len(data.names)} images; "
+                        f"restore the file")
+    pts21 = pts21.astype(np.float64).transpose(0, 2, 1)[: len(data.names)]
     init = predict_params(teacher, crops_to_tensor(data.crops))
     res = fit_landmarks(bfm, teacher.stats, init, points_to_crop(pts21, data.roi),
                         convention=teacher.card.convention, config=config)

@@ -127,23 +127,23 @@ class Pose(NamedTuple):
 
 
 def rotation_to_euler(R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Yaw, pitch, roll in degrees (*,) from rotations (*, 3, 3), with 3DDFA_V2's ``matrix2angle``.
+    """Yaw, pitch, roll in degrees (*,) from rotations (*, 3, 3), in the AFLW2000-3D / 300W-LP convention.
 
-    ``yaw = asin(R[2,0])``, ``pitch = atan2(R[2,1], R[2,2])``, ``roll = atan2(R[1,0], R[0,0])``; at the
-    gimbal lock (|R[2,0]| > 0.998) roll is set to 0 and pitch absorbs the rest, as 3DDFA_V2 does.
+    The fits compose ``R = Rx(pitch) · Ry(yaw) · Rz(roll)`` (their ``RotationMatrix.m``), so exactly:
+    ``yaw = asin(-R[0,2])``, ``pitch = atan2(R[1,2], R[2,2])``, ``roll = atan2(R[0,1], R[0,0])``. At the
+    gimbal lock (|yaw| = 90 degrees, to float precision) roll is set to 0 and pitch takes the rest.
+    3DDFA_V2's ``matrix2angle`` reads the same matrix in the other order (pitch and roll of opposite sign);
+    see the head-pose page of the docs.
     """
     check_shape(R, ("*", 3, 3), "R")
-    r20 = R[..., 2, 0].clamp(-1.0, 1.0)
-    yaw = torch.asin(r20)
-    pitch = torch.atan2(R[..., 2, 1], R[..., 2, 2])
-    roll = torch.atan2(R[..., 1, 0], R[..., 0, 0])
-    hi, lo = r20 > 0.998, r20 < -0.998
-    zero = torch.zeros_like(yaw)
-    pitch = torch.where(hi, torch.atan2(-R[..., 0, 1], -R[..., 0, 2]), pitch)
-    pitch = torch.where(lo, torch.atan2(R[..., 0, 1], R[..., 0, 2]), pitch)
-    yaw = torch.where(hi, torch.full_like(yaw, math.pi / 2), yaw)
-    yaw = torch.where(lo, torch.full_like(yaw, -math.pi / 2), yaw)
-    roll = torch.where(hi | lo, zero, roll)
+    s = (-R[..., 0, 2]).clamp(-1.0, 1.0)
+    yaw = torch.asin(s)
+    pitch = torch.atan2(R[..., 1, 2], R[..., 2, 2])
+    roll = torch.atan2(R[..., 0, 1], R[..., 0, 0])
+    lock = s.abs() > 1 - (1e-9 if R.dtype == torch.float64 else 1e-6)
+    # cos(yaw) = 0: row 1 is (sin(pitch +- roll), cos(pitch +- roll), 0); take roll = 0
+    pitch = torch.where(lock, torch.atan2(torch.sign(s) * R[..., 1, 0], R[..., 1, 1]), pitch)
+    roll = torch.where(lock, torch.zeros_like(roll), roll)
     deg = 180.0 / math.pi
     return yaw * deg, pitch * deg, roll * deg
 

@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Iterator, Literal, Optional, Union
 
 import cv2
 import numpy as np
@@ -19,11 +21,15 @@ from torch import nn
 
 from mfirrn.bfm import MeshName, MorphableModel
 from mfirrn.crop import crop_image, crops_to_tensor, roi_from_box, roi_from_landmarks
-from mfirrn.detect import Detector, create_detector
+from mfirrn.detect import DEFAULT_DETECTOR, Detector, create_detector
 from mfirrn.inference import predict_params
 from mfirrn.params import pose_from_params
 
-__all__ = ["Face", "Reconstructor", "reconstruct", "read_image", "ImageError", "NoFaceError"]
+__all__ = ["Face", "Reconstructor", "reconstruct", "read_image", "ImageError", "NoFaceError", "StageTimes",
+           "RefineMode", "REFINE_MODES", "refined_roi_agrees", "roi_iou"]
+
+RefineMode = Literal["robust", "always", "off"]
+REFINE_MODES: tuple[str, ...] = ("robust", "always", "off")
 
 
 class ImageError(ValueError):
@@ -67,7 +73,8 @@ class Face:
     ``box`` (4,) detector box or ``None`` when the face came from landmarks; ``roi`` (4,) the crop box;
     ``params`` (62,) de-normalised 3DMM params; ``pose`` yaw/pitch/roll in degrees plus ``scale``;
     ``landmarks`` (68, 3); ``vertices`` (N, 3) dense mesh (``None`` if not requested);
-    ``triangles`` (T, 3) int64 of that mesh; ``score`` detector score.
+    ``triangles`` (T, 3) int64 of that mesh; ``score`` detector score; ``refined`` whether the roi
+    comes from the second (landmark) pass of the refinement.
     """
 
     box: Optional[np.ndarray]
@@ -78,17 +85,83 @@ class Face:
     vertices: Optional[np.ndarray] = None
     triangles: Optional[np.ndarray] = field(default=None, repr=False)
     score: float = float("nan")
+    refined: bool = False
 
     def to_dict(self) -> dict:
-        """The JSON form written by ``mfirrn reconstruct`` (box, roi, params, pose, landmarks)."""
+        """The JSON form written by ``mfirrn reconstruct`` (box, score, roi, refined, params, pose, landmarks)."""
         return {
             "box": None if self.box is None else [float(v) for v in self.box[:4]],
             "score": None if not np.isfinite(self.score) else float(self.score),
             "roi": [float(v) for v in self.roi],
+            "refined": bool(self.refined),
             "params": [float(v) for v in self.params],
             "pose": {k: float(self.pose[k]) for k in ("yaw", "pitch", "roll")},
             "landmarks": [[float(c) for c in p] for p in self.landmarks],
         }
+
+
+class StageTimes:
+    """Wall time per pipeline stage, summed over calls (seconds): ``times["detect"]``.
+
+    >>> t = StageTimes()
+    >>> with t("detect"):
+    ...     pass
+    >>> sorted(t.seconds)
+    ['detect']
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
+
+
+@contextmanager
+def _no_timer(stage: str) -> Iterator[None]:
+    yield
+
+
+def roi_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of boxes (*, 4) ``(x0, y0, x1, y1)`` -> (*,).
+
+    >>> roi_iou(np.array([0.0, 0, 10, 10]), np.array([5.0, 0, 15, 10])).round(4).item()
+    0.3333
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])  # noqa: E731
+    return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
+
+
+def refined_roi_agrees(first: np.ndarray, second: np.ndarray, third: np.ndarray, min_iou: float = 1 / 3,
+                       settled_iou: float = 0.5) -> np.ndarray:
+    """The robust refinement's test -> (F,) bool: keep the second pass where its roi agrees with the first.
+
+    ``first`` (F, 4): the roi of the first pass (from the detector box); ``second``: the roi built from
+    the first pass's landmarks (the second pass's crop); ``third``: the roi built from the second pass's
+    landmarks. The refinement is one step of the fixed-point iteration roi -> landmarks -> roi; it is
+    kept when
+
+    - the second crop overlaps the first with IoU >= ``min_iou`` (a crop that jumps further sees a
+      different patch of the image: the first landmarks were not on the face), and
+    - the iteration settles: the next step would move the roi no more than this one did
+      (``IoU(second, third) >= IoU(first, second)``), or only a little (``IoU(second, third) >=
+      settled_iou``). A diverging second pass moves it further.
+
+    >>> a = np.array([[0.0, 0, 100, 100]]); b = a + 5; c = b + 1
+    >>> refined_roi_agrees(a, b, c).tolist(), refined_roi_agrees(a, b, b + 50).tolist()
+    ([True], [False])
+    """
+    iou12, iou23 = roi_iou(first, second), roi_iou(second, third)
+    return (iou12 >= min_iou) & (iou23 >= np.minimum(iou12, settled_iou))
 
 
 class Reconstructor:
@@ -96,32 +169,47 @@ class Reconstructor:
 
     ``model``: a registered model name or a module from :func:`mfirrn.models.create` /
     :func:`mfirrn.models.load_checkpoint` (it carries its stats and pixel convention).
-    ``detector``: a registered detector name or any callable image -> (K, 5) boxes.
-    ``refine``: 3DDFA's two-step mode — predict, rebuild the roi from the predicted 68 landmarks,
-    predict again. ``mesh``: ``"full"`` (53215 vertices) or ``"noneck"`` (38365); ``dense=False`` skips
+    ``detector``: a registered detector name (default ``faceboxes``), a comma list tried in turn until
+    one finds a face (e.g. ``faceboxes,dlib-hog``) or any callable image -> (K, 5) boxes.
+    ``refine``: 3DDFA's two-step mode predicts, rebuilds the roi from the predicted 68 landmarks and
+    predicts again. ``"robust"`` (default, also ``True``) keeps the second pass only where its roi agrees
+    with the first and the iteration contracts (:func:`refined_roi_agrees`; else the face keeps its first pass); ``"always"`` is 3DDFA's rule; ``"off"`` (or ``False``) is
+    a single pass. ``mesh``: ``"full"`` (53215 vertices) or ``"noneck"`` (38365); ``dense=False`` skips
     the dense mesh. ``bf16``: bfloat16 autocast for the network (fast on AVX512-BF16/AMX CPUs and GPUs).
+    ``detector_backend``: ``"torch"`` or ``"onnxruntime"`` for a network detector named by string;
+    ``detector_threads``: its ONNX Runtime intra-op threads (0: all cores; PyTorch uses
+    ``torch.set_num_threads``).
     """
 
-    def __init__(self, model: Union[str, nn.Module] = "3ddfa-v2-mb05", detector: Union[str, Detector] = "dlib-hog",
-                 *, refine: bool = True, mesh: MeshName = "full", dense: bool = True,
+    def __init__(self, model: Union[str, nn.Module] = "3ddfa-v2-mb05", detector: Union[str, Detector] = DEFAULT_DETECTOR,
+                 *, refine: Union[bool, RefineMode] = "robust", mesh: MeshName = "full", dense: bool = True,
                  device: Union[str, torch.device] = "cpu", bf16: bool = False,
-                 bfm: Optional[MorphableModel] = None) -> None:
+                 bfm: Optional[MorphableModel] = None, detector_backend: str = "torch",
+                 detector_threads: int = 0) -> None:
         from mfirrn import models
 
         self.device = torch.device(device)
         self.model = models.create(model, device=self.device) if isinstance(model, str) else model.to(self.device).eval()
         if not hasattr(self.model, "card") or not hasattr(self.model, "stats"):
             raise ValueError("model must come from mfirrn.models.create or load_checkpoint (it needs .card and .stats)")
+        refine = {True: "robust", False: "off"}.get(refine, refine) if isinstance(refine, bool) else refine
+        if refine not in REFINE_MODES:
+            raise ValueError(f"refine must be one of {', '.join(REFINE_MODES)} (or True/False), got {refine!r}")
         self._detector_spec = detector
         self._detector: Optional[Detector] = None
-        self.refine, self.dense, self.bf16 = refine, dense, bf16
+        self.detector_backend, self.detector_threads = detector_backend, detector_threads
+        self.refine: RefineMode = refine  # type: ignore[assignment]
+        self.dense, self.bf16 = dense, bf16
         self.bfm = (bfm if bfm is not None else MorphableModel(mesh)).to(self.device)
 
     @property
     def detector(self) -> Detector:
         if self._detector is None:
             spec = self._detector_spec
-            self._detector = create_detector(spec) if isinstance(spec, str) else spec
+            dev = "cpu" if self.device.type != "cuda" else str(self.device)
+            self._detector = (create_detector(spec, backend=self.detector_backend, device=dev,
+                                              threads=self.detector_threads)
+                              if isinstance(spec, str) else spec)
         return self._detector
 
     @property
@@ -138,12 +226,14 @@ class Reconstructor:
             return self.bfm.landmarks(params.to(self.device), convention=self.model.card.convention, roi=roi_t)
 
     def __call__(self, image: np.ndarray, boxes: Optional[np.ndarray] = None,
-                 landmarks: Optional[np.ndarray] = None) -> list[Face]:
+                 landmarks: Optional[np.ndarray] = None, *, times: Optional[StageTimes] = None) -> list[Face]:
         """Reconstruct the faces of a BGR uint8 image.
 
         Faces come from ``landmarks`` (F, K, 2) if given (roi from landmarks, REFERENCE §2), else from
-        ``boxes`` (F, 4 or 5), else from the detector. Returns [] when no face is found.
+        ``boxes`` (F, 4 or 5), else from the detector. Returns [] when no face is found. ``times``
+        collects the seconds spent per stage (detect, network, refine, landmarks, dense).
         """
+        timer = times if times is not None else _no_timer
         image = as_bgr(image)
         box_arr: Optional[np.ndarray]
         if landmarks is not None:
@@ -151,25 +241,44 @@ class Reconstructor:
             lm = lm[None] if lm.ndim == 2 else lm
             rois, box_arr, scores = roi_from_landmarks(lm), None, np.full(len(lm), np.nan)
         else:
-            box_arr = self.detector(image) if boxes is None else np.asarray(boxes, np.float64).reshape(-1, np.shape(boxes)[-1])
+            if boxes is None:
+                with timer("detect"):
+                    box_arr = self.detector(image)
+            else:
+                box_arr = np.asarray(boxes, np.float64).reshape(-1, np.shape(boxes)[-1])
             if box_arr.shape[-1] not in (4, 5):
                 raise ValueError(f"boxes: expected (F, 4) or (F, 5), got {box_arr.shape}")
             scores = box_arr[:, 4] if box_arr.shape[1] == 5 else np.full(len(box_arr), np.nan)
             rois = roi_from_box(box_arr[:, :4])
         if len(rois) == 0:
             return []
-        params = self._predict(image, rois)
-        if self.refine:
-            rois = roi_from_landmarks(self._landmarks(params, rois).cpu().numpy()[..., :2])
+        with timer("network"):
             params = self._predict(image, rois)
-        lms = self._landmarks(params, rois).cpu().numpy()
+        refined = np.zeros(len(rois), bool)
+        with timer("landmarks"):
+            lms_t = self._landmarks(params, rois)
+        if self.refine != "off":
+            with timer("refine"):
+                rois2 = roi_from_landmarks(lms_t.cpu().numpy()[..., :2])
+                params2 = self._predict(image, rois2)
+                lms2_t = self._landmarks(params2, rois2)
+                if self.refine == "always":
+                    refined = np.ones(len(rois), bool)
+                else:
+                    refined = refined_roi_agrees(rois, rois2, roi_from_landmarks(lms2_t.cpu().numpy()[..., :2]))
+                take = torch.as_tensor(refined)
+                params = torch.where(take[:, None], params2, params)
+                lms_t = torch.where(take.to(lms_t.device)[:, None, None], lms2_t, lms_t)
+                rois = np.where(refined[:, None], rois2, rois)
+        lms = lms_t.cpu().numpy()
         pose = pose_from_params(params)
         verts = None
         if self.dense:
-            roi_t = torch.as_tensor(rois, dtype=torch.float32, device=self.device)
-            with torch.no_grad():
-                verts = self.bfm.vertices(params.to(self.device), convention=self.model.card.convention,
-                                          roi=roi_t).cpu().numpy()
+            with timer("dense"):
+                roi_t = torch.as_tensor(rois, dtype=torch.float32, device=self.device)
+                with torch.no_grad():
+                    verts = self.bfm.vertices(params.to(self.device), convention=self.model.card.convention,
+                                              roi=roi_t).cpu().numpy()
         faces = []
         for i in range(len(rois)):
             faces.append(Face(
@@ -182,6 +291,7 @@ class Reconstructor:
                 vertices=None if verts is None else verts[i],
                 triangles=self.bfm.triangles if verts is not None else None,
                 score=float(scores[i]),
+                refined=bool(refined[i]),
             ))
         return faces
 

@@ -63,12 +63,12 @@ class ProfileConfig:
 
 
 def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """(3, 3) rotation ``R_z(roll) R_x(pitch) R_y(-yaw)`` in the posed frame (degrees).
+    """(3, 3) rotation ``R_z(-roll) R_x(-pitch) R_y(-yaw)`` in the posed frame (degrees).
 
     Left-multiplying a frontal pose by it changes :func:`mfirrn.params.pose_from_params`'s yaw, pitch and
     roll by ``+yaw``, ``+pitch``, ``+roll`` (exactly for one angle alone; approximately when combined).
     """
-    a, b, c = (math.radians(v) for v in (-yaw, pitch, roll))
+    a, b, c = (math.radians(v) for v in (-yaw, -pitch, -roll))
     Ry = np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
     Rx = np.array([[1, 0, 0], [0, math.cos(b), -math.sin(b)], [0, math.sin(b), math.cos(b)]])
     Rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])

@@ -39,15 +39,18 @@ from mfirrn.metrics import bbox_normaliser, yaw_bin_index
 __all__ = [
     "PublishedRow",
     "PUBLISHED",
-    "NOT_IN_REFERENCE",
     "BIN_COLUMNS",
+    "AFLW21_COLUMNS",
+    "POSE_COLUMNS",
     "comparison_table",
+    "format_comparison",
     "BootstrapCI",
     "bootstrap_ci",
     "ced_curve",
     "per_landmark_error",
     "worst_images",
     "checkpoint_trained_on",
+    "registered_trained_on",
     "trained_on_aflw",
     "aflw21_exclusion",
     "find_aflw21",
@@ -67,15 +70,15 @@ __all__ = [
     "default_results_dir",
 ]
 
-NOT_IN_REFERENCE = "not in our reference file"
-AFLW21_ABSENT = "AFLW-21 test set not available offline"
+AFLW21_ABSENT = "AFLW-21 test set not found (fetch it with `mfirrn data fetch aflw`)"
 BIN_COLUMNS = ("[0,30]", "(30,60]", "(60,90]")
 NAN = float("nan")
 
 
 @dataclass(frozen=True)
 class PublishedRow:
-    """A published result: AFLW2000-3D 68-point NME by yaw bin and mean (%), AFLW 21-point mean (%)."""
+    """A published result (REFERENCE §6), NME in %: AFLW2000-3D 68 points by yaw bin, Mean, Std, and
+    AFLW 21 points by yaw bin, Mean, Std. NaN = not published by that paper (printed as "–")."""
 
     method: str
     bins: tuple[float, float, float]
@@ -83,52 +86,111 @@ class PublishedRow:
     aflw21: float
     source: str
     note: str = ""
+    std: float = NAN
+    aflw21_bins: tuple[float, float, float] = (NAN, NAN, NAN)
+    aflw21_std: float = NAN
 
 
 _NAN3 = (NAN, NAN, NAN)
 _MFIRRN_TABLE = "MFIRRN paper (ICASSP 2021), table"
 _SYNERGY_TABLE = "SynergyNet paper (3DV 2021), table"
+_NO_AFLW2000 = "no AFLW2000-3D figure published"
+_NO_AFLW21 = "no AFLW figure published"
+_LATER = "no AFLW figure in that table"
 
-# REFERENCE §6, in the order of the MFIRRN table followed by the SynergyNet table's extra rows.
+
+def _mfirrn_row(method: str, a2000: tuple[float, ...], aflw: tuple[float, ...], note: str = "") -> PublishedRow:
+    """A row of the MFIRRN table from its two five-number groups (bins, Mean, Std; NaN where "–")."""
+    a2000 = a2000 or (NAN,) * 5
+    aflw = aflw or (NAN,) * 5
+    return PublishedRow(method, tuple(a2000[:3]), a2000[3], aflw[3], _MFIRRN_TABLE, note, std=a2000[4],
+                        aflw21_bins=tuple(aflw[:3]), aflw21_std=aflw[4])
+
+
+# REFERENCE §6: the MFIRRN table (both datasets), then the later methods (SynergyNet table). Every row has
+# at least one published number; its note says which groups the paper leaves empty.
 PUBLISHED: tuple[PublishedRow, ...] = (
-    PublishedRow("CDM", _NAN3, NAN, NAN, _MFIRRN_TABLE, NOT_IN_REFERENCE),
-    PublishedRow("RCPR", _NAN3, NAN, NAN, _MFIRRN_TABLE, NOT_IN_REFERENCE),
-    PublishedRow("ESR", _NAN3, NAN, NAN, _MFIRRN_TABLE, NOT_IN_REFERENCE),
-    PublishedRow("SDM", _NAN3, NAN, NAN, _MFIRRN_TABLE, NOT_IN_REFERENCE),
-    PublishedRow("DEFA", _NAN3, NAN, NAN, _MFIRRN_TABLE, NOT_IN_REFERENCE),
-    PublishedRow("Nonlinear", _NAN3, NAN, NAN, _MFIRRN_TABLE, NOT_IN_REFERENCE),
-    PublishedRow("3DDFA (CVPR16)", (3.78, 4.54, 7.93), 5.42, 5.60, _MFIRRN_TABLE),
-    PublishedRow("DAMDNet (ICCVW19)", (2.907, 3.830, 4.953), 3.897, 5.199, _MFIRRN_TABLE),
-    PublishedRow("MFIRRN (paper)", (2.841, 3.572, 4.561), 3.658, 5.110, _MFIRRN_TABLE),
-    PublishedRow("PRNet (ECCV18)", (2.75, 3.51, 4.61), 3.62, NAN, _SYNERGY_TABLE, "no AFLW-21 figure in that table"),
-    PublishedRow("2DASL", (2.75, 3.46, 4.45), 3.55, NAN, _SYNERGY_TABLE, "no AFLW-21 figure in that table"),
-    PublishedRow("3DDFA_V2 (ECCV20)", (2.63, 3.42, 4.48), 3.51, NAN, _SYNERGY_TABLE, "no AFLW-21 figure in that table"),
-    PublishedRow("SynergyNet (3DV21)", (2.65, 3.30, 4.27), 3.41, 4.06, _SYNERGY_TABLE),
+    _mfirrn_row("CDM", (), (8.150, 13.020, 16.170, 12.440, 4.040), _NO_AFLW2000),
+    _mfirrn_row("RCPR", (4.260, 5.960, 13.180, 7.800, 4.740), (5.430, 6.580, 11.530, 7.850, 3.240)),
+    _mfirrn_row("ESR", (4.600, 6.700, 12.670, 7.990, 4.190), (5.660, 7.120, 11.940, 8.240, 3.290)),
+    _mfirrn_row("SDM", (3.670, 4.940, 9.760, 6.120, 3.210), (4.750, 5.550, 9.340, 6.550, 2.450)),
+    _mfirrn_row("DEFA", (4.500, 5.560, 7.330, 5.803, 1.169), (), _NO_AFLW21),
+    _mfirrn_row("3DDFA (CVPR16)", (3.780, 4.540, 7.930, 5.420, 2.210), (5.000, 5.060, 6.740, 5.600, 0.990)),
+    _mfirrn_row("Nonlinear 3DMM (CVPR18)", (NAN, NAN, NAN, 4.700, NAN), (),
+                "only the AFLW2000-3D mean published; " + _NO_AFLW21),
+    _mfirrn_row("DAMDNet (ICCVW19)", (2.907, 3.830, 4.953, 3.897, 0.837), (4.359, 5.209, 6.028, 5.199, 0.682)),
+    _mfirrn_row("MFIRRN (paper)", (2.841, 3.572, 4.561, 3.658, 0.705), (4.321, 5.051, 5.958, 5.110, 0.670),
+                "the authors' released code (random test-time jigsaw) gives 3.650-3.690"),
+    PublishedRow("3D-FAN", (3.16, 3.53, 4.60), 3.76, NAN, _SYNERGY_TABLE, _LATER),
+    PublishedRow("3DDFA-PAMI", (2.84, 3.57, 4.96), 3.79, NAN, _SYNERGY_TABLE, _LATER),
+    PublishedRow("PRNet (ECCV18)", (2.75, 3.51, 4.61), 3.62, NAN, _SYNERGY_TABLE, _LATER),
+    PublishedRow("2DASL", (2.75, 3.46, 4.45), 3.55, NAN, _SYNERGY_TABLE, _LATER),
+    PublishedRow("3DDFA_V2 (ECCV20)", (2.63, 3.42, 4.48), 3.51, NAN, _SYNERGY_TABLE, _LATER),
+    PublishedRow("SynergyNet (3DV21)", (2.65, 3.30, 4.27), 3.41, 4.06, _SYNERGY_TABLE,
+                 "AFLW: only the mean in that table"),
 )
 
+AFLW21_COLUMNS = ("AFLW-21 [0,30]", "AFLW-21 (30,60]", "AFLW-21 (60,90]", "AFLW-21 mean", "AFLW-21 Std")
 _COLUMNS = ["method", "kind", "split", "date", "gt", *BIN_COLUMNS, "Mean", "Std", "per-image mean",
-            "AFLW-21 mean", "n_images", "source", "note"]
+            *AFLW21_COLUMNS, "yaw MAE", "pitch MAE", "roll MAE", "pose MAE", "n_images", "source", "note"]
+POSE_COLUMNS = ("yaw MAE", "pitch MAE", "roll MAE", "pose MAE")  # head-pose MAE in degrees (mfirrn.pose)
+
+
+def _published_numbers(p: PublishedRow) -> list[float]:
+    return [*p.bins, p.mean, p.std, *p.aflw21_bins, p.aflw21, p.aflw21_std]
+
+
+def _pose_cells(p) -> dict[str, float]:
+    """The pose columns of a row from a PoseSummary / PublishedPose (NaN without one)."""
+    vals = (NAN,) * 4 if p is None else (p.yaw, p.pitch, p.roll, p.mean)
+    return dict(zip(POSE_COLUMNS, vals))
+
+
+def _published_pose_rows(methods: list[str]) -> tuple[dict[str, Any], list[Any]]:
+    """Published head-pose rows matched to NME rows by method name (before any " (...)"), and the pose-only
+    ones left over."""
+    from mfirrn.pose import PUBLISHED_POSE
+
+    def key(m: str) -> str:
+        return m.split(" (")[0].replace("-TPAMI", "-PAMI")
+
+    by_key = {key(m): m for m in methods}
+    matched = {by_key[key(p.method)]: p for p in PUBLISHED_POSE if key(p.method) in by_key}
+    rest = [p for p in PUBLISHED_POSE if key(p.method) not in by_key]
+    return matched, rest
 
 
 def comparison_table(results: Iterable[BenchmarkResult], published: bool = True, *,
                      split: str = "aflw2000-3d-dev", date: Optional[str] = None,
-                     aflw21: Optional[Mapping[str, Union[float, str]]] = None,
+                     aflw21: Optional[Mapping[str, Union[float, str, BenchmarkResult]]] = None,
                      notes: Optional[Mapping[str, str]] = None) -> pd.DataFrame:
     """The paper's table: published rows (``published=True``) then one measured row per result.
 
     ``split`` and ``date`` (default today, ISO) label the measured rows. ``aflw21`` maps a result's model
-    name to its AFLW-21 mean (a number, labelled approximate) or to the reason it has none (a string);
-    models absent from it get NaN with :data:`AFLW21_ABSENT`. ``notes`` adds free text per model.
-    Columns: method, kind, split, date, gt, the three bins, Mean, Std (of bin means; NaN for published rows,
-    whose reference gives no Std), per-image mean, AFLW-21 mean, n_images, source, note.
+    name to its AFLW-21 result (a :class:`BenchmarkResult` of :func:`mfirrn.benchmark.evaluate_aflw21`,
+    or just its mean), labelled approximate, or to the reason it has none (a string); models absent from
+    it get NaN with :data:`AFLW21_ABSENT`. ``notes`` adds free text per model.
+    Columns: method, kind, split, date, gt, the three bins, Mean, Std (of the bin means), per-image mean,
+    the AFLW-21 bins, mean and Std (:data:`AFLW21_COLUMNS`), head-pose MAE in degrees (:data:`POSE_COLUMNS`:
+    yaw, pitch, roll, mean; measured where the AFLW2000-3D .mat fits are present; published pose rows beside
+    their method, pose-only methods as extra published rows), n_images, source, note. A published row is
+    never empty: each holds at least one published number (NaN only where the paper prints "–").
     """
     rows: list[dict[str, Any]] = []
     if published:
+        pose_of, pose_only = _published_pose_rows([p.method for p in PUBLISHED])
         for p in PUBLISHED:
+            pp = pose_of.get(p.method)
             rows.append({"method": p.method, "kind": "published", "split": "AFLW2000-3D (2000 images)", "date": "",
-                         "gt": "original", **dict(zip(BIN_COLUMNS, p.bins)), "Mean": p.mean, "Std": NAN,
-                         "per-image mean": NAN, "AFLW-21 mean": p.aflw21, "n_images": 2000 if math.isfinite(p.mean) else 0,
-                         "source": p.source, "note": p.note})
+                         "gt": "original", **dict(zip(BIN_COLUMNS, p.bins)), "Mean": p.mean, "Std": p.std,
+                         "per-image mean": NAN, **dict(zip(AFLW21_COLUMNS, (*p.aflw21_bins, p.aflw21, p.aflw21_std))),
+                         **_pose_cells(pp), "n_images": 2000 if math.isfinite(p.mean) else 0,
+                         "source": p.source if pp is None else f"{p.source}; pose: {pp.source}", "note": p.note})
+        for pp in pose_only:
+            rows.append({"method": pp.method, "kind": "published", "split": "AFLW2000-3D (2000 images)", "date": "",
+                         "gt": "original", **dict(zip(BIN_COLUMNS, _NAN3)), "Mean": NAN, "Std": NAN,
+                         "per-image mean": NAN, **dict(zip(AFLW21_COLUMNS, (NAN,) * 5)), **_pose_cells(pp),
+                         "n_images": 2000, "source": f"pose: {pp.source}", "note": "head pose only published"})
     date = date or _dt.date.today().isoformat()
     aflw21 = dict(aflw21 or {})
     notes = dict(notes or {})
@@ -136,17 +198,29 @@ def comparison_table(results: Iterable[BenchmarkResult], published: bool = True,
         s = r.summary
         a21 = aflw21.get(r.model, AFLW21_ABSENT)
         note_parts = [notes[r.model]] if r.model in notes else []
+        a21_values = [NAN] * 5
         if isinstance(a21, str):
-            a21_value = NAN
-            note_parts.append(f"AFLW-21: {a21}")
+            note_parts.append(a21 if a21.startswith("AFLW-21") else f"AFLW-21: {a21}")
+        elif isinstance(a21, BenchmarkResult):
+            a = a21.summary
+            a21_values = [*a.bins, a.mean, a.std]
+            note_parts.append(f"AFLW-21 approximate ({len(a21.names)} images; normaliser: crop side / sqrt(2), "
+                              f"the official one needs AFLW_GT_pts68.npy, which is not public)")
         else:
-            a21_value = float(a21)
+            a21_values[3] = float(a21)
             note_parts.append("AFLW-21 approximate (no AFLW_GT_pts68.npy normaliser)")
         rows.append({"method": r.model, "kind": "measured", "split": f"{split} ({len(r.names)} images)", "date": date,
                      "gt": r.gt, **dict(zip(BIN_COLUMNS, s.bins)), "Mean": s.mean, "Std": s.std,
-                     "per-image mean": s.per_image_mean, "AFLW-21 mean": a21_value, "n_images": len(r.names),
+                     "per-image mean": s.per_image_mean, **dict(zip(AFLW21_COLUMNS, a21_values)),
+                     **_pose_cells(getattr(r, "pose", None)), "n_images": len(r.names),
                      "source": "this workbench", "note": "; ".join(note_parts)})
     return pd.DataFrame(rows, columns=_COLUMNS)
+
+
+def format_comparison(df: pd.DataFrame, columns: Optional[Sequence[str]] = None) -> str:
+    """Plain-text comparison table (3 decimals; "–" where a paper publishes nothing or a bin is empty)."""
+    cols = list(columns or ["method", "kind", *BIN_COLUMNS, "Mean", "Std", "per-image mean", "AFLW-21 mean"])
+    return df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–")
 
 
 # ------------------------------------------------------------------------------------------- statistics
@@ -314,8 +388,9 @@ def _tex(s: str) -> str:
 
 
 def to_latex(df: pd.DataFrame, path: Optional[Union[str, Path]] = None, *, digits: int = 3,
-             columns: Sequence[str] = ("method", "kind", *BIN_COLUMNS, "Mean", "Std", "AFLW-21 mean"),
-             caption: str = "NME (\\%) on AFLW2000-3D (68 points) by absolute yaw, and on AFLW (21 points).") -> str:
+             columns: Sequence[str] = ("method", "kind", *BIN_COLUMNS, "Mean", "Std", *AFLW21_COLUMNS, "pose MAE"),
+             caption: str = "NME (\\%) on AFLW2000-3D (68 points) by absolute yaw, and on AFLW (21 points); "
+                            "head-pose MAE (degrees) on AFLW2000-3D.") -> str:
     """A booktabs ``tabular`` of ``columns`` (NaN as ``--``); written to ``path`` when given. Needs no jinja2."""
     cols = [c for c in columns if c in df.columns]
     numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in cols]
@@ -374,7 +449,19 @@ class ModelEntry:
         return aflw21_exclusion(self.trained_on)
 
 
-_REGISTERED_TRAINED_ON = {"3ddfa-v2-mb05": "300W-LP (3DDFA_V2 authors' weights)"}
+# What the registered models with weights were trained on (a checkpoint file says it itself).
+_REGISTERED_TRAINED_ON = {
+    "3ddfa-v2-mb05": "300W-LP (3DDFA_V2 authors' weights)",
+    "3ddfa-mb05-aflw21": "aflw-21pt-train (the AFLW 21-point pool, via this project's fitted labels and face "
+                         "profiling), fine-tuned from 3ddfa-v2-mb05 (300W-LP)",
+    "mfirrn-mb05-aflw21": "aflw-21pt-train (the AFLW 21-point pool, via this project's fitted labels and face "
+                          "profiling), fine-tuned from 3ddfa-v2-mb05 (300W-LP) in each branch",
+}
+
+
+def registered_trained_on(name: str) -> str:
+    """What registered model ``name``'s shipped weights were trained on (``"unknown"`` if not recorded)."""
+    return _REGISTERED_TRAINED_ON.get(name, "unknown")
 
 
 def load_model_entry(spec: Union[str, Path], device: str = "cpu", pretrained: bool = True) -> ModelEntry:
@@ -391,9 +478,7 @@ def load_model_entry(spec: Union[str, Path], device: str = "cpu", pretrained: bo
     model = models.create(str(spec), pretrained=pretrained, device=device)
     if not pretrained:
         return ModelEntry(f"{spec} (untrained)", model, "untrained (random init)", "registry")
-    weights = model.card.weights_path  # project-trained models say what they were trained on
-    trained_on = checkpoint_trained_on(weights) if weights else _REGISTERED_TRAINED_ON.get(str(spec), "unknown")
-    return ModelEntry(str(spec), model, trained_on, "registry")
+    return ModelEntry(str(spec), model, registered_trained_on(str(spec)), "registry")
 
 
 def jigsaw_effect(model: Any, data: AFLW2000, seeds: Sequence[int] = (0, 1, 2), *, bfm: Any = None,

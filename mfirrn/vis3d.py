@@ -11,10 +11,15 @@ with a ``roi``: x right, y **down**, z towards the viewer, pixels) and show them
 * :func:`export_html` — a standalone HTML file with plotly.js inlined (no CDN, works offline).
 * :func:`coefficient_explorer` — ipywidgets sliders over shape, expression and pose coefficients that
   rebuild the mesh; needs a live kernel to react, but builds headless.
+* :func:`coefficient_sweep` — the same lesson as a static matplotlib figure (mean face and ±k std of a few
+  coefficients), for readers of a static copy of a notebook.
+* :func:`use_notebook_renderer` — plotly output that JupyterLab draws *and* static copies (nbconvert HTML,
+  the docs site) draw without a kernel or the internet (plotly.js embedded once per notebook).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
@@ -22,7 +27,8 @@ import numpy as np
 
 from mfirrn.checks import check_shape
 
-__all__ = ["mesh_figure", "side_by_side", "export_html", "coefficient_explorer", "wireframe_edges", "LIGHTING"]
+__all__ = ["mesh_figure", "side_by_side", "export_html", "coefficient_explorer", "coefficient_sweep",
+           "use_notebook_renderer", "wireframe_edges", "LIGHTING", "NOTEBOOK_RENDERER"]
 
 # plotly Mesh3d lighting: "shaded" (diffuse + specular) and "flat colour" (ambient only, photo colours as is)
 LIGHTING = {
@@ -32,7 +38,8 @@ LIGHTING = {
 
 
 def _to_plot(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, np.float64)
+    """Image frame -> plotly frame (y up); float32, which plotly stores as compact typed arrays."""
+    v = np.asarray(v, np.float32)
     return np.stack([v[:, 0], -v[:, 1], v[:, 2]], axis=1)
 
 
@@ -67,7 +74,8 @@ def _mesh_traces(vertices: np.ndarray, triangles: np.ndarray, colors: Optional[n
         c = c / 255.0 if c.max() > 1.0 else c
         vc = [f"rgb({r},{g},{b})" for r, g, b in np.round(np.clip(c, 0, 1) * 255).astype(int)]
         color = None
-    traces = [go.Mesh3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], i=t[:, 0], j=t[:, 1], k=t[:, 2], vertexcolor=vc, color=color,
+    t32 = t.astype(np.int32)
+    traces = [go.Mesh3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], i=t32[:, 0], j=t32[:, 1], k=t32[:, 2], vertexcolor=vc, color=color,
                         lighting=LIGHTING["shaded"] if colors is None else LIGHTING["flat"],
                         lightposition=dict(x=0, y=0, z=1e5), flatshading=False, name=name, showscale=False,
                         hoverinfo="skip", scene=scene)]
@@ -87,8 +95,15 @@ def _scene() -> dict:
                 xaxis=dict(visible=False), yaxis=dict(visible=False), zaxis=dict(visible=False))
 
 
+# Toggle buttons sit in a strip below the 3D scenes, so they never cover the figure's title or the subplot
+# titles at the top (plotly draws menus over everything else).
+BUTTON_STRIP = 44  # px, bottom margin that holds the buttons
+MODEBAR_STRIP = 50  # px, top margin: plotly's tool bar and the title (subplot titles go below it)
+
+
 def _toggle_buttons(fig: Any) -> None:
-    """Buttons (no kernel needed): landmarks on/off, wireframe on/off, shaded vs flat colour."""
+    """Buttons (no kernel needed): landmarks on/off, wireframe on/off, shaded vs flat colour; in a strip
+    below the scenes (``BUTTON_STRIP`` px of bottom margin)."""
     names = [tr.name or "" for tr in fig.data]
     kinds = ["landmarks" if n.endswith("landmarks") else "wireframe" if n.endswith("wireframe") else "mesh" for n in names]
     mesh_idx = [i for i, k in enumerate(kinds) if k == "mesh"]
@@ -98,19 +113,21 @@ def _toggle_buttons(fig: Any) -> None:
         idx = [i for i, k in enumerate(kinds) if k == kind]
         if not idx:
             continue
-        menus.append(dict(type="buttons", direction="right", x=x, y=1.08, xanchor="left", showactive=True,
+        menus.append(dict(type="buttons", direction="right", x=x, y=0, xanchor="left", yanchor="top",
+                          pad=dict(t=6), showactive=True,
                           buttons=[dict(label=f"{kind} on", method="restyle", args=[{"visible": True}, idx]),
                                    dict(label=f"{kind} off", method="restyle", args=[{"visible": False}, idx])]))
         x += 0.33
-    menus.append(dict(type="buttons", direction="right", x=x, y=1.08, xanchor="left", showactive=True,
+    menus.append(dict(type="buttons", direction="right", x=x, y=0, xanchor="left", yanchor="top",
+                      pad=dict(t=6), showactive=True,
                       buttons=[dict(label="shaded", method="restyle", args=[{"lighting": [LIGHTING["shaded"]] * len(mesh_idx)}, mesh_idx]),
                                dict(label="flat colour", method="restyle", args=[{"lighting": [LIGHTING["flat"]] * len(mesh_idx)}, mesh_idx])]))
-    fig.update_layout(updatemenus=menus)
+    fig.update_layout(updatemenus=menus, margin=dict(b=BUTTON_STRIP))
 
 
 def mesh_figure(vertices: np.ndarray, triangles: np.ndarray, colors: Optional[np.ndarray] = None,
                 landmarks: Optional[np.ndarray] = None, *, wireframe: bool = True, title: Optional[str] = None,
-                max_edges: int = 20000, height: int = 600, width: Optional[int] = None) -> Any:
+                max_edges: int = 12000, height: int = 600, width: Optional[int] = None) -> Any:
     """A plotly figure of one mesh.
 
     Args:
@@ -126,7 +143,9 @@ def mesh_figure(vertices: np.ndarray, triangles: np.ndarray, colors: Optional[np
     import plotly.graph_objects as go
 
     fig = go.Figure(_mesh_traces(vertices, triangles, colors, landmarks, wireframe, "mesh", max_edges))
-    fig.update_layout(scene=_scene(), title=title, height=height, width=width, margin=dict(l=0, r=0, t=60, b=0),
+    # title on the left: plotly's tool bar (mode bar) sits at the top right
+    fig.update_layout(scene=_scene(), title=dict(text=title, x=0.01, xanchor="left"), height=height, width=width,
+                      margin=dict(l=0, r=0, t=MODEBAR_STRIP, b=BUTTON_STRIP),
                       showlegend=False)
     _toggle_buttons(fig)
     return fig
@@ -143,7 +162,7 @@ def side_by_side(meshes: Sequence[tuple], titles: Sequence[str], *, height: int 
         for tr in _mesh_traces(v, t, c, lm, True, titles[i], max_edges, scene=scene):
             fig.add_trace(tr)
         fig.update_layout({scene: _scene()})
-    fig.update_layout(height=height, margin=dict(l=0, r=0, t=60, b=0), showlegend=False)
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=MODEBAR_STRIP + 20, b=BUTTON_STRIP), showlegend=False)
     _toggle_buttons(fig)
     return fig
 
@@ -166,9 +185,8 @@ def coefficient_explorer(bfm: Any, *, n_shape: int = 5, n_exp: int = 5, stats: A
     Angles in degrees. Returns an ``ipywidgets.VBox``; the figure is in ``box.figure_output``.
     """
     import ipywidgets as widgets
-    import torch
 
-    from mfirrn.params import PARAM_SPEC, ParamStats
+    from mfirrn.params import ParamStats
 
     stats = stats if stats is not None else ParamStats.from_asset("stats-3ddfa-v2")
     base = np.asarray(stats.mean if params is None else params, np.float64).copy()
@@ -184,28 +202,20 @@ def coefficient_explorer(bfm: Any, *, n_shape: int = 5, n_exp: int = 5, stats: A
     out = widgets.Output()
 
     def current_vertices() -> np.ndarray:
-        p = base.copy()
-        for i, s in enumerate(shp):
-            p[PARAM_SPEC.pose + i] += s.value * stats.std[PARAM_SPEC.pose + i]
-        for i, s in enumerate(exp):
-            j = PARAM_SPEC.pose + PARAM_SPEC.shape + i
-            p[j] += s.value * stats.std[j]
-        with torch.no_grad():
-            S = bfm.shape_vertices(torch.as_tensor(p[PARAM_SPEC.shape_slice][None], dtype=torch.float32),
-                                   torch.as_tensor(p[PARAM_SPEC.exp_slice][None], dtype=torch.float32))[0].double().numpy()
-        from mfirrn.dense_eval import zhu_rotation
-
-        yaw, pitch, roll = (np.deg2rad(s.value) for s in pose)
-        V = (S - S.mean(0)) @ zhu_rotation(pitch, yaw, roll).T
-        return np.stack([V[:, 0], -V[:, 1], V[:, 2]], axis=1)  # to the image frame (y down)
+        return _coefficient_vertices(bfm, stats, base, [s.value for s in shp], [s.value for s in exp],
+                                     *(s.value for s in pose))
 
     def redraw(_: Any = None) -> None:
         fig = mesh_figure(current_vertices(), tri, wireframe=False, height=450,
                           title="3DMM: mean + shape·α + expression·β, rotated")
         # Replace the Output's content directly: no `with out:` capture and no clear_output(wait=True),
         # which wait for a front end and stall a headless kernel (nbclient, CI) until its timeout.
-        out.outputs = ()
-        out.append_display_data(fig)
+        # A mime bundle, not the figure: IPython's formatter would call the figure's _ipython_display_,
+        # which publishes it to the running cell's output instead of the widget.
+        import plotly.io as pio
+
+        bundle = pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_plotly_json())
+        out.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
 
     for s in (*shp, *exp, *pose):
         s.observe(redraw, names="value")
@@ -224,3 +234,107 @@ def coefficient_explorer(bfm: Any, *, n_shape: int = 5, n_exp: int = 5, stats: A
     box.current_vertices = current_vertices
     redraw()
     return box
+
+
+def _coefficient_vertices(bfm: Any, stats: Any, base: np.ndarray, shape_std: Sequence[float], exp_std: Sequence[float],
+                          yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> np.ndarray:
+    """Mesh (N, 3), image frame (y down), centred at 0, model units: ``base`` params (62,) with the first
+    shape / expression coefficients moved by ``shape_std`` / ``exp_std`` times their std, rotated by the
+    angles (degrees, 3DDFA's Zhu convention)."""
+    import torch
+
+    from mfirrn.dense_eval import zhu_rotation
+    from mfirrn.params import PARAM_SPEC
+
+    p = np.asarray(base, np.float64).copy()
+    for i, value in enumerate(shape_std):
+        p[PARAM_SPEC.pose + i] += value * stats.std[PARAM_SPEC.pose + i]
+    for i, value in enumerate(exp_std):
+        j = PARAM_SPEC.pose + PARAM_SPEC.shape + i
+        p[j] += value * stats.std[j]
+    with torch.no_grad():
+        S = bfm.shape_vertices(torch.as_tensor(p[PARAM_SPEC.shape_slice][None], dtype=torch.float32),
+                               torch.as_tensor(p[PARAM_SPEC.exp_slice][None], dtype=torch.float32))[0].double().numpy()
+    V = (S - S.mean(0)) @ zhu_rotation(*np.deg2rad([pitch, yaw, roll])).T
+    return np.stack([V[:, 0], -V[:, 1], V[:, 2]], axis=1)
+
+
+def coefficient_sweep(bfm: Any, *, stats: Any = None, coefficients: Sequence[tuple[str, int]] = (
+        ("shape", 0), ("shape", 1), ("exp", 0), ("exp", 1)), values: Sequence[float] = (-3.0, 0.0, 3.0),
+        yaw: float = 25.0, size: int = 220) -> Any:
+    """A matplotlib figure: one row per coefficient, one column per value (in std of ``stats``), each panel
+    the mean face with that one coefficient moved, shaded by :func:`mfirrn.render.shade` and seen at
+    ``yaw`` degrees. All panels share one scale, so size changes show. The static twin of
+    :func:`coefficient_explorer`.
+
+    Args:
+        bfm: a :class:`mfirrn.bfm.MorphableModel`.
+        stats: :class:`mfirrn.params.ParamStats` (default 3DDFA_V2's); the face is its mean.
+        coefficients: ``("shape" | "exp", index)`` pairs, 0-based.
+        values: coefficient offsets in std.
+        size: panel size in pixels.
+    """
+    import matplotlib.pyplot as plt
+
+    from mfirrn import render
+    from mfirrn.params import ParamStats
+
+    stats = stats if stats is not None else ParamStats.from_asset("stats-3ddfa-v2")
+    for kind, index in coefficients:
+        if kind not in ("shape", "exp") or not 0 <= index < (40 if kind == "shape" else 10):
+            raise ValueError(f"coefficient {(kind, index)!r}: expected ('shape', 0..39) or ('exp', 0..9)")
+    meshes = []
+    for kind, index in coefficients:
+        row = []
+        for value in values:
+            offsets = np.zeros(index + 1)
+            offsets[index] = value
+            row.append(_coefficient_vertices(bfm, stats, stats.mean, offsets if kind == "shape" else [],
+                                             offsets if kind == "exp" else [], yaw=yaw))
+        meshes.append(row)
+    ref = _coefficient_vertices(bfm, stats, stats.mean, [], [], yaw=yaw)
+    scale = 0.8 * size / np.ptp(ref[:, :2], axis=0).max()
+    fig, axes = plt.subplots(len(coefficients), len(values), figsize=(2.2 * len(values), 2.2 * len(coefficients)),
+                             squeeze=False)
+    for r, ((kind, index), row) in enumerate(zip(coefficients, meshes)):
+        for c, (value, v) in enumerate(zip(values, row)):
+            pix = v * scale
+            pix[:, :2] += size / 2
+            img = render.shade(pix, bfm.triangles, size, size, light_dir=(0.3, -0.3, 1.0))
+            ax = axes[r, c]
+            ax.imshow(np.clip(img, 0, 1))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"{value:+g} std" if value else "mean", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"{'shape' if kind == 'shape' else 'expression'} {index + 1}", fontsize=9)
+    fig.suptitle("3DMM coefficients: the mean face with one coefficient moved", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+NOTEBOOK_RENDERER = "plotly_mimetype+mfirrn_notebook"
+
+
+def use_notebook_renderer() -> str:
+    """Make plotly figures visible everywhere a notebook is read, and return the renderer's name.
+
+    Each figure output then carries the plotly mime type (drawn by JupyterLab) and an HTML version with a
+    ``Plotly.newPlot`` call (drawn by nbconvert HTML and the docs site, no kernel needed). plotly.js is
+    embedded once, with the first figure; the MathJax ``<script src>`` that plotly's own notebook renderer
+    adds to every figure is left out, so static copies load nothing from the internet.
+    """
+    import plotly.io as pio
+    from plotly.io._base_renderers import NotebookRenderer
+
+    class OfflineNotebookRenderer(NotebookRenderer):
+        def to_mimebundle(self, fig_dict: dict) -> dict:
+            bundle = super().to_mimebundle(fig_dict)
+            bundle["text/html"] = re.sub(r"<script[^>]*\bsrc=[\"']https?://[^>]*></script>", "", bundle["text/html"])
+            return bundle
+
+    if "mfirrn_notebook" not in pio.renderers:
+        pio.renderers["mfirrn_notebook"] = OfflineNotebookRenderer()
+    pio.renderers.default = NOTEBOOK_RENDERER
+    return NOTEBOOK_RENDERER

@@ -1,11 +1,14 @@
 """Shared fixtures. Assets come from ``$MFIRRN_ASSET_MIRROR`` (CI points it at ../shared/assets) or the
-internet; datasets from ``$MFIRRN_DATASETS`` (default: ``shared/datasets`` beside the repository).
-Tests needing a dataset skip when it is absent, unless ``MFIRRN_REQUIRE_DATA=1`` (CI) makes that a failure."""
+internet. Datasets are found the way the package finds them: AFLW2000-3D through
+:func:`mfirrn.benchmark.find_aflw2000_root` (``$MFIRRN_AFLW2000``, ``$MFIRRN_DATASETS/aflw2000-3d-dev``, the
+fetched copy), the other sets under ``$MFIRRN_DATASETS``. Tests needing a dataset skip when it is absent,
+unless ``MFIRRN_REQUIRE_DATA=1`` (CI) makes that a failure: use :func:`missing_data` for every data skip."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pytest
@@ -14,17 +17,34 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def datasets_root() -> Path:
-    return Path(os.environ.get("MFIRRN_DATASETS", REPO.parent / "shared" / "datasets"))
+def missing_data(reason: str) -> NoReturn:
+    """Skip a test whose data is absent, or fail it under ``MFIRRN_REQUIRE_DATA=1``."""
+    if os.environ.get("MFIRRN_REQUIRE_DATA") == "1":
+        pytest.fail(f"{reason} (required: MFIRRN_REQUIRE_DATA=1)")
+    pytest.skip(reason)
 
 
 def need_dataset(name: str) -> Path:
-    path = datasets_root() / name
+    """``$MFIRRN_DATASETS/<name>`` (faces-68, aflw-21pt-train, ...)."""
+    from mfirrn.benchmark import DATASETS_ENV
+
+    root = os.environ.get(DATASETS_ENV)
+    if not root:
+        missing_data(f"dataset {name} not found: ${DATASETS_ENV} is unset")
+    path = Path(root) / name
     if not path.exists():
-        if os.environ.get("MFIRRN_REQUIRE_DATA") == "1":
-            pytest.fail(f"dataset {path} is required (MFIRRN_REQUIRE_DATA=1) but missing; set MFIRRN_DATASETS")
-        pytest.skip(f"dataset {path} not present (set MFIRRN_DATASETS)")
+        missing_data(f"dataset {path} not present (check ${DATASETS_ENV})")
     return path
+
+
+def need_aflw2000() -> Path:
+    """AFLW2000-3D through the package's lookup (what ``mfirrn benchmark`` uses without options)."""
+    from mfirrn.benchmark import DatasetError, find_aflw2000_root
+
+    try:
+        return find_aflw2000_root()[0]
+    except DatasetError as e:
+        missing_data(str(e))
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +69,7 @@ def mb05():
 
 @pytest.fixture(scope="session")
 def dev_root() -> Path:
-    return need_dataset("aflw2000-3d-dev")
+    return need_aflw2000()
 
 
 @pytest.fixture(scope="session")

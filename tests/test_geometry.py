@@ -143,7 +143,7 @@ def test_pose_from_params_recovers_scale_rotation_translation():
     torch.testing.assert_close(pose.scale, torch.tensor([0.002]))
     torch.testing.assert_close(pose.R[0], R, atol=1e-6, rtol=0)
     torch.testing.assert_close(pose.t[0], torch.tensor([60.0, 50.0, 10.0]))
-    # yaw = asin(R[2,0]) = asin(sin 30deg) = 30 degrees (3DDFA_V2 convention, reported in degrees)
+    # yaw = asin(-R[0,2]) = asin(sin 30deg) = 30 degrees (AFLW2000-3D convention, reported in degrees)
     assert pose.yaw.item() == pytest.approx(30.0, abs=1e-4)
     assert pose.pitch.item() == pytest.approx(0.0, abs=1e-4) and pose.roll.item() == pytest.approx(0.0, abs=1e-4)
 
@@ -153,8 +153,10 @@ def test_euler_roll_and_pitch_hand_cases():
     Rz = torch.tensor([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
     Rx = torch.tensor([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
     y, p, r = rotation_to_euler(torch.stack([Rz, Rx]))
-    assert r.tolist() == pytest.approx([20.0, 0.0], abs=1e-4)
-    assert p.tolist() == pytest.approx([0.0, 20.0], abs=1e-4)
+    # the dataset's Rz(a) = [[cos a, sin a, 0], [-sin a, cos a, 0], ...], so this Rz is roll = -20 (R[0,1] = -sin a);
+    # likewise its Rx(a) has R[1,2] = +sin a, so this Rx is pitch = -20
+    assert r.tolist() == pytest.approx([-20.0, 0.0], abs=1e-4)
+    assert p.tolist() == pytest.approx([0.0, -20.0], abs=1e-4)
     gy, _, gr = rotation_to_euler(rot_y(-90.0)[None])  # gimbal lock: roll set to 0
     assert gy.item() == pytest.approx(90.0) and gr.item() == 0.0
 

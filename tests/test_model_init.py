@@ -1,14 +1,10 @@
 """init_from_pretrained: MobileNetV1 and MFIRRN-MobileNet targets start from 3DDFA_V2's mb05."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from mfirrn import models
 from mfirrn.models.init import init_from_pretrained
-
-DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "aflw2000-3d-dev"
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +63,7 @@ def test_mfirrn_mb05_fused_equals_mb05_after_init(mfirrn_mb05, mb05):
         assert torch.allclose(c.fusion2(a2, f.layer2(f.layer1(f.stem(x)))), a2, atol=1e-5)
 
 
-def test_mfirrn_mb05_train_mode_coarse_close_to_mb05(mfirrn_mb05, mb05):
+def test_mfirrn_mb05_train_mode_coarse_close_to_mb05(mfirrn_mb05, mb05, dev_root):
     """In training mode (batch-statistics BN) the coarse head still follows mb05 (measured mean |diff| 0.014,
     vs 0.12 between mb05's own train and eval modes): the fusion BNs undo their batch normalisation
     (ReLU-Gaussian moments) and MB05 has no dropout. The fused output does NOT: the decoder's BN1d
@@ -75,9 +71,7 @@ def test_mfirrn_mb05_train_mode_coarse_close_to_mb05(mfirrn_mb05, mb05):
     net, _ = mfirrn_mb05
     from mfirrn.benchmark import AFLW2000, crops_to_tensor
 
-    if not DEV.is_dir():
-        pytest.skip("AFLW2000-3D dev data not found")
-    x = crops_to_tensor(AFLW2000.load(DEV, limit=32).crops)
+    x = crops_to_tensor(AFLW2000.load(dev_root, limit=32).crops)
     state = {k: v.clone() for k, v in net.state_dict().items()}
     ref_state = {k: v.clone() for k, v in mb05.state_dict().items()}
     with torch.no_grad():
@@ -89,14 +83,12 @@ def test_mfirrn_mb05_train_mode_coarse_close_to_mb05(mfirrn_mb05, mb05):
     assert (tr - ref).abs().mean() < 0.05
 
 
-def test_mfirrn_mb05_nme_after_init_matches_mb05(mfirrn_mb05, mb05):
+def test_mfirrn_mb05_nme_after_init_matches_mb05(mfirrn_mb05, mb05, dev_root):
     """64 AFLW2000-3D dev crops, un-shuffled eval: mb05 3.3011 % per-image NME, mfirrn-mb05 after init 3.3011 %
     (yaw-bin mean 4.0183 both; with stage4_stride=1 the same init would give 7.80 %)."""
-    if not DEV.is_dir():
-        pytest.skip("AFLW2000-3D dev data not found")
     from mfirrn.benchmark import AFLW2000, evaluate
 
-    data = AFLW2000.load(DEV, limit=64)
+    data = AFLW2000.load(dev_root, limit=64)
     a = evaluate(mb05, data).summary.per_image_mean
     b = evaluate(mfirrn_mb05[0], data).summary.per_image_mean
     assert abs(a - b) < 0.01, (a, b)

@@ -11,7 +11,7 @@ from mfirrn.models import CheckpointError
 def test_registry_lists_the_pretrained_baseline():
     assert "3ddfa-v2-mb05" in models.available(pretrained=True)
     assert {"3ddfa-mb1", "3ddfa-mb05"} <= set(models.available())
-    with pytest.raises(KeyError, match="unknown model 'nope'; available: "):
+    with pytest.raises(KeyError, match="unknown model 'nope'; use one of "):
         models.create("nope")
 
 

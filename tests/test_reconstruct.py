@@ -88,12 +88,18 @@ def test_cli_bad_inputs_are_reported_and_skipped(tmp_path, sample_photo, capsys)
     out = tmp_path / "out"
     code = main(["reconstruct", str(tmp_path / "missing.jpg"), str(tmp_path / "notes.jpg"), str(blank), "-o", str(out)])
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 2
     assert "missing.jpg: no such file" in err and "notes.jpg: not a readable image" in err and "no face found" in err
     assert not out.exists() or not list(out.iterdir())
     # one good image among bad ones: success, the bad ones are skipped
     assert main(["reconstruct", str(sample_photo), str(tmp_path / "notes.jpg"), "-o", str(out), "--outputs", "json"]) == 0
     assert [p.name for p in out.iterdir()] == [f"{sample_photo.stem}.json"]
+    # a lone bad input: exactly one error line, exit 2
+    capsys.readouterr()
+    assert main(["reconstruct", str(tmp_path / "notes.jpg"), "-o", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "notes.jpg: not a readable image" in err[0] and err[0].startswith("mfirrn: error:")
+    assert not (tmp_path / "o2").exists()
 
 
 def test_cli_usage_errors(tmp_path, sample_photo, capsys):
@@ -141,3 +147,85 @@ def test_cli_renderer_outputs(tmp_path, sample_photo):
     assert np.abs(render[covered].astype(int) - photo[covered]).mean() > 10
     texture = cv2.imread(str(out / f"{stem}_texture.png"))
     assert np.abs(texture[nose[1], nose[0]].astype(int) - photo[nose[1], nose[0]]).max() < 40
+
+
+def test_refine_modes_robust_takes_one_of_the_two_passes(mb05, bfm, sample_photo):
+    """robust = per face, exactly the single pass or exactly 3DDFA's two-step; a box far off the face
+    (a crop of the background beside it) must not be replaced by a diverging second pass."""
+    img = read_image(sample_photo)
+    box = Reconstructor(mb05, bfm=bfm, refine="off")(img)[0].box
+    w = box[2] - box[0]
+    boxes = np.array([box, box + [0.45 * w, 0, 0.45 * w, 0]])  # the face, and a box half off it
+    res = {m: Reconstructor(mb05, bfm=bfm, refine=m)(img, boxes=boxes) for m in ("off", "always", "robust")}
+    for i, face in enumerate(res["robust"]):
+        ref = res["always"][i] if face.refined else res["off"][i]
+        np.testing.assert_allclose(face.landmarks, ref.landmarks, atol=1e-4)
+        np.testing.assert_allclose(face.roi, ref.roi, atol=1e-6)
+        assert face.refined is True or face.refined is False
+    assert res["robust"][0].refined  # a good box is refined
+    assert not any(f.refined for f in res["off"]) and all(f.refined for f in res["always"])
+    assert Reconstructor(mb05, bfm=bfm, refine=True).refine == "robust"
+    with pytest.raises(ValueError, match="refine must be one of"):
+        Reconstructor(mb05, bfm=bfm, refine="twice")
+
+
+def test_cli_writes_one_mesh_per_face(tmp_path, sample_photo):
+    """Two faces side by side: <stem>_face0.obj and <stem>_face1.obj (and .ply), each one whole face."""
+    import trimesh
+
+    img = read_image(sample_photo)
+    two = tmp_path / "two.png"
+    cv2.imwrite(str(two), np.concatenate([img, img[:, ::-1]], 1))
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(two), "-o", str(out), "--outputs", "json,obj,ply", "--detector", "faceboxes"]) == 0
+    doc = json.loads((out / "two.json").read_text())
+    assert len(doc["faces"]) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["two.json", "two_face0.obj", "two_face0.ply",
+                                                     "two_face1.obj", "two_face1.ply"]
+    for k, face in enumerate(doc["faces"]):
+        x_mid = np.mean(np.array(face["landmarks"])[:, 0])
+        for ext in ("obj", "ply"):
+            mesh = trimesh.load(out / f"two_face{k}.{ext}", process=False)
+            assert mesh.vertices.shape == (53215, 3) and mesh.faces.shape == (105840, 3)
+            assert abs(np.median(mesh.vertices[:, 0]) - x_mid) < 0.25 * img.shape[1]  # this face's mesh
+
+
+def test_cli_default_outputs_and_detector(tmp_path, sample_photo):
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(sample_photo), "-o", str(out)]) == 0
+    stem = sample_photo.stem
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{stem}.json", f"{stem}_landmarks.jpg", f"{stem}_dense.jpg"])
+
+
+def test_cli_missing_or_corrupt_detector_weights(tmp_path, sample_photo, capsys, monkeypatch):
+    from mfirrn import assets
+
+    def missing(name, **kw):
+        if name == "detector-faceboxes":
+            raise assets.AssetError("asset 'detector-faceboxes' is not in the cache; run `mfirrn assets fetch detector-faceboxes`")
+        return real(name, **kw)
+
+    real = assets.fetch
+    out = tmp_path / "out"
+    monkeypatch.setattr(assets, "fetch", missing)
+    assert main(["reconstruct", str(sample_photo), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "detector-faceboxes" in err[0] and err[0].startswith("mfirrn: error:")
+    bad = tmp_path / "FaceBoxesProd.pth"
+    bad.write_bytes(b"\x00" * 100)
+    monkeypatch.setattr(assets, "fetch", lambda name, **kw: bad if name == "detector-faceboxes" else real(name, **kw))
+    assert main(["reconstruct", str(sample_photo), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a readable FaceBoxes checkpoint" in err[0]
+    assert not out.exists()
+
+
+def test_cli_help_shows_real_defaults_and_cli_words(capsys, sample_photo, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["reconstruct", "--help"])
+    text = capsys.readouterr().out
+    assert "(default None)" not in text and "(default 3ddfa-v2-mb05)" in text
+    assert "(default faceboxes)" in text and "robust" in text
+    assert main(["reconstruct", str(sample_photo), "--model", "mfirrn-r34", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--checkpoint" in err and "pretrained=" not in err

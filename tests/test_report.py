@@ -28,20 +28,30 @@ def test_mean_of_bin_means_not_per_image_mean():
     assert row["kind"] == "measured" and row["date"] == "2026-01-01" and "6 images" in row["split"]
 
 
-def test_published_rows_are_all_there_and_never_invented():
-    df = report.comparison_table([], published=True)
-    methods = list(df["method"])
-    for m in ("CDM", "RCPR", "ESR", "SDM", "DEFA", "Nonlinear", "3DDFA (CVPR16)", "DAMDNet (ICCVW19)",
-              "MFIRRN (paper)", "PRNet (ECCV18)", "2DASL", "3DDFA_V2 (ECCV20)", "SynergyNet (3DV21)"):
-        assert m in methods
+def test_published_rows_are_all_there_complete_and_never_invented():
+    df = report.comparison_table([], published=True).set_index("method")
+    assert list(df.index) == ["CDM", "RCPR", "ESR", "SDM", "DEFA", "3DDFA (CVPR16)", "Nonlinear 3DMM (CVPR18)",
+                              "DAMDNet (ICCVW19)", "MFIRRN (paper)", "3D-FAN", "3DDFA-PAMI", "PRNet (ECCV18)",
+                              "2DASL", "3DDFA_V2 (ECCV20)", "SynergyNet (3DV21)", "FSA-Net"]  # FSA-Net: head pose only
     assert (df["kind"] == "published").all()
-    unknown = df[df["method"].isin(["CDM", "RCPR", "ESR", "SDM", "DEFA", "Nonlinear"])]
-    assert unknown[[*report.BIN_COLUMNS, "Mean", "AFLW-21 mean"]].isna().all().all()
-    assert (unknown["note"] == report.NOT_IN_REFERENCE).all()
-    mf = df[df["method"] == "MFIRRN (paper)"].iloc[0]
-    assert [mf[c] for c in report.BIN_COLUMNS] == [2.841, 3.572, 4.561] and mf["Mean"] == 3.658
-    assert mf["AFLW-21 mean"] == 5.110
-    assert df["Std"].isna().all()  # the reference gives no Std for published rows
+    numbers = df[[*report.BIN_COLUMNS, "Mean", "Std", *report.AFLW21_COLUMNS, *report.POSE_COLUMNS]]
+    assert numbers.notna().any(axis=1).all()  # no empty published row
+    a2000 = [*report.BIN_COLUMNS, "Mean", "Std"]
+    # the MFIRRN table, both datasets (REFERENCE §6)
+    assert df.loc["MFIRRN (paper)", a2000].tolist() == [2.841, 3.572, 4.561, 3.658, 0.705]
+    assert df.loc["MFIRRN (paper)", list(report.AFLW21_COLUMNS)].tolist() == [4.321, 5.051, 5.958, 5.110, 0.670]
+    assert df.loc["RCPR", list(report.AFLW21_COLUMNS)].tolist() == [5.430, 6.580, 11.530, 7.850, 3.240]
+    assert df.loc["3DDFA (CVPR16)", "AFLW-21 Std"] == 0.990 and df.loc["DEFA", "Std"] == 1.169
+    # "–" in the paper stays NaN, and the note says so
+    assert df.loc["CDM", a2000].isna().all() and df.loc["CDM", "AFLW-21 mean"] == 12.440
+    assert "no AFLW2000-3D figure" in df.loc["CDM", "note"]
+    assert df.loc["Nonlinear 3DMM (CVPR18)", "Mean"] == 4.700
+    assert df.loc["Nonlinear 3DMM (CVPR18)", [*report.BIN_COLUMNS, "Std", *report.AFLW21_COLUMNS]].isna().all()
+    assert df.loc["DEFA", list(report.AFLW21_COLUMNS)].isna().all() and "no AFLW figure" in df.loc["DEFA", "note"]
+    assert df.loc["3D-FAN", a2000[:4]].tolist() == [3.16, 3.53, 4.60, 3.76]
+    assert df.loc["SynergyNet (3DV21)", "AFLW-21 mean"] == 4.06
+    text = report.format_comparison(df.reset_index())
+    assert "nan" not in text.lower() and "–" in text
 
 
 def test_aflw21_reason_is_in_every_measured_row():
@@ -52,6 +62,9 @@ def test_aflw21_reason_is_in_every_measured_row():
     measured = df[df["kind"] == "measured"].set_index("method")
     assert math.isnan(measured.loc["aflw-trained", "AFLW-21 mean"]) and "AFLW pool" in measured.loc["aflw-trained", "note"]
     assert report.AFLW21_ABSENT in measured.loc["other", "note"]
+    scored = report.comparison_table([r], published=False, aflw21={"aflw-trained": _result([4, 5, 6], [0, 40, 70])})
+    assert scored[list(report.AFLW21_COLUMNS)].iloc[0].tolist() == pytest.approx([4, 5, 6, 5, np.std([4, 5, 6])])
+    assert "AFLW-21 approximate" in scored["note"].iloc[0]
     assert not report.trained_on_aflw("300W-LP") and not report.trained_on_aflw("AFLW2000-3D")
     tex = report.to_latex(df)
     assert "AFLW pool" in tex and "\\toprule" in tex and "--" in tex
@@ -105,3 +118,9 @@ def test_exports(tmp_path):
     back = pd.read_csv(paths["csv"])
     assert list(back["method"]) == list(df["method"])
     assert paths["tex"].read_text().count("\\\\") == len(df) + 1
+
+
+def test_shipped_aflw_model_says_what_it_was_trained_on():
+    t = report.registered_trained_on("3ddfa-mb05-aflw21")
+    assert t != "unknown" and "AFLW 21-point pool" in t and report.aflw21_exclusion(t)
+    assert report.aflw21_exclusion(report.registered_trained_on("3ddfa-v2-mb05")) is None

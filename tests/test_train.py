@@ -153,10 +153,8 @@ def test_bf16_and_adamw_cosine(tmp_path, data_root):
 
 
 @pytest.mark.slow
-def test_validation_on_aflw2000_dev(tmp_path, data_root):
-    root = Path(os.environ.get("MFIRRN_DATASETS", REPO.parent / "shared" / "datasets")) / "aflw2000-3d-dev"
-    if not root.is_dir():
-        pytest.skip(f"AFLW2000-3D dev data not found at {root} (set MFIRRN_DATASETS)")
+def test_validation_on_aflw2000_dev(tmp_path, data_root, dev_root):
+    root = dev_root
     res = train(_cfg(data_root, tmp_path / "v", max_steps=1, **{"val.aflw2000_root": str(root), "val.aflw2000_limit": 4}))
     assert "aflw2000_mean" in res.history[-1]
     from mfirrn.benchmark import AFLW2000, evaluate

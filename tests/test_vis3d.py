@@ -77,3 +77,61 @@ def test_standalone_html_renders_a_3d_view_in_headless_chromium(tmp_path):
     img = cv2.imread(str(shot), cv2.IMREAD_GRAYSCALE)
     plot_area = img[120:420, 150:450].astype(float)  # below the buttons, around the centre
     assert plot_area.std() > 5 and (plot_area < 200).mean() > 0.2, "the 3D view is blank"
+
+
+def test_buttons_and_tool_bar_leave_the_titles_free():
+    v, t = _sphere()
+    figs = [vis3d.mesh_figure(v, t, landmarks=v[:68], title="a title"),
+            vis3d.side_by_side([(v, t, None, None), (v, t, None, v[:5])], ["prediction", "ground truth"])]
+    for fig in figs:
+        assert fig.layout.updatemenus
+        for menu in fig.layout.updatemenus:  # in the strip below the scenes, not over a title
+            assert menu.y <= 0 and menu.yanchor == "top"
+        assert fig.layout.margin.b >= vis3d.BUTTON_STRIP
+    assert figs[0].layout.title.xanchor == "left" and figs[0].layout.title.x < 0.1  # the tool bar is top right
+    assert figs[1].layout.margin.t >= vis3d.MODEBAR_STRIP + 20  # subplot titles below the tool bar
+
+
+def test_notebook_renderer_draws_offline_without_a_kernel():
+    import plotly.io as pio
+
+    v, t = _sphere(8)
+    before = pio.renderers.default
+    try:
+        assert vis3d.use_notebook_renderer() == pio.renderers.default == vis3d.NOTEBOOK_RENDERER
+        html = pio.renderers["mfirrn_notebook"].to_mimebundle(vis3d.mesh_figure(v, t).to_dict())["text/html"]
+    finally:
+        pio.renderers.default = before
+    import re
+
+    assert "Plotly.newPlot" in html  # drawn by the page itself (static copies: nbconvert HTML, docs site)
+    assert not re.search(r"<script[^>]*\bsrc=", html), "a script from the internet"
+    assert "plotly.js v" not in html  # the library comes once per notebook, not with every figure
+
+
+@pytest.fixture(scope="module")
+def noneck():
+    from mfirrn.bfm import MorphableModel
+
+    return MorphableModel("noneck")
+
+
+def test_coefficient_explorer_draws_inside_its_widget(noneck):
+    box = vis3d.coefficient_explorer(noneck, n_shape=2, n_exp=2)
+    out = box.figure_output
+    assert len(out.outputs) == 1 and "application/vnd.plotly.v1+json" in out.outputs[0]["data"]
+    before = box.current_vertices()
+    shape_1 = box.children[0].children[0].children[1]  # controls -> shape column -> first slider
+    shape_1.value = 2.0
+    assert len(out.outputs) == 1, "a slider change must replace the figure, not add one"
+    assert np.abs(box.current_vertices() - before).max() > 1.0
+
+
+def test_coefficient_sweep_shows_each_coefficient_moving_the_face(noneck):
+    fig = vis3d.coefficient_sweep(noneck, coefficients=[("shape", 0), ("exp", 0)], values=(-3, 0, 3), size=96)
+    panels = np.stack([ax.images[0].get_array() for ax in fig.axes])  # (6, 96, 96, 3) row by row
+    assert panels.shape == (6, 96, 96, 3) and all(p.std() > 0.05 for p in panels)  # a face on each
+    assert np.abs(panels[0] - panels[1]).mean() > 1e-3 and np.abs(panels[3] - panels[4]).mean() > 1e-3
+    np.testing.assert_array_equal(panels[1], panels[4])  # the mean face in both rows
+    with pytest.raises(ValueError, match="shape"):
+        vis3d.coefficient_sweep(noneck, coefficients=[("shape", 40)])

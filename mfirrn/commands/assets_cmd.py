@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             except assets.AssetError as e:
                 failed += 1
                 fail(str(e))
-        return 1 if failed else 0
+        return 2 if failed else 0
     results = assets.verify(names or None)
     for n, s in results.items():
         print(f"{n:<24} {s}")

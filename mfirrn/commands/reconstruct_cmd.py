@@ -1,61 +1,74 @@
 """``mfirrn reconstruct IMAGE... -o OUTDIR``: the main job.
 
 For each image: ``<stem>.json`` (faces with box, roi, params, pose, 68 landmarks) and, per
-``--outputs``, overlays and meshes. Bad inputs are reported on one line and skipped; the exit code is
-non-zero only if no image succeeded.
+``--outputs`` (:mod:`mfirrn.commands.outputs`), overlays, meshes and renders. Bad inputs are reported
+on one line and skipped; the exit code is 2 only if no image succeeded (then a single bad input's
+reason is the one error line).
+
+Images stream: the next image is read and decoded, and the previous image's files are encoded and
+written, in background threads while the network runs on the current one.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
-import json
 import sys
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
-import cv2
 import numpy as np
 
 from mfirrn.commands.common import add_model_args, fail, model_from_args, resolve_device
+from mfirrn.commands.outputs import DEFAULT_OUTPUTS, OUTPUTS, OutputContext, available_outputs, build_outputs
+from mfirrn.detect import DEFAULT_DETECTOR
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-BASE_OUTPUTS = ("json", "landmarks", "dense", "obj", "ply")
-DEFAULT_OUTPUTS = "json,landmarks,dense,obj"
+# at most this many images' outputs wait to be written (bounds memory when writing is the slow part)
+MAX_PENDING_WRITES = 4
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from mfirrn.detect import available_detectors
+    from mfirrn.models import DEFAULT_MODEL
+    from mfirrn.pipeline import REFINE_MODES
+
     p = sub.add_parser("reconstruct", help="reconstruct faces in images (landmarks, pose, dense mesh)",
                        description="Detect faces, regress 3DMM params and write results per image. "
                                    "Without IMAGE arguments, the sample photos are reconstructed.")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files, folders or glob patterns")
-    p.add_argument("--list", dest="list_file", default=None, help="a text file with one image path per line")
+    p.add_argument("--list", dest="list_file", default=None, metavar="FILE",
+                   help="a text file with one image path per line (added to IMAGE)")
     p.add_argument("-o", "--out", default="results/reconstruct", help="output folder (default results/reconstruct)")
     p.add_argument("--outputs", default=DEFAULT_OUTPUTS,
-                   help=f"comma list of {', '.join(all_outputs())} (default {DEFAULT_OUTPUTS})")
-    add_model_args(p, default_model=None)
-    p.add_argument("--detector", default="dlib-hog", help="dlib-hog (default) or dlib-cnn")
+                   help=f"comma list of {', '.join(available_outputs())} (default {DEFAULT_OUTPUTS})")
+    add_model_args(p, default_model=DEFAULT_MODEL)
+    p.add_argument("--detector", default=DEFAULT_DETECTOR,
+                   help=f"{', '.join(available_detectors())} (default {DEFAULT_DETECTOR}), or a comma list tried in "
+                        f"turn until one finds a face, e.g. faceboxes,dlib-hog")
     p.add_argument("--box", action="append", default=None, metavar="X0,Y0,X1,Y1",
                    help="a face box in pixels instead of detection (repeat for several faces)")
     p.add_argument("--landmarks", default=None, metavar="FILE",
                    help="landmark file (.pts/.ljson/.npy/.txt) giving the face roi instead of detection")
-    p.add_argument("--no-refine", dest="refine", action="store_false",
-                   help="single pass (default: 3DDFA two-step refinement of the roi)")
+    p.add_argument("--refine", default="robust", choices=REFINE_MODES,
+                   help="second pass on the roi of the first pass's landmarks: robust (default: kept only where "
+                        "that roi agrees with the first), always (3DDFA's two-step), off (single pass)")
+    p.add_argument("--no-refine", dest="refine", action="store_const", const="off", help="same as --refine off")
     p.add_argument("--mesh", default="full", choices=("full", "noneck"), help="dense mesh (default full)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="CPU threads of the networks (PyTorch and ONNX Runtime); 0 = all cores. Default 1: "
+                        "images stream through a reader and a writer thread beside it, and one thread stays "
+                        "fast on a busy machine, where several slow down many times")
+    from mfirrn.commands import video_cmd
+
+    video_cmd.add_arguments(p)  # IMAGE may be a video: tracked, smoothed, written as JSON Lines + overlay video
     p.set_defaults(func=run)
 
 
-def _renderer_outputs() -> dict[str, Callable]:
-    """Outputs produced with :mod:`mfirrn.render` (empty when the compiled renderer is unavailable)."""
-    try:
-        from mfirrn.commands import render_outputs
-    except ImportError:
-        return {}
-    return render_outputs.RENDER_OUTPUTS
-
-
 def all_outputs() -> tuple[str, ...]:
-    return BASE_OUTPUTS + tuple(_renderer_outputs())
+    return available_outputs()
 
 
 def expand_inputs(items: list[str]) -> list[Path]:
@@ -92,53 +105,45 @@ def _parse_boxes(boxes: list[str] | None) -> np.ndarray | None:
     return arr
 
 
-def _encode(ext: str, image: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(ext, image)
-    if not ok:
-        raise RuntimeError(f"could not encode {ext} image")
-    return buf.tobytes()
-
-
 def write_outputs(image: np.ndarray, image_path: Path, faces: list, model_name: str, out_dir: Path, stem: str,
-                  outputs: list[str]):
+                  outputs: list[str]) -> list[Path]:
     """Build every requested output in memory, then publish them all at once (nothing half-written)."""
-    from mfirrn import meshio, vis
     from mfirrn.fileio import StagedOutputs
 
-    render = _renderer_outputs()
+    files = build_outputs(OutputContext(image, image_path, faces, model_name, stem), outputs)
     with StagedOutputs() as staged:
-        if "json" in outputs:
-            doc = {"image": str(image_path), "model": model_name, "image_size": [image.shape[1], image.shape[0]],
-                   "faces": [f.to_dict() for f in faces]}
-            staged.add(out_dir / f"{stem}.json", json.dumps(doc, indent=1) + "\n")
-        if "landmarks" in outputs:
-            staged.add(out_dir / f"{stem}_landmarks.jpg", _encode(".jpg", vis.draw_landmarks(image, [f.landmarks for f in faces])))
-        if "dense" in outputs:
-            staged.add(out_dir / f"{stem}_dense.jpg", _encode(".jpg", vis.draw_dense(image, [f.vertices for f in faces])))
-        if "obj" in outputs or "ply" in outputs:
-            merged, tris = vis.merge_face_meshes(faces)
-            c = meshio.sample_colors(image, merged)
-            v, t = meshio.to_viewer_frame(merged, tris, image.shape[0])
-            if "obj" in outputs:
-                staged.add(out_dir / f"{stem}.obj", meshio.obj_bytes(v, t, c))
-            if "ply" in outputs:
-                staged.add(out_dir / f"{stem}.ply", meshio.ply_bytes(v, t, c))
-        for name, fn in render.items():
-            if name in outputs:
-                staged.add(out_dir / f"{stem}_{name}.png", _encode(".png", fn(image, faces)))
+        for name, data in files:
+            staged.add(out_dir / name, data)
     return staged.written
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    threads = torch.get_num_threads()
+    if args.threads < 0:
+        return fail(f"--threads takes 0 (all cores) or a positive number, got {args.threads}")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args: argparse.Namespace) -> int:
     from mfirrn import assets, models
     from mfirrn.detect import LandmarkFileError, read_landmarks
+    from mfirrn.commands import video_cmd
     from mfirrn.pipeline import ImageError, Reconstructor, read_image
 
+    if video_cmd.wants_video(args):
+        return video_cmd.run(args)
     outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
     unknown = sorted(set(outputs) - set(all_outputs()))
     if unknown:
         return fail(f"unknown --outputs {', '.join(unknown)}; choose from {', '.join(all_outputs())}")
-    needs_dense = any(o not in ("json", "landmarks") for o in outputs)
+    needs_dense = any(OUTPUTS[o].dense for o in outputs)
     items = list(args.images)
     if args.list_file:
         try:
@@ -153,10 +158,12 @@ def run(args: argparse.Namespace) -> int:
             items = [str(assets.fetch(n)) for n in assets.SAMPLE_PHOTOS]
             print(f"no images given: reconstructing the sample photos ({', '.join(Path(i).name for i in items)})")
         model = model_from_args(args, default_model=models.DEFAULT_MODEL)
+        backend = getattr(args, "backend", "torch")
         rec = Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=needs_dense,
-                            device=resolve_device(args.device), bf16=args.bf16)
+                            device=resolve_device(args.device), bf16=args.bf16, detector_backend=backend,
+                            detector_threads=args.threads)
         if boxes is None and landmarks is None:
-            rec.detector  # build it now so a bad detector name fails before any image is read
+            rec.detector  # build it now so a bad detector name or missing weights fail before any image is read
     except (ValueError, KeyError, assets.AssetError, LandmarkFileError, OSError) as e:
         return fail(str(e).strip("'\""))
     if (boxes is not None or landmarks is not None) and len(items) > 1:
@@ -170,27 +177,65 @@ def run(args: argparse.Namespace) -> int:
     n_ok = n_faces = 0
     from tqdm import tqdm
 
-    bar = tqdm(paths, desc="reconstruct", unit="img", disable=len(paths) < 2, file=sys.stderr)
-    for path in bar:
+    bar = tqdm(total=len(paths), desc="reconstruct", unit="img", disable=len(paths) < 2, file=sys.stderr)
+    verbose = len(paths) < 2 or demo
+    skipped: list[str] = []
+
+    def skip(message: str) -> None:
+        """One line per bad input; a lone input's reason becomes the command's error line instead."""
+        skipped.append(message)
+        if len(paths) > 1:
+            tqdm.write(f"skip {message}", file=sys.stderr)
+
+    def finish(path: Path, n: int, fut: Future) -> None:
+        nonlocal n_ok, n_faces
         try:
-            image = read_image(path)
-            faces = rec(image, boxes=boxes, landmarks=landmarks)
-            if not faces:
-                tqdm.write(f"skip {path}: no face found (try --detector dlib-cnn, --box or --landmarks)", file=sys.stderr)
+            written = fut.result()
+        except (ValueError, OSError, RuntimeError) as e:
+            skip(f"{path}: {e}")
+        else:
+            n_ok += 1
+            n_faces += n
+            if verbose:
+                print(f"{path.name}: {n} face(s) -> {', '.join(p.name for p in written)}")
+        bar.update(1)
+
+    t_start = time.perf_counter()
+    with ThreadPoolExecutor(1, thread_name_prefix="mfirrn-read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="mfirrn-write") as writer:
+        pending: deque[tuple[Path, int, Future]] = deque()
+        next_read: Future | None = reader.submit(read_image, paths[0])
+        for i, path in enumerate(paths):
+            reading = next_read
+            assert reading is not None
+            next_read = reader.submit(read_image, paths[i + 1]) if i + 1 < len(paths) else None  # read ahead
+            while pending and (pending[0][2].done() or len(pending) >= MAX_PENDING_WRITES):
+                finish(*pending.popleft())
+            try:
+                image = reading.result()
+                faces = rec(image, boxes=boxes, landmarks=landmarks)
+            except ImageError as e:
+                skip(str(e))
+                bar.update(1)
                 continue
-            written = write_outputs(image, path, faces, rec.model_name, out_dir, _unique_stem(path, seen), outputs)
-        except ImageError as e:
-            tqdm.write(f"skip {e}", file=sys.stderr)
-            continue
-        except ValueError as e:
-            tqdm.write(f"skip {path}: {e}", file=sys.stderr)
-            continue
-        n_ok += 1
-        n_faces += len(faces)
-        if len(paths) < 2 or demo:
-            names = ", ".join(p.name for p in written)
-            print(f"{path.name}: {len(faces)} face(s) -> {names}")
+            except ValueError as e:
+                skip(f"{path}: {e}")
+                bar.update(1)
+                continue
+            if not faces:
+                hint = "try --detector dlib-hog or dlib-cnn, --box or --landmarks" if boxes is None and landmarks is None else ""
+                skip(f"{path}: no face found{f' ({hint})' if hint else ''}")
+                bar.update(1)
+                continue
+            stem = _unique_stem(path, seen)
+            pending.append((path, len(faces), writer.submit(write_outputs, image, path, faces, rec.model_name,
+                                                             out_dir, stem, outputs)))
+        while pending:
+            finish(*pending.popleft())
+    bar.close()
     if n_ok == 0:
-        return fail(f"no image was reconstructed ({len(paths)} input(s) skipped)", 1)
-    print(f"{n_ok}/{len(paths)} image(s), {n_faces} face(s); results in {out_dir.resolve()}")
+        return fail(skipped[0] if len(paths) == 1 else f"no image was reconstructed ({len(paths)} inputs skipped)")
+    seconds = time.perf_counter() - t_start
+    print(f"{n_ok}/{len(paths)} image(s), {n_faces} face(s) in {seconds:.1f} s ({len(paths) / seconds:.1f} images/s, "
+          f"start-up not counted); results in {out_dir.resolve()}")
     return 0

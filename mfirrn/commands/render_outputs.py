@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from mfirrn import vis
+from mfirrn.commands.texture_outputs import FILE_OUTPUTS  # noqa: F401  (uv_tex, uv_glb: several files per face)
+from mfirrn.vis_pose import draw_pose
 
 # name -> function (BGR uint8 image, faces) -> uint8 image written as <stem>_<name>.png
 RENDER_OUTPUTS = {
@@ -10,4 +12,5 @@ RENDER_OUTPUTS = {
     "pncc": vis.render_pncc,
     "render": vis.render_shaded,
     "texture": vis.render_textured,
+    "pose": draw_pose,
 }

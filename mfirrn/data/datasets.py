@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mfirrn.checks import check_shape
+from mfirrn.checks import check_finite_rows, check_shape, load_json, load_npy
 from mfirrn.crop import read_crop
 from mfirrn.frames import CROP_SIZE, Convention
 from mfirrn.params import PARAM_SPEC, ParamStats
@@ -92,7 +92,7 @@ class ParamsDataset(Dataset):
         path = self.paths[self.indices[i]]
         img = read_crop(path)
         if img is None:
-            raise DatasetError(f"cannot read image {path}; the dataset copy is incomplete")
+            raise DatasetError(f"cannot read image {path}; restore it (the dataset copy is incomplete or damaged)")
         return img
 
     def raw_params(self, i: int) -> np.ndarray:
@@ -125,11 +125,15 @@ def load_3ddfa(root: PathLike, list_file: PathLike, param_file: PathLike, stats:
         if not p.exists():
             raise DatasetError(f"3DDFA dataset: {what} {p} does not exist; fix the path in the config")
     names = _read_list(list_file)
-    with open(param_file, "rb") as f:
-        arr = np.asarray(pickle.load(f), np.float32)
+    try:
+        with open(param_file, "rb") as f:
+            arr = np.asarray(pickle.load(f), np.float32)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as exc:
+        raise DatasetError(f"{param_file} is not a readable param pickle ({type(exc).__name__}); restore the file") from None
     if arr.shape != (len(names), PARAM_SPEC.dim):
         raise DatasetError(f"{param_file} holds params of shape {arr.shape}, expected ({len(names)}, 62) "
                            f"to match {list_file}")
+    check_finite_rows(arr, str(param_file), labels=names, error=DatasetError)
     pstats = param_stats or ParamStats.from_asset("stats-3ddfa-v1")
     params = pstats.denormalize(torch.from_numpy(arr).double()).numpy().astype(np.float32)
     return ParamsDataset([root / n for n in names], params, stats, name=str(root), **kwargs)
@@ -142,10 +146,11 @@ def load_crops_params(root: PathLike, stats: ParamStats, **kwargs) -> ParamsData
         raise DatasetError(f"crops-params dataset {root} does not exist; set data.root to a folder with crops/ and params.npy")
     params_path = root / "params.npy"
     if not params_path.is_file():
-        raise DatasetError(f"{params_path} is missing; a crops-params dataset needs (N, 62) de-normalised params")
+        raise DatasetError(f"{params_path} is missing; point data.root to a crops-params dataset (crops/ and (N, 62) "
+                           f"params.npy), e.g. one made by `mfirrn data build`")
     manifest = {}
-    if (root / "manifest.json").is_file():
-        manifest = json.loads((root / "manifest.json").read_text())
+    if (root / "manifest.json").exists():
+        manifest = load_json(root / "manifest.json", error=DatasetError)
     crops = root / "crops"
     if (root / "crops.list").is_file():
         names = _read_list(root / "crops.list")
@@ -153,9 +158,16 @@ def load_crops_params(root: PathLike, stats: ParamStats, **kwargs) -> ParamsData
         names = sorted(p.name for p in crops.iterdir() if p.suffix.lower() in _IMAGE_EXT)
     else:
         raise DatasetError(f"{crops} is missing; put the 120x120 crops there (or list them in crops.list)")
-    params = np.load(params_path)
+    if not names:
+        raise DatasetError(f"{root} lists no crops; build the dataset first (`mfirrn data build`)")
+    params = load_npy(params_path, (None, PARAM_SPEC.dim), finite=True, labels=names, error=DatasetError)
     if params.shape != (len(names), PARAM_SPEC.dim):
-        raise DatasetError(f"{params_path} has shape {params.shape}, expected ({len(names)}, 62) for {len(names)} crops")
+        raise DatasetError(f"{params_path} has shape {params.shape}, expected ({len(names)}, 62) for {len(names)} crops; "
+                           f"rebuild the dataset or fix crops.list")
+    missing = [n for n in names if not (crops / n).is_file()]
+    if missing:
+        raise DatasetError(f"{len(missing)} of the {len(names)} crops listed for {root} are missing (e.g. {crops / missing[0]}); "
+                           f"restore them or rebuild the dataset")
     kwargs.setdefault("convention", manifest.get("convention", "v1"))
     return ParamsDataset([crops / n for n in names], params, stats, name=str(root), **kwargs)
 

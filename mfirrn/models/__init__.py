@@ -82,8 +82,8 @@ register_model(ModelCard(
     builder=lambda: MFIRRN(_MB05),
     convention="v2",
     stats_asset="stats-3ddfa-v2",
-    description="MFIRRN with MobileNetV1 x0.5 branches (3DDFA_V2 mb05 stages); initialise with "
-                "mfirrn.models.init.init_from_pretrained(model, '3ddfa-v2-mb05') and fine-tune",
+    description="MFIRRN with MobileNetV1 x0.5 branches (3DDFA_V2 mb05 stages); no pretrained weights: training "
+                "starts from 3ddfa-v2-mb05's (`mfirrn train --config aflw-mfirrn-mb05`)",
 ))
 
 # --- models trained by this project (weights committed under data/weights/) ---

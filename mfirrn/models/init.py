@@ -61,7 +61,7 @@ def load_source_state_dict(source: str) -> dict[str, torch.Tensor]:
         return {k: v.float() for k, v in create(source, pretrained=True).state_dict().items()}
     if not Path(source).is_file():
         raise CheckpointError(f"init source {source!r} is neither a registered model ({', '.join(available(pretrained=True))}) "
-                              f"nor a checkpoint file")
+                              f"nor a checkpoint file; fix model.init")
     ckpt = _read_checkpoint(source)
     sd = ckpt
     if isinstance(ckpt, dict):

@@ -80,7 +80,7 @@ def get_card(name: str) -> ModelCard:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; available: {', '.join(available())}") from None
+        raise KeyError(f"unknown model {name!r}; use one of {', '.join(available())} (see `mfirrn models`)") from None
 
 
 def _strip_prefix(state_dict: dict[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:

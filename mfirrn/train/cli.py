@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 __all__ = ["register", "run"]
 
@@ -30,11 +31,18 @@ def run(args: argparse.Namespace) -> int:
     from mfirrn.train.config import ConfigError, TrainConfig, find_config
     from mfirrn.train.trainer import TrainError, train
 
+    resume, overrides = args.resume, list(args.overrides)
+    if isinstance(resume, str) and "=" in resume and not Path(resume).exists():
+        # `--resume key=value`: argparse took the first override for the optional CHECKPOINT
+        resume, overrides = True, [resume, *overrides]
     try:
-        cfg = TrainConfig.from_yaml(find_config(args.config), args.overrides)
-        result = train(cfg, resume=args.resume)
+        cfg = TrainConfig.from_yaml(find_config(args.config), overrides)
+        result = train(cfg, resume=resume)
     except (ConfigError, DatasetError, TrainError, CheckpointError, AssetError) as exc:
-        print(f"mfirrn train: {exc}", file=sys.stderr)
+        # an error raised in a data-loader worker arrives with the worker's traceback in its text: keep the message
+        lines = [s for s in str(exc).strip().splitlines() if s.strip()]
+        message = lines[-1].split(": ", 1)[-1] if "Traceback" in str(exc) and lines else " ".join(lines)
+        print(f"mfirrn train: {message}", file=sys.stderr)
         return 2
     state = "stopped" if result.stopped_early else "finished"
     print(f"{state} at step {result.step} (epoch {result.epoch}); last checkpoint {result.last}"

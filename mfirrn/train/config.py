@@ -188,11 +188,42 @@ class TrainConfig:
                    "loss.name": (self.loss.name, ("wpdc", "vdc", "pdc"))}
         for key, (value, allowed) in choices.items():
             if value not in allowed:
-                raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
-        if self.data.batch_size < 1 or self.epochs < 1:
-            raise ConfigError("data.batch_size and epochs must be >= 1")
-        if self.optim.new_lr_mult <= 0:
-            raise ConfigError(f"optim.new_lr_mult must be > 0, got {self.optim.new_lr_mult}")
+                raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}; use one of them")
+        from mfirrn.validate import InputError, check_device, nonnegative_int, number_in, positive_int
+
+        inf = float("inf")
+        o, d, v = self.optim, self.data, self.val
+        # key -> (value, check): every number a run reads, so a bad one fails here with its key, not mid-run
+        checks = {
+            "data.batch_size": (d.batch_size, positive_int), "epochs": (self.epochs, positive_int),
+            "data.workers": (d.workers, nonnegative_int), "max_steps": (self.max_steps, nonnegative_int),
+            "stop_after_steps": (self.stop_after_steps, nonnegative_int),
+            "checkpoint_every_steps": (self.checkpoint_every_steps, nonnegative_int),
+            "log_every_steps": (self.log_every_steps, positive_int), "loss.n_resample": (self.loss.n_resample, positive_int),
+            "val.every_epochs": (v.every_epochs, positive_int), "val.batch_size": (v.batch_size, positive_int),
+            "val.aflw2000_limit": (v.aflw2000_limit, lambda x, k: positive_int(x, k, allow_none=True)),
+            "data.val_fraction": (d.val_fraction, lambda x, k: number_in(x, k, 0, 1, high_open=True)),
+            "optim.lr": (o.lr, lambda x, k: number_in(x, k, 0)),  # 0 is allowed: frozen weights (checks, tests)
+            "optim.new_lr_mult": (o.new_lr_mult, lambda x, k: number_in(x, k, 0, inf, low_open=True)),
+            "optim.momentum": (o.momentum, lambda x, k: number_in(x, k, 0, 1, high_open=True)),
+            "optim.weight_decay": (o.weight_decay, lambda x, k: number_in(x, k, 0)),
+            "optim.gamma": (o.gamma, lambda x, k: number_in(x, k, 0, inf, low_open=True)),
+            "optim.warmup_epochs": (o.warmup_epochs, lambda x, k: number_in(x, k, 0)),
+            "optim.min_lr": (o.min_lr, lambda x, k: number_in(x, k, 0)),
+            "optim.clip_grad_norm": (o.clip_grad_norm, lambda x, k: number_in(x, k)),
+            "device": (self.device, lambda x, k: check_device(x, k, available=False)),
+        }
+        try:
+            for key, (value, check) in checks.items():
+                check(value, key)
+            for i, b in enumerate(o.betas):
+                number_in(b, f"optim.betas[{i}]", 0, 1, high_open=True)
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
+        if len(o.betas) != 2:
+            raise ConfigError(f"optim.betas must be two numbers, got {list(o.betas)}")
+        if not str(self.out_dir).strip():
+            raise ConfigError("out_dir is empty; set out_dir=PATH")
         return self
 
 
@@ -244,7 +275,7 @@ def _build(cls: Any, d: dict, source: str, prefix: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - set(fields))
     if unknown:
-        raise ConfigError(f"{source}: unknown key {prefix}{unknown[0]}; valid keys here: {', '.join(fields)}")
+        raise ConfigError(f"{source}: unknown key {prefix}{unknown[0]}; use one of the keys here: {', '.join(fields)}")
     kwargs = {}
     for name, value in d.items():
         f = fields[name]
@@ -261,7 +292,7 @@ def apply_overrides(cfg: TrainConfig, overrides: Sequence[str]) -> TrainConfig:
     d = cfg.to_dict()
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key=value (e.g. optim.lr=0.01)")
+            raise ConfigError(f"override {item!r} must be written key=value (e.g. optim.lr=0.01)")
         key, raw = item.split("=", 1)
         try:
             value = yaml.safe_load(raw)
@@ -274,7 +305,7 @@ def apply_overrides(cfg: TrainConfig, overrides: Sequence[str]) -> TrainConfig:
                 raise ConfigError(f"override {item!r}: {p} is not a settings group; see the config file for valid keys")
             node = node[p]
         if parts[-1] not in node:
-            raise ConfigError(f"override {item!r}: unknown key {key}; valid keys here: {', '.join(node)}")
+            raise ConfigError(f"override {item!r}: unknown key {key}; use one of the keys here: {', '.join(node)}")
         node[parts[-1]] = value
     return TrainConfig.from_dict(d, source="overrides").validate()
 

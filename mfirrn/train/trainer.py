@@ -201,6 +201,14 @@ class Trainer:
     # ---------------------------------------------------------------- setup
     def _setup(self) -> None:
         cfg = self.cfg
+        from mfirrn.validate import InputError, check_device, writable_dir
+
+        try:
+            check_device(cfg.device, "device")
+            if int(os.environ.get("RANK", "0")) == 0:
+                writable_dir(cfg.out_dir, "out_dir")
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
         self.dist, self.device = init_distributed(cfg.device)
         if cfg.precision == "amp" and self.device.type != "cuda":
             raise ConfigError("precision=amp needs CUDA; use precision=bf16 or fp32 on CPU")
@@ -327,9 +335,11 @@ class Trainer:
     def _save(self, best: bool = False) -> None:
         ckpt = self._checkpoint()  # every rank joins the RNG gather
         if self.dist.is_main:
-            save_checkpoint_atomic(ckpt, self.out_dir / "last.pt")
+            # best.pt first: a run killed between the two writes resumes from the previous last.pt and redoes
+            # (and rewrites) this step, so best.pt is never missing a step that last.pt already has
             if best:
                 save_checkpoint_atomic(ckpt, self.out_dir / "best.pt")
+            save_checkpoint_atomic(ckpt, self.out_dir / "last.pt")
         barrier(self.dist)
 
     def _load(self, path: Path) -> None:
@@ -342,6 +352,12 @@ class Trainer:
         if ckpt.get("arch") != self.cfg.model.arch:
             raise TrainError(f"{path} was trained as {ckpt.get('arch')}, the config says {self.cfg.model.arch}; "
                              f"fix model.arch or the out_dir")
+        from mfirrn.resume import ResumeError, check_train_resume
+
+        try:
+            self.resume_changes = check_train_resume(ckpt.get("config"), self.cfg.to_dict(), TrainConfig().to_dict(), path)
+        except ResumeError as exc:
+            raise TrainError(str(exc)) from None
         if ckpt.get("steps_per_epoch") != self.steps_per_epoch or ckpt.get("world_size", 1) != self.dist.world_size:
             raise TrainError(f"{path} was written with {ckpt.get('steps_per_epoch')} steps/epoch on "
                              f"{ckpt.get('world_size', 1)} process(es), this run has {self.steps_per_epoch} on "
@@ -405,6 +421,12 @@ class Trainer:
         cfg, main = self.cfg, self.dist.is_main
         last = self.out_dir / "last.pt"
         resume_step: Optional[int] = None
+        if main:  # a run killed while writing a checkpoint leaves its temp file: remove it
+            from mfirrn.fileio import remove_stale_temporaries
+
+            for p in remove_stale_temporaries(self.out_dir, (".last.pt.*.tmp", ".best.pt.*.tmp")):
+                print(f"mfirrn train: removed {p.name}, left by a run killed while writing a checkpoint", file=sys.stderr)
+        self.resume_changes: list[str] = []
         if self.resume:
             path = Path(self.resume) if isinstance(self.resume, (str, Path)) and not isinstance(self.resume, bool) else last
             if not path.is_file():
@@ -415,7 +437,14 @@ class Trainer:
             raise TrainError(f"{self.out_dir} already holds a run (last.pt); pass --resume to continue it or set out_dir=NEW_DIR")
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "config.yaml").write_text(cfg.to_yaml())
+            from mfirrn.fileio import atomic_write
+
+            atomic_write(self.out_dir / "config.yaml", cfg.to_yaml())
+            if self.resume_changes:  # applied, so config.yaml (the settings in use) says so; logged with the step
+                line = f"step {self.step}: resumed with changed settings: {', '.join(self.resume_changes)}"
+                print(f"mfirrn train: {line}", file=sys.stderr)
+                with open(self.out_dir / "resume_log.txt", "a") as f:
+                    f.write(line + "\n")
         barrier(self.dist)
         train_log = _CsvLog(self.out_dir / "train_log.csv", ["step", "epoch", "lr", "loss", "crops_per_s"], main, resume_step)
         val_cols = ["epoch", "step", "val_loss", "nme", "nme_0_30", "nme_30_60", "nme_60_90", "nme_bin_mean",

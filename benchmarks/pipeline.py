@@ -1,0 +1,249 @@
+"""The main job end to end: time per stage, images/s of ``mfirrn reconstruct``, accuracy per detector and refinement.
+
+    MFIRRN_ASSET_MIRROR=... MFIRRN_DATASETS=... python benchmarks/pipeline.py [--n 40] [--sections speed,cli,accuracy]
+
+Photo sets: ``450x450`` = the first ``--n`` AFLW2000-3D originals of the dev split
+(``$MFIRRN_DATASETS/aflw2000-3d-dev/test.data/AFLW2000-3D``), ``faces-68`` = every photo of
+``$MFIRRN_DATASETS/faces-68`` (several with many faces), ``720p`` = the first 20 of those dev-split
+photos (one face each) scaled to 720 pixels high and centred on a 1280x720 grey canvas.
+
+1. **speed**: median milliseconds per image for each stage (decode, detect, network, refine, landmarks,
+   dense, then building each output file in memory, and publishing the default ones to disk) with the
+   PyTorch and ONNX Runtime backends (``--threads``, default 1 as in the CLI), timed round-robin (every configuration sees each image in turn, so
+   a slow phase of a shared machine hits all alike).
+2. **cli**: ``mfirrn reconstruct FOLDER`` in a subprocess with default outputs; per-image time =
+   (time for the folder - time for one image) / (n - 1), so start-up is left out, and the images/s the
+   command prints (its loop over the images, start-up not counted).
+3. **accuracy**: on all dev-split originals and the faces-68 photos, per detector: faces found (GT
+   faces with a detection whose centre lies in the GT landmarks' box), extra boxes (detections matched to
+   no GT face: false positives, or real faces left unannotated), and 68-point NME (%, GT box normaliser)
+   with single pass, 3DDFA's two-step (``always``) and the robust refinement, on the faces every detector
+   finds, and on all the faces each one finds; ``>1.5x`` counts faces whose NME is over 1.5 times their
+   single-pass NME. FaceBoxes runs in ONNX Runtime here (the same boxes as PyTorch within 1e-4 pixels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from mfirrn import models
+from mfirrn.commands.outputs import DEFAULT_OUTPUTS, OutputContext, available_outputs, build_outputs
+from mfirrn.crop import roi_from_landmarks
+from mfirrn.detect import create_detector
+from mfirrn.fileio import StagedOutputs
+from mfirrn.metrics import nme
+from mfirrn.pipeline import Reconstructor, StageTimes, read_image, refined_roi_agrees
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from photos68 import load_annotations, match  # noqa: E402
+
+
+def photo_sets(datasets: Path, n: int) -> dict[str, list[Path]]:
+    dev = sorted((datasets / "aflw2000-3d-dev" / "test.data" / "AFLW2000-3D").glob("*.jpg"))[:n]
+    f68 = [p for p, _, _ in load_annotations(datasets / "faces-68")]
+    return {"450x450": dev, "faces-68": f68}
+
+
+def to_720p(image: np.ndarray) -> np.ndarray:
+    """``image`` scaled to 720 pixels high, centred on a 1280x720 grey canvas (cropped if wider)."""
+    h, w = image.shape[:2]
+    s = 720 / h
+    img = cv2.resize(image, (round(w * s), 720), interpolation=cv2.INTER_AREA)[:, :1280]
+    canvas = np.full((720, 1280, 3), 127, np.uint8)
+    x0 = (1280 - img.shape[1]) // 2
+    canvas[:, x0:x0 + img.shape[1]] = img
+    return canvas
+
+
+def make_720p(paths: list[Path], tmp: Path) -> list[Path]:
+    """Write :func:`to_720p` versions of ``paths`` as JPEG files under ``tmp/720p``."""
+    (tmp / "720p").mkdir(exist_ok=True)
+    out = []
+    for p in paths:
+        out.append(tmp / "720p" / f"{p.stem}.jpg")
+        cv2.imwrite(str(out[-1]), to_720p(read_image(p)))
+    return out
+
+
+def speed(sets: dict[str, list[Path]], model_name: str, tmp: Path, threads: int) -> None:
+    from mfirrn.commands.common import model_from_args
+
+    backends = ["torch", "onnxruntime"]
+    recs = {}
+    for b in backends:
+        ns = argparse.Namespace(model=model_name, checkpoint=None, device="cpu", bf16=False, backend=b, threads=threads)
+        recs[b] = Reconstructor(model_from_args(ns, model_name), detector_backend=b, detector_threads=threads)
+    defaults = DEFAULT_OUTPUTS.split(",")
+    print(f"\n## Time per image by stage (median ms; model {model_name}; default detector and refinement)")
+    images = {}
+    for name, paths in sets.items():
+        images[name] = [(p, p.read_bytes()) for p in paths]
+    stages = ["decode", "detect", "network", "landmarks", "refine", "dense"] + \
+        [f"build {o}" for o in available_outputs()] + ["publish defaults", "total default"]
+    rows = {}
+    for set_name, items in images.items():
+        times = {b: {s: [] for s in stages} for b in backends}
+        for k, (path, data) in enumerate(items):
+            for b in (backends if k % 2 == 0 else backends[::-1]):
+                st = StageTimes()
+                with st("decode"):
+                    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+                faces = recs[b](img, times=st)
+                if not faces:
+                    continue
+                ctx = OutputContext(img, path, faces, model_name, path.stem)
+                for o in available_outputs():
+                    with st(f"build {o}"):
+                        files = build_outputs(ctx, [o])
+                with st("publish defaults"):
+                    with StagedOutputs() as out:
+                        for fname, blob in build_outputs(ctx, defaults):
+                            out.add(tmp / "out" / fname, blob)
+                for s in stages[:-1]:
+                    times[b][s].append(st.seconds.get(s, 0.0) * 1000)
+                pipeline = sum(st.seconds.get(s, 0.0) for s in stages[:6])
+                times[b]["total default"].append((pipeline + st.seconds["publish defaults"]) * 1000)
+        rows[set_name] = {b: {s: float(np.median(v)) if v else float("nan") for s, v in times[b].items()} for b in backends}
+    cols = [(s, b) for s in images for b in backends]
+    print("| stage | " + " | ".join(f"{s} {'torch' if b == 'torch' else 'ORT'}" for s, b in cols) + " |")
+    print("|---|" + "---:|" * len(cols))
+    for stage in stages:
+        print(f"| {stage} | " + " | ".join(f"{rows[s][b][stage]:.1f}" for s, b in cols) + " |")
+    print("(`publish defaults` builds and writes the default outputs "
+          f"({DEFAULT_OUTPUTS}); `total default` = decode..dense + publish, one image at a time, no overlap)")
+
+
+def cli(sets: dict[str, list[Path]], tmp: Path, extra: list[str]) -> None:
+    import re
+
+    print("\n## `mfirrn reconstruct FOLDER` (default outputs)")
+    print("| photos | args | n | s (whole command) | s (1 image) | ms per image (difference) | images/s (as printed) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    exe = [sys.executable, "-m", "mfirrn.cli"]
+    for set_name, paths in sets.items():
+        folder, one = tmp / f"cli-{set_name}", tmp / f"cli1-{set_name}"
+        for d, ps in ((folder, paths), (one, paths[:1])):
+            d.mkdir(exist_ok=True)
+            for p in ps:
+                shutil.copy(p, d / p.name)
+        for args in ([], ["--backend", "onnxruntime"]):
+            ts, rate = {}, "?"
+            for d in (one, folder):
+                t0 = time.perf_counter()
+                done = subprocess.run(exe + ["reconstruct", str(d), "-o", str(tmp / "cli-out")] + args + extra,
+                                      check=True, capture_output=True, text=True, cwd=tmp)
+                ts[d] = time.perf_counter() - t0
+                m = re.search(r"\(([0-9.]+) images/s", done.stdout)
+                rate = m.group(1) if m else "?"
+            per = (ts[folder] - ts[one]) / max(1, len(paths) - 1)
+            print(f"| {set_name} | {' '.join(args) or 'defaults'} | {len(paths)} | {ts[folder]:.1f} | {ts[one]:.1f} | "
+                  f"{per * 1000:.0f} | {rate} |")
+
+
+def accuracy(datasets: Path, model_name: str, detectors: list[str]) -> None:
+    from mfirrn.benchmark import AFLW2000
+
+    data = AFLW2000.load(datasets / "aflw2000-3d-dev")
+    items = [(data.root / "AFLW2000-3D" / name, data.gt[i][None]) for i, name in enumerate(data.names)]
+    sets = {"dev-split originals": items,
+            "faces-68": [(p, g) for p, g, _ in load_annotations(datasets / "faces-68")]}
+    rec = Reconstructor(models.create(model_name), detector=detectors[0], refine="off", dense=False)
+    bases = sorted({b for d in detectors for b in d.split(",")})
+    # FaceBoxes in ONNX Runtime: the same boxes as PyTorch (within 1e-4 px), faster
+    dets = {b: create_detector(b, backend="onnxruntime" if b == "faceboxes" else "torch", threads=1) for b in bases}
+    print(f"\n## Accuracy (68-point NME %, GT box normaliser; model {model_name})")
+    for set_name, its in sets.items():
+        n_gt = sum(len(g) for _, g in its)
+        res: dict[str, dict] = {d: {"found": {}, "extra": 0, "ms": []} for d in detectors}
+        for k, (path, gt) in enumerate(its):
+            img = read_image(path)
+            found, ms = {}, {}
+            for b, det in dets.items():
+                t0 = time.perf_counter()
+                found[b] = det(img)
+                ms[b] = (time.perf_counter() - t0) * 1000
+            cache: dict[bytes, tuple] = {}
+            for d in detectors:
+                chain = d.split(",")
+                used = next((i for i, b in enumerate(chain) if len(found[b])), len(chain) - 1)
+                boxes = found[chain[used]]
+                res[d]["ms"].append(sum(ms[b] for b in chain[:used + 1]))
+                if len(boxes) == 0:
+                    continue
+                centres = (boxes[:, :2] + boxes[:, 2:4]) / 2
+                pairs = match([c[None] for c in centres], gt)
+                res[d]["extra"] += len(boxes) - len(pairs)
+                if not pairs:
+                    continue
+                sel = np.array([i for i, _ in pairs])
+                key = boxes[sel].tobytes()
+                if key not in cache:
+                    faces = rec(img, boxes=boxes[sel])  # single pass
+                    roi1 = np.stack([f.roi for f in faces])
+                    lm1 = np.stack([f.landmarks for f in faces])
+                    roi2 = roi_from_landmarks(lm1[..., :2])
+                    lm2 = rec._landmarks(rec._predict(img, roi2), roi2).numpy()
+                    cache[key] = (lm1, lm2, refined_roi_agrees(roi1, roi2, roi_from_landmarks(lm2[..., :2])))
+                lm1, lm2, ok = cache[key]
+                for j, (_, g) in enumerate(pairs):
+                    e1 = float(nme(lm1[j:j + 1, :, :2], gt[g][None])[0]) * 100
+                    e2 = float(nme(lm2[j:j + 1, :, :2], gt[g][None])[0]) * 100
+                    res[d]["found"][(k, g)] = (e1, e2, e2 if ok[j] else e1)
+        common = set.intersection(*(set(r["found"]) for r in res.values()))
+        print(f"\n### {set_name}: {len(its)} photos, {n_gt} annotated faces; NME on the {len(common)} faces every detector finds")
+        print("| detector | found | extra boxes | detect ms (median) | refine | NME mean | median | worst | >1.5x single "
+              "| all found: mean | worst | >1.5x |")
+        print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+        for d in detectors:
+            e = np.array([res[d]["found"][key] for key in sorted(common)]).reshape(-1, 3)
+            a = np.array(list(res[d]["found"].values())).reshape(-1, 3)
+            for m, mode in enumerate(("off", "always", "robust")):
+                worse = int((e[:, m] > 1.5 * e[:, 0]).sum())
+                head = (f"| {d} | {len(res[d]['found'])}/{n_gt} | {res[d]['extra']} | {np.median(res[d]['ms']):.0f} "
+                        if m == 0 else "| | | | ")
+                print(f"{head}| {mode} | {e[:, m].mean():.3f} | {np.median(e[:, m]):.3f} | {e[:, m].max():.2f} | {worse} "
+                      f"| {a[:, m].mean():.3f} | {a[:, m].max():.2f} | {int((a[:, m] > 1.5 * a[:, 0]).sum())} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", default=os.environ.get("MFIRRN_DATASETS", "../shared/datasets"))
+    ap.add_argument("--model", default=models.DEFAULT_MODEL)
+    ap.add_argument("--n", type=int, default=40, help="dev-split photos for the speed sections (default 40)")
+    ap.add_argument("--sections", default="speed,cli,accuracy")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="network threads, as `mfirrn reconstruct --threads` (default 1; 0 = all cores)")
+    ap.add_argument("--detectors", default="faceboxes,dlib-hog,faceboxes+dlib-hog",
+                    help="detectors for the accuracy section ('+' joins a chain; default %(default)s)")
+    args = ap.parse_args()
+    datasets = Path(args.datasets)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    sections = args.sections.split(",")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    sets = photo_sets(datasets, args.n)
+    with tempfile.TemporaryDirectory(prefix="mfirrn-bench-") as tmp:
+        sets["720p"] = make_720p(sets["450x450"][:20], Path(tmp))
+        if "speed" in sections:
+            speed(sets, args.model, Path(tmp), args.threads)
+        if "cli" in sections:
+            cli(sets, Path(tmp), ["--threads", str(args.threads)])
+    if "accuracy" in sections:
+        accuracy(datasets, args.model, [d.replace("+", ",") for d in args.detectors.split(",")])
+
+
+if __name__ == "__main__":
+    main()

