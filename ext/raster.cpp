@@ -674,15 +674,29 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
             }
         }
         // 4. visibility: vertex v is visible when its nearest pixel (round half up) is inside the image
-        // and z_v >= depth - eps there
+        // and z_v >= min(depth) - eps over the pixel centres around it (its bilinear footprint: floor and
+        // floor + 1 in each axis, + 1 only off the centre; those inside the image). One pixel's depth is
+        // the surface's depth up to half a pixel away from the vertex, which on steep surfaces (nose
+        // sides, cheek contour, jaw) differs from z_v by far more than eps; the footprint's nearest
+        // centre bounds the own surface's depth at the vertex from below, while an occluder still
+        // covers all four.
         if (job.visible && status == kOk) {
+            constexpr int32_t frac = (1 << kSubpixelBits) - 1;
 #pragma omp for schedule(static)
             for (int64_t i = 0; i < n_vertices; ++i) {
-                const int32_t px = (p[i].x + (1 << (kSubpixelBits - 1))) >> kSubpixelBits;
-                const int32_t py = (p[i].y + (1 << (kSubpixelBits - 1))) >> kSubpixelBits;
+                const int32_t X = p[i].x, Y = p[i].y;
+                const int32_t px = (X + (1 << (kSubpixelBits - 1))) >> kSubpixelBits;
+                const int32_t py = (Y + (1 << (kSubpixelBits - 1))) >> kSubpixelBits;
                 bool vis = false;
-                if (px >= 0 && px < width && py >= 0 && py < height)
-                    vis = p[i].z >= job.depth[int64_t(py) * width + px] - job.eps;
+                if (px >= 0 && px < width && py >= 0 && py < height) {
+                    const int32_t x0 = std::max(X >> kSubpixelBits, 0), y0 = std::max(Y >> kSubpixelBits, 0);
+                    const int32_t x1 = std::min((X & frac) ? (X >> kSubpixelBits) + 1 : x0, width - 1);
+                    const int32_t y1 = std::min((Y & frac) ? (Y >> kSubpixelBits) + 1 : y0, height - 1);
+                    float dmin = std::numeric_limits<float>::infinity();
+                    for (int32_t yy = y0; yy <= y1; ++yy)
+                        for (int32_t xx = x0; xx <= x1; ++xx) dmin = std::min(dmin, job.depth[int64_t(yy) * width + xx]);
+                    vis = p[i].z >= dmin - job.eps;
+                }
                 job.visible[i] = vis;
             }
         }

@@ -41,7 +41,9 @@ int rasterize(const float* vertices, int64_t n_vertices, const int32_t* triangle
               const float* colors, int channels, float* image, bool clear_image);
 
 // Rasterizes depth only (into the caller's depth / triangle_id scratch buffers), then marks vertex v
-// visible when its nearest pixel (round half up) is inside the image and z_v >= depth - eps there.
+// visible when its nearest pixel (round half up) is inside the image and z_v >= min(depth) - eps over
+// the pixel centres of its bilinear footprint (floor and floor + 1 per axis, + 1 only off the centre)
+// that lie inside the image.
 int visibility(const float* vertices, int64_t n_vertices, const int32_t* triangles, int64_t n_triangles,
                int height, int width, bool cull_back, int num_threads, float eps, float* depth,
                int32_t* triangle_id, uint8_t* visible);

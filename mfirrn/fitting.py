@@ -36,9 +36,15 @@ class FitConfig:
     ``prior_weight`` λ of the anchor to the teacher (normalised-param units); ``max_iter``
     L-BFGS iterations per batch; ``fit_pose/shape/exp`` choose the free parameter blocks; ``max_residual`` is
     the quality gate on the per-face RMS residual (fraction of the annotation size).
+    ``contour_weight`` μ anchors the 2D positions of the 68-point landmarks ``contour`` (1-based; default:
+    the jaw line but for points 3, 9 and 15, which AFLW's ear and chin points constrain) to the teacher's,
+    in the data term's units (mean squared distance / annotation size²): "trust the teacher where the
+    annotation says nothing". 0 (default) leaves them to the fit.
     """
 
     prior_weight: float = 0.05
+    contour_weight: float = 0.0
+    contour: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17)
     max_iter: int = 200
     fit_pose: bool = True
     fit_shape: bool = True
@@ -91,13 +97,20 @@ def _fit_batch(bfm: MorphableModel, stats: ParamStats, init: torch.Tensor, targe
     free[:12], free[12:52], free[52:] = float(cfg.fit_pose), float(cfg.fit_shape), float(cfg.fit_exp)
     delta = torch.zeros_like(z0, requires_grad=True)
     w = vis.to(init.dtype)
-    point_w = w / w.sum(1, keepdim=True).clamp_min(1.0) / _annotation_scale(target, vis)[:, None] ** 2
+    scale2 = _annotation_scale(target, vis) ** 2
+    point_w = w / w.sum(1, keepdim=True).clamp_min(1.0) / scale2[:, None]
+    contour = [i - 1 for i in cfg.contour]
+    with torch.no_grad():
+        lm0 = bfm.landmarks(init, convention=convention)[..., contour, :2]
 
     def energy() -> tuple[torch.Tensor, torch.Tensor]:
         z = z0 + delta * free
         lm = bfm.landmarks(stats.denormalize(z), convention=convention)[..., :2]
         data = (((M @ lm - target) ** 2).sum(-1) * point_w).sum(1)
-        return data, data + cfg.prior_weight * ((z - z0) ** 2).mean(1)
+        total = data + cfg.prior_weight * ((z - z0) ** 2).mean(1)
+        if cfg.contour_weight > 0:
+            total = total + cfg.contour_weight * ((lm[:, contour] - lm0) ** 2).sum(-1).mean(1) / scale2
+        return data, total
 
     opt = torch.optim.LBFGS([delta], lr=1.0, max_iter=cfg.max_iter, history_size=20,
                             line_search_fn="strong_wolfe", tolerance_grad=1e-10, tolerance_change=1e-14)

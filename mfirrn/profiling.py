@@ -47,7 +47,8 @@ class ProfileConfig:
     """How profiled samples are drawn: ``yaw_step`` (min, max) degrees added in the face's turning
     direction, capped at ``max_yaw``; uniform pitch/roll jitter of ±``pitch_jitter``/``roll_jitter``
     degrees; ``inpaint_radius`` pixels for the background fill; ``mask_dilate`` pixels grown around the
-    original face before inpainting."""
+    original face before inpainting; ``min_facing``: a visible vertex takes its colour from the photo only
+    where its normal's z component (toward the camera) exceeds it, else it is textured like a hidden one."""
 
     yaw_step: tuple[float, float] = (15.0, 45.0)
     max_yaw: float = 90.0
@@ -55,6 +56,7 @@ class ProfileConfig:
     roll_jitter: float = 8.0
     inpaint_radius: int = 3
     mask_dilate: int = 2
+    min_facing: float = 0.1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,7 +104,8 @@ def profile_face(crop: np.ndarray, params: np.ndarray, bfm: MorphableModel, conv
 
     ``crop`` (120, 120, 3) uint8 BGR, ``params`` (62,) de-normalised, fitted to the crop with
     ``convention``. Returns the new crop (120, 120, 3) uint8 and its params (62,) float32.
-    Vertices hidden in the photo take the colour of their visible mirror vertex (``mirror``, from
+    Vertices hidden in the photo, or seen at a grazing angle (``cfg.min_facing``), take the colour of
+    their mirror vertex where that one is visible and faces the camera (``mirror``, from
     :func:`mirror_vertex_map`; computed when not given), else the photo colour under them.
     """
     from mfirrn import render
@@ -119,9 +122,14 @@ def profile_face(crop: np.ndarray, params: np.ndarray, bfm: MorphableModel, conv
         v_new = bfm.vertices(p_new, convention=convention)[0].numpy()
     size = CROP_SIZE
     visible = render.visibility(v, tri, size, size, eps=1.0, num_threads=1)
+    # the photo shows a vertex's own colour only where its surface faces the camera: at grazing angles
+    # (the cheek contour, the jaw's underside, the ear's rim) the pixel under it mixes in the background
+    # or the surface in front, and profiling is what stretches those vertices over the newly revealed side
+    facing = render.vertex_normals(v, tri)[:, 2] > cfg.min_facing
+    reliable = visible & facing
     colors = sample_colors(crop, v)[:, ::-1].astype(np.float32)  # BGR in [0, 1]
     mirror = mirror_vertex_map(bfm) if mirror is None else mirror
-    use_mirror = ~visible & visible[mirror]
+    use_mirror = ~reliable & reliable[mirror]
     colors[use_mirror] = colors[mirror[use_mirror]]
     ids, _ = render.rasterize_ids(v, tri, size, size, num_threads=1)
     mask = (ids >= 0).astype(np.uint8) * 255

@@ -214,10 +214,15 @@ def visibility(vertices: ArrayLike, triangles: ArrayLike, height: int, width: in
     """Per-vertex visibility (N,) bool from the z-buffer of the mesh itself.
 
     Vertex ``v`` is visible when its nearest pixel centre ``(floor(y + 0.5), floor(x + 0.5))`` lies in
-    the image and ``z_v >= depth[pixel] - eps`` (z-buffer in the units of z, pixels for 3DDFA
-    vertices). A vertex whose pixel no triangle covers counts as visible (nothing hides it); one
-    outside the image does not. ``eps`` absorbs the depth change between the vertex and the pixel
-    centre (up to half a pixel away): raise it for steep (silhouette) regions.
+    the image and ``z_v >= min(depth) - eps`` over the pixel centres around it (its bilinear footprint:
+    ``floor`` and ``floor + 1`` of x and of y, the ``+ 1`` only when the vertex is off the centre; those
+    inside the image), with the z-buffer in the units of z (pixels for 3DDFA vertices). A pixel
+    centre sees the vertex's own surface up to a pixel away, so on steep surfaces (nose sides, cheek
+    contour, jaw) its depth alone would hide visible vertices; the footprint's farthest depth bounds the
+    own surface at the vertex, while an occluder covers all four centres. A centre that no triangle
+    covers has depth -inf (nothing hides the vertex); a vertex whose nearest centre is outside the image
+    is not visible. ``eps`` absorbs curvature. Only occlusion is tested, not the facing of the surface:
+    a vertex on the outline's fold may face away from the camera (see :func:`vertex_normals`).
     """
     v = _vertices(vertices)
     t = _triangles(triangles, v.shape[0])

@@ -91,3 +91,26 @@ def test_labeller_validation_on_the_dev_split(dev_root, mb05, bfm):
     fitted, teacher, _ = validate_on_aflw2000(dev_root, mb05, bfm)
     assert teacher.mean == pytest.approx(3.858, abs=0.005)
     assert fitted.mean <= 2.9 and all(f < t for f, t in zip(fitted.bins, teacher.bins))
+
+
+def test_contour_anchor_keeps_the_teachers_jaw_line(bfm, stats):
+    """With ``contour_weight`` the jaw points no AFLW point constrains stay nearer the teacher's, and
+    the annotated points are still met better than the teacher meets them."""
+    init = sample_params(stats, 4, 0.5, seed=6)
+    target = targets_for(bfm, sample_params(stats, 4, 0.5, seed=7))
+    jaw = [i - 1 for i in FitConfig().contour]
+
+    def fit(mu):
+        res = fit_landmarks(bfm, stats, init, target, convention="v2",
+                            config=FitConfig(prior_weight=1e-3, max_iter=60, contour_weight=mu))
+        lm = bfm.landmarks(res.params, convention="v2")[:, jaw, :2]
+        return (lm - bfm.landmarks(init, convention="v2")[:, jaw, :2]).norm(dim=-1).mean().item(), res.residual.mean().item()
+
+    free_jaw, free_res = fit(0.0)
+    held_jaw, held_res = fit(1.0)
+    assert held_jaw < 0.5 * free_jaw
+    teacher = np.linalg.norm(targets_for(bfm, init) - target, axis=-1).mean()
+    fitted = np.linalg.norm(targets_for(bfm, fit_landmarks(
+        bfm, stats, init, target, convention="v2",
+        config=FitConfig(prior_weight=1e-3, max_iter=60, contour_weight=1.0)).params) - target, axis=-1).mean()
+    assert free_res < held_res and fitted < 0.5 * teacher

@@ -1,5 +1,6 @@
 """Model registry, pretrained loading and checkpoint errors."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -68,6 +69,35 @@ def test_shipped_project_model_loads_with_its_stats_and_convention():
     assert m.card.convention == "v2" and m.stats.name == "stats-3ddfa-v2"
     assert "3ddfa-mb05-aflw21" in models.available(pretrained=True)
     assert m(torch.zeros(1, 3, 120, 120)).shape == (1, 62)
+
+
+def test_shipped_mfirrn_loads_by_name_and_its_architecture_points_to_it():
+    m = models.create("mfirrn-mb05-aflw21")
+    assert m.card.convention == "v2" and m.stats.name == "stats-3ddfa-v2"
+    ckpt = torch.load(m.card.weights_path, map_location="cpu", weights_only=False)
+    np.testing.assert_allclose(ckpt["stats"]["mean"], m.stats.mean, rtol=1e-6)  # trained with the card's stats
+    assert "aflw-21pt-train" in ckpt["trained_on"] and ckpt["arch"] == "mfirrn-mb05"
+    assert m(torch.zeros(1, 3, 120, 120)).fused.shape == (1, 62)
+    with pytest.raises(models.CheckpointError, match="ship as mfirrn-mb05-aflw21"):
+        models.create("mfirrn-mb05")
+
+
+@pytest.mark.parametrize("name", ["3ddfa-mb05-aflw21", "mfirrn-mb05-aflw21"])
+def test_shipped_aflw_models_are_marked_in_reports(name):
+    """Every table built by mfirrn.report names the AFLW pool for these models and refuses AFLW-21."""
+    from mfirrn.report import load_model_entry
+
+    entry = load_model_entry(name)
+    assert "aflw-21pt-train" in entry.trained_on and entry.aflw21_exclusion is not None
+
+
+def test_shipped_mfirrn_dev_split_numbers(dev_root, bfm):
+    """docs/models.md's numbers for the shipped MFIRRN (original GT; fp32 weights: fp16 moves the mean by 0.016)."""
+    from mfirrn.benchmark import AFLW2000, evaluate
+
+    s = evaluate(models.create("mfirrn-mb05-aflw21"), AFLW2000.load(dev_root), bfm=bfm).summary
+    assert s.bins == pytest.approx([2.792, 3.470, 4.461], abs=0.005)
+    assert s.mean == pytest.approx(3.574, abs=0.005)
 
 
 def test_shipped_project_model_dev_split_numbers(dev_root, bfm):

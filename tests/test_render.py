@@ -339,10 +339,18 @@ def test_visibility_of_an_occluded_mesh():
     assert vis[len(back):].all()  # the front sheet is fully visible
     hidden = (x > 1.5) & (x < 14.5) & (y < 30)  # strictly under the front sheet (its bottom row y=31 is open)
     assert not vis[:len(back)][hidden].any() and vis[:len(back)][x > 16.5].all()
-    # reference: nearest pixel, z >= z-buffer - eps, outside the image -> False
+    # reference: nearest pixel inside the image, z >= min(z-buffer) - eps over the pixel centres around
+    # the vertex (floor and floor + 1 per axis, + 1 only off the centre, inside the image)
     _, depth = render.rasterize_reference(v, t, np.zeros((len(v), 1)), H, W)
     px = np.floor(v[:, :2] + 0.5).astype(int)
-    want = v[:, 2] >= depth[px[:, 1], px[:, 0]] - np.float32(1.0)
+    lo = np.floor(v[:, :2]).astype(int)
+    hi = np.where(v[:, :2] > lo, lo + 1, lo)
+    dmin = np.full(len(v), np.inf, np.float32)
+    for yy in (lo[:, 1], hi[:, 1]):
+        for xx in (lo[:, 0], hi[:, 0]):
+            ok = (xx >= 0) & (xx < W) & (yy >= 0) & (yy < H)
+            dmin[ok] = np.minimum(dmin[ok], depth[yy[ok], xx[ok]])
+    want = v[:, 2] >= dmin - np.float32(1.0)
     np.testing.assert_array_equal(vis, want)
     moved = v.copy()
     moved[:, 0] += 100
@@ -467,7 +475,7 @@ def test_bfm_mesh_front_faces_and_visibility(bfm_mesh):
     n = render.vertex_normals(v, tri)
     vis = render.visibility(v, tri, 120, 120)
     assert 0.3 < vis.mean() < 1
-    assert np.median(n[vis, 2]) > 0.5  # visible vertices face the viewer
+    assert (n[vis, 2] > 0).mean() > 0.9  # visible vertices face the viewer, but for the outline's fold
 
 
 @pytest.mark.slow

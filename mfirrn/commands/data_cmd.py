@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--max-iter", type=int, default=None, help=f"L-BFGS iterations per batch (default {d.max_iter})")
     f.add_argument("--max-residual", type=float, default=None,
                    help=f"quality gate on RMS residual / annotation size (default {d.max_residual})")
+    f.add_argument("--contour-weight", type=float, default=None,
+                   help="anchor of the jaw-line landmarks that no annotated point constrains to the teacher's "
+                        f"(default {d.contour_weight})")
     f.add_argument("--batch-size", type=int, default=None, help=f"faces fitted together (default {d.batch_size})")
     f.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (default cpu)")
     f.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N faces (default all)")
@@ -97,7 +100,8 @@ def _config(args: argparse.Namespace):
 
     cfg = FitConfig()
     for field, value in (("prior_weight", args.prior_weight), ("max_iter", args.max_iter),
-                         ("max_residual", args.max_residual), ("batch_size", args.batch_size)):
+                         ("max_residual", args.max_residual), ("batch_size", args.batch_size),
+                         ("contour_weight", args.contour_weight)):
         if value is not None:
             cfg = replace(cfg, **{field: value})
     return cfg

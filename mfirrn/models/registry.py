@@ -133,7 +133,9 @@ def create(name: str, pretrained: bool = True, device: Union[str, torch.device] 
     model = card.builder()
     if pretrained:
         if not card.has_pretrained:
-            raise CheckpointError(f"model {name} has no pretrained weights; use pretrained=False or --checkpoint")
+            trained = [n for n in available(pretrained=True) if n.startswith(name + "-")]
+            hint = f"; trained weights of it ship as {', '.join(trained)}" if trained else ""
+            raise CheckpointError(f"model {name} has no pretrained weights{hint}; use pretrained=False or --checkpoint")
         if card.weights_asset is not None:
             from mfirrn.assets import fetch
 
