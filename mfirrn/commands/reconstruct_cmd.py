@@ -197,7 +197,7 @@ def _run(args: argparse.Namespace) -> int:
             n_ok += 1
             n_faces += n
             if verbose:
-                print(f"{path.name}: {n} face(s) -> {', '.join(p.name for p in written)}")
+                tqdm.write(f"{path.name}: {n} face(s) -> {', '.join(p.name for p in written)}", file=sys.stdout)
         bar.update(1)
 
     t_start = time.perf_counter()
