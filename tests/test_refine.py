@@ -78,3 +78,15 @@ def test_roi_test_keeps_settling_steps_and_refuses_jumps():
                       [60.0, 60, 150, 150],
                       [60.0, 60, 150, 150]])
     assert refined_roi_agrees(first, second, third).tolist() == [True, False, False, False]
+
+
+@pytest.mark.parametrize("convention", ["v1", "v2"])
+def test_average_passes_agrees_with_the_trackers_image_camera(convention):
+    """The same frame change as :mod:`mfirrn.tracking` (written separately): mean of the image cameras."""
+    from mfirrn.tracking import params_from_image_camera, params_to_image_camera
+
+    p1, p2 = _params(6).numpy(), _params(7).numpy()
+    M = (params_to_image_camera(p1, ROI_A, convention) + params_to_image_camera(p2, ROI_B, convention)) / 2
+    ref = params_from_image_camera(M, (p1[:, 12:] + p2[:, 12:]) / 2, ROI_B, convention)
+    got = average_passes([torch.tensor(p1), torch.tensor(p2)], [ROI_A, ROI_B], ROI_B, convention).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
