@@ -166,7 +166,8 @@ def rec():
 
 
 def _landmarks(frames, rec, smooth, fps):
-    tracker = FaceTracker(rec, TrackerSettings(smooth=smooth))
+    # max_faces=1: the clips pad with mirrored borders, so a face near the edge can show twice in a frame
+    tracker = FaceTracker(rec, TrackerSettings(smooth=smooth, max_faces=1))
     out = np.full((len(frames), 68, 2), np.nan)
     ids = set()
     for i, _, _, faces in track_video(((i, i / fps, f) for i, f in enumerate(frames)), tracker):

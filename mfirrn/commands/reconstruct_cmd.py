@@ -53,8 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--landmarks", default=None, metavar="FILE",
                    help="landmark file (.pts/.ljson/.npy/.txt) giving the face roi instead of detection")
     p.add_argument("--refine", default="robust", choices=REFINE_MODES,
-                   help="second pass on the roi of the first pass's landmarks: robust (default: kept only where "
-                        "that roi agrees with the first), always (3DDFA's two-step), off (single pass)")
+                   help="more passes on rois rebuilt from the landmarks: robust (default: the mean of three "
+                        "passes where their rois agree, else the first), always (3DDFA's two-step), off (single pass)")
     p.add_argument("--no-refine", dest="refine", action="store_const", const="off", help="same as --refine off")
     p.add_argument("--mesh", default="full", choices=("full", "noneck"), help="dense mesh (default full)")
     p.add_argument("--threads", type=int, default=1, metavar="N",
