@@ -17,16 +17,9 @@ import cv2
 import numpy as np
 import torch
 
-from mfirrn import models
 from mfirrn.cli import main as cli_main
-from mfirrn.models.mfirrn_net import MFIRRN, MFIRRNConfig
 
-TINY_ARCH = "test-mfirrn-tiny"
-if TINY_ARCH not in models.available():
-    _tiny = MFIRRNConfig(blocks=(1, 1, 1, 1), widths=(8, 16, 32, 64), head_mid=32, head_out=16, fc_hidden=16,
-                         decoder_hidden=32)
-    models.register_model(models.ModelCard(name=TINY_ARCH, builder=lambda: MFIRRN(_tiny), convention="v1",
-                                           stats_asset="stats-3ddfa-v1", description="tiny MFIRRN for tests"))
+from conftest import TINY_ARCH
 
 #: Words of a fix; a refusal must say what to do, not only what is wrong.
 FIX_WORDS = ("use", "give", "pass", "choose", "restore", "regenerate", "run", "rerun", "delete", "fix", "drop",

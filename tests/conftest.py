@@ -15,6 +15,21 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+TINY_ARCH = "test-mfirrn-tiny"  # a few-thousand-parameter MFIRRN for training tests (registered below)
+
+
+def _register_tiny_arch() -> None:
+    from mfirrn import models
+    from mfirrn.models.mfirrn_net import MFIRRN, MFIRRNConfig
+
+    if TINY_ARCH not in models.available():
+        tiny = MFIRRNConfig(blocks=(1, 1, 1, 1), widths=(8, 16, 32, 64), head_mid=32, head_out=16, fc_hidden=16,
+                            decoder_hidden=32)
+        models.register_model(models.ModelCard(name=TINY_ARCH, builder=lambda: MFIRRN(tiny), convention="v1",
+                                               stats_asset="stats-3ddfa-v1", description="tiny MFIRRN for tests"))
+
+
+_register_tiny_arch()
 
 
 def missing_data(reason: str) -> NoReturn:

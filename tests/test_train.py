@@ -12,17 +12,12 @@ import torch
 from mfirrn import models
 from mfirrn.cli import main as cli_main
 from mfirrn.data import make_synthetic_dataset
-from mfirrn.models.mfirrn_net import MFIRRN, MFIRRNConfig
 from mfirrn.train.config import ConfigError, TrainConfig, apply_overrides, package_configs
 from mfirrn.train.trainer import TrainError, train
 
+from conftest import TINY_ARCH
+
 REPO = Path(__file__).resolve().parent.parent
-TINY_ARCH = "test-mfirrn-tiny"
-if TINY_ARCH not in models.available():
-    _tiny = MFIRRNConfig(blocks=(1, 1, 1, 1), widths=(8, 16, 32, 64), head_mid=32, head_out=16, fc_hidden=16,
-                         decoder_hidden=32)
-    models.register_model(models.ModelCard(name=TINY_ARCH, builder=lambda: MFIRRN(_tiny), convention="v1",
-                                           stats_asset="stats-3ddfa-v1", description="tiny MFIRRN for tests"))
 
 
 @pytest.fixture(scope="module")
