@@ -108,7 +108,7 @@ def speed(sets: dict[str, list[Path]], model_name: str, tmp: Path, threads: int)
                 ctx = OutputContext(img, path, faces, model_name, path.stem)
                 for o in available_outputs():
                     with st(f"build {o}"):
-                        files = build_outputs(ctx, [o])
+                        build_outputs(ctx, [o])
                 with st("publish defaults"):
                     with StagedOutputs() as out:
                         for fname, blob in build_outputs(ctx, defaults):

@@ -342,7 +342,6 @@ def test_visibility_of_an_occluded_mesh():
     # reference: nearest pixel inside the image, z >= min(z-buffer) - eps over the pixel centres around
     # the vertex (floor and floor + 1 per axis, + 1 only off the centre, inside the image)
     _, depth = render.rasterize_reference(v, t, np.zeros((len(v), 1)), H, W)
-    px = np.floor(v[:, :2] + 0.5).astype(int)
     lo = np.floor(v[:, :2]).astype(int)
     hi = np.where(v[:, :2] > lo, lo + 1, lo)
     dmin = np.full(len(v), np.inf, np.float32)
