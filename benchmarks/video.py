@@ -31,12 +31,13 @@ import cv2
 import numpy as np
 import torch
 
+from mfirrn.crop import roi_iou
 from mfirrn.detect import read_landmarks
 from mfirrn.metrics import nme
 from mfirrn.pipeline import Reconstructor
 from mfirrn.smoothing import landmark_jitter
 from mfirrn.synthetic_video import make_clip
-from mfirrn.tracking import FaceTracker, TrackerSettings, roi_iou, track_video
+from mfirrn.tracking import FaceTracker, TrackerSettings, track_video
 
 PHOTOS = (("lenna.png", "lenna.ljson"), ("einstein.jpg", "einstein.pts"), ("breakingbad.jpg", "breakingbad.pts"))
 
@@ -45,7 +46,7 @@ def _pick(candidates: list[np.ndarray], true: np.ndarray) -> np.ndarray:
     """The candidate landmarks (68, 2) overlapping the true face (box IoU > 0.3), else NaN: the clips'
     photos may hold other faces, and only the annotated one is scored (the same rule for every mode)."""
     box = lambda p: np.concatenate([p.min(0), p.max(0)])[None]  # noqa: E731
-    iou = [roi_iou(box(c), box(true))[0, 0] for c in candidates]
+    iou = [roi_iou(box(c), box(true))[0] for c in candidates]
     if not iou or max(iou) <= 0.3:
         return np.full((68, 2), np.nan)
     return candidates[int(np.argmax(iou))]

@@ -13,7 +13,7 @@ import torch
 from mfirrn.checks import check_shape
 from mfirrn.frames import CROP_SIZE
 
-__all__ = ["roi_from_box", "roi_from_landmarks", "crop_image", "crops_to_tensor", "read_crop"]
+__all__ = ["roi_from_box", "roi_from_landmarks", "roi_iou", "crop_image", "crops_to_tensor", "read_crop"]
 
 
 def roi_from_box(box: np.ndarray) -> np.ndarray:
@@ -55,6 +55,24 @@ def roi_from_landmarks(pts: np.ndarray) -> np.ndarray:
     side = np.sqrt(2.0) * 2 * radius
     sx, sy = cx - side / 2, cy - side / 2
     return np.stack([sx, sy, sx + side, sy + side], axis=-1)
+
+
+def roi_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of boxes ``(x0, y0, x1, y1)`` (*, 4) and (*, 4), broadcast -> (*,).
+
+    Pairwise for (A, 4) and (B, 4): ``roi_iou(a[:, None], b[None])`` -> (A, B).
+
+    >>> roi_iou(np.array([0.0, 0, 10, 10]), np.array([5.0, 0, 15, 10])).round(4).item()
+    0.3333
+    >>> roi_iou(np.array([[0, 0, 2, 2]])[:, None], np.array([[1, 0, 3, 2], [5, 5, 6, 6]])[None]).round(3).tolist()
+    [[0.333, 0.0]]
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])  # noqa: E731
+    return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
 
 
 def crop_image(image: np.ndarray, roi: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:

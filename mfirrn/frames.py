@@ -16,13 +16,16 @@ the checkpoint:
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
+import numpy as np
 import torch
 
 from mfirrn.checks import check_shape
 
-__all__ = ["Convention", "CONVENTIONS", "CROP_SIZE", "posed_to_crop", "crop_to_image", "image_to_crop"]
+__all__ = ["Convention", "CONVENTIONS", "CROP_SIZE", "posed_to_crop", "crop_to_image", "image_to_crop",
+           "params_to_image_camera", "params_from_image_camera"]
 
 Convention = Literal["v1", "v2"]
 CONVENTIONS: tuple[str, ...] = ("v1", "v2")
@@ -72,3 +75,52 @@ def image_to_crop(v: torch.Tensor, roi: torch.Tensor, size: int = CROP_SIZE) -> 
     sx, sy, kx, ky = (t.unsqueeze(-1) for t in _roi_scales(roi.to(v.dtype), size))
     x, y, z = v.unbind(-1)
     return torch.stack([(x - sx) / kx, (y - sy) / ky, z * 2 / (kx + ky)], dim=-1)
+
+
+# ------------------------------------------------------------------------------------ image-frame camera
+@functools.lru_cache(maxsize=None)
+def _flip_constants(convention: Convention) -> tuple[float, float, float]:
+    """``(ox, cy, oz)`` of the posed -> crop flip ``(X + ox, cy - Y, Z + oz)`` (from :func:`posed_to_crop`)."""
+    c = posed_to_crop(torch.zeros(1, 3, dtype=torch.float64), convention)[0].tolist()
+    return c[0], c[1], c[2]
+
+
+def _roi_scales_np(roi: np.ndarray, size: int = CROP_SIZE):
+    roi = np.asarray(roi, np.float64)
+    check_shape(roi, ("*", 4), "roi")
+    kx, ky = (roi[..., 2] - roi[..., 0]) / size, (roi[..., 3] - roi[..., 1]) / size
+    return roi[..., 0], roi[..., 1], kx, ky, (kx + ky) / 2
+
+
+def params_to_image_camera(params: np.ndarray, roi: np.ndarray, convention: Convention) -> np.ndarray:
+    """Image-frame camera ``M`` (*, 3, 4) of de-normalised params (*, 62) cropped at ``roi`` (*, 4):
+    ``vertices_image = S @ M[:, :3].T + M[:, 3]`` for the unposed shape ``S`` (N, 3) (BFM units), exactly
+    what :meth:`mfirrn.bfm.MorphableModel.vertices` gives with that ``convention`` and ``roi``.
+
+    Rows: ``[kx·P0, kx·(t0 + ox) + sx]``, ``[-ky·P1, ky·(cy - t1) + sy]``, ``[kz·P2, kz·(t2 + oz)]`` with
+    ``k = roi side / 120`` and the convention's flip ``(X + ox, cy - Y, Z + oz)``.
+    """
+    p = np.asarray(params, np.float64)
+    check_shape(p, ("*", 62), "params")
+    P = p[..., :12].reshape(*p.shape[:-1], 3, 4)
+    ox, cy, oz = _flip_constants(convention)
+    sx, sy, kx, ky, kz = (a[..., None] for a in _roi_scales_np(roi))
+    M = np.empty_like(P)
+    M[..., 0, :3], M[..., 0, 3] = kx * P[..., 0, :3], (kx * (P[..., 0, 3:] + ox) + sx)[..., 0]
+    M[..., 1, :3], M[..., 1, 3] = -ky * P[..., 1, :3], (ky * (cy - P[..., 1, 3:]) + sy)[..., 0]
+    M[..., 2, :3], M[..., 2, 3] = kz * P[..., 2, :3], (kz * (P[..., 2, 3:] + oz))[..., 0]
+    return M
+
+
+def params_from_image_camera(M: np.ndarray, coeffs: np.ndarray, roi: np.ndarray, convention: Convention) -> np.ndarray:
+    """Inverse of :func:`params_to_image_camera`: params (*, 62) relative to ``roi`` (*, 4) from the image
+    camera ``M`` (*, 3, 4) and the shape + expression coefficients ``coeffs`` (*, 50)."""
+    M = np.asarray(M, np.float64)
+    check_shape(M, ("*", 3, 4), "M")
+    ox, cy, oz = _flip_constants(convention)
+    sx, sy, kx, ky, kz = (a[..., None] for a in _roi_scales_np(roi))
+    P = np.empty_like(M)
+    P[..., 0, :3], P[..., 0, 3] = M[..., 0, :3] / kx, ((M[..., 0, 3:] - sx) / kx - ox)[..., 0]
+    P[..., 1, :3], P[..., 1, 3] = -M[..., 1, :3] / ky, (cy - (M[..., 1, 3:] - sy) / ky)[..., 0]
+    P[..., 2, :3], P[..., 2, 3] = M[..., 2, :3] / kz, (M[..., 2, 3:] / kz - oz)[..., 0]
+    return np.concatenate([P.reshape(*P.shape[:-2], 12), np.asarray(coeffs, np.float64)], axis=-1)

@@ -20,14 +20,14 @@ import torch
 from torch import nn
 
 from mfirrn.bfm import MeshName, MorphableModel
-from mfirrn.crop import crop_image, crops_to_tensor, roi_from_box, roi_from_landmarks
+from mfirrn.crop import crop_image, crops_to_tensor, roi_from_box, roi_from_landmarks, roi_iou
 from mfirrn.detect import DEFAULT_DETECTOR, Detector, create_detector
-from mfirrn.frames import Convention, crop_to_image, posed_to_crop
+from mfirrn.frames import Convention, params_from_image_camera, params_to_image_camera
 from mfirrn.inference import predict_params
-from mfirrn.params import PARAM_SPEC, pose_from_params, split_params
+from mfirrn.params import PARAM_SPEC, pose_from_params
 
 __all__ = ["Face", "Reconstructor", "reconstruct", "read_image", "ImageError", "NoFaceError", "StageTimes",
-           "RefineMode", "REFINE_MODES", "average_passes", "refined_roi_agrees", "roi_iou"]
+           "RefineMode", "REFINE_MODES", "average_passes", "refined_roi_agrees"]
 
 RefineMode = Literal["robust", "always", "off"]
 REFINE_MODES: tuple[str, ...] = ("robust", "always", "off")
@@ -129,20 +129,6 @@ def _no_timer(stage: str) -> Iterator[None]:
     yield
 
 
-def roi_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of boxes (*, 4) ``(x0, y0, x1, y1)`` -> (*,).
-
-    >>> roi_iou(np.array([0.0, 0, 10, 10]), np.array([5.0, 0, 15, 10])).round(4).item()
-    0.3333
-    """
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])  # noqa: E731
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
-
-
 def refined_roi_agrees(first: np.ndarray, second: np.ndarray, third: np.ndarray, min_iou: float = 1 / 3,
                        settled_iou: float = 0.5) -> np.ndarray:
     """The robust refinement's test -> (F,) bool: keep the second pass where its roi agrees with the first.
@@ -166,25 +152,14 @@ def refined_roi_agrees(first: np.ndarray, second: np.ndarray, third: np.ndarray,
     return (iou12 >= min_iou) & (iou23 >= np.minimum(iou12, settled_iou))
 
 
-def _posed_to_image(rois: torch.Tensor, convention: Convention) -> tuple[torch.Tensor, torch.Tensor]:
-    """The affine map posed frame -> image pixels of crops ``rois`` (F, 4): ``L`` (F, 3, 3), ``c`` (F, 3).
-
-    Found by mapping the origin and the unit vectors, so it follows :func:`mfirrn.frames.posed_to_crop`
-    and :func:`mfirrn.frames.crop_to_image` whatever the convention.
-    """
-    probe = torch.cat([torch.zeros(1, 3), torch.eye(3)]).to(rois.dtype).expand(len(rois), 4, 3)
-    img = crop_to_image(posed_to_crop(probe, convention), rois)
-    return (img[:, 1:] - img[:, :1]).transpose(1, 2), img[:, 0]
-
-
 def average_passes(params: Sequence[torch.Tensor], rois: Sequence[np.ndarray], out_roi: np.ndarray,
                    convention: Convention) -> torch.Tensor:
     """The mean of several passes' estimates of the same faces, as params (F, 62) for the crop ``out_roi`` (F, 4).
 
     Pass ``k`` predicted de-normalised ``params[k]`` (F, 62) from the crop ``rois[k]`` (F, 4). Its camera
-    ``P = [sR | t]`` is moved to image pixels (``[L·sR | L·t + c]``, with the affine map of that crop),
-    the cameras and the shape and expression coefficients are averaged there, and the mean camera is
-    moved back into the frame of ``out_roi``. The mesh of the result is the mean of the passes' meshes
+    ``P = [sR | t]`` is moved to image pixels (:func:`mfirrn.frames.params_to_image_camera`), the cameras
+    and the shape and expression coefficients are averaged there, and the mean camera is moved back into
+    the frame of ``out_roi``. The mesh of the result is the mean of the passes' meshes
     in the image exactly when the passes agree on shape and expression (it is bilinear in camera and
     coefficients), and within the product of the two spreads otherwise; its landmarks are then at most
     the mean of the passes' errors away from any target (triangle inequality).
@@ -194,18 +169,13 @@ def average_passes(params: Sequence[torch.Tensor], rois: Sequence[np.ndarray], o
     >>> torch.allclose(average_passes([p], [r], r, "v2"), p)
     True
     """
-    sums: list[torch.Tensor] = []
+    cams, coeffs = [], []
     for p, r in zip(params, rois):
-        p = torch.as_tensor(p).to(torch.float64).cpu()
-        L, c = _posed_to_image(torch.as_tensor(np.asarray(r), dtype=torch.float64), convention)
-        P = split_params(p).P
-        parts = [L @ P[..., :3], (L @ P[..., 3:]).squeeze(-1) + c, p[..., PARAM_SPEC.pose:]]
-        sums = parts if not sums else [a + b for a, b in zip(sums, parts)]
-    M, t, coef = (x / len(params) for x in sums)
-    L, c = _posed_to_image(torch.as_tensor(np.asarray(out_roi), dtype=torch.float64), convention)
-    L_inv = torch.linalg.inv(L)
-    P = torch.cat([L_inv @ M, L_inv @ (t - c).unsqueeze(-1)], dim=-1)
-    return torch.cat([P.reshape(len(P), -1), coef], dim=-1).to(torch.as_tensor(params[0]).dtype)
+        p = torch.as_tensor(p).detach().cpu().to(torch.float64).numpy()
+        cams.append(params_to_image_camera(p, r, convention))
+        coeffs.append(p[..., PARAM_SPEC.pose:])
+    mean = params_from_image_camera(np.mean(cams, axis=0), np.mean(coeffs, axis=0), out_roi, convention)
+    return torch.from_numpy(mean).to(torch.as_tensor(params[0]).dtype)
 
 
 class Reconstructor:

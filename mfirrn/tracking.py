@@ -9,7 +9,7 @@
 * **Identities**: each track keeps an integer id; a detection overlapping a tracked face (roi IoU >
   ``match_iou``) is that face; a new detection overlapping a face lost in the last ``reuse_frames``
   frames gets its id back; two tracks that converge on one face are merged (the older id stays).
-* **Smoothing** of all 62 params expressed in the *image* frame (:func:`params_to_image_camera`, so
+* **Smoothing** of all 62 params expressed in the *image* frame (:func:`mfirrn.frames.params_to_image_camera`, so
   crops that move with the face do not move the params). Two filters:
 
   - ``"window"`` (default for video files; :func:`track_video`): 3DDFA_V2's look-ahead idea done as a
@@ -28,86 +28,22 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 import torch
 
-from mfirrn.checks import check_shape
-from mfirrn.frames import Convention, posed_to_crop
+from mfirrn.crop import roi_iou
+from mfirrn.frames import Convention, params_from_image_camera, params_to_image_camera
 from mfirrn.params import PARAM_SPEC, pose_from_params
 from mfirrn.smoothing import OneEuroFilter, OneEuroSettings
 
-__all__ = ["params_to_image_camera", "params_from_image_camera", "roi_iou", "SMOOTHERS", "TrackerSettings",
+__all__ = ["SMOOTHERS", "TrackerSettings",
            "TrackedFace", "FaceSmoother", "FaceTracker", "WindowSmoother", "track_video"]
 
 
 # ------------------------------------------------------------------------------------ image-frame params
-@functools.lru_cache(maxsize=None)
-def _flip_constants(convention: Convention) -> tuple[float, float, float]:
-    """``(ox, cy, oz)`` of the posed -> crop flip ``(X + ox, cy - Y, Z + oz)`` (from :func:`posed_to_crop`)."""
-    c = posed_to_crop(torch.zeros(1, 3, dtype=torch.float64), convention)[0].tolist()
-    return c[0], c[1], c[2]
-
-
-def _roi_scales(roi: np.ndarray, size: int = 120):
-    roi = np.asarray(roi, np.float64)
-    check_shape(roi, ("*", 4), "roi")
-    kx, ky = (roi[..., 2] - roi[..., 0]) / size, (roi[..., 3] - roi[..., 1]) / size
-    return roi[..., 0], roi[..., 1], kx, ky, (kx + ky) / 2
-
-
-def params_to_image_camera(params: np.ndarray, roi: np.ndarray, convention: Convention) -> np.ndarray:
-    """Image-frame camera ``M`` (*, 3, 4) of de-normalised params (*, 62) cropped at ``roi`` (*, 4):
-    ``vertices_image = S @ M[:, :3].T + M[:, 3]`` for the unposed shape ``S`` (N, 3) (BFM units), exactly
-    what :meth:`mfirrn.bfm.MorphableModel.vertices` gives with that ``convention`` and ``roi``.
-
-    Rows: ``[kx·P0, kx·(t0 + ox) + sx]``, ``[-ky·P1, ky·(cy - t1) + sy]``, ``[kz·P2, kz·(t2 + oz)]`` with
-    ``k = roi side / 120`` and the convention's flip ``(X + ox, cy - Y, Z + oz)``.
-    """
-    p = np.asarray(params, np.float64)
-    check_shape(p, ("*", PARAM_SPEC.dim), "params")
-    P = p[..., :12].reshape(*p.shape[:-1], 3, 4)
-    ox, cy, oz = _flip_constants(convention)
-    sx, sy, kx, ky, kz = (a[..., None] for a in _roi_scales(roi))
-    M = np.empty_like(P)
-    M[..., 0, :3], M[..., 0, 3] = kx * P[..., 0, :3], (kx * (P[..., 0, 3:] + ox) + sx)[..., 0]
-    M[..., 1, :3], M[..., 1, 3] = -ky * P[..., 1, :3], (ky * (cy - P[..., 1, 3:]) + sy)[..., 0]
-    M[..., 2, :3], M[..., 2, 3] = kz * P[..., 2, :3], (kz * (P[..., 2, 3:] + oz))[..., 0]
-    return M
-
-
-def params_from_image_camera(M: np.ndarray, coeffs: np.ndarray, roi: np.ndarray, convention: Convention) -> np.ndarray:
-    """Inverse of :func:`params_to_image_camera`: params (*, 62) relative to ``roi`` (*, 4) from the image
-    camera ``M`` (*, 3, 4) and the shape + expression coefficients ``coeffs`` (*, 50)."""
-    M = np.asarray(M, np.float64)
-    check_shape(M, ("*", 3, 4), "M")
-    ox, cy, oz = _flip_constants(convention)
-    sx, sy, kx, ky, kz = (a[..., None] for a in _roi_scales(roi))
-    P = np.empty_like(M)
-    P[..., 0, :3], P[..., 0, 3] = M[..., 0, :3] / kx, ((M[..., 0, 3:] - sx) / kx - ox)[..., 0]
-    P[..., 1, :3], P[..., 1, 3] = -M[..., 1, :3] / ky, (cy - (M[..., 1, 3:] - sy) / ky)[..., 0]
-    P[..., 2, :3], P[..., 2, 3] = M[..., 2, :3] / kz, (M[..., 2, 3:] / kz - oz)[..., 0]
-    return np.concatenate([P.reshape(*P.shape[:-2], 12), np.asarray(coeffs, np.float64)], axis=-1)
-
-
-def roi_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of boxes (A, 4) and (B, 4) -> (A, B).
-
-    >>> roi_iou(np.array([[0, 0, 2, 2]]), np.array([[1, 0, 3, 2], [5, 5, 6, 6]])).round(3).tolist()
-    [[0.333, 0.0]]
-    """
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    x0, y0 = np.maximum(a[:, None, 0], b[None, :, 0]), np.maximum(a[:, None, 1], b[None, :, 1])
-    x1, y1 = np.minimum(a[:, None, 2], b[None, :, 2]), np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
 # ------------------------------------------------------------------------------------ smoothing
 class FaceSmoother:
     """One-Euro smoothing of one face's params in the image frame (see the module docstring).
@@ -248,7 +184,7 @@ class FaceTracker:
     def _new_track(self, roi: np.ndarray, lm: np.ndarray) -> _Track:
         s = self.settings
         reuse = [k for k, (_, f, r) in enumerate(self._lost)
-                 if self._frame - f <= s.reuse_frames and roi_iou(roi[None], r[None])[0, 0] > s.match_iou]
+                 if self._frame - f <= s.reuse_frames and roi_iou(roi, r) > s.match_iou]
         if reuse:
             tid = self._lost.pop(reuse[-1])[0]
         else:
@@ -309,7 +245,7 @@ class FaceTracker:
             found.sort(key=lambda f: -(f.roi[2] - f.roi[0]))
             for f in found:
                 rois = np.array([tr.roi for tr in self._tracks]).reshape(-1, 4)
-                if len(rois) and roi_iou(f.roi[None], rois).max() > s.match_iou:
+                if len(rois) and roi_iou(f.roi, rois).max() > s.match_iou:
                     continue  # already tracked
                 if s.max_faces and len(self._tracks) >= s.max_faces:
                     break
@@ -319,7 +255,7 @@ class FaceTracker:
         # merge tracks that converged on one face (keep the older id)
         if len(self._tracks) > 1:
             rois = np.array([tr.roi for tr in self._tracks])
-            iou = roi_iou(rois, rois)
+            iou = roi_iou(rois[:, None], rois[None])
             drop = {max(self._tracks[i].id, self._tracks[j].id) for i in range(len(rois)) for j in range(i + 1, len(rois))
                     if iou[i, j] > 0.6}
             self._tracks = [tr for tr in self._tracks if tr.id not in drop]

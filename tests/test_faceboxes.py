@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from mfirrn.crop import roi_iou
 from mfirrn.detect import FirstOf, create_detector
 from mfirrn.faceboxes import MIN_SIZES, STEPS, FaceBoxes, FaceBoxesNet, decode_boxes, nms, prior_boxes
-from mfirrn.pipeline import read_image, roi_iou
+from mfirrn.pipeline import read_image
 
 
 def prior_boxes_reference(height: int, width: int) -> np.ndarray:

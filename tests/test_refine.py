@@ -82,8 +82,8 @@ def test_roi_test_keeps_settling_steps_and_refuses_jumps():
 
 @pytest.mark.parametrize("convention", ["v1", "v2"])
 def test_average_passes_agrees_with_the_trackers_image_camera(convention):
-    """The same frame change as :mod:`mfirrn.tracking` (written separately): mean of the image cameras."""
-    from mfirrn.tracking import params_from_image_camera, params_to_image_camera
+    """The passes are averaged in the image frame: the mean of their image cameras and coefficients."""
+    from mfirrn.frames import params_from_image_camera, params_to_image_camera
 
     p1, p2 = _params(6).numpy(), _params(7).numpy()
     M = (params_to_image_camera(p1, ROI_A, convention) + params_to_image_camera(p2, ROI_B, convention)) / 2

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from mfirrn.cli import main
+from mfirrn.crop import roi_iou
+from mfirrn.frames import params_from_image_camera, params_to_image_camera
 from mfirrn.smoothing import OneEuroFilter, OneEuroSettings, landmark_jitter
-from mfirrn.tracking import (FaceTracker, TrackerSettings, WindowSmoother, _fit_weights, params_from_image_camera,
-                             params_to_image_camera, roi_iou, track_video)
+from mfirrn.tracking import FaceTracker, TrackerSettings, WindowSmoother, _fit_weights, track_video
 from mfirrn.video import VideoError, VideoReader, VideoWriter, is_video
 
 
@@ -101,7 +102,8 @@ def test_image_camera_reproduces_vertices_and_inverts(bfm, convention):
 
 
 def test_roi_iou_by_hand():
-    assert roi_iou(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10]])).tolist() == [[1.0, 1 / 3]]
+    a, b = np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10]])
+    assert roi_iou(a[:, None], b[None]).tolist() == [[1.0, 1 / 3]]
 
 
 # ------------------------------------------------------------------------------------ filters
