@@ -11,9 +11,10 @@ photos (one face each) scaled to 720 pixels high and centred on a 1280x720 grey 
    dense, then building each output file in memory, and publishing the default ones to disk) with the
    PyTorch and ONNX Runtime backends (``--threads``, default 1 as in the CLI), timed round-robin (every configuration sees each image in turn, so
    a slow phase of a shared machine hits all alike).
-2. **cli**: ``mfirrn reconstruct FOLDER`` in a subprocess with default outputs; per-image time =
-   (time for the folder - time for one image) / (n - 1), so start-up is left out, and the images/s the
-   command prints (its loop over the images, start-up not counted).
+2. **cli**: ``mfirrn reconstruct FOLDER`` in a subprocess with default outputs, with the default backend
+   (``auto``: ONNX Runtime on a CPU) and with ``--backend torch``, interleaved over three rounds; the
+   images/s the command prints (its loop over the images, reading and writing included, start-up not
+   counted) and the whole command's time.
 3. **accuracy**: on all dev-split originals and the faces-68 photos, per detector: faces found (GT
    faces with a detection whose centre lies in the GT landmarks' box), extra boxes (detections matched to
    no GT face: false positives, or real faces left unannotated), and 68-point NME (%, GT box normaliser)
@@ -79,8 +80,18 @@ def make_720p(paths: list[Path], tmp: Path) -> list[Path]:
     return out
 
 
-def speed(sets: dict[str, list[Path]], model_name: str, tmp: Path, threads: int) -> None:
+def speed(sets: dict[str, list[Path]], model_name: str, tmp: Path, threads: int, tddfa_v2: str | None = None) -> None:
     from mfirrn.commands.common import model_from_args
+
+    v2 = {}
+    if tddfa_v2:
+        import tddfa_v2 as v2mod
+
+        v2 = {f"3DDFA_V2 {m}": v2mod.load(tddfa_v2, onnx=m == "ONNX") for m in ("PyTorch", "ONNX")}
+        for run in v2.values():
+            run(cv2.imread(str(next(iter(sets.values()))[0])))  # warm-up (and first-use ONNX export)
+    v2_ms: dict[str, dict[str, list[float]]] = {s: {k: [] for k in v2} for s in sets}
+    pipe_ms: dict[str, dict[str, list[float]]] = {s: {"torch": [], "onnxruntime": []} for s in sets}
 
     backends = ["torch", "onnxruntime"]
     recs = {}
@@ -98,11 +109,16 @@ def speed(sets: dict[str, list[Path]], model_name: str, tmp: Path, threads: int)
     for set_name, items in images.items():
         times = {b: {s: [] for s in stages} for b in backends}
         for k, (path, data) in enumerate(items):
+            for name in (list(v2) if k % 2 == 0 else list(v2)[::-1]):
+                t0 = time.perf_counter()
+                v2[name](cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+                v2_ms[set_name][name].append((time.perf_counter() - t0) * 1000)
             for b in (backends if k % 2 == 0 else backends[::-1]):
                 st = StageTimes()
                 with st("decode"):
                     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
                 faces = recs[b](img, times=st)
+                pipe_ms[set_name][b].append(sum(st.seconds.get(s, 0.0) for s in stages[:6]) * 1000)
                 if not faces:
                     continue
                 ctx = OutputContext(img, path, faces, model_name, path.stem)
@@ -125,33 +141,49 @@ def speed(sets: dict[str, list[Path]], model_name: str, tmp: Path, threads: int)
         print(f"| {stage} | " + " | ".join(f"{rows[s][b][stage]:.1f}" for s, b in cols) + " |")
     print("(`publish defaults` builds and writes the default outputs "
           f"({DEFAULT_OUTPUTS}); `total default` = decode..dense + publish, one image at a time, no overlap)")
+    if v2:
+        print("\n## Side by side with 3DDFA_V2 (median ms per image, no files; same images, interleaved)")
+        print("| pipeline | " + " | ".join(images) + " |")
+        print("|---|" + "---:|" * len(images))
+        for b in backends:
+            print(f"| this project, {'PyTorch' if b == 'torch' else 'ONNX Runtime'} (decode..dense) | " + " | ".join(
+                f"{np.median(pipe_ms[s][b]):.1f}" for s in images) + " |")
+        for name in v2:
+            print(f"| {name} (decode..dense) | " + " | ".join(f"{np.median(v2_ms[s][name]):.1f}" for s in images) + " |")
+        print("(3DDFA_V2: FaceBoxes, mb05, its two-step refinement for every face and its dense mesh of 38,365 "
+              "vertices, one thread, via benchmarks/tddfa_v2.py; this project: the defaults, FaceBoxes, the robust "
+              "refinement and the full 53,215-vertex mesh)")
 
 
-def cli(sets: dict[str, list[Path]], tmp: Path, extra: list[str]) -> None:
+def cli(sets: dict[str, list[Path]], tmp: Path, extra: list[str], rounds: int = 3) -> None:
     import re
 
-    print("\n## `mfirrn reconstruct FOLDER` (default outputs)")
-    print("| photos | args | n | s (whole command) | s (1 image) | ms per image (difference) | images/s (as printed) |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print(f"\n## `mfirrn reconstruct FOLDER` (default outputs; median of {rounds} interleaved rounds)")
+    print("| photos | args | n | s (whole command) | images/s (as printed) | ms per image |")
+    print("|---|---|---:|---:|---:|---:|")
     exe = [sys.executable, "-m", "mfirrn.cli"]
+    configs = ([], ["--backend", "torch"])
     for set_name, paths in sets.items():
-        folder, one = tmp / f"cli-{set_name}", tmp / f"cli1-{set_name}"
-        for d, ps in ((folder, paths), (one, paths[:1])):
-            d.mkdir(exist_ok=True)
-            for p in ps:
-                shutil.copy(p, d / p.name)
-        for args in ([], ["--backend", "onnxruntime"]):
-            ts, rate = {}, "?"
-            for d in (one, folder):
+        folder = tmp / f"cli-{set_name}"
+        folder.mkdir(exist_ok=True)
+        for p in paths:
+            shutil.copy(p, folder / p.name)
+        wall: dict[int, list[float]] = {i: [] for i in range(len(configs))}
+        rate: dict[int, list[float]] = {i: [] for i in range(len(configs))}
+        for r in range(rounds):
+            order = range(len(configs)) if r % 2 == 0 else reversed(range(len(configs)))
+            for i in order:
                 t0 = time.perf_counter()
-                done = subprocess.run(exe + ["reconstruct", str(d), "-o", str(tmp / "cli-out")] + args + extra,
+                done = subprocess.run(exe + ["reconstruct", str(folder), "-o", str(tmp / "cli-out")] + configs[i] + extra,
                                       check=True, capture_output=True, text=True, cwd=tmp)
-                ts[d] = time.perf_counter() - t0
+                wall[i].append(time.perf_counter() - t0)
                 m = re.search(r"\(([0-9.]+) images/s", done.stdout)
-                rate = m.group(1) if m else "?"
-            per = (ts[folder] - ts[one]) / max(1, len(paths) - 1)
-            print(f"| {set_name} | {' '.join(args) or 'defaults'} | {len(paths)} | {ts[folder]:.1f} | {ts[one]:.1f} | "
-                  f"{per * 1000:.0f} | {rate} |")
+                rate[i].append(float(m.group(1)) if m else float("nan"))
+        for i, args in enumerate(configs):
+            ips = float(np.median(rate[i]))
+            print(f"| {set_name} | {' '.join(args) or 'defaults (auto: ONNX Runtime)'} | {len(paths)} | "
+                  f"{np.median(wall[i]):.1f} | {ips:.1f} | {1000 / ips:.1f} |")
+    print("(images/s is the command's own count over its loop, start-up not counted; ms per image = 1000 / it)")
 
 
 MODES = ("off", "always", "roi test, 2 passes", "mean of 2 passes", "robust (mean of 3)")
@@ -246,6 +278,8 @@ def main() -> None:
                     help="network threads, as `mfirrn reconstruct --threads` (default 1; 0 = all cores)")
     ap.add_argument("--detectors", default="faceboxes,dlib-hog,faceboxes+dlib-hog",
                     help="detectors for the accuracy section ('+' joins a chain; default %(default)s)")
+    ap.add_argument("--tddfa-v2", metavar="DIR", default=None,
+                    help="a built 3DDFA_V2 checkout: time its pipeline beside ours in the speed section (see tddfa_v2.py)")
     args = ap.parse_args()
     datasets = Path(args.datasets)
     if args.threads > 0:
@@ -257,7 +291,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mfirrn-bench-") as tmp:
         sets["720p"] = make_720p(sets["450x450"][:20], Path(tmp))
         if "speed" in sections:
-            speed(sets, args.model, Path(tmp), args.threads)
+            speed(sets, args.model, Path(tmp), args.threads, args.tddfa_v2)
         if "cli" in sections:
             cli(sets, Path(tmp), ["--threads", str(args.threads)])
     if "accuracy" in sections:

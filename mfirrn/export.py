@@ -17,20 +17,22 @@ MFIRRN-R34 1.9-3.0x faster than eager PyTorch at batch 1 (``benchmarks/model_spe
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from torch import nn
 
 from mfirrn.frames import CROP_SIZE
 
-__all__ = ["export_onnx", "FusedOutput", "OnnxRuntimeModel", "register", "run", "ExportError"]
+__all__ = ["export_onnx", "cached_export", "weights_digest", "FusedOutput", "OnnxRuntimeModel", "register", "run",
+           "ExportError"]
 
 
 class ExportError(RuntimeError):
@@ -64,6 +66,7 @@ def export_onnx(model: nn.Module, path: Union[str, Path], *, opset: int = 17, ba
     if path.is_dir():
         raise ExportError(f"{path} is a folder; give a file path such as {path / 'model.onnx'}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_exports(path.parent)
     wrapped = FusedOutput(model).eval().cpu()
     x = torch.zeros(batch, 3, CROP_SIZE, CROP_SIZE)
     with tempfile.TemporaryDirectory(prefix=".mfirrn-export-", dir=path.parent) as tmp:
@@ -105,6 +108,49 @@ def _add_metadata(onnx, model: nn.Module, path: Path) -> None:
     onnx.save(proto, str(path))
 
 
+def weights_digest(model: nn.Module) -> str:
+    """sha256 (hex, 16 characters) of a model's architecture name and parameter and buffer values."""
+    h = hashlib.sha256(getattr(getattr(model, "card", None), "name", type(model).__name__).encode())
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def cached_export(model: nn.Module) -> Optional[Path]:
+    """The ONNX export of ``model`` in the asset cache (``<cache>/onnx/``), made on first use.
+
+    Keyed by the weights (:func:`weights_digest`) and the torch version, so new weights or a new exporter
+    give a new file. Returns None where the cache cannot be written (the caller exports to a temporary
+    file instead). The export is staged and renamed into place: a killed export leaves no entry.
+    """
+    from mfirrn.assets import cache_dir
+
+    arch = getattr(getattr(model, "card", None), "name", type(model).__name__)
+    path = cache_dir() / "onnx" / f"{arch}-{weights_digest(model)}-torch{torch.__version__.split('+')[0]}.onnx"
+    if path.is_file():
+        return path
+    try:
+        return export_onnx(model, path)
+    except OSError:
+        return None
+
+
+def _remove_abandoned_exports(folder: Path, age_s: float = 3600.0) -> None:
+    """Delete staging folders (``.mfirrn-export-*``) that a killed export left in ``folder`` over an hour ago
+    (younger ones may belong to an export running in another process)."""
+    import shutil
+    import time
+
+    if folder.is_dir():
+        for entry in folder.glob(".mfirrn-export-*"):
+            try:
+                if entry.is_dir() and time.time() - entry.stat().st_mtime > age_s:
+                    shutil.rmtree(entry, ignore_errors=True)
+            except OSError:
+                pass
+
+
 class OnnxRuntimeModel(nn.Module):
     """A model exported to ONNX and run by ONNX Runtime (CPU), called like the PyTorch model.
 
@@ -119,19 +165,32 @@ class OnnxRuntimeModel(nn.Module):
         self.input_name = session.get_inputs()[0].name
 
     @classmethod
-    def from_model(cls, model: nn.Module, *, num_threads: int = 0) -> "OnnxRuntimeModel":
-        """Export ``model`` to a temporary ONNX file and open it in ONNX Runtime (``num_threads`` 0: all cores)."""
-        import tempfile
+    def from_model(cls, model: nn.Module, *, num_threads: int = 0, cache: bool = True) -> "OnnxRuntimeModel":
+        """Open ``model`` in ONNX Runtime (``num_threads`` 0: all cores).
 
+        With ``cache`` the export is kept in the asset cache (:func:`cached_export`), so only the first run
+        of given weights pays for it (about 0.5-1 s for mb05); otherwise it goes to a temporary file.
+        """
         try:
             import onnxruntime as ort
         except ImportError:
             raise ExportError("the onnxruntime backend needs onnxruntime: pip install onnx onnxruntime") from None
-        with tempfile.TemporaryDirectory(prefix="mfirrn-onnx-") as tmp:
-            path = export_onnx(model, Path(tmp) / "model.onnx")
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = int(num_threads)
-            session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(num_threads)
+        session = None
+        for _ in range(2 if cache else 0):
+            path = cached_export(model)
+            if path is None:
+                break
+            try:
+                session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+                break
+            except Exception:  # a damaged cache entry (disk full, edited): drop it and export again
+                path.unlink(missing_ok=True)
+        if session is None:
+            with tempfile.TemporaryDirectory(prefix="mfirrn-onnx-") as tmp:
+                staged = export_onnx(model, Path(tmp) / "model.onnx")
+                session = ort.InferenceSession(str(staged), sess_options=opts, providers=["CPUExecutionProvider"])
         return cls(session, card=getattr(model, "card", None), stats=getattr(model, "stats", None))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mfirrn.commands.common import add_model_args, fail, model_from_args, resolve_device
+from mfirrn.commands.common import add_model_args, fail, model_from_args, resolve_backend, resolve_device
 from mfirrn.commands.outputs import DEFAULT_OUTPUTS, OUTPUTS, OutputContext, available_outputs, build_outputs
 from mfirrn.detect import DEFAULT_DETECTOR
 
@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", default="results/reconstruct", help="output folder (default results/reconstruct)")
     p.add_argument("--outputs", default=DEFAULT_OUTPUTS,
                    help=f"comma list of {', '.join(available_outputs())} (default {DEFAULT_OUTPUTS})")
-    add_model_args(p, default_model=DEFAULT_MODEL)
+    add_model_args(p, default_model=DEFAULT_MODEL, default_backend="auto")
     p.add_argument("--detector", default=DEFAULT_DETECTOR,
                    help=f"{', '.join(available_detectors())} (default {DEFAULT_DETECTOR}), or a comma list tried in "
                         f"turn until one finds a face, e.g. faceboxes,dlib-hog")
@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
             items = [str(assets.fetch(n)) for n in assets.SAMPLE_PHOTOS]
             print(f"no images given: reconstructing the sample photos ({', '.join(Path(i).name for i in items)})")
         model = model_from_args(args, default_model=models.DEFAULT_MODEL)
-        backend = getattr(args, "backend", "torch")
+        backend = resolve_backend(args.backend, resolve_device(args.device), args.bf16)
         rec = Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=needs_dense,
                             device=resolve_device(args.device), bf16=args.bf16, detector_backend=backend,
                             detector_threads=args.threads)

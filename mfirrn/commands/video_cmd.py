@@ -182,7 +182,7 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
 
 def run(args: argparse.Namespace) -> int:
     from mfirrn import assets, models
-    from mfirrn.commands.common import model_from_args, resolve_device
+    from mfirrn.commands.common import model_from_args, resolve_backend, resolve_device
     from mfirrn.commands.reconstruct_cmd import DEFAULT_OUTPUTS
     from mfirrn.pipeline import Reconstructor
     from mfirrn.video import is_video
@@ -205,7 +205,9 @@ def run(args: argparse.Namespace) -> int:
         settings = _settings(args)
         model = model_from_args(args, default_model=models.DEFAULT_MODEL)
         rec = Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=False,
-                            device=resolve_device(args.device), bf16=args.bf16)
+                            device=resolve_device(args.device), bf16=args.bf16,
+                            detector_backend=resolve_backend(args.backend, resolve_device(args.device), args.bf16),
+                            detector_threads=args.threads)
         rec.detector  # build it now so a bad detector name fails before any frame is read
     except (ValueError, KeyError, assets.AssetError, OSError) as e:
         return fail(str(e).strip("'\""))
