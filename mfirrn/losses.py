@@ -200,12 +200,13 @@ def build_loss(name: str, stats: ParamStats, bfm: Optional[MorphableModel] = Non
 
 
 def multi_output_loss(criterion: _ParamLoss, outputs: Outputs, target: torch.Tensor,
-                      generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                      generator: Optional[torch.Generator] = None, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``criterion`` summed over all outputs (MFIRRN's 4 heads, equal weights) or on a single tensor.
 
-    One vertex sample is drawn per call and shared by every output.
+    One vertex sample is drawn per call and shared by every output (or ``rows`` given, to share one
+    sample between several targets).
     """
-    rows = criterion.sample_rows(generator)
+    rows = criterion.sample_rows(generator) if rows is None else rows
     if isinstance(outputs, torch.Tensor):
         return criterion(outputs, target, rows)
     return sum((criterion(o, target, rows) for o in outputs), torch.zeros((), device=target.device))

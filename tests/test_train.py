@@ -63,7 +63,7 @@ def _without(cfg: dict, *keys: str) -> dict:
     return out
 
 
-@pytest.mark.parametrize("suffix", ["", "-sgd", "-scratch"])
+@pytest.mark.parametrize("suffix", ["", "-sgd", "-scratch", "-distill"])
 def test_aflw_comparison_pairs_share_one_recipe(suffix):
     """The README compares aflw-mb05-baseline and aflw-mfirrn-mb05 as "the same recipe": only the model and
     the output folder may differ; the -sgd pair differs from the AdamW pair only in the optimiser, and the
@@ -281,3 +281,32 @@ print('ok')
 """
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-2000:]
+
+
+def test_distillation_adds_the_teachers_prediction_as_a_weighted_target(tmp_path, data_root):
+    """loss = (1 - β)·L(pred, label) + β·L(pred, teacher): a student that starts as its teacher (lr 0, frozen
+    BN) has a zero teacher term, so β = 1 logs loss 0 and β = 0.5 logs half the label-only loss."""
+    import csv
+
+    arch = {"model.arch": "3ddfa-mb05"}  # one output (MFIRRN's four heads would each differ from the teacher's fused one)
+    teacher = str(train(_cfg(data_root, tmp_path / "t", stop_after_steps=2, **arch)).last)  # the data's pixel convention
+    kw = {**arch, "model.init": teacher, "model.freeze_bn": True, "optim.lr": 0.0, "optim.weight_decay": 0.0,
+          "data.augment.enabled": False, "epochs": 1, "stop_after_steps": 2}
+
+    def losses(name, **extra):
+        res = train(_cfg(data_root, tmp_path / name, **kw, **extra))
+        with open(Path(res.last).parent / "train_log.csv") as f:
+            return [float(r["loss"]) for r in csv.DictReader(f)]
+
+    alone = losses("labels")
+    half = losses("half", **{"loss.distill_from": teacher, "loss.distill_weight": 0.5})
+    only = losses("teacher", **{"loss.distill_from": teacher, "loss.distill_weight": 1.0})
+    assert min(alone) > 1e-3
+    assert half == pytest.approx([v / 2 for v in alone], rel=1e-4)
+    assert max(only) < 1e-6
+    with pytest.raises(ConfigError, match="distill_from"):
+        _cfg(data_root, tmp_path / "x", **{"loss.distill_weight": 0.5}).validate()
+    with pytest.raises(ConfigError, match="distill_from"):
+        train(_cfg(data_root, tmp_path / "y", **kw, **{"loss.distill_from": "no-such-model", "loss.distill_weight": 0.5}))
+    with pytest.raises(ConfigError, match="convention"):  # the V2 teacher on v1-convention data
+        train(_cfg(data_root, tmp_path / "z", **kw, **{"loss.distill_from": "3ddfa-v2-mb05", "loss.distill_weight": 0.5}))

@@ -101,6 +101,16 @@ register_model(ModelCard(
                 "has seen AFLW images: never score it on AFLW-21",
 ))
 register_model(ModelCard(
+    name="3ddfa-mb05-aflw21-distill",
+    builder=lambda: MobileNetV1(widen_factor=0.5),
+    convention="v2",
+    stats_asset="stats-3ddfa-v2",
+    weights_path=str(_WEIGHTS / "3ddfa-mb05-aflw21-distill.pt"),
+    description="3DDFA_V2 mb05 fine-tuned by this project on AFLW 21-point crops (labels with the jaw anchored to "
+                "the teacher + face profiling), distilled from 3ddfa-v2-mb05 beside the labels, 3 epochs; has seen "
+                "AFLW images: never score it on AFLW-21",
+))
+register_model(ModelCard(
     name="mfirrn-mb05-aflw21",
     builder=lambda: MFIRRN(_MB05),
     convention="v2",

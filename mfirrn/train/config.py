@@ -88,10 +88,18 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    """``name``: wpdc | vdc | pdc; ``n_resample`` dense vertices per batch (VDC/WPDC)."""
+    """``name``: wpdc | vdc | pdc; ``n_resample`` dense vertices per batch (VDC/WPDC).
+
+    ``distill_from``: a registered pretrained model (or checkpoint path) whose prediction on the same
+    (augmented) crop is a second target, with weight ``distill_weight`` β: loss = (1 - β)·L(pred, label)
+    + β·L(pred, teacher). It must share the run's pixel convention; its params are carried into the run's
+    stats. β = 0 (default) trains on the labels alone.
+    """
 
     name: str = "wpdc"
     n_resample: int = 132
+    distill_from: Optional[str] = None
+    distill_weight: float = 0.0
 
 
 @dataclass
@@ -211,6 +219,7 @@ class TrainConfig:
             "optim.warmup_epochs": (o.warmup_epochs, lambda x, k: number_in(x, k, 0)),
             "optim.min_lr": (o.min_lr, lambda x, k: number_in(x, k, 0)),
             "optim.clip_grad_norm": (o.clip_grad_norm, lambda x, k: number_in(x, k)),
+            "loss.distill_weight": (self.loss.distill_weight, lambda x, k: number_in(x, k, 0, 1)),
             "device": (self.device, lambda x, k: check_device(x, k, available=False)),
         }
         try:
@@ -222,6 +231,8 @@ class TrainConfig:
             raise ConfigError(str(exc)) from None
         if len(o.betas) != 2:
             raise ConfigError(f"optim.betas must be two numbers, got {list(o.betas)}")
+        if self.loss.distill_weight > 0 and not self.loss.distill_from:
+            raise ConfigError("loss.distill_weight > 0 needs a teacher: set loss.distill_from=MODEL (e.g. 3ddfa-v2-mb05)")
         if not str(self.out_dir).strip():
             raise ConfigError("out_dir is empty; set out_dir=PATH")
         return self

@@ -259,6 +259,7 @@ class Trainer:
         full = open_dataset(d.format, self.stats, seed=cfg.seed, **options)
         # The labels' pixel convention is what the network learns to output: it goes into the checkpoint.
         self.convention = full.convention
+        self.teacher = self._load_teacher() if cfg.loss.distill_weight > 0 else None
         self.net.card = dataclasses.replace(self.card, convention=full.convention)  # type: ignore[assignment]
         train_idx, val_idx = split_indices(len(full), d.val_fraction, cfg.seed)
         aug = None
@@ -298,6 +299,33 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
         self.step, self.best_nme, self.history = 0, float("inf"), []
+
+    def _load_teacher(self) -> nn.Module:
+        """The frozen distillation teacher (``loss.distill_from``), on the run's device, in eval mode."""
+        from mfirrn import models
+        from mfirrn.assets import AssetError
+
+        spec = self.cfg.loss.distill_from
+        try:
+            with torch.random.fork_rng(devices=[]):  # building it must not move the run's random stream
+                teacher = (models.load_checkpoint(spec, device=self.device) if Path(spec).is_file()
+                           else models.create(spec, pretrained=True, device=self.device))
+        except (KeyError, ValueError, OSError, models.CheckpointError, AssetError) as exc:
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise ConfigError(f"loss.distill_from={spec!r}: {msg}") from None
+        if teacher.card.convention != self.convention:
+            raise ConfigError(f"loss.distill_from={spec!r} uses the {teacher.card.convention} pixel convention, the run "
+                              f"{self.convention}; pick a teacher of the same convention")
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        return teacher.eval()
+
+    def _distill_target(self, x: torch.Tensor) -> torch.Tensor:
+        """The teacher's params for crops ``x``, normalised with the run's stats (B, 62)."""
+        with torch.no_grad():
+            out = self.teacher(x)
+            out = out.fused if hasattr(out, "fused") else out
+            return self.stats.normalize(self.teacher.stats.denormalize(out.float()))
 
     def _autocast(self):
         p = self.cfg.precision
@@ -479,7 +507,13 @@ class Trainer:
                 with self._autocast():
                     out = self.model(x)
                 outs = [o.float() for o in out] if isinstance(out, tuple) else out.float()
-                loss = multi_output_loss(self.criterion, outs, y)
+                beta = cfg.loss.distill_weight
+                if self.teacher is not None:  # one vertex sample for both targets
+                    rows = self.criterion.sample_rows(None)
+                    loss = (1 - beta) * multi_output_loss(self.criterion, outs, y, rows=rows) + \
+                        beta * multi_output_loss(self.criterion, outs, self._distill_target(x), rows=rows)
+                else:
+                    loss = multi_output_loss(self.criterion, outs, y)
                 self.optimizer.zero_grad(set_to_none=True)
                 if self.scaler:
                     self.scaler.scale(loss).backward()
