@@ -26,7 +26,7 @@ from mfirrn.frames import Convention
 from mfirrn.metrics import AFLW21_FROM_68
 from mfirrn.params import ParamStats
 
-__all__ = ["FitConfig", "FitResult", "fit_landmarks", "mapping_matrix", "visible_mask"]
+__all__ = ["FitConfig", "FitResult", "WITHOUT_EARS", "fit_landmarks", "mapping_matrix", "visible_mask"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,9 @@ class FitConfig:
     the jaw line but for points 3, 9 and 15, which AFLW's ear and chin points constrain) to the teacher's,
     in the data term's units (mean squared distance / annotation size²): "trust the teacher where the
     annotation says nothing". 0 (default) leaves them to the fit.
+    ``ignore_points``: annotated points (1-based indices of the annotation scheme) left out of the data
+    term, the residual and the visible count, e.g. AFLW's ear lobes (13, 17), which no 68-point landmark
+    marks (:data:`WITHOUT_EARS` is that setting, with jaw points 3 and 15 joining the anchored contour).
     """
 
     prior_weight: float = 0.05
@@ -49,12 +52,18 @@ class FitConfig:
     fit_pose: bool = True
     fit_shape: bool = True
     fit_exp: bool = True
+    ignore_points: tuple[int, ...] = ()
     max_residual: float = 0.05
     min_visible: int = 6
     batch_size: int = 1024
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# AFLW's ear lobes (21-point indices 13 and 17) out of the fit; the jaw then has only the chin (68-point 9)
+# constrained, and every other jaw point joins the contour anchored to the teacher
+WITHOUT_EARS = {"ignore_points": (13, 17), "contour": tuple(i for i in range(1, 18) if i != 9)}
 
 
 class FitResult(NamedTuple):
@@ -142,8 +151,11 @@ def fit_landmarks(bfm: MorphableModel, stats: ParamStats, init_params: torch.Ten
     check_shape(target, (None, len(groups), 2), "target")
     check_shape(init_params, (target.shape[0], 62), "init_params")
     dev = device or bfm.u.device
-    vis_all = torch.as_tensor(visible_mask(target), device=dev)
-    tgt_all = torch.as_tensor(np.where(visible_mask(target)[..., None], target, 0.0), dtype=torch.float32, device=dev)
+    vis = visible_mask(target)
+    if config.ignore_points:
+        vis[:, [i - 1 for i in config.ignore_points]] = False
+    vis_all = torch.as_tensor(vis, device=dev)
+    tgt_all = torch.as_tensor(np.where(vis[..., None], target, 0.0), dtype=torch.float32, device=dev)
     M = mapping_matrix(groups).to(dev)
     out_p, out_r = [], []
     from tqdm import tqdm

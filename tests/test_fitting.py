@@ -114,3 +114,23 @@ def test_contour_anchor_keeps_the_teachers_jaw_line(bfm, stats):
         bfm, stats, init, target, convention="v2",
         config=FitConfig(prior_weight=1e-3, max_iter=60, contour_weight=1.0)).params) - target, axis=-1).mean()
     assert free_res < held_res and fitted < 0.5 * teacher
+
+
+def test_ignored_points_weigh_nothing(bfm, stats):
+    """--without-ears: ear targets moved anywhere give the fit of ears marked invisible, and are not counted."""
+    from dataclasses import replace
+
+    from mfirrn.fitting import WITHOUT_EARS
+
+    true = sample_params(stats, 2, 0.4, seed=7)
+    target = targets_for(bfm, true)
+    moved = target.copy()
+    moved[:, [12, 16]] += 30.0  # the ear lobes (1-based 13, 17) 30 px away
+    hidden = target.copy()
+    hidden[:, [12, 16]] = -1
+    init = stats.denormalize(torch.zeros(2, 62))
+    cfg = replace(FitConfig(prior_weight=1e-3, max_iter=30), **WITHOUT_EARS)
+    a = fit_landmarks(bfm, stats, init, moved, convention="v2", config=cfg)
+    b = fit_landmarks(bfm, stats, init, hidden, convention="v2", config=replace(cfg, ignore_points=()))
+    torch.testing.assert_close(a.params, b.params)
+    assert (a.n_visible == 19).all() and 3 in cfg.contour and 15 in cfg.contour and 9 not in cfg.contour

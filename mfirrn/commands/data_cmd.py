@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--contour-weight", type=float, default=None,
                    help="anchor of the jaw-line landmarks that no annotated point constrains to the teacher's "
                         f"(default {d.contour_weight})")
+    f.add_argument("--without-ears", action="store_true",
+                   help="leave AFLW's two ear-lobe points out of the fit (no 68-point landmark lies on the ear); "
+                        "with --contour-weight, jaw points 3 and 15 are then anchored to the teacher too")
     f.add_argument("--batch-size", type=int, default=None, help=f"faces fitted together (default {d.batch_size})")
     f.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (default cpu)")
     f.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N faces (default all)")
@@ -96,9 +99,9 @@ def _fetch(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace):
     from dataclasses import replace
 
-    from mfirrn.fitting import FitConfig
+    from mfirrn.fitting import WITHOUT_EARS, FitConfig
 
-    cfg = FitConfig()
+    cfg = replace(FitConfig(), **WITHOUT_EARS) if getattr(args, "without_ears", False) else FitConfig()
     for field, value in (("prior_weight", args.prior_weight), ("max_iter", args.max_iter),
                          ("max_residual", args.max_residual), ("batch_size", args.batch_size),
                          ("contour_weight", args.contour_weight)):
