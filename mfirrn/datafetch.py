@@ -42,7 +42,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-from mfirrn.assets import MIRROR_ENV, cache_dir, mirror_dir, sha256_of
+from mfirrn.assets import COMMIT_2DASL, MIRROR_ENV, REPO_2DASL, cache_dir, mirror_dir, sha256_of
 from mfirrn.fileio import atomic_write
 
 __all__ = [
@@ -61,8 +61,7 @@ __all__ = [
     "COMPLETE_MARKER",
 ]
 
-SOURCE_REPO = "XgTu/2DASL"
-SOURCE_COMMIT = "95052f203e6d945bb6563f916cc539bba0815972"
+SOURCE_REPO, SOURCE_COMMIT = REPO_2DASL, COMMIT_2DASL
 _MIRROR_PREFIX = f"github/{SOURCE_REPO}/{SOURCE_COMMIT}"
 _MANIFEST = "2dasl-test-manifest.tsv.gz"
 COMPLETE_MARKER = ".mfirrn-fetch.json"

@@ -92,11 +92,16 @@ def _newest_opset() -> int:
         return 17
 
 
+def _arch_name(model: nn.Module) -> str:
+    """The registered name of ``model``'s card, else its class name."""
+    return getattr(getattr(model, "card", None), "name", type(model).__name__)
+
+
 def _add_metadata(onnx, model: nn.Module, path: Path) -> None:
     """Store the stats, convention and architecture in the ONNX file's metadata, check it and save it."""
     proto = onnx.load(str(path))
     meta = {"mfirrn.convention": getattr(getattr(model, "card", None), "convention", ""),
-            "mfirrn.arch": getattr(getattr(model, "card", None), "name", type(model).__name__)}
+            "mfirrn.arch": _arch_name(model)}
     stats = getattr(model, "stats", None)
     if stats is not None:
         meta["mfirrn.stats_mean"] = json.dumps([float(v) for v in stats.mean])
@@ -110,7 +115,7 @@ def _add_metadata(onnx, model: nn.Module, path: Path) -> None:
 
 def weights_digest(model: nn.Module) -> str:
     """sha256 (hex, 16 characters) of a model's architecture name and parameter and buffer values."""
-    h = hashlib.sha256(getattr(getattr(model, "card", None), "name", type(model).__name__).encode())
+    h = hashlib.sha256(_arch_name(model).encode())
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
@@ -126,8 +131,8 @@ def cached_export(model: nn.Module) -> Optional[Path]:
     """
     from mfirrn.assets import cache_dir
 
-    arch = getattr(getattr(model, "card", None), "name", type(model).__name__)
-    path = cache_dir() / "onnx" / f"{arch}-{weights_digest(model)}-torch{torch.__version__.split('+')[0]}.onnx"
+    torch_version = torch.__version__.split("+")[0]
+    path = cache_dir() / "onnx" / f"{_arch_name(model)}-{weights_digest(model)}-torch{torch_version}.onnx"
     if path.is_file():
         return path
     try:

@@ -476,12 +476,12 @@ def load_model_entry(spec: Union[str, Path], device: str = "cpu", pretrained: bo
     from mfirrn import models
 
     path = Path(spec)
-    if path.is_file():
-        model = models.load_checkpoint(path, device=device)
-        return ModelEntry(model.card.name, model, checkpoint_trained_on(path), str(path))
-    model = models.create(str(spec), pretrained=pretrained, device=device)
-    if not pretrained:
+    if not pretrained and not path.is_file():
+        model = models.create(str(spec), pretrained=False, device=device)
         return ModelEntry(f"{spec} (untrained)", model, "untrained (random init)", "registry")
+    model = models.load(spec, device=device)
+    if path.is_file():
+        return ModelEntry(model.card.name, model, checkpoint_trained_on(path), str(path))
     return ModelEntry(str(spec), model, registered_trained_on(str(spec)), "registry")
 
 

@@ -158,9 +158,10 @@ def _run(args: argparse.Namespace) -> int:
             items = [str(assets.fetch(n)) for n in assets.SAMPLE_PHOTOS]
             print(f"no images given: reconstructing the sample photos ({', '.join(Path(i).name for i in items)})")
         model = model_from_args(args, default_model=models.DEFAULT_MODEL)
-        backend = resolve_backend(args.backend, resolve_device(args.device), args.bf16)
+        device = resolve_device(args.device)
         rec = Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=needs_dense,
-                            device=resolve_device(args.device), bf16=args.bf16, detector_backend=backend,
+                            device=device, bf16=args.bf16,
+                            detector_backend=resolve_backend(args.backend, device, args.bf16),
                             detector_threads=args.threads)
         if boxes is None and landmarks is None:
             rec.detector  # build it now so a bad detector name or missing weights fail before any image is read

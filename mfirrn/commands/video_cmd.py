@@ -204,9 +204,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
         model = model_from_args(args, default_model=models.DEFAULT_MODEL)
+        device = resolve_device(args.device)
         rec = Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=False,
-                            device=resolve_device(args.device), bf16=args.bf16,
-                            detector_backend=resolve_backend(args.backend, resolve_device(args.device), args.bf16),
+                            device=device, bf16=args.bf16,
+                            detector_backend=resolve_backend(args.backend, device, args.bf16),
                             detector_threads=args.threads)
         rec.detector  # build it now so a bad detector name fails before any frame is read
     except (ValueError, KeyError, assets.AssetError, OSError) as e:

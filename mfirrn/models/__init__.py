@@ -12,6 +12,7 @@ from mfirrn.models.registry import (
     available,
     create,
     get_card,
+    load,
     load_checkpoint,
     register_model,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "available",
     "create",
     "get_card",
+    "load",
     "load_checkpoint",
     "register_model",
     "DEFAULT_MODEL",

@@ -17,7 +17,7 @@ from torch import nn
 from mfirrn.frames import CONVENTIONS, Convention
 from mfirrn.params import ParamStats
 
-__all__ = ["ModelCard", "register_model", "available", "get_card", "create", "load_checkpoint", "CheckpointError"]
+__all__ = ["ModelCard", "register_model", "available", "get_card", "create", "load_checkpoint", "load", "CheckpointError"]
 
 
 class CheckpointError(ValueError):
@@ -183,3 +183,11 @@ def load_checkpoint(path: Union[str, Path], model: Optional[str] = None,
                          stats=stats, weights_path=str(path), description=f"{arch} loaded from {path}")
     net.stats = stats  # type: ignore[assignment]
     return net.to(device).eval()
+
+
+def load(spec: Union[str, Path], device: Union[str, torch.device] = "cpu") -> nn.Module:
+    """A checkpoint file (``spec`` names an existing file, see :func:`load_checkpoint`) or else a registered
+    model with its pretrained weights (:func:`create`)."""
+    if Path(spec).is_file():
+        return load_checkpoint(spec, device=device)
+    return create(str(spec), pretrained=True, device=device)

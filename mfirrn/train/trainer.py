@@ -308,8 +308,7 @@ class Trainer:
         spec = self.cfg.loss.distill_from
         try:
             with torch.random.fork_rng(devices=[]):  # building it must not move the run's random stream
-                teacher = (models.load_checkpoint(spec, device=self.device) if Path(spec).is_file()
-                           else models.create(spec, pretrained=True, device=self.device))
+                teacher = models.load(spec, device=self.device)
         except (KeyError, ValueError, OSError, models.CheckpointError, AssetError) as exc:
             msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             raise ConfigError(f"loss.distill_from={spec!r}: {msg}") from None
@@ -507,9 +506,8 @@ class Trainer:
                 with self._autocast():
                     out = self.model(x)
                 outs = [o.float() for o in out] if isinstance(out, tuple) else out.float()
-                beta = cfg.loss.distill_weight
                 if self.teacher is not None:  # one vertex sample for both targets
-                    rows = self.criterion.sample_rows(None)
+                    beta, rows = cfg.loss.distill_weight, self.criterion.sample_rows(None)
                     loss = (1 - beta) * multi_output_loss(self.criterion, outs, y, rows=rows) + \
                         beta * multi_output_loss(self.criterion, outs, self._distill_target(x), rows=rows)
                 else:
