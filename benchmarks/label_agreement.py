@@ -21,7 +21,7 @@ from mfirrn import models
 from mfirrn.benchmark import AFLW2000, resolve_aflw2000_root
 from mfirrn.bfm import MorphableModel
 from mfirrn.crop import crops_to_tensor
-from mfirrn.fitting import FitConfig, fit_landmarks, mapping_matrix, visible_mask
+from mfirrn.fitting import POINT_SETS, FitConfig, fit_landmarks, mapping_matrix, visible_mask
 from mfirrn.inference import predict_params
 from mfirrn.labelling import points_to_crop
 from mfirrn.metrics import bbox_normaliser, yaw_bin_index
@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--datasets", default=os.environ.get("MFIRRN_DATASETS", "../shared/datasets"))
     ap.add_argument("--teacher", default="3ddfa-v2-mb05")
     ap.add_argument("--contour-weights", type=float, nargs="*", default=[0.0, 1.0])
+    ap.add_argument("--points", nargs="*", default=["all"], choices=sorted(POINT_SETS),
+                    help="AFLW point sets of the labeller's fit (`mfirrn data fit-landmarks --points`)")
     ap.add_argument("--models", nargs="*", default=[], help="registered names or checkpoint paths")
     args = ap.parse_args()
     root = Path(args.datasets) / "aflw2000-3d-dev"
@@ -55,11 +57,13 @@ def main() -> None:
     preds[f"teacher {args.teacher}"] = landmarks(init, teacher.card.convention)
     _, configs = resolve_aflw2000_root(root)
     pts21 = np.load(configs / "AFLW2000-3D.pts21.npy").astype(np.float64).transpose(0, 2, 1)[: len(data.names)]
-    for mu in args.contour_weights:
-        res = fit_landmarks(bfm, teacher.stats, init, points_to_crop(pts21, data.roi),
-                            convention=teacher.card.convention, config=FitConfig(contour_weight=mu))
-        preds[f"labels, contour_weight={mu:g} ({int(res.accepted.sum())} pass the gate)"] = \
-            landmarks(res.params, teacher.card.convention)
+    for points in args.points:
+        for mu in args.contour_weights:
+            cfg = FitConfig(contour_weight=mu, **POINT_SETS[points])
+            res = fit_landmarks(bfm, teacher.stats, init, points_to_crop(pts21, data.roi),
+                                convention=teacher.card.convention, config=cfg)
+            preds[f"labels, points={points}, contour_weight={mu:g} ({int(res.accepted.sum())} pass the gate)"] = \
+                landmarks(res.params, teacher.card.convention)
     for spec in args.models:
         m = models.load(spec)
         preds[spec] = landmarks(predict_params(m, crops_to_tensor(data.crops)), m.card.convention)

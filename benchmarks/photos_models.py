@@ -15,7 +15,9 @@ faces all rows find. Photo sets:
 
 NME (%) is normalised by sqrt(w*h) of the GT box, per face; the table gives the mean, the median and the
 worst face, and for the dev split also the mean of the three yaw-bin means (the benchmark's headline
-number; bins from the GT pose, as in ``mfirrn benchmark``).
+number; bins from the GT pose, as in ``mfirrn benchmark``). Every model after the first is then compared
+with the first face by face: the mean difference, its 95 % paired-bootstrap interval and the faces each
+is better on (``mfirrn.report.paired_difference``), i.e. whether the set can tell the two apart.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from mfirrn.benchmark import AFLW2000
 from mfirrn.detect import create_detector
 from mfirrn.metrics import nme, summarize_by_yaw
 from mfirrn.pipeline import Reconstructor, read_image
+from mfirrn.report import paired_difference
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photos68 import load_annotations, match  # noqa: E402
@@ -99,6 +102,16 @@ def main() -> None:
             if yaw_col:
                 row += f" {summarize_by_yaw(e / 100, yaw[[k for k, _ in common]]).mean:.3f} |"
             print(row)
+        specs = list(results)
+        if len(specs) > 1:
+            base = np.array([results[specs[0]][name][key] for key in common])
+            print(f"\npaired against {specs[0]} (NME difference per face; 95 % bootstrap interval, 10 000 resamples)")
+            print("| model | mean difference | 95 % interval | faces better / worse | resolved |")
+            print("|---|---:|---|---:|---|")
+            for spec in specs[1:]:
+                d = paired_difference(base, np.array([results[spec][name][key] for key in common]))
+                print(f"| {spec} | {d.mean:+.3f} | [{d.ci[0]:+.3f}, {d.ci[1]:+.3f}] | {d.lower} / {d.higher} | "
+                      f"{'yes' if d.resolved() else 'no'} |")
 
 
 if __name__ == "__main__":

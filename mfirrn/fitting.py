@@ -9,7 +9,7 @@ prediction::
 
 Everything is batched in torch (CPU or GPU) and solved with L-BFGS over the whole batch (the objective is a sum of
 independent per-face terms, so its minimum is every face's minimum). Points are in crop pixels (y down) with the checkpoint's pixel
-convention; ``s`` is ``sqrt(w·h)`` of the visible annotated points.
+convention; ``s`` is ``sqrt(w·h)`` of the visible annotated points (those left out of the fit included).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from mfirrn.frames import Convention
 from mfirrn.metrics import AFLW21_FROM_68
 from mfirrn.params import ParamStats
 
-__all__ = ["FitConfig", "FitResult", "WITHOUT_EARS", "fit_landmarks", "mapping_matrix", "visible_mask"]
+__all__ = ["FitConfig", "FitResult", "WITHOUT_EARS", "SAME_DEFINITION", "POINT_SETS", "unconstrained", "fit_landmarks",
+           "mapping_matrix", "visible_mask"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,9 @@ class FitConfig:
     annotation says nothing". 0 (default) leaves them to the fit.
     ``ignore_points``: annotated points (1-based indices of the annotation scheme) left out of the data
     term, the residual and the visible count, e.g. AFLW's ear lobes (13, 17), which no 68-point landmark
-    marks (:data:`WITHOUT_EARS` is that setting, with jaw points 3 and 15 joining the anchored contour).
+    marks (:data:`WITHOUT_EARS` is that setting, with jaw points 3 and 15 joining the anchored contour;
+    :data:`SAME_DEFINITION` keeps only the points defined like their 68-point landmarks). :data:`POINT_SETS`
+    names these settings.
     """
 
     prior_weight: float = 0.05
@@ -64,6 +67,25 @@ class FitConfig:
 # AFLW's ear lobes (21-point indices 13 and 17) out of the fit; the jaw then has only the chin (68-point 9)
 # constrained, and every other jaw point joins the contour anchored to the teacher
 WITHOUT_EARS = {"ignore_points": (13, 17), "contour": tuple(i for i in range(1, 18) if i != 9)}
+
+
+def unconstrained(ignore_points: tuple[int, ...],
+                  groups: tuple[tuple[int, ...], ...] = AFLW21_FROM_68) -> tuple[int, ...]:
+    """1-based 68-point landmarks that no annotated point outside ``ignore_points`` averages over."""
+    used = {i for k, g in enumerate(groups, start=1) if k not in ignore_points for i in g}
+    return tuple(i for i in range(1, 69) if i not in used)
+
+
+# Only AFLW points whose definition is the 68-point landmark they are mapped to: the eye corners and centres,
+# the nose tip and the mouth's corners and centre. Left out: the brows (AFLW marks the brow's middle line,
+# the 68-point scheme its upper edge), the ear lobes (no 68-point landmark), the nose wings (AFLW: the
+# outermost point of the ala; 68-point 32/36: the nostril's lower end) and the chin centre (68-point 9 is
+# the lowest point of the jaw line). Every 68-point landmark the remaining points do not constrain is
+# anchored to the teacher.
+_DIFFERENT_DEFINITION = (1, 2, 3, 4, 5, 6, 13, 14, 16, 17, 21)
+SAME_DEFINITION = {"ignore_points": _DIFFERENT_DEFINITION, "contour": unconstrained(_DIFFERENT_DEFINITION)}
+
+POINT_SETS = {"all": {}, "without-ears": WITHOUT_EARS, "same-definition": SAME_DEFINITION}
 
 
 class FitResult(NamedTuple):
@@ -99,14 +121,16 @@ def _annotation_scale(target: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
 
 
 def _fit_batch(bfm: MorphableModel, stats: ParamStats, init: torch.Tensor, target: torch.Tensor, vis: torch.Tensor,
-               M: torch.Tensor, convention: Convention, cfg: FitConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """L-BFGS on the sum of the per-face energies (faces are independent, so the sum's minimum is each face's)."""
+               scale: torch.Tensor, M: torch.Tensor, convention: Convention,
+               cfg: FitConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """L-BFGS on the sum of the per-face energies (faces are independent, so the sum's minimum is each face's).
+    ``vis`` (B, K) the points of the data term; ``scale`` (B,) the annotation size in pixels."""
     z0 = stats.normalize(init).detach()
     free = torch.zeros(62, dtype=init.dtype, device=init.device)
     free[:12], free[12:52], free[52:] = float(cfg.fit_pose), float(cfg.fit_shape), float(cfg.fit_exp)
     delta = torch.zeros_like(z0, requires_grad=True)
     w = vis.to(init.dtype)
-    scale2 = _annotation_scale(target, vis) ** 2
+    scale2 = scale ** 2
     point_w = w / w.sum(1, keepdim=True).clamp_min(1.0) / scale2[:, None]
     contour = [i - 1 for i in cfg.contour]
     with torch.no_grad():
@@ -151,11 +175,15 @@ def fit_landmarks(bfm: MorphableModel, stats: ParamStats, init_params: torch.Ten
     check_shape(target, (None, len(groups), 2), "target")
     check_shape(init_params, (target.shape[0], 62), "init_params")
     dev = device or bfm.u.device
-    vis = visible_mask(target)
+    annotated = visible_mask(target)
+    vis = annotated.copy()
     if config.ignore_points:
         vis[:, [i - 1 for i in config.ignore_points]] = False
     vis_all = torch.as_tensor(vis, device=dev)
-    tgt_all = torch.as_tensor(np.where(vis[..., None], target, 0.0), dtype=torch.float32, device=dev)
+    tgt_all = torch.as_tensor(np.where(annotated[..., None], target, 0.0), dtype=torch.float32, device=dev)
+    # the face's size comes from every visible annotated point, ignored ones included: leaving points out of
+    # the fit must not shrink the unit of the residual (and so tighten the quality gate)
+    scale_all = _annotation_scale(tgt_all, torch.as_tensor(annotated, device=dev))
     M = mapping_matrix(groups).to(dev)
     out_p, out_r = [], []
     from tqdm import tqdm
@@ -163,8 +191,8 @@ def fit_landmarks(bfm: MorphableModel, stats: ParamStats, init_params: torch.Ten
     starts = range(0, target.shape[0], config.batch_size)
     for i in tqdm(starts, desc="fit", unit="batch", disable=not progress):
         sl = slice(i, i + config.batch_size)
-        p, r = _fit_batch(bfm, stats, init_params[sl].to(dev, torch.float32), tgt_all[sl], vis_all[sl], M,
-                          convention, config)
+        p, r = _fit_batch(bfm, stats, init_params[sl].to(dev, torch.float32), tgt_all[sl], vis_all[sl],
+                          scale_all[sl], M, convention, config)
         out_p.append(p.cpu())
         out_r.append(r.cpu())
     params = torch.cat(out_p) if out_p else torch.zeros(0, 62)

@@ -117,7 +117,7 @@ def test_contour_anchor_keeps_the_teachers_jaw_line(bfm, stats):
 
 
 def test_ignored_points_weigh_nothing(bfm, stats):
-    """--without-ears: ear targets moved anywhere give the fit of ears marked invisible, and are not counted."""
+    """--without-ears: ear targets swapped (the face's size unchanged) change nothing, and are not counted."""
     from dataclasses import replace
 
     from mfirrn.fitting import WITHOUT_EARS
@@ -125,12 +125,73 @@ def test_ignored_points_weigh_nothing(bfm, stats):
     true = sample_params(stats, 2, 0.4, seed=7)
     target = targets_for(bfm, true)
     moved = target.copy()
-    moved[:, [12, 16]] += 30.0  # the ear lobes (1-based 13, 17) 30 px away
-    hidden = target.copy()
-    hidden[:, [12, 16]] = -1
+    moved[:, [12, 16]] = target[:, [16, 12]]  # the ear lobes (1-based 13, 17) swapped: the same bounding box
     init = stats.denormalize(torch.zeros(2, 62))
     cfg = replace(FitConfig(prior_weight=1e-3, max_iter=30), **WITHOUT_EARS)
     a = fit_landmarks(bfm, stats, init, moved, convention="v2", config=cfg)
-    b = fit_landmarks(bfm, stats, init, hidden, convention="v2", config=replace(cfg, ignore_points=()))
+    b = fit_landmarks(bfm, stats, init, target, convention="v2", config=cfg)
+    c = fit_landmarks(bfm, stats, init, moved, convention="v2", config=replace(cfg, ignore_points=()))
     torch.testing.assert_close(a.params, b.params)
+    assert not torch.allclose(a.params, c.params, atol=1e-3)
     assert (a.n_visible == 19).all() and 3 in cfg.contour and 15 in cfg.contour and 9 not in cfg.contour
+
+
+def test_residual_unit_is_the_whole_annotation(bfm, stats):
+    """Points left out of the fit still give the face's size: nothing free, kept points 2 px off -> 2 / s_all."""
+    from dataclasses import replace
+
+    from mfirrn.fitting import SAME_DEFINITION
+
+    init = sample_params(stats, 3, 0.3, seed=5)
+    target = targets_for(bfm, init)
+    lo, hi = target.min(1), target.max(1)
+    s_all = np.sqrt((hi - lo).prod(-1))
+    kept = [k for k in range(21) if k + 1 not in SAME_DEFINITION["ignore_points"]]
+    off = target.copy()
+    off[:, kept, 0] += 2.0
+    cfg = replace(FitConfig(fit_pose=False, fit_shape=False, fit_exp=False, max_iter=1), **SAME_DEFINITION)
+    res = fit_landmarks(bfm, stats, init, off, convention="v2", config=cfg)
+    # the shifted kept points lie inside the box of all 21, so the box stays that of the unshifted points
+    s_shift = np.sqrt((np.maximum(hi, off.max(1)) - np.minimum(lo, off.min(1))).prod(-1))
+    np.testing.assert_allclose(res.residual.numpy(), 2.0 / s_shift, rtol=1e-4)
+    assert (np.abs(s_shift - s_all) / s_all < 0.02).all()
+
+
+def test_unconstrained_landmarks_by_hand():
+    """The 68-point landmarks no used AFLW point averages over, derived from REFERENCE §3's mapping by hand."""
+    from mfirrn.fitting import POINT_SETS, SAME_DEFINITION, WITHOUT_EARS, unconstrained
+
+    # all 21 points used: the jaw but 3, 9, 15; brows 19, 21, 24, 26; nose 28-30, 33-35; the outer lips but
+    # the corners 49 and 55
+    assert unconstrained(()) == (1, 2, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17, 19, 21, 24, 26, 28, 29, 30,
+                                 33, 34, 35, 50, 51, 52, 53, 54, 56, 57, 58, 59, 60)
+    # eyes (37-48, through corners and centres), nose tip 31 and the mouth (49, 55, inner lips 61-68) remain
+    kept = set(range(37, 49)) | {31, 49, 55} | set(range(61, 69))
+    assert SAME_DEFINITION["contour"] == tuple(i for i in range(1, 69) if i not in kept)
+    assert set(SAME_DEFINITION["ignore_points"]) == {1, 2, 3, 4, 5, 6, 13, 14, 16, 17, 21}
+    assert POINT_SETS["without-ears"] is WITHOUT_EARS and POINT_SETS["all"] == {}
+
+
+def test_same_definition_fit_ignores_brows_chin_wings_and_ears(bfm, stats):
+    """Targets of the left-out points swapped among themselves change nothing; the kept 10 are all counted."""
+    from dataclasses import replace
+
+    from mfirrn.fitting import SAME_DEFINITION
+
+    true = sample_params(stats, 2, 0.4, seed=11)
+    target = targets_for(bfm, true)
+    moved = target.copy()
+    out = [i - 1 for i in SAME_DEFINITION["ignore_points"]]
+    moved[:, out] = target[:, out[::-1]]  # the same set of positions: the same face size
+    init = stats.denormalize(torch.zeros(2, 62))
+    cfg = replace(FitConfig(prior_weight=1e-3, max_iter=30, contour_weight=1.0), **SAME_DEFINITION)
+    a = fit_landmarks(bfm, stats, init, moved, convention="v2", config=cfg)
+    b = fit_landmarks(bfm, stats, init, target, convention="v2", config=cfg)
+    torch.testing.assert_close(a.params, b.params)
+    assert (a.n_visible == 10).all()
+    # the kept points still pull: the eyes move from the initial guess towards the true face
+    lm_fit = bfm.landmarks(a.params, convention="v2")[..., :2]
+    lm0 = bfm.landmarks(init, convention="v2")[..., :2]
+    lm_true = bfm.landmarks(true, convention="v2")[..., :2]
+    eyes = list(range(36, 48))
+    assert (lm_fit[:, eyes] - lm_true[:, eyes]).norm(dim=-1).mean() < (lm0[:, eyes] - lm_true[:, eyes]).norm(dim=-1).mean()

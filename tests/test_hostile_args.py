@@ -83,6 +83,9 @@ CASES = [
     ("fit-no-out", [*FIT], ["--out"]),
     ("fit-pool-missing", [*FIT, "--out", "{tmp}/o"], ["nopool", "--pool"]),
     ("fit-teacher-unknown", [*FIT, "--out", "{tmp}/o", "--teacher", "no-such-model"], ["no-such-model"]),
+    ("fit-points-unknown", [*FIT, "--out", "{tmp}/o", "--points", "brows"], ["--points", "brows"]),
+    ("fit-points-and-without-ears", [*FIT, "--out", "{tmp}/o", "--points", "same-definition", "--without-ears"],
+     ["--without-ears", "--points same-definition"]),
     # ---- data build
     ("build-out-proc", [*BUILD, "--out", "/proc/x"], ["--out", "/proc/x"]),
     ("build-out-is-file", [*BUILD, "--out", "{file}"], ["--out", "a_file.txt"]),

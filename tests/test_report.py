@@ -93,6 +93,22 @@ def test_bootstrap_known_two_point_sample():
     assert ci2.mean[0] < r2.summary.mean < ci2.mean[1]
 
 
+def test_paired_difference_by_hand():
+    """Differences {-1, +1} (two items): the replicate mean is -1, 0 or +1 with probabilities 1/4, 1/2, 1/4,
+    so the 95% interval is [-1, 1] and the sample does not tell the two apart; a shared offset per item
+    (a hard face is hard for both) cancels in the pairs."""
+    a = np.array([10.0, 2.0])
+    d = report.paired_difference(a, a + np.array([-1.0, 1.0]), n=4000, seed=3)
+    assert d.mean == 0.0 and d.ci == pytest.approx((-1.0, 1.0)) and (d.lower, d.higher, d.n_items) == (1, 1, 2)
+    assert not d.resolved()
+    rng = np.random.default_rng(0)
+    hard = rng.gamma(2, 3, 200)  # per-item difficulty, much larger than the effect
+    better = report.paired_difference(hard, hard - 0.1 + rng.normal(0, 0.05, 200))
+    assert better.resolved() and better.ci[1] < 0 and better.lower > 190
+    with pytest.raises(ValueError, match="same non-zero number"):
+        report.paired_difference(np.ones(3), np.ones(2))
+
+
 def test_ced_is_monotone_and_ends_at_one():
     v = np.random.default_rng(0).gamma(3, 1.2, 200)
     t, f = report.ced_curve(v)

@@ -34,9 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--contour-weight", type=float, default=None,
                    help="anchor of the jaw-line landmarks that no annotated point constrains to the teacher's "
                         f"(default {d.contour_weight})")
-    f.add_argument("--without-ears", action="store_true",
-                   help="leave AFLW's two ear-lobe points out of the fit (no 68-point landmark lies on the ear); "
-                        "with --contour-weight, jaw points 3 and 15 are then anchored to the teacher too")
+    f.add_argument("--points", choices=("all", "without-ears", "same-definition"), default="all",
+                   help="which AFLW points the fit uses: all 21 (default); without-ears: all but the two ear "
+                        "lobes, which no 68-point landmark marks (with --contour-weight, jaw points 3 and 15 are "
+                        "then anchored to the teacher too); same-definition: only the eyes, nose tip and mouth, "
+                        "whose definitions are those of their 68-point landmarks (with --contour-weight, every "
+                        "other landmark is anchored to the teacher)")
+    f.add_argument("--without-ears", action="store_true", help="the same as --points without-ears")
     f.add_argument("--batch-size", type=int, default=None, help=f"faces fitted together (default {d.batch_size})")
     f.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (default cpu)")
     f.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N faces (default all)")
@@ -99,9 +103,10 @@ def _fetch(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace):
     from dataclasses import replace
 
-    from mfirrn.fitting import WITHOUT_EARS, FitConfig
+    from mfirrn.fitting import POINT_SETS, FitConfig
 
-    cfg = replace(FitConfig(), **WITHOUT_EARS) if getattr(args, "without_ears", False) else FitConfig()
+    points = "without-ears" if getattr(args, "without_ears", False) else getattr(args, "points", "all")
+    cfg = replace(FitConfig(), **POINT_SETS[points])
     for field, value in (("prior_weight", args.prior_weight), ("max_iter", args.max_iter),
                          ("max_residual", args.max_residual), ("batch_size", args.batch_size),
                          ("contour_weight", args.contour_weight)):
@@ -121,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "build":
         return _build(args)
+    if getattr(args, "without_ears", False) and args.points not in ("all", "without-ears"):
+        return fail(f"--without-ears contradicts --points {args.points}; give one of them")
     cfg = _config(args)
     try:
         device = resolve_device(args.device)
