@@ -504,6 +504,9 @@ _REGISTERED_TRAINED_ON = {
     "3ddfa-mb05-aflw21-distill": "aflw-21pt-train (the AFLW 21-point pool, via this project's contour-anchored "
                                  "fitted labels and face profiling), fine-tuned from and distilled from "
                                  "3ddfa-v2-mb05 (300W-LP)",
+    "mfirrn-mb05-aflw21-distill": "aflw-21pt-train (the AFLW 21-point pool, via this project's fitted labels "
+                                  "from the points defined like their 68-point landmarks and face profiling), "
+                                  "fine-tuned from 3ddfa-v2-mb05 (300W-LP) in each branch and distilled from it",
     "mfirrn-mb05-aflw21": "aflw-21pt-train (the AFLW 21-point pool, via this project's fitted labels and face "
                           "profiling), fine-tuned from 3ddfa-v2-mb05 (300W-LP) in each branch",
 }

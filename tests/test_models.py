@@ -82,7 +82,8 @@ def test_shipped_mfirrn_loads_by_name_and_its_architecture_points_to_it():
         models.create("mfirrn-mb05")
 
 
-@pytest.mark.parametrize("name", ["3ddfa-mb05-aflw21", "3ddfa-mb05-aflw21-distill", "mfirrn-mb05-aflw21"])
+@pytest.mark.parametrize("name", ["3ddfa-mb05-aflw21", "3ddfa-mb05-aflw21-distill", "mfirrn-mb05-aflw21",
+                                  "mfirrn-mb05-aflw21-distill"])
 def test_shipped_aflw_models_are_marked_in_reports(name):
     """Every table built by mfirrn.report names the AFLW pool for these models and refuses AFLW-21."""
     from mfirrn.report import load_model_entry
@@ -123,3 +124,21 @@ def test_shipped_distilled_model_loads_and_scores_as_documented(dev_root, bfm):
     assert original.mean == pytest.approx(3.707, abs=0.005)
     reannotated = evaluate(m, AFLW2000.load(dev_root, gt="reannotated"), bfm=bfm).summary
     assert reannotated.mean == pytest.approx(3.010, abs=0.005)
+
+
+def test_shipped_distilled_mfirrn_scores_as_documented(dev_root, bfm):
+    """docs/models.md's numbers for mfirrn-mb05-aflw21-distill (fused output, both dev-split GTs) and its
+    recipe: same-definition labels, teacher weight 0.5, MFIRRN with MobileNet branches."""
+    from mfirrn.benchmark import AFLW2000, evaluate
+    from mfirrn.models.mfirrn_net import MFIRRN
+
+    m = models.create("mfirrn-mb05-aflw21-distill")
+    assert isinstance(m, MFIRRN) and m.card.convention == "v2" and m.stats.name == "stats-3ddfa-v2"
+    ckpt = torch.load(m.card.weights_path, map_location="cpu", weights_only=False)
+    np.testing.assert_allclose(ckpt["stats"]["mean"], m.stats.mean, rtol=1e-6)
+    assert "same-definition" in ckpt["trained_on"] and ckpt["config"]["loss"]["distill_weight"] == 0.5
+    original = evaluate(m, AFLW2000.load(dev_root), bfm=bfm).summary
+    assert original.bins == pytest.approx([2.782, 3.565, 4.952], abs=0.005)
+    assert original.mean == pytest.approx(3.766, abs=0.005)
+    reannotated = evaluate(m, AFLW2000.load(dev_root, gt="reannotated"), bfm=bfm).summary
+    assert reannotated.mean == pytest.approx(3.012, abs=0.005)

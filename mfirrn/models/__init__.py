@@ -121,3 +121,14 @@ register_model(ModelCard(
     description="MFIRRN with MobileNetV1 x0.5 branches, fine-tuned by this project on AFLW 21-point crops (fitted "
                 "labels + speckle-free face profiling), 1200 steps; has seen AFLW images: never score it on AFLW-21",
 ))
+register_model(ModelCard(
+    name="mfirrn-mb05-aflw21-distill",
+    builder=lambda: MFIRRN(_MB05),
+    convention="v2",
+    stats_asset="stats-3ddfa-v2",
+    weights_path=str(_WEIGHTS / "mfirrn-mb05-aflw21-distill.pt"),
+    description="MFIRRN with MobileNetV1 x0.5 branches, fine-tuned by this project on AFLW 21-point crops (labels "
+                "from the AFLW points defined like their 68-point landmarks, the rest anchored to the teacher + "
+                "face profiling), distilled from 3ddfa-v2-mb05 beside the labels, 3 epochs; has seen AFLW images: "
+                "never score it on AFLW-21",
+))
