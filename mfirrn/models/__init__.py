@@ -93,42 +93,24 @@ from pathlib import Path as _Path  # noqa: E402
 
 _WEIGHTS = _Path(__file__).resolve().parents[2] / "data" / "weights"
 
-register_model(ModelCard(
-    name="3ddfa-mb05-aflw21",
-    builder=lambda: MobileNetV1(widen_factor=0.5),
-    convention="v2",
-    stats_asset="stats-3ddfa-v2",
-    weights_path=str(_WEIGHTS / "3ddfa-mb05-aflw21.pt"),
-    description="3DDFA_V2 mb05 fine-tuned by this project on AFLW 21-point crops (fitted labels + face profiling); "
-                "has seen AFLW images: never score it on AFLW-21",
-))
-register_model(ModelCard(
-    name="3ddfa-mb05-aflw21-distill",
-    builder=lambda: MobileNetV1(widen_factor=0.5),
-    convention="v2",
-    stats_asset="stats-3ddfa-v2",
-    weights_path=str(_WEIGHTS / "3ddfa-mb05-aflw21-distill.pt"),
-    description="3DDFA_V2 mb05 fine-tuned by this project on AFLW 21-point crops (labels with the jaw anchored to "
-                "the teacher + face profiling), distilled from 3ddfa-v2-mb05 beside the labels, 3 epochs; has seen "
-                "AFLW images: never score it on AFLW-21",
-))
-register_model(ModelCard(
-    name="mfirrn-mb05-aflw21",
-    builder=lambda: MFIRRN(_MB05),
-    convention="v2",
-    stats_asset="stats-3ddfa-v2",
-    weights_path=str(_WEIGHTS / "mfirrn-mb05-aflw21.pt"),
-    description="MFIRRN with MobileNetV1 x0.5 branches, fine-tuned by this project on AFLW 21-point crops (fitted "
-                "labels + speckle-free face profiling), 1200 steps; has seen AFLW images: never score it on AFLW-21",
-))
-register_model(ModelCard(
-    name="mfirrn-mb05-aflw21-distill",
-    builder=lambda: MFIRRN(_MB05),
-    convention="v2",
-    stats_asset="stats-3ddfa-v2",
-    weights_path=str(_WEIGHTS / "mfirrn-mb05-aflw21-distill.pt"),
-    description="MFIRRN with MobileNetV1 x0.5 branches, fine-tuned by this project on AFLW 21-point crops (labels "
-                "from the AFLW points defined like their 68-point landmarks, the rest anchored to the teacher + "
-                "face profiling), distilled from 3ddfa-v2-mb05 beside the labels, 3 epochs; has seen AFLW images: "
-                "never score it on AFLW-21",
-))
+
+def _trained_here(name: str, builder, description: str) -> None:
+    """Register a model trained by this project on the AFLW pool: 3DDFA_V2 stats and pixel convention, weights
+    ``data/weights/<name>.pt``, and the AFLW-21 warning at the end of its description."""
+    register_model(ModelCard(name=name, builder=builder, convention="v2", stats_asset="stats-3ddfa-v2",
+                             weights_path=str(_WEIGHTS / f"{name}.pt"),
+                             description=f"{description}; has seen AFLW images: never score it on AFLW-21"))
+
+
+_trained_here("3ddfa-mb05-aflw21", lambda: MobileNetV1(widen_factor=0.5),
+              "3DDFA_V2 mb05 fine-tuned by this project on AFLW 21-point crops (fitted labels + face profiling)")
+_trained_here("3ddfa-mb05-aflw21-distill", lambda: MobileNetV1(widen_factor=0.5),
+              "3DDFA_V2 mb05 fine-tuned by this project on AFLW 21-point crops (labels with the jaw anchored to the "
+              "teacher + face profiling), distilled from 3ddfa-v2-mb05 beside the labels, 3 epochs")
+_trained_here("mfirrn-mb05-aflw21", lambda: MFIRRN(_MB05),
+              "MFIRRN with MobileNetV1 x0.5 branches, fine-tuned by this project on AFLW 21-point crops (fitted "
+              "labels + speckle-free face profiling), 1200 steps")
+_trained_here("mfirrn-mb05-aflw21-distill", lambda: MFIRRN(_MB05),
+              "MFIRRN with MobileNetV1 x0.5 branches, fine-tuned by this project on AFLW 21-point crops (labels "
+              "from the AFLW points defined like their 68-point landmarks, the rest anchored to the teacher + "
+              "face profiling), distilled from 3ddfa-v2-mb05 beside the labels, 3 epochs")
