@@ -110,35 +110,24 @@ def test_shipped_project_model_dev_split_numbers(dev_root, bfm):
     assert s.mean == pytest.approx(3.535, abs=0.005)
 
 
-def test_shipped_distilled_model_loads_and_scores_as_documented(dev_root, bfm):
-    """docs/models.md's numbers for 3ddfa-mb05-aflw21-distill: better than the default on both dev-split GTs."""
+@pytest.mark.parametrize("name, arch, labels, bins, mean, reannotated_mean", [
+    ("3ddfa-mb05-aflw21-distill", "3ddfa-mb05", "aflw-21pt-train", [2.812, 3.515, 4.794], 3.707, 3.010),
+    ("mfirrn-mb05-aflw21-distill", "mfirrn-mb05", "same-definition", [2.782, 3.565, 4.952], 3.766, 3.012),
+])
+def test_shipped_distilled_models_score_as_documented(dev_root, bfm, name, arch, labels, bins, mean,
+                                                      reannotated_mean):
+    """docs/models.md's numbers for the distilled models (MFIRRN: its fused output) on both dev-split GTs, and
+    their recipe: the AFLW pool's labels (the MFIRRN's from the same-definition points), teacher weight 0.5."""
     from mfirrn.benchmark import AFLW2000, evaluate
 
-    m = models.create("3ddfa-mb05-aflw21-distill")
+    m = models.create(name)
     assert m.card.convention == "v2" and m.stats.name == "stats-3ddfa-v2"
     ckpt = torch.load(m.card.weights_path, map_location="cpu", weights_only=False)
     np.testing.assert_allclose(ckpt["stats"]["mean"], m.stats.mean, rtol=1e-6)
-    assert "aflw-21pt-train" in ckpt["trained_on"] and ckpt["config"]["loss"]["distill_weight"] == 0.5
+    assert ckpt["arch"] == arch and type(m) is type(models.create(arch, pretrained=False))
+    assert labels in ckpt["trained_on"] and ckpt["config"]["loss"]["distill_weight"] == 0.5
     original = evaluate(m, AFLW2000.load(dev_root), bfm=bfm).summary
-    assert original.bins == pytest.approx([2.812, 3.515, 4.794], abs=0.005)
-    assert original.mean == pytest.approx(3.707, abs=0.005)
+    assert original.bins == pytest.approx(bins, abs=0.005)
+    assert original.mean == pytest.approx(mean, abs=0.005)
     reannotated = evaluate(m, AFLW2000.load(dev_root, gt="reannotated"), bfm=bfm).summary
-    assert reannotated.mean == pytest.approx(3.010, abs=0.005)
-
-
-def test_shipped_distilled_mfirrn_scores_as_documented(dev_root, bfm):
-    """docs/models.md's numbers for mfirrn-mb05-aflw21-distill (fused output, both dev-split GTs) and its
-    recipe: same-definition labels, teacher weight 0.5, MFIRRN with MobileNet branches."""
-    from mfirrn.benchmark import AFLW2000, evaluate
-    from mfirrn.models.mfirrn_net import MFIRRN
-
-    m = models.create("mfirrn-mb05-aflw21-distill")
-    assert isinstance(m, MFIRRN) and m.card.convention == "v2" and m.stats.name == "stats-3ddfa-v2"
-    ckpt = torch.load(m.card.weights_path, map_location="cpu", weights_only=False)
-    np.testing.assert_allclose(ckpt["stats"]["mean"], m.stats.mean, rtol=1e-6)
-    assert "same-definition" in ckpt["trained_on"] and ckpt["config"]["loss"]["distill_weight"] == 0.5
-    original = evaluate(m, AFLW2000.load(dev_root), bfm=bfm).summary
-    assert original.bins == pytest.approx([2.782, 3.565, 4.952], abs=0.005)
-    assert original.mean == pytest.approx(3.766, abs=0.005)
-    reannotated = evaluate(m, AFLW2000.load(dev_root, gt="reannotated"), bfm=bfm).summary
-    assert reannotated.mean == pytest.approx(3.012, abs=0.005)
+    assert reannotated.mean == pytest.approx(reannotated_mean, abs=0.005)
