@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--out", default=None, help="output folder for labels.npz and labels.json")
     f.add_argument("--validate", default=None, metavar="AFLW2000_ROOT",
                    help="validate on AFLW2000-3D (3DDFA layout with test.configs/AFLW2000-3D.pts21.npy)")
-    from mfirrn.fitting import FitConfig
+    from mfirrn.fitting import POINT_SETS, FitConfig
 
     d = FitConfig()
     f.add_argument("--teacher", default="3ddfa-v2-mb05", help="model giving the initial params (default 3ddfa-v2-mb05)")
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--contour-weight", type=float, default=None,
                    help="anchor of the jaw-line landmarks that no annotated point constrains to the teacher's "
                         f"(default {d.contour_weight})")
-    f.add_argument("--points", choices=("all", "without-ears", "same-definition"), default="all",
+    f.add_argument("--points", choices=tuple(POINT_SETS), default="all",
                    help="which AFLW points the fit uses: all 21 (default); without-ears: all but the two ear "
                         "lobes, which no 68-point landmark marks (with --contour-weight, jaw points 3 and 15 are "
                         "then anchored to the teacher too); same-definition: only the eyes, nose tip and mouth, "
@@ -100,12 +100,11 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config(args: argparse.Namespace):
+def _config(args: argparse.Namespace, points: str):
     from dataclasses import replace
 
     from mfirrn.fitting import POINT_SETS, FitConfig
 
-    points = "without-ears" if getattr(args, "without_ears", False) else getattr(args, "points", "all")
     cfg = replace(FitConfig(), **POINT_SETS[points])
     for field, value in (("prior_weight", args.prior_weight), ("max_iter", args.max_iter),
                          ("max_residual", args.max_residual), ("batch_size", args.batch_size),
@@ -126,9 +125,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "build":
         return _build(args)
-    if getattr(args, "without_ears", False) and args.points not in ("all", "without-ears"):
+    if args.without_ears and args.points not in ("all", "without-ears"):
         return fail(f"--without-ears contradicts --points {args.points}; give one of them")
-    cfg = _config(args)
+    cfg = _config(args, "without-ears" if args.without_ears else args.points)
     try:
         device = resolve_device(args.device)
         teacher = models.create(args.teacher, device=device)
