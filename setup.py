@@ -9,7 +9,7 @@ from setuptools import Extension, setup
 
 EXTENSIONS: list = [
     Extension(
-        "mfirrn._raster",
+        "mfirrn.render._raster",
         ["ext/_raster.pyx", "ext/raster.cpp"],
         include_dirs=["ext", numpy.get_include()],
         language="c++",

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 
 from mfirrn import models
-from mfirrn.benchmark import AFLW2000, resolve_aflw2000_root
-from mfirrn.bfm import MorphableModel
-from mfirrn.crop import crops_to_tensor
-from mfirrn.fitting import POINT_SETS, FitConfig, fit_landmarks, mapping_matrix, visible_mask
-from mfirrn.inference import predict_params
-from mfirrn.labelling import points_to_crop
-from mfirrn.metrics import bbox_normaliser, yaw_bin_index
+from mfirrn.data.labels.fitting import POINT_SETS, FitConfig, fit_landmarks, mapping_matrix, visible_mask
+from mfirrn.data.labels.pool import points_to_crop
+from mfirrn.evaluation.benchmark import AFLW2000, resolve_aflw2000_root
+from mfirrn.evaluation.metrics import bbox_normaliser, yaw_bin_index
+from mfirrn.geometry.bfm import MorphableModel
+from mfirrn.geometry.crop import crops_to_tensor
+from mfirrn.inference.predict import predict_params
 
 AFLW21_NAMES = ("brow L out", "brow L mid", "brow L in", "brow R in", "brow R mid", "brow R out", "eye L out",
                 "eye L centre", "eye L in", "eye R in", "eye R centre", "eye R out", "ear L", "nose L", "nose tip",

@@ -108,7 +108,7 @@ def main() -> None:
     try:
         import onnxruntime as ort
 
-        from mfirrn.export import export_onnx
+        from mfirrn.inference.onnx import export_onnx
 
         live.stats = card.load_stats()
         path = os.path.join(tempfile.mkdtemp(), "m.onnx")

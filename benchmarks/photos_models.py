@@ -3,7 +3,7 @@
     MFIRRN_ASSET_MIRROR=... MFIRRN_DATASETS=... python benchmarks/photos_models.py \
         [--models 3ddfa-v2-mb05 runs/my-run/best.pt ...]
 
-Each model (a registered name or a checkpoint path) runs in :class:`~mfirrn.pipeline.Reconstructor`
+Each model (a registered name or a checkpoint path) runs in :class:`~mfirrn.inference.pipeline.Reconstructor`
 with the defaults (FaceBoxes, robust refinement); the detector runs once per photo and all models get
 the same boxes, so they are scored on the same faces. ``--tddfa-v2 DIR`` adds 3DDFA_V2's own pipeline
 (its FaceBoxes, mb05 and two-step refinement; see ``tddfa_v2.py``) as a row; every row is scored on the
@@ -17,7 +17,7 @@ NME (%) is normalised by sqrt(w*h) of the GT box, per face; the table gives the 
 worst face, and for the dev split also the mean of the three yaw-bin means (the benchmark's headline
 number; bins from the GT pose, as in ``mfirrn benchmark``). Every model after the first is then compared
 with the first face by face: the mean difference, its 95 % paired-bootstrap interval and the faces each
-is better on (``mfirrn.report.paired_difference``), i.e. whether the set can tell the two apart.
+is better on (``mfirrn.evaluation.report.paired_difference``), i.e. whether the set can tell the two apart.
 """
 
 from __future__ import annotations
@@ -30,15 +30,14 @@ from pathlib import Path
 import numpy as np
 
 from mfirrn import models
-from mfirrn.benchmark import AFLW2000
-from mfirrn.detect import create_detector
-from mfirrn.metrics import nme, summarize_by_yaw
-from mfirrn.pipeline import Reconstructor, read_image
-from mfirrn.report import paired_difference
+from mfirrn.detect.registry import create_detector
+from mfirrn.evaluation.benchmark import AFLW2000
+from mfirrn.evaluation.metrics import nme, summarize_by_yaw
+from mfirrn.evaluation.report import paired_difference
+from mfirrn.inference.pipeline import Reconstructor, read_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photos68 import load_annotations, match  # noqa: E402
-
 
 Faces = list[np.ndarray]  # the (68, >=2) landmarks of every face reconstructed in one photo
 

@@ -42,12 +42,12 @@ import numpy as np
 import torch
 
 from mfirrn import models
-from mfirrn.commands.outputs import DEFAULT_OUTPUTS, OutputContext, available_outputs, build_outputs
-from mfirrn.crop import roi_from_box, roi_from_landmarks
-from mfirrn.detect import create_detector
-from mfirrn.fileio import StagedOutputs
-from mfirrn.metrics import nme
-from mfirrn.pipeline import Reconstructor, StageTimes, average_passes, read_image, refined_roi_agrees
+from mfirrn.cli.outputs import DEFAULT_OUTPUTS, OutputContext, available_outputs, build_outputs
+from mfirrn.detect.registry import create_detector
+from mfirrn.evaluation.metrics import nme
+from mfirrn.geometry.crop import roi_from_box, roi_from_landmarks
+from mfirrn.inference.pipeline import Reconstructor, StageTimes, average_passes, read_image, refined_roi_agrees
+from mfirrn.io.fileio import StagedOutputs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photos68 import load_annotations, match  # noqa: E402
@@ -81,7 +81,7 @@ def make_720p(paths: list[Path], tmp: Path) -> list[Path]:
 
 
 def speed(sets: dict[str, list[Path]], model_name: str, tmp: Path, threads: int, tddfa_v2: str | None = None) -> None:
-    from mfirrn.commands.common import model_from_args
+    from mfirrn.cli.common import model_from_args
 
     v2 = {}
     if tddfa_v2:
@@ -207,7 +207,7 @@ def refinement_passes(rec: Reconstructor, img: np.ndarray, boxes: np.ndarray) ->
 
 
 def accuracy(datasets: Path, model_name: str, detectors: list[str]) -> None:
-    from mfirrn.benchmark import AFLW2000
+    from mfirrn.evaluation.benchmark import AFLW2000
 
     data = AFLW2000.load(datasets / "aflw2000-3d-dev")
     items = [(data.root / "AFLW2000-3D" / name, data.gt[i][None]) for i, name in enumerate(data.names)]

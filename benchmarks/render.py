@@ -5,7 +5,7 @@ The BFM mean shape is flipped to image axes (y down, z towards the viewer) and s
 (one call of each per round, up to ``--runs`` rounds or about 3 s) through the public numpy API,
 argument checks included: the baseline the speed targets refer to — a straightforward single-threaded
 z-buffer (bounding box + float barycentric test per pixel, colour per fragment; compiled with the same
-flags, ``mfirrn._raster.rasterize_naive``) —, colour + depth (3 channels) on one thread and on every core,
+flags, ``mfirrn.render._raster.rasterize_naive``) —, colour + depth (3 channels) on one thread and on every core,
 and per-vertex visibility on one thread and on every core. Each cell is the median / best of its calls;
 the speed-up column divides the baseline's best by the multi-threaded best. Then the scaling with the
 triangle count (medians).
@@ -28,8 +28,9 @@ import time
 
 import numpy as np
 
-from mfirrn import _raster, render
-from mfirrn.bfm import load_bfm_arrays
+from mfirrn import render
+from mfirrn.geometry.bfm import load_bfm_arrays
+from mfirrn.render import _raster
 
 
 def cpu_model() -> str:

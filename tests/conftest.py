@@ -1,6 +1,6 @@
 """Shared fixtures. Assets come from ``$MFIRRN_ASSET_MIRROR`` (CI points it at ../shared/assets) or the
 internet. Datasets are found the way the package finds them: AFLW2000-3D through
-:func:`mfirrn.benchmark.find_aflw2000_root` (``$MFIRRN_AFLW2000``, ``$MFIRRN_DATASETS/aflw2000-3d-dev``, the
+:func:`mfirrn.evaluation.benchmark.find_aflw2000_root` (``$MFIRRN_AFLW2000``, ``$MFIRRN_DATASETS/aflw2000-3d-dev``, the
 fetched copy), the other sets under ``$MFIRRN_DATASETS``. Tests needing a dataset skip when it is absent,
 unless ``MFIRRN_REQUIRE_DATA=1`` (CI) makes that a failure: use :func:`missing_data` for every data skip."""
 
@@ -41,7 +41,7 @@ def missing_data(reason: str) -> NoReturn:
 
 def need_dataset(name: str) -> Path:
     """``$MFIRRN_DATASETS/<name>`` (faces-68, aflw-21pt-train, ...)."""
-    from mfirrn.benchmark import DATASETS_ENV
+    from mfirrn.evaluation.benchmark import DATASETS_ENV
 
     root = os.environ.get(DATASETS_ENV)
     if not root:
@@ -54,7 +54,7 @@ def need_dataset(name: str) -> Path:
 
 def need_aflw2000() -> Path:
     """AFLW2000-3D through the package's lookup (what ``mfirrn benchmark`` uses without options)."""
-    from mfirrn.benchmark import DatasetError, find_aflw2000_root
+    from mfirrn.evaluation.benchmark import DatasetError, find_aflw2000_root
 
     try:
         return find_aflw2000_root()[0]
@@ -70,7 +70,7 @@ def _seed():
 
 @pytest.fixture(scope="session")
 def bfm():
-    from mfirrn.bfm import MorphableModel
+    from mfirrn.geometry.bfm import MorphableModel
 
     return MorphableModel("full")
 
@@ -94,7 +94,7 @@ def faces68_root() -> Path:
 
 @pytest.fixture(scope="session")
 def sample_photo() -> Path:
-    from mfirrn.assets import fetch
+    from mfirrn.io.assets import fetch
 
     return fetch("sample-jianzhuguo")
 

@@ -11,10 +11,10 @@ import json
 import numpy as np
 import pytest
 
-from mfirrn import datafetch
-from mfirrn.benchmark import AFLW21, aflw21_normaliser, evaluate_aflw21, find_aflw21_root
 from mfirrn.cli import main
-from mfirrn.datafetch import ManifestEntry, fetch_dataset
+from mfirrn.evaluation.benchmark import AFLW21, aflw21_normaliser, evaluate_aflw21, find_aflw21_root
+from mfirrn.io import fetch as datafetch
+from mfirrn.io.fetch import ManifestEntry, fetch_dataset
 
 N = 8
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mfirrn import assets
 from mfirrn.cli import main
+from mfirrn.io import assets
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from mfirrn.benchmark import AFLW2000, DatasetError, evaluate, resolve_aflw2000_root
 from mfirrn.cli import main
+from mfirrn.evaluation.benchmark import AFLW2000, DatasetError, evaluate, resolve_aflw2000_root
 
 
 @pytest.mark.parametrize("gt, bins, mean", [
@@ -74,7 +74,7 @@ def test_defaults_model_and_data_like_reconstruct(dev_root, monkeypatch, capsys)
 
     monkeypatch.delenv("MFIRRN_AFLW2000", raising=False)
     monkeypatch.setenv("MFIRRN_DATASETS", str(dev_root.parent))
-    monkeypatch.setattr("mfirrn.benchmark.DEV_SPLIT", dev_root.name)
+    monkeypatch.setattr("mfirrn.evaluation.benchmark.DEV_SPLIT", dev_root.name)
     assert main(["benchmark", "--limit", "3"]) == 0
     out = capsys.readouterr().out
     assert DEFAULT_MODEL in out and f"{dev_root} (from $MFIRRN_DATASETS/{dev_root.name})" in out
@@ -88,9 +88,9 @@ def test_defaults_model_and_data_like_reconstruct(dev_root, monkeypatch, capsys)
 
 def test_predicted_yaw_matches_the_dataset_yaw_in_sign_and_degrees(dev_root, mb05):
     """pose_from_params follows the dataset's yaw convention and reports degrees, not radians."""
-    from mfirrn.crop import crops_to_tensor
-    from mfirrn.inference import predict_params
-    from mfirrn.params import pose_from_params
+    from mfirrn.geometry.crop import crops_to_tensor
+    from mfirrn.geometry.params import pose_from_params
+    from mfirrn.inference.predict import predict_params
 
     data = AFLW2000.load(dev_root, limit=200)
     yaw = pose_from_params(predict_params(mb05, crops_to_tensor(data.crops))).yaw.numpy()

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mfirrn.crop import crop_image, crops_to_tensor, roi_from_box, roi_from_landmarks
-from mfirrn.metrics import AFLW21_FROM_68, map_68_to_21, nme, summarize_by_yaw
+from mfirrn.evaluation.metrics import AFLW21_FROM_68, map_68_to_21, nme, summarize_by_yaw
+from mfirrn.geometry.crop import crop_image, crops_to_tensor, roi_from_box, roi_from_landmarks
 
 
 def test_roi_from_box_hand_case():

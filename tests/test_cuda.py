@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from mfirrn import models
-from mfirrn.bfm import MorphableModel
 from mfirrn.data import make_synthetic_dataset
-from mfirrn.losses import build_loss, multi_output_loss
+from mfirrn.geometry.bfm import MorphableModel
 from mfirrn.train.config import TrainConfig
+from mfirrn.train.losses import build_loss, multi_output_loss
 from mfirrn.train.trainer import train
 
 pytestmark = [pytest.mark.cuda,

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mfirrn import datafetch
-from mfirrn.benchmark import AFLW2000, DatasetError, find_aflw2000_root
 from mfirrn.cli import main
-from mfirrn.datafetch import COMPLETE_MARKER, DataFetchError, ManifestEntry, fetch_dataset
+from mfirrn.evaluation.benchmark import AFLW2000, DatasetError, find_aflw2000_root
+from mfirrn.io import fetch as datafetch
+from mfirrn.io.fetch import COMPLETE_MARKER, DataFetchError, ManifestEntry, fetch_dataset
 
 N = 6
 _D, _C = "test_codes/test.data/", "test_codes/test.configs/"
@@ -50,7 +50,7 @@ def packaged():
 def mirror(tmp_path, dev_root, packaged) -> Mirror:
     """The first N dev crops (real files, checked against the packaged manifest), a list of them and the
     test.configs arrays cut to them, in the mirror layout; crop 2 is corrupt in the mirror."""
-    from mfirrn.benchmark import resolve_aflw2000_root
+    from mfirrn.evaluation.benchmark import resolve_aflw2000_root
 
     data_dir, configs = resolve_aflw2000_root(dev_root)
     names = (data_dir / "AFLW2000-3D_crop.list").read_text().split()[:N]
@@ -160,7 +160,7 @@ def test_cli_fetch_then_benchmark_without_options(mirror, tmp_path, monkeypatch,
     finds it with no option; the lookup order and its one-line message."""
     import shutil
 
-    from mfirrn import assets
+    from mfirrn.io import assets
 
     monkeypatch.setattr(datafetch, "load_manifest", lambda path=None: mirror.manifest)
     # the model's assets, copied into the temporary cache (so the cache is otherwise empty)
@@ -241,7 +241,7 @@ def test_real_http_downloads_from_a_local_server(mirror, tmp_path):
     import http.server
     import threading
 
-    from mfirrn.datafetch import http_download
+    from mfirrn.io.fetch import http_download
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(mirror.root / "github"))
     handler.log_message = lambda *a, **k: None

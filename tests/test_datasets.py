@@ -19,7 +19,7 @@ from mfirrn.data import (
     split_indices,
 )
 from mfirrn.data.augment import _similarity
-from mfirrn.params import ParamStats
+from mfirrn.geometry.params import ParamStats
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def stats():
 
 @pytest.fixture(scope="module")
 def bfm():
-    from mfirrn.bfm import MorphableModel
+    from mfirrn.geometry.bfm import MorphableModel
 
     return MorphableModel("full")
 

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from mfirrn import dense_eval as de
-from mfirrn.benchmark import AFLW2000
+from mfirrn.evaluation import dense as de
+from mfirrn.evaluation.benchmark import AFLW2000
 
 
 @pytest.fixture(scope="module")
 def noneck():
-    from mfirrn.bfm import MorphableModel
+    from mfirrn.geometry.bfm import MorphableModel
 
     return MorphableModel("noneck")
 

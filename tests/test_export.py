@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from mfirrn.geometry.params import ParamStats
 from mfirrn.models.mfirrn_net import MFIRRN, MFIRRNConfig
-from mfirrn.params import ParamStats
 
 onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install onnx onnxruntime)")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install onnxruntime)")
 
-from mfirrn.export import export_onnx  # noqa: E402
+from mfirrn.inference.onnx import export_onnx  # noqa: E402
 
 TINY = MFIRRNConfig(blocks=(1, 1, 1, 1), widths=(8, 16, 32, 64), head_mid=32, head_out=16, fc_hidden=16, decoder_hidden=32)
 
@@ -42,7 +42,7 @@ def test_onnx_matches_pytorch_with_dynamic_batch(tmp_path):
 
 
 def test_opset_too_old(tmp_path):
-    from mfirrn.export import ExportError
+    from mfirrn.inference.onnx import ExportError
 
     with pytest.raises(ExportError, match="opset"):
         export_onnx(_tiny_model(), tmp_path / "m.onnx", opset=13)
@@ -63,8 +63,8 @@ def test_onnxruntime_backend_matches_pytorch(tmp_path, monkeypatch):
     """The `--backend onnxruntime` model gives the PyTorch model's params (to float tolerance)."""
     import tempfile
 
-    from mfirrn.export import OnnxRuntimeModel
-    from mfirrn.inference import predict_params
+    from mfirrn.inference.onnx import OnnxRuntimeModel
+    from mfirrn.inference.predict import predict_params
     from mfirrn.models import create
 
     torch.manual_seed(0)
@@ -83,7 +83,7 @@ def test_onnx_export_is_cached_per_weights(tmp_path, monkeypatch):
     import os
     import time
 
-    from mfirrn.export import OnnxRuntimeModel, cached_export, weights_digest
+    from mfirrn.inference.onnx import OnnxRuntimeModel, cached_export, weights_digest
     from mfirrn.models import create
 
     monkeypatch.setenv("MFIRRN_CACHE", str(tmp_path))
@@ -115,7 +115,7 @@ def test_onnx_export_is_cached_per_weights(tmp_path, monkeypatch):
 
 
 def test_auto_backend_picks_onnxruntime_for_fp32_cpu_only():
-    from mfirrn.commands.common import resolve_backend
+    from mfirrn.cli.common import resolve_backend
 
     assert resolve_backend("auto", "cpu") == "onnxruntime"
     assert resolve_backend("auto", "cpu", bf16=True) == "torch"
@@ -136,8 +136,8 @@ def test_auto_backend_falls_back_to_pytorch_when_export_fails(monkeypatch):
     """A model ONNX cannot take stays in PyTorch under `auto`; asked for explicitly, the error names the fix."""
     import argparse
 
-    from mfirrn.commands.common import model_from_args
-    from mfirrn.export import ExportError, OnnxRuntimeModel
+    from mfirrn.cli.common import model_from_args
+    from mfirrn.inference.onnx import ExportError, OnnxRuntimeModel
 
     def refuse(*a, **k):
         raise ExportError("ONNX export needs the onnx package: pip install onnx onnxruntime")
@@ -152,7 +152,7 @@ def test_auto_backend_falls_back_to_pytorch_when_export_fails(monkeypatch):
 
 def test_unwritable_cache_exports_to_a_temporary_file(tmp_path, monkeypatch):
     """A cache that cannot be written (here: a file where the folder should be) still gives a working model."""
-    from mfirrn.export import OnnxRuntimeModel, cached_export
+    from mfirrn.inference.onnx import OnnxRuntimeModel, cached_export
     from mfirrn.models import create
 
     m = create("3ddfa-mb05", pretrained=False).eval()  # its stats come from the working cache

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from mfirrn.crop import roi_iou
-from mfirrn.detect import FirstOf, create_detector
-from mfirrn.faceboxes import MIN_SIZES, STEPS, FaceBoxes, FaceBoxesNet, decode_boxes, nms, prior_boxes
-from mfirrn.pipeline import read_image
+from mfirrn.detect.faceboxes import MIN_SIZES, STEPS, FaceBoxes, FaceBoxesNet, decode_boxes, nms, prior_boxes
+from mfirrn.detect.registry import FirstOf, create_detector
+from mfirrn.geometry.crop import roi_iou
+from mfirrn.inference.pipeline import read_image
 
 
 def prior_boxes_reference(height: int, width: int) -> np.ndarray:

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from mfirrn.fitting import FitConfig, fit_landmarks, mapping_matrix, visible_mask
-from mfirrn.labelling import points_to_crop
-from mfirrn.params import ParamStats
+from mfirrn.data.labels.fitting import FitConfig, fit_landmarks, mapping_matrix, visible_mask
+from mfirrn.data.labels.pool import points_to_crop
+from mfirrn.geometry.params import ParamStats
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_points_to_crop_and_visibility():
 @pytest.mark.slow
 def test_labeller_validation_on_the_dev_split(dev_root, mb05, bfm):
     """Fitting AFLW2000-3D's 21 points must beat the teacher on the 68-point GT (issue target: mean <= 2.9)."""
-    from mfirrn.labelling import validate_on_aflw2000
+    from mfirrn.data.labels.pool import validate_on_aflw2000
 
     fitted, teacher, _ = validate_on_aflw2000(dev_root, mb05, bfm)
     assert teacher.mean == pytest.approx(3.858, abs=0.005)
@@ -120,7 +120,7 @@ def test_ignored_points_weigh_nothing(bfm, stats):
     """--without-ears: ear targets swapped (the face's size unchanged) change nothing, and are not counted."""
     from dataclasses import replace
 
-    from mfirrn.fitting import WITHOUT_EARS
+    from mfirrn.data.labels.fitting import WITHOUT_EARS
 
     true = sample_params(stats, 2, 0.4, seed=7)
     target = targets_for(bfm, true)
@@ -140,7 +140,7 @@ def test_residual_unit_is_the_whole_annotation(bfm, stats):
     """Points left out of the fit still give the face's size: nothing free, kept points 2 px off -> 2 / s_all."""
     from dataclasses import replace
 
-    from mfirrn.fitting import SAME_DEFINITION
+    from mfirrn.data.labels.fitting import SAME_DEFINITION
 
     init = sample_params(stats, 3, 0.3, seed=5)
     target = targets_for(bfm, init)
@@ -159,7 +159,7 @@ def test_residual_unit_is_the_whole_annotation(bfm, stats):
 
 def test_unconstrained_landmarks_by_hand():
     """The 68-point landmarks no used AFLW point averages over, derived from REFERENCE §3's mapping by hand."""
-    from mfirrn.fitting import POINT_SETS, SAME_DEFINITION, WITHOUT_EARS, unconstrained
+    from mfirrn.data.labels.fitting import POINT_SETS, SAME_DEFINITION, WITHOUT_EARS, unconstrained
 
     # all 21 points used: the jaw but 3, 9, 15; brows 19, 21, 24, 26; nose 28-30, 33-35; the outer lips but
     # the corners 49 and 55
@@ -176,7 +176,7 @@ def test_same_definition_fit_ignores_brows_chin_wings_and_ears(bfm, stats):
     """Targets of the left-out points swapped among themselves change nothing; the kept 10 are all counted."""
     from dataclasses import replace
 
-    from mfirrn.fitting import SAME_DEFINITION
+    from mfirrn.data.labels.fitting import SAME_DEFINITION
 
     true = sample_params(stats, 2, 0.4, seed=11)
     target = targets_for(bfm, true)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from mfirrn.bfm import MorphableModel
-from mfirrn.frames import crop_to_image, image_to_crop, posed_to_crop
-from mfirrn.params import ParamStats, pose_from_params, rotation_to_euler, split_params
+from mfirrn.geometry.bfm import MorphableModel
+from mfirrn.geometry.frames import crop_to_image, image_to_crop, posed_to_crop
+from mfirrn.geometry.params import ParamStats, pose_from_params, rotation_to_euler, split_params
 
 
 def tiny_model() -> MorphableModel:
@@ -76,7 +76,7 @@ def test_landmarks_are_the_keypoint_rows_of_the_dense_mesh(bfm):
     p = params_with([[0.001, 0, 0, 60], [0, 0.001, 0, 60], [0, 0, 0.001, 0]], torch.randn(40) * 1e5, torch.randn(10))
     dense = bfm.vertices(p[None], convention="v2")[0]
     lm = bfm.landmarks(p[None], convention="v2")[0]
-    from mfirrn.assets import fetch
+    from mfirrn.io.assets import fetch
 
     kp = np.load(fetch("bfm-keypoints"))
     torch.testing.assert_close(lm, dense[torch.as_tensor(kp[::3] // 3)], rtol=1e-5, atol=1e-3)
@@ -86,7 +86,7 @@ def test_noneck_mesh_is_a_vertex_subset():
     full, noneck = MorphableModel("full"), MorphableModel("noneck")
     assert (noneck.n_vertices, len(noneck.triangles)) == (38365, 76073)
     assert (full.n_vertices, len(full.triangles)) == (53215, 105840)
-    from mfirrn.assets import fetch
+    from mfirrn.io.assets import fetch
 
     idx = torch.as_tensor(np.load(fetch("bfm-noneck-indices")).astype(np.int64))
     p = params_with([[0.001, 0, 0, 60], [0, 0.001, 0, 60], [0, 0, 0.001, 0]])[None]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from _hostile import assert_refused, run_cli, temporaries, truncate
 
 NAME = "stats-3ddfa-v1"  # a small asset
@@ -16,7 +15,7 @@ NAME = "stats-3ddfa-v1"  # a small asset
 @pytest.fixture
 def mirror(tmp_path, monkeypatch):
     """A private mirror holding a good copy of :data:`NAME`, and an empty private cache."""
-    from mfirrn import assets
+    from mfirrn.io import assets
 
     src = assets.fetch(NAME)
     rel = assets.get_asset(NAME).path

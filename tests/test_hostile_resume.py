@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from _hostile import (assert_refused, run_cli, snapshot, temporaries, tiny_labels, tiny_train_config, truncate)
+from _hostile import assert_refused, run_cli, snapshot, temporaries, tiny_labels, tiny_train_config, truncate
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 TESTS = Path(__file__).resolve().parent
@@ -53,7 +52,7 @@ def build_inputs(tmp_path_factory):
     a = tiny_labels(root / "a", n=3)
     b = tiny_labels(root / "b", n=2, shade=90)
     ref = root / "ref"
-    from mfirrn.databuild import BuildConfig, build_dataset
+    from mfirrn.data.labels.build import BuildConfig, build_dataset
 
     build_dataset(a, ref, BuildConfig(profiles_per_face=1, workers=1, chunk=1), progress=False)
     return {"a": a, "b": b, "ref": ref}
@@ -66,7 +65,7 @@ def _build(labels, out, capsys, *extra):
 @pytest.fixture
 def small_chunks(monkeypatch):
     """One face per chunk (as the reference build), so a test can damage a single chunk."""
-    from mfirrn import databuild
+    from mfirrn.data.labels import build as databuild
 
     orig = databuild.BuildConfig
 
@@ -173,8 +172,9 @@ def test_build_killed_mid_chunk_resumes_to_the_uninterrupted_result(build_inputs
     out = tmp_path / "B"
     script = textwrap.dedent(f"""
         import os, signal
-        from mfirrn import databuild, fileio
-        from mfirrn.databuild import BuildConfig, build_dataset
+        from mfirrn.data.labels import build as databuild
+        from mfirrn.io import fileio
+        from mfirrn.data.labels.build import BuildConfig, build_dataset
         real, calls = fileio.atomic_write, [0]
         def dying_write(path, data):
             calls[0] += 1
@@ -215,8 +215,8 @@ def test_build_workers_die_with_their_parent(build_inputs, tmp_path):
     pids.mkdir()
     script = textwrap.dedent(f"""
         import os, time
-        from mfirrn import databuild
-        from mfirrn.databuild import BuildConfig, build_dataset
+        from mfirrn.data.labels import build as databuild
+        from mfirrn.data.labels.build import BuildConfig, build_dataset
         def busy_chunk(job):
             open(os.path.join({str(pids)!r}, str(os.getpid())), "w").close()
             time.sleep(120)
@@ -404,7 +404,6 @@ def test_train_killed_during_a_checkpoint_write_resumes_to_identical_weights(kil
 # ============================================================================================== export, benchmark
 def test_failed_export_leaves_no_file(tmp_path, capsys, monkeypatch):
     import onnx
-
     from _hostile import TINY_ARCH
 
     def broken_check(proto):

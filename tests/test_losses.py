@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from mfirrn.bfm import MorphableModel
-from mfirrn.losses import (
+from mfirrn.geometry.bfm import MorphableModel
+from mfirrn.geometry.params import ParamStats
+from mfirrn.train.losses import (
     PDCLoss,
     VDCLoss,
     WPDCLoss,
@@ -17,7 +18,6 @@ from mfirrn.losses import (
     wpdc_weights,
     wpdc_weights_reference,
 )
-from mfirrn.params import ParamStats
 
 
 def tiny_bfm(n=90, seed=0) -> MorphableModel:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mfirrn import meshio
+from mfirrn.render import meshio
 
 
 def test_format_table_matches_python_on_edge_cases():
@@ -29,7 +29,7 @@ def test_obj_bytes_identical_to_the_reference_twin(seed):
 
 
 def test_obj_bytes_of_a_reconstructed_face(bfm, mb05, sample_photo):
-    from mfirrn.pipeline import Reconstructor, read_image
+    from mfirrn.inference.pipeline import Reconstructor, read_image
 
     img = read_image(sample_photo)
     face = Reconstructor(mb05, bfm=bfm)(img)[0]

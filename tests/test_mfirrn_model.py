@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from mfirrn.models.mfirrn_net import MFIRRN, MFIRRNConfig, MFIRRNOutput, R18_HALF, R34, jigsaw, released_parameter_count
+from mfirrn.models.mfirrn_net import MFIRRN, R18_HALF, R34, MFIRRNConfig, MFIRRNOutput, jigsaw, released_parameter_count
 
 TINY = MFIRRNConfig(blocks=(1, 1, 1, 1), widths=(8, 16, 32, 64), head_mid=32, head_out=16, fc_hidden=16,
                     decoder_hidden=32)
@@ -138,9 +138,10 @@ def test_registered_r34_card():
 
 
 def test_predict_params_uses_fused():
-    from mfirrn.inference import predict_params
-    from mfirrn.params import ParamStats
     import numpy as np
+
+    from mfirrn.geometry.params import ParamStats
+    from mfirrn.inference.predict import predict_params
 
     m = MFIRRN(TINY).eval()
     m.stats = ParamStats(np.zeros(62), np.ones(62))

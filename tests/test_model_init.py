@@ -69,7 +69,7 @@ def test_mfirrn_mb05_train_mode_coarse_close_to_mb05(mfirrn_mb05, mb05, dev_root
     (ReLU-Gaussian moments) and MB05 has no dropout. The fused output does NOT: the decoder's BN1d
     normalises the 62 coarse predictions by their batch std (measured mean |diff| 0.51)."""
     net, _ = mfirrn_mb05
-    from mfirrn.benchmark import AFLW2000, crops_to_tensor
+    from mfirrn.evaluation.benchmark import AFLW2000, crops_to_tensor
 
     x = crops_to_tensor(AFLW2000.load(dev_root, limit=32).crops)
     state = {k: v.clone() for k, v in net.state_dict().items()}
@@ -86,7 +86,7 @@ def test_mfirrn_mb05_train_mode_coarse_close_to_mb05(mfirrn_mb05, mb05, dev_root
 def test_mfirrn_mb05_nme_after_init_matches_mb05(mfirrn_mb05, mb05, dev_root):
     """64 AFLW2000-3D dev crops, un-shuffled eval: mb05 3.3011 % per-image NME, mfirrn-mb05 after init 3.3011 %
     (yaw-bin mean 4.0183 both; with stage4_stride=1 the same init would give 7.80 %)."""
-    from mfirrn.benchmark import AFLW2000, evaluate
+    from mfirrn.evaluation.benchmark import AFLW2000, evaluate
 
     data = AFLW2000.load(dev_root, limit=64)
     a = evaluate(mb05, data).summary.per_image_mean
@@ -99,8 +99,8 @@ def test_benchmark_scores_each_head(mfirrn_mb05, mb05, dev_root, capsys):
     medium and fine heads (output layers started at zero) predict the mean face, far worse."""
     import numpy as np
 
-    from mfirrn.benchmark import AFLW2000, evaluate
     from mfirrn.cli import main
+    from mfirrn.evaluation.benchmark import AFLW2000, evaluate
 
     data = AFLW2000.load(dev_root, limit=32)
     ref = evaluate(mb05, data).nme

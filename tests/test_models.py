@@ -85,8 +85,8 @@ def test_shipped_mfirrn_loads_by_name_and_its_architecture_points_to_it():
 @pytest.mark.parametrize("name", ["3ddfa-mb05-aflw21", "3ddfa-mb05-aflw21-distill", "mfirrn-mb05-aflw21",
                                   "mfirrn-mb05-aflw21-distill"])
 def test_shipped_aflw_models_are_marked_in_reports(name):
-    """Every table built by mfirrn.report names the AFLW pool for these models and refuses AFLW-21."""
-    from mfirrn.report import load_model_entry
+    """Every table built by mfirrn.evaluation.report names the AFLW pool for these models and refuses AFLW-21."""
+    from mfirrn.evaluation.report import load_model_entry
 
     entry = load_model_entry(name)
     assert "aflw-21pt-train" in entry.trained_on and entry.aflw21_exclusion is not None
@@ -94,7 +94,7 @@ def test_shipped_aflw_models_are_marked_in_reports(name):
 
 def test_shipped_mfirrn_dev_split_numbers(dev_root, bfm):
     """docs/models.md's numbers for the shipped MFIRRN (original GT; fp32 weights: fp16 moves the mean by 0.016)."""
-    from mfirrn.benchmark import AFLW2000, evaluate
+    from mfirrn.evaluation.benchmark import AFLW2000, evaluate
 
     s = evaluate(models.create("mfirrn-mb05-aflw21"), AFLW2000.load(dev_root), bfm=bfm).summary
     assert s.bins == pytest.approx([2.792, 3.470, 4.461], abs=0.005)
@@ -103,7 +103,7 @@ def test_shipped_mfirrn_dev_split_numbers(dev_root, bfm):
 
 def test_shipped_project_model_dev_split_numbers(dev_root, bfm):
     """The README's table for the shipped fine-tuned model (original GT)."""
-    from mfirrn.benchmark import AFLW2000, evaluate
+    from mfirrn.evaluation.benchmark import AFLW2000, evaluate
 
     s = evaluate(models.create("3ddfa-mb05-aflw21"), AFLW2000.load(dev_root), bfm=bfm).summary
     assert s.bins == pytest.approx([2.700, 3.432, 4.472], abs=0.005)
@@ -118,7 +118,7 @@ def test_shipped_distilled_models_score_as_documented(dev_root, bfm, name, arch,
                                                       reannotated_mean):
     """docs/models.md's numbers for the distilled models (MFIRRN: its fused output) on both dev-split GTs, and
     their recipe: the AFLW pool's labels (the MFIRRN's from the same-definition points), teacher weight 0.5."""
-    from mfirrn.benchmark import AFLW2000, evaluate
+    from mfirrn.evaluation.benchmark import AFLW2000, evaluate
 
     m = models.create(name)
     assert m.card.convention == "v2" and m.stats.name == "stats-3ddfa-v2"

@@ -5,7 +5,8 @@ import pytest
 import scipy.io
 import torch
 
-from mfirrn import pose
+from mfirrn.evaluation import pose as pose_eval
+from mfirrn.geometry import pose
 
 
 def test_rotation_matches_the_dataset_formula_by_hand():
@@ -43,14 +44,14 @@ def test_params_rotation_is_scale_free_and_pose_from_params_agrees():
 
 
 def test_angle_error_wraps_and_mae_follows_the_99_degree_protocol():
-    assert pose.angle_error(np.array(350.0), np.array(-5.0)) == pytest.approx(5.0)
+    assert pose_eval.angle_error(np.array(350.0), np.array(-5.0)) == pytest.approx(5.0)
     pred = np.array([[10.0, 0, 0], [0, 0, 0], [0, 0, 0]])
     gt = np.array([[0.0, 4, 0], [0, 0, 2], [0, 100, 0]])  # the third image is outside ±99 and is dropped
-    s = pose.pose_mae(pred, gt)
+    s = pose_eval.pose_mae(pred, gt)
     assert (s.yaw, s.pitch, s.roll, s.n_used, s.n_images) == (5.0, 2.0, 1.0, 2, 3)
     assert s.mean == pytest.approx(8 / 3)
     with pytest.raises(ValueError, match="pred"):
-        pose.pose_mae(np.zeros((2, 2)), np.zeros((2, 3)))
+        pose_eval.pose_mae(np.zeros((2, 2)), np.zeros((2, 3)))
 
 
 def _fits(dev_root, k=25):
@@ -72,26 +73,26 @@ def test_a_fits_own_params_reproduce_its_landmarks_and_pose(dev_root, bfm):
         lm = np.stack([v[:, 0], height + 1 - v[:, 1]], axis=1)
         errors.append(np.linalg.norm(lm - fit["pt3d_68"][:2].T, axis=1).mean())
         angles.append(pose.angles_from_params(p))
-        gts.append(pose.read_fit_pose(path))
+        gts.append(pose_eval.read_fit_pose(path))
     # 1-3 px from truncating the fit to 40 shape + 10 expression coefficients; a transposed or
     # mis-ordered rotation would put the landmarks tens of pixels off
     assert np.median(errors) < 2.5 and max(errors) < 5.0
-    s = pose.pose_mae(np.array(angles), np.array(gts))
+    s = pose_eval.pose_mae(np.array(angles), np.array(gts))
     assert s.mean < 1e-3 and s.n_used == len(gts) - (np.abs(np.array(gts)) > 99).any(1).sum()
 
 
 def test_gt_poses_load_for_the_dev_split_and_match_its_yaw_file(dev_root):
-    from mfirrn.benchmark import AFLW2000
+    from mfirrn.evaluation.benchmark import AFLW2000
 
     data = AFLW2000.load(dev_root, limit=20)
-    gt = pose.load_gt_poses(data.root, data.names)
+    gt = pose_eval.load_gt_poses(data.root, data.names)
     assert gt.shape == (20, 3)
     np.testing.assert_allclose(gt[:, 0], data.yaw, atol=1e-4)  # AFLW2000-3D.pose.npy is the fits' yaw
-    assert pose.load_gt_poses(data.root, ["not-there.jpg"]) is None
+    assert pose_eval.load_gt_poses(data.root, ["not-there.jpg"]) is None
 
 
 def test_published_pose_rows_are_reference_values():
-    rows = {r.method: r for r in pose.PUBLISHED_POSE}
+    rows = {r.method: r for r in pose_eval.PUBLISHED_POSE}
     assert set(rows) == {"3DDFA-TPAMI", "FSA-Net", "2DASL", "3DDFA_V2", "SynergyNet"}
     assert (rows["3DDFA_V2"].yaw, rows["3DDFA_V2"].mean) == (4.06, 4.27)
     for r in rows.values():
@@ -99,13 +100,14 @@ def test_published_pose_rows_are_reference_values():
 
 
 def test_comparison_table_carries_pose_columns_and_published_pose_rows():
-    from mfirrn.benchmark import BenchmarkResult
-    from mfirrn.metrics import summarize_by_yaw
-    from mfirrn.report import POSE_COLUMNS, comparison_table
+    from mfirrn.evaluation.benchmark import BenchmarkResult
+    from mfirrn.evaluation.metrics import summarize_by_yaw
+    from mfirrn.evaluation.report import POSE_COLUMNS, comparison_table
 
     nme_values, yaw = np.array([0.03, 0.04]), np.array([10.0, 45.0])
     r = BenchmarkResult("m", "original", ["a.jpg", "b.jpg"], yaw, nme_values, np.zeros((2, 68, 2)),
-                        summarize_by_yaw(nme_values, yaw), pose=pose.pose_mae(np.zeros((1, 3)), np.array([[1.0, 2, 3]])))
+                        summarize_by_yaw(nme_values, yaw),
+                        pose=pose_eval.pose_mae(np.zeros((1, 3)), np.array([[1.0, 2, 3]])))
     df = comparison_table([r]).set_index("method")
     assert list(df.loc["m", list(POSE_COLUMNS)]) == [1.0, 2.0, 3.0, 2.0]
     assert df.loc["3DDFA_V2 (ECCV20)", "pose MAE"] == 4.27 and df.loc["3DDFA_V2 (ECCV20)", "Mean"] == 3.51
@@ -117,7 +119,7 @@ def test_comparison_table_carries_pose_columns_and_published_pose_rows():
 
 
 def test_benchmark_scores_pose_beside_nme(dev_root, mb05, bfm):
-    from mfirrn.benchmark import AFLW2000, evaluate, format_table
+    from mfirrn.evaluation.benchmark import AFLW2000, evaluate, format_table
 
     data = AFLW2000.load(dev_root, limit=40)
     r = evaluate(mb05, data, bfm=bfm)

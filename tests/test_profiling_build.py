@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from mfirrn.params import ParamStats, pose_from_params
-from mfirrn.profiling import (ProfileConfig, mirror_vertex_map, profile_face, rotate_params, rotation_matrix,
-                              sample_rotation)
+from mfirrn.data.labels.profiling import (
+    ProfileConfig,
+    mirror_vertex_map,
+    profile_face,
+    rotate_params,
+    rotation_matrix,
+    sample_rotation,
+)
+from mfirrn.geometry.params import ParamStats, pose_from_params
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +75,8 @@ def test_build_is_resumable_and_writes_the_generic_layout(tmp_path, bfm, faces68
     """A tiny labels folder (3 fake faces) -> build -> remove a part -> rebuild: identical outputs."""
     import cv2
 
-    from mfirrn.databuild import BuildConfig, build_dataset
     from mfirrn.data.datasets import load_crops_params
+    from mfirrn.data.labels.build import BuildConfig, build_dataset
 
     crops_dir = tmp_path / "crops"
     crops_dir.mkdir()

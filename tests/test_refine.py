@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mfirrn.params import PARAM_SPEC, split_params
-from mfirrn.pipeline import average_passes, refined_roi_agrees
+from mfirrn.geometry.params import PARAM_SPEC, split_params
+from mfirrn.inference.pipeline import average_passes, refined_roi_agrees
 
 
 def _params(seed: int, n: int = 2) -> torch.Tensor:
@@ -83,7 +83,7 @@ def test_roi_test_keeps_settling_steps_and_refuses_jumps():
 @pytest.mark.parametrize("convention", ["v1", "v2"])
 def test_average_passes_agrees_with_the_trackers_image_camera(convention):
     """The passes are averaged in the image frame: the mean of their image cameras and coefficients."""
-    from mfirrn.frames import params_from_image_camera, params_to_image_camera
+    from mfirrn.geometry.frames import params_from_image_camera, params_to_image_camera
 
     p1, p2 = _params(6).numpy(), _params(7).numpy()
     M = (params_to_image_camera(p1, ROI_A, convention) + params_to_image_camera(p2, ROI_B, convention)) / 2

@@ -452,7 +452,7 @@ def test_gil_is_released():
 def bfm_mesh():
     if not os.environ.get("MFIRRN_ASSET_MIRROR"):
         pytest.skip("MFIRRN_ASSET_MIRROR is not set: the BFM assets are not available offline")
-    from mfirrn.bfm import load_bfm_arrays
+    from mfirrn.geometry.bfm import load_bfm_arrays
 
     a = load_bfm_arrays("full")
     u = a["u"].reshape(-1, 3).astype(np.float64)

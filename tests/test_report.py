@@ -1,4 +1,4 @@
-"""mfirrn.report: the comparison table, bootstrap intervals, CED curves and exports (hand-derived cases)."""
+"""mfirrn.evaluation.report: the comparison table, bootstrap intervals, CED curves and exports (hand-derived cases)."""
 
 import math
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mfirrn import report
-from mfirrn.benchmark import BenchmarkResult
-from mfirrn.metrics import summarize_by_yaw
+from mfirrn.evaluation import report
+from mfirrn.evaluation.benchmark import BenchmarkResult
+from mfirrn.evaluation.metrics import summarize_by_yaw
 
 
 def _result(nme_pct, yaw, name="m"):
@@ -118,7 +118,7 @@ def test_ced_is_monotone_and_ends_at_one():
 
 
 def test_per_landmark_error_mean_equals_per_image_nme():
-    from mfirrn.metrics import nme
+    from mfirrn.evaluation.metrics import nme
 
     rng = np.random.default_rng(0)
     gt = rng.uniform(0, 100, (5, 68, 2))

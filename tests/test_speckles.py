@@ -67,7 +67,7 @@ def breakingbad(faces68_root):
 def test_textured_render_has_no_speckles(breakingbad):
     """``mfirrn reconstruct --outputs texture`` on the issue's photo: 881 isolated outliers before the fix
     (grey dotted lines along the nose, the cheek contour and the jaw), 38 after, in 243 526 pixels."""
-    from mfirrn.vis import render_textured
+    from mfirrn.vis.overlays import render_textured
 
     image, faces = breakingbad
     out = render_textured(image, faces)
@@ -77,10 +77,10 @@ def test_textured_render_has_no_speckles(breakingbad):
 @pytest.fixture(scope="module")
 def turned_faces(mb05, bfm):
     """Four faces of the AFLW pool that turn by 15-50 degrees, with the teacher's params."""
-    from mfirrn.crop import crops_to_tensor
-    from mfirrn.inference import predict_params
-    from mfirrn.labelling import LandmarkPool
-    from mfirrn.profiling import yaw_of
+    from mfirrn.data.labels.pool import LandmarkPool
+    from mfirrn.data.labels.profiling import yaw_of
+    from mfirrn.geometry.crop import crops_to_tensor
+    from mfirrn.inference.predict import predict_params
 
     pool = LandmarkPool.aflw21(need_dataset("aflw-21pt-train"))
     idx = np.flatnonzero((np.abs(pool.yaw) > 15) & (np.abs(pool.yaw) < 50))[:4]
@@ -92,7 +92,7 @@ def turned_faces(mb05, bfm):
 def test_profiled_crops_have_no_speckles(turned_faces, bfm):
     """Faces turned a further 30 degrees: the newly revealed cheek carried light dots (its steep vertices,
     wrongly hidden, took the colour of their mirror vertex; its grazing ones the photo's background)."""
-    from mfirrn.profiling import mirror_vertex_map, profile_face
+    from mfirrn.data.labels.profiling import mirror_vertex_map, profile_face
 
     crops, params, yaws = turned_faces
     mirror = mirror_vertex_map(bfm)

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_ARCH
 
 from mfirrn import models
 from mfirrn.cli import main as cli_main
 from mfirrn.data import make_synthetic_dataset
 from mfirrn.train.config import ConfigError, TrainConfig, apply_overrides, package_configs
 from mfirrn.train.trainer import TrainError, train
-
-from conftest import TINY_ARCH
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,16 +38,16 @@ def test_shipped_configs_parse_and_match_data_configs():
     names = package_configs()
     assert {"mfirrn-r34-300wlp", "smoke"} <= set(names)
     for n in names:
-        pkg = REPO / "mfirrn" / "configs" / f"{n}.yaml"
+        pkg = REPO / "mfirrn" / "train" / "configs" / f"{n}.yaml"
         TrainConfig.from_yaml(pkg).validate()
         assert filecmp.cmp(pkg, REPO / "data" / "configs" / f"{n}.yaml", shallow=False), n
-    paper = TrainConfig.from_yaml(REPO / "mfirrn" / "configs" / "mfirrn-r34-300wlp.yaml")
+    paper = TrainConfig.from_yaml(REPO / "mfirrn" / "train" / "configs" / "mfirrn-r34-300wlp.yaml")
     assert (paper.optim.name, paper.optim.nesterov, paper.optim.momentum, paper.optim.weight_decay) == ("sgd", True, 0.9, 5e-4)
     assert (paper.data.batch_size, paper.optim.lr, paper.optim.milestones, paper.epochs) == (128, 1e-3, [30, 40, 50], 40)
 
 
 def _shipped(name: str) -> dict:
-    return TrainConfig.from_yaml(REPO / "mfirrn" / "configs" / f"{name}.yaml").to_dict()
+    return TrainConfig.from_yaml(REPO / "mfirrn" / "train" / "configs" / f"{name}.yaml").to_dict()
 
 
 def _without(cfg: dict, *keys: str) -> dict:
@@ -109,7 +108,7 @@ def test_train_writes_loadable_checkpoints(tmp_path, data_root):
     assert ckpt["code_version"].startswith("0.")
     net = models.load_checkpoint(res.best)
     assert net.card.convention == "v1" and not net.training
-    from mfirrn.inference import predict_params
+    from mfirrn.inference.predict import predict_params
 
     assert predict_params(net, torch.zeros(2, 3, 120, 120)).shape == (2, 62)
 
@@ -152,7 +151,7 @@ def test_validation_on_aflw2000_dev(tmp_path, data_root, dev_root):
     root = dev_root
     res = train(_cfg(data_root, tmp_path / "v", max_steps=1, **{"val.aflw2000_root": str(root), "val.aflw2000_limit": 4}))
     assert "aflw2000_mean" in res.history[-1]
-    from mfirrn.benchmark import AFLW2000, evaluate
+    from mfirrn.evaluation.benchmark import AFLW2000, evaluate
 
     result = evaluate(models.load_checkpoint(res.last), AFLW2000.load(root, limit=4))
     assert result.nme.shape == (4,)
@@ -196,7 +195,7 @@ def test_init_and_stats_override_flow_into_checkpoint(tmp_path, data_root, monke
     """model.init / model.stats: weights start from 3ddfa-v2-mb05 (lr 0 keeps them), V2 stats reach the
     datasets, loss and checkpoint, the checkpoint loads with them; resuming does not re-run init."""
     import mfirrn.models.init as init_mod
-    from mfirrn.params import ParamStats
+    from mfirrn.geometry.params import ParamStats
 
     kw = {"model.arch": "3ddfa-mb05", "model.init": "3ddfa-v2-mb05", "model.stats": "stats-3ddfa-v2",
           "optim.lr": 0.0, "optim.weight_decay": 0.0, "data.augment.enabled": False, "epochs": 1}
@@ -208,7 +207,7 @@ def test_init_and_stats_override_flow_into_checkpoint(tmp_path, data_root, monke
     ref = models.create("3ddfa-v2-mb05")
     net = models.load_checkpoint(res.last)
     assert torch.equal(net.conv1.weight, ref.conv1.weight) and torch.allclose(torch.as_tensor(net.stats.std), torch.as_tensor(v2.std))
-    from mfirrn.inference import predict_params
+    from mfirrn.inference.predict import predict_params
 
     x = torch.randn(2, 3, 120, 120)
     with torch.no_grad():

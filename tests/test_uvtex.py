@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from mfirrn.cli import main
-from mfirrn.uvtex import load_uv, push_pull_fill, textured_obj, uv_texture
+from mfirrn.render.uvtex import load_uv, push_pull_fill, textured_obj, uv_texture
 
 
 @pytest.fixture(scope="module")
 def photo_face(sample_photo):
-    from mfirrn.pipeline import Reconstructor, read_image
+    from mfirrn.inference.pipeline import Reconstructor, read_image
 
     img = read_image(sample_photo)
     return img, Reconstructor("3ddfa-v2-mb05")(img)[0]
@@ -74,8 +74,8 @@ def test_texture_has_no_isolated_outlier_pixels(tex):
 
 def test_hidden_side_is_filled_from_the_mirror():
     """A face turned away shows one side only: the hidden side's texels come from the mirrored side."""
-    from mfirrn.assets import fetch
-    from mfirrn.pipeline import Reconstructor, read_image
+    from mfirrn.inference.pipeline import Reconstructor, read_image
+    from mfirrn.io.assets import fetch
 
     img = read_image(fetch("sample-trump-hillary"))
     face = max(Reconstructor("3ddfa-v2-mb05")(img), key=lambda f: abs(f.pose["yaw"]))

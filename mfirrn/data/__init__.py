@@ -1,4 +1,4 @@
-"""Training data: dataset formats (3DDFA, crops+params), augmentation with param updates, samplers."""
+"""Training data: dataset formats, augmentation with param updates, samplers; labels in :mod:`mfirrn.data.labels`."""
 
 from mfirrn.data.augment import FLIP_68, AugmentConfig, Augmenter, ParamMirror, affine_params, default_mirror
 from mfirrn.data.datasets import (

@@ -1,6 +1,6 @@
 """Training augmentation of (crop, params) pairs with the matching 62-d param update.
 
-Frames (see :mod:`mfirrn.frames`): images are 120x120 BGR uint8 crops whose pixel ``(i, j)`` (column,
+Frames (see :mod:`mfirrn.geometry.frames`): images are 120x120 BGR uint8 crops whose pixel ``(i, j)`` (column,
 row) sits at crop coordinates ``(i, j)``; params are de-normalised and pose vertices in the *posed* frame,
 which maps to the crop frame by the checkpoint's convention: ``c = G·p + d`` with ``G = diag(1, -1)`` and
 ``d = (0, 121)`` (v1) or ``(-1, 120)`` (v2).
@@ -26,9 +26,9 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from mfirrn.checks import check_shape
-from mfirrn.frames import CROP_SIZE, Convention
-from mfirrn.params import PARAM_SPEC
+from mfirrn.geometry.frames import CROP_SIZE, Convention
+from mfirrn.geometry.params import PARAM_SPEC
+from mfirrn.io.checks import check_shape
 
 __all__ = [
     "AugmentConfig",
@@ -150,7 +150,7 @@ class ParamMirror:
 
     @classmethod
     def from_bfm(cls, bfm) -> "ParamMirror":
-        """Derive the mirror map from a :class:`~mfirrn.bfm.MorphableModel` (dense buffers)."""
+        """Derive the mirror map from a :class:`~mfirrn.geometry.bfm.MorphableModel` (dense buffers)."""
         from scipy.spatial import cKDTree
 
         u = bfm.u.double().cpu().numpy()
@@ -227,7 +227,7 @@ _MIRROR_CACHE: dict[str, ParamMirror] = {}
 def default_mirror() -> ParamMirror:
     """The :class:`ParamMirror` of the full BFM (built once per process, about a second)."""
     if "full" not in _MIRROR_CACHE:
-        from mfirrn.bfm import MorphableModel
+        from mfirrn.geometry.bfm import MorphableModel
 
         _MIRROR_CACHE["full"] = ParamMirror.from_bfm(MorphableModel("full"))
     return _MIRROR_CACHE["full"]

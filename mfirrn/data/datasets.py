@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mfirrn.checks import check_finite_rows, check_shape, load_json, load_npy
-from mfirrn.crop import read_crop
-from mfirrn.frames import CROP_SIZE, Convention
-from mfirrn.params import PARAM_SPEC, ParamStats
+from mfirrn.geometry.crop import read_crop
+from mfirrn.geometry.frames import CROP_SIZE, Convention
+from mfirrn.geometry.params import PARAM_SPEC, ParamStats
+from mfirrn.io.checks import check_finite_rows, check_shape, load_json, load_npy
 
 __all__ = [
     "DatasetError",

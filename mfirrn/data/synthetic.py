@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import torch
 
-from mfirrn.frames import CROP_SIZE
-from mfirrn.params import ParamStats
+from mfirrn.geometry.frames import CROP_SIZE
+from mfirrn.geometry.params import ParamStats
 
 __all__ = ["synthetic_samples", "make_synthetic_dataset"]
 
@@ -26,7 +26,7 @@ def synthetic_samples(n: int, stats: ParamStats, *, seed: int = 0, spread: float
     """``(crops (n, 120, 120, 3) uint8 BGR, params (n, 62) float32 de-normalised)``.
 
     Without ``bfm`` the crops are pure noise (enough for pipeline tests); with a
-    :class:`~mfirrn.bfm.MorphableModel` the 68 landmarks are drawn in.
+    :class:`~mfirrn.geometry.bfm.MorphableModel` the 68 landmarks are drawn in.
     """
     rng = np.random.default_rng(seed)
     params = (stats.mean + spread * stats.std * rng.standard_normal((n, stats.mean.shape[0]))).astype(np.float32)

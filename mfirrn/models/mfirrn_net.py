@@ -54,10 +54,11 @@ from typing import Literal, NamedTuple, Optional
 import torch
 from torch import nn
 
-from mfirrn.checks import check_shape
-from mfirrn.models.mobilenet import _BLOCKS as _MOBILENET_BLOCKS, DepthWiseBlock, init_conv_bn_
-from mfirrn.frames import CROP_SIZE
-from mfirrn.params import PARAM_SPEC
+from mfirrn.geometry.frames import CROP_SIZE
+from mfirrn.geometry.params import PARAM_SPEC
+from mfirrn.io.checks import check_shape
+from mfirrn.models.mobilenet import _BLOCKS as _MOBILENET_BLOCKS
+from mfirrn.models.mobilenet import DepthWiseBlock, init_conv_bn_
 
 __all__ = [
     "MFIRRN",

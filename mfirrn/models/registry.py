@@ -14,8 +14,8 @@ from typing import Any, Callable, Optional, Union
 import torch
 from torch import nn
 
-from mfirrn.frames import CONVENTIONS, Convention
-from mfirrn.params import ParamStats
+from mfirrn.geometry.frames import CONVENTIONS, Convention
+from mfirrn.geometry.params import ParamStats
 
 __all__ = ["ModelCard", "register_model", "available", "get_card", "create", "load_checkpoint", "load", "CheckpointError"]
 
@@ -137,7 +137,7 @@ def create(name: str, pretrained: bool = True, device: Union[str, torch.device] 
             hint = f"; trained weights of it ship as {', '.join(trained)}" if trained else ""
             raise CheckpointError(f"model {name} has no pretrained weights{hint}; use pretrained=False or --checkpoint")
         if card.weights_asset is not None:
-            from mfirrn.assets import fetch
+            from mfirrn.io.assets import fetch
 
             source: Union[str, Path] = fetch(card.weights_asset)
         else:

@@ -1,1 +1,1 @@
-"""Training: configs, trainer, DDP helpers, the ``mfirrn train`` command."""
+"""Training: configs and shipped recipes, losses, the trainer, DDP helpers and the resume check."""

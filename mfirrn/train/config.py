@@ -197,7 +197,7 @@ class TrainConfig:
         for key, (value, allowed) in choices.items():
             if value not in allowed:
                 raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}; use one of them")
-        from mfirrn.validate import InputError, check_device, nonnegative_int, number_in, positive_int
+        from mfirrn.io.options import InputError, check_device, nonnegative_int, number_in, positive_int
 
         inf = float("inf")
         o, d, v = self.optim, self.data, self.val
@@ -322,8 +322,8 @@ def apply_overrides(cfg: TrainConfig, overrides: Sequence[str]) -> TrainConfig:
 
 
 def package_configs() -> list[str]:
-    """Names of the training configs shipped in ``mfirrn/configs``."""
-    here = Path(__file__).resolve().parent.parent / "configs"
+    """Names of the training configs shipped in ``mfirrn/train/configs``."""
+    here = Path(__file__).resolve().parent / "configs"
     return sorted(p.stem for p in here.glob("*.yaml"))
 
 
@@ -332,7 +332,7 @@ def find_config(name_or_path: str) -> Path:
     p = Path(name_or_path)
     if p.is_file():
         return p
-    shipped = Path(__file__).resolve().parent.parent / "configs" / f"{name_or_path}.yaml"
+    shipped = Path(__file__).resolve().parent / "configs" / f"{name_or_path}.yaml"
     if shipped.is_file():
         return shipped
     raise ConfigError(f"config {name_or_path} not found; pass a YAML file or one of: {', '.join(package_configs())}")

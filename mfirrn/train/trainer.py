@@ -17,13 +17,11 @@ sampling then draw exactly what the uninterrupted run would have drawn (tested b
 
 from __future__ import annotations
 
-import dataclasses
-
 import csv
+import dataclasses
 import math
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,19 +35,19 @@ import numpy as np
 import torch
 from torch import nn
 
-import mfirrn
-from mfirrn.bfm import MorphableModel
 from mfirrn.data.augment import AugmentConfig, Augmenter, default_mirror
 from mfirrn.data.datasets import ParamsDataset, open_dataset, split_indices
 from mfirrn.data.sampler import ResumableSampler, make_loader
-from mfirrn.losses import build_loss, multi_output_loss
-from mfirrn.metrics import nme, summarize_by_yaw
+from mfirrn.evaluation.metrics import nme, summarize_by_yaw
+from mfirrn.geometry.bfm import MorphableModel
+from mfirrn.geometry.params import ParamStats, pose_from_params
+from mfirrn.io.resume import code_version
 from mfirrn.models.registry import get_card
-from mfirrn.params import ParamStats, pose_from_params
 from mfirrn.train.config import ConfigError, TrainConfig
 from mfirrn.train.ddp import all_gather_object, barrier, cleanup_distributed, init_distributed
+from mfirrn.train.losses import build_loss, multi_output_loss
 
-__all__ = ["train", "Trainer", "TrainResult", "TrainError", "code_version", "save_checkpoint_atomic", "validate_params"]
+__all__ = ["train", "Trainer", "TrainResult", "TrainError", "save_checkpoint_atomic", "validate_params"]
 
 
 class TrainError(RuntimeError):
@@ -66,19 +64,6 @@ class TrainResult:
     best_nme: float
     history: list[dict] = field(default_factory=list)
     stopped_early: bool = False
-
-
-def code_version() -> str:
-    """``mfirrn.__version__`` plus ``git describe --always --dirty`` of the source tree when available."""
-    v = mfirrn.__version__
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(mfirrn.__file__).parent,
-                             capture_output=True, text=True, timeout=5)
-        if out.returncode == 0 and out.stdout.strip():
-            v += "+" + out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return v
 
 
 def save_checkpoint_atomic(obj: dict, path: Path) -> None:
@@ -201,7 +186,7 @@ class Trainer:
     # ---------------------------------------------------------------- setup
     def _setup(self) -> None:
         cfg = self.cfg
-        from mfirrn.validate import InputError, check_device, writable_dir
+        from mfirrn.io.options import InputError, check_device, writable_dir
 
         try:
             check_device(cfg.device, "device")
@@ -303,7 +288,7 @@ class Trainer:
     def _load_teacher(self) -> nn.Module:
         """The frozen distillation teacher (``loss.distill_from``), on the run's device, in eval mode."""
         from mfirrn import models
-        from mfirrn.assets import AssetError
+        from mfirrn.io.assets import AssetError
 
         spec = self.cfg.loss.distill_from
         try:
@@ -379,7 +364,8 @@ class Trainer:
         if ckpt.get("arch") != self.cfg.model.arch:
             raise TrainError(f"{path} was trained as {ckpt.get('arch')}, the config says {self.cfg.model.arch}; "
                              f"fix model.arch or the out_dir")
-        from mfirrn.resume import ResumeError, check_train_resume
+        from mfirrn.io.resume import ResumeError
+        from mfirrn.train.resume import check_train_resume
 
         try:
             self.resume_changes = check_train_resume(ckpt.get("config"), self.cfg.to_dict(), TrainConfig().to_dict(), path)
@@ -409,7 +395,7 @@ class Trainer:
                                        batch_size=self.cfg.val.batch_size, autocast_ctx=self._autocast_factory(),
                                        seed=self.cfg.seed))
             if self.cfg.val.aflw2000_root:
-                from mfirrn.benchmark import AFLW2000, evaluate
+                from mfirrn.evaluation.benchmark import AFLW2000, evaluate
 
                 data = AFLW2000.load(self.cfg.val.aflw2000_root, limit=self.cfg.val.aflw2000_limit)
                 res = evaluate(self.net, data, bfm=self.bfm if self.device.type == "cpu" else None,
@@ -449,7 +435,7 @@ class Trainer:
         last = self.out_dir / "last.pt"
         resume_step: Optional[int] = None
         if main:  # a run killed while writing a checkpoint leaves its temp file: remove it
-            from mfirrn.fileio import remove_stale_temporaries
+            from mfirrn.io.fileio import remove_stale_temporaries
 
             for p in remove_stale_temporaries(self.out_dir, (".last.pt.*.tmp", ".best.pt.*.tmp")):
                 print(f"mfirrn train: removed {p.name}, left by a run killed while writing a checkpoint", file=sys.stderr)
@@ -464,7 +450,7 @@ class Trainer:
             raise TrainError(f"{self.out_dir} already holds a run (last.pt); pass --resume to continue it or set out_dir=NEW_DIR")
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            from mfirrn.fileio import atomic_write
+            from mfirrn.io.fileio import atomic_write
 
             atomic_write(self.out_dir / "config.yaml", cfg.to_yaml())
             if self.resume_changes:  # applied, so config.yaml (the settings in use) says so; logged with the step

@@ -1,0 +1,88 @@
+"""Helpers shared by the sub-commands: one-line errors and model selection."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from torch import nn
+
+__all__ = ["fail", "add_model_args", "model_from_args", "resolve_backend", "resolve_device", "BACKENDS"]
+
+BACKENDS = ("auto", "torch", "onnxruntime")
+
+
+def fail(message: str, code: int = 2) -> int:
+    """Print ``mfirrn: error: <message>`` on one line to stderr and return ``code``."""
+    print(f"mfirrn: error: {message}", file=sys.stderr)
+    return code
+
+
+def add_model_args(p: argparse.ArgumentParser, default_model: str | None, default_backend: str = "torch") -> None:
+    p.add_argument("--model", default=None,
+                   help=f"registered model name (default {default_model}); see `mfirrn models`")
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint file; a workbench checkpoint names its model, a 3DDFA .pth needs --model")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
+    p.add_argument("--bf16", action="store_true",
+                   help="bfloat16 autocast for the network (CPUs with AVX512-BF16 or AMX, GPUs)")
+    p.add_argument("--backend", choices=list(BACKENDS), default=default_backend,
+                   help="run the networks (regressor; in reconstruct also the FaceBoxes detector) in PyTorch or in "
+                        "ONNX Runtime (CPU, fp32; exported once into the asset cache); auto: ONNX Runtime on the CPU "
+                        f"without --bf16, else PyTorch (default {default_backend})")
+
+
+def resolve_backend(backend: str, device: str, bf16: bool = False) -> str:
+    """``auto`` -> ``onnxruntime`` for fp32 on the CPU when onnx and onnxruntime are installed, else ``torch``.
+
+    ONNX Runtime runs the small networks of this project several times faster than eager PyTorch at
+    batch 1 on a CPU (docs: experiments/pipeline); ``torch`` and ``onnxruntime`` are returned unchanged.
+    """
+    if backend != "auto":
+        return backend
+    if device != "cpu" or bf16:
+        return "torch"
+    from importlib.util import find_spec
+
+    return "onnxruntime" if find_spec("onnxruntime") and find_spec("onnx") else "torch"
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    from mfirrn.io.options import check_device
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return check_device(name, "--device")  # InputError (a ValueError) names the option and the fix
+
+
+def model_from_args(args: argparse.Namespace, default_model: str | None) -> nn.Module:
+    """Build the model named by ``--model``/``--checkpoint``; raises ValueError/KeyError with a clear message."""
+    from mfirrn import models
+
+    device = resolve_device(args.device)
+    requested = getattr(args, "backend", "torch")
+    backend = resolve_backend(requested, device, getattr(args, "bf16", False))
+    if backend == "onnxruntime" and (device != "cpu" or getattr(args, "bf16", False)):
+        raise ValueError("--backend onnxruntime runs fp32 on the CPU; drop --device/--bf16 or use --backend torch")
+    if args.checkpoint:
+        model = models.load_checkpoint(args.checkpoint, model=args.model, device=device)
+    else:
+        name = args.model or default_model
+        if name is None:
+            raise ValueError("give --model NAME or --checkpoint PATH (see `mfirrn models`)")
+        if name in models.available() and name not in models.available(pretrained=True):
+            raise ValueError(f"model {name} has no pretrained weights; train it (`mfirrn train`) and pass "
+                             f"--checkpoint PATH, or pick one of {', '.join(models.available(pretrained=True))}")
+        model = models.create(name, pretrained=True, device=device)
+    if backend == "onnxruntime":
+        from mfirrn.inference.onnx import ExportError, OnnxRuntimeModel
+
+        try:
+            model = OnnxRuntimeModel.from_model(model, num_threads=getattr(args, "threads", 0) or 0)
+        except ExportError as e:
+            if requested != "auto":
+                raise ValueError(str(e)) from None
+            # auto: a model ONNX cannot take stays in PyTorch (same results, slower)
+    return model

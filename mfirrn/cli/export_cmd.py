@@ -1,0 +1,41 @@
+"""``mfirrn export-onnx``: a regressor as an ONNX file (:mod:`mfirrn.inference.onnx`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mfirrn.inference.onnx import ExportError, export_onnx
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("export-onnx", help="export a model to ONNX (dynamic batch, fused output)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="registered model name (pretrained weights, or untrained with --untrained)")
+    src.add_argument("--checkpoint", help="checkpoint file written by `mfirrn train` (or foreign with --arch)")
+    p.add_argument("--arch", help="architecture of a foreign checkpoint that does not name it")
+    p.add_argument("--untrained", action="store_true", help="export --model with random weights (for timing)")
+    p.add_argument("-o", "--output", required=True, help="output .onnx file")
+    p.add_argument("--opset", type=int, default=17)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mfirrn import models
+    from mfirrn.io.assets import AssetError
+
+    try:
+        if args.checkpoint:
+            model = models.load_checkpoint(args.checkpoint, model=args.arch)
+        else:
+            model = models.create(args.model, pretrained=not args.untrained)
+        out = export_onnx(model, args.output, opset=args.opset)
+    except (models.CheckpointError, ExportError, AssetError) as exc:
+        print(f"mfirrn export-onnx: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:
+        print(f"mfirrn export-onnx: {exc.args[0]}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+

@@ -1,0 +1,163 @@
+"""The files ``mfirrn reconstruct`` writes per image: a registry of output writers.
+
+Each output (``--outputs NAME``) is a function ``(OutputContext) -> [(file name, bytes), ...]``;
+:func:`build_outputs` runs the requested ones and returns every file's bytes, so the caller can
+publish them all at once (nothing half-written). Add an output with :func:`register_output`.
+
+Meshes: an image with one face gives ``<stem>.obj`` / ``<stem>.ply``; an image with several faces
+gives one file per face, ``<stem>_face<k>.obj`` (``k`` = the face's index in ``<stem>.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+__all__ = ["OutputContext", "Output", "OUTPUTS", "register_output", "build_outputs", "available_outputs",
+           "encode_image", "mesh_file_names", "DEFAULT_OUTPUTS"]
+
+DEFAULT_OUTPUTS = "json,landmarks,dense"
+
+
+@dataclass
+class OutputContext:
+    """What an output writer sees: the BGR uint8 image (H, W, 3), its path, the faces
+    (:class:`mfirrn.inference.pipeline.Face`), the model name and the file stem."""
+
+    image: np.ndarray
+    image_path: Path
+    faces: Sequence
+    model_name: str
+    stem: str
+
+
+@dataclass(frozen=True)
+class Output:
+    """A registered output: ``write`` builds its files; ``dense`` says it needs the dense mesh."""
+
+    name: str
+    write: Callable[[OutputContext], list[tuple[str, bytes]]]
+    dense: bool
+    help: str
+
+
+OUTPUTS: dict[str, Output] = {}
+
+
+def register_output(name: str, write: Callable[[OutputContext], list[tuple[str, bytes]]], *, dense: bool,
+                    help: str) -> None:
+    """Add an output named ``name`` (``--outputs name``)."""
+    OUTPUTS[name] = Output(name, write, dense, help)
+
+
+def available_outputs() -> tuple[str, ...]:
+    _register_renderer_outputs()
+    return tuple(OUTPUTS)
+
+
+def encode_image(ext: str, image: np.ndarray, jpeg_quality: int = 90) -> bytes:
+    """Encode a uint8 image as ``.jpg`` (quality ``jpeg_quality``) or ``.png`` bytes."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if ext == ".jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    ok, buf = cv2.imencode(ext, image, params)
+    if not ok:
+        raise RuntimeError(f"could not encode {ext} image")
+    return buf.tobytes()
+
+
+def mesh_file_names(stem: str, n_faces: int, ext: str) -> list[str]:
+    """``[<stem>.<ext>]`` for one face, ``[<stem>_face0.<ext>, ...]`` for several.
+
+    >>> mesh_file_names("a", 2, "obj")
+    ['a_face0.obj', 'a_face1.obj']
+    """
+    return [f"{stem}.{ext}"] if n_faces == 1 else [f"{stem}_face{k}.{ext}" for k in range(n_faces)]
+
+
+def _json(ctx: OutputContext) -> list[tuple[str, bytes]]:
+    doc = {"image": str(ctx.image_path), "model": ctx.model_name,
+           "image_size": [ctx.image.shape[1], ctx.image.shape[0]], "faces": [f.to_dict() for f in ctx.faces]}
+    return [(f"{ctx.stem}.json", (json.dumps(doc, indent=1) + "\n").encode())]
+
+
+def _landmarks(ctx: OutputContext) -> list[tuple[str, bytes]]:
+    from mfirrn import vis
+
+    return [(f"{ctx.stem}_landmarks.jpg", encode_image(".jpg", vis.draw_landmarks(ctx.image, [f.landmarks for f in ctx.faces])))]
+
+
+def _dense(ctx: OutputContext) -> list[tuple[str, bytes]]:
+    from mfirrn import vis
+
+    return [(f"{ctx.stem}_dense.jpg", encode_image(".jpg", vis.draw_dense(ctx.image, [f.vertices for f in ctx.faces])))]
+
+
+def _mesh(ext: str) -> Callable[[OutputContext], list[tuple[str, bytes]]]:
+    def write(ctx: OutputContext) -> list[tuple[str, bytes]]:
+        from mfirrn.render import meshio
+
+        to_bytes = meshio.obj_bytes if ext == "obj" else meshio.ply_bytes
+        files = []
+        for name, face in zip(mesh_file_names(ctx.stem, len(ctx.faces), ext), ctx.faces):
+            if face.vertices is None or face.triangles is None:
+                raise ValueError("faces have no dense mesh; reconstruct with dense=True")
+            colors = meshio.sample_colors(ctx.image, face.vertices)
+            v, t = meshio.to_viewer_frame(face.vertices, face.triangles, ctx.image.shape[0])
+            files.append((name, to_bytes(v, t, colors)))
+        return files
+
+    return write
+
+
+def _png(fn: Callable) -> Callable[[OutputContext], list[tuple[str, bytes]]]:
+    name = fn.__name__
+
+    def write(ctx: OutputContext) -> list[tuple[str, bytes]]:
+        return [(f"{ctx.stem}_{write.output_name}.png", encode_image(".png", fn(ctx.image, ctx.faces)))]
+
+    write.output_name = name  # type: ignore[attr-defined]
+    return write
+
+
+register_output("json", _json, dense=False, help="<stem>.json: box, roi, params, pose, 68 landmarks per face")
+register_output("landmarks", _landmarks, dense=False, help="<stem>_landmarks.jpg: 68 landmarks drawn on the photo")
+register_output("dense", _dense, dense=True, help="<stem>_dense.jpg: every 6th dense vertex drawn on the photo")
+register_output("obj", _mesh("obj"), dense=True, help="<stem>.obj: mesh coloured from the photo (one file per face)")
+register_output("ply", _mesh("ply"), dense=True, help="<stem>.ply: binary PLY mesh (one file per face)")
+
+
+def _register_renderer_outputs() -> None:
+    """Outputs made with :mod:`mfirrn.render` (skipped when the compiled renderer is unavailable)."""
+    if "depth" in OUTPUTS:
+        return
+    try:
+        from mfirrn.cli import render_outputs
+    except ImportError:
+        return
+    for name, fn in render_outputs.RENDER_OUTPUTS.items():
+        w = _png(fn)
+        w.output_name = name  # type: ignore[attr-defined]
+        register_output(name, w, dense=True, help=f"<stem>_{name}.png (z-buffer renderer)")
+    for name, fn in render_outputs.FILE_OUTPUTS.items():
+        register_output(name, _files(fn), dense=True, help=f"{name}: several files per face (textured mesh)")
+
+
+def _files(fn: Callable) -> Callable[[OutputContext], list[tuple[str, bytes]]]:
+    def write(ctx: OutputContext) -> list[tuple[str, bytes]]:
+        return list(fn(ctx.image, ctx.faces, ctx.stem))
+
+    return write
+
+
+def build_outputs(ctx: OutputContext, outputs: Sequence[str]) -> list[tuple[str, bytes]]:
+    """Files (name, bytes) of the requested ``outputs``, in registry order."""
+    _register_renderer_outputs()
+    files: list[tuple[str, bytes]] = []
+    for name, out in OUTPUTS.items():
+        if name in outputs:
+            files += out.write(ctx)
+    return files

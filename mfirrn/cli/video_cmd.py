@@ -1,0 +1,257 @@
+"""``mfirrn reconstruct VIDEO -o OUT``: faces tracked through a video (or a camera), smoothed, written as
+JSON Lines, an overlay video and optional per-frame meshes.
+
+Hooked into ``reconstruct`` (:mod:`mfirrn.cli.reconstruct_cmd`): :func:`add_arguments` adds the
+video options, and :func:`wants_video` routes video inputs (and ``--camera``) to :func:`run`.
+
+Per video ``<stem>``: ``<stem>.jsonl`` (one line per frame: ``frame``, ``time`` in seconds, ``faces``
+with ``id``, ``detected``, box, roi, params, pose, 68 landmarks), ``<stem>_overlay.mp4`` (the
+requested drawings), ``<stem>_meshes/<stem>_<frame>.obj|ply`` (with ``obj``/``ply``). Every file is
+written to a temporary name and published when the video is done, so an error or Ctrl-C leaves
+nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from mfirrn.cli.common import fail
+
+VIDEO_OUTPUTS = ("json", "landmarks", "dense", "render", "pose", "obj", "ply")
+VIDEO_DEFAULT_OUTPUTS = "json,landmarks,pose"
+_OVERLAYS = ("landmarks", "dense", "render", "pose")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("video (IMAGE may be a .mp4/.avi/.mov/.mkv/.webm video)",
+                             f"Video outputs: {', '.join(VIDEO_OUTPUTS)} (default {VIDEO_DEFAULT_OUTPUTS}): json -> "
+                             f"<stem>.jsonl, the drawings -> <stem>_overlay.mp4, obj/ply -> per-frame meshes.")
+    g.add_argument("--camera", type=int, default=None, metavar="INDEX", help="read a camera (e.g. 0) instead of files")
+    g.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    g.add_argument("--smooth", default=None, choices=("window", "one-euro", "none"),
+                   help="temporal smoothing of the params: window (default for files: look-ahead polynomial fit, "
+                        "no lag), one-euro (default for --camera: causal One-Euro filter) or none")
+    g.add_argument("--smooth-window", type=int, default=11, metavar="FRAMES",
+                   help="window: frames fitted around each frame (odd; default 11)")
+    g.add_argument("--smooth-order", type=int, default=2, metavar="N", help="window: polynomial order (default 2)")
+    g.add_argument("--smooth-min-cutoff", type=float, default=1.0, metavar="HZ",
+                   help="one-euro: cut-off at rest (default 1.0; lower = smoother, more lag)")
+    g.add_argument("--smooth-beta", type=float, default=0.05, metavar="PER_PX",
+                   help="one-euro: speed coefficient (default 0.05; higher = less lag in fast motion)")
+    g.add_argument("--smooth-d-cutoff", type=float, default=1.0, metavar="HZ",
+                   help="one-euro: cut-off of the speed estimate (default 1.0)")
+    g.add_argument("--redetect-every", type=int, default=0, metavar="N",
+                   help="also run the detector every N frames to find new faces (default 0: only when a face "
+                        "is lost or none is tracked)")
+    g.add_argument("--max-faces", type=int, default=0, metavar="N", help="track at most N faces (default 0: all)")
+
+
+def wants_video(args: argparse.Namespace) -> bool:
+    from mfirrn.video.io import is_video
+
+    return getattr(args, "camera", None) is not None or any(is_video(i) for i in args.images)
+
+
+def _settings(args: argparse.Namespace):
+    from mfirrn.video.smoothing import OneEuroSettings
+    from mfirrn.video.tracking import TrackerSettings
+
+    if args.redetect_every < 0 or args.max_faces < 0:
+        raise ValueError("--redetect-every and --max-faces take numbers >= 0")
+    smooth = args.smooth or ("one-euro" if args.camera is not None else "window")
+    return TrackerSettings(smooth=smooth, window=args.smooth_window, order=args.smooth_order,
+                           redetect_every=args.redetect_every, max_faces=args.max_faces,
+                           one_euro=OneEuroSettings(args.smooth_min_cutoff, args.smooth_beta, args.smooth_d_cutoff))
+
+
+def _overlay(frame: np.ndarray, tracked: list, outputs: list[str]) -> np.ndarray:
+    import cv2
+
+    from mfirrn import vis
+
+    faces = [tf.face for tf in tracked]
+    out = frame
+    if not faces:
+        return out
+    if "render" in outputs:
+        out = vis.render_shaded(out, faces)
+    if "dense" in outputs:
+        out = vis.draw_dense(out, [f.vertices for f in faces])
+    if "landmarks" in outputs:
+        out = vis.draw_landmarks(out, [f.landmarks for f in faces])
+    if "pose" in outputs:
+        from mfirrn.vis.pose import draw_pose
+
+        out = draw_pose(out, faces)
+    for tf in tracked:
+        x, y = tf.face.landmarks[:, 0].min(), tf.face.landmarks[:, 1].max()
+        cv2.putText(out, f"#{tf.id}", (int(x), int(y) + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 255), 2, cv2.LINE_AA)
+    return out
+
+
+def _write_meshes(frame: np.ndarray, tracked: list, mesh_dir: Path, name: str, outputs: list[str]) -> None:
+    from mfirrn import vis
+    from mfirrn.render import meshio
+
+    v, tri = vis.merge_face_meshes([tf.face for tf in tracked])
+    c = meshio.sample_colors(frame, v)
+    v, tri = meshio.to_viewer_frame(v, tri, frame.shape[0])
+    mesh_dir.mkdir(exist_ok=True)
+    for ext, fn in (("obj", meshio.obj_bytes), ("ply", meshio.ply_bytes)):
+        if ext in outputs:
+            (mesh_dir / f"{name}.{ext}").write_bytes(fn(v, tri, c))
+
+
+def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], settings, *, max_frames=None,
+                  progress: bool = True) -> dict:
+    """Track, smooth and write the outputs of one video; returns counts (frames, faces, detections, fps).
+
+    Raises :class:`mfirrn.video.io.VideoError` for a bad video; on any error nothing is published.
+    """
+    import time
+
+    from tqdm import tqdm
+
+    from mfirrn.video.io import VideoReader, VideoWriter
+    from mfirrn.video.tracking import FaceTracker, track_video
+
+    dense = any(o in outputs for o in ("dense", "render", "obj", "ply"))
+    overlays = [o for o in outputs if o in _OVERLAYS]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{stem}.", suffix=".part", dir=out_dir))
+    published: list[Path] = []
+    try:
+        with VideoReader(source, max_frames=max_frames) as reader:
+            tracker = FaceTracker(rec, settings, dense=dense)
+            info = reader.info
+            writer = VideoWriter(tmp_dir / f"{stem}_overlay.mp4", info.fps) if overlays else None
+            jsonl = open(tmp_dir / f"{stem}.jsonl", "w") if "json" in outputs else None
+            mesh_dir = tmp_dir / f"{stem}_meshes"
+            n = n_faces = 0
+            ids: set[int] = set()
+            t0 = time.perf_counter()
+            bar = tqdm(total=info.n_frames or None, desc=stem, unit="frame", disable=not progress, file=sys.stderr)
+            try:
+                try:
+                    for i, t, frame, tracked in track_video(reader, tracker):
+                        n, n_faces = n + 1, n_faces + len(tracked)
+                        ids.update(tf.id for tf in tracked)
+                        if jsonl is not None:
+                            jsonl.write(json.dumps({"frame": i, "time": round(t, 6),
+                                                    "faces": [tf.to_dict() for tf in tracked]}) + "\n")
+                        if writer is not None:
+                            writer.write(_overlay(frame, tracked, overlays))
+                        if tracked and ("obj" in outputs or "ply" in outputs):
+                            _write_meshes(frame, tracked, mesh_dir, f"{stem}_{i:06d}", outputs)
+                        bar.update(1)
+                except KeyboardInterrupt:
+                    if not isinstance(source, int):
+                        raise
+                    # Ctrl-C is how a camera stops: keep what was recorded
+            except BaseException:
+                if writer is not None:
+                    writer.abort()
+                raise
+            finally:
+                bar.close()
+                if jsonl is not None:
+                    jsonl.close()
+            elapsed = time.perf_counter() - t0
+            if writer is not None:
+                writer.close()
+            truncated = info.n_frames and max_frames is None and n < 0.9 * info.n_frames
+        for p in sorted(tmp_dir.iterdir()):
+            dest = out_dir / p.name
+            if dest.is_dir():
+                shutil.rmtree(dest)
+            os.replace(p, dest)
+            published.append(dest)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return {"frames": n, "faces": n_faces, "ids": len(ids), "detections": tracker.n_detections,
+            "fps": n / elapsed if elapsed > 0 else float("nan"), "written": published,
+            "truncated": bool(truncated), "expected_frames": info.n_frames}
+
+
+def run(args: argparse.Namespace) -> int:
+    from mfirrn import models
+    from mfirrn.cli.common import model_from_args, resolve_backend, resolve_device
+    from mfirrn.cli.outputs import DEFAULT_OUTPUTS
+    from mfirrn.inference.pipeline import Reconstructor
+    from mfirrn.io import assets
+    from mfirrn.video.io import is_video
+
+    spec = VIDEO_DEFAULT_OUTPUTS if args.outputs == DEFAULT_OUTPUTS else args.outputs
+    outputs = [o.strip() for o in spec.split(",") if o.strip()]
+    bad = sorted(set(outputs) - set(VIDEO_OUTPUTS))
+    if bad:
+        return fail(f"--outputs {', '.join(bad)} not available for videos; choose from {', '.join(VIDEO_OUTPUTS)}")
+    if args.box or args.landmarks or args.list_file:
+        return fail("--box/--landmarks/--list apply to images; videos are tracked from detections")
+    if args.camera is not None and args.images:
+        return fail("give either --camera INDEX or VIDEO files, not both")
+    others = [i for i in args.images if not is_video(i)]
+    if others:
+        return fail(f"mix of videos and other inputs ({others[0]}); reconstruct videos and images in separate runs")
+    if args.max_frames is not None and args.max_frames < 1:
+        return fail("--max-frames takes a number >= 1")
+    try:
+        settings = _settings(args)
+        model = model_from_args(args, default_model=models.DEFAULT_MODEL)
+        device = resolve_device(args.device)
+        rec = Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=False,
+                            device=device, bf16=args.bf16,
+                            detector_backend=resolve_backend(args.backend, device, args.bf16),
+                            detector_threads=args.threads)
+        rec.detector  # build it now so a bad detector name fails before any frame is read
+    except (ValueError, KeyError, assets.AssetError, OSError) as e:
+        return fail(str(e).strip("'\""))
+    sources = [args.camera] if args.camera is not None else args.images
+    out_dir = Path(args.out)
+    n_ok = 0
+    import torch
+
+    threads = torch.get_num_threads()
+    if rec.device.type == "cpu":
+        # one crop per face per frame is too small to split across cores; the video decoder and encoder
+        # use the others (and an oversubscribed CPU slows the network tenfold)
+        torch.set_num_threads(1)
+    try:
+        n_ok = _run_sources(sources, rec, out_dir, outputs, settings, args)
+    finally:
+        torch.set_num_threads(threads)
+    if n_ok == 0:
+        return 2
+    print(f"{n_ok}/{len(sources)} video(s); results in {out_dir.resolve()}")
+    return 0
+
+
+def _run_sources(sources, rec, out_dir, outputs, settings, args) -> int:
+    from mfirrn.video.io import VideoError
+
+    n_ok = 0
+    for src in sources:
+        stem = f"camera{src}" if isinstance(src, int) else Path(src).stem
+        try:
+            r = process_video(src, rec, out_dir, stem, outputs, settings, max_frames=args.max_frames)
+        except VideoError as e:
+            print(f"mfirrn: error: {e}", file=sys.stderr)
+            continue
+        n_ok += 1
+        if r["faces"] == 0:
+            print(f"warning: {src}: no face found in any frame (try --detector dlib-cnn or --redetect-every)",
+                  file=sys.stderr)
+        if r["truncated"]:
+            print(f"warning: {src}: decoding stopped at frame {r['frames']} of {r['expected_frames']} "
+                  f"(truncated or corrupt); results cover the decoded frames", file=sys.stderr)
+        print(f"{src}: {r['frames']} frames, {r['faces']} faces in all ({r['ids']} identities), detector run on "
+              f"{r['detections']} frame(s), {r['fps']:.1f} frames/s -> {', '.join(p.name for p in r['written'])}")
+    return n_ok

@@ -1,1 +1,0 @@
-"""Sub-commands of the ``mfirrn`` CLI (see :mod:`mfirrn.cli`)."""

@@ -1,0 +1,1 @@
+"""Training labels from annotated photos: 3DMM fits to sparse landmarks, teacher labels, face profiling, the build."""

@@ -1,0 +1,298 @@
+"""FaceBoxes (Zhang et al., IJCB 2017): a CPU-fast single-shot face detector, as 3DDFA_V2 ships it.
+
+Network, anchors and box decoding are written from the paper and 3DDFA_V2's published configuration
+(min sizes ``[[32, 64, 128], [256], [512]]`` on strides ``[32, 64, 128]``, anchor densification 4x for
+32 px and 2x for 64 px anchors, SSD variances ``(0.1, 0.2)``); the weights are the registered asset
+``detector-faceboxes`` (``FaceBoxesProd.pth``). Non-maximum suppression is OpenCV's
+``cv2.dnn.NMSBoxes``. The network runs in PyTorch or, with ``backend="onnxruntime"``, in ONNX Runtime
+(exported once and kept in the asset cache).
+
+Input: BGR uint8 (H, W, 3). Images taller than 720 or wider than 1080 pixels are downscaled first (as
+3DDFA_V2 does); boxes come back in the original image's pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Optional, Union
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["FaceBoxesNet", "FaceBoxes", "prior_boxes", "decode_boxes", "nms", "MIN_SIZES", "STEPS", "VARIANCES"]
+
+MIN_SIZES: tuple[tuple[int, ...], ...] = ((32, 64, 128), (256,), (512,))
+STEPS: tuple[int, ...] = (32, 64, 128)
+VARIANCES: tuple[float, float] = (0.1, 0.2)
+BGR_MEAN: tuple[float, float, float] = (104.0, 117.0, 123.0)
+# anchors per feature-map cell: a 32 px anchor is densified 4x4, a 64 px one 2x2 (FaceBoxes §3.3)
+_DENSITY = {32: 4, 64: 2}
+
+
+class _ConvBN(nn.Module):
+    """conv (no bias) -> batch norm -> ReLU; ``crelu`` concatenates (x, -x) before the ReLU (C.ReLU)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0, crelu: bool = False):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=1e-5)
+        self.crelu = crelu
+
+    def fuse(self) -> None:
+        """Fold the (eval-mode) batch norm into the convolution: same outputs, one op fewer."""
+        if isinstance(self.bn, nn.BatchNorm2d):
+            self.conv = torch.nn.utils.fusion.fuse_conv_bn_eval(self.conv.eval(), self.bn.eval())
+            self.bn = nn.Identity()  # type: ignore[assignment]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(self.conv(x))
+        if self.crelu:
+            x = torch.cat([x, -x], 1)
+        return F.relu(x)
+
+
+class _Inception(nn.Module):
+    """128 -> 4 x 32 channels: 1x1 | avgpool 1x1 | 1x1 3x3 | 1x1 3x3 3x3."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.branch1x1 = _ConvBN(128, 32, 1)
+        self.branch1x1_2 = _ConvBN(128, 32, 1)
+        self.branch3x3_reduce = _ConvBN(128, 24, 1)
+        self.branch3x3 = _ConvBN(24, 32, 3, padding=1)
+        self.branch3x3_reduce_2 = _ConvBN(128, 24, 1)
+        self.branch3x3_2 = _ConvBN(24, 32, 3, padding=1)
+        self.branch3x3_3 = _ConvBN(32, 32, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.branch1x1(x)
+        b = self.branch1x1_2(F.avg_pool2d(x, 3, stride=1, padding=1))
+        c = self.branch3x3(self.branch3x3_reduce(x))
+        d = self.branch3x3_3(self.branch3x3_2(self.branch3x3_reduce_2(x)))
+        return torch.cat([a, b, c, d], 1)
+
+
+def _anchors_per_cell(min_sizes: tuple[int, ...]) -> int:
+    return sum(_DENSITY.get(s, 1) ** 2 for s in min_sizes)
+
+
+class FaceBoxesNet(nn.Module):
+    """FaceBoxes: (B, 3, H, W) float BGR minus :data:`BGR_MEAN` -> (loc (B, P, 4), face score (B, P)).
+
+    ``loc`` are SSD offsets against :func:`prior_boxes`; scores are softmax face probabilities. P is
+    the number of anchors for an H x W input (21 per 32-stride cell, 1 per 64- and 128-stride cell).
+    Layer names follow the published checkpoint so its state dict loads as is.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = _ConvBN(3, 24, 7, stride=4, padding=3, crelu=True)
+        self.conv2 = _ConvBN(48, 64, 5, stride=2, padding=2, crelu=True)
+        self.inception1, self.inception2, self.inception3 = _Inception(), _Inception(), _Inception()
+        self.conv3_1 = _ConvBN(128, 128, 1)
+        self.conv3_2 = _ConvBN(128, 256, 3, stride=2, padding=1)
+        self.conv4_1 = _ConvBN(256, 128, 1)
+        self.conv4_2 = _ConvBN(128, 256, 3, stride=2, padding=1)
+        chans = (128, 256, 256)
+        self.loc = nn.Sequential(*(nn.Conv2d(c, _anchors_per_cell(m) * 4, 3, padding=1) for c, m in zip(chans, MIN_SIZES)))
+        self.conf = nn.Sequential(*(nn.Conv2d(c, _anchors_per_cell(m) * 2, 3, padding=1) for c, m in zip(chans, MIN_SIZES)))
+
+    def fuse(self) -> "FaceBoxesNet":
+        """Fold every batch norm into its convolution (inference only); returns ``self``."""
+        for m in self.modules():
+            if isinstance(m, _ConvBN):
+                m.fuse()
+        return self.eval()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = F.max_pool2d(self.conv1(x), 3, stride=2, padding=1)
+        x = F.max_pool2d(self.conv2(x), 3, stride=2, padding=1)
+        s1 = self.inception3(self.inception2(self.inception1(x)))
+        s2 = self.conv3_2(self.conv3_1(s1))
+        s3 = self.conv4_2(self.conv4_1(s2))
+        b = x.shape[0]
+        loc = torch.cat([head(s).permute(0, 2, 3, 1).reshape(b, -1, 4) for head, s in zip(self.loc, (s1, s2, s3))], 1)
+        conf = torch.cat([head(s).permute(0, 2, 3, 1).reshape(b, -1, 2) for head, s in zip(self.conf, (s1, s2, s3))], 1)
+        return loc, conf.softmax(-1)[..., 1]
+
+
+def prior_boxes(height: int, width: int) -> np.ndarray:
+    """FaceBoxes anchors for an ``height`` x ``width`` input: (P, 4) float32 ``(cx, cy, w, h)`` as fractions
+    of the image width/height, in the network's output order (feature map, row, column, anchor).
+
+    >>> prior_boxes(32, 32).shape  # one 32-stride cell (21 anchors), one 64- and one 128-stride cell
+    (23, 4)
+    >>> prior_boxes(32, 32)[20].tolist()  # the cell's 128 px anchor, centred
+    [0.5, 0.5, 4.0, 4.0]
+    """
+    out = []
+    for step, sizes in zip(STEPS, MIN_SIZES):
+        fh, fw = -(-height // step), -(-width // step)  # ceil
+        per_cell = []
+        for s in sizes:
+            d = _DENSITY.get(s, 1)
+            offs = (np.arange(d) / d) if d > 1 else np.array([0.5])
+            oy, ox = np.meshgrid(offs, offs, indexing="ij")  # cy outer, cx inner
+            per_cell.append(np.stack([ox.ravel(), oy.ravel(), np.full(d * d, s), np.full(d * d, s)], -1))
+        cell = np.concatenate(per_cell)  # (A, 4): offsets within the cell and size in pixels
+        ii, jj = np.meshgrid(np.arange(fh), np.arange(fw), indexing="ij")
+        cx = (jj.reshape(-1, 1) + cell[None, :, 0]) * step / width
+        cy = (ii.reshape(-1, 1) + cell[None, :, 1]) * step / height
+        w = np.broadcast_to(cell[None, :, 2] / width, cx.shape)
+        h = np.broadcast_to(cell[None, :, 3] / height, cx.shape)
+        out.append(np.stack([cx, cy, w, h], -1).reshape(-1, 4))
+    return np.concatenate(out).astype(np.float32)
+
+
+def decode_boxes(loc: np.ndarray, priors: np.ndarray, variances: tuple[float, float] = VARIANCES) -> np.ndarray:
+    """SSD decoding: offsets (P, 4) against priors (P, 4) (cx, cy, w, h) -> boxes (P, 4) (x0, y0, x1, y1),
+    in the priors' units (fractions of the image).
+
+    >>> decode_boxes(np.zeros((1, 4)), np.array([[0.5, 0.5, 0.2, 0.4]])).round(6).tolist()
+    [[0.4, 0.3, 0.6, 0.7]]
+    """
+    centre = priors[:, :2] + loc[:, :2] * variances[0] * priors[:, 2:]
+    size = priors[:, 2:] * np.exp(loc[:, 2:] * variances[1])
+    return np.concatenate([centre - size / 2, centre + size / 2], 1)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, score_threshold: float = 0.0,
+        top_k: int = 0) -> np.ndarray:
+    """Greedy non-maximum suppression (OpenCV ``cv2.dnn.NMSBoxes``): indices (K,) of the kept boxes, best first.
+
+    ``boxes`` (N, 4) (x0, y0, x1, y1) pixels, ``scores`` (N,). Boxes scoring below ``score_threshold``
+    are dropped; a box is suppressed by a better one overlapping it with IoU > ``iou_threshold``.
+
+    >>> nms(np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]]), np.array([0.9, 0.8, 0.7]), 0.3).tolist()
+    [0, 2]
+    """
+    if len(boxes) == 0:
+        return np.zeros(0, np.int64)
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:4] - boxes[:, :2]], 1).astype(np.float64)
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), np.asarray(scores, np.float64).tolist(), float(score_threshold),
+                            float(iou_threshold), top_k=int(top_k))
+    return np.asarray(keep, np.int64).reshape(-1)
+
+
+def _load_net(weights: Union[str, Path]) -> FaceBoxesNet:
+    try:
+        state = torch.load(str(weights), map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated file, not a checkpoint, ...
+        raise ValueError(f"{weights} is not a readable FaceBoxes checkpoint ({type(exc).__name__}); "
+                         f"`mfirrn assets fetch detector-faceboxes` gives a verified copy") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{weights} is not a FaceBoxes checkpoint (no state dict)")
+    state = state.get("state_dict", state)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    net = FaceBoxesNet()
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError:  # shapes do not match
+        missing, unexpected = ["(shapes differ)"], []
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise ValueError(f"{weights} is not a FaceBoxes checkpoint (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return net.eval()
+
+
+def _onnx_session(net: FaceBoxesNet, weights: Path, threads: int):
+    """An ONNX Runtime session of ``net``; the export is kept beside the weights, keyed by their sha256."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ValueError("the onnxruntime backend needs onnxruntime: pip install onnx onnxruntime") from None
+    from mfirrn.io.fileio import atomic_write
+
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    path: Optional[Path] = weights.with_name(f"{weights.stem}-{digest}-torch{torch.__version__.split('+')[0]}.onnx")
+    if not path.is_file():
+        import io
+        import warnings
+
+        buf = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (torch.zeros(1, 3, 256, 256),), buf, input_names=["image"],
+                              output_names=["loc", "score"], opset_version=17, dynamo=False,
+                              dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                            "loc": {0: "batch", 1: "anchors"}, "score": {0: "batch", 1: "anchors"}})
+        try:
+            atomic_write(path, buf.getvalue())
+        except OSError:  # read-only cache: keep the export in memory
+            path = None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads)
+    model = str(path) if path is not None else buf.getvalue()
+    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+class FaceBoxes:
+    """FaceBoxes face detector: BGR uint8 (H, W, 3) -> boxes (K, 5) float64 (x0, y0, x1, y1, score), best first.
+
+    ``score_threshold`` 0.5 and ``iou_threshold`` 0.3 are 3DDFA_V2's settings. ``max_size`` (height,
+    width): larger images are downscaled to fit before detection (3DDFA_V2: 720 x 1080). ``weights``:
+    a checkpoint path (default: the registered asset ``detector-faceboxes``). ``backend``: ``"torch"``
+    or ``"onnxruntime"`` (CPU; needs onnx and onnxruntime). ``threads``: ONNX Runtime intra-op threads
+    (0: all cores).
+    """
+
+    name = "faceboxes"
+
+    def __init__(self, *, score_threshold: float = 0.5, iou_threshold: float = 0.3,
+                 max_size: tuple[int, int] = (720, 1080), weights: Optional[Union[str, Path]] = None,
+                 backend: str = "torch", device: Union[str, torch.device] = "cpu", threads: int = 0) -> None:
+        if backend not in ("torch", "onnxruntime"):
+            raise ValueError(f"FaceBoxes backend must be torch or onnxruntime, got {backend!r}")
+        if weights is None:
+            from mfirrn.io.assets import fetch
+
+            weights = fetch("detector-faceboxes")
+        weights = Path(weights)
+        self.score_threshold, self.iou_threshold, self.max_size = score_threshold, iou_threshold, max_size
+        self.backend, self.device = backend, torch.device(device)
+        net = _load_net(weights)
+        self._session = _onnx_session(net, weights, threads) if backend == "onnxruntime" else None
+        # channels-last: the HWC image is already in that layout, and oneDNN's convolutions run faster in it
+        self.net = net.fuse().to(self.device, memory_format=torch.channels_last)
+        self._priors: dict[tuple[int, int], np.ndarray] = {}
+
+    def scale_for(self, height: int, width: int) -> float:
+        """The factor (<= 1) an image is resized by before detection (3DDFA_V2's rule)."""
+        max_h, max_w = self.max_size
+        scale = min(1.0, max_h / height) if max_h > 0 else 1.0
+        if max_w > 0 and width * scale > max_w:
+            scale *= max_w / (width * scale)
+        return scale
+
+    def _forward(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """BGR uint8 (h, w, 3) -> (loc (P, 4), face score (P,)) float32."""
+        if self._session is not None:
+            x = np.ascontiguousarray((image.astype(np.float32) - np.float32(BGR_MEAN)).transpose(2, 0, 1)[None])
+            loc, score = self._session.run(None, {"image": x})
+            return loc[0], score[0]
+        with torch.inference_mode():
+            x = torch.from_numpy(image).to(self.device)[None].permute(0, 3, 1, 2)  # NCHW view, channels-last strides
+            x = x.float() - torch.tensor(BGR_MEAN, device=self.device).view(1, 3, 1, 1)
+            loc, score = self.net(x.contiguous(memory_format=torch.channels_last))
+        return loc[0].float().cpu().numpy(), score[0].float().cpu().numpy()
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        scale = self.scale_for(h, w)
+        small = image if scale == 1.0 else cv2.resize(image, (int(w * scale), int(h * scale)))
+        sh, sw = small.shape[:2]
+        loc, score = self._forward(np.ascontiguousarray(small))
+        keep = np.flatnonzero(score > self.score_threshold)
+        if len(keep) == 0:
+            return np.zeros((0, 5))
+        if (sh, sw) not in self._priors:
+            self._priors = {(sh, sw): prior_boxes(sh, sw)}  # one size cached (folders usually share one)
+        boxes = decode_boxes(loc[keep].astype(np.float64), self._priors[(sh, sw)][keep].astype(np.float64))
+        boxes *= np.array([sw, sh, sw, sh]) / scale
+        scores = score[keep].astype(np.float64)
+        order = nms(boxes, scores, self.iou_threshold)
+        return np.concatenate([boxes[order], scores[order, None]], 1)

@@ -1,0 +1,115 @@
+"""Face crops for the network, exactly as 3DDFA builds them (roi from a detector box or from landmarks).
+
+Boxes are ``(x0, y0, x1, y1)`` in image pixels; a *roi* is the square crop box ``(sx, sy, ex, ey)`` that
+is cut out (zero-padded outside the image) and resized to 120x120.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from mfirrn.geometry.frames import CROP_SIZE
+from mfirrn.io.checks import check_shape
+
+__all__ = ["roi_from_box", "roi_from_landmarks", "roi_iou", "crop_image", "crops_to_tensor", "read_crop"]
+
+
+def roi_from_box(box: np.ndarray) -> np.ndarray:
+    """Crop roi (*, 4) from detector boxes (*, 4) = (l, t, r, b), as 3DDFA.
+
+    ``old = (r-l + b-t)/2``; centre ``(r - (r-l)/2, b - (b-t)/2 + 0.14·old)``; side ``int(1.58·old)``.
+
+    >>> roi_from_box(np.array([100.0, 100.0, 200.0, 200.0])).tolist()
+    [71.0, 85.0, 229.0, 243.0]
+    """
+    box = np.asarray(box, dtype=np.float64)
+    check_shape(box, ("*", 4), "box")
+    l, t, r, b = np.moveaxis(box[..., :4], -1, 0)
+    old = (r - l + b - t) / 2
+    cx = r - (r - l) / 2
+    cy = b - (b - t) / 2 + old * 0.14
+    size = np.trunc(old * 1.58)
+    sx, sy = cx - size / 2, cy - size / 2
+    return np.stack([sx, sy, sx + size, sy + size], axis=-1)
+
+
+def roi_from_landmarks(pts: np.ndarray) -> np.ndarray:
+    """Crop roi (*, 4) from landmarks (*, K, 2 or 3) in image pixels, as 3DDFA.
+
+    Square around the landmarks' bounding box (half-side = max(w, h)/2), then side = that square's
+    diagonal, same centre.
+
+    >>> roi_from_landmarks(np.array([[0.0, 0.0], [10.0, 10.0]])).round(3).tolist()
+    [-2.071, -2.071, 12.071, 12.071]
+    """
+    pts = np.asarray(pts, dtype=np.float64)
+    check_shape(pts, ("*", None, None), "landmarks")
+    if pts.shape[-1] not in (2, 3):
+        raise ValueError(f"landmarks: expected last dimension 2 or 3, got shape {pts.shape}")
+    x0, y0 = pts[..., 0].min(-1), pts[..., 1].min(-1)
+    x1, y1 = pts[..., 0].max(-1), pts[..., 1].max(-1)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    radius = np.maximum(x1 - x0, y1 - y0) / 2
+    side = np.sqrt(2.0) * 2 * radius
+    sx, sy = cx - side / 2, cy - side / 2
+    return np.stack([sx, sy, sx + side, sy + side], axis=-1)
+
+
+def roi_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of boxes ``(x0, y0, x1, y1)`` (*, 4) and (*, 4), broadcast -> (*,).
+
+    Pairwise for (A, 4) and (B, 4): ``roi_iou(a[:, None], b[None])`` -> (A, B).
+
+    >>> roi_iou(np.array([0.0, 0, 10, 10]), np.array([5.0, 0, 15, 10])).round(4).item()
+    0.3333
+    >>> roi_iou(np.array([[0, 0, 2, 2]])[:, None], np.array([[1, 0, 3, 2], [5, 5, 6, 6]])[None]).round(3).tolist()
+    [[0.333, 0.0]]
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])  # noqa: E731
+    return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
+
+
+def crop_image(image: np.ndarray, roi: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """Cut ``roi`` (4,) out of ``image`` (H, W, C) uint8, zero-padding outside, and resize to (size, size, C).
+
+    The roi is rounded to integer pixels first (3DDFA's ``crop_img``); resize is bilinear.
+    """
+    check_shape(np.asarray(roi), (4,), "roi")
+    if image.ndim != 3:
+        raise ValueError(f"image: expected (H, W, C), got shape {image.shape}")
+    h, w = image.shape[:2]
+    sx, sy, ex, ey = (int(round(float(v))) for v in roi)
+    dh, dw = ey - sy, ex - sx
+    if dh <= 0 or dw <= 0:
+        raise ValueError(f"roi {list(roi)} is empty")
+    out = np.zeros((dh, dw, image.shape[2]), dtype=image.dtype)
+    dsx, dsy = max(0, -sx), max(0, -sy)
+    sx, sy = max(0, sx), max(0, sy)
+    dex, dey = dw - max(0, ex - w), dh - max(0, ey - h)
+    ex, ey = min(w, ex), min(h, ey)
+    if ex > sx and ey > sy:
+        out[dsy:dey, dsx:dex] = image[sy:ey, sx:ex]
+    return cv2.resize(out, dsize=(size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def crops_to_tensor(crops: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+    """(B, 120, 120, 3) uint8 BGR crops -> (B, 3, 120, 120) float32 ``(x - 127.5) / 128``."""
+    arr = np.ascontiguousarray(np.stack(list(crops)) if isinstance(crops, list) else crops)
+    check_shape(arr, (None, None, None, 3), "crops")
+    t = torch.from_numpy(arr).permute(0, 3, 1, 2).float()
+    return (t - 127.5) / 128.0
+
+
+def read_crop(path, size: int = CROP_SIZE) -> "np.ndarray | None":
+    """Read a network crop from disk as BGR uint8 (size, size, 3), resizing (bilinear) if it has another
+    size; ``None`` when the file cannot be read (callers raise their own error naming the fix)."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is not None and img.shape[:2] != (size, size):
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
+    return img

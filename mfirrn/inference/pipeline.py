@@ -1,0 +1,327 @@
+"""Inference facade: image -> detected faces -> crops -> params -> landmarks and dense mesh in image pixels.
+
+>>> rec = Reconstructor(model="3ddfa-v2-mb05")            # doctest: +SKIP
+>>> faces = rec(cv2.imread("photo.jpg"))                 # doctest: +SKIP
+>>> faces[0].landmarks.shape, faces[0].pose["yaw"]       # doctest: +SKIP
+((68, 3), -12.3)
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Literal, Optional, Sequence, Union
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from mfirrn.detect.registry import DEFAULT_DETECTOR, Detector, create_detector
+from mfirrn.geometry.bfm import MeshName, MorphableModel
+from mfirrn.geometry.crop import crop_image, crops_to_tensor, roi_from_box, roi_from_landmarks, roi_iou
+from mfirrn.geometry.frames import Convention, params_from_image_camera, params_to_image_camera
+from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
+from mfirrn.inference.predict import predict_params
+
+__all__ = ["Face", "Reconstructor", "reconstruct", "read_image", "ImageError", "NoFaceError", "StageTimes",
+           "RefineMode", "REFINE_MODES", "average_passes", "refined_roi_agrees"]
+
+RefineMode = Literal["robust", "always", "off"]
+REFINE_MODES: tuple[str, ...] = ("robust", "always", "off")
+
+
+class ImageError(ValueError):
+    """An image file is missing, unreadable or not an image."""
+
+
+class NoFaceError(RuntimeError):
+    """The detector found no face in an image."""
+
+
+def read_image(path: Union[str, Path]) -> np.ndarray:
+    """Read an image file as BGR uint8 (H, W, 3); grey and alpha images are converted."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise ImageError(f"{path}: not a readable image (corrupt or not an image format OpenCV knows)")
+    return img
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """Check and convert an in-memory image to BGR uint8 (H, W, 3) (grey or BGRA accepted)."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ImageError(f"image: expected uint8 pixels, got {image.dtype}; convert with (img*255).astype(np.uint8)")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise ImageError(f"image: expected (H, W), (H, W, 3) or (H, W, 4), got shape {image.shape}")
+
+
+@dataclass
+class Face:
+    """One reconstructed face, everything in original-image pixels (x right, y down, z larger = closer).
+
+    ``box`` (4,) detector box or ``None`` when the face came from landmarks; ``roi`` (4,) the crop box;
+    ``params`` (62,) de-normalised 3DMM params; ``pose`` yaw/pitch/roll in degrees plus ``scale``;
+    ``landmarks`` (68, 3); ``vertices`` (N, 3) dense mesh (``None`` if not requested);
+    ``triangles`` (T, 3) int64 of that mesh; ``score`` detector score; ``refined`` whether the roi
+    comes from the second (landmark) pass of the refinement (and, with ``refine="robust"``, the params are
+    the mean of the refinement's passes).
+    """
+
+    box: Optional[np.ndarray]
+    roi: np.ndarray
+    params: np.ndarray
+    pose: dict[str, float]
+    landmarks: np.ndarray
+    vertices: Optional[np.ndarray] = None
+    triangles: Optional[np.ndarray] = field(default=None, repr=False)
+    score: float = float("nan")
+    refined: bool = False
+
+    def to_dict(self) -> dict:
+        """The JSON form written by ``mfirrn reconstruct`` (box, score, roi, refined, params, pose, landmarks)."""
+        return {
+            "box": None if self.box is None else [float(v) for v in self.box[:4]],
+            "score": None if not np.isfinite(self.score) else float(self.score),
+            "roi": [float(v) for v in self.roi],
+            "refined": bool(self.refined),
+            "params": [float(v) for v in self.params],
+            "pose": {k: float(self.pose[k]) for k in ("yaw", "pitch", "roll")},
+            "landmarks": [[float(c) for c in p] for p in self.landmarks],
+        }
+
+
+class StageTimes:
+    """Wall time per pipeline stage, summed over calls (seconds): ``times["detect"]``.
+
+    >>> t = StageTimes()
+    >>> with t("detect"):
+    ...     pass
+    >>> sorted(t.seconds)
+    ['detect']
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
+
+
+@contextmanager
+def _no_timer(stage: str) -> Iterator[None]:
+    yield
+
+
+def refined_roi_agrees(first: np.ndarray, second: np.ndarray, third: np.ndarray, min_iou: float = 1 / 3,
+                       settled_iou: float = 0.5) -> np.ndarray:
+    """The robust refinement's test -> (F,) bool: keep the second pass where its roi agrees with the first.
+
+    ``first`` (F, 4): the roi of the first pass (from the detector box); ``second``: the roi built from
+    the first pass's landmarks (the second pass's crop); ``third``: the roi built from the second pass's
+    landmarks. The refinement is one step of the fixed-point iteration roi -> landmarks -> roi; it is
+    kept when
+
+    - the second crop overlaps the first with IoU >= ``min_iou`` (a crop that jumps further sees a
+      different patch of the image: the first landmarks were not on the face), and
+    - the iteration settles: the next step would move the roi no more than this one did
+      (``IoU(second, third) >= IoU(first, second)``), or only a little (``IoU(second, third) >=
+      settled_iou``). A diverging second pass moves it further.
+
+    >>> a = np.array([[0.0, 0, 100, 100]]); b = a + 5; c = b + 1
+    >>> refined_roi_agrees(a, b, c).tolist(), refined_roi_agrees(a, b, b + 50).tolist()
+    ([True], [False])
+    """
+    iou12, iou23 = roi_iou(first, second), roi_iou(second, third)
+    return (iou12 >= min_iou) & (iou23 >= np.minimum(iou12, settled_iou))
+
+
+def average_passes(params: Sequence[torch.Tensor], rois: Sequence[np.ndarray], out_roi: np.ndarray,
+                   convention: Convention) -> torch.Tensor:
+    """The mean of several passes' estimates of the same faces, as params (F, 62) for the crop ``out_roi`` (F, 4).
+
+    Pass ``k`` predicted de-normalised ``params[k]`` (F, 62) from the crop ``rois[k]`` (F, 4). Its camera
+    ``P = [sR | t]`` is moved to image pixels (:func:`mfirrn.geometry.frames.params_to_image_camera`), the cameras
+    and the shape and expression coefficients are averaged there, and the mean camera is moved back into
+    the frame of ``out_roi``. The mesh of the result is the mean of the passes' meshes
+    in the image exactly when the passes agree on shape and expression (it is bilinear in camera and
+    coefficients), and within the product of the two spreads otherwise; its landmarks are then at most
+    the mean of the passes' errors away from any target (triangle inequality).
+
+    >>> from mfirrn.geometry.params import PARAM_SPEC
+    >>> p = torch.randn(2, PARAM_SPEC.dim, dtype=torch.float64); r = np.array([[0.0, 0, 120, 120], [10, 20, 70, 80]])
+    >>> torch.allclose(average_passes([p], [r], r, "v2"), p)
+    True
+    """
+    cams, coeffs = [], []
+    for p, r in zip(params, rois):
+        p = torch.as_tensor(p).detach().cpu().to(torch.float64).numpy()
+        cams.append(params_to_image_camera(p, r, convention))
+        coeffs.append(p[..., PARAM_SPEC.pose:])
+    mean = params_from_image_camera(np.mean(cams, axis=0), np.mean(coeffs, axis=0), out_roi, convention)
+    return torch.from_numpy(mean).to(torch.as_tensor(params[0]).dtype)
+
+
+class Reconstructor:
+    """Detect, crop, predict and reconstruct all faces of an image.
+
+    ``model``: a registered model name or a module from :func:`mfirrn.models.create` /
+    :func:`mfirrn.models.load_checkpoint` (it carries its stats and pixel convention).
+    ``detector``: a registered detector name (default ``faceboxes``), a comma list tried in turn until
+    one finds a face (e.g. ``faceboxes,dlib-hog``) or any callable image -> (K, 5) boxes.
+    ``refine``: 3DDFA's two-step mode predicts, rebuilds the roi from the predicted 68 landmarks and
+    predicts again; ``"always"`` is that rule. ``"robust"`` (default, also ``True``) goes one step further
+    (a third crop from the second pass's landmarks, a third prediction) and, where the three crops agree
+    (:func:`refined_roi_agrees`), gives the mean of the three passes (:func:`average_passes`, in the
+    frame of the second crop; ``roi`` is that crop); elsewhere the face keeps its first pass. A single
+    pass that lands badly is thus diluted rather than taken. ``"off"`` (or ``False``) is a single pass. ``mesh``: ``"full"`` (53215 vertices) or ``"noneck"`` (38365); ``dense=False`` skips
+    the dense mesh. ``bf16``: bfloat16 autocast for the network (fast on AVX512-BF16/AMX CPUs and GPUs).
+    ``detector_backend``: ``"torch"`` or ``"onnxruntime"`` for a network detector named by string;
+    ``detector_threads``: its ONNX Runtime intra-op threads (0: all cores; PyTorch uses
+    ``torch.set_num_threads``).
+    """
+
+    def __init__(self, model: Union[str, nn.Module] = "3ddfa-v2-mb05", detector: Union[str, Detector] = DEFAULT_DETECTOR,
+                 *, refine: Union[bool, RefineMode] = "robust", mesh: MeshName = "full", dense: bool = True,
+                 device: Union[str, torch.device] = "cpu", bf16: bool = False,
+                 bfm: Optional[MorphableModel] = None, detector_backend: str = "torch",
+                 detector_threads: int = 0) -> None:
+        from mfirrn import models
+
+        self.device = torch.device(device)
+        self.model = models.create(model, device=self.device) if isinstance(model, str) else model.to(self.device).eval()
+        if not hasattr(self.model, "card") or not hasattr(self.model, "stats"):
+            raise ValueError("model must come from mfirrn.models.create or load_checkpoint (it needs .card and .stats)")
+        refine = {True: "robust", False: "off"}.get(refine, refine) if isinstance(refine, bool) else refine
+        if refine not in REFINE_MODES:
+            raise ValueError(f"refine must be one of {', '.join(REFINE_MODES)} (or True/False), got {refine!r}")
+        self._detector_spec = detector
+        self._detector: Optional[Detector] = None
+        self.detector_backend, self.detector_threads = detector_backend, detector_threads
+        self.refine: RefineMode = refine  # type: ignore[assignment]
+        self.dense, self.bf16 = dense, bf16
+        self.bfm = (bfm if bfm is not None else MorphableModel(mesh)).to(self.device)
+
+    @property
+    def detector(self) -> Detector:
+        if self._detector is None:
+            spec = self._detector_spec
+            dev = "cpu" if self.device.type != "cuda" else str(self.device)
+            self._detector = (create_detector(spec, backend=self.detector_backend, device=dev,
+                                              threads=self.detector_threads)
+                              if isinstance(spec, str) else spec)
+        return self._detector
+
+    @property
+    def model_name(self) -> str:
+        return self.model.card.name
+
+    def _predict(self, image: np.ndarray, rois: np.ndarray) -> torch.Tensor:
+        crops = crops_to_tensor([crop_image(image, r) for r in rois])
+        return predict_params(self.model, crops, bf16=self.bf16, device=self.device)
+
+    def _landmarks(self, params: torch.Tensor, rois: np.ndarray) -> torch.Tensor:
+        roi_t = torch.as_tensor(rois, dtype=torch.float32, device=self.device)
+        with torch.no_grad():
+            return self.bfm.landmarks(params.to(self.device), convention=self.model.card.convention, roi=roi_t)
+
+    def __call__(self, image: np.ndarray, boxes: Optional[np.ndarray] = None,
+                 landmarks: Optional[np.ndarray] = None, *, times: Optional[StageTimes] = None) -> list[Face]:
+        """Reconstruct the faces of a BGR uint8 image.
+
+        Faces come from ``landmarks`` (F, K, 2) if given (roi from landmarks, as in 3DDFA's second step), else from
+        ``boxes`` (F, 4 or 5), else from the detector. Returns [] when no face is found. ``times``
+        collects the seconds spent per stage (detect, network, refine, landmarks, dense).
+        """
+        timer = times if times is not None else _no_timer
+        image = as_bgr(image)
+        box_arr: Optional[np.ndarray]
+        if landmarks is not None:
+            lm = np.asarray(landmarks, np.float64)
+            lm = lm[None] if lm.ndim == 2 else lm
+            rois, box_arr, scores = roi_from_landmarks(lm), None, np.full(len(lm), np.nan)
+        else:
+            if boxes is None:
+                with timer("detect"):
+                    box_arr = self.detector(image)
+            else:
+                box_arr = np.asarray(boxes, np.float64).reshape(-1, np.shape(boxes)[-1])
+            if box_arr.shape[-1] not in (4, 5):
+                raise ValueError(f"boxes: expected (F, 4) or (F, 5), got {box_arr.shape}")
+            scores = box_arr[:, 4] if box_arr.shape[1] == 5 else np.full(len(box_arr), np.nan)
+            rois = roi_from_box(box_arr[:, :4])
+        if len(rois) == 0:
+            return []
+        with timer("network"):
+            params = self._predict(image, rois)
+        refined = np.zeros(len(rois), bool)
+        with timer("landmarks"):
+            lms_t = self._landmarks(params, rois)
+        if self.refine != "off":
+            with timer("refine"):
+                rois2 = roi_from_landmarks(lms_t.cpu().numpy()[..., :2])
+                params2 = self._predict(image, rois2)
+                lms2_t = self._landmarks(params2, rois2)
+                if self.refine == "always":
+                    refined = np.ones(len(rois), bool)
+                else:
+                    rois3 = roi_from_landmarks(lms2_t.cpu().numpy()[..., :2])
+                    refined = refined_roi_agrees(rois, rois2, rois3)
+                    if refined.any():  # the mean of three passes, in the frame of the second crop
+                        params3 = self._predict(image, rois3)
+                        params2 = average_passes([params, params2, params3], [rois, rois2, rois3], rois2,
+                                                 self.model.card.convention).to(params2.dtype)
+                        lms2_t = self._landmarks(params2, rois2)
+                take = torch.as_tensor(refined)
+                params = torch.where(take[:, None], params2, params)
+                lms_t = torch.where(take.to(lms_t.device)[:, None, None], lms2_t, lms_t)
+                rois = np.where(refined[:, None], rois2, rois)
+        lms = lms_t.cpu().numpy()
+        pose = pose_from_params(params)
+        verts = None
+        if self.dense:
+            with timer("dense"):
+                roi_t = torch.as_tensor(rois, dtype=torch.float32, device=self.device)
+                with torch.no_grad():
+                    verts = self.bfm.vertices(params.to(self.device), convention=self.model.card.convention,
+                                              roi=roi_t).cpu().numpy()
+        faces = []
+        for i in range(len(rois)):
+            faces.append(Face(
+                box=None if box_arr is None else box_arr[i, :4].copy(),
+                roi=np.asarray(rois[i], np.float64),
+                params=params[i].numpy().astype(np.float64),
+                pose={"yaw": float(pose.yaw[i]), "pitch": float(pose.pitch[i]), "roll": float(pose.roll[i]),
+                      "scale": float(pose.scale[i])},
+                landmarks=lms[i],
+                vertices=None if verts is None else verts[i],
+                triangles=self.bfm.triangles if verts is not None else None,
+                score=float(scores[i]),
+                refined=bool(refined[i]),
+            ))
+        return faces
+
+
+def reconstruct(image: Union[str, Path, np.ndarray], model: Union[str, nn.Module] = "3ddfa-v2-mb05",
+                boxes: Optional[np.ndarray] = None, landmarks: Optional[np.ndarray] = None,
+                **kwargs) -> list[Face]:
+    """One-call reconstruction of a path or BGR array (builds a :class:`Reconstructor`; reuse one for many images)."""
+    img = read_image(image) if isinstance(image, (str, Path)) else image
+    return Reconstructor(model, **kwargs)(img, boxes=boxes, landmarks=landmarks)
+

@@ -1,0 +1,99 @@
+"""Synthetic test clips with known truth: a real photo moved smoothly through a video frame.
+
+Each frame is the photo under a similarity transform (pan, zoom, in-plane rotation, all smooth
+sinusoids of time) on a ``width`` x ``height`` canvas, plus fresh Gaussian pixel noise; the same
+transform applied to the photo's annotated 68 landmarks gives the true landmarks of every frame.
+Used by the video tests, ``benchmarks/video.py`` and the video tutorial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+import cv2
+import numpy as np
+
+from mfirrn.io.checks import check_shape
+
+__all__ = ["ClipMotion", "SyntheticClip", "make_clip"]
+
+
+@dataclass(frozen=True)
+class ClipMotion:
+    """Smooth motion of the face: pan amplitudes (pixels) and periods (s), zoom amplitude (fraction of
+    ``face_size``) and period, rotation amplitude (degrees) and period, and the noise std (grey levels)."""
+
+    pan_x: float = 110.0
+    pan_y: float = 40.0
+    pan_period_x: float = 4.0
+    pan_period_y: float = 2.7
+    zoom: float = 0.15
+    zoom_period: float = 3.3
+    rotation: float = 12.0
+    rotation_period: float = 2.9
+    noise: float = 6.0
+
+
+@dataclass
+class SyntheticClip:
+    """``transforms`` (T, 2, 3) photo -> frame affine maps, ``landmarks`` (T, 68, 2) true frame landmarks,
+    ``fps``, ``size`` (width, height); :meth:`frames` renders the frames (BGR uint8), :meth:`write` an mp4."""
+
+    photo: np.ndarray
+    transforms: np.ndarray
+    landmarks: np.ndarray
+    fps: float
+    size: tuple[int, int]
+    noise: float
+    seed: int
+
+    def __len__(self) -> int:
+        return len(self.transforms)
+
+    def frames(self) -> Iterator[np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        for A in self.transforms:
+            f = cv2.warpAffine(self.photo, A, self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            if self.noise > 0:
+                f = np.clip(f + rng.normal(0.0, self.noise, f.shape), 0, 255).astype(np.uint8)
+            yield f
+
+    def write(self, path: Union[str, Path]) -> Path:
+        """Write the clip as an mp4 (MPEG-4 part 2, as :class:`mfirrn.video.io.VideoWriter`)."""
+        from mfirrn.video.io import VideoWriter
+
+        with VideoWriter(path, self.fps) as w:
+            for f in self.frames():
+                w.write(f)
+        return Path(path)
+
+
+def make_clip(photo: np.ndarray, landmarks: np.ndarray, *, n_frames: int = 90, fps: float = 30.0,
+              size: tuple[int, int] = (640, 480), face_size: float = 170.0, motion: ClipMotion = ClipMotion(),
+              seed: int = 0, phase: Optional[float] = None) -> SyntheticClip:
+    """A clip of ``n_frames`` frames of ``photo`` (BGR uint8) whose face, annotated by ``landmarks`` (68, 2)
+    photo pixels, is scaled to ``face_size`` pixels (sqrt of its landmark box area) and moved by
+    ``motion`` around the canvas centre. ``phase`` (s) shifts the motion in time (default: random from
+    ``seed``)."""
+    lm = np.asarray(landmarks, np.float64)
+    check_shape(lm, (None, 2), "landmarks")
+    w, h = size
+    rng = np.random.default_rng(seed)
+    phase = float(rng.uniform(0, 10)) if phase is None else phase
+    centre = (lm.min(0) + lm.max(0)) / 2
+    extent = lm.max(0) - lm.min(0)
+    base = face_size / np.sqrt(extent[0] * extent[1])
+    t = np.arange(n_frames) / fps + phase
+    m = motion
+    scale = base * (1 + m.zoom * np.sin(2 * np.pi * t / m.zoom_period))
+    angle = np.radians(m.rotation * np.sin(2 * np.pi * t / m.rotation_period))
+    cx = w / 2 + m.pan_x * np.sin(2 * np.pi * t / m.pan_period_x)
+    cy = h / 2 + m.pan_y * np.sin(2 * np.pi * t / m.pan_period_y)
+    A = np.zeros((n_frames, 2, 3))
+    A[:, 0, 0], A[:, 0, 1] = scale * np.cos(angle), -scale * np.sin(angle)
+    A[:, 1, 0], A[:, 1, 1] = scale * np.sin(angle), scale * np.cos(angle)
+    A[:, :, 2] = np.stack([cx, cy], 1) - np.einsum("tij,j->ti", A[:, :, :2], centre)
+    true = np.einsum("tij,kj->tki", A[:, :, :2], lm) + A[:, None, :, 2]
+    return SyntheticClip(photo, A.astype(np.float64), true, fps, (w, h), m.noise, seed)

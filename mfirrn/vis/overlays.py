@@ -1,0 +1,137 @@
+"""2D overlays of reconstructions on photos (OpenCV drawing, BGR uint8 in/out)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+__all__ = ["draw_landmarks", "draw_dense", "LANDMARK_CONTOURS"]
+
+# 0-based index ranges of the 68-point scheme drawn as polylines: (start, end, closed).
+LANDMARK_CONTOURS: tuple[tuple[int, int, bool], ...] = (
+    (0, 17, False), (17, 22, False), (22, 27, False), (27, 31, False), (31, 36, False),
+    (36, 42, True), (42, 48, True), (48, 60, True), (60, 68, True),
+)
+
+
+def _thickness(image: np.ndarray) -> int:
+    return max(1, round(max(image.shape[:2]) / 500))
+
+
+def draw_landmarks(image: np.ndarray, landmarks: Sequence[np.ndarray], color=(0, 255, 0),
+                   lines: bool = True) -> np.ndarray:
+    """A copy of ``image`` with each face's 68 landmarks (68, >=2) drawn as points and contours."""
+    out = image.copy()
+    t = _thickness(image)
+    for lm in landmarks:
+        pts = np.round(np.asarray(lm)[:, :2]).astype(np.int32)
+        if lines and len(pts) == 68:
+            for a, b, closed in LANDMARK_CONTOURS:
+                cv2.polylines(out, [pts[a:b]], closed, (255, 255, 255), t, cv2.LINE_AA)
+        for x, y in pts:
+            cv2.circle(out, (int(x), int(y)), t + 1, color, -1, cv2.LINE_AA)
+    return out
+
+
+def draw_dense(image: np.ndarray, vertices: Sequence[np.ndarray], step: int = 6, color=(255, 200, 0)) -> np.ndarray:
+    """A copy of ``image`` with every ``step``-th dense vertex (N, >=2) of each face drawn as a dot."""
+    out = image.copy()
+    h, w = image.shape[:2]
+    for v in vertices:
+        pts = np.round(np.asarray(v)[::step, :2]).astype(np.int64)
+        ok = (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
+        pts = pts[ok]
+        out[pts[:, 1], pts[:, 0]] = color
+    return out
+
+
+def plot_mesh_points(ax, vertices: np.ndarray, colors: np.ndarray | None = None, step: int = 3, size: float = 2.0,
+                     azim: float = -70.0):
+    """Scatter every ``step``-th vertex (N, 3) of an image-frame mesh on a matplotlib 3D axis, viewed from the camera.
+
+    ``colors``: RGB (N, 3) in [0, 1] (e.g. :func:`mfirrn.render.meshio.sample_colors`). The image y axis is
+    flipped so the face is upright.
+    """
+    v = np.asarray(vertices)[::step]
+    c = None if colors is None else np.asarray(colors)[::step]
+    ax.scatter(v[:, 0], v[:, 2], -v[:, 1], c=c, s=size, linewidths=0, depthshade=False)
+    ax.set_xlabel("x (px)")
+    ax.set_ylabel("z (px)")
+    ax.set_zlabel("-y (px)")
+    ax.view_init(elev=10, azim=azim)
+    ax.set_box_aspect((1, 1, 1))
+    span = (v.max(0) - v.min(0)).max() / 2
+    mid = (v.max(0) + v.min(0)) / 2
+    ax.set_xlim(mid[0] - span, mid[0] + span)
+    ax.set_ylim(mid[2] - span, mid[2] + span)
+    ax.set_zlim(-mid[1] - span, -mid[1] + span)
+    return ax
+
+
+def merge_face_meshes(faces) -> tuple[np.ndarray, np.ndarray]:
+    """All faces' dense meshes as one (vertices (N, 3) float32, triangles (T, 3) int32): one z-buffer pass,
+    one mesh file."""
+    verts, tris, offset = [], [], 0
+    for f in faces:
+        if f.vertices is None or f.triangles is None:
+            raise ValueError("faces have no dense mesh; reconstruct with dense=True")
+        verts.append(np.asarray(f.vertices, np.float32))
+        tris.append(np.asarray(f.triangles, np.int64) + offset)
+        offset += len(f.vertices)
+    return np.concatenate(verts), np.concatenate(tris).astype(np.int32)
+
+
+def _pncc_code(n_vertices: int) -> np.ndarray:
+    """3DDFA's PNCC colour code (N, 3) in [0, 1] for the full (53215) or no-neck (38365) mesh."""
+    from mfirrn.io.assets import fetch
+
+    names = {53215: "pncc-code", 38365: "ncc-code"}
+    if n_vertices not in names:
+        raise ValueError(f"no PNCC code for a mesh of {n_vertices} vertices (full: 53215, no-neck: 38365)")
+    return np.ascontiguousarray(np.load(fetch(names[n_vertices])).T.astype(np.float32))
+
+
+def render_depth(image: np.ndarray, faces) -> np.ndarray:
+    """Depth map of all faces (H, W) uint8: 255 = closest vertex, 0 = background (3DDFA style)."""
+    from mfirrn import render
+
+    v, t = merge_face_meshes(faces)
+    d = render.depth_map(v, t, image.shape[0], image.shape[1])
+    return np.clip(np.round(d * 255), 0, 255).astype(np.uint8)
+
+
+def render_pncc(image: np.ndarray, faces) -> np.ndarray:
+    """PNCC image of all faces (H, W, 3) uint8 BGR: each pixel coloured by the normalised mean-shape
+    coordinate of the surface point it sees (x -> R, y -> G, z -> B), black background."""
+    from mfirrn import render
+
+    v, t = merge_face_meshes(faces)
+    code = np.concatenate([_pncc_code(len(f.vertices)) for f in faces])
+    img = render.pncc(v, t, code, image.shape[0], image.shape[1])
+    return np.clip(np.round(img[..., ::-1] * 255), 0, 255).astype(np.uint8)
+
+
+def render_shaded(image: np.ndarray, faces, alpha: float = 0.6) -> np.ndarray:
+    """Grey Phong-shaded meshes blended over the photo (H, W, 3) uint8 BGR (3DDFA_V2-style overlay)."""
+    from mfirrn import render
+
+    v, t = merge_face_meshes(faces)
+    out = render.shade(v, t, image.shape[0], image.shape[1], background=image.astype(np.float32) / 255.0, alpha=alpha)
+    return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
+
+
+def render_textured(image: np.ndarray, faces) -> np.ndarray:
+    """Meshes textured with the photo colours under their visible vertices, on black (H, W, 3) uint8 BGR;
+    vertices the camera does not see (renderer visibility) are drawn grey."""
+    from mfirrn import render
+    from mfirrn.render import meshio
+
+    v, t = merge_face_meshes(faces)
+    h, w = image.shape[:2]
+    colors = meshio.sample_colors(image, v)[:, ::-1].astype(np.float32)  # back to BGR order
+    visible = render.visibility(v, t, h, w, eps=1.0)
+    colors[~visible] = 0.5
+    img, _ = render.rasterize(v, t, colors, h, w)
+    return np.clip(np.round(img * 255), 0, 255).astype(np.uint8)

@@ -1,0 +1,78 @@
+"""Head pose drawn on the photo: a 3D box around each face and its axes (like 3DDFA_V2's pose box).
+
+The box lives in the face's own frame (the BFM frame: x across the face, y up, z out of the face):
+the 68 landmarks are taken back to that frame with the linear part ``A`` (3, 3) of the image-frame
+camera (``A = diag(k, -k, k) · P[:, :3]``, ``k`` = roi side / 120), boxed, and the box corners are
+projected with ``A`` again (orthographic, as the reconstruction itself). So the box follows the face's
+rotation, size and position exactly; no pixel convention is involved (it only shifts translations,
+and the box is anchored on the landmarks).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from mfirrn.io.checks import check_shape
+
+__all__ = ["image_rotation_scale", "pose_box", "draw_pose"]
+
+
+def image_rotation_scale(params: np.ndarray, roi: np.ndarray) -> np.ndarray:
+    """``A`` (3, 3): image pixels per BFM unit of de-normalised params (62,) cropped at ``roi`` (4,), i.e. the
+    linear part of ``vertices_image = A @ S + b`` (image y down)."""
+    p = np.asarray(params, np.float64)
+    check_shape(p, (62,), "params")
+    roi = np.asarray(roi, np.float64)
+    kx, ky = (roi[2] - roi[0]) / 120.0, (roi[3] - roi[1]) / 120.0
+    return np.diag([kx, -ky, (kx + ky) / 2]) @ p[:12].reshape(3, 4)[:, :3]
+
+
+def pose_box(landmarks: np.ndarray, A: np.ndarray, margin: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    """Corners (8, 2) of the face's 3D box in image pixels and its axis end points (4, 2) (origin, x, y, z).
+
+    ``landmarks`` (68, 3) image frame; ``A`` (3, 3) from :func:`image_rotation_scale`. Corners 0-3 are the
+    back face, 4-7 the front face (towards the viewer when the face looks at the camera).
+    """
+    lm = np.asarray(landmarks, np.float64)
+    check_shape(lm, (None, 3), "landmarks")
+    c = lm.mean(axis=0)
+    q = np.linalg.solve(A, (lm - c).T).T  # landmarks in the face frame (BFM units), centred
+    lo, hi = q.min(axis=0), q.max(axis=0)
+    pad = (hi - lo) * margin
+    lo, hi = lo - pad, hi + pad
+    hi[2] = hi[2] + (hi[0] - lo[0]) * 0.25  # the front face a little ahead of the nose tip
+    xs, ys, zs = (lo[0], hi[0]), (lo[1], hi[1]), (lo[2], hi[2])
+    corners = np.array([[xs[i], ys[j], zs[k]] for k in (0, 1) for (i, j) in ((0, 0), (1, 0), (1, 1), (0, 1))])
+    img = (A @ corners.T).T + c
+    length = (hi[0] - lo[0]) * 0.6
+    axes = np.vstack([c, c + (A @ (np.eye(3) * length)).T])
+    return img[:, :2], axes[:, :2]
+
+
+def draw_pose(image: np.ndarray, faces: Sequence, box_color=(0, 255, 255), text: bool = True) -> np.ndarray:
+    """A copy of BGR ``image`` with each face's pose box, axes (x red, y green, z blue) and its yaw, pitch,
+    roll (``face.pose``, degrees) written above the box. ``faces``: :class:`mfirrn.inference.pipeline.Face`-like
+    objects (``params``, ``roi``, ``landmarks``, ``pose``)."""
+    out = image.copy()
+    t = max(1, round(max(image.shape[:2]) / 400))
+    for f in faces:
+        A = image_rotation_scale(f.params, f.roi)
+        corners, axes = pose_box(f.landmarks, A)
+        pts = np.round(corners).astype(np.int32)
+        cv2.polylines(out, [pts[:4]], True, box_color, t, cv2.LINE_AA)
+        cv2.polylines(out, [pts[4:]], True, box_color, t + 1, cv2.LINE_AA)
+        for i in range(4):
+            cv2.line(out, tuple(map(int, pts[i])), tuple(map(int, pts[i + 4])), box_color, t, cv2.LINE_AA)
+        o = tuple(int(v) for v in np.round(axes[0]))
+        for end, col in zip(axes[1:], ((0, 0, 255), (0, 255, 0), (255, 0, 0))):
+            cv2.arrowedLine(out, o, tuple(int(v) for v in np.round(end)), col, t + 1, cv2.LINE_AA, tipLength=0.15)
+        if text and getattr(f, "pose", None):
+            label = f"yaw {f.pose['yaw']:.0f} pitch {f.pose['pitch']:.0f} roll {f.pose['roll']:.0f}"
+            x0, y0 = int(pts[:, 0].min()), int(pts[:, 1].min()) - 6
+            scale = max(0.45, max(image.shape[:2]) / 1200)
+            cv2.putText(out, label, (x0, max(y0, 12)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3 * t, cv2.LINE_AA)
+            cv2.putText(out, label, (x0, max(y0, 12)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), t, cv2.LINE_AA)
+    return out
