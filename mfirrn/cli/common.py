@@ -1,13 +1,18 @@
-"""Helpers shared by the sub-commands: one-line errors and model selection."""
+"""Helpers shared by the sub-commands: one-line errors, model selection and the reconstructor their options ask for."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from torch import nn
 
-__all__ = ["fail", "add_model_args", "model_from_args", "resolve_backend", "resolve_device", "BACKENDS"]
+if TYPE_CHECKING:
+    from mfirrn.inference.pipeline import Reconstructor
+
+__all__ = ["fail", "add_model_args", "model_from_args", "reconstructor_from_args", "resolve_backend", "resolve_device",
+           "BACKENDS"]
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 
@@ -86,3 +91,17 @@ def model_from_args(args: argparse.Namespace, default_model: str | None) -> nn.M
                 raise ValueError(str(e)) from None
             # auto: a model ONNX cannot take stays in PyTorch (same results, slower)
     return model
+
+
+def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Reconstructor":
+    """The :class:`~mfirrn.inference.pipeline.Reconstructor` that ``mfirrn reconstruct`` options ask for (model or
+    checkpoint, detector, refinement, mesh, device, bf16, backend, threads), photos and videos alike."""
+    from mfirrn import models
+    from mfirrn.inference.pipeline import Reconstructor
+
+    model = model_from_args(args, default_model=models.DEFAULT_MODEL)
+    device = resolve_device(args.device)
+    return Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=dense,
+                         device=device, bf16=args.bf16,
+                         detector_backend=resolve_backend(args.backend, device, args.bf16),
+                         detector_threads=args.threads)

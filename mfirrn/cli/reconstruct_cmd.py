@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mfirrn.cli.common import add_model_args, fail, model_from_args, resolve_backend, resolve_device
+from mfirrn.cli.common import add_model_args, fail, reconstructor_from_args
 from mfirrn.cli.outputs import DEFAULT_OUTPUTS, OUTPUTS, OutputContext, available_outputs, build_outputs
 from mfirrn.detect.registry import DEFAULT_DETECTOR
 
@@ -132,10 +132,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mfirrn import models
     from mfirrn.cli import video_cmd
     from mfirrn.detect.registry import LandmarkFileError, read_landmarks
-    from mfirrn.inference.pipeline import ImageError, Reconstructor, read_image
+    from mfirrn.inference.pipeline import ImageError, read_image
     from mfirrn.io import assets
 
     if video_cmd.wants_video(args):
@@ -158,12 +157,7 @@ def _run(args: argparse.Namespace) -> int:
         if demo:
             items = [str(assets.fetch(n)) for n in assets.SAMPLE_PHOTOS]
             print(f"no images given: reconstructing the sample photos ({', '.join(Path(i).name for i in items)})")
-        model = model_from_args(args, default_model=models.DEFAULT_MODEL)
-        device = resolve_device(args.device)
-        rec = Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=needs_dense,
-                            device=device, bf16=args.bf16,
-                            detector_backend=resolve_backend(args.backend, device, args.bf16),
-                            detector_threads=args.threads)
+        rec = reconstructor_from_args(args, dense=needs_dense)
         if boxes is None and landmarks is None:
             rec.detector  # build it now so a bad detector name or missing weights fail before any image is read
     except (ValueError, KeyError, assets.AssetError, LandmarkFileError, OSError) as e:

@@ -182,10 +182,8 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
 
 
 def run(args: argparse.Namespace) -> int:
-    from mfirrn import models
-    from mfirrn.cli.common import model_from_args, resolve_backend, resolve_device
+    from mfirrn.cli.common import reconstructor_from_args
     from mfirrn.cli.outputs import DEFAULT_OUTPUTS
-    from mfirrn.inference.pipeline import Reconstructor
     from mfirrn.io import assets
     from mfirrn.video.io import is_video
 
@@ -205,12 +203,7 @@ def run(args: argparse.Namespace) -> int:
         return fail("--max-frames takes a number >= 1")
     try:
         settings = _settings(args)
-        model = model_from_args(args, default_model=models.DEFAULT_MODEL)
-        device = resolve_device(args.device)
-        rec = Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=False,
-                            device=device, bf16=args.bf16,
-                            detector_backend=resolve_backend(args.backend, device, args.bf16),
-                            detector_threads=args.threads)
+        rec = reconstructor_from_args(args, dense=False)
         rec.detector  # build it now so a bad detector name fails before any frame is read
     except (ValueError, KeyError, assets.AssetError, OSError) as e:
         return fail(str(e).strip("'\""))
