@@ -66,6 +66,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   f"permissions and the free space", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())
