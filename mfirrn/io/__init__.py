@@ -1,2 +1,2 @@
 """What crosses the package's edge: assets and datasets fetched into the cache, files written atomically,
-resume records, and the checks where arrays, data files and option values come in."""
+resume records, the checks where arrays, data files and option values come in, and pickles read safely."""
