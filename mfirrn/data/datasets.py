@@ -35,6 +35,7 @@ from mfirrn.geometry.crop import read_crop
 from mfirrn.geometry.frames import CROP_SIZE, Convention
 from mfirrn.geometry.params import PARAM_SPEC, ParamStats
 from mfirrn.io.checks import check_finite_rows, check_shape, load_json, load_npy
+from mfirrn.io.safeload import UnsafeFileError, load_pickle
 
 __all__ = [
     "DatasetError",
@@ -126,8 +127,9 @@ def load_3ddfa(root: PathLike, list_file: PathLike, param_file: PathLike, stats:
             raise DatasetError(f"3DDFA dataset: {what} {p} does not exist; fix the path in the config")
     names = _read_list(list_file)
     try:
-        with open(param_file, "rb") as f:
-            arr = np.asarray(pickle.load(f), np.float32)
+        arr = np.asarray(load_pickle(param_file), np.float32)
+    except UnsafeFileError as exc:
+        raise DatasetError(str(exc)) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as exc:
         raise DatasetError(f"{param_file} is not a readable param pickle ({type(exc).__name__}); restore the file") from None
     if arr.shape != (len(names), PARAM_SPEC.dim):

@@ -179,8 +179,13 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, score_thres
 
 
 def _load_net(weights: Union[str, Path]) -> FaceBoxesNet:
+    from mfirrn.io.safeload import UnsafeFileError, load_checkpoint_file
+
     try:
-        state = torch.load(str(weights), map_location="cpu", weights_only=True)
+        state = load_checkpoint_file(weights)
+    except UnsafeFileError as exc:
+        raise ValueError(f"{weights} needs {exc.wants} to load, which could run code from the file; "
+                         f"`mfirrn assets fetch detector-faceboxes` gives a verified copy") from None
     except Exception as exc:  # truncated file, not a checkpoint, ...
         raise ValueError(f"{weights} is not a readable FaceBoxes checkpoint ({type(exc).__name__}); "
                          f"`mfirrn assets fetch detector-faceboxes` gives a verified copy") from None

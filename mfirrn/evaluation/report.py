@@ -360,12 +360,13 @@ def worst_images(result: BenchmarkResult, k: int = 8) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------- models and AFLW-21
-def checkpoint_trained_on(path: Union[str, Path]) -> str:
+def checkpoint_trained_on(path: Union[str, Path], *, trust_checkpoint: bool = False) -> str:
     """What a workbench checkpoint was trained on: its ``trained_on`` entry, else its config's data root
-    (and format), else ``"unknown"``."""
-    import torch
+    (and format), else ``"unknown"``. Read without running code from it unless ``trust_checkpoint``
+    (:func:`mfirrn.io.safeload.load_checkpoint_file`)."""
+    from mfirrn.io.safeload import load_checkpoint_file
 
-    ckpt = torch.load(Path(path), map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint_file(path, trust=trust_checkpoint)
     if not isinstance(ckpt, dict):
         return "unknown"
     if ckpt.get("trained_on"):
@@ -517,10 +518,12 @@ def registered_trained_on(name: str) -> str:
     return _REGISTERED_TRAINED_ON.get(name, "unknown")
 
 
-def load_model_entry(spec: Union[str, Path], device: str = "cpu", pretrained: bool = True) -> ModelEntry:
+def load_model_entry(spec: Union[str, Path], device: str = "cpu", pretrained: bool = True, *,
+                     trust_checkpoint: bool = False) -> ModelEntry:
     """A registered model name, or a checkpoint path (a file that exists), as a :class:`ModelEntry`.
 
-    ``pretrained=False`` builds a registered model untrained (labelled so: ``<name> (untrained)``).
+    ``pretrained=False`` builds a registered model untrained (labelled so: ``<name> (untrained)``);
+    ``trust_checkpoint`` as in :func:`mfirrn.models.load_checkpoint`.
     """
     from mfirrn import models
 
@@ -528,9 +531,10 @@ def load_model_entry(spec: Union[str, Path], device: str = "cpu", pretrained: bo
     if not pretrained and not path.is_file():
         model = models.create(str(spec), pretrained=False, device=device)
         return ModelEntry(f"{spec} (untrained)", model, "untrained (random init)", "registry")
-    model = models.load(spec, device=device)
+    model = models.load(spec, device=device, trust_checkpoint=trust_checkpoint)
     if path.is_file():
-        return ModelEntry(model.card.name, model, checkpoint_trained_on(path), str(path))
+        return ModelEntry(model.card.name, model, checkpoint_trained_on(path, trust_checkpoint=trust_checkpoint),
+                          str(path))
     return ModelEntry(str(spec), model, registered_trained_on(str(spec)), "registry")
 
 

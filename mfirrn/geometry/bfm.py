@@ -12,7 +12,6 @@ Two meshes: ``"full"`` (53215 vertices, 105840 triangles, 3DDFA ``tri.mat``) and
 from __future__ import annotations
 
 import functools
-import pickle
 from typing import Callable, Literal, Optional, TypeVar
 
 import numpy as np
@@ -23,6 +22,7 @@ from torch import nn
 from mfirrn.geometry.frames import Convention, crop_to_image, posed_to_crop
 from mfirrn.geometry.params import PARAM_SPEC, split_params
 from mfirrn.io.checks import check_shape
+from mfirrn.io.safeload import load_pickle
 
 __all__ = ["MorphableModel", "MeshName", "load_bfm_arrays", "N_LANDMARKS"]
 
@@ -66,8 +66,7 @@ def load_bfm_arrays(mesh: MeshName = "full") -> dict[str, np.ndarray]:
         rows = None
     elif mesh == "noneck":
         idx = np.load(fetch("bfm-noneck-indices")).astype(np.int64)
-        with open(fetch("bfm-noneck-tri"), "rb") as f:
-            tri = np.asarray(pickle.load(f)).astype(np.int64).T
+        tri = np.asarray(load_pickle(fetch("bfm-noneck-tri"))).astype(np.int64).T
         rows = (3 * idx[:, None] + np.arange(3)).reshape(-1)
     else:
         raise ValueError(f"unknown mesh {mesh!r}; use 'full' or 'noneck'")

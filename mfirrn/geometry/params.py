@@ -8,7 +8,6 @@ coefficients, ``p[52:62]`` the 10 expression coefficients. Networks predict *nor
 from __future__ import annotations
 
 import math
-import pickle
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from mfirrn.io.checks import check_shape
+from mfirrn.io.safeload import load_pickle
 
 __all__ = [
     "ParamSpec",
@@ -83,9 +83,15 @@ class ParamStats:
 
     @classmethod
     def from_pickle(cls, path: str, name: str = "custom") -> "ParamStats":
-        """Read a 3DDFA stats pickle: v1 keys ``param_mean``/``param_std`` or V2 keys ``mean``/``std``."""
-        with open(path, "rb") as f:
-            d = pickle.load(f)
+        """Read a 3DDFA stats pickle: v1 keys ``param_mean``/``param_std`` or V2 keys ``mean``/``std``.
+
+        Only numpy arrays and plain containers are unpickled (:func:`mfirrn.io.safeload.load_pickle`): a pickle
+        that asks for anything else raises :class:`~mfirrn.io.safeload.UnsafeFileError` (a ``ValueError``).
+        """
+        d = load_pickle(path)
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: expected a dict with keys mean/std or param_mean/param_std, found a "
+                             f"{type(d).__name__}; restore the stats file")
         for mk, sk in (("mean", "std"), ("param_mean", "param_std")):
             if mk in d and sk in d:
                 return cls(np.asarray(d[mk]), np.asarray(d[sk]), name=name)

@@ -52,8 +52,9 @@ OFFSET = 20.0  # keeps pass-through ELUs in their linear part (normalised params
 SE_GATE_BIAS = 3.0  # initial SE gate sigmoid(3) = 0.953: compensated, and not saturated so it can learn
 
 
-def load_source_state_dict(source: str) -> dict[str, torch.Tensor]:
-    """Float32 state dict of a registered pretrained model (by name) or of a checkpoint file (any layout)."""
+def load_source_state_dict(source: str, *, trust_checkpoint: bool = False) -> dict[str, torch.Tensor]:
+    """Float32 state dict of a registered pretrained model (by name) or of a checkpoint file (any layout; read
+    without running code from it unless ``trust_checkpoint``, see :func:`mfirrn.models.load_checkpoint`)."""
     if source in available():
         if not get_card(source).has_pretrained:
             raise CheckpointError(f"model {source} has no pretrained weights to initialise from; "
@@ -62,7 +63,7 @@ def load_source_state_dict(source: str) -> dict[str, torch.Tensor]:
     if not Path(source).is_file():
         raise CheckpointError(f"init source {source!r} is neither a registered model ({', '.join(available(pretrained=True))}) "
                               f"nor a checkpoint file; fix model.init")
-    ckpt = _read_checkpoint(source)
+    ckpt = _read_checkpoint(source, trust_checkpoint)
     sd = ckpt
     if isinstance(ckpt, dict):
         for key in ("state_dict", "model"):
@@ -75,14 +76,15 @@ def load_source_state_dict(source: str) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def init_from_pretrained(model: nn.Module, source: str) -> dict:
-    """Initialise ``model`` in place from ``source`` (a registered pretrained model name or a checkpoint path).
+def init_from_pretrained(model: nn.Module, source: str, *, trust_checkpoint: bool = False) -> dict:
+    """Initialise ``model`` in place from ``source`` (a registered pretrained model name or a checkpoint path;
+    ``trust_checkpoint`` as in :func:`mfirrn.models.load_checkpoint`).
 
     Returns ``{"source", "copied" (tensors copied), "initialised" (tensors set by a construction rule,
     MFIRRN-MobileNet only), "skipped" (target tensors left as they were), "unused" (source tensors not used)}``.
     See the module docstring for what an MFIRRN with MobileNet branches gets.
     """
-    src = load_source_state_dict(source)
+    src = load_source_state_dict(source, trust_checkpoint=trust_checkpoint)
     if isinstance(model, MFIRRN) and model.config.backbone == "mobilenet":
         summary = _init_mfirrn_mobilenet(model, src)
     else:

@@ -111,12 +111,18 @@ def _load_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: st
     model.load_state_dict(sd, strict=True)
 
 
-def _read_checkpoint(path: Union[str, Path]) -> Any:
+def _read_checkpoint(path: Union[str, Path], trust_checkpoint: bool = False) -> Any:
+    """The checkpoint's contents, read without running code from it unless ``trust_checkpoint``
+    (:func:`mfirrn.io.safeload.load_checkpoint_file`)."""
+    from mfirrn.io.safeload import UnsafeFileError, load_checkpoint_file
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; check the path")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return load_checkpoint_file(path, trust=trust_checkpoint)
+    except UnsafeFileError as exc:
+        raise CheckpointError(str(exc)) from None
     except Exception as exc:
         raise CheckpointError(
             f"checkpoint {path} is not a readable PyTorch file ({type(exc).__name__}); re-download or re-train it"
@@ -151,14 +157,19 @@ def create(name: str, pretrained: bool = True, device: Union[str, torch.device] 
 
 
 def load_checkpoint(path: Union[str, Path], model: Optional[str] = None,
-                    device: Union[str, torch.device] = "cpu") -> nn.Module:
+                    device: Union[str, torch.device] = "cpu", *, trust_checkpoint: bool = False) -> nn.Module:
     """Load a checkpoint file.
 
     A workbench checkpoint (a dict with ``arch``, ``state_dict`` and optional ``stats``/``convention``)
     rebuilds its own architecture. A foreign checkpoint (e.g. a 3DDFA ``.pth``) needs ``model``: the
     registered architecture it fits, whose stats and convention are then used.
+
+    The file is read without running code from it: tensors, numpy arrays and plain values only. A checkpoint
+    pickled with other objects (old releases such as MFIRRN's ``.pth.tar``) raises :class:`CheckpointError`
+    naming what it needs; ``trust_checkpoint=True`` reads it anyway, which runs code from the file: only for
+    files you trust.
     """
-    ckpt = _read_checkpoint(path)
+    ckpt = _read_checkpoint(path, trust_checkpoint)
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(ckpt).__name__}, not a dict with a state_dict")
     arch = ckpt.get("arch") or model
@@ -185,9 +196,10 @@ def load_checkpoint(path: Union[str, Path], model: Optional[str] = None,
     return net.to(device).eval()
 
 
-def load(spec: Union[str, Path], device: Union[str, torch.device] = "cpu") -> nn.Module:
-    """A checkpoint file (``spec`` names an existing file, see :func:`load_checkpoint`) or else a registered
-    model with its pretrained weights (:func:`create`)."""
+def load(spec: Union[str, Path], device: Union[str, torch.device] = "cpu", *,
+         trust_checkpoint: bool = False) -> nn.Module:
+    """A checkpoint file (``spec`` names an existing file, see :func:`load_checkpoint`, also for
+    ``trust_checkpoint``) or else a registered model with its pretrained weights (:func:`create`)."""
     if Path(spec).is_file():
-        return load_checkpoint(spec, device=device)
+        return load_checkpoint(spec, device=device, trust_checkpoint=trust_checkpoint)
     return create(str(spec), pretrained=True, device=device)

@@ -179,9 +179,11 @@ class _CsvLog:
 class Trainer:
     """Build everything from a :class:`TrainConfig`; :meth:`fit` runs (or resumes) the training."""
 
-    def __init__(self, cfg: TrainConfig, *, resume: Union[bool, str, Path] = False) -> None:
+    def __init__(self, cfg: TrainConfig, *, resume: Union[bool, str, Path] = False,
+                 trust_checkpoint: bool = False) -> None:
         self.cfg = cfg.validate()
         self.resume = resume
+        self.trust_checkpoint = trust_checkpoint
 
     # ---------------------------------------------------------------- setup
     def _setup(self) -> None:
@@ -223,7 +225,7 @@ class Trainer:
         if cfg.model.init and not self.resume:
             from mfirrn.models.init import init_from_pretrained
 
-            s = init_from_pretrained(net, cfg.model.init)
+            s = init_from_pretrained(net, cfg.model.init, trust_checkpoint=self.trust_checkpoint)
             self.init_summary = {"source": s["source"], "copied": s["copied"], "initialised": s.get("initialised", 0),
                                  "skipped": len(s["skipped"]), "unused": s["unused"], "notes": s.get("notes", [])}
             if self.dist.is_main:
@@ -293,7 +295,7 @@ class Trainer:
         spec = self.cfg.loss.distill_from
         try:
             with torch.random.fork_rng(devices=[]):  # building it must not move the run's random stream
-                teacher = models.load(spec, device=self.device)
+                teacher = models.load(spec, device=self.device, trust_checkpoint=self.trust_checkpoint)
         except (KeyError, ValueError, OSError, models.CheckpointError, AssetError) as exc:
             msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             raise ConfigError(f"loss.distill_from={spec!r}: {msg}") from None
@@ -355,8 +357,12 @@ class Trainer:
         barrier(self.dist)
 
     def _load(self, path: Path) -> None:
+        from mfirrn.io.safeload import UnsafeFileError, load_checkpoint_file
+
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            ckpt = load_checkpoint_file(path, trust=self.trust_checkpoint)
+        except UnsafeFileError as exc:
+            raise TrainError(str(exc)) from None
         except Exception as exc:
             raise TrainError(f"cannot read checkpoint {path} ({type(exc).__name__}); delete it or start a new out_dir") from None
         if not isinstance(ckpt, dict) or "optimizer" not in ckpt:
@@ -562,6 +568,10 @@ class Trainer:
                            self.best_nme, self.history, stopped)
 
 
-def train(cfg: TrainConfig, *, resume: Union[bool, str, Path] = False) -> TrainResult:
-    """Run (or with ``resume`` continue) a training run described by ``cfg``."""
-    return Trainer(cfg, resume=resume).fit()
+def train(cfg: TrainConfig, *, resume: Union[bool, str, Path] = False, trust_checkpoint: bool = False) -> TrainResult:
+    """Run (or with ``resume`` continue) a training run described by ``cfg``.
+
+    Checkpoints it reads (the one resumed, ``model.init`` and ``loss.distill_from`` files) are read without
+    running code from them; ``trust_checkpoint=True`` reads old full-pickle checkpoints too, which runs code
+    from the file: only for files you trust (:func:`mfirrn.models.load_checkpoint`)."""
+    return Trainer(cfg, resume=resume, trust_checkpoint=trust_checkpoint).fit()
