@@ -17,7 +17,16 @@ from mfirrn.io.options import (
     writable_file,
 )
 
-__all__ = ["ARG_RULES", "check_args", "model_or_checkpoint"]
+__all__ = ["ARG_RULES", "check_args", "model_or_checkpoint", "add_trust_checkpoint_arg"]
+
+
+def add_trust_checkpoint_arg(p: Any, reads: str = "--checkpoint") -> None:
+    """``--trust-checkpoint``: the opt-in for checkpoints that the safe reader refuses
+    (:func:`mfirrn.io.safeload.load_checkpoint_file`); ``reads`` says which of the command's options it applies to."""
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help=f"also read a {reads} file that holds more than tensors, arrays and plain values (old "
+                        f"checkpoints such as the released MFIRRN .pth.tar): this runs code from the file; only for "
+                        f"files you trust")
 
 
 def model_or_checkpoint(spec: str, option: str) -> str:

@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="MFIRRN models: score this head instead of the fused output (ablation; default fused)")
     p.add_argument("--compare", nargs="+", default=None, metavar="MODEL_OR_CHECKPOINT",
                    help="compare registered models and/or checkpoint files; writes comparison.csv/.tex/.json "
-                        "(and one folder per model) into --out")
+                        "(and one folder per model) into --out (--trust-checkpoint applies to its files too)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates for --compare (default 1000)")
     p.add_argument("--no-published", action="store_true", help="--compare: leave the published rows out")
     p.set_defaults(func=run)
@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(result))
     aflw_result = None
     if aflw is not None:
-        trained_on = (report.checkpoint_trained_on(args.checkpoint) if args.checkpoint
+        trained_on = (report.checkpoint_trained_on(args.checkpoint, trust_checkpoint=args.trust_checkpoint)
+                      if args.checkpoint
                       else report.registered_trained_on(model.card.name))
         exclusion = report.aflw21_exclusion(trained_on)
         if exclusion:
@@ -151,7 +152,8 @@ def run_compare(args: argparse.Namespace) -> int:
     try:
         device = resolve_device(args.device)
         data, aflw, aflw_why = _find_data(args)
-        entries = [report.load_model_entry(spec, device=device) for spec in args.compare]
+        entries = [report.load_model_entry(spec, device=device, trust_checkpoint=args.trust_checkpoint)
+                   for spec in args.compare]
     except (DatasetError, CheckpointError, assets.AssetError, ValueError) as e:
         return fail(str(e))
     except KeyError as e:

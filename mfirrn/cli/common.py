@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
+from mfirrn.cli.args import add_trust_checkpoint_arg
+
 if TYPE_CHECKING:
     from mfirrn.inference.pipeline import Reconstructor
 
@@ -28,6 +30,7 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str | None, defaul
                    help=f"registered model name (default {default_model}); see `mfirrn models`")
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint file; a workbench checkpoint names its model, a 3DDFA .pth needs --model")
+    add_trust_checkpoint_arg(p)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
     p.add_argument("--bf16", action="store_true",
                    help="bfloat16 autocast for the network (CPUs with AVX512-BF16 or AMX, GPUs)")
@@ -72,7 +75,8 @@ def model_from_args(args: argparse.Namespace, default_model: str | None) -> nn.M
     if backend == "onnxruntime" and (device != "cpu" or getattr(args, "bf16", False)):
         raise ValueError("--backend onnxruntime runs fp32 on the CPU; drop --device/--bf16 or use --backend torch")
     if args.checkpoint:
-        model = models.load_checkpoint(args.checkpoint, model=args.model, device=device)
+        model = models.load_checkpoint(args.checkpoint, model=args.model, device=device,
+                                       trust_checkpoint=getattr(args, "trust_checkpoint", False))
     else:
         name = args.model or default_model
         if name is None:

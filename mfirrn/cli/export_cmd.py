@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mfirrn.cli.args import add_trust_checkpoint_arg
 from mfirrn.inference.onnx import ExportError, export_onnx
 
 
@@ -14,6 +15,7 @@ def register(subparsers) -> None:
     src.add_argument("--model", help="registered model name (pretrained weights, or untrained with --untrained)")
     src.add_argument("--checkpoint", help="checkpoint file written by `mfirrn train` (or foreign with --arch)")
     p.add_argument("--arch", help="architecture of a foreign checkpoint that does not name it")
+    add_trust_checkpoint_arg(p)
     p.add_argument("--untrained", action="store_true", help="export --model with random weights (for timing)")
     p.add_argument("-o", "--output", required=True, help="output .onnx file")
     p.add_argument("--opset", type=int, default=17)
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.checkpoint:
-            model = models.load_checkpoint(args.checkpoint, model=args.arch)
+            model = models.load_checkpoint(args.checkpoint, model=args.arch, trust_checkpoint=args.trust_checkpoint)
         else:
             model = models.create(args.model, pretrained=not args.untrained)
         out = export_onnx(model, args.output, opset=args.opset)

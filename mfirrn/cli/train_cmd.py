@@ -10,6 +10,7 @@ __all__ = ["register", "run"]
 
 
 def register(subparsers) -> None:
+    from mfirrn.cli.args import add_trust_checkpoint_arg
     from mfirrn.train.config import package_configs
 
     p = subparsers.add_parser(
@@ -20,6 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--config", required=True, help="YAML config file or shipped config name")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                    help="continue the run in out_dir (its last.pt) or from CHECKPOINT")
+    add_trust_checkpoint_arg(p, reads="--resume, model.init or loss.distill_from checkpoint")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. epochs=2 data.batch_size=32")
     p.set_defaults(func=run)
 
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         resume, overrides = True, [resume, *overrides]
     try:
         cfg = TrainConfig.from_yaml(find_config(args.config), overrides)
-        result = train(cfg, resume=resume)
+        result = train(cfg, resume=resume, trust_checkpoint=args.trust_checkpoint)
     except (ConfigError, DatasetError, TrainError, CheckpointError, AssetError) as exc:
         # an error raised in a data-loader worker arrives with the worker's traceback in its text: keep the message
         lines = [s for s in str(exc).strip().splitlines() if s.strip()]
