@@ -1,23 +1,28 @@
 """UV texture of a reconstructed face and textured mesh files (OBJ + MTL + PNG, optionally GLB).
 
 The face is unwrapped into the BFM UV layout of 3DDFA_V2 (asset ``bfm-uv``: (53215, 2) coordinates in
-[0, 1], v = 0 at the bottom row, the layout nearly mirror-symmetric about u = 0.5):
+[0, 1], v = 0 at the bottom row):
 
-1. the mesh is rasterized *in UV space* (:func:`mfirrn.render.raster.rasterize`), each texel interpolating
-   the image position (x, y, z) and the facing ``n_z`` of the surface point it holds;
-2. each texel samples the photo bilinearly at (x, y) — full photo resolution, not per-vertex colours;
-3. a texel is *seen* when the z-buffer of the mesh in the photo (:func:`mfirrn.render.raster.rasterize_ids`)
-   holds its depth there (within ``depth_tol`` pixels) and it faces the camera (``n_z``); grazing
-   texels get less weight (``facing_lo`` .. ``facing_hi``), and the seen mask is cleaned of isolated
-   texels (a 5x5 median), so no speckle of a hidden surface survives;
-4. hidden texels take the mirrored texel (u -> 1 - u) where that one is seen, with feathered weights
-   (no seam at the boundary);
-5. what neither side sees, and the margin around the UV charts, is filled by push-pull interpolation
+1. each vertex gets a weight ``own`` in [0, 1]: how well the photo shows it. It is 0 where the mesh's
+   own z-buffer hides the vertex or it is outside the photo (:func:`mfirrn.render.raster.visibility`),
+   and rises smoothly with the distance along the surface from the nearest hidden vertex (0 up to
+   ``margin``, 1 beyond ``margin + blend``, fractions of the mesh's size), times the facing of the
+   surface (``facing_lo`` .. ``facing_hi`` of the normal's z): texels next to an occlusion, where a
+   slightly misfitted mesh samples the occluder (the nose, hair, the background), get little weight;
+2. the mesh is rasterized *in UV space* (:func:`mfirrn.render.raster.rasterize`), each texel interpolating
+   its photo position (x, y), that of its mirror point (the same barycentric point of the mirror
+   vertices, :func:`mfirrn.geometry.bfm.mirror_vertex_map`) and both weights;
+3. the texel's colour is the photo sampled bilinearly at its own position (full photo resolution, not
+   per-vertex colours), blended with the photo at its mirror point with weight ``(1 - own) · own_mirror``:
+   the self-occluded half of a turned face is the visible half mirrored, and the two meet in a soft
+   band instead of at a seam;
+4. what neither side shows, and the margin around the UV charts, is filled by push-pull interpolation
    (smooth, and bilinear sampling at chart borders never reads black).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional
 
@@ -26,7 +31,8 @@ import numpy as np
 
 from mfirrn.io.checks import check_shape
 
-__all__ = ["UVTexture", "load_uv", "uv_texture", "textured_obj", "textured_glb", "push_pull_fill"]
+__all__ = ["UVTexture", "load_uv", "load_mirror", "visibility_weight", "uv_texture", "textured_obj",
+           "textured_glb", "push_pull_fill"]
 
 
 def load_uv(n_vertices: int) -> np.ndarray:
@@ -42,6 +48,23 @@ def load_uv(n_vertices: int) -> np.ndarray:
     if n_vertices == len(idx):
         return uv[idx]
     raise ValueError(f"no UV layout for a mesh of {n_vertices} vertices (full: {len(uv)}, no-neck: {len(idx)})")
+
+
+@functools.lru_cache(maxsize=2)
+def _bfm_mirror(mesh: str) -> np.ndarray:
+    from mfirrn.geometry.bfm import MorphableModel, mirror_vertex_map
+
+    return mirror_vertex_map(MorphableModel(mesh))  # type: ignore[arg-type]
+
+
+def load_mirror(n_vertices: int) -> np.ndarray:
+    """(N,) index of each vertex's left/right mirror for the full (53215) or no-neck (38365) BFM mesh
+    (:func:`mfirrn.geometry.bfm.mirror_vertex_map` of its mean shape; computed once per process)."""
+    meshes = {53215: "full", 38365: "noneck"}
+    if n_vertices not in meshes:
+        raise ValueError(f"no mirror map for a mesh of {n_vertices} vertices (full: 53215, no-neck: 38365); "
+                         "pass mirror_map= or mirror=False")
+    return _bfm_mirror(meshes[n_vertices]).copy()
 
 
 def push_pull_fill(image: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -61,6 +84,72 @@ def push_pull_fill(image: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return img * w[..., None] + up * (1 - w[..., None])
 
 
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def visibility_weight(vertices: np.ndarray, triangles: np.ndarray, height: int, width: int, *,
+                      margin: float = 0.02, blend: float = 0.06, facing_lo: float = 0.1, facing_hi: float = 0.35,
+                      depth_tol: float = 1.0) -> np.ndarray:
+    """Per-vertex weight (N,) float32 in [0, 1] of the photo's view of each vertex (step 1 of the module
+    docstring): 0 on vertices hidden by the mesh itself or outside the (``height``, ``width``) photo; else
+    the product of a ramp in the distance ``d`` along the surface to the nearest hidden vertex, a ramp in
+    the distance in the photo to the edge of the mesh's silhouette (or of the photo), both
+    ``smoothstep((d / size - margin) / blend)`` with ``size`` the square root of the mesh's surface area
+    (0 up to ``margin``, 1 beyond ``margin + blend``), and a ramp in the normal's z (0 at ``facing_lo``,
+    1 at ``facing_hi``).
+
+    ``vertices`` (N, 3) image pixels (y down, z towards the viewer); ``triangles`` (T, 3); ``depth_tol``:
+    z-buffer tolerance in pixels (``eps`` of :func:`mfirrn.render.raster.visibility`).
+
+    >>> import numpy as np
+    >>> y, x = np.mgrid[0:41, 0:41].reshape(2, -1)         # a flat 40x40 pixel square facing the camera
+    >>> verts = np.stack([x, y, np.zeros_like(x)], 1).astype(np.float32) + 5
+    >>> q = (y[:-41] * 41 + x[:-41])[x[:-41] < 40]
+    >>> tris = np.concatenate([np.stack([q, q + 1, q + 41], 1), np.stack([q + 1, q + 42, q + 41], 1)])
+    >>> w = visibility_weight(verts, tris, 50, 50, margin=0.05, blend=0.25)
+    >>> float(w[20 * 41 + 20]), float(w[0]), float(w[20 * 41 + 1])   # centre, corner, next to an edge
+    (1.0, 0.0, 0.0)
+    """
+    import scipy.sparse
+    from scipy.sparse.csgraph import dijkstra
+
+    from mfirrn import render
+
+    v = np.asarray(vertices, np.float64)
+    tri = np.asarray(triangles, np.int64)
+    n = len(v)
+    hidden = ~render.visibility(v, tri, height, width, eps=depth_tol)
+    facing = _smoothstep((render.vertex_normals(v, tri)[:, 2] - facing_lo) / max(facing_hi - facing_lo, 1e-6))
+    if hidden.all():
+        return np.zeros(n, np.float32)
+    a = v[tri[:, 0]]
+    size = float(np.sqrt(np.linalg.norm(np.cross(v[tri[:, 1]] - a, v[tri[:, 2]] - a), axis=1).sum() / 2))
+    size = max(size, 1e-9)
+    # the outline: distance (pixels) to the edge of the mesh's silhouette in the photo (or the photo's edge)
+    ids, _ = render.rasterize_ids(v, tri, height, width)
+    mask = np.pad((ids >= 0).astype(np.uint8), 1)
+    to_edge = cv2.distanceTransform(mask, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    col = np.clip(np.floor(v[:, 0] + 0.5).astype(np.int64), 0, width - 1)
+    row = np.clip(np.floor(v[:, 1] + 0.5).astype(np.int64), 0, height - 1)
+    ramp = _smoothstep((to_edge[row, col] / size - margin) / max(blend, 1e-9))
+    if hidden.any():
+        # self-occlusion: distance along the surface to the nearest hidden vertex (a virtual source joined
+        # to every hidden vertex at distance 0)
+        i = np.concatenate([tri[:, 0], tri[:, 1], tri[:, 2]])
+        j = np.concatenate([tri[:, 1], tri[:, 2], tri[:, 0]])
+        length = np.maximum(np.linalg.norm(v[i] - v[j], axis=1), 1e-9)
+        src = np.flatnonzero(hidden)
+        rows = np.concatenate([i, np.full(len(src), n)])
+        cols = np.concatenate([j, src])
+        data = np.concatenate([length, np.full(len(src), 1e-9)])
+        graph = scipy.sparse.coo_matrix((data, (rows, cols)), shape=(n + 1, n + 1)).tocsr()
+        dist = dijkstra(graph, directed=False, indices=n)[:n]
+        ramp = ramp * _smoothstep((dist / size - margin) / max(blend, 1e-9))
+    return np.where(hidden, 0.0, ramp * facing).astype(np.float32)
+
+
 @dataclass
 class UVTexture:
     """``texture`` (S, S, 3) BGR uint8; ``seen`` (S, S) float32 weight in [0, 1] of texels taken from the
@@ -75,13 +164,18 @@ class UVTexture:
 
 
 def uv_texture(image: np.ndarray, vertices: np.ndarray, triangles: np.ndarray, uv: Optional[np.ndarray] = None,
-               size: int = 512, *, depth_tol: float = 2.0, facing_lo: float = 0.1, facing_hi: float = 0.35,
-               mirror: bool = True) -> UVTexture:
+               size: int = 512, *, mirror: bool = True, mirror_map: Optional[np.ndarray] = None,
+               margin: float = 0.02, blend: float = 0.06, facing_lo: float = 0.1, facing_hi: float = 0.35,
+               depth_tol: float = 1.0, fill_below: float = 0.25) -> UVTexture:
     """Unwrap the photo's face into the UV layout (see the module docstring).
 
     ``image`` BGR uint8 (H, W, 3); ``vertices`` (N, 3) image pixels (y down, z towards the viewer, as
     :class:`mfirrn.inference.pipeline.Face`); ``triangles`` (T, 3); ``uv`` (N, 2) in [0, 1], v up (default: the BFM
-    layout, :func:`load_uv`); ``size``: texture side in pixels.
+    layout, :func:`load_uv`); ``size``: texture side in pixels. ``mirror``: fill what the photo does not
+    show from the mirror side, through ``mirror_map`` (N,) (default: the BFM's, :func:`load_mirror`).
+    ``margin``, ``blend``, ``facing_lo``, ``facing_hi``, ``depth_tol``: see :func:`visibility_weight`.
+    ``fill_below``: texels whose photo and mirror weights add up to less are blended with the push-pull
+    fill of the texels around them (what a misfitted mesh samples at its outline never shows alone).
     """
     from mfirrn import render
 
@@ -89,43 +183,40 @@ def uv_texture(image: np.ndarray, vertices: np.ndarray, triangles: np.ndarray, u
     v = np.asarray(vertices, np.float32)
     uv = load_uv(len(v)) if uv is None else np.asarray(uv, np.float32)
     check_shape(uv, (len(v), 2), "uv")
-    h, w = image.shape[:2]
-    # 1. the mesh in UV space, interpolating image position and facing
-    normals = render.vertex_normals(v, triangles)
-    uvpix = np.stack([uv[:, 0] * (size - 1), (1 - uv[:, 1]) * (size - 1), np.zeros(len(uv), np.float32)], 1)
-    attrs = np.concatenate([v, normals[:, 2:3]], axis=1)
-    tex_attr, uv_depth = render.rasterize(uvpix, triangles, attrs, size, size)
-    chart = np.isfinite(uv_depth)
-    x, y, z, nz = (tex_attr[..., k] for k in range(4))
-    # 2. photo colours at full resolution
-    colour = cv2.remap(image, x.astype(np.float32), y.astype(np.float32), cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE).astype(np.float64)
-    # 3. seen: in the image, on the visible surface (z-buffer), facing the camera
-    _, zbuf = render.rasterize_ids(v, triangles, h, w)
-    col = np.clip(np.floor(x + 0.5).astype(np.int64), 0, w - 1)
-    row = np.clip(np.floor(y + 0.5).astype(np.int64), 0, h - 1)
-    inside = chart & (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
-    # the z-buffer is read at the nearest pixel centre, up to 0.7 px away: allow the depth change of the
-    # surface over that distance (its slope, from the facing n_z) on top of depth_tol
-    slope = np.sqrt(np.clip(1 - nz ** 2, 0, 1)) / np.maximum(nz, 0.05)
-    visible = inside & (z >= zbuf[row, col] - depth_tol - 0.7 * slope)
-    visible = cv2.medianBlur(visible.astype(np.uint8) * 255, 5) > 127  # no isolated (in)visible texels
-    facing = np.clip((nz - facing_lo) / (facing_hi - facing_lo), 0, 1)
-    seen = np.where(visible, facing, 0.0)
-    seen = np.minimum(seen, cv2.GaussianBlur(seen, (0, 0), 1.5) * 1.5)  # feather the mask's edges
-    seen = np.where(chart, np.clip(seen, 0, 1), 0.0)
-    # 4. hidden texels from the mirrored side
-    mirrored = np.zeros_like(seen)
-    out = colour * seen[..., None]
-    wsum = seen.copy()
     if mirror:
-        m_seen, m_colour = seen[:, ::-1], colour[:, ::-1]
-        mirrored = np.where(chart, (1 - seen) * m_seen, 0.0)
-        out += m_colour * mirrored[..., None]
+        mirror_map = load_mirror(len(v)) if mirror_map is None else np.asarray(mirror_map, np.int64)
+        check_shape(mirror_map, (len(v),), "mirror_map")
+        if mirror_map.min() < 0 or mirror_map.max() >= len(v):
+            raise ValueError(f"mirror_map: indices must be in [0, {len(v)}), "
+                             f"got [{mirror_map.min()}, {mirror_map.max()}]")
+    h, w = image.shape[:2]
+    # 1. how well the photo shows each vertex
+    own = visibility_weight(v, triangles, h, w, margin=margin, blend=blend, facing_lo=facing_lo,
+                            facing_hi=facing_hi, depth_tol=depth_tol)
+    # 2. the mesh in UV space: photo position and weight of each texel and of its mirror point
+    attrs = [v[:, 0], v[:, 1], own]
+    if mirror:
+        attrs += [v[mirror_map, 0], v[mirror_map, 1], own[mirror_map]]
+    uvpix = np.stack([uv[:, 0] * (size - 1), (1 - uv[:, 1]) * (size - 1), np.zeros(len(uv), np.float32)], 1)
+    tex_attr, uv_depth = render.rasterize(uvpix, triangles, np.stack(attrs, 1), size, size)
+    chart = np.isfinite(uv_depth)
+
+    def photo_at(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return cv2.remap(image, x.astype(np.float32), y.astype(np.float32), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE).astype(np.float64)
+
+    # 3. own colour, blended with the mirror's where the photo shows the texel less well
+    seen = np.where(chart, np.clip(tex_attr[..., 2], 0, 1), 0.0)
+    out = photo_at(tex_attr[..., 0], tex_attr[..., 1]) * seen[..., None]
+    wsum = seen.copy()
+    mirrored = np.zeros_like(seen)
+    if mirror:
+        mirrored = np.where(chart, (1 - seen) * np.clip(tex_attr[..., 5], 0, 1), 0.0)
+        out += photo_at(tex_attr[..., 3], tex_attr[..., 4]) * mirrored[..., None]
         wsum += mirrored
     filled = np.where(wsum[..., None] > 1e-6, out / np.maximum(wsum, 1e-6)[..., None], 0.0)
-    # 5. the rest: push-pull from what is known
-    texture = push_pull_fill(filled, np.clip(wsum * 4, 0, 1) * chart)
+    # 4. the rest: push-pull from what is known
+    texture = push_pull_fill(filled, np.clip(wsum / fill_below, 0, 1) * chart)
     return UVTexture(np.clip(np.round(texture), 0, 255).astype(np.uint8), seen.astype(np.float32),
                      mirrored.astype(np.float32), chart, uv)
 
