@@ -1,9 +1,9 @@
 """Regenerate the figures of docs/video.md and docs/pose.md (no photo pixels in them: landmark tracks,
-shaded meshes, texture weights).
+shaded meshes). The UV texture's figures: docs/figures_uv.py.
 
-    python docs/figures_video.py      # writes docs/images/video_jitter.png, pose_box.png, uv_weights.png
+    python docs/figures_video.py      # writes docs/images/video_jitter.png, pose_box.png and pose_labels.png
 
-Needs ``$MFIRRN_DATASETS/faces-68`` (the annotated photo the synthetic clip is made from).
+Needs ``$MFIRRN_DATASETS/faces-68`` (the annotated photo the synthetic clip is made from, a crowd photo).
 """
 
 import os
@@ -21,7 +21,6 @@ from mfirrn import render, vis  # noqa: E402
 from mfirrn.detect.registry import read_landmarks  # noqa: E402
 from mfirrn.inference.pipeline import Reconstructor, read_image  # noqa: E402
 from mfirrn.io.assets import fetch  # noqa: E402
-from mfirrn.render.uvtex import uv_texture  # noqa: E402
 from mfirrn.video.smoothing import landmark_jitter  # noqa: E402
 from mfirrn.video.synthetic import make_clip  # noqa: E402
 from mfirrn.video.tracking import FaceTracker, TrackerSettings, track_video  # noqa: E402
@@ -79,20 +78,21 @@ def pose_figure(rec: Reconstructor) -> None:
     cv2.imwrite(str(IMAGES / "pose_box.png"), cv2.resize(out, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
 
 
-def uv_figure(rec: Reconstructor) -> None:
-    image = read_image(fetch("sample-trump-hillary"))
-    face = max(rec(image), key=lambda f: abs(f.pose["yaw"]))
-    tex = uv_texture(image, face.vertices, face.triangles)
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
-    for ax, (title, img) in zip(axes, (("UV charts", tex.chart), ("seen (weight)", tex.seen),
-                                       ("from the mirrored side", tex.mirrored))):
-        ax.imshow(img, cmap="gray", vmin=0, vmax=1)
-        ax.set_title(title)
-        ax.axis("off")
-    fig.suptitle(f"texture weights of a face turned by yaw {face.pose['yaw']:.0f} degrees")
-    fig.tight_layout()
-    fig.savefig(IMAGES / "uv_weights.png", dpi=100)
-    plt.close(fig)
+def labels_figure(rec: Reconstructor) -> None:
+    """Pose labels in a crowd, drawn on the shaded meshes: a dlib example photo with ten faces, and the
+    bottom-right quarter of the same photo tiled 2x2 (numbered, with a legend)."""
+    root = Path(os.environ.get("MFIRRN_DATASETS", "../shared/datasets")) / "faces-68" / "dlib-examples"
+    photo = cv2.imread(str(root / "2008_004176.jpg"))
+    panels = []
+    for tiles in (1, 2):
+        image = np.vstack([np.hstack([photo] * tiles)] * tiles)
+        faces = rec(image)
+        v, t = vis.merge_face_meshes(faces)
+        shaded = np.clip(np.round(render.shade(v, t, image.shape[0], image.shape[1]) * 255), 0, 255).astype(np.uint8)
+        out = draw_pose(shaded, faces)
+        panels.append(out[-photo.shape[0]:, -photo.shape[1]:])
+    cv2.imwrite(str(IMAGES / "pose_labels.png"), np.hstack([panels[0], np.full((photo.shape[0], 8, 3), 255, np.uint8),
+                                                            panels[1]]))
 
 
 def main() -> None:
@@ -100,9 +100,9 @@ def main() -> None:
     IMAGES.mkdir(exist_ok=True)
     rec = Reconstructor("3ddfa-v2-mb05")
     pose_figure(rec)
-    uv_figure(rec)
+    labels_figure(rec)
     jitter_figure(Reconstructor("3ddfa-v2-mb05", dense=False))
-    print(f"wrote {IMAGES / 'video_jitter.png'}, {IMAGES / 'pose_box.png'} and {IMAGES / 'uv_weights.png'}")
+    print(f"wrote {IMAGES / 'video_jitter.png'}, {IMAGES / 'pose_box.png'} and {IMAGES / 'pose_labels.png'}")
 
 
 if __name__ == "__main__":

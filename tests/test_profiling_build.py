@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from mfirrn.data.labels.profiling import (
-    ProfileConfig,
-    mirror_vertex_map,
-    profile_face,
-    rotate_params,
-    rotation_matrix,
-    sample_rotation,
-)
+from mfirrn.data.labels.profiling import ProfileConfig, profile_face, rotate_params, rotation_matrix, sample_rotation
+from mfirrn.geometry.bfm import mirror_vertex_map
 from mfirrn.geometry.params import ParamStats, pose_from_params
 
 

@@ -92,7 +92,8 @@ def turned_faces(mb05, bfm):
 def test_profiled_crops_have_no_speckles(turned_faces, bfm):
     """Faces turned a further 30 degrees: the newly revealed cheek carried light dots (its steep vertices,
     wrongly hidden, took the colour of their mirror vertex; its grazing ones the photo's background)."""
-    from mfirrn.data.labels.profiling import mirror_vertex_map, profile_face
+    from mfirrn.data.labels.profiling import profile_face
+    from mfirrn.geometry.bfm import mirror_vertex_map
 
     crops, params, yaws = turned_faces
     mirror = mirror_vertex_map(bfm)

@@ -24,7 +24,7 @@ from mfirrn.geometry.params import PARAM_SPEC, split_params
 from mfirrn.io.checks import check_shape
 from mfirrn.io.safeload import load_pickle
 
-__all__ = ["MorphableModel", "MeshName", "load_bfm_arrays", "N_LANDMARKS"]
+__all__ = ["MorphableModel", "MeshName", "load_bfm_arrays", "mirror_vertex_map", "N_LANDMARKS"]
 
 MeshName = Literal["full", "noneck"]
 N_LANDMARKS = 68
@@ -158,3 +158,15 @@ class MorphableModel(nn.Module):
     def landmarks(self, params, *, convention: Convention, roi=None):
         """The 68 landmarks (B, 68, 3); same frames as :meth:`vertices`."""
         return self.vertices(params, convention=convention, roi=roi, dense=False)
+
+
+def mirror_vertex_map(bfm: MorphableModel) -> np.ndarray:
+    """(N,) index of each vertex's left/right mirror in the mean shape (nearest neighbour of x -> -x about
+    the mean face's symmetry plane). Used to texture what the photo does not show from the other side (face
+    profiling, UV textures)."""
+    from scipy.spatial import cKDTree
+
+    u = bfm.u.reshape(-1, 3).cpu().numpy().astype(np.float64)
+    mirrored = u.copy()
+    mirrored[:, 0] = 2 * u[:, 0].mean() - u[:, 0]
+    return cKDTree(u).query(mirrored)[1].astype(np.int64)

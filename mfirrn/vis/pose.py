@@ -10,14 +10,16 @@ and the box is anchored on the landmarks).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
 
+from mfirrn.geometry.pose import angles_from_params
 from mfirrn.io.checks import check_shape
+from mfirrn.vis.labels import LabelLayout, draw_labels, layout_labels
 
-__all__ = ["image_rotation_scale", "pose_box", "draw_pose"]
+__all__ = ["image_rotation_scale", "pose_box", "pose_label_layout", "draw_pose"]
 
 
 def image_rotation_scale(params: np.ndarray, roi: np.ndarray) -> np.ndarray:
@@ -52,10 +54,27 @@ def pose_box(landmarks: np.ndarray, A: np.ndarray, margin: float = 0.15) -> tupl
     return img[:, :2], axes[:, :2]
 
 
+def pose_label_layout(image_shape: Sequence[int], faces: Sequence, numbered: Optional[bool] = None) -> LabelLayout:
+    """Where :func:`draw_pose` writes each face's yaw, pitch and roll: next to its pose box, no two labels
+    overlapping, all inside the image of ``image_shape`` (H, W, ...); numbered with a legend in a crowd
+    (:func:`mfirrn.vis.labels.layout_labels`). ``faces`` as for :func:`draw_pose` (without ``pose``, the
+    angles come from ``params``)."""
+    texts, boxes = [], []
+    for f in faces:
+        corners, axes = pose_box(f.landmarks, image_rotation_scale(f.params, f.roi))
+        drawn = np.vstack([corners, axes])  # the box and its axes' arrows
+        boxes.append((*drawn.min(axis=0), *drawn.max(axis=0)))
+        pose = getattr(f, "pose", None)
+        yaw, pitch, roll = ((pose["yaw"], pose["pitch"], pose["roll"]) if pose else angles_from_params(f.params))
+        texts.append(f"yaw {yaw:.0f} pitch {pitch:.0f} roll {roll:.0f}")
+    return layout_labels(texts, boxes, image_shape, numbered=numbered)
+
+
 def draw_pose(image: np.ndarray, faces: Sequence, box_color=(0, 255, 255), text: bool = True) -> np.ndarray:
     """A copy of BGR ``image`` with each face's pose box, axes (x red, y green, z blue) and its yaw, pitch,
-    roll (``face.pose``, degrees) written above the box. ``faces``: :class:`mfirrn.inference.pipeline.Face`-like
-    objects (``params``, ``roi``, ``landmarks``, ``pose``)."""
+    roll (``face.pose``, degrees) written next to the box (:func:`pose_label_layout`: readable in crowds
+    and at the image's edge). ``faces``: :class:`mfirrn.inference.pipeline.Face`-like objects (``params``,
+    ``roi``, ``landmarks``, ``pose``)."""
     out = image.copy()
     t = max(1, round(max(image.shape[:2]) / 400))
     for f in faces:
@@ -69,10 +88,6 @@ def draw_pose(image: np.ndarray, faces: Sequence, box_color=(0, 255, 255), text:
         o = tuple(int(v) for v in np.round(axes[0]))
         for end, col in zip(axes[1:], ((0, 0, 255), (0, 255, 0), (255, 0, 0))):
             cv2.arrowedLine(out, o, tuple(int(v) for v in np.round(end)), col, t + 1, cv2.LINE_AA, tipLength=0.15)
-        if text and getattr(f, "pose", None):
-            label = f"yaw {f.pose['yaw']:.0f} pitch {f.pose['pitch']:.0f} roll {f.pose['roll']:.0f}"
-            x0, y0 = int(pts[:, 0].min()), int(pts[:, 1].min()) - 6
-            scale = max(0.45, max(image.shape[:2]) / 1200)
-            cv2.putText(out, label, (x0, max(y0, 12)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3 * t, cv2.LINE_AA)
-            cv2.putText(out, label, (x0, max(y0, 12)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), t, cv2.LINE_AA)
+    if text and faces:
+        draw_labels(out, pose_label_layout(out.shape, faces))
     return out

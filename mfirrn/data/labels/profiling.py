@@ -23,23 +23,12 @@ import cv2
 import numpy as np
 import torch
 
-from mfirrn.geometry.bfm import MorphableModel
+from mfirrn.geometry.bfm import MorphableModel, mirror_vertex_map
 from mfirrn.geometry.frames import CROP_SIZE, Convention
 from mfirrn.geometry.params import pose_from_params, split_params
 from mfirrn.io.checks import check_shape
 
-__all__ = ["ProfileConfig", "rotation_matrix", "rotate_params", "sample_rotation", "profile_face", "mirror_vertex_map"]
-
-
-def mirror_vertex_map(bfm: MorphableModel) -> np.ndarray:
-    """(N,) index of each vertex's left/right mirror in the mean shape (nearest neighbour of x -> -x about
-    the mean face's symmetry plane). Used to texture vertices the photo does not show."""
-    from scipy.spatial import cKDTree
-
-    u = bfm.u.reshape(-1, 3).cpu().numpy().astype(np.float64)
-    mirrored = u.copy()
-    mirrored[:, 0] = 2 * u[:, 0].mean() - u[:, 0]
-    return cKDTree(u).query(mirrored)[1].astype(np.int64)
+__all__ = ["ProfileConfig", "rotation_matrix", "rotate_params", "sample_rotation", "profile_face"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +95,7 @@ def profile_face(crop: np.ndarray, params: np.ndarray, bfm: MorphableModel, conv
     ``convention``. Returns the new crop (120, 120, 3) uint8 and its params (62,) float32.
     Vertices hidden in the photo, or seen at a grazing angle (``cfg.min_facing``), take the colour of
     their mirror vertex where that one is visible and faces the camera (``mirror``, from
-    :func:`mirror_vertex_map`; computed when not given), else the photo colour under them.
+    :func:`mfirrn.geometry.bfm.mirror_vertex_map`; computed when not given), else the photo colour under them.
     """
     from mfirrn import render
     from mfirrn.render.meshio import sample_colors

@@ -1,0 +1,92 @@
+"""Overlay labels that stay readable: placed next to their face, never overlapping, inside the image, else numbered."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from mfirrn.vis.labels import TextStyle, draw_labels, layout_labels
+
+STYLE = TextStyle(0.5, 1, 3)
+
+
+def _overlap(a, b) -> int:
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def _check(layout, shape):
+    """Every rectangle inside the image, no two overlapping; returns them."""
+    rects = [lab.rect for lab in layout.labels]
+    for x0, y0, x1, y1 in rects:
+        assert 0 <= x0 < x1 <= shape[1] and 0 <= y0 < y1 <= shape[0], (x0, y0, x1, y1)
+    for a, b in itertools.combinations(rects, 2):
+        assert _overlap(a, b) == 0, (a, b)
+    return rects
+
+
+def test_second_label_moves_below_its_face_when_the_place_above_is_taken():
+    """Two faces side by side, 20 px apart: the first (higher) takes the spot above its box, left-aligned;
+    every spot above the second box meets it, so the second goes below its box, left-aligned."""
+    w, h = STYLE.size("yaw -10 pitch 3 roll 2")
+    boxes = [(40, 60, 100, 120), (60, 62, 120, 122)]
+    lay = layout_labels(["yaw -10 pitch 3 roll 2"] * 2, boxes, (300, 400), STYLE)
+    assert not lay.numbered
+    first, second = lay.labels
+    assert first.face == 0 and first.rect == (40, 60 - 3 - h, 40 + w, 60 - 3)
+    assert second.face == 1 and second.rect == (60, 122 + 3, 60 + w, 122 + 3 + h)
+    _check(lay, (300, 400))
+
+
+def test_label_at_the_image_edge_stays_inside():
+    w, h = STYLE.size("yaw 80 pitch 0 roll 0")
+    lay = layout_labels(["yaw 80 pitch 0 roll 0"], [(370, 2, 420, 60)], (200, 400), STYLE)  # box leaves the image
+    (lab,) = lay.labels
+    assert lab.rect[2] == 400 and lab.rect[2] - lab.rect[0] == w  # pushed left to the image's right edge
+    _check(lay, (200, 400))
+
+
+def test_crowd_is_numbered_with_a_legend():
+    """36 faces in a 6x6 grid, 40 px apart, in a 260x260 image: full labels cannot all find a place, so
+    every face gets its number and the texts go to one legend; nothing overlaps, all inside."""
+    boxes = [(10 + 40 * c, 10 + 40 * r, 40 + 40 * c, 40 + 40 * r) for r in range(6) for c in range(6)]
+    texts = [f"yaw {i} pitch {-i} roll {i % 7}" for i in range(36)]
+    lay = layout_labels(texts, boxes, (260, 260))
+    assert lay.numbered
+    legend = [lab for lab in lay.labels if lab.face == -1]
+    assert len(legend) == 1 and legend[0].lines[0] == "0: yaw 0 pitch 0 roll 0"
+    tags = {lab.face: lab.lines for lab in lay.labels if lab.face >= 0}
+    assert all(tags[i] == [str(i)] for i in tags) and len(tags) >= 30
+    _check(lay, (260, 260))
+    image = np.zeros((260, 260, 3), np.uint8)
+    assert draw_labels(image, lay) is image and image.any()
+
+
+def test_no_labels_and_mismatched_inputs():
+    assert layout_labels([], np.zeros((0, 4)), (100, 100)).labels == []
+    with pytest.raises(ValueError, match="one text per face box"):
+        layout_labels(["a", "b"], [(0, 0, 10, 10)], (100, 100))
+
+
+def test_text_scale_follows_the_image_size():
+    small, large = TextStyle.for_image((480, 640)), TextStyle.for_image((2160, 3840))
+    assert small.scale == pytest.approx(0.457, abs=1e-3) and large.scale == pytest.approx(3840 / 1400)
+    h_small, h_large = small.size("yaw 0")[1], large.size("yaw 0")[1]
+    assert 0.02 < h_small / 640 < 0.04 and 0.02 < h_large / 3840 < 0.04
+
+
+@pytest.mark.parametrize("tiles", [1, 2])
+def test_pose_labels_on_a_crowd_photo_are_readable(faces68_root, tiles):
+    """faces-68's dlib example 2008_004176 (10 faces): the pose labels, full; the photo tiled 2x2 (about
+    30 faces): numbered with a legend. Either way no two label rectangles overlap and all lie inside."""
+    from mfirrn.inference.pipeline import Reconstructor, read_image
+    from mfirrn.vis.pose import draw_pose, pose_label_layout
+
+    img = read_image(faces68_root / "dlib-examples" / "2008_004176.jpg")
+    img = np.vstack([np.hstack([img] * tiles)] * tiles)
+    faces = Reconstructor("3ddfa-v2-mb05", dense=False)(img)
+    assert len(faces) >= 8 * tiles * tiles
+    lay = pose_label_layout(img.shape, faces)
+    assert lay.numbered == (tiles > 1)
+    _check(lay, img.shape)
+    assert {lab.face for lab in lay.labels} >= set(range(len(faces)))  # every face is named
+    assert draw_pose(img, faces).shape == img.shape
