@@ -1,9 +1,9 @@
 """Benchmark and training data in one command: AFLW2000-3D, AFLW (21 points), the AFLW training pool.
 
 Source: all three come from their public GitHub copy, the 3DDFA-layout test sets in ``XgTu/2DASL`` at
-commit :data:`SOURCE_COMMIT` (``test_codes/test.data`` and ``test_codes/test.configs``). The package ships the list of every file
-there with its size and sha256 (``mfirrn/io/manifests/2dasl-test-manifest.tsv.gz``); each file is checked
-against it before it is used.
+commit :data:`SOURCE_COMMIT` (``test_codes/test.data`` and ``test_codes/test.configs``). The package ships
+the list of every file there with its size and sha256 (``mfirrn/io/manifests/2dasl-test-manifest.tsv.gz``);
+each file is checked against it before it is used.
 
 How a file arrives (:func:`fetch_dataset`):
 
