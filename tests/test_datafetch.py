@@ -339,7 +339,13 @@ def test_cli_fetch_aflw_train_then_the_pool_is_found(train_mirror, tmp_path, mon
     and before the fetch it says in one line what was tried and how to get it."""
     from mfirrn.data.labels.pool import POOL_NAME, PoolError, find_pool_root
 
+    from _mirrors import with_assets
+
+    from mfirrn.io.assets import mirror_dir
+
     root, manifest = train_mirror
+    if mirror_dir() is not None:  # the teacher's assets through the same mirror, as for a user with one
+        with_assets(root, mirror_dir())
     monkeypatch.setattr(datafetch, "load_manifest", lambda path=None: manifest)
     monkeypatch.setenv("MFIRRN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MFIRRN_ASSET_MIRROR", str(root))

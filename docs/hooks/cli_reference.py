@@ -24,8 +24,14 @@ def _subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argpars
 
 
 def _cell(text: str) -> str:
-    """One table cell: whitespace collapsed, pipes escaped, angle brackets kept from becoming HTML."""
-    return " ".join(str(text).split()).replace("|", "\\|").replace("<", "&lt;")
+    """One table cell: whitespace collapsed, pipes escaped outside code spans (inside one, the table reader
+    leaves them alone and a backslash would show), angle brackets kept from becoming HTML.
+
+    >>> _cell("`a|b` or c|d <e>")
+    '`a|b` or c\\\\|d &lt;e>'
+    """
+    parts = " ".join(str(text).split()).split("`")
+    return "`".join(p if i % 2 else p.replace("|", "\\|").replace("<", "&lt;") for i, p in enumerate(parts))
 
 
 def _argument_rows(parser: argparse.ArgumentParser) -> list[str]:
@@ -76,4 +82,4 @@ def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ANN001
         return markdown
     from mfirrn.cli import build_parser
 
-    return markdown.replace(MARKER, "\n".join(render(build_parser(), "mfirrn")))
+    return markdown.replace(MARKER, "\n".join(render(build_parser(lazy=False), "mfirrn")))

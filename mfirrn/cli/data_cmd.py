@@ -10,7 +10,8 @@ from mfirrn.cli.common import fail, resolve_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="fetch benchmark and training data; build training data (landmark-fit labels)")
+    p = sub.add_parser("data", description="Fetch benchmark and training data (fetch); label a landmark pool with "
+                                           "3DMM params (fit-landmarks); build a training set from the labels (build).")
     dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     _register_fetch(dsub)
     f = dsub.add_parser("fit-landmarks", help="fit 62-d params to sparse 2D landmarks, anchored to a teacher",
@@ -134,14 +135,9 @@ def run(args: argparse.Namespace) -> int:
     if args.without_ears and args.points not in ("all", "without-ears"):
         return fail(f"--without-ears contradicts --points {args.points}; give one of them")
     cfg = _config(args, "without-ears" if args.without_ears else args.points)
+    if not args.validate and not args.out:
+        return fail("give --out DIR (and --pool DIR, or let the pool be found), or --validate AFLW2000_ROOT")
     try:
-        if not args.validate:  # the pool before the teacher: a missing pool fails in a second
-            if not args.out:
-                return fail("give --out DIR (and --pool DIR, or let the pool be found), or --validate AFLW2000_ROOT")
-            pool_root, found_by = find_pool_root(args.pool)
-            pool = LandmarkPool.aflw21(pool_root)
-            if args.pool is None:
-                print(f"pool: {pool_root} (from {found_by})")
         device = resolve_device(args.device)
         teacher = models.create(args.teacher, device=device)
         bfm = MorphableModel("full").to(device)
@@ -159,6 +155,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"accepted by the quality gate: {float(res.accepted.float().mean()):.1%}; "
                   f"median residual {float(res.residual.median()):.4f}; settings {cfg.to_dict()}")
             return 0
+        pool_root, found_by = find_pool_root(args.pool)
+        pool = LandmarkPool.aflw21(pool_root)
+        if args.pool is None:
+            print(f"pool: {pool_root} (from {found_by})")
         if args.limit:
             keep = slice(0, args.limit)
             pool = LandmarkPool(pool.names[keep], pool.crop_dir, pool.points[keep], pool.roi[keep], pool.yaw[keep])
