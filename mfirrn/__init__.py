@@ -22,7 +22,6 @@ import importlib.util
 import sys
 import warnings
 from types import ModuleType
-
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"

@@ -4,8 +4,8 @@ subset, interrupted downloads, partial and corrupt files in the destination; the
 from __future__ import annotations
 
 import hashlib
-import json
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -337,10 +337,9 @@ def test_aflw_train_refuses_a_list_that_disagrees_with_its_crops(train_mirror, t
 def test_cli_fetch_aflw_train_then_the_pool_is_found(train_mirror, tmp_path, monkeypatch, capsys):
     """`mfirrn data fetch aflw-train` into the user cache; with $MFIRRN_DATASETS unset the pool lookup finds it,
     and before the fetch it says in one line what was tried and how to get it."""
-    from mfirrn.data.labels.pool import POOL_NAME, PoolError, find_pool_root
-
     from _mirrors import with_assets
 
+    from mfirrn.data.labels.pool import POOL_NAME, PoolError, find_pool_root
     from mfirrn.io.assets import mirror_dir
 
     root, manifest = train_mirror

@@ -125,8 +125,14 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from mfirrn import models
-    from mfirrn.data.labels.pool import (LandmarkPool, PoolError, find_pool_root, label_pool, save_labels,
-                                         validate_on_aflw2000)
+    from mfirrn.data.labels.pool import (
+        LandmarkPool,
+        PoolError,
+        find_pool_root,
+        label_pool,
+        save_labels,
+        validate_on_aflw2000,
+    )
     from mfirrn.geometry.bfm import MorphableModel
     from mfirrn.io import assets
 
