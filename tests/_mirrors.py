@@ -77,7 +77,8 @@ def aflw_train_mirror(root: Path, pool_root: Path, packaged: dict, n_pool: int =
                       faces: tuple[str, ...] = ("image00002.jpg", "image00004.jpg", "image00006.jpg")) -> dict:
     """Mirror an AFLW source of ``n_pool`` pool crops with the AFLW2000-3D ``faces`` between them; returns its
     manifest (which lists the ``faces`` in both crop folders, as the real source does, with no file in the
-    mirror). The pool rows keep the shared pool's points, boxes and yaws; the face rows get other values."""
+    mirror: combined with :func:`aflw2000_mirror`, name faces that one mirrors). The pool rows keep the shared
+    pool's points, boxes and yaws; the face rows get other values."""
     pool_names = (pool_root / "AFLW_GT_crop.list").read_text().split()[:n_pool]
     arrays = {f: np.load(pool_root / f)[:n_pool] for f in ("AFLW_GT_pts21.npy", "AFLW_GT_crop_roi_box.npy",
                                                           "AFLW_GT_crop_yaws.npy")}

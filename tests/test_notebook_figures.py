@@ -38,11 +38,13 @@ REQUIRED = {
     "02_training": (1, 0),        # training curves
     "03_benchmark": (5, 0),       # yaw bars, CED, per-landmark, worst gallery, dense heat map
     "04_visualization": (4, 2),   # 3D mesh, prediction vs GT (plotly); 3DMM coefficients; dense-alignment grid
+    "05_paper_figures": (5, 0),   # dense alignment, reconstruction strip, NME-by-yaw table (two widths), CED
 }
 PLOTLY_JS = "plotly.js v"  # the banner at the top of the embedded library
 # datasets a notebook cannot run without (under $MFIRRN_DATASETS); missing, its test skips like the other
 # data tests, or fails under MFIRRN_REQUIRE_DATA=1
-NEEDS_DATA = {"01_data_prep": "aflw-21pt-train", "03_benchmark": "aflw2000-3d-dev", "04_visualization": "aflw2000-3d-dev"}
+NEEDS_DATA = {"01_data_prep": "aflw-21pt-train", "03_benchmark": "aflw2000-3d-dev", "04_visualization": "aflw2000-3d-dev",
+              "05_paper_figures": "aflw2000-3d-dev"}
 
 
 def source_digest(nb) -> str:

@@ -179,7 +179,8 @@ def mesh_figure(vertices: np.ndarray, triangles: np.ndarray, colors: Optional[np
     return fig
 
 
-def side_by_side(meshes: Sequence[tuple], titles: Sequence[str], *, height: int = 500, wireframe_cells: int = 32) -> Any:
+def side_by_side(meshes: Sequence[tuple], titles: Sequence[str], *, height: int = 500,
+                 wireframe_cells: int = 32) -> Any:
     """One figure with a 3D scene per mesh; ``meshes`` are ``(vertices, triangles, colors, landmarks)`` tuples
     (colors / landmarks may be None). Cameras are not linked; each scene starts at the frontal view."""
     from plotly.subplots import make_subplots
