@@ -48,7 +48,8 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
                          f"'face.jpg')) and pass the file's path")
     path = Path(path)
     if not path.is_file():
-        raise ImageError(f"{path}: no such file")
+        where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+        raise ImageError(f"{path}: no such file{where}; check the path")
     data = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None:
