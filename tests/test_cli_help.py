@@ -104,3 +104,20 @@ def test_models_listing_columns_line_up(capsys, monkeypatch):
         cells = [m.start() for m in re.finditer(r"(?<=  )\S", row)][:4]
         assert cells == starts, row
     assert max(len(line) for line in table) <= 110
+
+
+def test_help_never_breaks_a_word_at_its_hyphen():
+    """`--config` or `aflw-mb05-baseline` stay whole in every help text (argparse's textwrap would split them)."""
+    def walk(parser):
+        yield parser
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sub in a.choices.values():
+                    yield from walk(sub)
+
+    broken = []
+    for parser in walk(build_parser(lazy=False)):
+        for line in parser.format_help().splitlines():
+            if re.search(r"[\w`]-$", line.rstrip()) or re.search(r"(^|\s)-$", line.rstrip()):
+                broken.append(f"{parser.prog}: {line.strip()}")
+    assert not broken, broken

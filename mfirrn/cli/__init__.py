@@ -25,9 +25,30 @@ COMMANDS: dict[str, tuple[str, str]] = {
 COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(m for m, _ in COMMANDS.values()))
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, with lines broken at spaces only: never inside ``--config`` or
+    ``aflw-mb05-baseline`` (``textwrap`` breaks after hyphens by default)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        return textwrap.fill(self._whitespace_matcher.sub(" ", text).strip(), width, initial_indent=indent,
+                             subsequent_indent=indent, break_on_hyphens=False)
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors on one line (``mfirrn benchmark: error: argument --limit: invalid int value: 'x'; see
-    mfirrn benchmark --help``), exit status 2; the sub-command parsers inherit it."""
+    mfirrn benchmark --help``), exit status 2; help text broken at spaces only (:class:`_Formatter`); the
+    sub-command parsers inherit both."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")

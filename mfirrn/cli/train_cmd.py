@@ -14,7 +14,8 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser(
         "train",  # its one-line help: mfirrn.cli.COMMANDS
-        description="Train from a YAML config (a path, or a shipped config: " + ", ".join(package_configs()) + "). "
+        description="Train from a YAML config (a path, or a shipped config: "
+                    + ", ".join(f"`{c}`" for c in package_configs()) + "). "
                     "Overrides like optim.lr=0.01 data.root=/data/300W-LP follow the options. "
                     "Multi-process: torchrun --nproc_per_node N -m mfirrn.cli train --config ...")
     p.add_argument("--config", required=True, help="YAML config file or shipped config name")
