@@ -46,8 +46,8 @@ PLOTLY_JS = "plotly.js v"  # the banner at the top of the embedded library
 # (tests/test_notebook_data.py checks that); here, without either, the test skips like the other data tests
 # rather than download, or fails under MFIRRN_REQUIRE_DATA=1.
 _AFLW2000 = ("aflw2000-3d-dev", "aflw2000-3d")
-NEEDS_DATA = {"01_data_prep": ("aflw-21pt-train", "aflw-train"), "03_benchmark": _AFLW2000, "04_visualization": _AFLW2000,
-              "05_paper_figures": _AFLW2000}
+NEEDS_DATA = {"01_data_prep": ("aflw-21pt-train", "aflw-train"), "03_benchmark": _AFLW2000,
+              "04_visualization": _AFLW2000, "05_paper_figures": _AFLW2000}
 
 
 def source_digest(nb) -> str:
