@@ -22,13 +22,26 @@ import importlib.util
 import sys
 import warnings
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-from mfirrn.geometry.bfm import MorphableModel  # noqa: E402
-from mfirrn.inference.pipeline import Face, Reconstructor, read_image, reconstruct  # noqa: E402
-
 __all__ = ["__version__", "MorphableModel", "Face", "Reconstructor", "read_image", "reconstruct"]
+
+#: The public names of the top level and the modules that define them. They are imported on first use
+#: (``mfirrn.Reconstructor``, ``from mfirrn import Face``), so ``import mfirrn`` and the command line's
+#: ``mfirrn --help`` do not pay for PyTorch and OpenCV.
+PUBLIC: dict[str, str] = {
+    "MorphableModel": "mfirrn.geometry.bfm",
+    "Face": "mfirrn.inference.pipeline",
+    "Reconstructor": "mfirrn.inference.pipeline",
+    "read_image": "mfirrn.inference.pipeline",
+    "reconstruct": "mfirrn.inference.pipeline",
+}
+
+if TYPE_CHECKING:  # what type checkers and documentation tools read
+    from mfirrn.geometry.bfm import MorphableModel
+    from mfirrn.inference.pipeline import Face, Reconstructor, read_image, reconstruct
 
 #: Module paths of the flat layout before 0.2 that the docs named, and the modules that now hold their contents.
 #: Importing one still works in 0.2 with a ``DeprecationWarning``; the old paths go in 0.3.
@@ -96,8 +109,13 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 sys.meta_path.append(_MovedModules())
 
 
-def __getattr__(name: str) -> ModuleType:
-    """``mfirrn.pipeline`` and the other old paths as attributes (deprecated, see :data:`MOVED_MODULES`)."""
+def __getattr__(name: str):
+    """The public names of :data:`PUBLIC`, imported on first use; ``mfirrn.pipeline`` and the other old paths
+    as attributes (deprecated, see :data:`MOVED_MODULES`)."""
+    if name in PUBLIC:
+        value = getattr(importlib.import_module(PUBLIC[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
     old = f"mfirrn.{name}"
     if old in MOVED_MODULES:
         if old not in sys.modules:  # warn here, at the user's line, rather than inside importlib.import_module
@@ -107,3 +125,7 @@ def __getattr__(name: str) -> ModuleType:
                 return importlib.import_module(old)
         return sys.modules[old]
     raise AttributeError(f"module 'mfirrn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(PUBLIC))

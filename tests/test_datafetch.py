@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -263,3 +264,128 @@ def test_real_http_downloads_from_a_local_server(mirror, tmp_path):
         _verified(dest, mirror.manifest)
     finally:
         server.shutdown()
+
+
+# --- the AFLW training pool (aflw-train) ---------------------------------------------------------------------------
+
+
+def test_aflw_train_plan_leaves_out_every_aflw2000_face(packaged):
+    files = datafetch.plan("aflw-train")
+    faces = {p.rsplit("/", 1)[1] for p in packaged if p.startswith(f"{_D}AFLW2000-3D_crop/") and p.endswith(".jpg")}
+    crops = [rel for _, rel in files if rel.startswith("AFLW_GT_crop/")]
+    assert len(faces) == 2000 and len(crops) == 19080 and not faces & {r.split("/")[1] for r in crops}
+    assert sorted(rel for _, rel in files if not rel.startswith("AFLW_GT_crop/")) == [
+        "upstream/AFLW_GT_crop.list", "upstream/AFLW_GT_crop_roi_box.npy", "upstream/AFLW_GT_crop_yaws.npy",
+        "upstream/AFLW_GT_pts21.npy"]
+    assert datafetch.default_dest("aflw-train").name == "aflw-21pt-train"
+
+
+@pytest.fixture()
+def train_mirror(tmp_path, packaged):
+    from _mirrors import aflw_train_mirror
+    from conftest import need_dataset
+
+    root = tmp_path / "mirror"
+    return root, aflw_train_mirror(root, need_dataset("aflw-21pt-train"), packaged)
+
+
+def test_aflw_train_selects_the_pool_rows_and_resumes(train_mirror, tmp_path):
+    """A small source (14 pool crops with 3 AFLW2000-3D faces between them): the faces are neither fetched nor
+    listed, the arrays keep the pool's rows in order, and a rerun repairs a damaged source array."""
+    from conftest import need_dataset
+
+    from mfirrn.data.labels.pool import LandmarkPool
+
+    root, manifest = train_mirror
+    pool = need_dataset("aflw-21pt-train")
+    dest = tmp_path / "aflw-21pt-train"
+    report = fetch_dataset("aflw-train", dest, manifest=manifest, mirror=root, download=_no_download)
+    assert (report.files, report.copied) == (14 + 4, 14 + 4)
+    names = (pool / "AFLW_GT_crop.list").read_text().split()[:14]
+    assert (dest / "AFLW_GT_crop.list").read_text() == "".join(n + "\n" for n in names)
+    assert sorted(p.name for p in (dest / "AFLW_GT_crop").iterdir()) == sorted(names)
+    for f in ("AFLW_GT_pts21.npy", "AFLW_GT_crop_roi_box.npy", "AFLW_GT_crop_yaws.npy"):
+        got, want = np.load(dest / f), np.load(pool / f)[:14]
+        assert got.dtype == want.dtype and np.array_equal(got, want), f
+        assert len(np.load(dest / "upstream" / f)) == 17
+    assert LandmarkPool.aflw21(dest).names == names
+    assert json.loads((dest / COMPLETE_MARKER).read_text())["rows"] == 14
+
+    (dest / "upstream" / "AFLW_GT_pts21.npy").write_bytes(b"damaged")
+    (dest / "AFLW_GT_pts21.npy").unlink()
+    report = fetch_dataset("aflw-train", dest, manifest=manifest, mirror=root, download=_no_download)
+    assert (report.present, report.copied, report.replaced) == (17, 1, 1)
+    assert np.array_equal(np.load(dest / "AFLW_GT_pts21.npy"), np.load(pool / "AFLW_GT_pts21.npy")[:14])
+
+
+def test_aflw_train_refuses_a_list_that_disagrees_with_its_crops(train_mirror, tmp_path):
+    root, manifest = train_mirror
+    dest = tmp_path / "pool"
+    fetch_dataset("aflw-train", dest, manifest=manifest, mirror=root, download=_no_download)
+    listed = (dest / "upstream" / "AFLW_GT_crop.list").read_text().split()
+    (dest / "upstream" / "AFLW_GT_crop.list").write_text("\n".join(listed[:-1]) + "\n")  # one row short
+    with pytest.raises(DataFetchError, match="name different faces"):
+        datafetch.select_rows(dest, frozenset())
+    (dest / "upstream" / "AFLW_GT_crop.list").write_text("\n".join(listed) + "\n")
+    np.save(dest / "upstream" / "AFLW_GT_crop_yaws.npy", np.zeros(3, np.float32))
+    before = (dest / "AFLW_GT_crop.list").read_bytes()
+    with pytest.raises(DataFetchError, match="has 3 rows"):
+        datafetch.select_rows(dest, frozenset({"image00002.jpg", "image00004.jpg", "image00006.jpg"}))
+    assert (dest / "AFLW_GT_crop.list").read_bytes() == before  # all files or none
+
+
+def test_cli_fetch_aflw_train_then_the_pool_is_found(train_mirror, tmp_path, monkeypatch, capsys):
+    """`mfirrn data fetch aflw-train` into the user cache; with $MFIRRN_DATASETS unset the pool lookup finds it,
+    and before the fetch it says in one line what was tried and how to get it."""
+    from _mirrors import with_assets
+
+    from mfirrn.data.labels.pool import POOL_NAME, PoolError, find_pool_root
+    from mfirrn.io.assets import mirror_dir
+
+    root, manifest = train_mirror
+    if mirror_dir() is not None:  # the teacher's assets through the same mirror, as for a user with one
+        with_assets(root, mirror_dir())
+    monkeypatch.setattr(datafetch, "load_manifest", lambda path=None: manifest)
+    monkeypatch.setenv("MFIRRN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MFIRRN_ASSET_MIRROR", str(root))
+    monkeypatch.delenv("MFIRRN_DATASETS", raising=False)
+    with pytest.raises(PoolError) as err:
+        find_pool_root()
+    msg = str(err.value)
+    assert "\n" not in msg and "$MFIRRN_DATASETS unset" in msg and "run `mfirrn data fetch aflw-train`" in msg
+    assert main(["data", "fit-landmarks", "--out", str(tmp_path / "labels")]) == 2
+    assert "mfirrn data fetch aflw-train" in capsys.readouterr().err
+    assert main(["data", "fetch", "aflw-train"]) == 0
+    out = capsys.readouterr().out
+    assert "18 files" in out and "fit-landmarks` and notebook 01 find it without options" in out
+    fetched = tmp_path / "cache" / "datasets" / POOL_NAME
+    assert find_pool_root() == (fetched, "the fetched copy")
+    monkeypatch.setenv("MFIRRN_DATASETS", str(tmp_path))
+    assert find_pool_root()[1] == "the fetched copy"  # $MFIRRN_DATASETS without the pool: the cache
+    (tmp_path / POOL_NAME).mkdir()
+    assert find_pool_root() == (tmp_path / POOL_NAME, f"$MFIRRN_DATASETS/{POOL_NAME}")
+
+
+@pytest.mark.slow
+def test_aflw_train_from_the_full_mirror_is_the_pool(tmp_path, monkeypatch):
+    """The real fetch, end to end from the asset mirror (all 19080 crops, no download): exactly the shared pool,
+    file for file; a rerun verifies and keeps everything."""
+    from conftest import missing_data, need_dataset
+
+    from mfirrn.io.assets import mirror_dir
+
+    pool = need_dataset("aflw-21pt-train")
+    mirror = mirror_dir()
+    if mirror is None or not (mirror / datafetch._MIRROR_PREFIX / f"{_D}AFLW_GT_crop.list").is_file():
+        missing_data("the AFLW training files are not in $MFIRRN_ASSET_MIRROR")
+    dest = tmp_path / "aflw-21pt-train"
+    report = fetch_dataset("aflw-train", dest, download=_no_download, jobs=4)
+    assert (report.files, report.copied) == (19084, 19084)
+    for f in ("AFLW_GT_crop.list", "AFLW_GT_pts21.npy", "AFLW_GT_crop_roi_box.npy", "AFLW_GT_crop_yaws.npy"):
+        assert (dest / f).read_bytes() == (pool / f).read_bytes(), f
+    names = (pool / "AFLW_GT_crop.list").read_text().split()
+    assert sorted(p.name for p in (dest / "AFLW_GT_crop").iterdir()) == sorted(names)
+    for n in names:
+        assert (dest / "AFLW_GT_crop" / n).read_bytes() == (pool / "AFLW_GT_crop" / n).read_bytes(), n
+    again = fetch_dataset("aflw-train", dest, download=_no_download, jobs=4)
+    assert again.present == 19084

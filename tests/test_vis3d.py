@@ -116,15 +116,52 @@ def noneck():
     return MorphableModel("noneck")
 
 
+def _plotly_array(value) -> np.ndarray:
+    """A plotly JSON array: a list, or a typed array ``{"dtype": ..., "bdata": base64}`` (plotly >= 6)."""
+    if isinstance(value, dict):
+        import base64
+
+        return np.frombuffer(base64.b64decode(value["bdata"]), np.dtype(value["dtype"]))
+    return np.asarray(value)
+
+
 def test_coefficient_explorer_draws_inside_its_widget(noneck):
     box = vis3d.coefficient_explorer(noneck, n_shape=2, n_exp=2)
     out = box.figure_output
     assert len(out.outputs) == 1 and "application/vnd.plotly.v1+json" in out.outputs[0]["data"]
     before = box.current_vertices()
-    shape_1 = box.children[0].children[0].children[1]  # controls -> shape column -> first slider
-    shape_1.value = 2.0
+    box.sliders["shape 1"].value = 3.0
     assert len(out.outputs) == 1, "a slider change must replace the figure, not add one"
-    assert np.abs(box.current_vertices() - before).max() > 1.0
+    after = box.current_vertices()
+    assert np.abs(after - before).max() > 1.0
+    mesh = out.outputs[0]["data"]["application/vnd.plotly.v1+json"]["data"][0]
+    scene = out.outputs[0]["data"]["application/vnd.plotly.v1+json"]["layout"]["scene"]
+    # the effect is visible: one fixed scale (a bigger face looks bigger), vertices coloured by how far they moved
+    assert scene["xaxis"]["autorange"] is False and scene["aspectmode"] == "cube"
+    assert abs(scene["xaxis"]["range"][1]) > np.abs(after[:, 0]).max()  # the whole face inside the fixed view
+    moved = _plotly_array(mesh["intensity"])
+    assert moved.max() > 3.0, "shape 1 at +3 std moves the face by more than 3 % of its height somewhere"
+    box.sliders["shape 1"].value = 0.0
+    zero = _plotly_array(out.outputs[0]["data"]["application/vnd.plotly.v1+json"]["data"][0]["intensity"])
+    assert np.abs(zero).max() < 1e-6
+
+
+def test_wireframe_is_a_coarse_connected_mesh(noneck):
+    """The wireframe is the edge set of a coarse copy of the mesh (every vertex on the surface, edges that
+    join up into a net), not a random sample of the fine mesh's edges (scattered specks)."""
+    from mfirrn.geometry.params import ParamStats
+
+    stats = ParamStats.from_asset("stats-3ddfa-v2")
+    v = vis3d._coefficient_vertices(noneck, stats, stats.mean, [], [])
+    w = vis3d.wireframe_edges(v, noneck.triangles, cells=24)
+    ends = w[~np.isnan(w).any(1)]
+    assert 300 < len(ends) // 2 < 4000
+    on_surface = {tuple(p) for p in np.round(v, 6)}
+    assert all(tuple(p) in on_surface for p in np.round(ends, 6))  # line ends are mesh vertices
+    uniq, degree = np.unique(np.round(ends, 6), axis=0, return_counts=True)
+    assert np.median(degree) >= 5  # a net: most coarse vertices join five or six edges, a random sample one
+    lengths = np.linalg.norm(w[0::3] - w[1::3], axis=1)
+    assert np.median(lengths) > 0.5 * np.ptp(v[:, :2], axis=0).max() / 24  # edges about a cell long
 
 
 def test_coefficient_sweep_shows_each_coefficient_moving_the_face(noneck):

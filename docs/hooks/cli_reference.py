@@ -8,6 +8,7 @@ defaults, all read from the argparse parsers, so the page cannot drift from the 
 from __future__ import annotations
 
 import argparse
+import re
 import textwrap
 from typing import Iterator
 
@@ -23,9 +24,31 @@ def _subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argpars
                 yield name, sub, helps.get(name, "")
 
 
+# an option named in prose (--config, -m), not a hyphen inside a word (re-annotated) or a path
+_OPTION = re.compile(r"(?<![\w`.-])(--?[A-Za-z][\w-]*)")
+
+
+def _prose(text: str) -> str:
+    """Help or description text as Markdown: whitespace collapsed; outside code spans, options set as code (a
+    browser breaks a bare ``--config`` after its first hyphen; code is kept whole by the site's stylesheet)
+    and angle brackets kept from becoming HTML.
+
+    >>> _prose("use `a|b` with --config <FILE>, not re-annotated")
+    'use `a|b` with `--config` &lt;FILE>, not re-annotated'
+    """
+    parts = " ".join(str(text).split()).split("`")
+    return "`".join(p if i % 2 else _OPTION.sub(r"`\1`", p).replace("<", "&lt;") for i, p in enumerate(parts))
+
+
 def _cell(text: str) -> str:
-    """One table cell: whitespace collapsed, pipes escaped, angle brackets kept from becoming HTML."""
-    return " ".join(str(text).split()).replace("|", "\\|").replace("<", "&lt;")
+    """One table cell: :func:`_prose`, with pipes escaped outside code spans (inside one, the table reader
+    leaves them alone and a backslash would show).
+
+    >>> _cell("`a|b` or c|d <e>")
+    '`a|b` or c\\\\|d &lt;e>'
+    """
+    parts = _prose(text).split("`")
+    return "`".join(p if i % 2 else p.replace("|", "\\|") for i, p in enumerate(parts))
 
 
 def _argument_rows(parser: argparse.ArgumentParser) -> list[str]:
@@ -59,7 +82,7 @@ def render(parser: argparse.ArgumentParser, prog: str, level: int = 2) -> list[s
         lines += [f"{'#' * level} `{full}`", ""]
         text = sub.description or summary
         if text:
-            lines += [" ".join(text.split()), ""]
+            lines += [_prose(text), ""]
         usage = sub.format_usage().replace("usage: ", "", 1).rstrip()  # argparse's own wrapping
         lines += ["```text", textwrap.dedent("       " + usage) if "\n" in usage else usage, "```", ""]
         rows = _argument_rows(sub)
@@ -76,4 +99,5 @@ def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ANN001
         return markdown
     from mfirrn.cli import build_parser
 
-    return markdown.replace(MARKER, "\n".join(render(build_parser(), "mfirrn")))
+    reference = "\n".join(render(build_parser(lazy=False), "mfirrn"))
+    return markdown.replace(MARKER, f'<div class="cli-reference" markdown>\n\n{reference}\n\n</div>')

@@ -4,7 +4,8 @@ Sphinx roles (``:class:`X` ``, ``:func:`~a.b` ``, ...) as inline code instead of
 Docstrings here often end with ``>>>`` examples right after the prose, without an ``Examples:`` header.
 Markdown would read them as part of the paragraph (and ``[0.0, 0.333]`` output as a link reference), so
 each run of unindented doctest lines (prompt, continuation and output lines, up to a blank line) is
-wrapped in a ``pycon`` code fence before the docstring is parsed.
+wrapped in a ``pycon`` code fence before the docstring is parsed. Doctest directives (``# doctest: +SKIP``,
+``+ELLIPSIS``, ...) are for the test runner, not the reader: they are cut from the lines shown.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import griffe
 
 # :role:`target` or :role:`~dotted.target` (Sphinx cross-reference roles, which Markdown would print raw)
 _ROLE = re.compile(r":(?:class|func|meth|data|mod|attr|exc|obj|const):`(~?)([^`]+)`")
+# an inline doctest directive with the spaces before it
+_DIRECTIVE = re.compile(r"\s*#\s*doctest:\s*[+-]\w+(?:\s*,\s*[+-]\w+)*\s*$")
 
 
 def strip_roles(text: str) -> str:
@@ -28,7 +31,12 @@ def strip_roles(text: str) -> str:
 
 
 def fence_doctests(text: str) -> str:
-    """``text`` with every unindented ``>>>`` block fenced as ```` ```pycon ````; fenced code is left alone."""
+    """``text`` with every unindented ``>>>`` block fenced as ```` ```pycon ````, its doctest directives cut;
+    fenced code is left alone.
+
+    >>> fence_doctests("Use it:\\n>>> rec(img)        # doctest: +SKIP\\n[Face]").splitlines()
+    ['Use it:', '', '```pycon', '>>> rec(img)', '[Face]', '```']
+    """
     out: list[str] = []
     in_fence = in_doctest = False
     for line in text.splitlines():
@@ -43,6 +51,8 @@ def fence_doctests(text: str) -> str:
                 out.append("")
             out.append("```pycon")
             in_doctest = True
+        if in_doctest and line.startswith((">>>", "...")):
+            line = _DIRECTIVE.sub("", line)
         out.append(line)
     if in_doctest:
         out.append("```")

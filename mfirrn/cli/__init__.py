@@ -7,35 +7,105 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
-# Modules defining sub-commands; each has ``register(subparsers)`` that adds a parser whose
-# ``func(args) -> int`` default runs the command.
-COMMAND_MODULES: tuple[str, ...] = (
-    "mfirrn.cli.assets_cmd",
-    "mfirrn.cli.models_cmd",
-    "mfirrn.cli.reconstruct_cmd",
-    "mfirrn.cli.benchmark_cmd",
-    "mfirrn.cli.data_cmd",
-    "mfirrn.cli.train_cmd",
-    "mfirrn.cli.export_cmd",
-)
+#: The sub-commands: name -> (module, one-line help). Each module has ``register(subparsers)`` that adds the
+#: command's parser, whose ``func(args) -> int`` default runs it. A module is imported, and its parser built,
+#: only when its command is used: ``mfirrn --help`` lists them all from this table without importing PyTorch,
+#: OpenCV or NumPy (a test checks it).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "assets": ("mfirrn.cli.assets_cmd", "list, fetch and verify third-party assets (BFM, weights, samples)"),
+    "models": ("mfirrn.cli.models_cmd", "list registered models (stats, pixel convention, pretrained weights)"),
+    "reconstruct": ("mfirrn.cli.reconstruct_cmd", "reconstruct faces in images or videos (landmarks, pose, dense "
+                                                   "mesh)"),
+    "benchmark": ("mfirrn.cli.benchmark_cmd", "AFLW2000-3D NME by yaw bin (and AFLW 21-point); writes summary.json "
+                                               "and per_image.csv"),
+    "data": ("mfirrn.cli.data_cmd", "fetch benchmark and training data; build training data (landmark-fit labels)"),
+    "train": ("mfirrn.cli.train_cmd", "train a model (MFIRRN or a 3DDFA baseline) from a YAML config"),
+    "export-onnx": ("mfirrn.cli.export_cmd", "export a model to ONNX (dynamic batch, fused output)"),
+}
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(m for m, _ in COMMANDS.values()))
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, with lines broken at spaces only: never inside ``--config`` or
+    ``aflw-mb05-baseline`` (``textwrap`` breaks after hyphens by default)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        return textwrap.fill(self._whitespace_matcher.sub(" ", text).strip(), width, initial_indent=indent,
+                             subsequent_indent=indent, break_on_hyphens=False)
 
 
 class _Parser(argparse.ArgumentParser):
     """Usage errors on one line (``mfirrn benchmark: error: argument --limit: invalid int value: 'x'; see
-    mfirrn benchmark --help``), exit status 2; the sub-command parsers inherit it."""
+    mfirrn benchmark --help``), exit status 2; help text broken at spaces only (:class:`_Formatter`); the
+    sub-command parsers inherit both."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _LazyCommands(argparse._SubParsersAction):
+    """The sub-commands of :data:`COMMANDS`, listed with their help at once and built on first use (when
+    argparse selects one, or by :meth:`build`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending: dict[str, str] = {}
+
+    def add_lazy(self, name: str, module: str, help: str) -> None:
+        self._pending[name] = module
+        self._name_parser_map[name] = None  # a valid choice until built
+        self._choices_actions.append(self._ChoicesPseudoAction(name, (), help))
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:  # type: ignore[override]
+        if name in COMMANDS:  # listed by add_lazy already, with the help of the table
+            kwargs.pop("help", None)
+            if self._name_parser_map.get(name, False) is None:
+                del self._name_parser_map[name]
+        parser = super().add_parser(name, **kwargs)
+        order = {n: i for i, n in enumerate(COMMANDS)}  # keep the table's order (usage, errors, the docs)
+        items = sorted(self._name_parser_map.items(), key=lambda kv: order.get(kv[0], len(order)))
+        self._name_parser_map.clear()
+        self._name_parser_map.update(items)
+        return parser
+
+    def build(self, name: str) -> argparse.ArgumentParser:
+        """The parser of command ``name``, its module imported and registered first if needed."""
+        module = self._pending.pop(name, None)
+        if module is not None:
+            importlib.import_module(module).register(self)
+        return self._name_parser_map[name]
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        if values and values[0] in self._pending:
+            self.build(values[0])
+        super().__call__(parser, namespace, values, option_string)
+
+
+def build_parser(*, lazy: bool = True) -> argparse.ArgumentParser:
+    """The ``mfirrn`` parser. ``lazy`` (what the command line uses): each sub-command's module is imported and
+    its parser built when that command is parsed; ``lazy=False`` builds every one now (the docs' CLI
+    reference, tests that inspect the parsers)."""
     from mfirrn import __version__
 
     parser = _Parser(prog="mfirrn", description="MFIRRN workbench: 3D dense face alignment")
     parser.add_argument("--version", action="version", version=f"mfirrn {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", action=_LazyCommands)
+    for name, (module, help) in COMMANDS.items():
+        sub.add_lazy(name, module, help)
+    if not lazy:
+        for name in COMMANDS:
+            sub.build(name)
     return parser
 
 

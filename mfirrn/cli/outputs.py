@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import cv2
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["OutputContext", "Output", "OUTPUTS", "register_output", "build_outputs", "available_outputs",
            "encode_image", "mesh_file_names", "DEFAULT_OUTPUTS"]
@@ -62,6 +62,8 @@ def available_outputs() -> tuple[str, ...]:
 
 def encode_image(ext: str, image: np.ndarray, jpeg_quality: int = 90) -> bytes:
     """Encode a uint8 image as ``.jpg`` (quality ``jpeg_quality``) or ``.png`` bytes."""
+    import cv2
+
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if ext == ".jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
     ok, buf = cv2.imencode(ext, image, params)
     if not ok:

@@ -18,12 +18,13 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from mfirrn.cli.common import add_model_args, fail, reconstructor_from_args
 from mfirrn.cli.outputs import DEFAULT_OUTPUTS, OUTPUTS, OutputContext, available_outputs, build_outputs
-from mfirrn.detect.registry import DEFAULT_DETECTOR
+
+if TYPE_CHECKING:  # numpy, OpenCV and PyTorch load when a command runs, not for `mfirrn --help`
+    import numpy as np
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 # at most this many images' outputs wait to be written (bounds memory when writing is the slow part)
@@ -31,11 +32,11 @@ MAX_PENDING_WRITES = 4
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from mfirrn.detect.registry import available_detectors
+    from mfirrn.detect.registry import DEFAULT_DETECTOR, available_detectors
     from mfirrn.inference.pipeline import REFINE_MODES
     from mfirrn.models import DEFAULT_MODEL
 
-    p = sub.add_parser("reconstruct", help="reconstruct faces in images (landmarks, pose, dense mesh)",
+    p = sub.add_parser("reconstruct",  # its one-line help: mfirrn.cli.COMMANDS
                        description="Detect faces, regress 3DMM params and write results per image. "
                                    "Without IMAGE arguments, the sample photos are reconstructed.")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files, folders or glob patterns")
@@ -94,6 +95,8 @@ def _unique_stem(path: Path, seen: set[str]) -> str:
 
 
 def _parse_boxes(boxes: list[str] | None) -> np.ndarray | None:
+    import numpy as np
+
     if not boxes:
         return None
     try:

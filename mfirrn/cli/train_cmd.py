@@ -14,8 +14,9 @@ def register(subparsers) -> None:
     from mfirrn.train.config import package_configs
 
     p = subparsers.add_parser(
-        "train", help="train a model (MFIRRN or a 3DDFA baseline) from a YAML config",
-        description="Train from a YAML config (a path, or a shipped config: " + ", ".join(package_configs()) + "). "
+        "train",  # its one-line help: mfirrn.cli.COMMANDS
+        description="Train from a YAML config (a path, or a shipped config: "
+                    + ", ".join(f"`{c}`" for c in package_configs()) + "). "
                     "Overrides like optim.lr=0.01 data.root=/data/300W-LP follow the options. "
                     "Multi-process: torchrun --nproc_per_node N -m mfirrn.cli train --config ...")
     p.add_argument("--config", required=True, help="YAML config file or shipped config name")

@@ -20,10 +20,12 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from mfirrn.cli.common import fail
+
+if TYPE_CHECKING:
+    import numpy as np
 
 VIDEO_OUTPUTS = ("json", "landmarks", "dense", "render", "pose", "obj", "ply")
 VIDEO_DEFAULT_OUTPUTS = "json,landmarks,pose"

@@ -73,22 +73,31 @@ def resolve_aflw2000_root(root: Union[str, Path]) -> tuple[Path, Path]:
     )
 
 
-def _fetched(name: str) -> tuple[Optional[Path], str]:
+def _fetched(name: str, with_originals: bool = False) -> tuple[Optional[Path], str]:
     """The complete fetched copy of dataset ``name`` (or None) and a description for error messages."""
     from mfirrn.io.fetch import default_dest, fetched_root
 
     dest = default_dest(name)
-    if fetched_root(name) is not None:
+    if fetched_root(name, with_originals) is not None:
         return dest, f"the fetched copy {dest}"
-    state = "incomplete" if dest.exists() else "not fetched"
+    if fetched_root(name) is not None:
+        state = "without the original photos: fetch again with --with-originals"
+    else:
+        state = "incomplete" if dest.exists() else "not fetched"
     return None, f"the fetched copy {dest} ({state})"
 
 
-def find_aflw2000_root(root: Union[str, Path, None] = None) -> tuple[Path, str]:
+def find_aflw2000_root(root: Union[str, Path, None] = None, *, fetch: bool = False,
+                       with_originals: bool = False) -> tuple[Path, str]:
     """Where the AFLW2000-3D benchmark data is: ``(folder, how it was found)``, in the documented order
     (module docstring): ``root`` (``--data-root``), ``$MFIRRN_AFLW2000``, ``$MFIRRN_DATASETS/aflw2000-3d-dev``,
     the fetched copy. An explicit ``root`` or ``$MFIRRN_AFLW2000`` must hold the data (no fall-through).
     Raises :class:`DatasetError` with one line listing what was tried and the fix.
+
+    ``fetch=True`` (what the notebooks use): found nowhere, the data is fetched into the user cache
+    (:func:`mfirrn.io.fetch.ensure_dataset` says what and how big first) and that copy returned.
+    ``with_originals``: a fetched copy only counts with the original photos and fits (fetched too when
+    ``fetch``); the other places are taken as they are.
     """
     if root is not None:
         resolve_aflw2000_root(root)
@@ -112,10 +121,14 @@ def find_aflw2000_root(root: Union[str, Path, None] = None) -> tuple[Path, str]:
         tried.append(f"{dev} (missing)")
     else:
         tried.append(f"${DATASETS_ENV}/{DEV_SPLIT} (${DATASETS_ENV} unset)")
-    fetched, what = _fetched("aflw2000-3d")
+    fetched, what = _fetched("aflw2000-3d", with_originals)
     if fetched is not None:
         resolve_aflw2000_root(fetched)
         return fetched, "the fetched copy"
+    if fetch:
+        from mfirrn.io.fetch import ensure_dataset
+
+        return ensure_dataset("aflw2000-3d", with_originals=with_originals), "fetched now"
     tried.append(what)
     raise DatasetError(f"no AFLW2000-3D benchmark data found (tried {', '.join(tried)}); "
                        f"run `mfirrn data fetch aflw2000-3d` or pass --data-root DIR")

@@ -222,6 +222,32 @@ def comparison_table(results: Iterable[BenchmarkResult], published: bool = True,
     return pd.DataFrame(rows, columns=_COLUMNS)
 
 
+#: Published rows a reader compares with first: 3DDFA (what MFIRRN builds on), the MFIRRN paper, and the strongest
+#: later methods of the SynergyNet table.
+HEADLINE_PUBLISHED = ("3DDFA (CVPR16)", "MFIRRN (paper)", "3DDFA_V2 (ECCV20)", "SynergyNet (3DV21)")
+#: Columns that fit a page: the yaw bins and their Mean and Std, and the AFLW-21 mean.
+HEADLINE_COLUMNS = ("method", "kind", *BIN_COLUMNS, "Mean", "Std", "AFLW-21 mean")
+
+
+def headline_rows(df: pd.DataFrame, published: Sequence[str] = HEADLINE_PUBLISHED, measured: Optional[int] = None,
+                  first: Optional[str] = None) -> pd.DataFrame:
+    """The rows of a :func:`comparison_table` a reader compares first: the ``published`` methods in that
+    order, then the measured rows, ``first`` (e.g. the default model) then the others by Mean, at most
+    ``measured`` of them (None: all). The full table stays what :func:`export_table` writes.
+
+    >>> t = comparison_table([], published=True)
+    >>> headline_rows(t, published=("MFIRRN (paper)", "SynergyNet (3DV21)"))["method"].tolist()
+    ['MFIRRN (paper)', 'SynergyNet (3DV21)']
+    """
+    pub = df[df["kind"] == "published"].set_index("method", drop=False)
+    rows = [pub.loc[[m]] for m in published if m in pub.index]
+    mes = df[df["kind"] == "measured"].sort_values("Mean", kind="stable", na_position="last")
+    if first is not None:
+        mes = pd.concat([mes[mes["method"] == first], mes[mes["method"] != first]])
+    rows.append(mes if measured is None else mes.head(measured))
+    return pd.concat(rows, ignore_index=True) if rows else df.iloc[:0]
+
+
 def format_comparison(df: pd.DataFrame, columns: Optional[Sequence[str]] = None) -> str:
     """Plain-text comparison table (3 decimals; "–" where a paper publishes nothing or a bin is empty)."""
     cols = list(columns or ["method", "kind", *BIN_COLUMNS, "Mean", "Std", "per-image mean", "AFLW-21 mean"])
@@ -573,7 +599,8 @@ def plot_yaw_bars(df: pd.DataFrame, ax: Any = None, ci: Optional[Mapping[str, Bo
                   methods: Optional[Sequence[str]] = None):
     """Grouped bars of NME (%) per yaw bin and Mean for the rows of a :func:`comparison_table` with numbers.
 
-    ``ci`` maps measured method names to their :class:`BootstrapCI` (drawn as error bars).
+    ``ci`` maps measured method names to their :class:`BootstrapCI` (drawn as error bars). Every row with
+    numbers is a series: pass :func:`headline_rows` (or ``methods``) to keep the chart readable.
     """
     import matplotlib.pyplot as plt
 
@@ -597,7 +624,9 @@ def plot_yaw_bars(df: pd.DataFrame, ax: Any = None, ci: Optional[Mapping[str, Bo
                hatch=None if row["kind"] == "measured" else "//", alpha=0.9 if row["kind"] == "measured" else 0.6)
     ax.set_xticks(np.arange(len(groups)), [f"|yaw| {g}" if g != "Mean" else "mean of bins" for g in groups])
     ax.set_ylabel("NME (%)")
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.05)
+    # below the axes, in columns: never over the bars, however many series
+    ax.legend(fontsize=7, ncol=min(3, max(len(d), 1)), loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     return ax
 
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator, Literal, Optional, Sequence, Union
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -24,6 +22,7 @@ from mfirrn.geometry.bfm import MeshName, MorphableModel
 from mfirrn.geometry.crop import crop_image, crops_to_tensor, roi_from_box, roi_from_landmarks, roi_iou
 from mfirrn.geometry.frames import Convention, params_from_image_camera, params_to_image_camera
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
+from mfirrn.inference.inputs import ImageError, ImageInput, check_boxes, check_landmarks, read_image, to_bgr
 from mfirrn.inference.predict import predict_params
 
 __all__ = ["Face", "Reconstructor", "reconstruct", "read_image", "ImageError", "NoFaceError", "StageTimes",
@@ -33,38 +32,8 @@ RefineMode = Literal["robust", "always", "off"]
 REFINE_MODES: tuple[str, ...] = ("robust", "always", "off")
 
 
-class ImageError(ValueError):
-    """An image file is missing, unreadable or not an image."""
-
-
 class NoFaceError(RuntimeError):
     """The detector found no face in an image."""
-
-
-def read_image(path: Union[str, Path]) -> np.ndarray:
-    """Read an image file as BGR uint8 (H, W, 3); grey and alpha images are converted."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
-        raise ImageError(f"{path}: not a readable image (corrupt or not an image format OpenCV knows)")
-    return img
-
-
-def as_bgr(image: np.ndarray) -> np.ndarray:
-    """Check and convert an in-memory image to BGR uint8 (H, W, 3) (grey or BGRA accepted)."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ImageError(f"image: expected uint8 pixels, got {image.dtype}; convert with (img*255).astype(np.uint8)")
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image
-    raise ImageError(f"image: expected (H, W), (H, W, 3) or (H, W, 4), got shape {image.shape}")
 
 
 @dataclass
@@ -88,6 +57,22 @@ class Face:
     triangles: Optional[np.ndarray] = field(default=None, repr=False)
     score: float = float("nan")
     refined: bool = False
+
+    def __repr__(self) -> str:
+        """One line: box, score, pose in degrees and the array shapes (the arrays themselves are in the fields).
+
+        >>> Face(np.array([10.0, 20, 110, 140]), np.zeros(4), np.zeros(62), {"yaw": -12.34, "pitch": 4.0, "roll": 0.5},
+        ...      np.zeros((68, 3)), np.zeros((38365, 3)), score=0.987, refined=True)  # doctest: +ELLIPSIS
+        Face(box=[10, 20, 110, 140], score=0.99, yaw=-12.3°, pitch=4.0°, roll=0.5°, ..., vertices (38365, 3), refined)
+        """
+        box = "None" if self.box is None else "[" + ", ".join(f"{v:.0f}" for v in self.box[:4]) + "]"
+        pose = ", ".join(f"{k}={self.pose[k]:.1f}°" for k in ("yaw", "pitch", "roll") if k in self.pose)
+        parts = [f"box={box}", f"score={self.score:.2f}", pose, f"landmarks {tuple(np.shape(self.landmarks))}"]
+        if self.vertices is not None:
+            parts.append(f"vertices {tuple(np.shape(self.vertices))}")
+        if self.refined:
+            parts.append("refined")
+        return f"Face({', '.join(p for p in parts if p)})"
 
     def to_dict(self) -> dict:
         """The JSON form written by ``mfirrn reconstruct`` (box, score, roi, refined, params, pose, landmarks)."""
@@ -241,29 +226,27 @@ class Reconstructor:
         with torch.no_grad():
             return self.bfm.landmarks(params.to(self.device), convention=self.model.card.convention, roi=roi_t)
 
-    def __call__(self, image: np.ndarray, boxes: Optional[np.ndarray] = None,
+    def __call__(self, image: ImageInput, boxes: Optional[np.ndarray] = None,
                  landmarks: Optional[np.ndarray] = None, *, times: Optional[StageTimes] = None) -> list[Face]:
-        """Reconstruct the faces of a BGR uint8 image.
+        """Reconstruct the faces of an image: a file path, a PIL image (RGB) or an array, **BGR** uint8 (H, W, 3)
+        as OpenCV reads it (:func:`mfirrn.inference.inputs.to_bgr`; flip an RGB array with ``img[..., ::-1]``).
 
         Faces come from ``landmarks`` (F, K, 2) if given (roi from landmarks, as in 3DDFA's second step), else from
         ``boxes`` (F, 4 or 5), else from the detector. Returns [] when no face is found. ``times``
         collects the seconds spent per stage (detect, network, refine, landmarks, dense).
         """
         timer = times if times is not None else _no_timer
-        image = as_bgr(image)
+        image = to_bgr(image)
         box_arr: Optional[np.ndarray]
         if landmarks is not None:
-            lm = np.asarray(landmarks, np.float64)
-            lm = lm[None] if lm.ndim == 2 else lm
+            lm = check_landmarks(landmarks)
             rois, box_arr, scores = roi_from_landmarks(lm), None, np.full(len(lm), np.nan)
         else:
             if boxes is None:
                 with timer("detect"):
                     box_arr = self.detector(image)
             else:
-                box_arr = np.asarray(boxes, np.float64).reshape(-1, np.shape(boxes)[-1])
-            if box_arr.shape[-1] not in (4, 5):
-                raise ValueError(f"boxes: expected (F, 4) or (F, 5), got {box_arr.shape}")
+                box_arr = check_boxes(boxes)
             scores = box_arr[:, 4] if box_arr.shape[1] == 5 else np.full(len(box_arr), np.nan)
             rois = roi_from_box(box_arr[:, :4])
         if len(rois) == 0:
@@ -318,10 +301,11 @@ class Reconstructor:
         return faces
 
 
-def reconstruct(image: Union[str, Path, np.ndarray], model: Union[str, nn.Module] = "3ddfa-v2-mb05",
+def reconstruct(image: ImageInput, model: Union[str, nn.Module] = "3ddfa-v2-mb05",
                 boxes: Optional[np.ndarray] = None, landmarks: Optional[np.ndarray] = None,
                 **kwargs) -> list[Face]:
-    """One-call reconstruction of a path or BGR array (builds a :class:`Reconstructor`; reuse one for many images)."""
-    img = read_image(image) if isinstance(image, (str, Path)) else image
+    """One-call reconstruction of a path, a PIL image or a BGR array (builds a :class:`Reconstructor`; reuse one
+    for many images)."""
+    img = to_bgr(image)  # a bad image fails before the model loads
     return Reconstructor(model, **kwargs)(img, boxes=boxes, landmarks=landmarks)
 

@@ -1,9 +1,9 @@
-"""Benchmark data in one command: AFLW2000-3D and AFLW (21 points) from their public GitHub copy.
+"""Benchmark and training data in one command: AFLW2000-3D, AFLW (21 points), the AFLW training pool.
 
-Source: the 3DDFA-layout test sets in ``XgTu/2DASL`` at commit :data:`SOURCE_COMMIT`
-(``test_codes/test.data`` and ``test_codes/test.configs``). The package ships the list of every file
-there with its size and sha256 (``mfirrn/io/manifests/2dasl-test-manifest.tsv.gz``); each file is checked
-against it before it is used.
+Source: all three come from their public GitHub copy, the 3DDFA-layout test sets in ``XgTu/2DASL`` at
+commit :data:`SOURCE_COMMIT` (``test_codes/test.data`` and ``test_codes/test.configs``). The package ships
+the list of every file there with its size and sha256 (``mfirrn/io/manifests/2dasl-test-manifest.tsv.gz``);
+each file is checked against it before it is used.
 
 How a file arrives (:func:`fetch_dataset`):
 
@@ -25,6 +25,11 @@ Layouts (what ``mfirrn benchmark --data-root`` and :class:`mfirrn.data.labels.po
   with originals also ``test.data/AFLW2000-3D/`` (450x450 photos and their ``.mat`` 3DMM fits).
 * ``aflw``: ``AFLW_GT_crop/`` (21080 crops), ``AFLW_GT_crop.list``, ``AFLW_GT_pts21.npy``,
   ``AFLW_GT_crop_roi_box.npy``, ``AFLW_GT_crop_yaws.npy``.
+* ``aflw-train`` (the training pool, ``aflw-21pt-train``): the same layout without the 2000 crops of
+  AFLW2000-3D faces (they are not downloaded at all: a crop is left out when AFLW2000-3D has a crop of that
+  name), so 19080 crops; the list and the arrays keep the rows of those crops, in the source's order.
+  The source's 21080-row list and arrays stay in ``upstream/`` (verified like every file, so a rerun
+  resumes); the top-level ones are made from them (:func:`select_rows`) once every file verified.
 """
 
 from __future__ import annotations
@@ -58,13 +63,17 @@ __all__ = [
     "default_dest",
     "fetch_dataset",
     "fetched_root",
+    "select_rows",
+    "ensure_dataset",
     "COMPLETE_MARKER",
+    "UPSTREAM",
 ]
 
 SOURCE_REPO, SOURCE_COMMIT = REPO_2DASL, COMMIT_2DASL
 _MIRROR_PREFIX = f"github/{SOURCE_REPO}/{SOURCE_COMMIT}"
 _MANIFEST = "2dasl-test-manifest.tsv.gz"
 COMPLETE_MARKER = ".mfirrn-fetch.json"
+UPSTREAM = "upstream"  # aflw-train: the source's row-aligned list and arrays, before the rows are selected
 _DATA = "test_codes/test.data/"
 _CONFIGS = "test_codes/test.configs/"
 
@@ -111,7 +120,11 @@ def load_manifest(path: Union[str, Path, None] = None) -> dict[str, ManifestEntr
 @dataclass(frozen=True)
 class DatasetSpec:
     """A dataset assembled from manifest files: ``rules`` map a source folder (or file) to a local one,
-    keeping files whose name ends with one of ``suffixes``; ``originals`` rules apply with originals only."""
+    keeping files whose name ends with one of ``suffixes``; ``originals`` rules apply with originals only.
+
+    ``without``: a source folder; a file is left out when that folder holds a file of the same name (the
+    AFLW crops of AFLW2000-3D faces). The rows of the list and arrays that rules put in :data:`UPSTREAM`
+    are then selected to match (:func:`select_rows`)."""
 
     name: str
     folder: str
@@ -120,6 +133,7 @@ class DatasetSpec:
     rules: tuple[tuple[str, str, tuple[str, ...]], ...]
     originals: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
     benchmark_hint: str = ""
+    without: str = ""
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -150,6 +164,20 @@ DATASETS: dict[str, DatasetSpec] = {
             ),
             benchmark_hint="mfirrn benchmark --compare MODEL... --aflw-root {dest}",
         ),
+        DatasetSpec(
+            name="aflw-train",
+            folder="aflw-21pt-train",
+            what="AFLW training pool: the 19080 AFLW crops with 21-point GT, crop boxes and yaw that are not "
+                 "AFLW2000-3D faces (the folder aflw-21pt-train)",
+            licence="AFLW images and annotations: AFLW terms (non-commercial research)",
+            rules=(
+                (_DATA + "AFLW_GT_crop.list", f"{UPSTREAM}/AFLW_GT_crop.list", ()),
+                (_DATA + "AFLW_GT_crop/", "AFLW_GT_crop/", (".jpg",)),
+                (_CONFIGS + "AFLW_GT_", f"{UPSTREAM}/AFLW_GT_", (".npy",)),
+            ),
+            benchmark_hint="mfirrn data fit-landmarks --pool {dest} --out results/labels-aflw21",
+            without=_DATA + "AFLW2000-3D_crop/",
+        ),
     )
 }
 
@@ -167,12 +195,17 @@ def plan(name: str, manifest: Optional[dict[str, ManifestEntry]] = None,
 
     >>> len(plan("aflw2000-3d")), len(plan("aflw2000-3d", with_originals=True)), len(plan("aflw"))
     (2006, 6006, 21084)
+    >>> len(plan("aflw-train"))  # 19080 crops, the source's list and its three arrays
+    19084
     """
     spec = _spec(name)
     manifest = load_manifest() if manifest is None else manifest
     rules = spec.rules + (spec.originals if with_originals else ())
+    left_out = _left_out(spec, manifest)
     out = []
     for path, entry in manifest.items():
+        if path.rsplit("/", 1)[-1] in left_out and path.endswith(".jpg"):
+            continue
         for src, dst, suffixes in rules:
             if suffixes:  # files directly under a prefix (not e.g. AFLW-2000-3D/Code/...), by suffix
                 hit = path.startswith(src) and path.endswith(suffixes) and "/" not in path[len(src):]
@@ -184,16 +217,73 @@ def plan(name: str, manifest: Optional[dict[str, ManifestEntry]] = None,
     return sorted(out, key=lambda e: e[1])
 
 
+def _left_out(spec: DatasetSpec, manifest: dict[str, ManifestEntry]) -> frozenset[str]:
+    """File names that ``spec.without`` leaves out (the names of the files directly in that source folder)."""
+    if not spec.without:
+        return frozenset()
+    n = len(spec.without)
+    return frozenset(p[n:] for p in manifest if p.startswith(spec.without) and "/" not in p[n:])
+
+
+def select_rows(dest: Union[str, Path], left_out: frozenset[str]) -> int:
+    """Write the row-aligned list and ``.npy`` arrays of ``dest/upstream/`` into ``dest`` without the rows
+    whose list name is in ``left_out``, in the source's order; returns the rows kept.
+
+    All files are written together or none (:class:`mfirrn.io.fileio.StagedOutputs`). Raises
+    :class:`DataFetchError` when an array's length differs from the list's, or when the kept names are not
+    exactly the crops in ``dest/AFLW_GT_crop/`` (the list and the crops would describe different faces).
+    """
+    import io
+
+    import numpy as np
+
+    from mfirrn.io.fileio import StagedOutputs
+
+    dest = Path(dest)
+    up = dest / UPSTREAM
+    lists = sorted(up.glob("*.list"))
+    if len(lists) != 1:
+        raise DataFetchError(f"{up}: expected one .list file, found {len(lists)}; rerun the fetch")
+    names = [s.strip() for s in lists[0].read_text().splitlines() if s.strip()]
+    keep = np.array([n not in left_out for n in names], bool)
+    kept = [n for n, k in zip(names, keep) if k]
+    crop_dir = dest / lists[0].stem
+    if crop_dir.is_dir() and set(kept) != {p.name for p in crop_dir.iterdir() if p.suffix == ".jpg"}:
+        raise DataFetchError(f"{lists[0]} and the crops in {crop_dir} name different faces; delete {dest} and "
+                             f"fetch again")
+    with StagedOutputs() as out:
+        out.add(dest / lists[0].name, "".join(n + "\n" for n in kept))
+        for f in sorted(up.glob("*.npy")):
+            a = np.load(f, allow_pickle=False)
+            if len(a) != len(names):
+                raise DataFetchError(f"{f} has {len(a)} rows, its list {lists[0].name} {len(names)}; delete {dest} "
+                                     f"and fetch again")
+            buf = io.BytesIO()
+            np.save(buf, a[keep])
+            out.add(dest / f.name, buf.getvalue())
+    return len(kept)
+
+
 def default_dest(name: str) -> Path:
     """Where ``mfirrn data fetch NAME`` puts a dataset by default: ``<user cache>/datasets/<folder>``
     (``$MFIRRN_CACHE`` or ``~/.cache/mfirrn``, as for assets)."""
     return cache_dir() / "datasets" / _spec(name).folder
 
 
-def fetched_root(name: str) -> Optional[Path]:
-    """The default fetched copy of dataset ``name`` if a fetch completed there, else None."""
+def fetched_root(name: str, with_originals: bool = False) -> Optional[Path]:
+    """The default fetched copy of dataset ``name`` if a fetch completed there (``with_originals``: one that
+    included the original photos), else None."""
     dest = default_dest(name)
-    return dest if (dest / COMPLETE_MARKER).is_file() else None
+    marker = dest / COMPLETE_MARKER
+    if not marker.is_file():
+        return None
+    if with_originals:
+        try:
+            if not json.loads(marker.read_text()).get("with_originals"):
+                return None
+        except (OSError, ValueError):
+            return None
+    return dest
 
 
 @dataclass
@@ -333,6 +423,7 @@ def fetch_dataset(name: str, dest: Union[str, Path, None] = None, *, with_origin
     :class:`DataFetchError` after trying every file when some could not be fetched; the complete-marker
     (``.mfirrn-fetch.json``) is written only when all verified.
     """
+    manifest = load_manifest() if manifest is None else manifest
     files = plan(name, manifest, with_originals)
     if not files:
         raise DataFetchError(f"dataset {name!r}: the manifest lists none of its files")
@@ -367,6 +458,13 @@ def fetch_dataset(name: str, dest: Union[str, Path, None] = None, *, with_origin
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
+    rows = None
+    if not report.failed and _spec(name).without:
+        try:
+            rows = select_rows(dest, _left_out(_spec(name), manifest))
+        except ValueError as exc:  # an upstream array np.load refuses (verified files: not expected)
+            raise DataFetchError(f"{name}: cannot select the rows of {dest / UPSTREAM} ({exc}); delete {dest} and "
+                                 f"fetch again") from None
     if report.failed:
         _remove_empty_dirs(dest, keep_root=existed)
         command = f"`mfirrn data fetch {name}{'' if dest == default_dest(name) else f' --dest {dest}'}`"
@@ -383,6 +481,33 @@ def fetch_dataset(name: str, dest: Union[str, Path, None] = None, *, with_origin
                              f"(first: {rel}: {why}); {rerun}")
     meta = {"dataset": name, "source": f"https://github.com/{SOURCE_REPO}/tree/{SOURCE_COMMIT}/test_codes",
             "with_originals": with_originals, "files": report.files, "bytes": report.bytes,
+            **({"rows": rows} if rows is not None else {}),
             "licence": _spec(name).licence, "fetched": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     atomic_write(dest / COMPLETE_MARKER, json.dumps(meta, indent=2) + "\n")
     return report
+
+
+def ensure_dataset(name: str, *, with_originals: bool = False, progress: bool = True,
+                   say: Callable[[str], None] = print) -> Path:
+    """The default fetched copy of dataset ``name`` (:func:`default_dest`), fetched there first when it is
+    missing or incomplete (``with_originals``: also when it lacks the original photos); what notebooks call
+    for data a newcomer does not have yet.
+
+    Before fetching, ``say`` gets one line naming the dataset, its file count and size, where it comes from
+    and where it goes; after, :meth:`FetchReport.line`. Files already there are kept (an interrupted fetch
+    resumes). Raises :class:`DataFetchError` as :func:`fetch_dataset` does.
+    """
+    found = fetched_root(name, with_originals)
+    if found is not None:
+        return found
+    spec, dest = _spec(name), default_dest(name)
+    files = plan(name, with_originals=with_originals)
+    mirror = mirror_dir()
+    source = f"github.com/{SOURCE_REPO} at {SOURCE_COMMIT[:12]}"
+    origin = f"the mirror {mirror} (else {source})" if mirror else source
+    extra = " with the original photos" if with_originals else ""
+    say(f"fetching {name}{extra} ({spec.what}): {len(files)} files, {sum(e.size for e, _ in files) / 1e6:.1f} MB "
+        f"from {origin} into {dest}, each checked against its sha256; `mfirrn data fetch {name}` does the same")
+    report = fetch_dataset(name, dest, with_originals=with_originals, progress=progress)
+    say(report.line())
+    return dest

@@ -43,21 +43,46 @@ def _to_plot(v: np.ndarray) -> np.ndarray:
     return np.stack([v[:, 0], -v[:, 1], v[:, 2]], axis=1)
 
 
-def wireframe_edges(vertices: np.ndarray, triangles: np.ndarray, max_edges: int = 20000, seed: int = 0) -> np.ndarray:
-    """Line coordinates (3M, 3) of up to ``max_edges`` unique mesh edges, NaN-separated (plotly lines)."""
-    t = np.asarray(triangles, np.int64)
-    e = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
-    e = np.unique(np.sort(e, axis=1), axis=0)
-    if len(e) > max_edges:
-        e = e[np.random.default_rng(seed).choice(len(e), max_edges, replace=False)]
+def wireframe_edges(vertices: np.ndarray, triangles: np.ndarray, cells: int = 32) -> np.ndarray:
+    """Line coordinates (3M, 3), NaN-separated (plotly lines), of the edges of a coarse copy of the mesh: a
+    wireframe a reader can see, where the mesh's own ~10^5 edges would be a grey smear (and a random sample
+    of them scattered specks).
+
+    The coarse copy is made by vertex clustering: space is cut into cubes of ``1/cells`` of the mesh's
+    larger x-y extent, each cube's vertices merge into the one nearest their mean (so every line ends on
+    the surface), and the triangles that still join three cubes keep their edges. About ``cells``² / 2
+    vertices remain on a face.
+
+    >>> v = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]]); t = np.array([[0, 1, 2], [1, 3, 2]])
+    >>> len(wireframe_edges(v, t, cells=1)) // 3, len(wireframe_edges(v, t, cells=2)) // 3   # merged; all 5 edges
+    (0, 5)
+    """
     v = np.asarray(vertices, np.float64)
+    t = np.asarray(triangles, np.int64)
+    side = max(float(np.ptp(v[:, :2], axis=0).max()), 1e-9) / max(cells, 1) * (1 + 1e-9)
+    keys = np.floor((v - v.min(0)) / side).astype(np.int64)
+    _, cluster = np.unique(keys, axis=0, return_inverse=True)
+    cluster = cluster.ravel()
+    n = int(cluster.max()) + 1
+    mean = np.zeros((n, 3))
+    np.add.at(mean, cluster, v)
+    mean /= np.bincount(cluster, minlength=n)[:, None]
+    dist = np.linalg.norm(v - mean[cluster], axis=1)  # the member nearest the mean represents the cube
+    order = np.lexsort((dist, cluster))
+    first = order[np.r_[True, cluster[order][1:] != cluster[order][:-1]]]
+    rep = np.empty((n, 3))
+    rep[cluster[first]] = v[first]
+    ct = cluster[t]
+    ct = ct[(ct[:, 0] != ct[:, 1]) & (ct[:, 1] != ct[:, 2]) & (ct[:, 0] != ct[:, 2])]
+    e = np.concatenate([ct[:, [0, 1]], ct[:, [1, 2]], ct[:, [2, 0]]])
+    e = np.unique(np.sort(e, axis=1), axis=0) if len(e) else np.zeros((0, 2), np.int64)
     out = np.full((len(e) * 3, 3), np.nan)
-    out[0::3], out[1::3] = v[e[:, 0]], v[e[:, 1]]
+    out[0::3], out[1::3] = rep[e[:, 0]], rep[e[:, 1]]
     return out
 
 
 def _mesh_traces(vertices: np.ndarray, triangles: np.ndarray, colors: Optional[np.ndarray], landmarks: Optional[np.ndarray],
-                 wireframe: bool, name: str, max_edges: int, scene: str = "scene") -> list:
+                 wireframe: bool, name: str, cells: int, scene: str = "scene") -> list:
     import plotly.graph_objects as go
 
     v = np.asarray(vertices)
@@ -84,9 +109,11 @@ def _mesh_traces(vertices: np.ndarray, triangles: np.ndarray, colors: Optional[n
         traces.append(go.Scatter3d(x=lm[:, 0], y=lm[:, 1], z=lm[:, 2] + 1.0, mode="markers",
                                    marker=dict(size=3, color="red"), name=f"{name}: landmarks", scene=scene))
     if wireframe:
-        w = _to_plot(wireframe_edges(v, t, max_edges))
-        traces.append(go.Scatter3d(x=w[:, 0], y=w[:, 1], z=w[:, 2] + 0.2, mode="lines", line=dict(color="black", width=1),
-                                   opacity=0.35, visible=False, name=f"{name}: wireframe", hoverinfo="skip", scene=scene))
+        w = _to_plot(wireframe_edges(v, t, cells))
+        lift = 0.004 * float(np.ptp(p[:, :2], axis=0).max())  # towards the viewer: lines stay above the surface
+        traces.append(go.Scatter3d(x=w[:, 0], y=w[:, 1], z=w[:, 2] + lift, mode="lines",
+                                   line=dict(color="rgb(20,20,60)", width=1.5), opacity=0.8, visible=False,
+                                   name=f"{name}: wireframe", hoverinfo="skip", scene=scene))
     return traces
 
 
@@ -127,7 +154,7 @@ def _toggle_buttons(fig: Any) -> None:
 
 def mesh_figure(vertices: np.ndarray, triangles: np.ndarray, colors: Optional[np.ndarray] = None,
                 landmarks: Optional[np.ndarray] = None, *, wireframe: bool = True, title: Optional[str] = None,
-                max_edges: int = 12000, height: int = 600, width: Optional[int] = None) -> Any:
+                wireframe_cells: int = 32, height: int = 600, width: Optional[int] = None) -> Any:
     """A plotly figure of one mesh.
 
     Args:
@@ -135,14 +162,15 @@ def mesh_figure(vertices: np.ndarray, triangles: np.ndarray, colors: Optional[np
         triangles: (T, 3) 0-based indices.
         colors: optional (N, 3) RGB per vertex in [0, 1] (or 0..255); None = grey, shaded.
         landmarks: optional (68, 3) image frame, drawn as red markers (toggle button).
-        wireframe: add a (hidden by default) wireframe of up to ``max_edges`` edges (toggle button).
+        wireframe: add a (hidden by default) wireframe (toggle button): the edges of a coarse copy of the mesh,
+            ``wireframe_cells`` cells across (:func:`wireframe_edges`).
 
     Returns:
         ``plotly.graph_objects.Figure`` with buttons for landmarks / wireframe / shading.
     """
     import plotly.graph_objects as go
 
-    fig = go.Figure(_mesh_traces(vertices, triangles, colors, landmarks, wireframe, "mesh", max_edges))
+    fig = go.Figure(_mesh_traces(vertices, triangles, colors, landmarks, wireframe, "mesh", wireframe_cells))
     # title on the left: plotly's tool bar (mode bar) sits at the top right
     fig.update_layout(scene=_scene(), title=dict(text=title, x=0.01, xanchor="left"), height=height, width=width,
                       margin=dict(l=0, r=0, t=MODEBAR_STRIP, b=BUTTON_STRIP),
@@ -151,7 +179,8 @@ def mesh_figure(vertices: np.ndarray, triangles: np.ndarray, colors: Optional[np
     return fig
 
 
-def side_by_side(meshes: Sequence[tuple], titles: Sequence[str], *, height: int = 500, max_edges: int = 10000) -> Any:
+def side_by_side(meshes: Sequence[tuple], titles: Sequence[str], *, height: int = 500,
+                 wireframe_cells: int = 32) -> Any:
     """One figure with a 3D scene per mesh; ``meshes`` are ``(vertices, triangles, colors, landmarks)`` tuples
     (colors / landmarks may be None). Cameras are not linked; each scene starts at the frontal view."""
     from plotly.subplots import make_subplots
@@ -159,7 +188,7 @@ def side_by_side(meshes: Sequence[tuple], titles: Sequence[str], *, height: int 
     fig = make_subplots(rows=1, cols=len(meshes), specs=[[{"type": "scene"}] * len(meshes)], subplot_titles=list(titles))
     for i, (v, t, c, lm) in enumerate(meshes):
         scene = "scene" if i == 0 else f"scene{i + 1}"
-        for tr in _mesh_traces(v, t, c, lm, True, titles[i], max_edges, scene=scene):
+        for tr in _mesh_traces(v, t, c, lm, True, titles[i], wireframe_cells, scene=scene):
             fig.add_trace(tr)
         fig.update_layout({scene: _scene()})
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=MODEBAR_STRIP + 20, b=BUTTON_STRIP), showlegend=False)
@@ -176,13 +205,19 @@ def export_html(fig: Any, path: Union[str, Path]) -> Path:
 
 
 def coefficient_explorer(bfm: Any, *, n_shape: int = 5, n_exp: int = 5, stats: Any = None, params: Optional[np.ndarray] = None,
-                         span: float = 3.0) -> Any:
-    """ipywidgets sliders over the first shape / expression coefficients and yaw / pitch / roll, with a plotly
+                         span: float = 3.0, height: int = 480) -> Any:
+    """ipywidgets sliders over the first shape / expression coefficients and yaw / pitch / roll, beside a plotly
     view of the resulting mesh (rebuilt on every slider change; needs a live kernel to react).
 
     Coefficients are in units of their std in ``stats`` (default 3DDFA_V2's) around ``params`` (62,)
     (default: the stats' mean, i.e. the average training face), from ``-span`` to ``+span`` std.
-    Angles in degrees. Returns an ``ipywidgets.VBox``; the figure is in ``box.figure_output``.
+    Angles in degrees. The view keeps one scale for every setting (a coefficient that mostly changes the
+    face's size shows as a size change, not hidden by re-fitting the camera) and colours each vertex by its
+    distance from the face with every slider at 0, as a percentage of the face's height. The sliders stand
+    in one column left of the mesh, so both fit on a laptop screen (about ``height`` + 40 px high).
+
+    Returns an ``ipywidgets.HBox``; ``box.figure_output`` holds the figure, ``box.sliders`` the sliders by
+    label (``"shape 1"``, ``"exp 1"``, ``"yaw °"``, ...), ``box.current_vertices()`` the mesh shown.
     """
     import ipywidgets as widgets
 
@@ -191,46 +226,63 @@ def coefficient_explorer(bfm: Any, *, n_shape: int = 5, n_exp: int = 5, stats: A
     stats = stats if stats is not None else ParamStats.from_asset("stats-3ddfa-v2")
     base = np.asarray(stats.mean if params is None else params, np.float64).copy()
     tri = bfm.triangles
+    rest = _coefficient_vertices(bfm, stats, base, [], [])
+    face_height = float(np.ptp(rest[:, 1]))
+    half = 0.62 * float(np.ptp(rest, axis=0).max())  # a fixed cube around the centred face, rotations included
 
     def slider(desc: str, lo: float, hi: float, step: float) -> Any:
         return widgets.FloatSlider(value=0.0, min=lo, max=hi, step=step, description=desc, continuous_update=False,
-                                   layout=widgets.Layout(width="320px"))
+                                   readout_format=".1f", style={"description_width": "56px"},
+                                   layout=widgets.Layout(width="250px", height="26px"))
 
     shp = [slider(f"shape {i + 1}", -span, span, 0.1) for i in range(n_shape)]
     exp = [slider(f"exp {i + 1}", -span, span, 0.1) for i in range(n_exp)]
     pose = [slider(a, -80.0, 80.0, 1.0) for a in ("yaw °", "pitch °", "roll °")]
-    out = widgets.Output()
+    out = widgets.Output(layout=widgets.Layout(width="560px"))
 
     def current_vertices() -> np.ndarray:
         return _coefficient_vertices(bfm, stats, base, [s.value for s in shp], [s.value for s in exp],
                                      *(s.value for s in pose))
 
     def redraw(_: Any = None) -> None:
-        fig = mesh_figure(current_vertices(), tri, wireframe=False, height=450,
-                          title="3DMM: mean + shape·α + expression·β, rotated")
+        import plotly.io as pio
+
+        v = current_vertices()
+        posed_rest = _coefficient_vertices(bfm, stats, base, [], [], *(s.value for s in pose))
+        moved = 100 * np.linalg.norm(v - posed_rest, axis=1) / face_height
+        fig = mesh_figure(v, tri, wireframe=False, height=height, width=540, title="mean + shape·α + expression·β")
+        fig.data[0].update(intensity=moved, colorscale="Viridis", cmin=0, cmax=max(5.0, float(moved.max())),
+                           showscale=True, colorbar=dict(title=dict(text="moved<br>(% of<br>height)", side="top"),
+                                                         len=0.6, thickness=12))
+        axis = dict(visible=False, autorange=False)
+        fig.update_layout(scene=dict(aspectmode="cube", camera=dict(eye=dict(x=0, y=0, z=1.5)),
+                                     xaxis=dict(axis, range=[-half, half]),
+                                     yaxis=dict(axis, range=[-half, half]), zaxis=dict(axis, range=[-half, half])))
         # Replace the Output's content directly: no `with out:` capture and no clear_output(wait=True),
         # which wait for a front end and stall a headless kernel (nbclient, CI) until its timeout.
         # A mime bundle, not the figure: IPython's formatter would call the figure's _ipython_display_,
         # which publishes it to the running cell's output instead of the widget.
-        import plotly.io as pio
-
         bundle = pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_plotly_json())
         out.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
 
     for s in (*shp, *exp, *pose):
         s.observe(redraw, names="value")
-    reset = widgets.Button(description="reset")
+    reset = widgets.Button(description="reset", layout=widgets.Layout(width="90px"))
 
     def on_reset(_: Any) -> None:
         for s in (*shp, *exp, *pose):
             s.value = 0.0
 
     reset.on_click(on_reset)
-    controls = widgets.HBox([widgets.VBox([widgets.HTML("<b>shape (std)</b>"), *shp]),
-                             widgets.VBox([widgets.HTML("<b>expression (std)</b>"), *exp]),
-                             widgets.VBox([widgets.HTML("<b>pose (degrees)</b>"), *pose, reset])])
-    box = widgets.VBox([controls, out])
+
+    def header(text: str) -> Any:
+        return widgets.HTML(f"<b>{text}</b>", layout=widgets.Layout(height="22px", margin="4px 0 0 0"))
+
+    controls = widgets.VBox([header("shape (std)"), *shp, header("expression (std)"), *exp,
+                             header("pose (degrees)"), *pose, reset], layout=widgets.Layout(width="262px"))
+    box = widgets.HBox([controls, out])
     box.figure_output = out
+    box.sliders = {s.description: s for s in (*shp, *exp, *pose)}
     box.current_vertices = current_vertices
     redraw()
     return box

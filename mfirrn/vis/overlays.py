@@ -48,25 +48,39 @@ def draw_dense(image: np.ndarray, vertices: Sequence[np.ndarray], step: int = 6,
 
 
 def plot_mesh_points(ax, vertices: np.ndarray, colors: np.ndarray | None = None, step: int = 3, size: float = 2.0,
-                     azim: float = -70.0):
+                     azim: float = -70.0, elev: float = 10.0):
     """Scatter every ``step``-th vertex (N, 3) of an image-frame mesh on a matplotlib 3D axis, viewed from the camera.
 
     ``colors``: RGB (N, 3) in [0, 1] (e.g. :func:`mfirrn.render.meshio.sample_colors`). The image y axis is
-    flipped so the face is upright.
+    flipped so the face is upright (its ticks still read image ``y``, growing downwards); the depth axis is
+    ``z`` (larger = closer). ``azim=-90`` looks straight at the face. Each axis gets three ticks in small type; an axis seen nearly
+    end-on (depth at ``azim`` near ±90) shows neither ticks nor label, which would pile up in one spot.
     """
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
     v = np.asarray(vertices)[::step]
     c = None if colors is None else np.asarray(colors)[::step]
     ax.scatter(v[:, 0], v[:, 2], -v[:, 1], c=c, s=size, linewidths=0, depthshade=False)
-    ax.set_xlabel("x (px)")
-    ax.set_ylabel("z (px)")
-    ax.set_zlabel("-y (px)")
-    ax.view_init(elev=10, azim=azim)
+    ax.view_init(elev=elev, azim=azim)
     ax.set_box_aspect((1, 1, 1))
     span = (v.max(0) - v.min(0)).max() / 2
     mid = (v.max(0) + v.min(0)) / 2
     ax.set_xlim(mid[0] - span, mid[0] + span)
     ax.set_ylim(mid[2] - span, mid[2] + span)
     ax.set_zlim(-mid[1] - span, -mid[1] + span)
+    a = np.radians(azim)
+    # how much of each horizontal axis lies across the line of sight: x as |sin(azim)|, depth as |cos(azim)|
+    shown = {"x": abs(np.sin(a)), "y": abs(np.cos(a))}
+    ax.zaxis.set_major_formatter(FuncFormatter(lambda t, _: f"{-t:g}"))  # plotted as -y, labelled as y
+    for name, axis, label in (("x", ax.xaxis, "x (px)"), ("y", ax.yaxis, "z, depth (px)"), ("z", ax.zaxis, "y (px)")):
+        axis.set_major_locator(MaxNLocator(3))
+        ax.tick_params(axis=name, labelsize=7, pad=1)
+        if shown.get(name, 1.0) < 0.2:  # seen end-on (within about 12 degrees)
+            axis.set_ticklabels([])
+            axis.set_label_text("")
+        else:
+            axis.set_label_text(label, fontsize=8)
+            axis.labelpad = 8
     return ax
 
 

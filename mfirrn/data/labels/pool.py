@@ -4,10 +4,15 @@ This is how 300W-LP itself was labelled (3DMM fitting to landmarks). Here the so
 21-point pool (``aflw-21pt-train``: 120x120 crops, 21 GT points in original-image pixels, -1 =
 invisible, crop boxes) and, for validation only, the AFLW2000-3D dev split (its ``pts21`` file, scored
 against its 68-point GT).
+
+Where the pool is (:func:`find_pool_root`), first match wins: ``--pool DIR`` (the ``root`` argument),
+``$MFIRRN_DATASETS/aflw-21pt-train``, the copy fetched by ``mfirrn data fetch aflw-train``
+(``<user cache>/datasets/aflw-21pt-train``).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -24,11 +29,46 @@ from mfirrn.inference.predict import predict_params
 from mfirrn.io.checks import check_array, load_json, load_npy, load_npz
 from mfirrn.io.fileio import StagedOutputs, strict_json
 
-__all__ = ["LandmarkPool", "points_to_crop", "label_pool", "save_labels", "load_labels"]
+__all__ = ["LandmarkPool", "PoolError", "POOL_NAME", "find_pool_root", "points_to_crop", "label_pool", "save_labels",
+           "load_labels"]
+
+POOL_NAME = "aflw-21pt-train"  # the pool's folder under $MFIRRN_DATASETS and in the user cache
+_FETCH_NAME = "aflw-train"      # its name for `mfirrn data fetch`
 
 
 class PoolError(FileNotFoundError):
     """A landmark pool is missing or malformed; the message names the file and the fix."""
+
+
+def find_pool_root(root: Union[str, Path, None] = None, *, fetch: bool = False) -> tuple[Path, str]:
+    """Where the AFLW training pool is: ``(folder, how it was found)``. Order: ``root`` (``--pool``),
+    ``$MFIRRN_DATASETS/aflw-21pt-train``, the fetched copy (``mfirrn data fetch aflw-train``). With
+    ``fetch=True`` a pool found nowhere is fetched into the user cache (:func:`mfirrn.io.fetch.ensure_dataset`
+    says what and how big first); else :class:`PoolError` names what was tried and the fix, on one line.
+    An explicit ``root`` is returned as given (:meth:`LandmarkPool.aflw21` checks its files)."""
+    from mfirrn.io.fetch import default_dest, ensure_dataset, fetched_root, plan
+
+    if root is not None:
+        return Path(root).expanduser(), "--pool"
+    tried = []
+    datasets = os.environ.get("MFIRRN_DATASETS")
+    if datasets:
+        p = Path(datasets).expanduser() / POOL_NAME
+        if p.exists():
+            return p, f"$MFIRRN_DATASETS/{POOL_NAME}"
+        tried.append(f"{p} (missing)")
+    else:
+        tried.append(f"$MFIRRN_DATASETS/{POOL_NAME} ($MFIRRN_DATASETS unset)")
+    fetched = fetched_root(_FETCH_NAME)
+    if fetched is not None:
+        return fetched, "the fetched copy"
+    if fetch:
+        return ensure_dataset(_FETCH_NAME), "fetched now"
+    dest = default_dest(_FETCH_NAME)
+    tried.append(f"the fetched copy {dest} ({'incomplete' if dest.exists() else 'not fetched'})")
+    size = sum(e.size for e, _ in plan(_FETCH_NAME)) / 1e6
+    raise PoolError(f"no AFLW training pool found (tried {', '.join(tried)}); run `mfirrn data fetch {_FETCH_NAME}` "
+                    f"({size:.0f} MB) or pass --pool DIR")
 
 
 def points_to_crop(points: np.ndarray, roi: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:

@@ -1,0 +1,168 @@
+"""What the :class:`~mfirrn.inference.pipeline.Reconstructor` accepts as an image, boxes and landmarks, checked.
+
+Images (:func:`to_bgr`) become BGR ``uint8`` arrays (H, W, 3), the layout OpenCV's ``cv2.imread`` gives:
+
+* a path (``str`` or ``Path``): read with OpenCV (:func:`read_image`); a URL is refused (download it first);
+* a PIL image: converted from its mode (RGB, RGBA, L, P, ...) to RGB, then to BGR;
+* an array: (H, W, 3) is taken as **BGR**, (H, W, 4) as BGRA, (H, W) as grey; ``uint8`` as it is; other
+  integers and floats within 0..255 are rounded to ``uint8``; floats within 0..1 and anything else are refused
+  with the conversion to write. An RGB array (matplotlib, PIL, imageio) must be flipped first: ``img[..., ::-1]``.
+
+Every refusal is an :class:`ImageError` (or a :class:`FaceInputError` for boxes and landmarks), both
+subclasses of ``ValueError``, with one sentence that names the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+__all__ = ["ImageError", "FaceInputError", "ImageInput", "read_image", "as_bgr", "to_bgr", "check_boxes",
+           "check_landmarks"]
+
+#: A path, a PIL image or an array (see the module docstring).
+ImageInput = Union[str, Path, np.ndarray, Any]
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # http://..., also as Path() leaves it (https:/...)
+
+
+class ImageError(ValueError):
+    """An image is missing, unreadable, or not an image the pipeline can take; the message names the fix."""
+
+
+class FaceInputError(ValueError):
+    """Face boxes or landmarks given to the pipeline are malformed (shape, NaN, empty box); the message names
+    the fix."""
+
+
+def read_image(path: Union[str, Path]) -> np.ndarray:
+    """Read an image file as BGR uint8 (H, W, 3); grey and alpha images are converted."""
+    import cv2
+
+    text = str(path)
+    if _URL.match(text):
+        raise ImageError(f"{text}: a URL, not a file; download it first (e.g. urllib.request.urlretrieve(url, "
+                         f"'face.jpg')) and pass the file's path")
+    path = Path(path)
+    if not path.is_file():
+        where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+        raise ImageError(f"{path}: no such file{where}; check the path")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise ImageError(f"{path}: not a readable image (corrupt or not an image format OpenCV knows)")
+    return img
+
+
+def _is_pil(image: Any) -> bool:
+    pil = sys.modules.get("PIL.Image")  # a PIL image exists only if PIL was imported
+    return pil is not None and isinstance(image, pil.Image)
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """Pixels as uint8: unchanged, or rounded when every value is a whole-range 0..255 number."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == bool or not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(image):
+        raise ImageError(f"image: expected uint8 pixels (BGR, 0..255), got {image.dtype} values; convert with "
+                         f"img.astype(np.uint8) from 0..255 values")
+    if image.size == 0:
+        return image.astype(np.uint8)
+    finite = np.isfinite(image)
+    if not finite.all():
+        raise ImageError(f"image: {int((~finite).sum())} pixels are NaN or infinite; replace them "
+                         f"(np.nan_to_num) before passing the image")
+    lo, hi = float(image.min()), float(image.max())
+    if np.issubdtype(image.dtype, np.floating) and hi <= 1.0:
+        raise ImageError(f"image: {image.dtype} pixels within 0..1; pass (img * 255).round().astype(np.uint8) "
+                         f"(the pipeline takes 0..255 BGR)")
+    if lo < 0 or hi > 255:
+        raise ImageError(f"image: {image.dtype} pixels span {lo:g}..{hi:g}, outside 0..255; scale them to 0..255 "
+                         f"and pass img.astype(np.uint8)")
+    return np.rint(image).astype(np.uint8)
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """An in-memory array as BGR uint8 (H, W, 3): (H, W, 3) taken as BGR, (H, W, 4) as BGRA, (H, W) or (H, W, 1)
+    as grey; pixel types as in the module docstring.
+
+    >>> as_bgr(np.full((2, 3), 7.0)).shape, as_bgr(np.full((2, 3), 7.0)).dtype
+    ((2, 3, 3), dtype('uint8'))
+    """
+    import cv2
+
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[2] > 4:
+        raise ImageError(f"image: shape {image.shape} is channels-first; pass img.transpose(1, 2, 0) "
+                         f"(height, width, channels)")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4))):
+        raise ImageError(f"image: expected (H, W), (H, W, 3) or (H, W, 4) pixels, got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ImageError(f"image: empty ({image.shape[0]}x{image.shape[1]} pixels); pass an image with pixels")
+    image = np.ascontiguousarray(_to_uint8(image))  # a flipped view (img[..., ::-1]) becomes a plain array
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def to_bgr(image: ImageInput) -> np.ndarray:
+    """Any accepted image (a path, a PIL image, an array; see the module docstring) as BGR uint8 (H, W, 3)."""
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if _is_pil(image):
+        return as_bgr(np.asarray(image.convert("RGB"))[..., ::-1])
+    if isinstance(image, np.ndarray):
+        return as_bgr(image)
+    if type(image).__module__.split(".")[0] == "torch":
+        raise ImageError("image: a torch tensor; pass an array, e.g. tensor.cpu().numpy() as (H, W, 3) BGR uint8")
+    raise ImageError(f"image: expected a file path, a PIL image or a (H, W, 3) BGR uint8 array, got "
+                     f"{type(image).__name__}")
+
+
+def check_boxes(boxes: Any) -> np.ndarray:
+    """Face boxes as (F, 4) or (F, 5) float64 (``x0, y0, x1, y1[, score]`` in pixels); one box may be given flat.
+
+    >>> check_boxes([10, 20, 110, 120]).tolist()
+    [[10.0, 20.0, 110.0, 120.0]]
+    """
+    try:
+        arr = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise FaceInputError("boxes: expected numbers x0, y0, x1, y1 per face (an (F, 4) array)") from None
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] not in (4, 5):
+        raise FaceInputError(f"boxes: expected (F, 4) or (F, 5) (x0, y0, x1, y1[, score]), got shape "
+                             f"{np.shape(boxes)}")
+    bad = ~np.isfinite(arr[:, :4]).all(1)
+    if bad.any():
+        raise FaceInputError(f"boxes: row {int(np.flatnonzero(bad)[0])} holds NaN or infinite coordinates "
+                             f"{arr[bad][0, :4].tolist()}; give finite pixel coordinates")
+    empty = (arr[:, 2] <= arr[:, 0]) | (arr[:, 3] <= arr[:, 1])
+    if empty.any():
+        raise FaceInputError(f"boxes: row {int(np.flatnonzero(empty)[0])} is empty {arr[empty][0, :4].tolist()}; "
+                             f"give x0, y0, x1, y1 with x1 > x0 and y1 > y0")
+    return arr
+
+
+def check_landmarks(landmarks: Any) -> np.ndarray:
+    """Landmarks as (F, K, 2) float64 (a single face may be (K, 2)); more than two coordinates are cut to x, y."""
+    try:
+        lm = np.asarray(landmarks, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise FaceInputError("landmarks: expected numbers, an (F, K, 2) array of x, y pixels") from None
+    lm = lm[None] if lm.ndim == 2 else lm
+    if lm.ndim != 3 or lm.shape[2] < 2 or lm.shape[1] < 2:
+        raise FaceInputError(f"landmarks: expected (F, K, 2) or (K, 2) x, y pixels with K >= 2, got shape "
+                             f"{np.shape(landmarks)}")
+    lm = lm[..., :2]
+    bad = ~np.isfinite(lm).all((1, 2))
+    if bad.any():
+        raise FaceInputError(f"landmarks: face {int(np.flatnonzero(bad)[0])} holds NaN or infinite points; drop "
+                             f"those points or that face")
+    return lm

@@ -1,0 +1,110 @@
+"""What the Python API takes as an image, boxes and landmarks (:mod:`mfirrn.inference.inputs`): paths, PIL images
+and arrays in their documented channel order, and one clear sentence for everything it cannot take."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mfirrn.inference.inputs import FaceInputError, ImageError, as_bgr, check_boxes, read_image, to_bgr
+from mfirrn.inference.pipeline import Reconstructor
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return Reconstructor("3ddfa-v2-mb05", dense=False)
+
+
+@pytest.fixture(scope="module")
+def photo(sample_photo):
+    return read_image(sample_photo)
+
+
+def _one_line(exc: pytest.ExceptionInfo, *words: str) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg and isinstance(exc.value, ValueError), msg
+    for w in words:
+        assert w in msg, msg
+    return msg
+
+
+def test_path_pil_and_bgr_array_give_the_same_faces(rec, photo, sample_photo):
+    from PIL import Image
+
+    want = rec(photo)[0].landmarks
+    for image in (str(sample_photo), Path(sample_photo), Image.open(sample_photo)):
+        np.testing.assert_array_equal(rec(image)[0].landmarks, want)
+    pil = Image.fromarray(photo[..., ::-1].copy())  # an RGB picture: converted, not taken as BGR
+    np.testing.assert_array_equal(rec(pil)[0].landmarks, want)
+    swapped = rec(photo[..., ::-1])[0].landmarks  # an RGB array is taken as BGR, as documented: not the same
+    assert np.abs(swapped - want).max() > 0.1
+    for mode in ("RGBA", "L"):  # other PIL modes are converted too
+        assert len(rec(pil.convert(mode))) == 1
+
+
+def test_pixel_types(photo):
+    assert to_bgr(photo.astype(np.float32)).dtype == np.uint8
+    np.testing.assert_array_equal(to_bgr(photo.astype(np.float64)), photo)  # 0..255 floats: taken, rounded
+    np.testing.assert_array_equal(to_bgr(photo.astype(np.int64)), photo)
+    with pytest.raises(ImageError) as e:
+        to_bgr(photo / 255.0)
+    _one_line(e, "within 0..1", "(img * 255).round().astype(np.uint8)")
+    with pytest.raises(ImageError) as e:
+        to_bgr(photo.astype(np.float32) * 4)
+    _one_line(e, "outside 0..255")
+    with pytest.raises(ImageError) as e:
+        to_bgr(np.full((4, 4, 3), np.nan))
+    _one_line(e, "NaN")
+    with pytest.raises(ImageError) as e:
+        to_bgr(photo.astype(bool))
+    _one_line(e, "bool", "uint8")
+    assert as_bgr(photo[..., :1]).shape == photo.shape and as_bgr(np.dstack([photo, photo[..., :1]])).shape == photo.shape
+
+
+def test_bad_images_get_one_sentence(rec, photo, tmp_path):
+    cases = [
+        ("https://example.com/face.jpg", ("a URL", "download it first")),
+        (Path("https://example.com/face.jpg"), ("a URL", "download it first")),  # as Path() leaves it
+        (tmp_path / "missing.jpg", ("no such file",)),
+        (np.zeros((0, 0, 3), np.uint8), ("empty", "0x0")),
+        (np.zeros((3, 200, 300), np.uint8), ("channels-first", "transpose(1, 2, 0)")),
+        (np.zeros((5, 5, 2), np.uint8), ("(H, W, 3)",)),
+        ([[1, 2], [3, 4]], ("file path, a PIL image or a (H, W, 3) BGR uint8 array", "list")),
+    ]
+    for image, words in cases:
+        with pytest.raises(ImageError) as e:
+            rec(image)
+        _one_line(e, *words)
+    import mfirrn
+
+    with pytest.raises(ImageError) as e:
+        mfirrn.reconstruct("http://example.com/x.png")  # before any model is loaded
+    _one_line(e, "download it first")
+
+
+def test_bad_boxes_and_landmarks_get_one_sentence(rec, photo):
+    cases = [
+        ([[np.nan, 10, 100, 100]], ("row 0", "NaN or infinite", "finite pixel coordinates")),
+        ([[10, 10, 100, 100], [50, 50, 40, 90]], ("row 1 is empty", "x1 > x0")),
+        ([[1, 2, 3]], ("(F, 4) or (F, 5)",)),
+        ([["a", "b", "c", "d"]], ("expected numbers",)),
+    ]
+    for boxes, words in cases:
+        with pytest.raises(FaceInputError) as e:
+            rec(photo, boxes=boxes)
+        _one_line(e, "boxes:", *words)
+    assert check_boxes([1, 2, 30, 40]).shape == (1, 4)
+    lms = rec(photo)[0].landmarks[:, :2].copy()
+    lms[5] = np.nan
+    with pytest.raises(FaceInputError) as e:
+        rec(photo, landmarks=lms)
+    _one_line(e, "landmarks:", "face 0", "NaN")
+
+
+def test_face_repr_is_one_short_line(rec, photo):
+    face = Reconstructor("3ddfa-v2-mb05")(photo)[0]
+    text = repr(face)
+    assert "\n" not in text and len(text) < 160 and "array(" not in text, text
+    assert text.startswith("Face(box=[") and "yaw=" in text and "vertices (53215, 3)" in text
