@@ -25,6 +25,10 @@ from types import ModuleType
 
 __version__ = "0.1.0"
 
+from mfirrn.io.threads import passive_openmp  # noqa: E402
+
+passive_openmp()  # before anything loads OpenMP (PyTorch, the renderer): no spinning thread pools
+
 from mfirrn.geometry.bfm import MorphableModel  # noqa: E402
 from mfirrn.inference.pipeline import Face, Reconstructor, read_image, reconstruct  # noqa: E402
 

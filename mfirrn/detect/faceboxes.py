@@ -224,8 +224,9 @@ def _onnx_session(net: FaceBoxesNet, weights: Path, threads: int):
             atomic_write(path, buf.getvalue())
         except OSError:  # read-only cache: keep the export in memory
             path = None
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads)
+    from mfirrn.io.threads import ort_session_options
+
+    opts = ort_session_options(threads)
     model = str(path) if path is not None else buf.getvalue()
     return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
 

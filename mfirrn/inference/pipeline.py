@@ -192,28 +192,38 @@ class Reconstructor:
     frame of the second crop; ``roi`` is that crop); elsewhere the face keeps its first pass. A single
     pass that lands badly is thus diluted rather than taken. ``"off"`` (or ``False``) is a single pass. ``mesh``: ``"full"`` (53215 vertices) or ``"noneck"`` (38365); ``dense=False`` skips
     the dense mesh. ``bf16``: bfloat16 autocast for the network (fast on AVX512-BF16/AMX CPUs and GPUs).
-    ``detector_backend``: ``"torch"`` or ``"onnxruntime"`` for a network detector named by string;
-    ``detector_threads``: its ONNX Runtime intra-op threads (0: all cores; PyTorch uses
-    ``torch.set_num_threads``).
+    ``backend``: how the networks run (regressor, and a network detector named by string): ``"auto"``
+    (default: ONNX Runtime for fp32 on a CPU, the fastest there; PyTorch on CUDA or with ``bf16``),
+    ``"torch"`` (the module itself, e.g. to see a model you keep training) or ``"onnxruntime"``;
+    ``detector_backend`` overrides it for the detector. ``threads``: the CPU thread budget, given to
+    PyTorch, ONNX Runtime, OpenCV and the renderer for the whole process (:mod:`mfirrn.io.threads`;
+    default: ``OMP_NUM_THREADS``, else the cores the process may use); ``detector_threads`` overrides it
+    for the detector's ONNX Runtime session.
     """
 
     def __init__(self, model: Union[str, nn.Module] = "3ddfa-v2-mb05", detector: Union[str, Detector] = DEFAULT_DETECTOR,
                  *, refine: Union[bool, RefineMode] = "robust", mesh: MeshName = "full", dense: bool = True,
                  device: Union[str, torch.device] = "cpu", bf16: bool = False,
-                 bfm: Optional[MorphableModel] = None, detector_backend: str = "torch",
-                 detector_threads: int = 0) -> None:
+                 bfm: Optional[MorphableModel] = None, backend: str = "auto", threads: Optional[int] = None,
+                 detector_backend: Optional[str] = None, detector_threads: Optional[int] = None) -> None:
         from mfirrn import models
+        from mfirrn.inference.onnx import model_for_backend, resolve_backend
+        from mfirrn.io.threads import apply_threads
 
         self.device = torch.device(device)
+        self.threads = apply_threads(threads)
         self.model = models.create(model, device=self.device) if isinstance(model, str) else model.to(self.device).eval()
         if not hasattr(self.model, "card") or not hasattr(self.model, "stats"):
             raise ValueError("model must come from mfirrn.models.create or load_checkpoint (it needs .card and .stats)")
+        self.model = model_for_backend(self.model, backend, device=self.device, bf16=bf16, threads=self.threads)
+        self.backend = "onnxruntime" if hasattr(self.model, "session") else "torch"
         refine = {True: "robust", False: "off"}.get(refine, refine) if isinstance(refine, bool) else refine
         if refine not in REFINE_MODES:
             raise ValueError(f"refine must be one of {', '.join(REFINE_MODES)} (or True/False), got {refine!r}")
         self._detector_spec = detector
         self._detector: Optional[Detector] = None
-        self.detector_backend, self.detector_threads = detector_backend, detector_threads
+        self.detector_backend = resolve_backend(detector_backend or backend, self.device, bf16)
+        self.detector_threads = detector_threads or self.threads
         self.refine: RefineMode = refine  # type: ignore[assignment]
         self.dense, self.bf16 = dense, bf16
         self.bfm = (bfm if bfm is not None else MorphableModel(mesh)).to(self.device)
