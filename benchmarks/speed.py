@@ -21,8 +21,9 @@ once (timing only: nothing here is tuned on them).
   pass``), started before and killed after it. ``slowdown`` = busy median / quiet median of the same run.
 
 Optionally ``--tddfa-v2 DIR`` adds 3DDFA_V2's own pipeline (``benchmarks/tddfa_v2.py``, PyTorch) to the
-interleaving. The first lines name the CPU, its AVX-512 VNNI/BF16 and AMX flags, the cores this process may use
-and the load average: numbers from a machine where other jobs run are not quiet numbers.
+interleaving, and ``--baseline DIR`` the Python API defaults of another version of this package (before/after).
+The first lines name the CPU, its AVX-512 VNNI/BF16 and AMX flags, the cores this process may use and the load
+average: numbers from a machine where other jobs run are not quiet numbers.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import cv2
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+START_ENV = dict(os.environ)  # before `import mfirrn` sets its OpenMP wait policy: the workers get this one
 DEFAULT_VENV = Path.home() / ".cache" / "mfirrn-bench" / "mediapipe"
 MEDIAPIPE_VERSION = "0.10.21"
 
@@ -71,23 +73,18 @@ def setup_mediapipe(venv: Path) -> None:
     subprocess.run([str(venv / "bin" / "pip"), "install", f"mediapipe=={MEDIAPIPE_VERSION}"], check=True)
 
 
-class MediaPipe:
-    """The worker in MediaPipe's environment: ``time(k)`` -> (ms, faces) for photo k (timed inside the worker)."""
+class Worker:
+    """A timing worker in another process (``mediapipe_worker.py``, ``api_worker.py``): ``time(k)`` -> (ms, faces)
+    for photo k, timed inside the worker."""
 
-    def __init__(self, venv: Path, paths: list[Path], max_faces: int, tmp: Path) -> None:
-        python = venv / "bin" / "python"
-        if not python.is_file():
-            raise SystemExit(f"no MediaPipe environment at {venv}; create it with: python {sys.argv[0]} "
-                             f"--setup-mediapipe (or pass --mediapipe-venv DIR, or --no-mediapipe)")
-        listing = tmp / "mediapipe-photos.txt"
+    def __init__(self, cmd: list[str], paths: list[Path], tmp: Path, env: dict | None = None) -> None:
+        listing = tmp / f"photos-{len(list(tmp.glob('photos-*')))}.txt"
         listing.write_text("".join(f"{p}\n" for p in paths))
-        self.proc = subprocess.Popen([str(python), str(HERE / "mediapipe_worker.py"), str(listing), str(max_faces)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, bufsize=1)
+        self.proc = subprocess.Popen([*cmd[:2], str(listing), *cmd[2:]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True, bufsize=1, env=env or START_ENV)
         line = self.proc.stdout.readline().split()  # type: ignore[union-attr]
         if not line or line[0] != "ready":
-            raise SystemExit(f"the MediaPipe worker did not start (python {python}); is mediapipe=={MEDIAPIPE_VERSION} "
-                             f"installed there?")
+            raise SystemExit(f"the timing worker {' '.join(cmd[:2])} did not start")
         self.version = line[1]
 
     def time(self, k: int) -> tuple[float, int]:
@@ -150,6 +147,9 @@ def main() -> None:
     ap.add_argument("--no-cli", action="store_true", help="skip the mfirrn reconstruct runs")
     ap.add_argument("--tddfa-v2", metavar="DIR", default=None, help="also time 3DDFA_V2's pipeline (PyTorch) from "
                                                                     "a checkout (see benchmarks/tddfa_v2.py)")
+    ap.add_argument("--baseline", metavar="DIR", default=None,
+                    help="also time the API defaults of another source tree (e.g. `git archive` of an older commit "
+                         "with its compiled renderer), in a subprocess")
     args = ap.parse_args()
     levels = [int(b) for b in args.busy.split(",")]
 
@@ -183,8 +183,17 @@ def main() -> None:
         timers["mfirrn API defaults"] = ours
         mp = None
         if not args.no_mediapipe:
-            mp = MediaPipe(args.mediapipe_venv, paths, args.max_faces, tmp)
+            python = args.mediapipe_venv / "bin" / "python"
+            if not python.is_file():
+                raise SystemExit(f"no MediaPipe environment at {args.mediapipe_venv}; create it with: python "
+                                 f"{sys.argv[0]} --setup-mediapipe (or pass --mediapipe-venv DIR, or --no-mediapipe)")
+            mp = Worker([str(python), str(HERE / "mediapipe_worker.py"), str(args.max_faces)], paths, tmp)
             timers[f"MediaPipe Face Mesh {mp.version}"] = mp.time
+        base = None
+        if args.baseline:
+            env = dict(START_ENV, PYTHONPATH=str(Path(args.baseline).resolve()))
+            base = Worker([sys.executable, str(HERE / "api_worker.py")], paths, tmp, env=env)
+            timers[f"mfirrn API defaults, {args.baseline}"] = base.time
         if args.tddfa_v2:
             sys.path.insert(0, str(HERE))
             import tddfa_v2
@@ -225,8 +234,9 @@ def main() -> None:
                     for w in workers:
                         rates.setdefault((b, w), []).append(cli_rate(folder, tmp / f"out-w{w}", ["--workers", str(w)]))
                 print(f"round {r + 1}, busy {b}: done (load average {load:.2f} at its start)", flush=True)
-        if mp is not None:
-            mp.close()
+        for worker in (mp, base):
+            if worker is not None:
+                worker.close()
 
     quiet = levels[0]
     print(f"\n## Median ms per photo ({len(images)} AFLW2000-3D dev originals, {args.rounds} rounds; "
@@ -251,6 +261,9 @@ def main() -> None:
         print("\n## Ratios (mfirrn API defaults / MediaPipe; <= 1.0: as fast or faster)")
         for b in levels:
             print(f"- busy {b}: {med(ms[b][names[0]]) / med(ms[b][mp_name]):.2f}")
+        for name in names[2:]:
+            print(f"- {name} / MediaPipe: " + ", ".join(f"busy {b} {med(ms[b][name]) / med(ms[b][mp_name]):.2f}"
+                                                        for b in levels))
     if rates:
         print("\n## mfirrn reconstruct FOLDER --workers W (images/s as printed, median of rounds)")
         for b in levels:

@@ -172,7 +172,7 @@ class OnnxRuntimeModel(nn.Module):
 
     @classmethod
     def from_model(cls, model: nn.Module, *, num_threads: int = 0, cache: bool = True) -> "OnnxRuntimeModel":
-        """Open ``model`` in ONNX Runtime (``num_threads`` 0: all cores).
+        """Open ``model`` in ONNX Runtime (``num_threads`` 0: the threading policy's budget).
 
         With ``cache`` the export is kept in the asset cache (:func:`cached_export`), so only the first run
         of given weights pays for it (about 0.5-1 s for mb05); otherwise it goes to a temporary file.

@@ -73,7 +73,8 @@ class Face:
 
     ``box`` (4,) detector box or ``None`` when the face came from landmarks; ``roi`` (4,) the crop box;
     ``params`` (62,) de-normalised 3DMM params; ``pose`` yaw/pitch/roll in degrees plus ``scale``;
-    ``landmarks`` (68, 3); ``vertices`` (N, 3) dense mesh (``None`` if not requested);
+    ``landmarks`` (68, 3); ``vertices`` (N, 3) float32 dense mesh (``None`` if not requested; from a
+    :class:`Reconstructor` it is computed on first access, for all faces of the image at once);
     ``triangles`` (T, 3) int64 of that mesh; ``score`` detector score; ``refined`` whether the roi
     comes from the second (landmark) pass of the refinement (and, with ``refine="robust"``, the params are
     the mean of the refinement's passes).
@@ -84,10 +85,17 @@ class Face:
     params: np.ndarray
     pose: dict[str, float]
     landmarks: np.ndarray
-    vertices: Optional[np.ndarray] = None
+    vertices: Optional[np.ndarray] = field(default=None, repr=False)
     triangles: Optional[np.ndarray] = field(default=None, repr=False)
     score: float = float("nan")
     refined: bool = False
+    _dense: Optional[tuple["_DenseMeshes", int]] = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        """Pickled with its mesh computed (the lazy mesh refers to the model's basis)."""
+        state = dict(self.__dict__)
+        state["_vertices"], state["_dense"] = self.vertices, None
+        return state
 
     def to_dict(self) -> dict:
         """The JSON form written by ``mfirrn reconstruct`` (box, score, roi, refined, params, pose, landmarks)."""
@@ -100,6 +108,37 @@ class Face:
             "pose": {k: float(self.pose[k]) for k in ("yaw", "pitch", "roll")},
             "landmarks": [[float(c) for c in p] for p in self.landmarks],
         }
+
+
+def _get_vertices(face: Face) -> Optional[np.ndarray]:
+    if face._vertices is None and face._dense is not None:  # type: ignore[attr-defined]
+        meshes, i = face._dense
+        face._vertices, face._dense = meshes.get(i), None  # type: ignore[attr-defined]
+    return face._vertices  # type: ignore[attr-defined]
+
+
+def _set_vertices(face: Face, value: Optional[np.ndarray]) -> None:
+    face._vertices, face.__dict__["_dense"] = value, None  # type: ignore[attr-defined]
+
+
+Face.vertices = property(_get_vertices, _set_vertices, doc="(N, 3) dense mesh in image pixels, or None")  # type: ignore
+
+
+class _DenseMeshes:
+    """The dense meshes of one image's faces, computed together (one pass over the basis) when the first is read."""
+
+    def __init__(self, bfm: MorphableModel, params: torch.Tensor, rois: np.ndarray, convention: Convention) -> None:
+        self.bfm, self.params, self.rois, self.convention = bfm, params, rois, convention
+        self._verts: Optional[np.ndarray] = None
+
+    def get(self, i: int) -> np.ndarray:
+        if self._verts is None:
+            dev = self.bfm.u.device
+            roi = torch.as_tensor(self.rois, dtype=torch.float32, device=dev)
+            with torch.no_grad():
+                self._verts = self.bfm.vertices(self.params.to(dev), convention=self.convention, roi=roi).cpu().numpy()
+            self.bfm = None  # type: ignore[assignment]  # the faces no longer need the model
+        return self._verts[i]
 
 
 class StageTimes:
@@ -257,7 +296,8 @@ class Reconstructor:
 
         Faces come from ``landmarks`` (F, K, 2) if given (roi from landmarks, as in 3DDFA's second step), else from
         ``boxes`` (F, 4 or 5), else from the detector. Returns [] when no face is found. ``times``
-        collects the seconds spent per stage (detect, network, refine, landmarks, dense).
+        collects the seconds spent per stage (detect, network, landmarks, refine); the dense mesh of
+        ``dense=True`` is computed when a face's ``vertices`` is first read.
         """
         timer = times if times is not None else _no_timer
         image = as_bgr(image)
@@ -304,13 +344,8 @@ class Reconstructor:
                 rois = np.where(refined[:, None], rois2, rois)
         lms = lms_t.cpu().numpy()
         pose = pose_from_params(params)
-        verts = None
-        if self.dense:
-            with timer("dense"):
-                roi_t = torch.as_tensor(rois, dtype=torch.float32, device=self.device)
-                with torch.no_grad():
-                    verts = self.bfm.vertices(params.to(self.device), convention=self.model.card.convention,
-                                              roi=roi_t).cpu().numpy()
+        # the dense mesh only when asked: computed for all faces at the first read of a face's .vertices
+        meshes = _DenseMeshes(self.bfm, params, rois, self.model.card.convention) if self.dense else None
         faces = []
         for i in range(len(rois)):
             faces.append(Face(
@@ -320,10 +355,10 @@ class Reconstructor:
                 pose={"yaw": float(pose.yaw[i]), "pitch": float(pose.pitch[i]), "roll": float(pose.roll[i]),
                       "scale": float(pose.scale[i])},
                 landmarks=lms[i],
-                vertices=None if verts is None else verts[i],
-                triangles=self.bfm.triangles if verts is not None else None,
+                triangles=self.bfm.triangles if meshes is not None else None,
                 score=float(scores[i]),
                 refined=bool(refined[i]),
+                _dense=None if meshes is None else (meshes, i),
             ))
         return faces
 
