@@ -334,10 +334,12 @@ class Reconstructor:
                     rois3 = roi_from_landmarks(lms2_t.cpu().numpy()[..., :2])
                     refined = refined_roi_agrees(rois, rois2, rois3)
                     if refined.any():  # the mean of three passes, in the frame of the second crop
-                        params3 = self._predict(image, rois3)
-                        params2 = average_passes([params, params2, params3], [rois, rois2, rois3], rois2,
-                                                 self.model.card.convention).to(params2.dtype)
-                        lms2_t = self._landmarks(params2, rois2)
+                        k = np.flatnonzero(refined)  # a third pass only where it is kept: the others keep pass 1
+                        params3 = self._predict(image, rois3[k])
+                        mean = average_passes([params[k], params2[k], params3], [rois[k], rois2[k], rois3[k]], rois2[k],
+                                              self.model.card.convention).to(params2.dtype)
+                        params2, lms2_t = params2.clone(), lms2_t.clone()
+                        params2[k], lms2_t[k] = mean, self._landmarks(mean, rois2[k]).to(lms2_t.dtype)
                 take = torch.as_tensor(refined)
                 params = torch.where(take[:, None], params2, params)
                 lms_t = torch.where(take.to(lms_t.device)[:, None, None], lms2_t, lms_t)
