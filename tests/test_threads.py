@@ -113,7 +113,8 @@ def test_apply_threads_sets_torch_opencv_and_the_package_default(machine):
         assert T.apply_threads(1) == 1
         assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1 and T.current_threads() == 1
         machine["affinity"] = {0, 1, 2}
-        assert T.apply_threads() == 3 and torch.get_num_threads() == 3
+        assert T.apply_threads() == 1  # None keeps the budget applied before
+        assert T.apply_threads(0) == 3 and torch.get_num_threads() == 3  # 0 decides from the machine again
     finally:
         torch.set_num_threads(before[0])
         cv2.setNumThreads(before[1])

@@ -159,10 +159,14 @@ def apply_threads(threads: Optional[int] = None) -> int:
     """Resolve the thread budget (:func:`resolve_threads`) and give it to PyTorch, OpenCV, the renderer and the ONNX
     Runtime sessions opened afterwards; returns it. Process-wide, like ``torch.set_num_threads``.
 
-    PyTorch's inter-op pool gets one thread, once per process (PyTorch allows no later change; the package
-    runs no inter-op parallel work).
+    ``None`` keeps the budget an earlier call applied in this process (and changes nothing), so building
+    another :class:`~mfirrn.inference.pipeline.Reconstructor` does not undo an explicit choice; ``0`` decides
+    from the machine again. PyTorch's inter-op pool gets one thread, once per process (PyTorch allows no
+    later change; the package runs no inter-op parallel work).
     """
     global _applied, _interop_set
+    if threads is None and _applied is not None:
+        return _applied
     n = resolve_threads(threads)
     import cv2
     import torch
