@@ -89,9 +89,11 @@ def test_workers_split_the_budget(machine):
 def test_idle_cores_counts_other_runnable_tasks(tmp_path):
     f = tmp_path / "loadavg"
     f.write_text("0.50 0.40 0.30 1/300 99\n")  # only the caller runs
-    assert T.idle_cores(2, f) == 2
+    assert T.idle_cores(2, f, online=2) == 2
     f.write_text("2.00 2.00 2.00 3/300 99\n")  # two burners beside the caller on two cores
-    assert T.idle_cores(2, f) == 1 and T.idle_cores(4, f) == 2
+    assert T.idle_cores(2, f, online=2) == 1 and T.idle_cores(4, f, online=4) == 2
+    f.write_text("40.0 40.0 40.0 41/900 99\n")  # a container with 4 of a busy host's 64 CPUs: its share of 40
+    assert T.idle_cores(4, f, online=64) == 1 and T.idle_cores(16, f, online=64) == 6
     assert T.idle_cores(3, tmp_path / "absent") == 3
 
 

@@ -236,8 +236,8 @@ class Reconstructor:
     ``"torch"`` (the module itself, e.g. to see a model you keep training) or ``"onnxruntime"``;
     ``detector_backend`` overrides it for the detector. ``threads``: the CPU thread budget, given to
     PyTorch, ONNX Runtime, OpenCV and the renderer for the whole process (:mod:`mfirrn.io.threads`;
-    default: ``OMP_NUM_THREADS``, else the cores the process may use); ``detector_threads`` overrides it
-    for the detector's ONNX Runtime session.
+    default: the budget set earlier in this process, else ``OMP_NUM_THREADS``, else the cores the process
+    may use); ``detector_threads`` overrides it for the detector's ONNX Runtime session.
     """
 
     def __init__(self, model: Union[str, nn.Module] = "3ddfa-v2-mb05", detector: Union[str, Detector] = DEFAULT_DETECTOR,

@@ -217,15 +217,19 @@ def ort_session_options(threads: Optional[int] = None):
     return opts
 
 
-def idle_cores(cores: int, loadavg: Union[str, Path] = "/proc/loadavg") -> int:
-    """How many of ``cores`` are free right now: ``cores`` minus the runnable tasks of the machine other than the
-    caller (the fourth field of ``/proc/loadavg``, ``running/total``), at least 1; ``cores`` where unknown.
+def idle_cores(cores: int, loadavg: Union[str, Path] = "/proc/loadavg", online: Optional[int] = None) -> int:
+    """How many of ``cores`` are free right now, at least 1 (``cores`` where unknown).
+
+    The runnable tasks of the machine other than the caller (the fourth field of ``/proc/loadavg``,
+    ``running/total``) are taken to be spread evenly over its ``online`` CPUs (default ``os.cpu_count()``),
+    so a process that may use ``cores`` of them expects ``others * cores / online`` of those tasks on its
+    cores (all of them on a machine it has to itself; in a container on a large host, its share).
 
     >>> import tempfile
     >>> with tempfile.NamedTemporaryFile("w", suffix="loadavg") as f:
     ...     _ = f.write("2.10 1.50 1.00 3/250 4242\\n"); f.flush()
-    ...     idle_cores(2, f.name), idle_cores(8, f.name)
-    (1, 6)
+    ...     idle_cores(2, f.name, online=2), idle_cores(8, f.name, online=8), idle_cores(4, f.name, online=64)
+    (1, 6, 4)
     """
     try:  # os.read: a few microseconds, as the renderer asks at every call
         fd = os.open(loadavg, os.O_RDONLY)
@@ -237,4 +241,5 @@ def idle_cores(cores: int, loadavg: Union[str, Path] = "/proc/loadavg") -> int:
         running = 0
     if running < 1:
         return cores
-    return max(1, min(cores, cores - (running - 1)))
+    online = max(cores, online or os.cpu_count() or cores)
+    return max(1, min(cores, cores - int((running - 1) * cores / online + 0.5)))
