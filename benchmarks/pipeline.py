@@ -38,6 +38,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# isort: off
+import mfirrn  # noqa: F401  (before torch: importing mfirrn sets the OpenMP wait policy before OpenMP loads)
+# isort: on
 import cv2
 import numpy as np
 import torch
