@@ -9,8 +9,9 @@ photos (one face each) scaled to 720 pixels high and centred on a 1280x720 grey 
 
 1. **speed**: median milliseconds per image for each stage (decode, detect, network, refine, landmarks,
    dense, then building each output file in memory, and publishing the default ones to disk) with the
-   PyTorch and ONNX Runtime backends (``--threads``, default 1 as in the CLI), timed round-robin (every configuration sees each image in turn, so
-   a slow phase of a shared machine hits all alike).
+   PyTorch and ONNX Runtime backends (``--threads``, default 0 as in the CLI: the threading policy's budget),
+   timed round-robin (every configuration sees each image in turn, so a slow phase of a shared machine hits all
+   alike). ``dense`` is the first read of the faces' meshes (computed then, for all faces of the image).
 2. **cli**: ``mfirrn reconstruct FOLDER`` in a subprocess with default outputs, with the default backend
    (``auto``: ONNX Runtime on a CPU) and with ``--backend torch``, interleaved over three rounds; the
    images/s the command prints (its loop over the images, reading and writing included, start-up not
@@ -37,6 +38,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# isort: off
+import mfirrn  # noqa: F401  (before torch: importing mfirrn sets the OpenMP wait policy before OpenMP loads)
+# isort: on
 import cv2
 import numpy as np
 import torch
@@ -97,7 +101,7 @@ def speed(sets: dict[str, list[Path]], model_name: str, tmp: Path, threads: int,
     recs = {}
     for b in backends:
         ns = argparse.Namespace(model=model_name, checkpoint=None, device="cpu", bf16=False, backend=b, threads=threads)
-        recs[b] = Reconstructor(model_from_args(ns, model_name), detector_backend=b, detector_threads=threads)
+        recs[b] = Reconstructor(model_from_args(ns, model_name), backend=b, threads=threads or None)
     defaults = DEFAULT_OUTPUTS.split(",")
     print(f"\n## Time per image by stage (median ms; model {model_name}; default detector and refinement)")
     images = {}
@@ -118,6 +122,8 @@ def speed(sets: dict[str, list[Path]], model_name: str, tmp: Path, threads: int,
                 with st("decode"):
                     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
                 faces = recs[b](img, times=st)
+                with st("dense"):
+                    [f.vertices for f in faces]  # computed at the first read
                 pipe_ms[set_name][b].append(sum(st.seconds.get(s, 0.0) for s in stages[:6]) * 1000)
                 if not faces:
                     continue
@@ -274,8 +280,9 @@ def main() -> None:
     ap.add_argument("--model", default=models.DEFAULT_MODEL)
     ap.add_argument("--n", type=int, default=40, help="dev-split photos for the speed sections (default 40)")
     ap.add_argument("--sections", default="speed,cli,accuracy")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="network threads, as `mfirrn reconstruct --threads` (default 1; 0 = all cores)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="thread budget, as `mfirrn reconstruct --threads` (default 0: OMP_NUM_THREADS, else the cores "
+                         "this process may use)")
     ap.add_argument("--detectors", default="faceboxes,dlib-hog,faceboxes+dlib-hog",
                     help="detectors for the accuracy section ('+' joins a chain; default %(default)s)")
     ap.add_argument("--tddfa-v2", metavar="DIR", default=None,

@@ -557,8 +557,10 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
 #endif
         // 1. snap vertices to fixed point, check them, cell codes, bounding box
         SnapAcc acc;
+        // dynamic chunks here and below: a thread that the OS deschedules (a busy machine) holds up only the
+        // chunk it took, not a static share of every loop
         const int64_t n_blocks = (n_vertices + 3) / 4;
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 512) nowait
         for (int64_t blk = 0; blk < n_blocks; ++blk) {
             const int64_t i = 4 * blk;
             if (i + 4 <= n_vertices && snap4(V, i, width, height, p, code, acc)) continue;
@@ -567,7 +569,7 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
         // ... and check every triangle index once, in blocks shared out like the vertices
         bool idx_bad = false;
         const int64_t n_idx = 3 * n_triangles, idx_block = 4096;
-#pragma omp for schedule(static) nowait
+#pragma omp for schedule(dynamic, 4) nowait
         for (int64_t k = 0; k < (n_idx + idx_block - 1) / idx_block; ++k)
             idx_bad |= bad_indices(tris, k * idx_block, std::min(n_idx, (k + 1) * idx_block), n_vertices);
         acc.finish();
@@ -682,7 +684,7 @@ int raster_core(const Job& job, int num_threads, Scratch& sc, Code<I>* code) {
         // covers all four.
         if (job.visible && status == kOk) {
             constexpr int32_t frac = (1 << kSubpixelBits) - 1;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 2048)
             for (int64_t i = 0; i < n_vertices; ++i) {
                 const int32_t X = p[i].x, Y = p[i].y;
                 const int32_t px = (X + (1 << (kSubpixelBits - 1))) >> kSubpixelBits;

@@ -26,6 +26,10 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
+from mfirrn.io.threads import passive_openmp  # noqa: E402
+
+passive_openmp()  # before anything loads OpenMP (PyTorch, the renderer): no spinning thread pools
+
 __all__ = ["__version__", "MorphableModel", "Face", "Reconstructor", "read_image", "reconstruct"]
 
 #: The public names of the top level and the modules that define them. They are imported on first use

@@ -72,3 +72,9 @@ def test_68_to_21_mapping_hand_case():
     assert out.shape == (21, 2) and len(AFLW21_FROM_68) == 21
     assert out[0, 0] == 18 and out[7, 0] == pytest.approx(np.mean(range(37, 43))) and out[20, 0] == 9
     assert out[18, 0] == pytest.approx(np.mean(range(61, 69)))
+
+
+def test_crops_to_tensor_equals_the_torch_formula_bit_for_bit():
+    crops = np.random.default_rng(0).integers(0, 256, (3, 120, 120, 3), dtype=np.uint8)
+    expected = (torch.from_numpy(crops).permute(0, 3, 1, 2).float() - 127.5) / 128.0
+    assert torch.equal(crops_to_tensor(crops), expected) and torch.equal(crops_to_tensor(list(crops)), expected)

@@ -131,3 +131,20 @@ def test_bad_weights_file_is_one_clear_error(tmp_path):
     torch.save({"conv1.conv.weight": torch.zeros(1)}, bad)
     with pytest.raises(ValueError, match="not a FaceBoxes checkpoint"):
         FaceBoxes(weights=bad)
+
+
+def test_min_face_sets_the_detection_scale(faceboxes):
+    assert faceboxes.scale_for(450, 450) == 1.0  # default: 3DDFA_V2's full resolution up to 720 x 1080
+    assert faceboxes.scale_for(1440, 1080) == 0.5  # its size rule
+    half = FaceBoxes(min_face=64)
+    assert half.scale_for(450, 450) == 0.5 and half.scale_for(1440, 1080) == 0.5
+    with pytest.raises(ValueError, match="min_face"):
+        FaceBoxes(min_face=0)
+
+
+def test_boxes_of_a_downscaled_image_are_in_original_pixels(faceboxes, sample_photo):
+    img = read_image(sample_photo)
+    full = faceboxes(img)
+    half = FaceBoxes(min_face=64)(img)
+    assert len(full) == len(half) == 1
+    assert roi_iou(full[0, :4], half[0, :4]) > 0.8

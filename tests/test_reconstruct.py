@@ -246,3 +246,27 @@ def test_cli_help_shows_real_defaults_and_cli_words(capsys, sample_photo, tmp_pa
     assert main(["reconstruct", str(sample_photo), "--model", "mfirrn-r34", "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "--checkpoint" in err and "pretrained=" not in err
+
+
+def test_dense_mesh_is_computed_at_first_read_for_all_faces_and_pickles(rec, sample_photo):
+    import pickle
+
+    import torch
+
+    from mfirrn.inference.pipeline import Face
+
+    faces = rec(read_image(sample_photo), boxes=np.array([[120, 90, 290, 310], [100, 80, 300, 320]]))
+    assert all(f.__dict__["_vertices"] is None for f in faces)  # nothing computed yet
+    v1 = faces[1].vertices
+    assert faces[0].__dict__["_vertices"] is None and faces[0]._dense[0]._verts is not None  # one pass for both
+    params = torch.as_tensor(np.stack([f.params for f in faces]), dtype=torch.float32)
+    rois = torch.as_tensor(np.stack([f.roi for f in faces]), dtype=torch.float32)
+    eager = rec.bfm.vertices(params, convention=rec.model.card.convention, roi=rois).numpy()
+    np.testing.assert_array_equal(faces[0].vertices, eager[0])
+    np.testing.assert_array_equal(v1, eager[1])
+    again = pickle.loads(pickle.dumps(rec(read_image(sample_photo))[0]))
+    assert again.vertices.shape == (53215, 3) and again._dense is None
+    assert Reconstructor(rec.model, dense=False)(read_image(sample_photo))[0].vertices is None
+    given = eager[0].copy()  # a Face made by hand keeps the mesh it is given
+    assert Face(box=None, roi=np.zeros(4), params=np.zeros(62), pose={}, landmarks=np.zeros((68, 3)),
+                vertices=given).vertices is given

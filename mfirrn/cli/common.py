@@ -44,18 +44,10 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str | None, defaul
 
 
 def resolve_backend(backend: str, device: str, bf16: bool = False) -> str:
-    """``auto`` -> ``onnxruntime`` for fp32 on the CPU when onnx and onnxruntime are installed, else ``torch``.
+    """``auto`` -> ``onnxruntime`` for fp32 on a CPU, else ``torch`` (:func:`mfirrn.inference.onnx.resolve_backend`)."""
+    from mfirrn.inference.onnx import resolve_backend as resolve
 
-    ONNX Runtime runs the small networks of this project several times faster than eager PyTorch at
-    batch 1 on a CPU (docs: experiments/pipeline); ``torch`` and ``onnxruntime`` are returned unchanged.
-    """
-    if backend != "auto":
-        return backend
-    if device != "cpu" or bf16:
-        return "torch"
-    from importlib.util import find_spec
-
-    return "onnxruntime" if find_spec("onnxruntime") and find_spec("onnx") else "torch"
+    return resolve(backend, device, bf16)
 
 
 def resolve_device(name: str) -> str:
@@ -89,14 +81,12 @@ def model_from_args(args: argparse.Namespace, default_model: str | None) -> nn.M
                              f"--checkpoint PATH, or pick one of {', '.join(models.available(pretrained=True))}")
         model = models.create(name, pretrained=True, device=device)
     if backend == "onnxruntime":
-        from mfirrn.inference.onnx import ExportError, OnnxRuntimeModel
+        from mfirrn.inference.onnx import ExportError, model_for_backend
 
-        try:
-            model = OnnxRuntimeModel.from_model(model, num_threads=getattr(args, "threads", 0) or 0)
+        try:  # auto: a model ONNX cannot take stays in PyTorch (same results, slower)
+            model = model_for_backend(model, requested, threads=getattr(args, "threads", None) or None)
         except ExportError as e:
-            if requested != "auto":
-                raise ValueError(str(e)) from None
-            # auto: a model ONNX cannot take stays in PyTorch (same results, slower)
+            raise ValueError(str(e)) from None
     return model
 
 
@@ -109,6 +99,4 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
     model = model_from_args(args, default_model=models.DEFAULT_MODEL)
     device = resolve_device(args.device)
     return Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=dense,
-                         device=device, bf16=args.bf16,
-                         detector_backend=resolve_backend(args.backend, device, args.bf16),
-                         detector_threads=args.threads)
+                         device=device, bf16=args.bf16, backend=args.backend, threads=args.threads or None)

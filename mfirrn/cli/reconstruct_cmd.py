@@ -58,10 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "passes where their rois agree, else the first), always (3DDFA's two-step), off (single pass)")
     p.add_argument("--no-refine", dest="refine", action="store_const", const="off", help="same as --refine off")
     p.add_argument("--mesh", default="full", choices=("full", "noneck"), help="dense mesh (default full)")
-    p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="CPU threads of the networks (PyTorch and ONNX Runtime); 0 = all cores. Default 1: "
-                        "images stream through a reader and a writer thread beside it, and one thread stays "
-                        "fast on a busy machine, where several slow down many times")
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="CPU threads for the networks (ONNX Runtime, PyTorch), OpenCV and the renderer: one budget, "
+                        "threads that sleep while they wait. Default 0: $OMP_NUM_THREADS, else the cores this "
+                        "process may use (CPU affinity, cgroup quota)")
     from mfirrn.cli import video_cmd
 
     video_cmd.add_arguments(p)  # IMAGE may be a video: tracked, smoothed, written as JSON Lines + overlay video
@@ -121,17 +121,9 @@ def write_outputs(image: np.ndarray, image_path: Path, faces: list, model_name: 
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    threads = torch.get_num_threads()
     if args.threads < 0:
-        return fail(f"--threads takes 0 (all cores) or a positive number, got {args.threads}")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    try:
-        return _run(args)
-    finally:
-        torch.set_num_threads(threads)
+        return fail(f"--threads takes 0 (decide from the machine) or a positive number, got {args.threads}")
+    return _run(args)  # the Reconstructor applies the threading policy (mfirrn.io.threads)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -8,7 +8,8 @@ Network, anchors and box decoding are written from the paper and 3DDFA_V2's publ
 (exported once and kept in the asset cache).
 
 Input: BGR uint8 (H, W, 3). Images taller than 720 or wider than 1080 pixels are downscaled first (as
-3DDFA_V2 does); boxes come back in the original image's pixels.
+3DDFA_V2 does), and so are images where ``min_face`` allows it (FaceBoxes finds faces down to its smallest
+anchor, 32 pixels at its input); boxes come back in the original image's pixels.
 """
 
 from __future__ import annotations
@@ -229,8 +230,9 @@ def _onnx_session(net: FaceBoxesNet, weights: Path, threads: int):
             atomic_write(path, buf.getvalue())
         except OSError:  # read-only cache: keep the export in memory
             path = None
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads)
+    from mfirrn.io.threads import ort_session_options
+
+    opts = ort_session_options(threads)
     model = str(path) if path is not None else buf.getvalue()
     return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
 
@@ -239,17 +241,21 @@ class FaceBoxes:
     """FaceBoxes face detector: BGR uint8 (H, W, 3) -> boxes (K, 5) float64 (x0, y0, x1, y1, score), best first.
 
     ``score_threshold`` 0.5 and ``iou_threshold`` 0.3 are 3DDFA_V2's settings. ``max_size`` (height,
-    width): larger images are downscaled to fit before detection (3DDFA_V2: 720 x 1080). ``weights``:
+    width): larger images are downscaled to fit before detection (3DDFA_V2: 720 x 1080). ``min_face``: the
+    smallest face side (image pixels) to find; the image is downscaled by ``32 / min_face`` when that is
+    below 1, so such a face still spans FaceBoxes' smallest anchor (32 pixels; ``min_face=32``: 3DDFA_V2's
+    full resolution). Detection time falls with the square of the scale. ``weights``:
     a checkpoint path (default: the registered asset ``detector-faceboxes``). ``backend``: ``"torch"``
     or ``"onnxruntime"`` (CPU; needs onnx and onnxruntime). ``threads``: ONNX Runtime intra-op threads
-    (0: all cores).
+    (0: the budget of the threading policy, :mod:`mfirrn.io.threads`).
     """
 
     name = "faceboxes"
 
     def __init__(self, *, score_threshold: float = 0.5, iou_threshold: float = 0.3,
-                 max_size: tuple[int, int] = (720, 1080), weights: Optional[Union[str, Path]] = None,
-                 backend: str = "torch", device: Union[str, torch.device] = "cpu", threads: int = 0) -> None:
+                 max_size: tuple[int, int] = (720, 1080), min_face: float = 32.0,
+                 weights: Optional[Union[str, Path]] = None, backend: str = "torch",
+                 device: Union[str, torch.device] = "cpu", threads: int = 0) -> None:
         if backend not in ("torch", "onnxruntime"):
             raise ValueError(f"FaceBoxes backend must be torch or onnxruntime, got {backend!r}")
         if weights is None:
@@ -257,7 +263,10 @@ class FaceBoxes:
 
             weights = fetch("detector-faceboxes")
         weights = Path(weights)
+        if not min_face > 0:
+            raise ValueError(f"min_face must be a positive number of pixels, got {min_face}")
         self.score_threshold, self.iou_threshold, self.max_size = score_threshold, iou_threshold, max_size
+        self.min_face = float(min_face)
         self.backend, self.device = backend, torch.device(device)
         net = _load_net(weights)
         self._session = _onnx_session(net, weights, threads) if backend == "onnxruntime" else None
@@ -266,9 +275,10 @@ class FaceBoxes:
         self._priors: dict[tuple[int, int], np.ndarray] = {}
 
     def scale_for(self, height: int, width: int) -> float:
-        """The factor (<= 1) an image is resized by before detection (3DDFA_V2's rule)."""
+        """The factor (<= 1) an image is resized by before detection: 3DDFA_V2's size rule and ``min_face``."""
         max_h, max_w = self.max_size
         scale = min(1.0, max_h / height) if max_h > 0 else 1.0
+        scale = min(scale, MIN_SIZES[0][0] / self.min_face)
         if max_w > 0 and width * scale > max_w:
             scale *= max_w / (width * scale)
         return scale
@@ -276,7 +286,9 @@ class FaceBoxes:
     def _forward(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """BGR uint8 (h, w, 3) -> (loc (P, 4), face score (P,)) float32."""
         if self._session is not None:
-            x = np.ascontiguousarray((image.astype(np.float32) - np.float32(BGR_MEAN)).transpose(2, 0, 1)[None])
+            x = np.empty((1, 3, *image.shape[:2]), np.float32)  # NCHW minus the mean, one channel at a time
+            for c in range(3):
+                np.subtract(image[..., c], np.float32(BGR_MEAN[c]), out=x[0, c], dtype=np.float32)
             loc, score = self._session.run(None, {"image": x})
             return loc[0], score[0]
         with torch.inference_mode():
@@ -297,7 +309,7 @@ class FaceBoxes:
         if (sh, sw) not in self._priors:
             self._priors = {(sh, sw): prior_boxes(sh, sw)}  # one size cached (folders usually share one)
         boxes = decode_boxes(loc[keep].astype(np.float64), self._priors[(sh, sw)][keep].astype(np.float64))
-        boxes *= np.array([sw, sh, sw, sh]) / scale
+        boxes *= np.array([w, h, w, h], np.float64)  # fractions of the resized image = of the original
         scores = score[keep].astype(np.float64)
         order = nms(boxes, scores, self.iou_threshold)
         return np.concatenate([boxes[order], scores[order, None]], 1)

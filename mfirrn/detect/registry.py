@@ -146,7 +146,7 @@ def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", dev
     """Build a registered detector by name, or a :class:`FirstOf` chain from a comma list.
 
     ``backend`` (``torch`` or ``onnxruntime``), ``device`` and ``threads`` (ONNX Runtime intra-op
-    threads, 0: all cores) apply to network detectors (FaceBoxes);
+    threads, 0: the threading policy's budget) apply to network detectors (FaceBoxes);
     the first detector of a chain is built now, so missing weights fail here rather than mid-folder.
     """
     names = [n.strip() for n in name.split(",") if n.strip()]

@@ -29,7 +29,11 @@ from torch import nn
 
 from mfirrn.geometry.frames import CROP_SIZE
 
-__all__ = ["export_onnx", "cached_export", "weights_digest", "FusedOutput", "OnnxRuntimeModel", "ExportError"]
+__all__ = ["export_onnx", "cached_export", "weights_digest", "FusedOutput", "OnnxRuntimeModel", "ExportError",
+           "BACKENDS", "resolve_backend", "model_for_backend"]
+
+#: How the networks run: ``auto`` (the fastest that fits the device), ``torch`` or ``onnxruntime`` (CPU, fp32).
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnxruntime")
 
 
 class ExportError(RuntimeError):
@@ -168,7 +172,7 @@ class OnnxRuntimeModel(nn.Module):
 
     @classmethod
     def from_model(cls, model: nn.Module, *, num_threads: int = 0, cache: bool = True) -> "OnnxRuntimeModel":
-        """Open ``model`` in ONNX Runtime (``num_threads`` 0: all cores).
+        """Open ``model`` in ONNX Runtime (``num_threads`` 0: the threading policy's budget).
 
         With ``cache`` the export is kept in the asset cache (:func:`cached_export`), so only the first run
         of given weights pays for it (about 0.5-1 s for mb05); otherwise it goes to a temporary file.
@@ -177,8 +181,9 @@ class OnnxRuntimeModel(nn.Module):
             import onnxruntime as ort
         except ImportError:
             raise ExportError("the onnxruntime backend needs onnxruntime: pip install onnx onnxruntime") from None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(num_threads)
+        from mfirrn.io.threads import ort_session_options
+
+        opts = ort_session_options(num_threads)
         session = None
         for _ in range(2 if cache else 0):
             path = cached_export(model)
@@ -201,3 +206,47 @@ class OnnxRuntimeModel(nn.Module):
         arr = x.detach().float().contiguous().numpy()
         (out,) = self.session.run(None, {self.input_name: arr})
         return torch.from_numpy(out)
+
+
+def resolve_backend(backend: str, device: Union[str, torch.device] = "cpu", bf16: bool = False) -> str:
+    """``auto`` -> ``onnxruntime`` for fp32 on the CPU when onnx and onnxruntime are installed, else ``torch``
+    (CUDA, bf16); ``torch`` and ``onnxruntime`` are returned unchanged.
+
+    ONNX Runtime runs the small networks of this project several times faster than eager PyTorch at
+    batch 1 on a CPU (docs: experiments/pipeline); PyTorch stays where it is needed: CUDA, bf16 autocast,
+    training and gradients (the :class:`~mfirrn.inference.pipeline.Reconstructor` runs without gradients).
+
+    >>> resolve_backend("auto", "cuda"), resolve_backend("torch", "cpu")
+    ('torch', 'torch')
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend != "auto":
+        return backend
+    if torch.device(device).type != "cpu" or bf16:
+        return "torch"
+    from importlib.util import find_spec
+
+    return "onnxruntime" if find_spec("onnxruntime") and find_spec("onnx") else "torch"
+
+
+def model_for_backend(model: nn.Module, backend: str, *, device: Union[str, torch.device] = "cpu", bf16: bool = False,
+                      threads: Optional[int] = None) -> nn.Module:
+    """``model`` as the backend runs it: itself for ``torch`` (and when it is an :class:`OnnxRuntimeModel`
+    already), an :class:`OnnxRuntimeModel` for ``onnxruntime``.
+
+    ``auto`` (:func:`resolve_backend`) keeps a model that ONNX cannot export in PyTorch (same results,
+    slower); an explicit ``onnxruntime`` raises :class:`ExportError` then, and ``ValueError`` with CUDA or
+    bf16. ``threads``: ONNX Runtime intra-op threads (default: the threading policy, :mod:`mfirrn.io.threads`).
+    """
+    resolved = resolve_backend(backend, device, bf16)
+    if resolved == "torch" or isinstance(model, OnnxRuntimeModel):
+        return model
+    if torch.device(device).type != "cpu" or bf16:
+        raise ValueError("the onnxruntime backend runs fp32 on the CPU; drop device/bf16 or use backend torch")
+    try:
+        return OnnxRuntimeModel.from_model(model, num_threads=threads or 0)
+    except ExportError:
+        if backend != "auto":
+            raise
+        return model

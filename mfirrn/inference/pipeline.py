@@ -42,7 +42,8 @@ class Face:
 
     ``box`` (4,) detector box or ``None`` when the face came from landmarks; ``roi`` (4,) the crop box;
     ``params`` (62,) de-normalised 3DMM params; ``pose`` yaw/pitch/roll in degrees plus ``scale``;
-    ``landmarks`` (68, 3); ``vertices`` (N, 3) dense mesh (``None`` if not requested);
+    ``landmarks`` (68, 3); ``vertices`` (N, 3) float32 dense mesh (``None`` if not requested; from a
+    :class:`Reconstructor` it is computed on first access, for all faces of the image at once);
     ``triangles`` (T, 3) int64 of that mesh; ``score`` detector score; ``refined`` whether the roi
     comes from the second (landmark) pass of the refinement (and, with ``refine="robust"``, the params are
     the mean of the refinement's passes).
@@ -53,10 +54,17 @@ class Face:
     params: np.ndarray
     pose: dict[str, float]
     landmarks: np.ndarray
-    vertices: Optional[np.ndarray] = None
+    vertices: Optional[np.ndarray] = field(default=None, repr=False)
     triangles: Optional[np.ndarray] = field(default=None, repr=False)
     score: float = float("nan")
     refined: bool = False
+    _dense: Optional[tuple["_DenseMeshes", int]] = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        """Pickled with its mesh computed (the lazy mesh refers to the model's basis)."""
+        state = dict(self.__dict__)
+        state["_vertices"], state["_dense"] = self.vertices, None
+        return state
 
     def __repr__(self) -> str:
         """One line: box, score, pose in degrees and the array shapes (the arrays themselves are in the fields).
@@ -85,6 +93,37 @@ class Face:
             "pose": {k: float(self.pose[k]) for k in ("yaw", "pitch", "roll")},
             "landmarks": [[float(c) for c in p] for p in self.landmarks],
         }
+
+
+def _get_vertices(face: Face) -> Optional[np.ndarray]:
+    if face._vertices is None and face._dense is not None:  # type: ignore[attr-defined]
+        meshes, i = face._dense
+        face._vertices, face._dense = meshes.get(i), None  # type: ignore[attr-defined]
+    return face._vertices  # type: ignore[attr-defined]
+
+
+def _set_vertices(face: Face, value: Optional[np.ndarray]) -> None:
+    face._vertices, face.__dict__["_dense"] = value, None  # type: ignore[attr-defined]
+
+
+Face.vertices = property(_get_vertices, _set_vertices, doc="(N, 3) dense mesh in image pixels, or None")  # type: ignore
+
+
+class _DenseMeshes:
+    """The dense meshes of one image's faces, computed together (one pass over the basis) when the first is read."""
+
+    def __init__(self, bfm: MorphableModel, params: torch.Tensor, rois: np.ndarray, convention: Convention) -> None:
+        self.bfm, self.params, self.rois, self.convention = bfm, params, rois, convention
+        self._verts: Optional[np.ndarray] = None
+
+    def get(self, i: int) -> np.ndarray:
+        if self._verts is None:
+            dev = self.bfm.u.device
+            roi = torch.as_tensor(self.rois, dtype=torch.float32, device=dev)
+            with torch.no_grad():
+                self._verts = self.bfm.vertices(self.params.to(dev), convention=self.convention, roi=roi).cpu().numpy()
+            self.bfm = None  # type: ignore[assignment]  # the faces no longer need the model
+        return self._verts[i]
 
 
 class StageTimes:
@@ -177,28 +216,38 @@ class Reconstructor:
     frame of the second crop; ``roi`` is that crop); elsewhere the face keeps its first pass. A single
     pass that lands badly is thus diluted rather than taken. ``"off"`` (or ``False``) is a single pass. ``mesh``: ``"full"`` (53215 vertices) or ``"noneck"`` (38365); ``dense=False`` skips
     the dense mesh. ``bf16``: bfloat16 autocast for the network (fast on AVX512-BF16/AMX CPUs and GPUs).
-    ``detector_backend``: ``"torch"`` or ``"onnxruntime"`` for a network detector named by string;
-    ``detector_threads``: its ONNX Runtime intra-op threads (0: all cores; PyTorch uses
-    ``torch.set_num_threads``).
+    ``backend``: how the networks run (regressor, and a network detector named by string): ``"auto"``
+    (default: ONNX Runtime for fp32 on a CPU, the fastest there; PyTorch on CUDA or with ``bf16``),
+    ``"torch"`` (the module itself, e.g. to see a model you keep training) or ``"onnxruntime"``;
+    ``detector_backend`` overrides it for the detector. ``threads``: the CPU thread budget, given to
+    PyTorch, ONNX Runtime, OpenCV and the renderer for the whole process (:mod:`mfirrn.io.threads`;
+    default: the budget set earlier in this process, else ``OMP_NUM_THREADS``, else the cores the process
+    may use); ``detector_threads`` overrides it for the detector's ONNX Runtime session.
     """
 
     def __init__(self, model: Union[str, nn.Module] = "3ddfa-v2-mb05", detector: Union[str, Detector] = DEFAULT_DETECTOR,
                  *, refine: Union[bool, RefineMode] = "robust", mesh: MeshName = "full", dense: bool = True,
                  device: Union[str, torch.device] = "cpu", bf16: bool = False,
-                 bfm: Optional[MorphableModel] = None, detector_backend: str = "torch",
-                 detector_threads: int = 0) -> None:
+                 bfm: Optional[MorphableModel] = None, backend: str = "auto", threads: Optional[int] = None,
+                 detector_backend: Optional[str] = None, detector_threads: Optional[int] = None) -> None:
         from mfirrn import models
+        from mfirrn.inference.onnx import model_for_backend, resolve_backend
+        from mfirrn.io.threads import apply_threads
 
         self.device = torch.device(device)
+        self.threads = apply_threads(threads)
         self.model = models.create(model, device=self.device) if isinstance(model, str) else model.to(self.device).eval()
         if not hasattr(self.model, "card") or not hasattr(self.model, "stats"):
             raise ValueError("model must come from mfirrn.models.create or load_checkpoint (it needs .card and .stats)")
+        self.model = model_for_backend(self.model, backend, device=self.device, bf16=bf16, threads=self.threads)
+        self.backend = "onnxruntime" if hasattr(self.model, "session") else "torch"
         refine = {True: "robust", False: "off"}.get(refine, refine) if isinstance(refine, bool) else refine
         if refine not in REFINE_MODES:
             raise ValueError(f"refine must be one of {', '.join(REFINE_MODES)} (or True/False), got {refine!r}")
         self._detector_spec = detector
         self._detector: Optional[Detector] = None
-        self.detector_backend, self.detector_threads = detector_backend, detector_threads
+        self.detector_backend = resolve_backend(detector_backend or backend, self.device, bf16)
+        self.detector_threads = detector_threads or self.threads
         self.refine: RefineMode = refine  # type: ignore[assignment]
         self.dense, self.bf16 = dense, bf16
         self.bfm = (bfm if bfm is not None else MorphableModel(mesh)).to(self.device)
@@ -233,7 +282,8 @@ class Reconstructor:
 
         Faces come from ``landmarks`` (F, K, 2) if given (roi from landmarks, as in 3DDFA's second step), else from
         ``boxes`` (F, 4 or 5), else from the detector. Returns [] when no face is found. ``times``
-        collects the seconds spent per stage (detect, network, refine, landmarks, dense).
+        collects the seconds spent per stage (detect, network, landmarks, refine); the dense mesh of
+        ``dense=True`` is computed when a face's ``vertices`` is first read.
         """
         timer = times if times is not None else _no_timer
         image = to_bgr(image)
@@ -267,23 +317,20 @@ class Reconstructor:
                     rois3 = roi_from_landmarks(lms2_t.cpu().numpy()[..., :2])
                     refined = refined_roi_agrees(rois, rois2, rois3)
                     if refined.any():  # the mean of three passes, in the frame of the second crop
-                        params3 = self._predict(image, rois3)
-                        params2 = average_passes([params, params2, params3], [rois, rois2, rois3], rois2,
-                                                 self.model.card.convention).to(params2.dtype)
-                        lms2_t = self._landmarks(params2, rois2)
+                        k = np.flatnonzero(refined)  # a third pass only where it is kept: the others keep pass 1
+                        params3 = self._predict(image, rois3[k])
+                        mean = average_passes([params[k], params2[k], params3], [rois[k], rois2[k], rois3[k]], rois2[k],
+                                              self.model.card.convention).to(params2.dtype)
+                        params2, lms2_t = params2.clone(), lms2_t.clone()
+                        params2[k], lms2_t[k] = mean, self._landmarks(mean, rois2[k]).to(lms2_t.dtype)
                 take = torch.as_tensor(refined)
                 params = torch.where(take[:, None], params2, params)
                 lms_t = torch.where(take.to(lms_t.device)[:, None, None], lms2_t, lms_t)
                 rois = np.where(refined[:, None], rois2, rois)
         lms = lms_t.cpu().numpy()
         pose = pose_from_params(params)
-        verts = None
-        if self.dense:
-            with timer("dense"):
-                roi_t = torch.as_tensor(rois, dtype=torch.float32, device=self.device)
-                with torch.no_grad():
-                    verts = self.bfm.vertices(params.to(self.device), convention=self.model.card.convention,
-                                              roi=roi_t).cpu().numpy()
+        # the dense mesh only when asked: computed for all faces at the first read of a face's .vertices
+        meshes = _DenseMeshes(self.bfm, params, rois, self.model.card.convention) if self.dense else None
         faces = []
         for i in range(len(rois)):
             faces.append(Face(
@@ -293,10 +340,10 @@ class Reconstructor:
                 pose={"yaw": float(pose.yaw[i]), "pitch": float(pose.pitch[i]), "roll": float(pose.roll[i]),
                       "scale": float(pose.scale[i])},
                 landmarks=lms[i],
-                vertices=None if verts is None else verts[i],
-                triangles=self.bfm.triangles if verts is not None else None,
+                triangles=self.bfm.triangles if meshes is not None else None,
                 score=float(scores[i]),
                 refined=bool(refined[i]),
+                _dense=None if meshes is None else (meshes, i),
             ))
         return faces
 

@@ -23,7 +23,10 @@ Conventions (every function here, and the numpy twin :func:`rasterize_reference`
   face. ``cull_backfaces=True`` skips the others. Zero-area triangles (after snapping) draw nothing.
 * Non-finite vertices, |x| or |y| above 2**20 pixels, out-of-range indices and wrong shapes raise
   ``ValueError``. An empty mesh renders the background.
-* ``num_threads``: ``None`` = OpenMP's default (``OMP_NUM_THREADS``, else all cores). The GIL is
+* ``num_threads``: ``None`` = the package's threading policy (:mod:`mfirrn.io.threads`): the process's
+  thread budget (``--threads``, ``OMP_NUM_THREADS``, else the cores its affinity and cgroup quota allow),
+  lowered at each call to the cores that no other runnable task holds right now (one on a busy machine,
+  where a parallel render would wait for its descheduled threads). An int is used as given. The GIL is
   released while the compiled code runs.
 
 Images are float32 (H, W, C), in whatever units the colours / background use (renders built here
@@ -47,6 +50,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from mfirrn.io.checks import check_shape
+from mfirrn.io.threads import current_threads, idle_cores
 from mfirrn.render import _raster
 
 __all__ = [
@@ -126,7 +130,8 @@ def _canvas(background: Optional[ArrayLike], h: int, w: int, channels: int) -> n
 
 
 def _threads(num_threads: Optional[int]) -> int:
-    return 0 if num_threads is None else max(1, int(num_threads))
+    """OpenMP threads for one call: ``num_threads`` as given, else the policy's budget capped by the idle cores."""
+    return idle_cores(current_threads()) if num_threads is None else max(1, int(num_threads))
 
 
 def _raise_status(status: int, v: np.ndarray, t: np.ndarray) -> None:
@@ -166,7 +171,7 @@ def rasterize(vertices: ArrayLike, triangles: ArrayLike, colors: ArrayLike, heig
         height, width: output size in pixels.
         background: optional (H, W, C) image drawn onto (copied, not modified); default zeros.
         cull_backfaces: skip triangles whose normal points away from the viewer.
-        num_threads: OpenMP threads; None = all.
+        num_threads: OpenMP threads; None = the threading policy (module conventions).
 
     Returns:
         ``image`` float32 (H, W, C): background with the mesh drawn on it, and
@@ -493,7 +498,7 @@ def render_batch(meshes: Sequence[Union[Mesh, tuple]], height: Optional[int] = N
         raise ValueError(f"backgrounds: expected {len(items)} images, got {len(backgrounds)}")
     if backgrounds is None and (height is None or width is None):
         raise ValueError("render_batch needs height and width, or backgrounds")
-    workers = min(len(items), _raster.max_threads() if num_threads is None else max(1, int(num_threads)))
+    workers = min(len(items), _threads(num_threads))
 
     def one(i: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
         m = items[i]
@@ -506,6 +511,6 @@ def render_batch(meshes: Sequence[Union[Mesh, tuple]], height: Optional[int] = N
                          num_threads=threads)
 
     if workers <= 1:
-        return [one(i, _threads(num_threads) or None) for i in range(len(items))]
+        return [one(i, num_threads) for i in range(len(items))]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda i: one(i, 1), range(len(items))))

@@ -155,10 +155,11 @@ class FaceTracker:
 
         self.settings, self.dense = settings, dense
         det = rec.detector  # built once, shared
+        backend = getattr(rec, "backend", "auto")  # the model as rec runs it (a PyTorch module stays one)
         self.detect_rec = Reconstructor(rec.model, det, refine=rec.refine, dense=False, device=rec.device,
-                                        bf16=rec.bf16, bfm=rec.bfm)
+                                        bf16=rec.bf16, bfm=rec.bfm, backend=backend)
         self.track_rec = Reconstructor(rec.model, det, refine=False, dense=False, device=rec.device,
-                                       bf16=rec.bf16, bfm=rec.bfm)
+                                       bf16=rec.bf16, bfm=rec.bfm, backend=backend)
         self.bfm, self.convention = rec.bfm, rec.model.card.convention
         self._tracks: list[_Track] = []
         self._lost: list[tuple[int, int, np.ndarray]] = []  # (id, frame lost, last roi)
