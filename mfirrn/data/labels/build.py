@@ -67,7 +67,7 @@ def _init_worker(parent_pid: Optional[int] = None) -> None:
     import torch
 
     from mfirrn.data.labels.profiling import mirror_vertex_map
-    from mfirrn.data.labels.workers import die_with_parent
+    from mfirrn.io.workers import die_with_parent
     from mfirrn.geometry.bfm import MorphableModel
 
     if parent_pid is not None:

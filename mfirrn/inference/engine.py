@@ -1,0 +1,142 @@
+"""Running one job over many inputs: in this process (streamed), on several local processes, or on Ray.
+
+A job is a *processor factory*: a picklable callable that builds, once per worker, an object with
+``read(item)``, ``infer(loaded)``, ``write(inferred)`` (the stages of one input) and ``__call__(item)`` (the
+three in turn), each ending in an :class:`~mfirrn.inference.runrecord.InputResult` for the input, never
+raising for a bad input. The engines only move items and results:
+
+- :func:`run_in_process`: one model; the next item is read and the previous one written in background
+  threads while the model runs on the current one;
+- :func:`run_processes`: ``workers`` processes (standard-library :mod:`concurrent.futures`), each with its own
+  model on one thread (:func:`single_thread_policy`), at most ``workers`` items in flight, so a kill loses at
+  most that many;
+- :func:`run_ray` (:mod:`mfirrn.inference.rayjob`): a pool of Ray actors, on one machine or a cluster.
+
+Every engine hands each result to ``handle`` in the calling process, which records it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+__all__ = ["available_cpus", "single_thread_policy", "silence_opencv", "run_in_process", "run_processes", "InputFailure"]
+
+ProcessorFactory = Callable[[], Any]
+Handler = Callable[[Any], None]
+
+
+class InputFailure(Exception):
+    """Raised by a processor stage to end an input with a result (carried in ``result``) instead of the next
+    stage."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__(getattr(result, "reason", ""))
+        self.result = result
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, as ``taskset`` or a container sets it), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def single_thread_policy() -> int:
+    """The threading of a worker process that shares the CPUs with others: PyTorch on one intra-op thread and
+    OpenCV without its own pool. Returns the ONNX Runtime intra-op threads to use (1: no spinning pool)."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    return 1
+
+
+def silence_opencv() -> None:
+    """Stop OpenCV's own log lines (``[ WARN:0@1.2] ...``) in this process: a job reports each input's outcome
+    on one line of its own."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+_processor: Any = None  # the processor of this worker process (set by _init_worker)
+
+
+def _init_worker(factory: ProcessorFactory, parent: int) -> None:
+    global _processor
+    from mfirrn.io.workers import die_with_parent
+
+    die_with_parent(parent)
+    _processor = factory()
+
+
+def _work(item: Any) -> Any:
+    return _processor(item)
+
+
+def run_in_process(items: Iterable[Any], factory: ProcessorFactory, handle: Handler) -> None:
+    """Process ``items`` with one processor in this process, reading ahead and writing behind in two threads
+    (at most one input waits to be written, so a kill loses at most two)."""
+    proc = factory()
+    items = list(items)
+    if not items:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="mfirrn-read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="mfirrn-write") as writer:
+        pending: deque[Future] = deque()
+        next_read: Optional[Future] = reader.submit(proc.read, items[0])
+        for i in range(len(items)):
+            reading = next_read
+            assert reading is not None
+            next_read = reader.submit(proc.read, items[i + 1]) if i + 1 < len(items) else None
+            try:
+                inferred = proc.infer(reading.result())
+            except InputFailure as stop:
+                handle(stop.result)
+                continue
+            while pending:  # one input at a time waits to be written
+                handle(pending.popleft().result())
+            pending.append(writer.submit(proc.write, inferred))
+        while pending:
+            handle(pending.popleft().result())
+
+
+def run_processes(items: Sequence[Any], factory: ProcessorFactory, handle: Handler, workers: int) -> None:
+    """Process ``items`` on ``workers`` processes (``spawn``: each builds its processor from ``factory``); results
+    reach ``handle`` as they finish. When a worker dies (out of memory, killed), the inputs it was given are
+    tried once more in a new pool; an input that breaks a pool twice fails with ``factory.crashed(item)``."""
+    import multiprocessing as mp
+    from concurrent.futures.process import BrokenProcessPool
+
+    todo = deque(enumerate(items))
+    tries: dict[int, int] = {}
+    while todo:
+        suspects: list[tuple[int, Any]] = []
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                 initargs=(factory, os.getpid())) as pool:
+            running: dict[Future, tuple[int, Any]] = {}
+            while (todo or running) and not suspects:
+                while todo and len(running) < workers:
+                    job = todo.popleft()
+                    running[pool.submit(_work, job[1])] = job
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    job = running.pop(fut)
+                    try:
+                        result = fut.result()
+                    except BrokenProcessPool:
+                        suspects.append(job)
+                        continue
+                    handle(result)
+            suspects += running.values()
+        for idx, item in reversed(suspects):
+            tries[idx] = tries.get(idx, 0) + 1
+            if tries[idx] > 1:
+                handle(factory.crashed(item))  # type: ignore[attr-defined]
+            else:
+                todo.appendleft((idx, item))
