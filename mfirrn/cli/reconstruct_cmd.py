@@ -323,8 +323,10 @@ def _execute(args, record, job, rec, paths, names, out_dir: Path, table: bool, d
             if r.state == DONE and verbose:
                 tqdm.write(f"{show_path(r.input)}: {r.faces} face(s) -> {', '.join(r.files) or 'table'}",
                            file=sys.stdout)
-            elif r.state != DONE and not lone:
-                tqdm.write(f"{'skip' if r.state == NO_FACE else 'failed'}: {r.reason}", file=sys.stderr)
+            elif r.state == NO_FACE and not lone:
+                tqdm.write(f"skip: {r.reason}", file=sys.stderr)
+            elif r.state != DONE and len(todo) > 10:  # as they happen in a long run; all listed at the end
+                tqdm.write(f"failed: {r.reason}", file=sys.stderr)
 
     def handle(result) -> None:
         bar.update(1)
