@@ -51,10 +51,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that went away (`mfirrn assets list | head`) shows here, not at exit
+        return code
     except KeyboardInterrupt:
         print("mfirrn: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of our output closed the pipe: stop quietly with SIGPIPE's status, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:
         # The file system refused (disk full, read-only, permissions) where no command-specific check applies;
         # the library's own data errors (FileNotFoundError subclasses) carry their message.

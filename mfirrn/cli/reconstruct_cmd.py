@@ -321,7 +321,7 @@ def _execute(args, record, job, rec, paths, names, out_dir: Path, table: bool, d
             record.add(r)
             summary.add(r)
             if r.state == DONE and verbose:
-                tqdm.write(f"{show_path(r.input)}: {r.faces} face(s) -> {', '.join(r.files) or 'table'}",
+                tqdm.write(f"{show_path(r.input)}: {r.faces} face(s) -> {', '.join(map(show_path, r.files)) or 'table'}",
                            file=sys.stdout)
             elif r.state == NO_FACE and not lone:
                 tqdm.write(f"skip: {r.reason}", file=sys.stderr)

@@ -79,7 +79,10 @@ def _finite(v: Any) -> Optional[float]:
 def face_rows(image: str, faces: Sequence, width: int, height: int) -> dict[str, list]:
     """Rows (column -> list, plain Python values) of the faces (:class:`mfirrn.inference.pipeline.Face`) of one
     image named ``image``. ``confidence`` is read from ``face.confidence`` when faces carry it."""
+    from mfirrn.inference.inputs import show_path
+
     rows = empty_rows()
+    image = show_path(image)  # a file name that is not UTF-8 (Latin-1 bytes) is stored with \xNN escapes
     for k, f in enumerate(faces):
         rows["image"].append(image)
         rows["face"].append(k)
@@ -170,7 +173,9 @@ def finish_table(out_dir: PathLike, keep: Sequence[str], metadata: dict) -> Opti
         for p in sorted(parts_dir.glob("part-*.parquet")):
             tables.append(read_table(p).replace_schema_metadata(None))
     table = pa.concat_tables(tables) if tables else schema().empty_table()
-    order = {name: i for i, name in enumerate(keep)}
+    from mfirrn.inference.inputs import show_path
+
+    order = {show_path(name): i for i, name in enumerate(keep)}
     images = table.column("image").to_pylist()
     faces = table.column("face").to_pylist()
     first: dict[tuple[str, int], int] = {}

@@ -125,8 +125,14 @@ class RunRecord:
         another run, or files that are not a run's, or another process is writing into it.
         """
         out_dir = Path(out_dir)
+        created = [d for d in (out_dir, *out_dir.parents) if not d.exists()]
         out_dir.mkdir(parents=True, exist_ok=True)
-        lock_fd = _lock(out_dir)
+        new_lock = not (out_dir / LOCK).exists()
+        try:
+            lock_fd = _lock(out_dir)
+        except BaseException:
+            _undo(out_dir, new_lock, created)
+            raise
         try:
             manifest = {"format": RUN_FORMAT, "root": str(Path(root).absolute()), "settings": settings,
                         "model": model, "inputs": {"count": len(inputs), "sha256": inputs_digest(inputs),
@@ -159,6 +165,7 @@ class RunRecord:
             return cls(out_dir, manifest, finished, notes, lock_fd)
         except BaseException:
             os.close(lock_fd)
+            _undo(out_dir, new_lock, created)
             raise
 
     def add(self, result: InputResult) -> None:
@@ -198,6 +205,20 @@ class RunRecord:
         """Input -> its last record line, over every run of this record (the journal as it is on disk)."""
         self._journal.flush()
         return _read_journal(self.out_dir / JOURNAL, repair=False)
+
+
+def _undo(out_dir: Path, new_lock: bool, created: list[Path]) -> None:
+    """A refused run leaves the folder as it found it: no lock file it made, no folders it made."""
+    if new_lock:
+        try:
+            os.unlink(out_dir / LOCK)
+        except FileNotFoundError:
+            pass
+    for d in created:
+        try:
+            d.rmdir()
+        except OSError:
+            break
 
 
 def _package_version() -> str:
