@@ -380,10 +380,14 @@ def _report(summary, lone: bool, n_run: int, seconds: float, workers: int, engin
     if lone and summary.done == 0:
         return fail(summary.failed[0][1] if summary.failed else summary.no_face_reason or "no face found")
     rate = f", {n_run / seconds:.1f} images/s" if n_run and seconds > 0 else ""
-    where = f"{workers} {'Ray actor' if engine_name == 'ray' else 'worker'}(s)" if workers > 1 or engine_name == "ray" \
-        else "1 process"
-    print(f"{summary.line()}; {summary.faces} face(s) in {seconds:.1f} s on {where}{rate} (start-up not counted); "
-          f"results in {show_path(out_dir.resolve())}" + (f" (table {table_path.name})" if table_path else ""))
+    if engine_name == "ray":
+        where = f"{workers} Ray actor(s), their start included"
+    elif workers > 1:
+        where = f"{workers} worker processes, their start included"
+    else:
+        where = "1 process, the model's loading not counted"
+    print(f"{summary.line()}; {summary.faces} face(s) in {seconds:.1f} s{rate} ({where}); results in "
+          f"{show_path(out_dir.resolve())}" + (f" (table {table_path.name})" if table_path else ""))
     for line in summary.failure_lines():
         print(line, file=sys.stderr)
     if summary.failed:

@@ -50,24 +50,29 @@ def run_ray(items: Sequence[Any], factory: Callable[[], Any], handle: Callable[[
     """Process ``items`` on ``workers`` Ray actors (each ``num_cpus=1``, plus ``num_gpus``); each result reaches
     ``handle`` here as its batch of ``batch_size`` items finishes. Connects to the cluster at ``address`` (or
     ``$RAY_ADDRESS``), else starts a local one for the run."""
-    import numpy as np
+    import logging
+
     import ray
     import ray.data
 
     if not items:
         return
+    for name in ("ray", "ray.data"):  # Ray's INFO/WARNING lines: the run reports on its own lines
+        logging.getLogger(name).setLevel(logging.ERROR)
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                  configure_logging=False)
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
-        blobs = np.array([pickle.dumps(it) for it in items], dtype=object)
-        ds = ray.data.from_items([{"item": b} for b in blobs], override_num_blocks=max(1, len(blobs) // batch_size))
-        ds = ds.map_batches(_Actor, fn_constructor_args=(factory,), batch_size=batch_size, concurrency=workers,
-                            num_cpus=1, num_gpus=num_gpus or None, batch_format="numpy")
+        blobs = [pickle.dumps(it) for it in items]
+        n_blocks = min(len(blobs), max(workers, -(-len(blobs) // batch_size)))  # every actor gets work
+        ds = ray.data.from_items([{"item": b} for b in blobs], override_num_blocks=n_blocks)
+        ds = ds.map_batches(_Actor, fn_constructor_args=(factory,), batch_size=batch_size,
+                            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1, num_gpus=num_gpus or None,
+                            batch_format="numpy")
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for blob in batch["result"]:
                 handle(pickle.loads(blob))
