@@ -27,7 +27,7 @@ from pathlib import Path
 
 import cv2
 
-SCALES = (1.0, 0.8, 0.65, 0.5)
+SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 
 
 def cpu_name() -> str:

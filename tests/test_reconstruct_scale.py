@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -46,14 +45,16 @@ def folder(tmp_path_factory, sample_photo) -> Path:
 @pytest.fixture(scope="module")
 def single(folder, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("single") / "out"
-    assert main(["reconstruct", str(folder), "-o", str(out), "--outputs", "json,landmarks,table", "--workers", "1"]) == 0
+    assert main(["reconstruct", str(folder), "-o", str(out), "--outputs", "json,landmarks,table",
+                 "--workers", "1"]) == 0
     return out
 
 
 @pytest.mark.slow
 def test_two_worker_processes_write_the_bytes_of_one(folder, single, tmp_path):
     out = tmp_path / "out"
-    assert main(["reconstruct", str(folder), "-o", str(out), "--outputs", "json,landmarks,table", "--workers", "2"]) == 0
+    assert main(["reconstruct", str(folder), "-o", str(out), "--outputs", "json,landmarks,table",
+                 "--workers", "2"]) == 0
     assert outputs_of(out) == outputs_of(single)
 
 

@@ -28,8 +28,9 @@ Item = tuple[str, str]
 
 
 def set_threads(threads: int) -> None:
-    """The CPU threads of this worker's networks (``--threads``): 1 is :func:`~mfirrn.inference.engine.single_thread_policy`
-    (so one process and many give the same bytes), 0 all cores."""
+    """The CPU threads of this worker's networks (``--threads``): 1 is
+    :func:`~mfirrn.inference.engine.single_thread_policy` (so one process and many give the same bytes), 0 all
+    cores."""
     if threads == 1:
         from mfirrn.inference.engine import single_thread_policy
 
@@ -62,9 +63,10 @@ class PhotoJob:
 
     @property
     def dense(self) -> bool:
-        from mfirrn.cli.outputs import OUTPUTS
+        from mfirrn.cli.outputs import OUTPUTS, available_outputs
 
-        return any(OUTPUTS[o].dense for o in self.outputs if o in OUTPUTS)
+        registered = available_outputs()  # the renderer's outputs register on first use
+        return any(OUTPUTS[o].dense for o in self.outputs if o in registered)
 
 
 class PhotoProcessor:
@@ -125,12 +127,17 @@ class PhotoProcessor:
         return item, image, faces, seconds + time.perf_counter() - t0
 
     def write(self, inferred: tuple) -> InputResult:
-        from mfirrn.cli.outputs import OutputContext, build_outputs
+        from mfirrn.cli.outputs import OutputContext, available_outputs, build_outputs
         from mfirrn.inference.inputs import show_path
         from mfirrn.io.fileio import StagedOutputs
 
         item, image, faces, seconds = inferred
         t0 = time.perf_counter()
+        missing = [o for o in self.files if o not in available_outputs()]
+        if missing:  # registered by the calling process only, not in this worker
+            return InputResult(item[1], FAILED, reason=f"--outputs {', '.join(missing)} is not registered in this "
+                                                       f"worker process; register it in a module it imports, or "
+                                                       f"use --workers 1")
         out_dir = Path(self.job.out_dir)
         rel = Path(item[1])
         rows = None

@@ -168,7 +168,8 @@ def _settings(args: argparse.Namespace, outputs: list[str], boxes, landmarks_fil
 
     device = resolve_device(args.device)
     return {"--outputs": sorted(outputs), "--detector": args.detector, "--refine": args.refine, "--mesh": args.mesh,
-            "--device": device, "--bf16": bool(args.bf16), "--backend": resolve_backend(args.backend, device, args.bf16),
+            "--device": device, "--bf16": bool(args.bf16),
+            "--backend": resolve_backend(args.backend, device, args.bf16),
             "--box": None if boxes is None else [[float(v) for v in b] for b in boxes],
             "--landmarks sha256": file_sha256(landmarks_file) if landmarks_file else None}
 
@@ -321,8 +322,8 @@ def _execute(args, record, job, rec, paths, names, out_dir: Path, table: bool, d
             record.add(r)
             summary.add(r)
             if r.state == DONE and verbose:
-                tqdm.write(f"{show_path(r.input)}: {r.faces} face(s) -> {', '.join(map(show_path, r.files)) or 'table'}",
-                           file=sys.stdout)
+                files = ", ".join(map(show_path, r.files)) or "table"
+                tqdm.write(f"{show_path(r.input)}: {r.faces} face(s) -> {files}", file=sys.stdout)
             elif r.state == NO_FACE and not lone:
                 tqdm.write(f"skip: {r.reason}", file=sys.stderr)
             elif r.state != DONE and len(todo) > 10:  # as they happen in a long run; all listed at the end

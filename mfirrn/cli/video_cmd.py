@@ -34,8 +34,8 @@ _OVERLAYS = ("landmarks", "dense", "render", "pose")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("video (IMAGE may be a .mp4/.avi/.mov/.mkv/.webm video)",
                              f"Video outputs: {', '.join(VIDEO_OUTPUTS)} (default {VIDEO_DEFAULT_OUTPUTS}): json -> "
-                             f"<name>.jsonl, the drawings -> <name>_overlay.mp4, obj/ply -> per-frame meshes (<name>: the "
-                                  f"video's file name, e.g. clip.mp4.jsonl).")
+                             f"<name>.jsonl, the drawings -> <name>_overlay.mp4, obj/ply -> per-frame meshes "
+                                  f"(<name>: the video's file name, e.g. clip.mp4.jsonl).")
     g.add_argument("--camera", type=int, default=None, metavar="INDEX", help="read a camera (e.g. 0) instead of files")
     g.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     g.add_argument("--smooth", default=None, choices=("window", "one-euro", "none"),

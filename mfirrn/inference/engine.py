@@ -22,7 +22,8 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-__all__ = ["available_cpus", "single_thread_policy", "silence_opencv", "run_in_process", "run_processes", "InputFailure"]
+__all__ = ["available_cpus", "single_thread_policy", "silence_opencv", "run_in_process", "run_processes",
+           "InputFailure"]
 
 ProcessorFactory = Callable[[], Any]
 Handler = Callable[[Any], None]

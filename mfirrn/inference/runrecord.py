@@ -150,7 +150,8 @@ class RunRecord:
                 diffs = _differences(old, manifest, out_dir)
                 if diffs:
                     raise ResumeError(f"-o {out_dir} holds another run ({'; '.join(diffs)}); rerun with its options "
-                                      f"to {'resume' if resume else 'redo'} it, or choose a new -o (or delete {out_dir})")
+                                      f"to {'resume' if resume else 'redo'} it, or choose a new -o "
+                                      f"(or delete {out_dir})")
                 if old.get("code_version") != manifest["code_version"]:
                     notes.append(f"the run in {out_dir} was started by mfirrn {old.get('code_version')}; continuing "
                                  f"with {manifest['code_version']} (same package version)")
