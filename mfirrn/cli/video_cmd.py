@@ -15,6 +15,7 @@ nothing half-written.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -129,6 +130,8 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
     overlays = [o for o in outputs if o in _OVERLAYS]
     created = [d for d in (out_dir, *out_dir.parents) if not d.exists()]
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(f".{glob.escape(stem)}.*.part"):  # left by a killed run of this video
+        shutil.rmtree(stale, ignore_errors=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{stem}.", suffix=".part", dir=out_dir))
     published: list[Path] = []
     try:

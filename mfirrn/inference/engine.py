@@ -58,10 +58,12 @@ def single_thread_policy() -> int:
 
 
 def silence_opencv() -> None:
-    """Stop OpenCV's own log lines (``[ WARN:0@1.2] ...``) in this process: a job reports each input's outcome
-    on one line of its own."""
+    """Stop OpenCV's own log lines (``[ WARN:0@1.2] ...``), and FFmpeg's through it (``moov atom not found``;
+    effective before the first video is opened), in this process: a job reports each input's outcome on one
+    line of its own."""
     import cv2
 
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 

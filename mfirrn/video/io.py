@@ -182,7 +182,7 @@ class VideoWriter:
         self._writer = None
         if not _complete(self._tmp, self.n_frames):  # OpenCV does not report failed writes (a full disk)
             self.abort()
-            raise VideoError(f"{self.path}: the video could not be written completely (is the disk full?); "
+            raise VideoError(f"{self.path.name}: the video could not be written completely (is the disk full?); "
                              f"nothing was kept")
         os.chmod(self._tmp, 0o644)
         os.replace(self._tmp, self.path)
