@@ -155,6 +155,18 @@ def test_list_in_latin1_names_the_files_on_disk(tmp_path, sample_photo, capsys):
     assert "caf\\xe9.jpg" in capsys.readouterr().out  # printed with an escape, never a UnicodeEncodeError
 
 
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".webp"])
+def test_image_size_from_the_header_is_the_decoded_size(tmp_path, ext):
+    from mfirrn.inference.inputs import image_size
+
+    img = np.random.default_rng(0).integers(0, 255, (37, 53, 3), np.uint8)
+    path = tmp_path / f"a{ext}"
+    assert cv2.imwrite(str(path), img)
+    assert image_size(path) == (53, 37)
+    path.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)  # a JPEG cut before its frame header: the decoder decides
+    assert image_size(path) is None
+
+
 # ------------------------------------------------------------------------ bad photos among good ones
 def test_a_corrupt_and_a_huge_photo_are_named_and_the_others_done(photos, tmp_path, capsys):
     (photos / "a" / "corrupt.jpg").write_bytes((photos / "p0.jpg").read_bytes()[:300])
@@ -265,7 +277,7 @@ def test_table_reads_in_polars_and_duckdb(photos, tmp_path):
     df = pl.read_parquet(out / "faces.parquet")
     assert df.height == 3 and df["landmarks"].to_list()[0][30] == pytest.approx(df["landmarks"][0][30].to_list())
     duckdb = pytest.importorskip("duckdb", reason="duckdb is in the test extra")
-    n, yaw = duckdb.sql(f"select count(*), avg(yaw) from '{out / 'faces.parquet'}'").fetchone()
+    [(n, yaw)] = duckdb.sql(f"select count(*), avg(yaw) from '{out / 'faces.parquet'}'").fetchall()
     assert n == 3 and yaw == pytest.approx(df["yaw"].mean())
 
 

@@ -189,6 +189,7 @@ def _run(args: argparse.Namespace) -> int:
     from mfirrn.cli.photo_job import TABLE_OUTPUT, PhotoJob, set_threads
     from mfirrn.detect.registry import LandmarkFileError, read_landmarks
     from mfirrn.inference.inputs import (
+        IMAGE_SUFFIXES,
         InputListError,
         common_root,
         expand_inputs,
@@ -246,7 +247,7 @@ def _run(args: argparse.Namespace) -> int:
     paths, n_duplicates = expand_inputs(items)
     if not paths:
         return fail(f"no images found in {show_path(' '.join(items))} (looked for "
-                    f"{', '.join(sorted(s.lstrip('.') for s in _suffixes()))})")
+                    f"{', '.join(sorted(s.lstrip('.') for s in IMAGE_SUFFIXES))})")
     if (boxes is not None or landmarks is not None) and len(paths) > 1:
         return fail(f"--box/--landmarks describe the faces of one image, but the inputs hold {len(paths)} images; "
                     f"give exactly one image with them")
@@ -282,12 +283,6 @@ def _run(args: argparse.Namespace) -> int:
         job = PhotoJob(options=options, outputs=tuple(outputs), out_dir=str(out_dir.absolute()), boxes=boxes,
                        landmarks=landmarks, threads=args.threads)
         return _execute(args, record, job, rec, paths, names, out_dir, table, demo)
-
-
-def _suffixes():
-    from mfirrn.inference.inputs import IMAGE_SUFFIXES
-
-    return IMAGE_SUFFIXES
 
 
 def _execute(args, record, job, rec, paths, names, out_dir: Path, table: bool, demo: bool) -> int:
@@ -344,9 +339,15 @@ def _execute(args, record, job, rec, paths, names, out_dir: Path, table: bool, d
     t_start = time.perf_counter()
     try:
         if args.engine == "ray":
-            from mfirrn.inference.rayjob import run_ray
+            from mfirrn.inference.rayjob import RayStartError, run_ray
 
-            run_ray(todo, job, handle, workers=workers, num_gpus=args.gpus_per_worker, address=args.ray_address)
+            try:
+                run_ray(todo, job, handle, workers=workers, num_gpus=args.gpus_per_worker, address=args.ray_address)
+            except RayStartError as e:
+                bar.close()
+                if record.fresh:
+                    record.discard()
+                return fail(str(e))
         elif workers > 1:
             engine.run_processes(todo, job, handle, workers)
         else:
@@ -359,7 +360,7 @@ def _execute(args, record, job, rec, paths, names, out_dir: Path, table: bool, d
         bar.close()
     seconds = time.perf_counter() - t_start
     table_path = None
-    if summary.done == 0 and not record.finished:
+    if summary.done == 0 and record.fresh:
         if writer is not None:
             from mfirrn.inference.facetable import start_table
 

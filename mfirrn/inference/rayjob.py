@@ -12,7 +12,11 @@ from __future__ import annotations
 import pickle
 from typing import Any, Callable, Optional, Sequence
 
-__all__ = ["run_ray", "need_ray"]
+__all__ = ["run_ray", "need_ray", "RayStartError"]
+
+
+class RayStartError(RuntimeError):
+    """Ray could not be started or joined; the message says why and what to try."""
 
 
 def need_ray() -> None:
@@ -61,8 +65,13 @@ def run_ray(items: Sequence[Any], factory: Callable[[], Any], handle: Callable[[
         logging.getLogger(name).setLevel(logging.ERROR)
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                 configure_logging=False)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                     configure_logging=False)
+        except Exception as e:  # Ray raises bare Exceptions (a node that timed out, a cluster not found)
+            where = f"the cluster at {address}" if address else "a local Ray"
+            raise RayStartError(f"{where} did not start: {str(e).splitlines()[0]}; try again when the machine is "
+                                f"less busy, or use --engine local") from None
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False

@@ -107,8 +107,9 @@ class RunRecord:
     :meth:`add` as inputs finish and :meth:`close` at the end (or use it as a context manager)."""
 
     def __init__(self, out_dir: Path, manifest: dict, finished: dict[str, dict], notes: list[str],
-                 lock_fd: int) -> None:
+                 lock_fd: int, fresh: bool = True) -> None:
         self.out_dir = out_dir
+        self.fresh = fresh  # the folder held no run before this one
         self.manifest = manifest
         self.finished = finished  # input -> its last record line, from an earlier run (resume)
         self.notes = notes
@@ -163,7 +164,7 @@ class RunRecord:
                 (out_dir / JOURNAL).write_bytes(b"")
             atomic_write(out_dir / INPUTS, b"".join(os.fsencode(n) + b"\n" for n in inputs))
             atomic_write(out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-            return cls(out_dir, manifest, finished, notes, lock_fd)
+            return cls(out_dir, manifest, finished, notes, lock_fd, fresh=old is None)
         except BaseException:
             os.close(lock_fd)
             _undo(out_dir, new_lock, created)
@@ -189,8 +190,8 @@ class RunRecord:
         self.close()
 
     def discard(self) -> None:
-        """Remove the record (a run that reconstructed nothing leaves nothing behind); the folder too when it is
-        then empty."""
+        """Remove the record (a first run that reconstructed nothing leaves nothing behind); the folder too when
+        it is then empty."""
         self.close()
         for name in RECORD_FILES:
             try:
