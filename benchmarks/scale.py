@@ -1,7 +1,7 @@
 """Folder-scale speed of ``mfirrn reconstruct``: one process, ``--workers N`` processes, and Ray actors.
 
 A folder of photos is made from the faces-68 photos (each photo, mirrored or not, at a few scales: every
-file different). Each engine reconstructs it into a fresh folder, one after the other in this run, as a user
+file different). Each engine reconstructs it into a fresh folder, in rounds of alternating order, as a user
 runs it (a subprocess of the ``mfirrn`` command, outputs ``json,table``). Reported per row: the wall time of
 the whole command (start-up included: Python, the models, the worker processes or the Ray cluster), the
 images/s the command reports (start-up not counted), and the speed-up over one process. Every row's table
@@ -10,7 +10,7 @@ must equal the one-process table (checked).
 The CPU, the CPUs this process may use and the load average before and after are printed: on a shared,
 busy machine the ratios fall far short of what a quiet one gives.
 
-    python benchmarks/scale.py [--photos 100] [--engines local:1 local:2 ray:1 ray:2] [--datasets DIR]
+    python benchmarks/scale.py [--photos 100] [--engines local:1 local:2 ray:1 ray:2] [--rounds 2] [--datasets DIR]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import argparse
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -81,32 +82,41 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=100)
     ap.add_argument("--engines", nargs="+", default=["local:1", "local:2", "ray:1", "ray:2"],
                     help="ENGINE:WORKERS (local or ray)")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds, in alternating order; medians are reported")
     ap.add_argument("--datasets", type=Path, default=Path(os.environ.get("MFIRRN_DATASETS", "data/datasets")))
     args = ap.parse_args()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"CPU: {cpu_name()}; {cpus} CPU(s) usable by this process; load average before: "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    results: dict[str, list[dict]] = {spec: [] for spec in args.engines}
     with tempfile.TemporaryDirectory(prefix="mfirrn-scale-") as tmp:
         folder = photo_folder(args.photos, Path(tmp) / "photos", args.datasets)
-        rows, first = [], None
-        for spec in args.engines:
-            engine, workers = spec.split(":")
-            out = Path(tmp) / f"out-{engine}-{workers}"
-            r = run_engine(folder, out, engine, int(workers))
-            first = first or out
-            r["same"] = same_table(out / "faces.parquet", first / "faces.parquet")
-            rows.append((spec, r))
-            print(f"  {spec}: {r['wall']:.1f} s", file=sys.stderr)
-    base = rows[0][1]
+        first = None
+        for r in range(args.rounds):
+            for spec in (args.engines if r % 2 == 0 else list(reversed(args.engines))):
+                engine, workers = spec.split(":")
+                out = Path(tmp) / f"out-{engine}-{workers}-{r}"
+                res = run_engine(folder, out, engine, int(workers))
+                first = first or out
+                res["same"] = same_table(out / "faces.parquet", first / "faces.parquet")
+                results[spec].append(res)
+                print(f"  round {r}, {spec}: {res['wall']:.1f} s, {res['rate']:.2f} images/s", file=sys.stderr)
+    med = {spec: {k: statistics.median(x[k] for x in rs) for k in ("wall", "rate")} for spec, rs in results.items()}
+    base = med[args.engines[0]]
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}\n")
-    print(f"{args.photos} photos, outputs json,table\n")
+    print(f"{args.photos} photos, outputs json,table; medians of {args.rounds} round(s) in alternating order\n")
     print("| engine | workers | wall s (with start-up) | images/s (reported) | speed-up (images/s) | speed-up (wall) "
-          "| table = first row's |")
+          "| table = first run's |")
     print("|---|---|---|---|---|---|---|")
-    for spec, r in rows:
+    for spec in args.engines:
         engine, workers = spec.split(":")
-        print(f"| {engine} | {workers} | {r['wall']:.1f} | {r['rate']:.2f} | {r['rate'] / base['rate']:.2f}x | "
-              f"{base['wall'] / r['wall']:.2f}x | {'yes' if r['same'] else 'NO'} |")
+        m = med[spec]
+        same = all(x["same"] for x in results[spec])
+        print(f"| {engine} | {workers} | {m['wall']:.1f} | {m['rate']:.2f} | {m['rate'] / base['rate']:.2f}x | "
+              f"{base['wall'] / m['wall']:.2f}x | {'yes' if same else 'NO'} |")
+    if "local:1" in med and "ray:1" in med:
+        print(f"\nRay's overhead for this folder (wall time, ray:1 - local:1): "
+              f"{med['ray:1']['wall'] - med['local:1']['wall']:.1f} s")
 
 
 if __name__ == "__main__":
