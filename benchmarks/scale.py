@@ -4,7 +4,8 @@ A folder of photos is made from the faces-68 photos (each photo, mirrored or not
 file different). Each engine reconstructs it into a fresh folder, in rounds of alternating order, as a user
 runs it (a subprocess of the ``mfirrn`` command, outputs ``json,table``). Reported per row: the wall time of
 the whole command (start-up included: Python, the models, the worker processes or the Ray cluster), the
-images/s the command reports (start-up not counted), and the speed-up over one process. Every row's table
+images/s the command reports once running (from its first finished photo to its last: start-up left out), and
+the speed-up over one process. Every row's table
 must equal the one-process table (checked).
 
 The CPU, the CPUs this process may use and the load average before and after are printed: on a shared,

@@ -27,6 +27,12 @@ TABLE_OUTPUT = "table"
 Item = tuple[str, str]
 
 
+def _first_line(e: BaseException, last: bool = False) -> str:
+    """One line of an exception's message (OpenCV's end with the reason; others start with it)."""
+    lines = [s for s in str(e).strip().splitlines() if s.strip()] or [type(e).__name__]
+    return lines[-1] if last else lines[0]
+
+
 def set_threads(threads: int) -> None:
     """The CPU threads of this worker's networks (``--threads``): 1 is
     :func:`~mfirrn.inference.engine.single_thread_policy` (so one process and many give the same bytes), 0 all
@@ -102,7 +108,7 @@ class PhotoProcessor:
         except ValueError as e:  # ImageError too
             raise InputFailure(InputResult(item[1], FAILED, reason=show_path(str(e)))) from None
         except cv2.error as e:
-            reason = f"{show_path(item[0])}: OpenCV cannot decode it ({str(e).strip().splitlines()[-1]})"
+            reason = f"{show_path(item[0])}: OpenCV cannot decode it ({_first_line(e, last=True)})"
             raise InputFailure(InputResult(item[1], FAILED, reason=reason)) from None
         except MemoryError:
             raise InputFailure(InputResult(item[1], FAILED, reason=f"{show_path(item[0])}: too large to decode in "
@@ -119,6 +125,9 @@ class PhotoProcessor:
             faces = self.rec(image, boxes=self.job.boxes, landmarks=self.job.landmarks)
         except ValueError as e:
             raise InputFailure(InputResult(item[1], FAILED, reason=f"{show_path(item[0])}: {e}")) from None
+        except (RuntimeError, MemoryError) as e:  # a network runtime's error on this image: the others go on
+            reason = f"{show_path(item[0])}: the reconstruction failed ({type(e).__name__}: {_first_line(e)})"
+            raise InputFailure(InputResult(item[1], FAILED, reason=reason)) from None
         if not faces:
             hint = ("try --detector dlib-hog or dlib-cnn, --box or --landmarks"
                     if self.job.boxes is None and self.job.landmarks is None else "")

@@ -324,7 +324,10 @@ def _execute(args, record, job, rec, paths, names, out_dir: Path, table: bool, d
             elif r.state != DONE and len(todo) > 10:  # as they happen in a long run; all listed at the end
                 tqdm.write(f"failed: {r.reason}", file=sys.stderr)
 
+    finished_at: list[float] = []  # when each result came: the rate once the workers run
+
     def handle(result) -> None:
+        finished_at.append(time.perf_counter())
         bar.update(1)
         if writer is not None and result.rows is not None:
             waiting.append(result)
@@ -372,23 +375,21 @@ def _execute(args, record, job, rec, paths, names, out_dir: Path, table: bool, d
         states = record.states()
         keep = [n for n in names if states.get(n, {}).get("state") == DONE]
         table_path = finish_table(out_dir, keep, {"run": record.manifest})
-    return _report(summary, lone, len(todo), seconds, workers, args.engine, out_dir, table_path)
+    rate = ((len(finished_at) - 1) / (finished_at[-1] - finished_at[0])
+            if len(finished_at) > 1 and finished_at[-1] > finished_at[0] else len(todo) / max(seconds, 1e-9))
+    return _report(summary, lone, len(todo), seconds, rate, workers, args.engine, out_dir, table_path)
 
 
-def _report(summary, lone: bool, n_run: int, seconds: float, workers: int, engine_name: str, out_dir: Path,
-            table_path) -> int:
+def _report(summary, lone: bool, n_run: int, seconds: float, rate: float, workers: int, engine_name: str,
+            out_dir: Path, table_path) -> int:
     from mfirrn.inference.inputs import show_path
 
     if lone and summary.done == 0:
         return fail(summary.failed[0][1] if summary.failed else summary.no_face_reason or "no face found")
-    rate = f", {n_run / seconds:.1f} images/s" if n_run and seconds > 0 else ""
-    if engine_name == "ray":
-        where = f"{workers} Ray actor(s), their start included"
-    elif workers > 1:
-        where = f"{workers} worker processes, their start included"
-    else:
-        where = "1 process, the model's loading not counted"
-    print(f"{summary.line()}; {summary.faces} face(s) in {seconds:.1f} s{rate} ({where}); results in "
+    speed = f", {rate:.1f} images/s once running" if n_run else ""
+    where = f"{workers} Ray actor(s)" if engine_name == "ray" else f"{workers} worker processes" if workers > 1 \
+        else "1 process"
+    print(f"{summary.line()}; {summary.faces} face(s) in {seconds:.1f} s on {where}{speed}; results in "
           f"{show_path(out_dir.resolve())}" + (f" (table {table_path.name})" if table_path else ""))
     for line in summary.failure_lines():
         print(line, file=sys.stderr)

@@ -110,17 +110,20 @@ def run_in_process(items: Iterable[Any], factory: ProcessorFactory, handle: Hand
 
 
 def run_processes(items: Sequence[Any], factory: ProcessorFactory, handle: Handler, workers: int) -> None:
-    """Process ``items`` on ``workers`` processes (``spawn``: each builds its processor from ``factory``); results
-    reach ``handle`` as they finish. When a worker dies (out of memory, killed), the inputs it was given are
+    """Process ``items`` on ``workers`` processes (each builds its processor from ``factory``); results reach
+    ``handle`` as they finish. When a worker dies (out of memory, killed), the inputs it was given are
     tried once more in a new pool; an input that breaks a pool twice fails with ``factory.crashed(item)``."""
     import multiprocessing as mp
     from concurrent.futures.process import BrokenProcessPool
 
     todo = deque(enumerate(items))
     tries: dict[int, int] = {}
+    # spawn: a fresh interpreter per worker (no threads or locks copied from this process), whose parent is
+    # this process, so it dies with it (a fork server would keep its workers alive after a kill)
+    ctx = mp.get_context("spawn")
     while todo:
         suspects: list[tuple[int, Any]] = []
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(factory, os.getpid())) as pool:
             running: dict[Future, tuple[int, Any]] = {}
             while (todo or running) and not suspects:

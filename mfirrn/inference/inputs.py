@@ -142,7 +142,8 @@ def _parquet_column(path: Path, column: str) -> list[str]:
     except InputListError:
         raise
     except Exception as e:  # pyarrow's errors: not a Parquet file, damaged
-        raise InputListError(f"cannot read --list {path} as Parquet ({str(e).splitlines()[0]})") from None
+        why = (str(e).splitlines() or [type(e).__name__])[0]
+        raise InputListError(f"cannot read --list {path} as Parquet ({why})") from None
     items = [str(v) for v in values if v is not None and str(v).strip()]
     if not items:
         raise InputListError(f"--list {path}: column {column!r} names no image")

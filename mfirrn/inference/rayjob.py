@@ -70,8 +70,9 @@ def run_ray(items: Sequence[Any], factory: Callable[[], Any], handle: Callable[[
                      configure_logging=False)
         except Exception as e:  # Ray raises bare Exceptions (a node that timed out, a cluster not found)
             where = f"the cluster at {address}" if address else "a local Ray"
-            raise RayStartError(f"{where} did not start: {str(e).splitlines()[0]}; try again when the machine is "
-                                f"less busy, or use --engine local") from None
+            why = (str(e).splitlines() or [type(e).__name__])[0]
+            raise RayStartError(f"{where} did not start: {why}; try again when the machine is less busy, or use "
+                                f"--engine local") from None
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
