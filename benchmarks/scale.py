@@ -1,15 +1,18 @@
 """Folder-scale speed of ``mfirrn reconstruct``: one process, ``--workers N`` processes, and Ray actors.
 
 A folder of photos is made from the faces-68 photos (each photo, mirrored or not, at a few scales: every
-file different). Each engine reconstructs it into a fresh folder, in rounds of alternating order, as a user
-runs it (a subprocess of the ``mfirrn`` command, outputs ``json,table``). Reported per row: the wall time of
-the whole command (start-up included: Python, the models, the worker processes or the Ray cluster), the
-images/s the command reports once running (from its first finished photo to its last: start-up left out), and
-the speed-up over one process. Every row's table
-must equal the one-process table (checked).
+file different), in subfolders of 25. Each engine reconstructs, as a user runs it (a subprocess of the
+``mfirrn`` command, outputs ``json,table``, into a fresh folder), the first half of the folder and the whole
+folder, in rounds of alternating order. The difference of the two wall times is the time of the second half
+alone, so start-up (Python, the models, the worker processes, the Ray cluster) cancels out:
 
-The CPU, the CPUs this process may use and the load average before and after are printed: on a shared,
-busy machine the ratios fall far short of what a quiet one gives.
+- images/s = (n - n/2) / (wall(n) - wall(n/2)), the rate once running;
+- start-up = wall(n/2) - (n/2) / (images/s), the fixed cost of a run.
+
+Reported: medians over the rounds, the speed-up of each row over the first, and Ray's overhead (its start-up
+beyond that of one local process). Every run's table must equal the first run's table of the same photos
+(checked). The CPU, the CPUs this process may use and the load average before and after are printed: on a
+shared, busy machine the ratios fall far short of what a quiet one gives.
 
     python benchmarks/scale.py [--photos 100] [--engines local:1 local:2 ray:1 ray:2] [--rounds 2] [--datasets DIR]
 """
@@ -19,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -60,7 +62,8 @@ def photo_folder(n: int, dst: Path, datasets: Path) -> Path:
     return dst
 
 
-def run_engine(folder: Path, out: Path, engine: str, workers: int, outputs: str = "json,table") -> dict:
+def run_engine(folder: Path, out: Path, engine: str, workers: int, outputs: str = "json,table") -> float:
+    """Wall seconds of ``mfirrn reconstruct FOLDER`` with this engine."""
     cmd = [sys.executable, "-m", "mfirrn.cli", "reconstruct", str(folder), "-o", str(out), "--outputs", outputs,
            "--workers", str(workers), "--engine", engine]
     t0 = time.perf_counter()
@@ -68,8 +71,7 @@ def run_engine(folder: Path, out: Path, engine: str, workers: int, outputs: str 
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-2000:]}")
-    rate = re.search(r"([\d.]+) images/s", r.stdout)
-    return {"wall": wall, "rate": float(rate.group(1)) if rate else float("nan")}
+    return wall
 
 
 def same_table(a: Path, b: Path) -> bool:
@@ -89,35 +91,43 @@ def main() -> None:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"CPU: {cpu_name()}; {cpus} CPU(s) usable by this process; load average before: "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    results: dict[str, list[dict]] = {spec: [] for spec in args.engines}
+    half = args.photos // 2
+    walls: dict[tuple[str, int], list[float]] = {}
+    same = True
     with tempfile.TemporaryDirectory(prefix="mfirrn-scale-") as tmp:
-        folder = photo_folder(args.photos, Path(tmp) / "photos", args.datasets)
-        first = None
+        whole = photo_folder(args.photos, Path(tmp) / "whole", args.datasets)
+        part = photo_folder(half, Path(tmp) / "half", args.datasets)
+        first: dict[int, Path] = {}
+        runs = [(spec, n) for spec in args.engines for n in (half, args.photos)]
         for r in range(args.rounds):
-            for spec in (args.engines if r % 2 == 0 else list(reversed(args.engines))):
+            for spec, n in (runs if r % 2 == 0 else list(reversed(runs))):
                 engine, workers = spec.split(":")
-                out = Path(tmp) / f"out-{engine}-{workers}-{r}"
-                res = run_engine(folder, out, engine, int(workers))
-                first = first or out
-                res["same"] = same_table(out / "faces.parquet", first / "faces.parquet")
-                results[spec].append(res)
-                print(f"  round {r}, {spec}: {res['wall']:.1f} s, {res['rate']:.2f} images/s", file=sys.stderr)
-    med = {spec: {k: statistics.median(x[k] for x in rs) for k in ("wall", "rate")} for spec, rs in results.items()}
-    base = med[args.engines[0]]
+                out = Path(tmp) / f"out-{engine}-{workers}-{n}-{r}"
+                wall = run_engine(whole if n == args.photos else part, out, engine, int(workers))
+                walls.setdefault((spec, n), []).append(wall)
+                first.setdefault(n, out)
+                same &= same_table(out / "faces.parquet", first[n] / "faces.parquet")
+                print(f"  round {r}, {spec}, {n} photos: {wall:.1f} s", file=sys.stderr)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}\n")
-    print(f"{args.photos} photos, outputs json,table; medians of {args.rounds} round(s) in alternating order\n")
-    print("| engine | workers | wall s (with start-up) | images/s (reported) | speed-up (images/s) | speed-up (wall) "
-          "| table = first run's |")
+    print(f"{half} and {args.photos} photos, outputs json,table; medians of {args.rounds} round(s) in alternating "
+          f"order\n")
+    print(f"| engine | workers | wall s, {half} photos | wall s, {args.photos} photos | images/s once running "
+          f"| start-up s | speed-up |")
     print("|---|---|---|---|---|---|---|")
+    stats = {}
+    for spec in args.engines:
+        w_half, w_all = (statistics.median(walls[(spec, n)]) for n in (half, args.photos))
+        rate = (args.photos - half) / (w_all - w_half) if w_all > w_half else float("nan")
+        stats[spec] = (rate, w_half - half / rate)
     for spec in args.engines:
         engine, workers = spec.split(":")
-        m = med[spec]
-        same = all(x["same"] for x in results[spec])
-        print(f"| {engine} | {workers} | {m['wall']:.1f} | {m['rate']:.2f} | {m['rate'] / base['rate']:.2f}x | "
-              f"{base['wall'] / m['wall']:.2f}x | {'yes' if same else 'NO'} |")
-    if "local:1" in med and "ray:1" in med:
-        print(f"\nRay's overhead for this folder (wall time, ray:1 - local:1): "
-              f"{med['ray:1']['wall'] - med['local:1']['wall']:.1f} s")
+        rate, start = stats[spec]
+        w_half, w_all = (statistics.median(walls[(spec, n)]) for n in (half, args.photos))
+        print(f"| {engine} | {workers} | {w_half:.1f} | {w_all:.1f} | {rate:.2f} | {start:.1f} | "
+              f"{rate / stats[args.engines[0]][0]:.2f}x |")
+    print(f"\nevery table equal to the first run's of the same photos: {'yes' if same else 'NO'}")
+    if "local:1" in stats and "ray:1" in stats:
+        print(f"Ray's overhead (start-up of ray:1 beyond local:1): {stats['ray:1'][1] - stats['local:1'][1]:.1f} s")
 
 
 if __name__ == "__main__":

@@ -298,8 +298,8 @@ def _execute(args, record, job, rec, paths, names, out_dir: Path, table: bool, d
         earlier = record.finished.get(name)
         if earlier is not None and earlier.get("state") in (DONE, NO_FACE):
             summary.add(InputResult(name, earlier["state"], faces=earlier.get("faces", 0)), earlier=True)
-        else:
-            todo.append((str(p.absolute()), name))
+        else:  # Ray's workers may run elsewhere: they get absolute paths; messages name paths as given
+            todo.append((str(p.absolute()) if args.engine == "ray" else str(p), name))
     writer = None
     if table:
         from mfirrn.inference.facetable import TableWriter, start_table
