@@ -185,7 +185,9 @@ def test_a_corrupt_and_a_huge_photo_are_named_and_the_others_done(photos, tmp_pa
 
 
 # ------------------------------------------------------------------------ a run is a record
-def test_rerun_with_other_options_or_model_is_refused(photos, tmp_path, capsys):
+def test_rerun_with_other_options_or_model_is_refused(photos, tmp_path, capsys, monkeypatch):
+    from mfirrn.cli import reconstruct_cmd
+
     out = tmp_path / "out"
     assert main(["reconstruct", str(photos), "-o", str(out), "--outputs", "json"]) == 0
     before = outputs_of(out)
@@ -193,13 +195,22 @@ def test_rerun_with_other_options_or_model_is_refused(photos, tmp_path, capsys):
     assert manifest["settings"]["--outputs"] == ["json"] and manifest["model"]["--model"] == "3ddfa-v2-mb05"
     assert manifest["inputs"]["count"] == 3 and manifest["root"] == str(photos)
     capsys.readouterr()
+    real = reconstruct_cmd.reconstructor_from_args
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded for a run that is refused")
+
+    monkeypatch.setattr(reconstruct_cmd, "reconstructor_from_args", no_model)
     for extra in (["--outputs", "json,obj"], ["--refine", "off"], ["--resume", "--outputs", "json,landmarks"]):
         assert main(["reconstruct", str(photos), "-o", str(out), *extra]) == 2
         err = error_lines(capsys)
         assert len(err) == 1 and f"-o {out} holds another run (" in err[0], err
     assert main(["reconstruct", str(photos / "a"), "-o", str(out), "--outputs", "json", "--resume"]) == 2
     assert "inputs under" in error_lines(capsys)[0]
+    assert main(["reconstruct", str(photos), "-o", str(out), "--outputs", "json", "--model", "3ddfa-mb05-aflw21"]) == 2
+    assert "--model 3ddfa-v2-mb05 -> 3ddfa-mb05-aflw21" in error_lines(capsys)[0]
     assert outputs_of(out) == before
+    monkeypatch.setattr(reconstruct_cmd, "reconstructor_from_args", real)
     # the same job again: redone in place (same names, same bytes), no stale file
     assert main(["reconstruct", str(photos), "-o", str(out), "--outputs", "json"]) == 0
     assert outputs_of(out) == before

@@ -18,7 +18,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from mfirrn.cli.common import add_model_args, fail, reconstructor_from_args
 
@@ -145,18 +145,22 @@ def _check_out_dir(out: Path, items: list[str], paths: list[Path]) -> Optional[s
     return None
 
 
-def _model_identity(args: argparse.Namespace, rec: Any) -> dict:
-    """What the results depend on in the model: its name and the checksum of its weights."""
+def _model_identity(args: argparse.Namespace) -> dict:
+    """What the results depend on in the model, known without loading it: its name and the checksum of its
+    weights (of ``--checkpoint``, else of the registered model's weights)."""
+    from mfirrn import models
     from mfirrn.io import assets
     from mfirrn.io.resume import file_sha256
 
-    card = rec.model.card
-    ident: dict = {"--model": rec.model_name}
-    if args.checkpoint:
-        ident["--checkpoint sha256"] = file_sha256(args.checkpoint)
-    elif getattr(card, "weights_asset", None) in assets.REGISTRY:
+    if args.checkpoint:  # a missing file is reported by the model's loading, with its fix
+        sha = file_sha256(args.checkpoint) if Path(args.checkpoint).is_file() else None
+        return {"--model": args.model, "--checkpoint sha256": sha}
+    name = args.model or models.DEFAULT_MODEL
+    ident: dict = {"--model": name}
+    card = models.get_card(name) if name in models.available() else None  # unknown: the model build says so
+    if card is not None and card.weights_asset in assets.REGISTRY:
         ident["weights sha256"] = assets.REGISTRY[card.weights_asset].sha256
-    elif getattr(card, "weights_path", None):
+    elif card is not None and card.weights_path:
         ident["weights sha256"] = file_sha256(card.weights_path)
     return ident
 
@@ -259,6 +263,16 @@ def _run(args: argparse.Namespace) -> int:
               f"each file is reconstructed once", file=sys.stderr)
     root = common_root(paths)
     names = [relative_name(p, root) for p in paths]
+    from mfirrn.inference.runrecord import RunRecord
+
+    try:
+        settings = _settings(args, outputs, boxes, args.landmarks)
+        model = _model_identity(args)
+        RunRecord.check(out_dir, root=root, inputs=names, settings=settings, model=model, resume=args.resume)
+    except ResumeError as e:  # another run in -o, or foreign files: refused before the model loads
+        return fail(show_path(str(e)))
+    except (ValueError, OSError) as e:
+        return fail(str(e).strip("'\""))
 
     needs_dense = any(OUTPUTS[o].dense for o in outputs if o in OUTPUTS)
     set_threads(args.threads)  # as every worker does: one process or many give the same bytes
@@ -266,12 +280,8 @@ def _run(args: argparse.Namespace) -> int:
         rec = reconstructor_from_args(args, dense=needs_dense)
         if boxes is None and landmarks is None:
             rec.detector  # build it now so a bad detector name or missing weights fail before any image is read
-        settings = _settings(args, outputs, boxes, args.landmarks)
-        model = _model_identity(args, rec)
     except (ValueError, KeyError, assets.AssetError, LandmarkFileError, OSError) as e:
         return fail(str(e).strip("'\""))
-    from mfirrn.inference.runrecord import RunRecord
-
     try:
         record = RunRecord.open(out_dir, root=root, inputs=names, settings=settings, model=model, resume=args.resume)
     except ResumeError as e:

@@ -135,27 +135,8 @@ class RunRecord:
             _undo(out_dir, new_lock, created)
             raise
         try:
-            manifest = {"format": RUN_FORMAT, "root": str(Path(root).absolute()), "settings": settings,
-                        "model": model, "inputs": {"count": len(inputs), "sha256": inputs_digest(inputs),
-                                                   "list": INPUTS},
-                        "code": {"package": _package_version()}, "code_version": code_version()}
-            notes: list[str] = []
-            old = _read_manifest(out_dir)
-            if old is None:
-                others = [p.name for p in sorted(out_dir.iterdir()) if p.name not in RECORD_FILES
-                          and not (p.name.startswith(".") and p.name.endswith(".part"))]
-                if others:
-                    raise ResumeError(f"-o {out_dir} already holds files that no mfirrn run recorded (e.g. "
-                                      f"{others[0]}); choose a new or empty -o folder")
-            else:
-                diffs = _differences(old, manifest, out_dir)
-                if diffs:
-                    raise ResumeError(f"-o {out_dir} holds another run ({'; '.join(diffs)}); rerun with its options "
-                                      f"to {'resume' if resume else 'redo'} it, or choose a new -o "
-                                      f"(or delete {out_dir})")
-                if old.get("code_version") != manifest["code_version"]:
-                    notes.append(f"the run in {out_dir} was started by mfirrn {old.get('code_version')}; continuing "
-                                 f"with {manifest['code_version']} (same package version)")
+            manifest = _manifest(root, inputs, settings, model)
+            old, notes = _compare(out_dir, manifest, resume)
             n_swept = sweep_temporaries(out_dir)
             if n_swept:
                 notes.append(f"removed {n_swept} temporary file(s) a killed run left in {out_dir}")
@@ -169,6 +150,16 @@ class RunRecord:
             os.close(lock_fd)
             _undo(out_dir, new_lock, created)
             raise
+
+    @staticmethod
+    def check(out_dir: PathLike, *, root: PathLike, inputs: Sequence[str], settings: dict, model: dict,
+              resume: bool) -> None:
+        """Raise the :class:`~mfirrn.io.resume.ResumeError` that :meth:`open` would raise for a folder that
+        holds another run or foreign files, without writing anything (a command calls it before loading its
+        model)."""
+        out_dir = Path(out_dir)
+        if out_dir.is_dir():
+            _compare(out_dir, _manifest(root, inputs, settings, model), resume)
 
     def add(self, result: InputResult) -> None:
         """Record that an input finished (after its files are published)."""
@@ -207,6 +198,34 @@ class RunRecord:
         """Input -> its last record line, over every run of this record (the journal as it is on disk)."""
         self._journal.flush()
         return _read_journal(self.out_dir / JOURNAL, repair=False)
+
+
+def _manifest(root: PathLike, inputs: Sequence[str], settings: dict, model: dict) -> dict:
+    return {"format": RUN_FORMAT, "root": str(Path(root).absolute()), "settings": settings, "model": model,
+            "inputs": {"count": len(inputs), "sha256": inputs_digest(inputs), "list": INPUTS},
+            "code": {"package": _package_version()}, "code_version": code_version()}
+
+
+def _compare(out_dir: Path, manifest: dict, resume: bool) -> tuple[Optional[dict], list[str]]:
+    """The run recorded in ``out_dir`` (``None`` for none) and notes; :class:`ResumeError` when ``out_dir``
+    holds another run or files no run recorded."""
+    notes: list[str] = []
+    old = _read_manifest(out_dir)
+    if old is None:
+        others = [p.name for p in sorted(out_dir.iterdir()) if p.name not in RECORD_FILES
+                  and not (p.name.startswith(".") and p.name.endswith(".part"))]
+        if others:
+            raise ResumeError(f"-o {out_dir} already holds files that no mfirrn run recorded (e.g. {others[0]}); "
+                              f"choose a new or empty -o folder")
+        return None, notes
+    diffs = _differences(old, manifest, out_dir)
+    if diffs:
+        raise ResumeError(f"-o {out_dir} holds another run ({'; '.join(diffs)}); rerun with its options to "
+                          f"{'resume' if resume else 'redo'} it, or choose a new -o (or delete {out_dir})")
+    if old.get("code_version") != manifest["code_version"]:
+        notes.append(f"the run in {out_dir} was started by mfirrn {old.get('code_version')}; continuing with "
+                     f"{manifest['code_version']} (same package version)")
+    return old, notes
 
 
 def _undo(out_dir: Path, new_lock: bool, created: list[Path]) -> None:
