@@ -39,6 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe whose reader has gone (``| head`` after its lines)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll(), or stdout is not a file
+        return True
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from mfirrn.cli.args import check_args
     from mfirrn.io.options import InputError
@@ -57,7 +69,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("mfirrn: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError as exc:
+        if not _stdout_closed():  # another pipe broke: an error like any other
+            print(f"{prog}: error: {exc.strerror or exc}", file=sys.stderr)
+            return 2
         # the reader of our output closed the pipe: stop quietly with SIGPIPE's status, as Unix tools do
         import os
 
