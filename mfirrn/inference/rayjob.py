@@ -49,6 +49,29 @@ class _Actor:
         return {"result": np.array(out, dtype=object)}
 
 
+def _start(address: Optional[str], tries: int = 2) -> None:
+    """``ray.init``; a local Ray whose node misses Ray's 30 s start-up deadline (a busy machine) is tried again."""
+    import logging
+    import os
+
+    import ray
+
+    local = address is None and not os.environ.get("RAY_ADDRESS")
+    for attempt in range(tries if local else 1):
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                     configure_logging=False)
+            return
+        except Exception as e:  # Ray raises bare Exceptions (a node that timed out, a cluster not found)
+            ray.shutdown()
+            if attempt + 1 < (tries if local else 1):
+                continue
+            where = "a local Ray" if local else f"the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}"
+            why = (str(e).splitlines() or [type(e).__name__])[0]
+            raise RayStartError(f"{where} did not start: {why}; try again when the machine is less busy, or use "
+                                f"--engine local") from None
+
+
 def run_ray(items: Sequence[Any], factory: Callable[[], Any], handle: Callable[[Any], None], *, workers: int,
             num_gpus: float = 0.0, address: Optional[str] = None, batch_size: int = 4) -> None:
     """Process ``items`` on ``workers`` Ray actors (each ``num_cpus=1``, plus ``num_gpus``); each result reaches
@@ -65,14 +88,7 @@ def run_ray(items: Sequence[Any], factory: Callable[[], Any], handle: Callable[[
         logging.getLogger(name).setLevel(logging.ERROR)
     started = not ray.is_initialized()
     if started:
-        try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                     configure_logging=False)
-        except Exception as e:  # Ray raises bare Exceptions (a node that timed out, a cluster not found)
-            where = f"the cluster at {address}" if address else "a local Ray"
-            why = (str(e).splitlines() or [type(e).__name__])[0]
-            raise RayStartError(f"{where} did not start: {why}; try again when the machine is less busy, or use "
-                                f"--engine local") from None
+        _start(address)
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
