@@ -111,3 +111,30 @@ def test_worker_processes_default_to_the_cpus_this_process_may_use(monkeypatch):
     assert reconstruct_cmd._workers(auto, 1000) == 3
     assert reconstruct_cmd._workers(auto, 10) == 1  # a few photos: not worth starting models in other processes
     assert reconstruct_cmd._workers(Namespace(workers=2, engine="local"), 1) == 1
+
+
+class _Doubler:
+    """A processor for the engine tests: doubles numbers, dies (as from the OOM killer) on 13."""
+
+    def __call__(self, item: int) -> int:
+        if item == 13:
+            os._exit(9)
+        return 2 * item
+
+
+class _DoublerFactory:
+    def __call__(self) -> _Doubler:
+        return _Doubler()
+
+    def crashed(self, item: int) -> str:
+        return f"crashed on {item}"
+
+
+@pytest.mark.slow
+def test_worker_processes_survive_a_worker_that_dies():
+    from mfirrn.inference.engine import run_processes
+
+    results: list = []
+    run_processes([1, 2, 13, 4, 5, 6], _DoublerFactory(), results.append, workers=2)
+    assert sorted(r for r in results if isinstance(r, int)) == [2, 4, 8, 10, 12]
+    assert [r for r in results if isinstance(r, str)] == ["crashed on 13"]

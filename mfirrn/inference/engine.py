@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from typing import Any, Callable, Iterable, Optional, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 __all__ = ["available_cpus", "single_thread_policy", "silence_opencv", "run_in_process", "run_processes",
            "InputFailure"]
@@ -109,40 +110,61 @@ def run_in_process(items: Iterable[Any], factory: ProcessorFactory, handle: Hand
             handle(pending.popleft().result())
 
 
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C while worker processes start (they inherit it, and Python then installs no handler of its
+    own): an interrupt reaches this process alone, which ends the run, instead of a traceback per worker."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def run_processes(items: Sequence[Any], factory: ProcessorFactory, handle: Handler, workers: int) -> None:
     """Process ``items`` on ``workers`` processes (each builds its processor from ``factory``); results reach
-    ``handle`` as they finish. When a worker dies (out of memory, killed), the inputs it was given are
-    tried once more in a new pool; an input that breaks a pool twice fails with ``factory.crashed(item)``."""
+    ``handle`` as they finish. When a worker dies (out of memory, a crash in a library), the inputs in flight
+    are tried again one at a time in a new process: the one that kills it alone fails with
+    ``factory.crashed(item)``, the others go on."""
     import multiprocessing as mp
     from concurrent.futures.process import BrokenProcessPool
 
-    todo = deque(enumerate(items))
-    tries: dict[int, int] = {}
     # spawn: a fresh interpreter per worker (no threads or locks copied from this process), whose parent is
     # this process, so it dies with it (a fork server would keep its workers alive after a kill)
     ctx = mp.get_context("spawn")
-    while todo:
-        suspects: list[tuple[int, Any]] = []
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+    todo, suspects = deque(items), deque()
+    while todo or suspects:
+        alone = bool(suspects)
+        queue, limit = (suspects, 1) if alone else (todo, workers)
+        broken: list[Any] = []
+        with ProcessPoolExecutor(limit, mp_context=ctx, initializer=_init_worker,
                                  initargs=(factory, os.getpid())) as pool:
-            running: dict[Future, tuple[int, Any]] = {}
-            while (todo or running) and not suspects:
-                while todo and len(running) < workers:
-                    job = todo.popleft()
-                    running[pool.submit(_work, job[1])] = job
+            running: dict[Future, Any] = {}
+            first = True
+            while (queue or running) and not broken:
+                with _sigint_ignored() if first else nullcontext():  # the workers start at the first submit
+                    while queue and len(running) < limit:
+                        item = queue.popleft()
+                        running[pool.submit(_work, item)] = item
+                first = False
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    job = running.pop(fut)
+                    item = running.pop(fut)
                     try:
                         result = fut.result()
                     except BrokenProcessPool:
-                        suspects.append(job)
+                        broken.append(item)
                         continue
                     handle(result)
-            suspects += running.values()
-        for idx, item in reversed(suspects):
-            tries[idx] = tries.get(idx, 0) + 1
-            if tries[idx] > 1:
+            broken += running.values()
+        if alone:
+            for item in broken:  # it was alone in its process
                 handle(factory.crashed(item))  # type: ignore[attr-defined]
-            else:
-                todo.appendleft((idx, item))
+        else:
+            suspects.extend(broken)
