@@ -20,6 +20,7 @@ shared, busy machine the ratios fall far short of what a quiet one gives.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -63,14 +64,17 @@ def photo_folder(n: int, dst: Path, datasets: Path) -> Path:
 
 
 def run_engine(folder: Path, out: Path, engine: str, workers: int, outputs: str = "json,table") -> float:
-    """Wall seconds of ``mfirrn reconstruct FOLDER`` with this engine."""
+    """Wall seconds of ``mfirrn reconstruct FOLDER`` with this engine; NaN when the command failed (on a busy
+    machine a local Ray may miss its own start-up deadline)."""
     cmd = [sys.executable, "-m", "mfirrn.cli", "reconstruct", str(folder), "-o", str(out), "--outputs", outputs,
            "--workers", str(workers), "--engine", engine]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-2000:]}")
+        print(f"  {engine}:{workers} on {folder.name} failed ({r.returncode}): {r.stderr.strip().splitlines()[-1]}",
+              file=sys.stderr)
+        return float("nan")
     return wall
 
 
@@ -105,6 +109,8 @@ def main() -> None:
                 out = Path(tmp) / f"out-{engine}-{workers}-{n}-{r}"
                 wall = run_engine(whole if n == args.photos else part, out, engine, int(workers))
                 walls.setdefault((spec, n), []).append(wall)
+                if math.isnan(wall):
+                    continue
                 first.setdefault(n, out)
                 same &= same_table(out / "faces.parquet", first[n] / "faces.parquet")
                 print(f"  round {r}, {spec}, {n} photos: {wall:.1f} s", file=sys.stderr)
@@ -114,18 +120,24 @@ def main() -> None:
     print(f"| engine | workers | wall s, {half} photos | wall s, {args.photos} photos | images/s once running "
           f"| start-up s | speed-up |")
     print("|---|---|---|---|---|---|---|")
+    def median(spec: str, n: int) -> float:
+        ok = [w for w in walls[(spec, n)] if not math.isnan(w)]
+        return statistics.median(ok) if ok else float("nan")
+
     stats = {}
     for spec in args.engines:
-        w_half, w_all = (statistics.median(walls[(spec, n)]) for n in (half, args.photos))
+        w_half, w_all = median(spec, half), median(spec, args.photos)
         rate = (args.photos - half) / (w_all - w_half) if w_all > w_half else float("nan")
         stats[spec] = (rate, w_half - half / rate)
     for spec in args.engines:
         engine, workers = spec.split(":")
         rate, start = stats[spec]
-        w_half, w_all = (statistics.median(walls[(spec, n)]) for n in (half, args.photos))
+        w_half, w_all = median(spec, half), median(spec, args.photos)
         print(f"| {engine} | {workers} | {w_half:.1f} | {w_all:.1f} | {rate:.2f} | {start:.1f} | "
               f"{rate / stats[args.engines[0]][0]:.2f}x |")
-    print(f"\nevery table equal to the first run's of the same photos: {'yes' if same else 'NO'}")
+    failed = sum(math.isnan(w) for ws in walls.values() for w in ws)
+    print(f"\nevery table equal to the first run's of the same photos: {'yes' if same else 'NO'}; runs that failed "
+          f"(left out of the medians): {failed}")
     if "local:1" in stats and "ray:1" in stats:
         print(f"Ray's overhead (start-up of ray:1 beyond local:1): {stats['ray:1'][1] - stats['local:1'][1]:.1f} s")
 
