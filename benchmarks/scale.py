@@ -7,7 +7,9 @@ folder, in rounds of alternating order. The difference of the two wall times is 
 alone, so start-up (Python, the models, the worker processes, the Ray cluster) cancels out:
 
 - images/s = (n - n/2) / (wall(n) - wall(n/2)), the rate once running;
-- start-up = wall(n/2) - (n/2) / (images/s), the fixed cost of a run.
+- start-up = wall(n/2) - (n/2) / (images/s), the fixed cost of a run;
+- the same for the CPU time of all the command's processes: CPU-ms per photo and start-up CPU-s, which a busy
+  machine changes far less than wall times.
 
 Reported: medians over the rounds, the speed-up of each row over the first, and Ray's overhead (its start-up
 beyond that of one local process). Every run's table must equal the first run's table of the same photos
@@ -23,6 +25,7 @@ import argparse
 import math
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -63,19 +66,25 @@ def photo_folder(n: int, dst: Path, datasets: Path) -> Path:
     return dst
 
 
-def run_engine(folder: Path, out: Path, engine: str, workers: int, outputs: str = "json,table") -> float:
-    """Wall seconds of ``mfirrn reconstruct FOLDER`` with this engine; NaN when the command failed (on a busy
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run_engine(folder: Path, out: Path, engine: str, workers: int, outputs: str = "json,table") -> tuple[float, float]:
+    """(wall, CPU) seconds of ``mfirrn reconstruct FOLDER`` with this engine; the CPU time is that of every process
+    of the command (its workers, Ray's processes) that it waited for. NaN when the command failed (on a busy
     machine a local Ray may miss its own start-up deadline)."""
     cmd = [sys.executable, "-m", "mfirrn.cli", "reconstruct", str(folder), "-o", str(out), "--outputs", outputs,
            "--workers", str(workers), "--engine", engine]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _children_cpu()
     r = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
     if r.returncode != 0:
         print(f"  {engine}:{workers} on {folder.name} failed ({r.returncode}): {r.stderr.strip().splitlines()[-1]}",
               file=sys.stderr)
-        return float("nan")
-    return wall
+        return float("nan"), float("nan")
+    return wall, cpu
 
 
 def same_table(a: Path, b: Path) -> bool:
@@ -97,6 +106,7 @@ def main() -> None:
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     half = args.photos // 2
     walls: dict[tuple[str, int], list[float]] = {}
+    cpus_used: dict[tuple[str, int], list[float]] = {}
     same = True
     with tempfile.TemporaryDirectory(prefix="mfirrn-scale-") as tmp:
         whole = photo_folder(args.photos, Path(tmp) / "whole", args.datasets)
@@ -107,21 +117,23 @@ def main() -> None:
             for spec, n in (runs if r % 2 == 0 else list(reversed(runs))):
                 engine, workers = spec.split(":")
                 out = Path(tmp) / f"out-{engine}-{workers}-{n}-{r}"
-                wall = run_engine(whole if n == args.photos else part, out, engine, int(workers))
+                wall, cpu = run_engine(whole if n == args.photos else part, out, engine, int(workers))
                 walls.setdefault((spec, n), []).append(wall)
+                cpus_used.setdefault((spec, n), []).append(cpu)
                 if math.isnan(wall):
                     continue
                 first.setdefault(n, out)
                 same &= same_table(out / "faces.parquet", first[n] / "faces.parquet")
-                print(f"  round {r}, {spec}, {n} photos: {wall:.1f} s", file=sys.stderr)
+                print(f"  round {r}, {spec}, {n} photos: {wall:.1f} s, {cpu:.1f} CPU-s", file=sys.stderr)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}\n")
     print(f"{half} and {args.photos} photos, outputs json,table; medians of {args.rounds} round(s) in alternating "
           f"order\n")
     print(f"| engine | workers | wall s, {half} photos | wall s, {args.photos} photos | images/s once running "
-          f"| start-up s | speed-up |")
-    print("|---|---|---|---|---|---|---|")
-    def median(spec: str, n: int) -> float:
-        ok = [w for w in walls[(spec, n)] if not math.isnan(w)]
+          f"| start-up s | speed-up | CPU-s, {args.photos} photos | CPU-ms per photo once running | start-up CPU-s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+
+    def median(spec: str, n: int, table: dict = walls) -> float:
+        ok = [w for w in table[(spec, n)] if not math.isnan(w)]
         return statistics.median(ok) if ok else float("nan")
 
     stats = {}
@@ -133,8 +145,11 @@ def main() -> None:
         engine, workers = spec.split(":")
         rate, start = stats[spec]
         w_half, w_all = median(spec, half), median(spec, args.photos)
+        c_half, c_all = median(spec, half, cpus_used), median(spec, args.photos, cpus_used)
+        per_photo = (c_all - c_half) / (args.photos - half)
         print(f"| {engine} | {workers} | {w_half:.1f} | {w_all:.1f} | {rate:.2f} | {start:.1f} | "
-              f"{rate / stats[args.engines[0]][0]:.2f}x |")
+              f"{rate / stats[args.engines[0]][0]:.2f}x | {c_all:.1f} | {1000 * per_photo:.0f} | "
+              f"{c_half - half * per_photo:.1f} |")
     failed = sum(math.isnan(w) for ws in walls.values() for w in ws)
     print(f"\nevery table equal to the first run's of the same photos: {'yes' if same else 'NO'}; runs that failed "
           f"(left out of the medians): {failed}")
