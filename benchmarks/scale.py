@@ -2,9 +2,9 @@
 
 A folder of photos is made from the faces-68 photos (each photo, mirrored or not, at a few scales: every
 file different), in subfolders of 25. Each engine reconstructs, as a user runs it (a subprocess of the
-``mfirrn`` command, outputs ``json,table``, into a fresh folder), the first half of the folder and the whole
-folder, in rounds of alternating order. The difference of the two wall times is the time of the second half
-alone, so start-up (Python, the models, the worker processes, the Ray cluster) cancels out:
+``mfirrn`` command, ``--outputs json,table`` unless told, into a fresh folder), the first half of the folder
+and the whole folder, in rounds of alternating order. The difference of the two wall times is the time of
+the second half alone, so start-up (Python, the models, the worker processes, the Ray cluster) cancels out:
 
 - images/s = (n - n/2) / (wall(n) - wall(n/2)), the rate once running;
 - start-up = wall(n/2) - (n/2) / (images/s), the fixed cost of a run;
@@ -16,7 +16,7 @@ beyond that of one local process). Every run's table must equal the first run's 
 (checked). The CPU, the CPUs this process may use and the load average before and after are printed: on a
 shared, busy machine the ratios fall far short of what a quiet one gives.
 
-    python benchmarks/scale.py [--photos 100] [--engines local:1 local:2 ray:1 ray:2] [--rounds 2] [--datasets DIR]
+    python benchmarks/scale.py [--photos 100] [--engines local:1 local:2 ray:1 ray:2] [--rounds 2] [--outputs O]
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ def main() -> None:
     ap.add_argument("--engines", nargs="+", default=["local:1", "local:2", "ray:1", "ray:2"],
                     help="ENGINE:WORKERS (local or ray)")
     ap.add_argument("--rounds", type=int, default=2, help="rounds, in alternating order; medians are reported")
+    ap.add_argument("--outputs", default="json,table", help="--outputs of the runs (default json,table)")
     ap.add_argument("--datasets", type=Path, default=Path(os.environ.get("MFIRRN_DATASETS", "data/datasets")))
     args = ap.parse_args()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -117,16 +118,17 @@ def main() -> None:
             for spec, n in (runs if r % 2 == 0 else list(reversed(runs))):
                 engine, workers = spec.split(":")
                 out = Path(tmp) / f"out-{engine}-{workers}-{n}-{r}"
-                wall, cpu = run_engine(whole if n == args.photos else part, out, engine, int(workers))
+                wall, cpu = run_engine(whole if n == args.photos else part, out, engine, int(workers), args.outputs)
                 walls.setdefault((spec, n), []).append(wall)
                 cpus_used.setdefault((spec, n), []).append(cpu)
                 if math.isnan(wall):
                     continue
                 first.setdefault(n, out)
-                same &= same_table(out / "faces.parquet", first[n] / "faces.parquet")
+                if (out / "faces.parquet").is_file():
+                    same &= same_table(out / "faces.parquet", first[n] / "faces.parquet")
                 print(f"  round {r}, {spec}, {n} photos: {wall:.1f} s, {cpu:.1f} CPU-s", file=sys.stderr)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}\n")
-    print(f"{half} and {args.photos} photos, outputs json,table; medians of {args.rounds} round(s) in alternating "
+    print(f"{half} and {args.photos} photos, outputs {args.outputs}; medians of {args.rounds} round(s) in alternating "
           f"order\n")
     print(f"| engine | workers | wall s, {half} photos | wall s, {args.photos} photos | images/s once running "
           f"| start-up s | speed-up | CPU-s, {args.photos} photos | CPU-ms per photo once running | start-up CPU-s |")
