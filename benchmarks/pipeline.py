@@ -179,11 +179,12 @@ def cli(sets: dict[str, list[Path]], tmp: Path, extra: list[str], rounds: int = 
         for r in range(rounds):
             order = range(len(configs)) if r % 2 == 0 else reversed(range(len(configs)))
             for i in order:
+                shutil.rmtree(tmp / "cli-out", ignore_errors=True)  # each run into a fresh folder (another run is refused)
                 t0 = time.perf_counter()
                 done = subprocess.run(exe + ["reconstruct", str(folder), "-o", str(tmp / "cli-out")] + configs[i] + extra,
                                       check=True, capture_output=True, text=True, cwd=tmp)
                 wall[i].append(time.perf_counter() - t0)
-                m = re.search(r"\(([0-9.]+) images/s", done.stdout)
+                m = re.search(r"([0-9.]+) images/s", done.stdout)
                 rate[i].append(float(m.group(1)) if m else float("nan"))
         for i, args in enumerate(configs):
             ips = float(np.median(rate[i]))

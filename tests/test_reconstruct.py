@@ -8,6 +8,12 @@ import pytest
 
 from mfirrn.cli import main
 from mfirrn.inference.pipeline import ImageError, Reconstructor, read_image
+from mfirrn.inference.runrecord import RECORD_FILES
+
+
+def written(out):
+    """The output files in ``out`` (the run record left out)."""
+    return sorted(p.name for p in out.iterdir() if p.name not in RECORD_FILES)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +68,7 @@ def test_read_image_errors(tmp_path):
 def test_cli_reconstruct_writes_json_overlays_and_meshes(tmp_path, sample_photo, capsys):
     out = tmp_path / "out"
     assert main(["reconstruct", str(sample_photo), "-o", str(out), "--outputs", "json,landmarks,dense,obj,ply"]) == 0
-    stem = sample_photo.stem
+    stem = sample_photo.name  # outputs keep the image's extension: JianzhuGuo.jpg.json
     doc = json.loads((out / f"{stem}.json").read_text())
     assert doc["model"] == "3ddfa-v2-mb05" and doc["image"] == str(sample_photo)
     face = doc["faces"][0]
@@ -91,9 +97,16 @@ def test_cli_bad_inputs_are_reported_and_skipped(tmp_path, sample_photo, capsys)
     assert code == 2
     assert "missing.jpg: no such file" in err and "notes.jpg: not a readable image" in err and "no face found" in err
     assert not out.exists() or not list(out.iterdir())
-    # one good image among bad ones: success, the bad ones are skipped
-    assert main(["reconstruct", str(sample_photo), str(tmp_path / "notes.jpg"), "-o", str(out), "--outputs", "json"]) == 0
-    assert [p.name for p in out.iterdir()] == [f"{sample_photo.stem}.json"]
+    # one good image among bad ones: the good one is written, the bad one named, exit 1
+    import shutil
+
+    shutil.copy(sample_photo, tmp_path / "good.jpg")
+    assert main(["reconstruct", str(tmp_path / "good.jpg"), str(tmp_path / "notes.jpg"), "-o", str(out),
+                 "--outputs", "json"]) == 1
+    assert written(out) == ["good.jpg.json"]
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if line.startswith("failed: ")] == [
+        f"failed: {tmp_path / 'notes.jpg'}: not a readable image (corrupt or not an image format OpenCV knows)"]
     # a lone bad input: exactly one error line, exit 2
     capsys.readouterr()
     assert main(["reconstruct", str(tmp_path / "notes.jpg"), "-o", str(tmp_path / "o2")]) == 2
@@ -124,16 +137,16 @@ def test_cli_folder_and_glob_inputs(tmp_path, sample_photo):
     shutil.copy(sample_photo, src / "a.jpg")
     shutil.copy(sample_photo, src / "b.jpg")
     assert main(["reconstruct", str(src), "-o", str(tmp_path / "o1"), "--outputs", "json"]) == 0
-    assert sorted(p.name for p in (tmp_path / "o1").iterdir()) == ["a.json", "b.json"]
+    assert written(tmp_path / "o1") == ["a.jpg.json", "b.jpg.json"]
     assert main(["reconstruct", str(src / "*.jpg"), "-o", str(tmp_path / "o2"), "--outputs", "landmarks", "--no-refine"]) == 0
-    assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["a_landmarks.jpg", "b_landmarks.jpg"]
+    assert written(tmp_path / "o2") == ["a.jpg_landmarks.jpg", "b.jpg_landmarks.jpg"]
 
 
 def test_cli_renderer_outputs(tmp_path, sample_photo):
     """depth / pncc / render / texture images come from the z-buffer renderer and sit on the face."""
     out = tmp_path / "out"
     assert main(["reconstruct", str(sample_photo), "-o", str(out), "--outputs", "json,depth,pncc,render,texture"]) == 0
-    stem = sample_photo.stem
+    stem = sample_photo.name
     photo = read_image(sample_photo)
     lm = np.array(json.loads((out / f"{stem}.json").read_text())["faces"][0]["landmarks"])
     nose = np.round(lm[30, :2]).astype(int)  # nose tip: covered by the mesh in every render
@@ -195,14 +208,14 @@ def test_cli_writes_one_mesh_per_face(tmp_path, sample_photo):
     cv2.imwrite(str(two), np.concatenate([img, img[:, ::-1]], 1))
     out = tmp_path / "out"
     assert main(["reconstruct", str(two), "-o", str(out), "--outputs", "json,obj,ply", "--detector", "faceboxes"]) == 0
-    doc = json.loads((out / "two.json").read_text())
+    doc = json.loads((out / "two.png.json").read_text())
     assert len(doc["faces"]) == 2
-    assert sorted(p.name for p in out.iterdir()) == ["two.json", "two_face0.obj", "two_face0.ply",
-                                                     "two_face1.obj", "two_face1.ply"]
+    assert written(out) == ["two.png.json", "two.png_face0.obj", "two.png_face0.ply", "two.png_face1.obj",
+                            "two.png_face1.ply"]
     for k, face in enumerate(doc["faces"]):
         x_mid = np.mean(np.array(face["landmarks"])[:, 0])
         for ext in ("obj", "ply"):
-            mesh = trimesh.load(out / f"two_face{k}.{ext}", process=False)
+            mesh = trimesh.load(out / f"two.png_face{k}.{ext}", process=False)
             assert mesh.vertices.shape == (53215, 3) and mesh.faces.shape == (105840, 3)
             assert abs(np.median(mesh.vertices[:, 0]) - x_mid) < 0.25 * img.shape[1]  # this face's mesh
 
@@ -210,8 +223,8 @@ def test_cli_writes_one_mesh_per_face(tmp_path, sample_photo):
 def test_cli_default_outputs_and_detector(tmp_path, sample_photo):
     out = tmp_path / "out"
     assert main(["reconstruct", str(sample_photo), "-o", str(out)]) == 0
-    stem = sample_photo.stem
-    assert sorted(p.name for p in out.iterdir()) == sorted([f"{stem}.json", f"{stem}_landmarks.jpg", f"{stem}_dense.jpg"])
+    stem = sample_photo.name
+    assert written(out) == sorted([f"{stem}.json", f"{stem}_landmarks.jpg", f"{stem}_dense.jpg"])
 
 
 def test_cli_missing_or_corrupt_detector_weights(tmp_path, sample_photo, capsys, monkeypatch):

@@ -175,7 +175,7 @@ def test_cli_uv_tex_files_open_textured_in_trimesh(tmp_path, sample_photo):
 
     out = tmp_path / "out"
     assert main(["reconstruct", str(sample_photo), "-o", str(out), "--outputs", "uv_tex,uv_glb,pose"]) == 0
-    stem = sample_photo.stem
+    stem = sample_photo.name  # file names keep the image's extension
     mesh = trimesh.load(out / f"{stem}_face0_uv.obj", process=False)
     assert isinstance(mesh.visual, trimesh.visual.TextureVisuals)
     assert mesh.visual.uv.shape == (53215, 2) and mesh.vertices.shape == (53215, 3)

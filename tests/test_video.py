@@ -289,15 +289,15 @@ def test_cli_video_writes_jsonl_overlay_and_meshes(tmp_path, lenna, capsys):
     assert main(["reconstruct", str(clip_path), "-o", str(out), "--outputs", "json,landmarks,pose,obj",
                  "--max-frames", "6", "--smooth-window", "5"]) == 0
     assert "6 frames" in capsys.readouterr().out
-    lines = [json.loads(s) for s in (out / "clip.jsonl").read_text().splitlines()]
+    lines = [json.loads(s) for s in (out / "clip.mp4.jsonl").read_text().splitlines()]
     assert [d["frame"] for d in lines] == list(range(6)) and all(len(d["faces"]) == 1 for d in lines)
     face = lines[3]["faces"][0]
     assert face["id"] == 0 and len(face["params"]) == 62 and np.array(face["landmarks"]).shape == (68, 3)
     assert set(face["pose"]) == {"yaw", "pitch", "roll"} and lines[0]["faces"][0]["detected"] is True
     assert lines[1]["time"] == pytest.approx(1 / 30, abs=1e-3)
-    with VideoReader(out / "clip_overlay.mp4") as r:
+    with VideoReader(out / "clip.mp4_overlay.mp4") as r:
         assert r.info.n_frames == 6 and (r.info.width, r.info.height) == (640, 480)
-    meshes = sorted((out / "clip_meshes").glob("*.obj"))
+    meshes = sorted((out / "clip.mp4_meshes").glob("*.obj"))
     assert len(meshes) == 6
     import trimesh
 

@@ -109,6 +109,18 @@ def build_parser(*, lazy: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe whose reader has gone (``| head`` after its lines)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll(), or stdout is not a file
+        return True
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from mfirrn.cli.args import check_args
     from mfirrn.io.options import InputError
@@ -121,10 +133,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that went away (`mfirrn assets list | head`) shows here, not at exit
+        return code
     except KeyboardInterrupt:
         print("mfirrn: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError as exc:
+        if not _stdout_closed():  # another pipe broke: an error like any other
+            print(f"{prog}: error: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        # the reader of our output closed the pipe: stop quietly with SIGPIPE's status, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:
         # The file system refused (disk full, read-only, permissions) where no command-specific check applies;
         # the library's own data errors (FileNotFoundError subclasses) carry their message.

@@ -4,8 +4,8 @@ Each output (``--outputs NAME``) is a function ``(OutputContext) -> [(file name,
 :func:`build_outputs` runs the requested ones and returns every file's bytes, so the caller can
 publish them all at once (nothing half-written). Add an output with :func:`register_output`.
 
-Meshes: an image with one face gives ``<stem>.obj`` / ``<stem>.ply``; an image with several faces
-gives one file per face, ``<stem>_face<k>.obj`` (``k`` = the face's index in ``<stem>.json``).
+Meshes: an image with one face gives ``<name>.obj`` / ``<name>.ply``; an image with several faces
+gives one file per face, ``<name>_face<k>.obj`` (``k`` = the face's index in ``<name>.json``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ DEFAULT_OUTPUTS = "json,landmarks,dense"
 @dataclass
 class OutputContext:
     """What an output writer sees: the BGR uint8 image (H, W, 3), its path, the faces
-    (:class:`mfirrn.inference.pipeline.Face`), the model name and the file stem."""
+    (:class:`mfirrn.inference.pipeline.Face`), the model name and the ``stem`` every file name starts with
+    (``mfirrn reconstruct``: the image's file name, extension kept: ``photo.jpg`` -> ``photo.jpg.json``)."""
 
     image: np.ndarray
     image_path: Path
@@ -72,7 +73,7 @@ def encode_image(ext: str, image: np.ndarray, jpeg_quality: int = 90) -> bytes:
 
 
 def mesh_file_names(stem: str, n_faces: int, ext: str) -> list[str]:
-    """``[<stem>.<ext>]`` for one face, ``[<stem>_face0.<ext>, ...]`` for several.
+    """``[<name>.<ext>]`` for one face, ``[<name>_face0.<ext>, ...]`` for several.
 
     >>> mesh_file_names("a", 2, "obj")
     ['a_face0.obj', 'a_face1.obj']
@@ -125,11 +126,11 @@ def _png(fn: Callable) -> Callable[[OutputContext], list[tuple[str, bytes]]]:
     return write
 
 
-register_output("json", _json, dense=False, help="<stem>.json: box, roi, params, pose, 68 landmarks per face")
-register_output("landmarks", _landmarks, dense=False, help="<stem>_landmarks.jpg: 68 landmarks drawn on the photo")
-register_output("dense", _dense, dense=True, help="<stem>_dense.jpg: every 6th dense vertex drawn on the photo")
-register_output("obj", _mesh("obj"), dense=True, help="<stem>.obj: mesh coloured from the photo (one file per face)")
-register_output("ply", _mesh("ply"), dense=True, help="<stem>.ply: binary PLY mesh (one file per face)")
+register_output("json", _json, dense=False, help="<name>.json: box, roi, params, pose, 68 landmarks per face")
+register_output("landmarks", _landmarks, dense=False, help="<name>_landmarks.jpg: 68 landmarks drawn on the photo")
+register_output("dense", _dense, dense=True, help="<name>_dense.jpg: every 6th dense vertex drawn on the photo")
+register_output("obj", _mesh("obj"), dense=True, help="<name>.obj: mesh coloured from the photo (one file per face)")
+register_output("ply", _mesh("ply"), dense=True, help="<name>.ply: binary PLY mesh (one file per face)")
 
 
 def _register_renderer_outputs() -> None:
@@ -143,7 +144,7 @@ def _register_renderer_outputs() -> None:
     for name, fn in render_outputs.RENDER_OUTPUTS.items():
         w = _png(fn)
         w.output_name = name  # type: ignore[attr-defined]
-        register_output(name, w, dense=True, help=f"<stem>_{name}.png (z-buffer renderer)")
+        register_output(name, w, dense=True, help=f"<name>_{name}.png (z-buffer renderer)")
     for name, fn in render_outputs.FILE_OUTPUTS.items():
         register_output(name, _files(fn), dense=True, help=f"{name}: several files per face (textured mesh)")
 

@@ -1,37 +1,34 @@
-"""``mfirrn reconstruct IMAGE... -o OUTDIR``: the main job.
+"""``mfirrn reconstruct IMAGE... -o OUTDIR``: the main job, from one photo to a dataset.
 
-For each image: ``<stem>.json`` (faces with box, roi, params, pose, 68 landmarks) and, per
-``--outputs`` (:mod:`mfirrn.cli.outputs`), overlays, meshes and renders. Bad inputs are reported
-on one line and skipped; the exit code is 2 only if no image succeeded (then a single bad input's
-reason is the one error line).
+For each image: ``<name>.json`` (faces with box, roi, params, pose, 68 landmarks) and, per ``--outputs``
+(:mod:`mfirrn.cli.outputs`), overlays, meshes, renders, and ``table`` (one Parquet row per face,
+:mod:`mfirrn.inference.facetable`). ``<name>`` is the image's path below the inputs' common root, extension
+kept (:mod:`mfirrn.cli.photo_job`), so outputs mirror the input tree and never collide.
 
-Images stream: the next image is read and decoded, and the previous image's files are encoded and
-written, in background threads while the network runs on the current one.
+The output folder holds the run's record (:mod:`mfirrn.inference.runrecord`): ``--resume`` continues a killed
+run, another run is refused. Bad inputs are reported on one line each and the others go on; the summary
+names the failures and the exit status is 1 when any input failed (2 when none was reconstructed).
+Engines (:mod:`mfirrn.inference.engine`): this process, ``--workers N`` local processes, or ``--engine ray``.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
+import os
 import sys
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Optional
 
 from mfirrn.cli.common import add_model_args, fail, reconstructor_from_args
-from mfirrn.cli.outputs import DEFAULT_OUTPUTS, OUTPUTS, OutputContext, available_outputs, build_outputs
 
-if TYPE_CHECKING:  # numpy, OpenCV and PyTorch load when a command runs, not for `mfirrn --help`
-    import numpy as np
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-# at most this many images' outputs wait to be written (bounds memory when writing is the slow part)
-MAX_PENDING_WRITES = 4
+#: With automatic ``--workers``, runs of fewer inputs than this stay in one process (starting a worker and its
+#: model costs seconds).
+MIN_INPUTS_PER_EXTRA_WORKER = 8
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from mfirrn.cli.outputs import DEFAULT_OUTPUTS
     from mfirrn.detect.registry import DEFAULT_DETECTOR, available_detectors
     from mfirrn.inference.pipeline import REFINE_MODES
     from mfirrn.models import DEFAULT_MODEL
@@ -39,12 +36,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reconstruct",  # its one-line help: mfirrn.cli.COMMANDS
                        description="Detect faces, regress 3DMM params and write results per image. "
                                    "Without IMAGE arguments, the sample photos are reconstructed.")
-    p.add_argument("images", nargs="*", metavar="IMAGE", help="image files, folders or glob patterns")
+    p.add_argument("images", nargs="*", metavar="IMAGE",
+                   help="image files, folders (their images at any depth) or glob patterns (** recurses)")
     p.add_argument("--list", dest="list_file", default=None, metavar="FILE",
-                   help="a text file with one image path per line (added to IMAGE)")
-    p.add_argument("-o", "--out", default="results/reconstruct", help="output folder (default results/reconstruct)")
+                   help="a text file with one image path per line, or a Parquet table (.parquet) with a column of "
+                        "paths (added to IMAGE)")
+    p.add_argument("--list-column", default="path", metavar="NAME",
+                   help="the column of paths in a --list .parquet table (default path)")
+    p.add_argument("-o", "--out", default="results/reconstruct",
+                   help="output folder (default results/reconstruct); outputs mirror the inputs' tree below their "
+                        "common folder, and the folder keeps the run's record (mfirrn-run.json)")
     p.add_argument("--outputs", default=DEFAULT_OUTPUTS,
-                   help=f"comma list of {', '.join(available_outputs())} (default {DEFAULT_OUTPUTS})")
+                   help=f"comma list of {', '.join(all_outputs())} (default {DEFAULT_OUTPUTS}); table: one "
+                        f"Parquet row per face in OUT/faces.parquet")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run recorded in -o: finished inputs are skipped, the rest (and failed ones) "
+                        "done; refused if the options, model or inputs differ")
     add_model_args(p, default_model=DEFAULT_MODEL, default_backend="auto")
     p.add_argument("--detector", default=DEFAULT_DETECTOR,
                    help=f"{', '.join(available_detectors())} (default {DEFAULT_DETECTOR}), or a comma list tried in "
@@ -59,9 +66,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-refine", dest="refine", action="store_const", const="off", help="same as --refine off")
     p.add_argument("--mesh", default="full", choices=("full", "noneck"), help="dense mesh (default full)")
     p.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="CPU threads for the networks (ONNX Runtime, PyTorch), OpenCV and the renderer: one budget, "
-                        "threads that sleep while they wait. Default 0: $OMP_NUM_THREADS, else the cores this "
-                        "process may use (CPU affinity, cgroup quota)")
+                   help="CPU threads of each worker for the networks (ONNX Runtime, PyTorch), OpenCV and the renderer: "
+                        "threads that sleep while they wait. Default 0: $OMP_NUM_THREADS, else the cores this process "
+                        "may use (CPU affinity, cgroup quota), shared among the workers")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="worker processes (or Ray actors), each with its own model; 0 (default): one per CPU this "
+                        "process may use, one for fewer than "
+                        f"{MIN_INPUTS_PER_EXTRA_WORKER} images per worker")
+    p.add_argument("--engine", default="local", choices=("local", "ray"),
+                   help="local (default): this machine; ray: an actor pool on Ray Data, on a local Ray or the "
+                        "cluster of --ray-address / $RAY_ADDRESS (needs mfirrn[ray])")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="Ray cluster to join (e.g. auto, ray://head:10001; default $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="F",
+                   help="Ray: GPUs per actor (e.g. 0.25 puts four models on a GPU; use with --device cuda)")
     from mfirrn.cli import video_cmd
 
     video_cmd.add_arguments(p)  # IMAGE may be a video: tracked, smoothed, written as JSON Lines + overlay video
@@ -69,32 +87,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def all_outputs() -> tuple[str, ...]:
-    return available_outputs()
+    """The names ``--outputs`` takes for photos: the registered outputs and ``table``."""
+    from mfirrn.cli.outputs import available_outputs
+    from mfirrn.cli.photo_job import TABLE_OUTPUT
+
+    return (*available_outputs(), TABLE_OUTPUT)
 
 
-def expand_inputs(items: list[str]) -> list[Path]:
-    """Files as given, folders -> their images (sorted), glob patterns -> their matches (sorted)."""
-    out: list[Path] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
-        elif not p.exists() and any(c in item for c in "*?["):
-            out += sorted(Path(m) for m in glob.glob(item, recursive=True))
-        else:
-            out.append(p)
-    return out
-
-
-def _unique_stem(path: Path, seen: set[str]) -> str:
-    stem, k = path.stem, 1
-    while stem in seen:
-        stem, k = f"{path.stem}_{k}", k + 1
-    seen.add(stem)
-    return stem
-
-
-def _parse_boxes(boxes: list[str] | None) -> np.ndarray | None:
+def _parse_boxes(boxes: Optional[list[str]]):
     import numpy as np
 
     if not boxes:
@@ -102,131 +102,308 @@ def _parse_boxes(boxes: list[str] | None) -> np.ndarray | None:
     try:
         arr = np.array([[float(v) for v in b.split(",")] for b in boxes])
     except ValueError:
-        raise ValueError(f"--box takes X0,Y0,X1,Y1 numbers, got {boxes}") from None
-    if arr.shape[1] != 4 or (arr[:, 2] <= arr[:, 0]).any() or (arr[:, 3] <= arr[:, 1]).any():
-        raise ValueError(f"--box takes X0,Y0,X1,Y1 with X1 > X0 and Y1 > Y0, got {boxes}")
+        raise ValueError(f"--box takes X0,Y0,X1,Y1 numbers, got {' '.join(boxes)}") from None
+    if arr.ndim != 2 or arr.shape[1] != 4 or not np.isfinite(arr).all():
+        raise ValueError(f"--box takes four finite numbers X0,Y0,X1,Y1, got {' '.join(boxes)}")
+    if (arr[:, 2] <= arr[:, 0]).any() or (arr[:, 3] <= arr[:, 1]).any():
+        raise ValueError(f"--box takes X0,Y0,X1,Y1 with X1 > X0 and Y1 > Y0, got {' '.join(boxes)}")
     return arr
 
 
-def write_outputs(image: np.ndarray, image_path: Path, faces: list, model_name: str, out_dir: Path, stem: str,
-                  outputs: list[str]) -> list[Path]:
-    """Build every requested output in memory, then publish them all at once (nothing half-written)."""
-    from mfirrn.io.fileio import StagedOutputs
-
-    files = build_outputs(OutputContext(image, image_path, faces, model_name, stem), outputs)
-    with StagedOutputs() as staged:
-        for name, data in files:
-            staged.add(out_dir / name, data)
-    return staged.written
-
-
 def run(args: argparse.Namespace) -> int:
-    if args.threads < 0:
-        return fail(f"--threads takes 0 (decide from the machine) or a positive number, got {args.threads}")
-    return _run(args)  # the Reconstructor applies the threading policy (mfirrn.io.threads)
+    from mfirrn.cli import video_cmd
+    from mfirrn.inference.engine import silence_opencv
+
+    silence_opencv()  # OpenCV's [ WARN] lines: every outcome is reported on one line of ours
+    if video_cmd.wants_video(args):
+        return video_cmd.run(args)
+    return _run(args)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _check_out_dir(out: Path, items: list[str], paths: list[Path]) -> Optional[str]:
+    """Why ``-o`` cannot hold this run's outputs (inside a folder it walks, or holding an input), else None."""
+    from mfirrn.inference.sources import glob_base, is_glob, show_path
+
+    real_out = Path(os.path.realpath(out))
+    for item in items:
+        walked = Path(item) if Path(item).is_dir() else glob_base(item) if is_glob(item) and "**" in item else None
+        if walked is not None and _inside(real_out, Path(os.path.realpath(walked))):
+            return (f"-o {show_path(out)} lies inside the input folder {show_path(walked)} (a later run would read "
+                    f"its outputs as inputs); choose -o outside it")
+    for p in paths:
+        if _inside(Path(os.path.realpath(p)), real_out):
+            return f"the input {show_path(p)} lies inside -o {show_path(out)}; choose -o outside the inputs' folders"
+    return None
+
+
+def _model_identity(args: argparse.Namespace) -> dict:
+    """What the results depend on in the model, known without loading it: its name and the checksum of its
+    weights (of ``--checkpoint``, else of the registered model's weights)."""
+    from mfirrn import models
+    from mfirrn.io import assets
+    from mfirrn.io.resume import file_sha256
+
+    if args.checkpoint:  # a missing file is reported by the model's loading, with its fix
+        sha = file_sha256(args.checkpoint) if Path(args.checkpoint).is_file() else None
+        return {"--model": args.model, "--checkpoint sha256": sha}
+    name = args.model or models.DEFAULT_MODEL
+    ident: dict = {"--model": name}
+    card = models.get_card(name) if name in models.available() else None  # unknown: the model build says so
+    if card is not None and card.weights_asset in assets.REGISTRY:
+        ident["weights sha256"] = assets.REGISTRY[card.weights_asset].sha256
+    elif card is not None and card.weights_path:
+        ident["weights sha256"] = file_sha256(card.weights_path)
+    return ident
+
+
+def _settings(args: argparse.Namespace, outputs: list[str], boxes, landmarks_file: Optional[str]) -> dict:
+    """The options that change results, as the user types them (the run record compares them on --resume)."""
+    from mfirrn.cli.common import resolve_backend, resolve_device
+    from mfirrn.io.resume import file_sha256
+
+    device = resolve_device(args.device)
+    return {"--outputs": sorted(outputs), "--detector": args.detector, "--refine": args.refine, "--mesh": args.mesh,
+            "--device": device, "--bf16": bool(args.bf16),
+            "--backend": resolve_backend(args.backend, device, args.bf16),
+            "--box": None if boxes is None else [[float(v) for v in b] for b in boxes],
+            "--landmarks sha256": file_sha256(landmarks_file) if landmarks_file else None}
+
+
+def _workers(args: argparse.Namespace, n_todo: int) -> int:
+    from mfirrn.io.threads import available_cores
+
+    if args.workers:
+        return max(1, min(args.workers, n_todo))
+    if args.engine == "ray":
+        return max(1, min(available_cores(), n_todo))
+    return max(1, min(available_cores(), n_todo // MIN_INPUTS_PER_EXTRA_WORKER))
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mfirrn.cli import video_cmd
+    from mfirrn.cli.outputs import OUTPUTS
+    from mfirrn.cli.photo_job import TABLE_OUTPUT, PhotoJob, set_threads
     from mfirrn.detect.registry import LandmarkFileError, read_landmarks
-    from mfirrn.inference.pipeline import ImageError, read_image
+    from mfirrn.inference.sources import (
+        IMAGE_SUFFIXES,
+        InputListError,
+        common_root,
+        expand_inputs,
+        read_path_list,
+        relative_name,
+        show_path,
+    )
     from mfirrn.io import assets
+    from mfirrn.io.options import InputError, writable_dir
+    from mfirrn.io.resume import ResumeError
 
-    if video_cmd.wants_video(args):
-        return video_cmd.run(args)
-    outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
+    outputs = list(dict.fromkeys(o.strip() for o in args.outputs.split(",") if o.strip()))
+    if not outputs:
+        return fail(f"--outputs is empty; choose from {', '.join(all_outputs())}")
     unknown = sorted(set(outputs) - set(all_outputs()))
     if unknown:
         return fail(f"unknown --outputs {', '.join(unknown)}; choose from {', '.join(all_outputs())}")
-    needs_dense = any(OUTPUTS[o].dense for o in outputs)
+    for option, value, low in (("--threads", args.threads, 0), ("--workers", args.workers, 0),
+                               ("--gpus-per-worker", args.gpus_per_worker, 0)):
+        if value < low:
+            return fail(f"{option} takes a number >= {low}, got {value:g}")
+    if args.gpus_per_worker and args.engine != "ray":
+        return fail("--gpus-per-worker places Ray actors; add --engine ray (locally, use --device cuda)")
+    table = TABLE_OUTPUT in outputs
+    try:
+        if table:
+            from mfirrn.inference.facetable import need_pyarrow
+
+            need_pyarrow()
+        if args.engine == "ray":
+            from mfirrn.inference.rayjob import need_ray
+
+            need_ray()
+    except ImportError as e:
+        return fail(str(e))
     items = list(args.images)
-    if args.list_file:
-        try:
-            items += [s.strip() for s in Path(args.list_file).read_text().splitlines() if s.strip()]
-        except OSError as e:
-            return fail(f"cannot read --list {args.list_file}: {e.strerror}")
-    demo = not items
+    try:
+        if args.list_file is not None:
+            items += read_path_list(args.list_file, args.list_column)
+    except InputListError as e:
+        return fail(show_path(str(e)))
+    demo = not items and args.list_file is None
+    try:
+        out_dir = writable_dir(args.out, "-o/--out")
+    except InputError as e:
+        return fail(str(e))
     try:
         boxes = _parse_boxes(args.box)
         landmarks = read_landmarks(args.landmarks) if args.landmarks else None
         if demo:
             items = [str(assets.fetch(n)) for n in assets.SAMPLE_PHOTOS]
             print(f"no images given: reconstructing the sample photos ({', '.join(Path(i).name for i in items)})")
+    except (ValueError, assets.AssetError, LandmarkFileError, OSError) as e:
+        return fail(str(e).strip("'\""))
+    paths, n_duplicates = expand_inputs(items)
+    if not paths:
+        return fail(f"no images found in {show_path(' '.join(items))} (looked for "
+                    f"{', '.join(sorted(s.lstrip('.') for s in IMAGE_SUFFIXES))})")
+    if (boxes is not None or landmarks is not None) and len(paths) > 1:
+        return fail(f"--box/--landmarks describe the faces of one image, but the inputs hold {len(paths)} images; "
+                    f"give exactly one image with them")
+    why = _check_out_dir(out_dir, items, paths)
+    if why:
+        return fail(why)
+    if n_duplicates:
+        print(f"note: {n_duplicates} input(s) named a file already given (a symlink or a repeated argument); "
+              f"each file is reconstructed once", file=sys.stderr)
+    root = common_root(paths)
+    names = [relative_name(p, root) for p in paths]
+    from mfirrn.inference.runrecord import RunRecord
+
+    try:
+        settings = _settings(args, outputs, boxes, args.landmarks)
+        model = _model_identity(args)
+        RunRecord.check(out_dir, root=root, inputs=names, settings=settings, model=model, resume=args.resume)
+    except ResumeError as e:  # another run in -o, or foreign files: refused before the model loads
+        return fail(show_path(str(e)))
+    except (ValueError, OSError) as e:
+        return fail(str(e).strip("'\""))
+
+    needs_dense = any(OUTPUTS[o].dense for o in outputs if o in OUTPUTS)
+    from mfirrn.io.threads import worker_threads
+
+    # each worker's share of the cores (or --threads each); this process runs the first worker
+    threads = args.threads or worker_threads(_workers(args, len(paths)))
+    set_threads(threads)
+    try:
         rec = reconstructor_from_args(args, dense=needs_dense)
         if boxes is None and landmarks is None:
             rec.detector  # build it now so a bad detector name or missing weights fail before any image is read
     except (ValueError, KeyError, assets.AssetError, LandmarkFileError, OSError) as e:
         return fail(str(e).strip("'\""))
-    if (boxes is not None or landmarks is not None) and len(items) > 1:
-        return fail("--box/--landmarks describe one image; give exactly one IMAGE with them")
+    try:
+        record = RunRecord.open(out_dir, root=root, inputs=names, settings=settings, model=model, resume=args.resume)
+    except ResumeError as e:
+        return fail(show_path(str(e)))
+    with record:
+        for note in record.notes:
+            print(f"note: {note}", file=sys.stderr)
+        options = {k: v for k, v in vars(args).items() if k not in ("func", "images")} | {"threads": threads}
+        job = PhotoJob(options=options, outputs=tuple(outputs), out_dir=str(out_dir.absolute()), boxes=boxes,
+                       landmarks=landmarks, threads=threads)
+        return _execute(args, record, job, rec, paths, names, out_dir, table, demo)
 
-    paths = expand_inputs(items)
-    if not paths:
-        return fail(f"no images found in {' '.join(items)}")
-    out_dir = Path(args.out)
-    seen: set[str] = set()
-    n_ok = n_faces = 0
+
+def _execute(args, record, job, rec, paths, names, out_dir: Path, table: bool, demo: bool) -> int:
     from tqdm import tqdm
 
-    bar = tqdm(total=len(paths), desc="reconstruct", unit="img", disable=len(paths) < 2, file=sys.stderr)
-    verbose = len(paths) < 2 or demo
-    skipped: list[str] = []
+    from mfirrn.inference import engine
+    from mfirrn.inference.sources import show_path
+    from mfirrn.inference.runrecord import DONE, NO_FACE, InputResult, RunSummary
 
-    def skip(message: str) -> None:
-        """One line per bad input; a lone input's reason becomes the command's error line instead."""
-        skipped.append(message)
-        if len(paths) > 1:
-            tqdm.write(f"skip {message}", file=sys.stderr)
+    summary = RunSummary(total=len(paths))
+    todo = []
+    for p, name in zip(paths, names):
+        earlier = record.finished.get(name)
+        if earlier is not None and earlier.get("state") in (DONE, NO_FACE):
+            summary.add(InputResult(name, earlier["state"], faces=earlier.get("faces", 0)), earlier=True)
+        else:  # Ray's workers may run elsewhere: they get absolute paths; messages name paths as given
+            todo.append((str(p.absolute()) if args.engine == "ray" else str(p), name))
+    writer = None
+    if table:
+        from mfirrn.inference.facetable import TableWriter, start_table
 
-    def finish(path: Path, n: int, fut: Future) -> None:
-        nonlocal n_ok, n_faces
-        try:
-            written = fut.result()
-        except (ValueError, OSError, RuntimeError) as e:
-            skip(f"{path}: {e}")
-        else:
-            n_ok += 1
-            n_faces += n
-            if verbose:
-                tqdm.write(f"{path.name}: {n} face(s) -> {', '.join(p.name for p in written)}", file=sys.stdout)
+        start_table(out_dir, resume=bool(record.finished))
+        writer = TableWriter(out_dir)
+    workers = _workers(args, len(todo))
+    lone = len(paths) == 1
+    verbose = lone or demo
+    bar = tqdm(total=len(todo), desc="reconstruct", unit="img", disable=len(todo) < 2, file=sys.stderr)
+    waiting: list = []  # results whose table rows are not committed yet
+
+    def commit(results: list) -> None:
+        for r in results:
+            record.add(r)
+            summary.add(r)
+            if r.state == DONE and verbose:
+                files = ", ".join(map(show_path, r.files)) or "table"
+                tqdm.write(f"{show_path(r.input)}: {r.faces} face(s) -> {files}", file=sys.stdout)
+            elif r.state == NO_FACE and not lone:
+                tqdm.write(f"skip: {r.reason}", file=sys.stderr)
+            elif r.state != DONE and len(todo) > 10:  # as they happen in a long run; all listed at the end
+                tqdm.write(f"failed: {r.reason}", file=sys.stderr)
+
+    finished_at: list[float] = []  # when each result came: the rate once the workers run
+
+    def handle(result) -> None:
+        finished_at.append(time.perf_counter())
         bar.update(1)
+        if writer is not None and result.rows is not None:
+            waiting.append(result)
+            if writer.add(result.rows):
+                commit(waiting)
+                waiting.clear()
+        elif writer is not None and waiting:
+            waiting.append(result)
+        else:
+            commit([result])
 
     t_start = time.perf_counter()
-    with ThreadPoolExecutor(1, thread_name_prefix="mfirrn-read") as reader, \
-            ThreadPoolExecutor(1, thread_name_prefix="mfirrn-write") as writer:
-        pending: deque[tuple[Path, int, Future]] = deque()
-        next_read: Future | None = reader.submit(read_image, paths[0])
-        for i, path in enumerate(paths):
-            reading = next_read
-            assert reading is not None
-            next_read = reader.submit(read_image, paths[i + 1]) if i + 1 < len(paths) else None  # read ahead
-            while pending and (pending[0][2].done() or len(pending) >= MAX_PENDING_WRITES):
-                finish(*pending.popleft())
+    try:
+        if args.engine == "ray":
+            from mfirrn.inference.rayjob import RayStartError, run_ray
+
             try:
-                image = reading.result()
-                faces = rec(image, boxes=boxes, landmarks=landmarks)
-            except ImageError as e:
-                skip(str(e))
-                bar.update(1)
-                continue
-            except ValueError as e:
-                skip(f"{path}: {e}")
-                bar.update(1)
-                continue
-            if not faces:
-                hint = "try --detector dlib-hog or dlib-cnn, --box or --landmarks" if boxes is None and landmarks is None else ""
-                skip(f"{path}: no face found{f' ({hint})' if hint else ''}")
-                bar.update(1)
-                continue
-            stem = _unique_stem(path, seen)
-            pending.append((path, len(faces), writer.submit(write_outputs, image, path, faces, rec.model_name,
-                                                             out_dir, stem, outputs)))
-        while pending:
-            finish(*pending.popleft())
-    bar.close()
-    if n_ok == 0:
-        return fail(skipped[0] if len(paths) == 1 else f"no image was reconstructed ({len(paths)} inputs skipped)")
+                run_ray(todo, job, handle, workers=workers, num_gpus=args.gpus_per_worker, address=args.ray_address)
+            except RayStartError as e:
+                bar.close()
+                if record.fresh:
+                    record.discard()
+                return fail(str(e))
+        elif workers > 1:
+            engine.run_processes(todo, job, handle, workers)
+        else:
+            engine.run_in_process(todo, lambda: job(rec), handle)
+        if writer is not None:
+            writer.commit()
+            commit(waiting)
+            waiting.clear()
+    finally:
+        bar.close()
     seconds = time.perf_counter() - t_start
-    print(f"{n_ok}/{len(paths)} image(s), {n_faces} face(s) in {seconds:.1f} s ({len(paths) / seconds:.1f} images/s, "
-          f"start-up not counted); results in {out_dir.resolve()}")
+    table_path = None
+    if summary.done == 0 and record.fresh:
+        if writer is not None:
+            from mfirrn.inference.facetable import start_table
+
+            start_table(out_dir, resume=False)
+        record.discard()  # nothing reconstructed: no record, no folder (a lone bad input leaves nothing on disk)
+    elif writer is not None:
+        from mfirrn.inference.facetable import finish_table
+
+        states = record.states()
+        keep = [n for n in names if states.get(n, {}).get("state") == DONE]
+        table_path = finish_table(out_dir, keep, {"run": record.manifest})
+    rate = ((len(finished_at) - 1) / (finished_at[-1] - finished_at[0])
+            if len(finished_at) > 1 and finished_at[-1] > finished_at[0] else len(todo) / max(seconds, 1e-9))
+    return _report(summary, lone, len(todo), seconds, rate, workers, args.engine, out_dir, table_path)
+
+
+def _report(summary, lone: bool, n_run: int, seconds: float, rate: float, workers: int, engine_name: str,
+            out_dir: Path, table_path) -> int:
+    from mfirrn.inference.sources import show_path
+
+    if lone and summary.done == 0:
+        return fail(summary.failed[0][1] if summary.failed else summary.no_face_reason or "no face found")
+    speed = f", {rate:.1f} images/s once running" if n_run else ""
+    where = f"{workers} Ray actor(s)" if engine_name == "ray" else f"{workers} worker processes" if workers > 1 \
+        else "1 process"
+    print(f"{summary.line()}; {summary.faces} face(s) in {seconds:.1f} s on {where}{speed}; results in "
+          f"{show_path(out_dir.resolve())}" + (f" (table {table_path.name})" if table_path else ""))
+    for line in summary.failure_lines():
+        print(line, file=sys.stderr)
+    if summary.failed:
+        return 1 if summary.done else 2
+    if summary.done == 0:
+        return fail(f"no face found in any of the {summary.total} images (try --detector dlib-hog or dlib-cnn)")
     return 0

@@ -6,7 +6,7 @@ from mfirrn import vis
 from mfirrn.cli.texture_outputs import FILE_OUTPUTS  # noqa: F401  (uv_tex, uv_glb: several files per face)
 from mfirrn.vis.pose import draw_pose
 
-# name -> function (BGR uint8 image, faces) -> uint8 image written as <stem>_<name>.png
+# output -> function (BGR uint8 image, faces) -> uint8 image written as <name>_<output>.png
 RENDER_OUTPUTS = {
     "depth": vis.render_depth,
     "pncc": vis.render_pncc,

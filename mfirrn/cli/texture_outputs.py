@@ -1,8 +1,8 @@
 """Multi-file outputs of ``mfirrn reconstruct``: textured meshes in the BFM UV layout (:mod:`mfirrn.render.uvtex`).
 
-Per face ``i`` of ``<stem>``: ``uv_tex`` writes ``<stem>_face<i>_uv.png`` (the UV texture),
-``<stem>_face<i>_uv.obj`` (mesh with ``vt`` coordinates, y up, as the ``obj`` output) and
-``<stem>_face<i>_uv.mtl``; ``uv_glb`` writes ``<stem>_face<i>_uv.glb`` (binary glTF, texture embedded;
+Per face ``i`` of ``<name>``: ``uv_tex`` writes ``<name>_face<i>_uv.png`` (the UV texture),
+``<name>_face<i>_uv.obj`` (mesh with ``vt`` coordinates, y up, as the ``obj`` output) and
+``<name>_face<i>_uv.mtl``; ``uv_glb`` writes ``<name>_face<i>_uv.glb`` (binary glTF, texture embedded;
 needs trimesh and pillow).
 """
 

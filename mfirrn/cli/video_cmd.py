@@ -4,9 +4,10 @@ JSON Lines, an overlay video and optional per-frame meshes.
 Hooked into ``reconstruct`` (:mod:`mfirrn.cli.reconstruct_cmd`): :func:`add_arguments` adds the
 video options, and :func:`wants_video` routes video inputs (and ``--camera``) to :func:`run`.
 
-Per video ``<stem>``: ``<stem>.jsonl`` (one line per frame: ``frame``, ``time`` in seconds, ``faces``
-with ``id``, ``detected``, box, roi, params, pose, 68 landmarks), ``<stem>_overlay.mp4`` (the
-requested drawings), ``<stem>_meshes/<stem>_<frame>.obj|ply`` (with ``obj``/``ply``). Every file is
+Per video ``<name>`` (its file name, extension kept, in the folder that mirrors its place below the inputs'
+common folder): ``<name>.jsonl`` (one line per frame: ``frame``, ``time`` in seconds, ``faces``
+with ``id``, ``detected``, box, roi, params, pose, 68 landmarks), ``<name>_overlay.mp4`` (the
+requested drawings), ``<name>_meshes/<name>_<frame>.obj|ply`` (with ``obj``/``ply``). Every file is
 written to a temporary name and published when the video is done, so an error or Ctrl-C leaves
 nothing half-written.
 """
@@ -14,6 +15,7 @@ nothing half-written.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -35,7 +37,8 @@ _OVERLAYS = ("landmarks", "dense", "render", "pose")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("video (IMAGE may be a .mp4/.avi/.mov/.mkv/.webm video)",
                              f"Video outputs: {', '.join(VIDEO_OUTPUTS)} (default {VIDEO_DEFAULT_OUTPUTS}): json -> "
-                             f"<stem>.jsonl, the drawings -> <stem>_overlay.mp4, obj/ply -> per-frame meshes.")
+                             f"<name>.jsonl, the drawings -> <name>_overlay.mp4, obj/ply -> per-frame meshes "
+                                  f"(<name>: the video's file name, e.g. clip.mp4.jsonl).")
     g.add_argument("--camera", type=int, default=None, metavar="INDEX", help="read a camera (e.g. 0) instead of files")
     g.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     g.add_argument("--smooth", default=None, choices=("window", "one-euro", "none"),
@@ -127,7 +130,10 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
 
     dense = any(o in outputs for o in ("dense", "render", "obj", "ply"))
     overlays = [o for o in outputs if o in _OVERLAYS]
+    created = [d for d in (out_dir, *out_dir.parents) if not d.exists()]
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(f".{glob.escape(stem)}.*.part"):  # left by a killed run of this video
+        shutil.rmtree(stale, ignore_errors=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{stem}.", suffix=".part", dir=out_dir))
     published: list[Path] = []
     try:
@@ -178,6 +184,12 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
             published.append(dest)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+        if not published:  # a failed video leaves no empty folders behind
+            for d in created:
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
     return {"frames": n, "faces": n_faces, "ids": len(ids), "detections": tracker.n_detections,
             "fps": n / elapsed if elapsed > 0 else float("nan"), "written": published,
             "truncated": bool(truncated), "expected_frames": info.n_frames}
@@ -203,14 +215,24 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"mix of videos and other inputs ({others[0]}); reconstruct videos and images in separate runs")
     if args.max_frames is not None and args.max_frames < 1:
         return fail("--max-frames takes a number >= 1")
+    from mfirrn.inference.sources import expand_inputs
+    from mfirrn.io.options import InputError, writable_dir
+    from mfirrn.video.io import VIDEO_SUFFIXES
+
+    try:
+        out_dir = writable_dir(args.out, "-o/--out")
+    except InputError as e:
+        return fail(str(e))
+    paths, _ = expand_inputs(args.images, suffixes=VIDEO_SUFFIXES)  # a quoted glob ("clips/*.mp4") too
+    if args.camera is None and not paths:
+        return fail(f"no videos found in {' '.join(args.images)}")
     try:
         settings = _settings(args)
         rec = reconstructor_from_args(args, dense=False)
         rec.detector  # build it now so a bad detector name fails before any frame is read
     except (ValueError, KeyError, assets.AssetError, OSError) as e:
         return fail(str(e).strip("'\""))
-    sources = [args.camera] if args.camera is not None else args.images
-    out_dir = Path(args.out)
+    sources = [args.camera] if args.camera is not None else [str(p) for p in paths]
     n_ok = 0
     import torch
 
@@ -226,17 +248,20 @@ def run(args: argparse.Namespace) -> int:
     if n_ok == 0:
         return 2
     print(f"{n_ok}/{len(sources)} video(s); results in {out_dir.resolve()}")
-    return 0
+    return 0 if n_ok == len(sources) else 1
 
 
 def _run_sources(sources, rec, out_dir, outputs, settings, args) -> int:
+    from mfirrn.inference.sources import common_root, relative_name
     from mfirrn.video.io import VideoError
 
     n_ok = 0
+    root = common_root(sources) if not isinstance(sources[0], int) else None
     for src in sources:
-        stem = f"camera{src}" if isinstance(src, int) else Path(src).stem
+        # clips mirror their tree below the inputs' root, extension kept: a/clip.mp4 -> OUT/a/clip.mp4.jsonl
+        rel = Path(f"camera{src}") if root is None else Path(relative_name(src, root))
         try:
-            r = process_video(src, rec, out_dir, stem, outputs, settings, max_frames=args.max_frames)
+            r = process_video(src, rec, out_dir / rel.parent, rel.name, outputs, settings, max_frames=args.max_frames)
         except VideoError as e:
             print(f"mfirrn: error: {e}", file=sys.stderr)
             continue

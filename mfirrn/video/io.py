@@ -133,6 +133,15 @@ class VideoReader:
         self.close()
 
 
+def _complete(path: str, n_frames: int) -> bool:
+    """Whether the video file at ``path`` opens and holds ``n_frames`` frames."""
+    cap = cv2.VideoCapture(path)
+    try:
+        return cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) >= n_frames
+    finally:
+        cap.release()
+
+
 class VideoWriter:
     """Write BGR uint8 frames of one size to ``path`` (``.mp4``, MPEG-4 part 2) at ``fps``.
 
@@ -171,6 +180,10 @@ class VideoWriter:
             return None
         self._writer.release()
         self._writer = None
+        if not _complete(self._tmp, self.n_frames):  # OpenCV does not report failed writes (a full disk)
+            self.abort()
+            raise VideoError(f"{self.path.name}: the video could not be written completely (is the disk full?); "
+                             f"nothing was kept")
         os.chmod(self._tmp, 0o644)
         os.replace(self._tmp, self.path)
         self._tmp = None

@@ -66,8 +66,8 @@ _WORKER: dict = {}
 def _init_worker(parent_pid: Optional[int] = None) -> None:
     import torch
 
-    from mfirrn.data.labels.workers import die_with_parent
     from mfirrn.geometry.bfm import MorphableModel, mirror_vertex_map
+    from mfirrn.io.workers import die_with_parent
 
     if parent_pid is not None:
         die_with_parent(parent_pid)

@@ -1,0 +1,171 @@
+"""One photo of ``mfirrn reconstruct``: read it, reconstruct its faces, publish its files and table rows.
+
+:class:`PhotoJob` is the picklable description a worker (this process, a local process, a Ray actor) builds
+its :class:`PhotoProcessor` from (the engines are :mod:`mfirrn.inference.engine`). Every outcome of an input
+is an :class:`~mfirrn.inference.runrecord.InputResult`; a bad photo never stops the others.
+
+Names: the files of ``ROOT/a/x.jpg`` are ``OUT/a/x.jpg.json``, ``OUT/a/x.jpg_landmarks.jpg``,
+``OUT/a/x.jpg_face0.obj``, ...: the input's path below the inputs' root, extension kept, plus the output's
+suffix. Two inputs never share a name (not ``a/x.jpg`` and ``b/x.jpg``, not ``x.jpg`` and ``x.png``, not
+``x.jpg`` with two faces and ``x_face0.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from mfirrn.inference.runrecord import DONE, FAILED, NO_FACE, InputResult
+
+__all__ = ["PhotoJob", "PhotoProcessor", "TABLE_OUTPUT", "Item", "set_threads"]
+
+TABLE_OUTPUT = "table"
+#: An input: (its path as the workers open it, its name relative to the inputs' root)
+Item = tuple[str, str]
+
+
+def _first_line(e: BaseException, last: bool = False) -> str:
+    """One line of an exception's message (OpenCV's end with the reason; others start with it)."""
+    lines = [s for s in str(e).strip().splitlines() if s.strip()] or [type(e).__name__]
+    return lines[-1] if last else lines[0]
+
+
+def set_threads(threads: int) -> None:
+    """Give this worker's networks, OpenCV and the renderer ``threads`` CPU threads (its share of ``--threads``;
+    0: decide from the machine), under the one threading policy (:func:`mfirrn.io.threads.apply_threads`)."""
+    from mfirrn.io.threads import apply_threads
+
+    apply_threads(threads)
+
+
+@dataclass(frozen=True)
+class PhotoJob:
+    """What a worker needs: the options of ``reconstruct`` (``options``: the parsed arguments without the input
+    list), the outputs, the output folder, a given box or landmarks, and the threads of its networks."""
+
+    options: dict
+    outputs: tuple[str, ...]
+    out_dir: str
+    boxes: Optional[Any] = None
+    landmarks: Optional[Any] = None
+    threads: int = 1
+
+    def __call__(self, rec: Any = None) -> "PhotoProcessor":
+        return PhotoProcessor(self, rec)
+
+    def crashed(self, item: Item, reason: str = "") -> InputResult:
+        """The result of an input whose worker died on it (out of memory, a crash in a library)."""
+        why = reason or "its worker process died (out of memory, or a crash in a library)"
+        return InputResult(item[1], FAILED, reason=f"{item[0]}: {why}")
+
+    @property
+    def dense(self) -> bool:
+        from mfirrn.cli.outputs import OUTPUTS, available_outputs
+
+        registered = available_outputs()  # the renderer's outputs register on first use
+        return any(OUTPUTS[o].dense for o in self.outputs if o in registered)
+
+
+class PhotoProcessor:
+    """The stages of one photo for one worker (see :mod:`mfirrn.inference.engine`): ``read``, ``infer``,
+    ``write``; ``__call__`` runs the three."""
+
+    def __init__(self, job: PhotoJob, rec: Any = None) -> None:
+        from mfirrn.cli.common import reconstructor_from_args
+        from mfirrn.inference.engine import silence_opencv
+
+        silence_opencv()  # OpenCV's own [ WARN] lines: the outcome of each photo is reported on one line
+        self.job = job
+        if rec is None:
+            set_threads(job.threads)
+            rec = reconstructor_from_args(argparse.Namespace(**job.options), dense=job.dense)
+        self.rec = rec
+        self.files = [o for o in job.outputs if o != TABLE_OUTPUT]
+        self.table = TABLE_OUTPUT in job.outputs
+
+    def read(self, item: Item) -> tuple:
+        import cv2
+
+        from mfirrn.inference.engine import InputFailure
+        from mfirrn.inference.sources import check_boxes_in_image, check_pixel_count, show_path
+        from mfirrn.inference.pipeline import read_image
+
+        t0 = time.perf_counter()
+        try:
+            check_pixel_count(item[0])
+            image = read_image(item[0])
+            if self.job.boxes is not None:
+                check_boxes_in_image(self.job.boxes, image.shape[1], image.shape[0])
+        except ValueError as e:  # ImageError too
+            raise InputFailure(InputResult(item[1], FAILED, reason=show_path(str(e)))) from None
+        except cv2.error as e:
+            reason = f"{show_path(item[0])}: OpenCV cannot decode it ({_first_line(e, last=True)})"
+            raise InputFailure(InputResult(item[1], FAILED, reason=reason)) from None
+        except MemoryError:
+            raise InputFailure(InputResult(item[1], FAILED, reason=f"{show_path(item[0])}: too large to decode in "
+                                                                   f"the memory left")) from None
+        return item, image, time.perf_counter() - t0
+
+    def infer(self, loaded: tuple) -> tuple:
+        from mfirrn.inference.engine import InputFailure
+        from mfirrn.inference.sources import show_path
+
+        item, image, seconds = loaded
+        t0 = time.perf_counter()
+        try:
+            faces = self.rec(image, boxes=self.job.boxes, landmarks=self.job.landmarks)
+        except ValueError as e:
+            raise InputFailure(InputResult(item[1], FAILED, reason=f"{show_path(item[0])}: {e}")) from None
+        except (RuntimeError, MemoryError) as e:  # a network runtime's error on this image: the others go on
+            reason = f"{show_path(item[0])}: the reconstruction failed ({type(e).__name__}: {_first_line(e)})"
+            raise InputFailure(InputResult(item[1], FAILED, reason=reason)) from None
+        if not faces:
+            hint = ("try --detector dlib-hog or dlib-cnn, --box or --landmarks"
+                    if self.job.boxes is None and self.job.landmarks is None else "")
+            reason = f"{show_path(item[0])}: no face found{f' ({hint})' if hint else ''}"
+            raise InputFailure(InputResult(item[1], NO_FACE, reason=reason))
+        return item, image, faces, seconds + time.perf_counter() - t0
+
+    def write(self, inferred: tuple) -> InputResult:
+        from mfirrn.cli.outputs import OutputContext, available_outputs, build_outputs
+        from mfirrn.inference.sources import show_path
+        from mfirrn.io.fileio import StagedOutputs
+
+        item, image, faces, seconds = inferred
+        t0 = time.perf_counter()
+        missing = [o for o in self.files if o not in available_outputs()]
+        if missing:  # registered by the calling process only, not in this worker
+            return InputResult(item[1], FAILED, reason=f"--outputs {', '.join(missing)} is not registered in this "
+                                                       f"worker process; register it in a module it imports, or "
+                                                       f"use --workers 1")
+        out_dir = Path(self.job.out_dir)
+        rel = Path(item[1])
+        rows = None
+        try:
+            written: list[str] = []
+            if self.files:
+                ctx = OutputContext(image, Path(item[0]), faces, self.rec.model_name, rel.name)
+                files = build_outputs(ctx, self.files)
+                with StagedOutputs() as staged:
+                    for name, data in files:
+                        staged.add(out_dir / rel.parent / name, data)
+                written = [(rel.parent / name).as_posix() for name, _ in files]
+            if self.table:
+                from mfirrn.inference.facetable import face_rows
+
+                rows = face_rows(item[1], faces, image.shape[1], image.shape[0])
+        except (OSError, ValueError, RuntimeError) as e:
+            return InputResult(item[1], FAILED, reason=f"{show_path(item[0])}: cannot write its outputs ({e})")
+        return InputResult(item[1], DONE, faces=len(faces), files=written, rows=rows,
+                           seconds=seconds + time.perf_counter() - t0)
+
+    def __call__(self, item: Item) -> InputResult:
+        from mfirrn.inference.engine import InputFailure
+
+        try:
+            return self.write(self.infer(self.read(item)))
+        except InputFailure as stop:
+            return stop.result
