@@ -199,3 +199,62 @@ def test_validation_samples_and_split(tmp_path):
 
     with pytest.raises(ShardError, match="wrong size"):
         ShardSet(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def synthetic_shards(tmp_path_factory):
+    """The synthetic crops-params set of the trainer tests (30 crops), re-packed as 5 shards of 6."""
+    from mfirrn.data import make_synthetic_dataset
+    from mfirrn.data.datasets import load_crops_params
+
+    src = make_synthetic_dataset(tmp_path_factory.mktemp("syn") / "cp", 30, seed=0)["root"]
+    ds = load_crops_params(src, ParamStats.from_asset("stats-3ddfa-v1"))
+    root = tmp_path_factory.mktemp("shards")
+    entries = []
+    for k in range(5):
+        data = write_shard([(f"{i:06d}_00", (ds.paths[i]).read_bytes(), ds.params[i]) for i in range(6 * k, 6 * k + 6)])
+        (root / f"shard-{k:05d}.tar").write_bytes(data)
+        entries.append({"name": f"shard-{k:05d}.tar", "count": 6, "bytes": len(data), "sha256": ""})
+    (root / "index.json").write_text(json.dumps({"format": "mfirrn-shards", "convention": ds.convention,
+                                                 "shards": entries}))
+    return root
+
+
+def _train_cfg(root, out, **kw):
+    from conftest import TINY_ARCH
+
+    from mfirrn.train.config import TrainConfig, apply_overrides
+
+    d = {"model": {"arch": TINY_ARCH},
+         "data": {"format": "shards", "root": str(root), "batch_size": 4, "workers": 2, "val_fraction": 0.2,
+                  "shuffle_shards": 2, "augment": {"flip_prob": 0.5, "affine_prob": 0.5}},
+         "optim": {"lr": 0.01, "clip_grad_norm": 10.0}, "epochs": 2, "out_dir": str(out), "progress": False,
+         "log_every_steps": 1}
+    return apply_overrides(TrainConfig.from_dict(d), [f"{k}={v}" for k, v in kw.items()])
+
+
+def test_trainer_streams_shards_and_a_killed_run_resumes_to_identical_weights(tmp_path, synthetic_shards):
+    """4 training shards (24 crops) on 2 loader workers, batch 4: 6 steps per epoch; killed mid-epoch 2."""
+    from mfirrn.train.trainer import train
+
+    a = train(_train_cfg(synthetic_shards, tmp_path / "a"))
+    assert (a.step, a.epoch, len(a.history)) == (12, 2, 2) and a.history[0]["n_val"] == 6
+    part = train(_train_cfg(synthetic_shards, tmp_path / "b", stop_after_steps=8))
+    assert part.stopped_early and part.step == 8
+    b = train(_train_cfg(synthetic_shards, tmp_path / "b"), resume=True)
+    sa, sb = (torch.load(r.last, weights_only=False) for r in (a, b))
+    assert all(torch.equal(v, sb["state_dict"][k]) for k, v in sa["state_dict"].items())
+    assert sa["best_nme"] == sb["best_nme"]
+
+
+def test_the_300wlp_scale_pair_shares_one_recipe():
+    """aflwlp-mfirrn-mb05 and aflwlp-mb05-baseline: only the architecture and the output folder differ."""
+    from pathlib import Path
+
+    from mfirrn.train.config import TrainConfig
+
+    here = Path(__file__).resolve().parent.parent / "mfirrn" / "train" / "configs"
+    a, b = (TrainConfig.from_yaml(here / f"aflwlp-{n}.yaml").to_dict() for n in ("mfirrn-mb05", "mb05-baseline"))
+    assert (a["model"].pop("arch"), b["model"].pop("arch")) == ("mfirrn-mb05", "3ddfa-mb05")
+    assert a.pop("out_dir") != b.pop("out_dir") and a == b
+    assert (a["data"]["format"], a["precision"], a["loss"]["distill_weight"]) == ("shards", "bf16", 0.5)

@@ -315,9 +315,11 @@ class ShardStream(IterableDataset):
             yield torch.stack(xs), torch.stack(ys), torch.as_tensor(idx, dtype=torch.int64)
 
     def loader(self, *, pin_memory: bool = False) -> torch.utils.data.DataLoader:
-        """The DataLoader for this epoch: ``n_workers`` processes (0: the caller's process)."""
+        """The DataLoader for this epoch: ``n_workers`` processes (0: the caller's process). It has its own seeded
+        generator, so starting it never draws from the global torch RNG (which a resumed run restores)."""
         return torch.utils.data.DataLoader(self, batch_size=None, num_workers=self.loader_workers,
-                                           pin_memory=pin_memory, persistent_workers=False)
+                                           pin_memory=pin_memory, persistent_workers=False,
+                                           generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch))
 
 
 class ShardSamples(Dataset):
