@@ -24,6 +24,9 @@ def test_sweep_covers_the_rest_of_the_yaw_range_in_the_turning_direction():
         slices = np.floor((target - abs(yaw)) / room * 14).astype(int)
         np.testing.assert_array_equal(slices, np.arange(14))
         assert (np.abs(a[:, 1]) <= cfg.pitch_jitter).all() and (np.abs(a[:, 2]) <= cfg.roll_jitter).all()
+    # power 3: view k's turn is room * f**3 with f in the k-th slice
+    a = sweep_rotations(30.0, 10, np.random.default_rng(0), cfg, power=3.0)
+    np.testing.assert_array_equal(np.floor((a[:, 0] / 60) ** (1 / 3) * 10 + 1e-9).astype(int), np.arange(10))
     frontal = sweep_rotations(0.0, 200, np.random.default_rng(1), cfg)
     assert 50 < (frontal[:, 0] > 0).sum() < 150  # near-frontal faces turn either way
     np.testing.assert_array_equal(sweep_rotations(90.0, 5, np.random.default_rng(0), cfg)[:, 0], 0.0)

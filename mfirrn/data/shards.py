@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from mfirrn.data.datasets import DatasetError
 from mfirrn.geometry.params import PARAM_SPEC, ParamStats
 from mfirrn.io.checks import load_json
 
@@ -45,7 +46,7 @@ _IMAGE_SUFFIX = ".jpg"
 _PARAMS_SUFFIX = ".params.npy"
 
 
-class ShardError(FileNotFoundError):
+class ShardError(DatasetError):
     """A shard set is missing or malformed; the message names the file and the fix."""
 
 

@@ -195,7 +195,8 @@ class TrainConfig:
         choices = {"optim.name": (self.optim.name, ("sgd", "adamw")),
                    "optim.schedule": (self.optim.schedule, ("multistep", "cosine", "constant")),
                    "precision": (self.precision, ("fp32", "bf16", "amp")),
-                   "loss.name": (self.loss.name, ("wpdc", "vdc", "pdc"))}
+                   "loss.name": (self.loss.name, ("wpdc", "vdc", "pdc")),
+                   "data.format": (self.data.format, ("crops-params", "3ddfa", "shards"))}
         for key, (value, allowed) in choices.items():
             if value not in allowed:
                 raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}; use one of them")

@@ -181,16 +181,19 @@ def profile_face(crop: np.ndarray, params: np.ndarray, bfm: MorphableModel, conv
     return images[0], p_new[0]
 
 
-def sweep_rotations(yaw: float, n: int, rng: np.random.Generator, cfg: ProfileConfig) -> np.ndarray:
+def sweep_rotations(yaw: float, n: int, rng: np.random.Generator, cfg: ProfileConfig,
+                    power: float = 1.0) -> np.ndarray:
     """``n`` rotations (n, 3) (Δyaw, Δpitch, Δroll degrees) that sweep a face of ``yaw`` degrees over the
-    rest of the yaw range in the direction it turns, as 300W-LP's profiling does: view ``k`` takes its
-    target |yaw| uniformly in the k-th of ``n`` equal slices of [|yaw|, ``max_yaw``] (stratified), with
-    uniform pitch/roll jitter of ±``pitch_jitter``/``roll_jitter``. Near-frontal faces (|yaw| < 5) turn
-    either way, a coin per view. A face already at ``max_yaw`` gets views that differ in pitch and roll only."""
+    rest of the yaw range in the direction it turns, as 300W-LP's profiling does: view ``k`` turns by
+    ``room * f**power``, ``f`` uniform in the k-th of ``n`` equal slices of [0, 1] (stratified) and ``room =
+    max_yaw - |yaw|``, with uniform pitch/roll jitter of ±``pitch_jitter``/``roll_jitter``. ``power`` > 1
+    puts the views closer to the photo's pose (3 makes the |yaw| of a pool like AFLW's about uniform over
+    [0, 90]). Near-frontal faces (|yaw| < 5) turn either way, a coin per view. A face already at ``max_yaw``
+    gets views that differ in pitch and roll only."""
     if n <= 0:
         return np.zeros((0, 3))
     room = max(0.0, cfg.max_yaw - abs(yaw))
-    frac = (np.arange(n) + rng.uniform(0.0, 1.0, n)) / n
+    frac = ((np.arange(n) + rng.uniform(0.0, 1.0, n)) / n) ** power
     sign = np.full(n, float(np.sign(yaw))) if abs(yaw) >= 5 else rng.choice([-1.0, 1.0], n)
     pitch = rng.uniform(-cfg.pitch_jitter, cfg.pitch_jitter, n)
     roll = rng.uniform(-cfg.roll_jitter, cfg.roll_jitter, n)

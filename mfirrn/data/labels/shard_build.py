@@ -46,11 +46,15 @@ _YAW_EDGES = np.arange(-90, 91, 10)
 
 @dataclass(frozen=True)
 class ShardBuildConfig:
-    """``views_per_face`` crops per accepted face (the photo + profiled views); ``faces_per_shard`` faces per
-    tar shard (the resumable unit); ``seed`` of the face order and the views; ``workers`` processes (0: all
-    cores); ``jpeg_quality`` of the crops; ``limit``: only the first N accepted faces (tests, trials)."""
+    """``views_per_face`` crops per accepted face (the photo + profiled views); ``sweep_power``: how the
+    profiled views spread over the rest of the yaw range (:func:`mfirrn.data.labels.profiling.sweep_rotations`;
+    3 gives the AFLW pool an about uniform |yaw| over [0, 90], 1 would put half the crops above 60°);
+    ``faces_per_shard`` faces per tar shard (the resumable unit); ``seed`` of the face order and the views;
+    ``workers`` processes (0: all cores); ``jpeg_quality`` of the crops; ``limit``: only the first N accepted
+    faces (tests, trials)."""
 
     views_per_face: int = 36
+    sweep_power: float = 3.0
     faces_per_shard: int = 100
     seed: int = 0
     workers: int = 0
@@ -101,7 +105,7 @@ def _build_shard(job: dict) -> int:
             raise FileNotFoundError(f"cannot read crop {Path(job['crop_dir']) / name}; restore it (or relabel with "
                                     f"`mfirrn data fit-landmarks`) and rerun to resume the build")
         rng = np.random.default_rng((cfg.seed, int(face_idx)))
-        turn = sweep_rotations(float(y), cfg.views_per_face - 1, rng, cfg.profile)
+        turn = sweep_rotations(float(y), cfg.views_per_face - 1, rng, cfg.profile, power=cfg.sweep_power)
         prepared = prepare_profile(crop, p, bfm, job["convention"], cfg.profile, mirror=mirror)
         images, params = render_profiles(prepared, turn, bfm)
         views = [(crop, np.asarray(p, np.float32), (0.0, 0.0, 0.0), "photo")]
