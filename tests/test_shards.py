@@ -261,3 +261,17 @@ def test_the_300wlp_scale_pair_shares_one_recipe():
     assert (a["model"].pop("arch"), b["model"].pop("arch")) == ("mfirrn-mb05", "3ddfa-mb05")
     assert a.pop("out_dir") != b.pop("out_dir") and a == b
     assert (a["data"]["format"], a["precision"], a["loss"]["distill_weight"]) == ("shards", "bf16", 0.5)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--shards", "--profiles", "3"], "--profiles applies to the crops-params layout"),
+    (["--views", "10"], "add --shards"),
+    (["--shards", "--views", "0"], "--views must be at least 1"),
+])
+def test_cli_build_options_are_checked_in_one_line(tmp_path, capsys, argv, message):
+    from mfirrn.cli import main
+
+    rc = main(["data", "build", "--labels", str(tmp_path), "--out", str(tmp_path / "o"), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and message in err[0]
+    assert not (tmp_path / "o").exists()

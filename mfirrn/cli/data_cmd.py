@@ -48,15 +48,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Write every accepted face of a labels folder plus profiled (rotated, "
                                     "re-rendered) copies as a crops-params training set; with --shards, as a "
                                     "300W-LP-sized set in tar shards: every face swept over the yaw range into "
-                                    "--views crops (36 x 14 056 faces = 506 016 crops for the same-definition "
-                                    "labels). Resumable: rerun the same command to continue.")
+                                    "--views crops (36 views of the 14 k faces the same-definition labels "
+                                    "accept: over 500 k crops). Resumable: rerun the same command to continue.")
     b.add_argument("--labels", required=True, help="folder written by `mfirrn data fit-landmarks`")
     b.add_argument("--out", required=True, help="output dataset folder")
     b.add_argument("--profiles", type=int, default=None, help="profiled copies per face (default 2; not with --shards)")
     b.add_argument("--shards", action="store_true",
                    help="write tar shards (WebDataset layout, data.format=shards) with --views crops per face")
-    b.add_argument("--views", type=int, default=36, help="--shards: crops per face, the photo included (default 36)")
-    b.add_argument("--faces-per-shard", type=int, default=100, help="--shards: faces per shard (default 100)")
+    b.add_argument("--views", type=int, default=None, help="--shards: crops per face, the photo included (default 36)")
+    b.add_argument("--faces-per-shard", type=int, default=None, help="--shards: faces per shard (default 100)")
     b.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     b.add_argument("--seed", type=int, default=0, help="seed of the profiling poses (default 0)")
     b.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N accepted faces (default all)")
@@ -185,6 +185,8 @@ def _build(args: argparse.Namespace) -> int:
         if args.profiles is not None:
             return fail("--profiles applies to the crops-params layout; with --shards give --views (crops per face)")
         return _build_shards(args, progress)
+    if args.views is not None or args.faces_per_shard is not None:
+        return fail("--views and --faces-per-shard apply to the shard layout; add --shards (or give --profiles)")
     cfg = BuildConfig(profiles_per_face=2 if args.profiles is None else args.profiles, workers=args.workers,
                       seed=args.seed, limit=args.limit)
     try:
@@ -203,8 +205,9 @@ def _build_shards(args: argparse.Namespace, progress: bool) -> int:
     from mfirrn.io import assets
     from mfirrn.io.resume import ResumeError
 
-    cfg = ShardBuildConfig(views_per_face=args.views, faces_per_shard=args.faces_per_shard, seed=args.seed,
-                           workers=args.workers, limit=args.limit)
+    d = ShardBuildConfig()
+    cfg = ShardBuildConfig(views_per_face=args.views or d.views_per_face, seed=args.seed, workers=args.workers,
+                           faces_per_shard=args.faces_per_shard or d.faces_per_shard, limit=args.limit)
     try:
         index = build_shards(args.labels, args.out, cfg, progress=progress)
     except (PoolError, ResumeError, FileNotFoundError, ValueError, assets.AssetError) as e:
