@@ -47,12 +47,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--batch-size", type=int, default=None, help=f"faces fitted together (default {d.batch_size})")
     f.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda (default cpu)")
     f.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N faces (default all)")
-    b = dsub.add_parser("build", help="training set (crops-params layout) from labels, with face profiling",
+    b = dsub.add_parser("build", help="training set (crops-params or tar shards) from labels, with face profiling",
                         description="Write every accepted face of a labels folder plus profiled (rotated, "
-                                    "re-rendered) copies as a crops-params training set. Resumable: rerun to continue.")
+                                    "re-rendered) copies as a crops-params training set; with --shards, as a "
+                                    "300W-LP-sized set in tar shards: every face swept over the yaw range into "
+                                    "--views crops (36 views of the 14 k faces the same-definition labels "
+                                    "accept: over 500 k crops). Resumable: rerun the same command to continue.")
     b.add_argument("--labels", required=True, help="folder written by `mfirrn data fit-landmarks`")
     b.add_argument("--out", required=True, help="output dataset folder")
-    b.add_argument("--profiles", type=int, default=2, help="profiled copies per face (default 2)")
+    b.add_argument("--profiles", type=int, default=None, help="profiled copies per face (default 2; not with --shards)")
+    b.add_argument("--shards", action="store_true",
+                   help="write tar shards (WebDataset layout, data.format=shards) with --views crops per face")
+    b.add_argument("--views", type=int, default=None, help="--shards: crops per face, the photo included (default 36)")
+    b.add_argument("--faces-per-shard", type=int, default=None, help="--shards: faces per shard (default 100)")
     b.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     b.add_argument("--seed", type=int, default=0, help="seed of the profiling poses (default 0)")
     b.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N accepted faces (default all)")
@@ -184,12 +191,46 @@ def _build(args: argparse.Namespace) -> int:
     from mfirrn.data.labels.pool import PoolError
     from mfirrn.io import assets
 
-    cfg = BuildConfig(profiles_per_face=args.profiles, workers=args.workers, seed=args.seed, limit=args.limit)
+    for name, value, low in (("--views", args.views, 1), ("--faces-per-shard", args.faces_per_shard, 1),
+                             ("--profiles", args.profiles, 0), ("--workers", args.workers, 0)):
+        if value is not None and value < low:
+            return fail(f"{name} must be at least {low}, got {value}")
+    progress = sys.stderr.isatty() or os.environ.get("MFIRRN_PROGRESS") == "1"
+    if args.shards:
+        if args.profiles is not None:
+            return fail("--profiles applies to the crops-params layout; with --shards give --views (crops per face)")
+        return _build_shards(args, progress)
+    if args.views is not None or args.faces_per_shard is not None:
+        return fail("--views and --faces-per-shard apply to the shard layout; add --shards (or give --profiles)")
+    cfg = BuildConfig(profiles_per_face=2 if args.profiles is None else args.profiles, workers=args.workers,
+                      seed=args.seed, limit=args.limit)
     try:
-        manifest = build_dataset(args.labels, args.out, cfg, progress=sys.stderr.isatty() or os.environ.get("MFIRRN_PROGRESS") == "1")
+        manifest = build_dataset(args.labels, args.out, cfg, progress=progress)
     except (PoolError, FileNotFoundError, ValueError, assets.AssetError) as e:
         return fail(str(e))
     print(f"{manifest['count']} crops ({manifest['faces']} photos + {manifest['profiled']} profiled) in {args.out}")
     h = manifest["yaw_histogram"]
     print("yaw histogram (10-degree bins from -90): photos", h["photos"], "\n                                       all   ", h["all"])
+    return 0
+
+
+def _build_shards(args: argparse.Namespace, progress: bool) -> int:
+    from mfirrn.data.labels.pool import PoolError
+    from mfirrn.data.labels.shard_build import ShardBuildConfig, build_shards
+    from mfirrn.io import assets
+    from mfirrn.io.resume import ResumeError
+
+    d = ShardBuildConfig()
+    cfg = ShardBuildConfig(views_per_face=args.views or d.views_per_face, seed=args.seed, workers=args.workers,
+                           faces_per_shard=args.faces_per_shard or d.faces_per_shard, limit=args.limit)
+    try:
+        index = build_shards(args.labels, args.out, cfg, progress=progress)
+    except (PoolError, ResumeError, FileNotFoundError, ValueError, assets.AssetError) as e:
+        return fail(str(e))
+    print(f"{index['count']} crops ({index['faces']} photos + {index['profiled']} profiled) in "
+          f"{len(index['shards'])} shards, {index['bytes'] / 1e9:.2f} GB, in {args.out}; train on it with "
+          f"data.format=shards data.root={args.out}")
+    h = index["yaw_histogram"]
+    print("yaw histogram (10-degree bins from -90): photos", h["photos"])
+    print("                                         all   ", h["all"])
     return 0

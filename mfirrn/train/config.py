@@ -52,10 +52,11 @@ class AugmentSettings:
 
 @dataclass
 class DataConfig:
-    """``format``: ``3ddfa`` (root = image folder, list_file, param_file) or ``crops-params`` (root).
+    """``format``: ``3ddfa`` (root = image folder, list_file, param_file), ``crops-params`` (root) or ``shards``
+    (root = a tar shard set from ``mfirrn data build --shards``, streamed; :mod:`mfirrn.data.shards`).
 
-    ``val_fraction`` of the data (a fixed seeded split) is held out for validation; ``val_root`` (same
-    format options under ``val_*``) would replace it — not needed for the two formats here.
+    ``val_fraction`` of the data (a fixed seeded split; for shards, whole shards, so whole faces) is held out
+    for validation. ``shuffle_shards``: shards a loader worker shuffles together (shards only).
     """
 
     format: str = "crops-params"
@@ -66,6 +67,7 @@ class DataConfig:
     batch_size: int = 128
     workers: int = 4
     pin_memory: bool = True
+    shuffle_shards: int = 4
     augment: AugmentSettings = field(default_factory=AugmentSettings)
 
 
@@ -193,7 +195,8 @@ class TrainConfig:
         choices = {"optim.name": (self.optim.name, ("sgd", "adamw")),
                    "optim.schedule": (self.optim.schedule, ("multistep", "cosine", "constant")),
                    "precision": (self.precision, ("fp32", "bf16", "amp")),
-                   "loss.name": (self.loss.name, ("wpdc", "vdc", "pdc"))}
+                   "loss.name": (self.loss.name, ("wpdc", "vdc", "pdc")),
+                   "data.format": (self.data.format, ("crops-params", "3ddfa", "shards"))}
         for key, (value, allowed) in choices.items():
             if value not in allowed:
                 raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}; use one of them")
@@ -205,6 +208,7 @@ class TrainConfig:
         checks = {
             "data.batch_size": (d.batch_size, positive_int), "epochs": (self.epochs, positive_int),
             "data.workers": (d.workers, nonnegative_int), "max_steps": (self.max_steps, nonnegative_int),
+            "data.shuffle_shards": (d.shuffle_shards, positive_int),
             "stop_after_steps": (self.stop_after_steps, nonnegative_int),
             "checkpoint_every_steps": (self.checkpoint_every_steps, nonnegative_int),
             "log_every_steps": (self.log_every_steps, positive_int), "loss.n_resample": (self.loss.n_resample, positive_int),

@@ -243,22 +243,37 @@ class Trainer:
             options.update(list_file=d.list_file, param_file=d.param_file)
         if not d.root:
             raise ConfigError("data.root is empty; set it in the config or with data.root=PATH")
-        full = open_dataset(d.format, self.stats, seed=cfg.seed, **options)
+        if d.format == "shards":
+            from mfirrn.data.shards import ShardSet
+
+            full = ShardSet(d.root)
+        else:
+            full = open_dataset(d.format, self.stats, seed=cfg.seed, **options)
         # The labels' pixel convention is what the network learns to output: it goes into the checkpoint.
         self.convention = full.convention
         self.teacher = self._load_teacher() if cfg.loss.distill_weight > 0 else None
         self.net.card = dataclasses.replace(self.card, convention=full.convention)  # type: ignore[assignment]
-        train_idx, val_idx = split_indices(len(full), d.val_fraction, cfg.seed)
         aug = None
         if d.augment.enabled:
             # AugmentSettings = AugmentConfig's fields + ``enabled``; copy them over by name
             settings = {f.name: getattr(d.augment, f.name) for f in dataclasses.fields(AugmentConfig)}
             acfg = AugmentConfig(**{**settings, "scale": tuple(settings["scale"])})
             aug = Augmenter(acfg, default_mirror() if acfg.flip_prob > 0 else None, full.convention)
-        self.train_set = full.subset(train_idx, augment=aug)
-        self.val_set = full.subset(val_idx, augment=None)
-        self.sampler = ResumableSampler(len(self.train_set), shuffle=True, seed=cfg.seed,
-                                        rank=self.dist.rank, world_size=self.dist.world_size)
+        if d.format == "shards":  # streamed: the stream is its own sampler (set_epoch, state_dict, len)
+            from mfirrn.data.shards import ShardSamples, ShardStream
+
+            train_ids, val_ids = full.split(d.val_fraction, cfg.seed)
+            self.train_set = ShardStream(full, train_ids, self.stats, batch_size=d.batch_size, n_workers=d.workers,
+                                         augment=aug, seed=cfg.seed, rank=self.dist.rank,
+                                         world_size=self.dist.world_size, shuffle_shards=d.shuffle_shards)
+            self.val_set = ShardSamples(full, val_ids, self.stats)
+            self.sampler = self.train_set
+        else:
+            train_idx, val_idx = split_indices(len(full), d.val_fraction, cfg.seed)
+            self.train_set = full.subset(train_idx, augment=aug)
+            self.val_set = full.subset(val_idx, augment=None)
+            self.sampler = ResumableSampler(len(self.train_set), shuffle=True, seed=cfg.seed,
+                                            rank=self.dist.rank, world_size=self.dist.world_size)
         self.steps_per_epoch = len(self.sampler) // d.batch_size
         if self.steps_per_epoch < 1:
             raise ConfigError(f"data.batch_size={d.batch_size} exceeds the {len(self.sampler)} training samples per "
@@ -487,11 +502,14 @@ class Trainer:
         t0, n_seen = time.perf_counter(), 0
         while self.step < self.total_steps and not stopped:
             epoch, offset = divmod(self.step, spe)
+            pin = cfg.data.pin_memory and self.device.type == "cuda"
             self.sampler.set_epoch(epoch, offset * bs)
-            self.train_set.set_epoch(epoch)
-            loader = make_loader(self.train_set, bs, sampler=self.sampler, workers=cfg.data.workers,
-                                 pin_memory=cfg.data.pin_memory and self.device.type == "cuda",
-                                 seed=cfg.seed * 1000 + epoch)
+            if self.sampler is self.train_set:  # a shard stream: batches made in its workers
+                loader = self.train_set.loader(pin_memory=pin)
+            else:
+                self.train_set.set_epoch(epoch)
+                loader = make_loader(self.train_set, bs, sampler=self.sampler, workers=cfg.data.workers,
+                                     pin_memory=pin, seed=cfg.seed * 1000 + epoch)
             for x, y, _ in loader:
                 x = x.to(self.device, non_blocking=True)
                 y = y.to(self.device, non_blocking=True)

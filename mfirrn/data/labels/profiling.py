@@ -28,7 +28,8 @@ from mfirrn.geometry.frames import CROP_SIZE, Convention
 from mfirrn.geometry.params import pose_from_params, split_params
 from mfirrn.io.checks import check_shape
 
-__all__ = ["ProfileConfig", "rotation_matrix", "rotate_params", "sample_rotation", "profile_face"]
+__all__ = ["ProfileConfig", "ProfileSource", "rotation_matrix", "rotate_params", "sample_rotation", "sweep_rotations",
+           "prepare_profile", "render_profiles", "profile_face"]
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,24 @@ def sample_rotation(yaw: float, rng: np.random.Generator, cfg: ProfileConfig) ->
     return sign * step, rng.uniform(-cfg.pitch_jitter, cfg.pitch_jitter), rng.uniform(-cfg.roll_jitter, cfg.roll_jitter)
 
 
-def profile_face(crop: np.ndarray, params: np.ndarray, bfm: MorphableModel, convention: Convention,
-                 angles: tuple[float, float, float], cfg: ProfileConfig = ProfileConfig(),
-                 mirror: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
-    """Re-render a face rotated by ``angles`` (Δyaw, Δpitch, Δroll degrees).
+@dataclass(frozen=True)
+class ProfileSource:
+    """What every view of one face shares (:func:`prepare_profile`): the params ``p`` (1, 62), the head
+    centre (1, 3) in the posed frame, per-vertex colours (N, 3) RGB in [0, 1], and the photo with the face
+    region inpainted, ``background`` (120, 120, 3) float32 in [0, 1]."""
 
-    ``crop`` (120, 120, 3) uint8 BGR, ``params`` (62,) de-normalised, fitted to the crop with
-    ``convention``. Returns the new crop (120, 120, 3) uint8 and its params (62,) float32.
+    p: torch.Tensor
+    centre: torch.Tensor
+    colors: np.ndarray
+    background: np.ndarray
+    convention: str
+
+
+def prepare_profile(crop: np.ndarray, params: np.ndarray, bfm: MorphableModel, convention: Convention,
+                    cfg: ProfileConfig = ProfileConfig(), mirror: Optional[np.ndarray] = None) -> ProfileSource:
+    """Texture and background of a face for :func:`render_profiles` (the view-independent half of profiling).
+
+    ``crop`` (120, 120, 3) uint8 BGR, ``params`` (62,) de-normalised, fitted to the crop with ``convention``.
     Vertices hidden in the photo, or seen at a grazing angle (``cfg.min_facing``), take the colour of
     their mirror vertex where that one is visible and faces the camera (``mirror``, from
     :func:`mfirrn.geometry.bfm.mirror_vertex_map`; computed when not given), else the photo colour under them.
@@ -106,9 +118,6 @@ def profile_face(crop: np.ndarray, params: np.ndarray, bfm: MorphableModel, conv
     with torch.no_grad():
         v = bfm.vertices(p, convention=convention)[0].numpy()
         centre = bfm.posed_vertices(p)[0].mean(0, keepdim=True)
-        R = torch.as_tensor(rotation_matrix(*angles), dtype=torch.float32)[None]
-        p_new = rotate_params(p, R, centre)
-        v_new = bfm.vertices(p_new, convention=convention)[0].numpy()
     size = CROP_SIZE
     visible = render.visibility(v, tri, size, size, eps=1.0, num_threads=1)
     # the photo shows a vertex's own colour only where its surface faces the camera: at grazing angles
@@ -125,10 +134,59 @@ def profile_face(crop: np.ndarray, params: np.ndarray, bfm: MorphableModel, conv
     if cfg.mask_dilate > 0:
         k = 2 * cfg.mask_dilate + 1
         mask = cv2.dilate(mask, np.ones((k, k), np.uint8))
-    background = cv2.inpaint(crop, mask, cfg.inpaint_radius, cv2.INPAINT_TELEA)
-    image, _ = render.rasterize(v_new, tri, colors, size, size, background=background.astype(np.float32) / 255.0,
-                                num_threads=1)
-    return np.clip(np.round(image * 255), 0, 255).astype(np.uint8), p_new[0].numpy()
+    background = cv2.inpaint(crop, mask, cfg.inpaint_radius, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
+    return ProfileSource(p, centre, colors, background, convention)
+
+
+def render_profiles(source: ProfileSource, angles: np.ndarray, bfm: MorphableModel) -> tuple[np.ndarray, np.ndarray]:
+    """Views of a prepared face rotated by ``angles`` (K, 3) (Δyaw, Δpitch, Δroll degrees) about its head
+    centre: crops (K, 120, 120, 3) uint8 BGR and their exact params (K, 62) float32."""
+    from mfirrn import render
+
+    angles = np.asarray(angles, np.float64).reshape(-1, 3)
+    k = len(angles)
+    out = np.empty((k, CROP_SIZE, CROP_SIZE, 3), np.uint8)
+    if k == 0:
+        return out, np.zeros((0, 62), np.float32)
+    tri = np.ascontiguousarray(bfm.triangles, dtype=np.int32)
+    R = torch.as_tensor(np.stack([rotation_matrix(*a) for a in angles]), dtype=torch.float32)
+    with torch.no_grad():
+        p_new = rotate_params(source.p.expand(k, 62), R, source.centre.expand(k, 3))
+        v_new = bfm.vertices(p_new, convention=source.convention).numpy()
+    for i in range(k):
+        image, _ = render.rasterize(v_new[i], tri, source.colors, CROP_SIZE, CROP_SIZE, background=source.background,
+                                    num_threads=1)
+        out[i] = np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
+    return out, p_new.numpy()
+
+
+def profile_face(crop: np.ndarray, params: np.ndarray, bfm: MorphableModel, convention: Convention,
+                 angles: tuple[float, float, float], cfg: ProfileConfig = ProfileConfig(),
+                 mirror: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Re-render a face rotated by ``angles`` (Δyaw, Δpitch, Δroll degrees): :func:`prepare_profile`, then
+    :func:`render_profiles` of one view. Returns the new crop (120, 120, 3) uint8 and its params (62,) float32."""
+    source = prepare_profile(crop, params, bfm, convention, cfg, mirror)
+    images, p_new = render_profiles(source, np.asarray([angles]), bfm)
+    return images[0], p_new[0]
+
+
+def sweep_rotations(yaw: float, n: int, rng: np.random.Generator, cfg: ProfileConfig,
+                    power: float = 1.0) -> np.ndarray:
+    """``n`` rotations (n, 3) (Δyaw, Δpitch, Δroll degrees) that sweep a face of ``yaw`` degrees over the
+    rest of the yaw range in the direction it turns, as 300W-LP's profiling does: view ``k`` turns by
+    ``room * f**power``, ``f`` uniform in the k-th of ``n`` equal slices of [0, 1] (stratified) and ``room =
+    max_yaw - |yaw|``, with uniform pitch/roll jitter of ±``pitch_jitter``/``roll_jitter``. ``power`` > 1
+    puts the views closer to the photo's pose (3 makes the |yaw| of a pool like AFLW's about uniform over
+    [0, 90]). Near-frontal faces (|yaw| < 5) turn either way, a coin per view. A face already at ``max_yaw``
+    gets views that differ in pitch and roll only."""
+    if n <= 0:
+        return np.zeros((0, 3))
+    room = max(0.0, cfg.max_yaw - abs(yaw))
+    frac = ((np.arange(n) + rng.uniform(0.0, 1.0, n)) / n) ** power
+    sign = np.full(n, float(np.sign(yaw))) if abs(yaw) >= 5 else rng.choice([-1.0, 1.0], n)
+    pitch = rng.uniform(-cfg.pitch_jitter, cfg.pitch_jitter, n)
+    roll = rng.uniform(-cfg.roll_jitter, cfg.roll_jitter, n)
+    return np.stack([sign * room * frac, pitch, roll], axis=1)
 
 
 def yaw_of(params: np.ndarray) -> np.ndarray:
