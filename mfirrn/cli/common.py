@@ -104,4 +104,5 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
     return Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=dense,
                          device=device, bf16=args.bf16,
                          detector_backend=resolve_backend(args.backend, device, args.bf16),
-                         detector_threads=args.threads)
+                         detector_threads=args.threads, min_confidence=getattr(args, "min_confidence", None),
+                         min_face_size=getattr(args, "min_face_size", 0.0))

@@ -57,6 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "passes where their rois agree, else the first), always (3DDFA's two-step), off (single pass)")
     p.add_argument("--no-refine", dest="refine", action="store_const", const="off", help="same as --refine off")
     p.add_argument("--mesh", default="full", choices=("full", "noneck"), help="dense mesh (default full)")
+    p.add_argument("--min-confidence", type=float, default=None, metavar="C",
+                   help="keep detected faces whose face-verifier confidence (0-1, in the JSON) is at least C "
+                        "(default: the verifier's threshold, chosen by measurement; 0 keeps every detection)")
+    p.add_argument("--min-face-size", type=float, default=0.0, metavar="PX",
+                   help="keep detected faces whose 68 landmarks span at least PX pixels (default 0)")
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="CPU threads of the networks (PyTorch and ONNX Runtime); 0 = all cores. Default 1: "
                         "images stream through a reader and a writer thread beside it, and one thread stays "
@@ -219,7 +224,8 @@ def _run(args: argparse.Namespace) -> int:
                 bar.update(1)
                 continue
             if not faces:
-                hint = "try --detector dlib-hog or dlib-cnn, --box or --landmarks" if boxes is None and landmarks is None else ""
+                hint = ("try --detector dlib-hog or dlib-cnn, --min-confidence 0, --box or --landmarks"
+                        if boxes is None and landmarks is None else "")
                 skip(f"{path}: no face found{f' ({hint})' if hint else ''}")
                 bar.update(1)
                 continue

@@ -25,12 +25,14 @@ from mfirrn.geometry.crop import crop_image, crops_to_tensor, roi_from_box, roi_
 from mfirrn.geometry.frames import Convention, params_from_image_camera, params_to_image_camera
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.inference.predict import predict_params
+from mfirrn.inference.verify import FaceVerifier, pass_agreement
 
 __all__ = ["Face", "Reconstructor", "reconstruct", "read_image", "ImageError", "NoFaceError", "StageTimes",
            "RefineMode", "REFINE_MODES", "average_passes", "refined_roi_agrees"]
 
 RefineMode = Literal["robust", "always", "off"]
 REFINE_MODES: tuple[str, ...] = ("robust", "always", "off")
+MAX_PITCH = 90.0  # degrees: a reconstructed head tilted further up or down is not a face
 
 
 class ImageError(ValueError):
@@ -76,7 +78,8 @@ class Face:
     ``landmarks`` (68, 3); ``vertices`` (N, 3) dense mesh (``None`` if not requested);
     ``triangles`` (T, 3) int64 of that mesh; ``score`` detector score; ``refined`` whether the roi
     comes from the second (landmark) pass of the refinement (and, with ``refine="robust"``, the params are
-    the mean of the refinement's passes).
+    the mean of the refinement's passes); ``confidence`` in [0, 1]: how sure the face verifier
+    (:mod:`mfirrn.inference.verify`) is that this is a human face (NaN when it did not run).
     """
 
     box: Optional[np.ndarray]
@@ -88,12 +91,15 @@ class Face:
     triangles: Optional[np.ndarray] = field(default=None, repr=False)
     score: float = float("nan")
     refined: bool = False
+    confidence: float = float("nan")
 
     def to_dict(self) -> dict:
-        """The JSON form written by ``mfirrn reconstruct`` (box, score, roi, refined, params, pose, landmarks)."""
+        """The JSON form written by ``mfirrn reconstruct`` (box, score, confidence, roi, refined, params, pose,
+        landmarks)."""
         return {
             "box": None if self.box is None else [float(v) for v in self.box[:4]],
             "score": None if not np.isfinite(self.score) else float(self.score),
+            "confidence": None if not np.isfinite(self.confidence) else round(float(self.confidence), 4),
             "roi": [float(v) for v in self.roi],
             "refined": bool(self.refined),
             "params": [float(v) for v in self.params],
@@ -195,13 +201,23 @@ class Reconstructor:
     ``detector_backend``: ``"torch"`` or ``"onnxruntime"`` for a network detector named by string;
     ``detector_threads``: its ONNX Runtime intra-op threads (0: all cores; PyTorch uses
     ``torch.set_num_threads``).
+
+    Every face gets a ``confidence`` from the face verifier (:class:`mfirrn.inference.verify.FaceVerifier`;
+    with ``refine="off"`` it runs the second network pass it needs). Detected faces are kept when their
+    confidence is at least ``min_confidence`` (``None``: the verifier's default, chosen by measurement in
+    docs/experiments/wild.md; 0 keeps every face), their landmarks' box is at least ``min_face_size``
+    pixels on its longer side, and their pitch lies within +-90 degrees (a head cannot face further
+    up or down). Faces given as ``boxes`` or ``landmarks`` are never dropped (they get a confidence).
+    ``verify=False`` skips the verifier (confidence NaN, no face dropped for it; ``min_face_size`` still
+    applies).
     """
 
     def __init__(self, model: Union[str, nn.Module] = "3ddfa-v2-mb05", detector: Union[str, Detector] = DEFAULT_DETECTOR,
                  *, refine: Union[bool, RefineMode] = "robust", mesh: MeshName = "full", dense: bool = True,
                  device: Union[str, torch.device] = "cpu", bf16: bool = False,
                  bfm: Optional[MorphableModel] = None, detector_backend: str = "torch",
-                 detector_threads: int = 0) -> None:
+                 detector_threads: int = 0, min_confidence: Optional[float] = None,
+                 min_face_size: float = 0.0, verify: bool = True) -> None:
         from mfirrn import models
 
         self.device = torch.device(device)
@@ -217,6 +233,24 @@ class Reconstructor:
         self.refine: RefineMode = refine  # type: ignore[assignment]
         self.dense, self.bf16 = dense, bf16
         self.bfm = (bfm if bfm is not None else MorphableModel(mesh)).to(self.device)
+        if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
+        if not min_face_size >= 0.0:
+            raise ValueError(f"min_face_size must be >= 0 pixels, got {min_face_size}")
+        self._min_confidence, self.min_face_size, self.verify = min_confidence, float(min_face_size), verify
+        self._verifier: Optional[FaceVerifier] = None
+
+    @property
+    def verifier(self) -> FaceVerifier:
+        if self._verifier is None:
+            dev = "cpu" if self.device.type != "cuda" else str(self.device)
+            self._verifier = FaceVerifier(device=dev, backend=self.detector_backend, threads=self.detector_threads)
+        return self._verifier
+
+    @property
+    def min_confidence(self) -> float:
+        """The confidence a detected face needs to be kept (the verifier's default unless given)."""
+        return self._min_confidence if self._min_confidence is not None else self.verifier.threshold
 
     @property
     def detector(self) -> Detector:
@@ -247,7 +281,8 @@ class Reconstructor:
 
         Faces come from ``landmarks`` (F, K, 2) if given (roi from landmarks, as in 3DDFA's second step), else from
         ``boxes`` (F, 4 or 5), else from the detector. Returns [] when no face is found. ``times``
-        collects the seconds spent per stage (detect, network, refine, landmarks, dense).
+        collects the seconds spent per stage (detect, network, refine, landmarks, verify, dense). Detected faces
+        the verifier rejects (see the class docstring) are left out.
         """
         timer = times if times is not None else _no_timer
         image = as_bgr(image)
@@ -273,11 +308,13 @@ class Reconstructor:
         refined = np.zeros(len(rois), bool)
         with timer("landmarks"):
             lms_t = self._landmarks(params, rois)
+        first_lms, rois2, second_lms, rois3 = lms_t.cpu().numpy(), None, None, None
         if self.refine != "off":
             with timer("refine"):
                 rois2 = roi_from_landmarks(lms_t.cpu().numpy()[..., :2])
                 params2 = self._predict(image, rois2)
                 lms2_t = self._landmarks(params2, rois2)
+                second_lms = lms2_t.cpu().numpy()
                 if self.refine == "always":
                     refined = np.ones(len(rois), bool)
                 else:
@@ -294,6 +331,27 @@ class Reconstructor:
                 rois = np.where(refined[:, None], rois2, rois)
         lms = lms_t.cpu().numpy()
         pose = pose_from_params(params)
+        confidence = np.full(len(rois), np.nan)
+        if self.verify:
+            with timer("verify"):
+                if second_lms is None:  # refine="off": the verifier's second pass
+                    rois2 = roi_from_landmarks(first_lms[..., :2])
+                    second_lms = self._landmarks(self._predict(image, rois2), rois2).cpu().numpy()
+                rois3 = roi_from_landmarks(second_lms[..., :2]) if rois3 is None else rois3
+                confidence = self.verifier(image, lms, rois, *pass_agreement(first_lms, second_lms, rois2, rois3))
+        keep = np.ones(len(rois), bool)
+        if landmarks is None and boxes is None:
+            keep = np.ptp(lms[..., :2], axis=-2).max(axis=-1) >= self.min_face_size
+            if self.verify:
+                keep &= (confidence >= self.min_confidence) & (np.abs(pose.pitch.cpu().numpy()) <= MAX_PITCH)
+            if not keep.any():
+                return []
+            if not keep.all():
+                idx = np.flatnonzero(keep)
+                rois, params, lms, refined, confidence = (rois[idx], params[torch.as_tensor(idx)], lms[idx],
+                                                          refined[idx], confidence[idx])
+                scores, pose = scores[idx], pose_from_params(params)
+                box_arr = None if box_arr is None else box_arr[idx]
         verts = None
         if self.dense:
             with timer("dense"):
@@ -314,6 +372,7 @@ class Reconstructor:
                 triangles=self.bfm.triangles if verts is not None else None,
                 score=float(scores[i]),
                 refined=bool(refined[i]),
+                confidence=float(confidence[i]),
             ))
         return faces
 
