@@ -15,14 +15,19 @@ result exactly as the pipeline computes them:
   whose crop slides onto a face behind the hand (its landmarks' centre inside a FaceBoxes box >= 0.95
   that does not overlap the hand) is left out.
 
-Candidates: MTCNN's O-Net probability (``onet``), FaceBoxes on the crop (``fbcrop``), the passes'
-landmark agreement (``lmdiff``, lower is better) and roi agreement (``agree``), the 3DMM coefficients'
+Candidates: MTCNN's O-Net probability (``onet``), FaceBoxes run again on the face's final crop seen at
+160x160 (``fbcrop``: its best score for a box holding the landmarks' centre), the passes' landmark
+agreement (``lmdiff``, lower is better) and roi agreement (``agree``), the 3DMM coefficients'
 Mahalanobis distance under the model's param stats (``prior``, lower is better), the landmarks' box
-width/height (``aspect``) and the logistic head over the four verifier features (fitted on the fit
-split). For each: the threshold that keeps 99.5 % of the validation faces (and all of them), and how
-many validation non-faces pass it. ``--fit`` writes the head, with the threshold that keeps 99.5 % of
-the validation faces as the default ``min_confidence``, to ``data/weights/face-verifier.json``.
-The AFLW2000-3D dev split is never used.
+width/height (``aspect``), the logistic head over the verifier's three features (fitted on the fit
+split) and the same head with ``fbcrop`` as a fourth feature. For each: the threshold that keeps 99.5 %
+of the validation faces (and all of them), and how many validation non-faces pass it.
+
+The default ``min_confidence``: the head's lowest confidence over the validation faces the pipeline
+reconstructs (21-point NME <= 10 %, AFLW's points against the 68 mapped to them, normalised by the
+crop side / sqrt(2)), rounded down to a multiple of 0.05: a face the pipeline gets right is never
+dropped on the validation set. ``--fit`` writes the head and that threshold to
+``data/weights/face-verifier.json``. The AFLW2000-3D dev split is never used.
 """
 
 from __future__ import annotations
@@ -39,13 +44,17 @@ import numpy as np
 import torch
 
 from mfirrn.evaluation.metrics import map_68_to_21
-from mfirrn.geometry.crop import roi_iou
+from mfirrn.geometry.crop import crop_image, roi_iou
 from mfirrn.inference.pipeline import Reconstructor, read_image
-from mfirrn.inference.verify import DEFAULT_HEAD_PATH, FEATURES, FaceVerifier, VerifierHead
+from mfirrn.inference.verify import DEFAULT_HEAD_PATH, FEATURES, FaceVerifier, VerifierHead, landmark_boxes
 from mfirrn.io.assets import fetch_asset, read_asset_table
 
 DATA = Path(__file__).resolve().parent / "data"
 RECALL = 0.995
+GOOD_NME = 0.10  # a validation face the pipeline reconstructs: its default threshold must keep it
+
+
+FBCROP_SIZE = 160  # FaceBoxes' smallest anchor is 32 px
 
 
 class RecordingVerifier(FaceVerifier):
@@ -53,9 +62,20 @@ class RecordingVerifier(FaceVerifier):
 
     last: np.ndarray = np.zeros((0, len(FEATURES)))
 
-    def __call__(self, image, landmarks, rois, lmdiff, agree):
-        self.last = self.features(image, landmarks, rois, lmdiff, agree)
+    def __call__(self, image, landmarks, lmdiff, agree):
+        self.last = self.features(image, landmarks, lmdiff, agree)
         return self.head(self.last)
+
+
+def fbcrop(faceboxes, image: np.ndarray, roi: np.ndarray, landmarks: np.ndarray) -> float:
+    """FaceBoxes' best score on the crop ``roi`` seen at 160x160, for a box holding the landmarks' centre."""
+    found = faceboxes(crop_image(image, roi, FBCROP_SIZE))
+    if not len(found):
+        return 0.0
+    box = landmark_boxes(landmarks[None])[0]
+    cx, cy = ((box[:2] + box[2:]) / 2 - roi[:2]) * FBCROP_SIZE / (roi[2] - roi[0])
+    hit = (found[:, 0] <= cx) & (cx <= found[:, 2]) & (found[:, 1] <= cy) & (cy <= found[:, 3])
+    return float(found[hit, 4].max()) if hit.any() else 0.0
 
 
 def candidate(rec: Reconstructor, image: np.ndarray, boxes: np.ndarray, mean: np.ndarray,
@@ -68,8 +88,9 @@ def candidate(rec: Reconstructor, image: np.ndarray, boxes: np.ndarray, mean: np
         lm = f.landmarks[:, :2]
         w, h = np.ptp(lm, axis=0)
         z = (f.params[12:] - mean[12:]) / std[12:]
-        out.append({**dict(zip(FEATURES, map(float, x))), "prior": float(z @ z), "aspect": float(w / max(h, 1e-9)),
-                    "centre": lm.mean(0).tolist(), "landmarks": f.landmarks[:, :2].tolist()})
+        out.append({**dict(zip(FEATURES, map(float, x))), "fbcrop": fbcrop(rec.detector, image, f.roi, lm),
+                    "prior": float(z @ z), "aspect": float(w / max(h, 1e-9)), "centre": lm.mean(0).tolist(),
+                    "landmarks": lm.tolist()})
     return out
 
 
@@ -156,8 +177,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.time()
-    rec = Reconstructor(dense=False, detector_backend="onnxruntime", detector_threads=1)
-    neutral = VerifierHead(FEATURES, (0.0,) * 4, (1.0,) * 4, (0.0,) * 4, 0.0, 0.5)  # features only, fitted below
+    from mfirrn.detect.faceboxes import FaceBoxes
+
+    fb = FaceBoxes(score_threshold=0.05, backend="onnxruntime", threads=1)  # finds weak faces too
+    rec = Reconstructor(dense=False, detector=fb, detector_backend="onnxruntime", detector_threads=1)
+    k = len(FEATURES)
+    neutral = VerifierHead(FEATURES, (0.0,) * k, (1.0,) * k, (0.0,) * k, 0.0, 0.5)  # features only, fitted below
     rec._verifier = RecordingVerifier(backend="onnxruntime", threads=1, head=neutral)
     mean = np.asarray(rec.model.stats.mean, np.float64).ravel()
     std = np.asarray(rec.model.stats.std, np.float64).ravel()
@@ -177,18 +202,23 @@ def main() -> None:
     mat = {k: np.array([[c[f] for f in FEATURES] for c in v]) for k, v in sets.items()}
     mu, sd, w, b = fit_head(mat["fit faces"], mat["fit non-faces"])
     head = VerifierHead(FEATURES, tuple(mu), tuple(sd), tuple(w), b, 0.5)
+    four = (*FEATURES, "fbcrop")
+    mat4 = {k: np.array([[c[f] for f in four] for c in v]) for k, v in sets.items()}
+    mu4, sd4, w4, b4 = fit_head(mat4["fit faces"], mat4["fit non-faces"])
+    head4 = lambda x: 1 / (1 + np.exp(-(((x - mu4) / sd4) @ w4 + b4)))  # noqa: E731
     vf, vn = sets["val faces"], sets["val non-faces"]
     yaw = np.array([c["yaw"] for c in vf])
     cands = {"onet": 1, "fbcrop": 1, "lmdiff": -1, "agree": 1, "prior": -1, "aspect": 1}
     score = {k: (np.array([s * c[k] for c in vf]), np.array([s * c[k] for c in vn])) for k, s in cands.items()}
-    score["logistic head (onet, fbcrop, lmdiff, agree)"] = (head(mat["val faces"]), head(mat["val non-faces"]))
+    verifier = "logistic head (onet, lmdiff, agree): the verifier"
+    score[verifier] = (head(mat["val faces"]), head(mat["val non-faces"]))
+    score["logistic head + fbcrop"] = (head4(mat4["val faces"]), head4(mat4["val non-faces"]))
     kinds = np.array([c["kind"] for c in vn])
     print(f"\nValidation: {len(vf)} AFLW faces (|yaw| 60-90: {(yaw >= 60).sum()}), {len(vn)} non-faces "
           f"({(kinds == 'hand').sum()} hands, {(kinds == 'random').sum()} random squares)")
     print("| candidate | AUC | threshold (99.5 % faces kept) | non-faces passing | precision | faces kept at 60-90 "
           "| threshold (all faces kept) | non-faces passing |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    chosen = None
     for name, (p, n) in score.items():
         auc = (p[:, None] > n[None]).mean() + 0.5 * (p[:, None] == n[None]).mean()
         t995, tall = np.quantile(p, 1 - RECALL), p.min()
@@ -197,12 +227,19 @@ def main() -> None:
         sign = -1 if cands.get(name, 1) < 0 else 1
         print(f"| {name} | {auc:.4f} | {sign * t995:.3f} | {fp}/{len(n)} | {prec:.3f} | "
               f"{(p[yaw >= 60] >= t995).mean():.3f} | {sign * tall:.3f} | {int((n >= tall).sum())}/{len(n)} |")
-        if name.startswith("logistic"):
-            chosen = float(t995)
+    good = np.array([c["nme21"] for c in vf]) <= GOOD_NME
+    print(f"\nThe rule for the default threshold: the lowest confidence of the {good.sum()} validation faces with "
+          f"21-point NME <= {GOOD_NME:.0%}, rounded down to a multiple of 0.05")
+    for name in ("logistic head + fbcrop", verifier):
+        p, n = score[name]
+        chosen = float(np.floor(p[good].min() * 20) / 20)
+        print(f"- {name}: threshold {chosen:.2f} ({p[good].min():.3f}) keeps {(p >= chosen).sum()}/{len(p)} faces "
+              f"({(p[yaw >= 60] >= chosen).sum()}/{(yaw >= 60).sum()} at |yaw| 60-90); {(n >= chosen).sum()}/{len(n)} "
+              f"non-faces pass ({((n >= chosen) & (kinds == 'hand')).sum()} hands)")
     head = VerifierHead(FEATURES, tuple(map(float, mu)), tuple(map(float, sd)), tuple(map(float, w)), b,
-                        round(chosen, 3), note=f"benchmarks/verifiers.py --n-aflw {args.n_aflw}: logistic fit on "
-                        f"{len(sets['fit faces'])} AFLW faces and {len(sets['fit non-faces'])} non-faces; threshold "
-                        f"keeps {RECALL:.1%} of {len(vf)} validation faces")
+                        chosen, note=f"benchmarks/verifiers.py --n-aflw {args.n_aflw}: logistic fit on "
+                        f"{len(sets['fit faces'])} AFLW faces and {len(sets['fit non-faces'])} non-faces; threshold: "
+                        f"every validation face with 21-point NME <= {GOOD_NME:.0%} kept")
     print(f"\nhead: weights {np.round(w, 3).tolist()} on {list(FEATURES)} (standardised), bias {b:.3f}, "
           f"threshold {head.threshold}")
     if args.fit:

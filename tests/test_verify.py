@@ -25,8 +25,8 @@ def rec():
 
 
 def test_head_is_a_logistic_model_on_standardised_features():
-    head = VerifierHead(FEATURES, (1.0, 0, 0, 0), (2.0, 1, 1, 1), (3.0, 0, 0, 0), -1.0, 0.5)
-    x = np.array([[1.0, 5, 5, 5], [3.0, 0, 0, 0]])
+    head = VerifierHead(FEATURES, (1.0, 0, 0), (2.0, 1, 1), (3.0, 0, 0), -1.0, 0.5)
+    x = np.array([[1.0, 5, 5], [3.0, 0, 0]])
     # z = 3 * (x0 - 1) / 2 - 1: -1 and 2
     np.testing.assert_allclose(head(x), 1 / (1 + np.exp([1.0, -2.0])))
 
@@ -107,15 +107,15 @@ def test_the_verifier_runs_without_refinement(sample):
     assert len(faces) == 2 and all(not f.refined and f.confidence >= single.min_confidence for f in faces)
 
 
-def test_verifier_features_separate_a_face_from_a_hand_sized_blob(sample):
-    """O-Net and FaceBoxes on the crop see a face where there is one, and nothing on a flat patch."""
-    from mfirrn.inference.pipeline import Reconstructor
-
-    rec = Reconstructor("3ddfa-v2-mb05", dense=False)
+def test_verifier_features_see_a_face_where_there_is_one(rec, sample):
+    """O-Net sees a face on the photo and none on a flat image at the same place; the other features are the
+    passes' agreement as given; the confidence falls with the agreement."""
     face = rec(sample)[0]
     verifier = FaceVerifier()
-    x = verifier.features(sample, face.landmarks[None], face.roi[None], np.array([0.01]), np.array([0.95]))
-    assert x.shape == (1, len(FEATURES)) and x[0, 0] > 0.9 and x[0, 1] > 0.5
+    agreeing = (np.array([0.01]), np.array([0.95]))
+    x = verifier.features(sample, face.landmarks[None], *agreeing)
+    assert x.shape == (1, len(FEATURES)) and x[0, 0] > 0.9 and x[0, 1:].tolist() == [0.01, 0.95]
     flat = np.full_like(sample, 128)
-    y = verifier.features(flat, face.landmarks[None], face.roi[None], np.array([0.01]), np.array([0.95]))
-    assert y[0, 0] < 0.5 and y[0, 1] == 0.0
+    assert verifier.features(flat, face.landmarks[None], *agreeing)[0, 0] < 0.5
+    wandering = verifier(sample, face.landmarks[None], np.array([0.3]), np.array([0.5]))
+    assert wandering[0] < verifier(sample, face.landmarks[None], *agreeing)[0]

@@ -338,7 +338,7 @@ class Reconstructor:
                     rois2 = roi_from_landmarks(first_lms[..., :2])
                     second_lms = self._landmarks(self._predict(image, rois2), rois2).cpu().numpy()
                 rois3 = roi_from_landmarks(second_lms[..., :2]) if rois3 is None else rois3
-                confidence = self.verifier(image, lms, rois, *pass_agreement(first_lms, second_lms, rois2, rois3))
+                confidence = self.verifier(image, lms, *pass_agreement(first_lms, second_lms, rois2, rois3))
         keep = np.ones(len(rois), bool)
         if landmarks is None and boxes is None:
             keep = np.ptp(lms[..., :2], axis=-2).max(axis=-1) >= self.min_face_size

@@ -1,13 +1,11 @@
 """Is it a face? The verifier that gives each reconstructed face a ``confidence`` in [0, 1].
 
 A detector box on a hand, a clock or a sliver of background still gives a complete 3D face: the
-regressor always answers. The verifier looks at what the pipeline produced and scores four cues
+regressor always answers. The verifier looks at what the pipeline produced and scores three cues
 (chosen by measurement, docs/experiments/wild.md):
 
 - ``onet``: the face probability of MTCNN's O-Net (:mod:`mfirrn.detect.mtcnn`) on the square around
   the face's 68 landmarks;
-- ``fbcrop``: FaceBoxes' best score, on the face's final crop seen at 160x160, for a box that holds
-  the centre of the landmarks' box; 0 when none does;
 - ``lmdiff``: how far the landmarks move from one network pass to the next (mean point distance over
   the side of the second crop): on a face the passes agree, on anything else each crop sees a
   different patch and the landmarks wander;
@@ -15,7 +13,7 @@ regressor always answers. The verifier looks at what the pipeline produced and s
   robust refinement's own settling test, :func:`mfirrn.inference.pipeline.refined_roi_agrees`).
 
 A logistic model (:class:`VerifierHead`, weights in ``data/weights/face-verifier.json``, fitted by
-``benchmarks/verifiers.py``) turns the four numbers into the confidence.
+``benchmarks/verifiers.py``) turns the three numbers into the confidence.
 """
 
 from __future__ import annotations
@@ -27,13 +25,12 @@ from typing import Optional, Union
 
 import numpy as np
 
-from mfirrn.geometry.crop import crop_image, roi_iou
+from mfirrn.geometry.crop import roi_iou
 
 __all__ = ["FEATURES", "VerifierHead", "FaceVerifier", "pass_agreement", "landmark_boxes", "DEFAULT_HEAD_PATH"]
 
-FEATURES: tuple[str, ...] = ("onet", "fbcrop", "lmdiff", "agree")
+FEATURES: tuple[str, ...] = ("onet", "lmdiff", "agree")
 DEFAULT_HEAD_PATH = Path(__file__).resolve().parents[2] / "data" / "weights" / "face-verifier.json"
-FBCROP_SIZE = 160  # the crop is seen at this size by FaceBoxes (its smallest anchor is 32 px)
 
 
 def landmark_boxes(landmarks: np.ndarray) -> np.ndarray:
@@ -106,9 +103,9 @@ class VerifierHead:
 class FaceVerifier:
     """Confidence in [0, 1] that reconstructed faces are human faces (see the module docstring).
 
-    ``device``: where O-Net runs; ``backend``/``threads``: how FaceBoxes runs on the crops (as the
-    pipeline's detector); ``head``: the logistic model (default: the shipped one). The networks are
-    built on first use.
+    ``device``: where O-Net runs; ``backend``/``threads``: ``"torch"`` or ``"onnxruntime"`` and its threads
+    (as the pipeline's detector); ``head``: the logistic model (default: the shipped one). O-Net is built
+    on first use.
     """
 
     def __init__(self, *, device: str = "cpu", backend: str = "torch", threads: int = 0,
@@ -116,42 +113,28 @@ class FaceVerifier:
         self.device, self.backend, self.threads = device, backend, threads
         self.head = head if head is not None else VerifierHead.load()
         self._onet = None
-        self._faceboxes = None
 
     @property
     def threshold(self) -> float:
         return self.head.threshold
 
-    def _nets(self):
+    @property
+    def onet(self):
         if self._onet is None:
-            from mfirrn.detect.faceboxes import FaceBoxes
             from mfirrn.detect.mtcnn import ONetScorer
 
             self._onet = ONetScorer(backend=self.backend, device=self.device, threads=self.threads)
-            self._faceboxes = FaceBoxes(score_threshold=0.05, backend=self.backend, device=self.device,
-                                        threads=self.threads)
-        return self._onet, self._faceboxes
+        return self._onet
 
-    def features(self, image: np.ndarray, landmarks: np.ndarray, rois: np.ndarray, lmdiff: np.ndarray,
+    def features(self, image: np.ndarray, landmarks: np.ndarray, lmdiff: np.ndarray,
                  agree: np.ndarray) -> np.ndarray:
-        """The feature matrix (F, 4) in :data:`FEATURES` order for faces with final ``landmarks`` (F, 68, 2+) and
-        crops ``rois`` (F, 4) in a BGR uint8 ``image``; ``lmdiff``, ``agree`` (F,) from :func:`pass_agreement`."""
-        onet, faceboxes = self._nets()
-        boxes = landmark_boxes(landmarks)
-        on = onet(image, boxes)
-        fb = np.zeros(len(boxes))
-        for i, (roi, box) in enumerate(zip(np.asarray(rois, np.float64), boxes)):
-            scale = FBCROP_SIZE / max(roi[2] - roi[0], 1e-9)
-            found = faceboxes(crop_image(image, roi, FBCROP_SIZE))
-            if len(found):
-                cx, cy = ((box[:2] + box[2:]) / 2 - roi[:2]) * scale
-                hit = (found[:, 0] <= cx) & (cx <= found[:, 2]) & (found[:, 1] <= cy) & (cy <= found[:, 3])
-                fb[i] = found[hit, 4].max() if hit.any() else 0.0
-        return np.stack([on, fb, np.asarray(lmdiff, np.float64), np.asarray(agree, np.float64)], axis=1)
+        """The feature matrix (F, 3) in :data:`FEATURES` order for faces with final ``landmarks`` (F, 68, 2+) in a
+        BGR uint8 ``image``; ``lmdiff``, ``agree`` (F,) from :func:`pass_agreement`."""
+        on = self.onet(image, landmark_boxes(landmarks))
+        return np.stack([on, np.asarray(lmdiff, np.float64), np.asarray(agree, np.float64)], axis=1)
 
-    def __call__(self, image: np.ndarray, landmarks: np.ndarray, rois: np.ndarray, lmdiff: np.ndarray,
-                 agree: np.ndarray) -> np.ndarray:
+    def __call__(self, image: np.ndarray, landmarks: np.ndarray, lmdiff: np.ndarray, agree: np.ndarray) -> np.ndarray:
         """Confidence (F,) of each face (arguments as :meth:`features`)."""
-        if len(rois) == 0:
+        if len(landmarks) == 0:
             return np.zeros(0)
-        return self.head(self.features(image, landmarks, rois, lmdiff, agree))
+        return self.head(self.features(image, landmarks, lmdiff, agree))

@@ -323,7 +323,8 @@ def read_asset_table(path: Path | str) -> list[tuple[Asset, dict[str, str]]]:
             raise AssetError(f"{path}:{k}: {len(cells)} cells for {len(header)} columns")
         row = dict(zip(header, cells))
         try:
-            asset = Asset(row["path"], row["path"], row["sha256"], int(row["size"]), row["licence"], row.get("what", ""))
+            asset = Asset(row["path"], row["path"], row["sha256"], int(row["size"]), row["licence"],
+                          row.get("what", ""))
         except ValueError:
             raise AssetError(f"{path}:{k}: size {row['size']!r} is not a number of bytes") from None
         if asset.kind not in ("github", "pip") or len(asset.sha256) != 64:
