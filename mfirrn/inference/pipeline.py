@@ -32,7 +32,6 @@ __all__ = ["Face", "Reconstructor", "reconstruct", "read_image", "ImageError", "
 
 RefineMode = Literal["robust", "always", "off"]
 REFINE_MODES: tuple[str, ...] = ("robust", "always", "off")
-MAX_PITCH = 90.0  # degrees: a reconstructed head tilted further up or down is not a face
 
 
 class ImageError(ValueError):
@@ -205,9 +204,9 @@ class Reconstructor:
     Every face gets a ``confidence`` from the face verifier (:class:`mfirrn.inference.verify.FaceVerifier`;
     with ``refine="off"`` it runs the second network pass it needs). Detected faces are kept when their
     confidence is at least ``min_confidence`` (``None``: the verifier's default, chosen by measurement in
-    docs/experiments/wild.md; 0 keeps every face), their landmarks' box is at least ``min_face_size``
-    pixels on its longer side, and their pitch lies within +-90 degrees (a head cannot face further
-    up or down). Faces given as ``boxes`` or ``landmarks`` are never dropped (they get a confidence).
+    docs/experiments/wild.md; 0 keeps every face) and their landmarks' box is at least ``min_face_size``
+    pixels on its longer side. Faces given as ``boxes`` or ``landmarks`` are never dropped (they get a
+    confidence).
     ``verify=False`` skips the verifier (confidence NaN, no face dropped for it; ``min_face_size`` still
     applies).
     """
@@ -343,7 +342,7 @@ class Reconstructor:
         if landmarks is None and boxes is None:
             keep = np.ptp(lms[..., :2], axis=-2).max(axis=-1) >= self.min_face_size
             if self.verify:
-                keep &= (confidence >= self.min_confidence) & (np.abs(pose.pitch.cpu().numpy()) <= MAX_PITCH)
+                keep &= confidence >= self.min_confidence
             if not keep.any():
                 return []
             if not keep.all():

@@ -47,7 +47,7 @@ from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.video.smoothing import OneEuroFilter, OneEuroSettings
 
 __all__ = ["SMOOTHERS", "TrackerSettings", "TrackedFace", "FaceSmoother", "FaceTracker", "WindowSmoother",
-           "track_video", "frame_difference"]
+           "track_video", "frame_difference", "plausible", "MAX_PITCH"]
 
 
 # ------------------------------------------------------------------------------------ image-frame params
@@ -107,9 +107,10 @@ class TrackerSettings:
     When a track ends: on a scene cut (the faces after it are new faces, with new ids); when its
     confidence (the face verifier's, computed every frame) stays below ``min_confidence`` (``None``: the
     pipeline's threshold) for ``low_confidence_frames`` frames in a row; when its pitch leaves +-90
-    degrees; when no detection overlaps it on ``max_unconfirmed`` detection frames in a row; when its roi
-    leaves the image (less than ``min_inside`` of it inside), shrinks below ``min_face`` pixels or changes
-    size by more than ``max_scale_jump`` in one frame.
+    degrees (:func:`plausible`; no detection with such a pitch starts a track either); when no detection
+    overlaps it on ``max_unconfirmed`` detection frames in a row; when its roi leaves the image (less than
+    ``min_inside`` of it inside), shrinks below ``min_face`` pixels or changes size by more than
+    ``max_scale_jump`` in one frame.
 
     ``max_faces``: keep at most this many faces (largest first; 0 = all); ``match_iou``: roi overlap
     that makes a detection the same face; ``reuse_frames``: how long an ended track's id can be given
@@ -166,6 +167,18 @@ class _Track:
     smoother: Optional[FaceSmoother]
     low: int = 0  # frames in a row below the confidence threshold
     unconfirmed: int = 0  # detection frames in a row without a detection on it
+
+
+MAX_PITCH = 90.0  # degrees: no tracked face with |pitch| beyond this is output
+
+
+def plausible(face) -> bool:
+    """Whether a face's pose may be output in a video: |pitch| <= :data:`MAX_PITCH` degrees.
+
+    The yaw-pitch-roll decomposition (yaw within +-90) reports |pitch| > 90 for a few real faces turned
+    close to profile (where pitch and roll trade off), so photos keep them; a tracker never outputs them.
+    """
+    return abs(face.pose["pitch"]) <= MAX_PITCH
 
 
 def frame_difference(a: np.ndarray, b: np.ndarray, width: int = 64) -> float:
@@ -280,8 +293,6 @@ class FaceTracker:
     # -- one frame
     def __call__(self, frame: np.ndarray, t: float) -> list[TrackedFace]:
         """Faces of ``frame`` (BGR uint8) at time ``t`` (seconds), sorted by track id."""
-        from mfirrn.inference.pipeline import MAX_PITCH
-
         s = self.settings
         self._frame += 1
         self.last_events = []
@@ -301,7 +312,7 @@ class FaceTracker:
             for tr, f in zip(self._tracks, faces):
                 tr.low = tr.low + 1 if f.confidence < self.min_confidence else 0
                 why = self._alive(tr.roi, f.roi, f.landmarks, shape)
-                if why is None and abs(f.pose["pitch"]) > MAX_PITCH:
+                if why is None and not plausible(f):
                     why = "implausible pose"
                 if why is None and tr.low >= s.low_confidence_frames:
                     why = "low confidence"
@@ -318,7 +329,7 @@ class FaceTracker:
                   or (s.redetect_every > 0 and self._frame % s.redetect_every == 0))
         if detect:
             self.n_detections += 1
-            found = self.detect_rec(frame)
+            found = [f for f in self.detect_rec(frame) if plausible(f)]
             found.sort(key=lambda f: -(f.roi[2] - f.roi[0]))
             rois = np.array([f.roi for f in found]).reshape(-1, 4)
             kept = []
@@ -350,8 +361,8 @@ class FaceTracker:
         if len(self._tracks) > 1:
             rois = np.array([tr.roi for tr in self._tracks])
             iou = roi_iou(rois[:, None], rois[None])
-            drop = {max(self._tracks[i].id, self._tracks[j].id) for i in range(len(rois)) for j in range(i + 1, len(rois))
-                    if iou[i, j] > 0.6}
+            drop = {max(self._tracks[i].id, self._tracks[j].id)
+                    for i in range(len(rois)) for j in range(i + 1, len(rois)) if iou[i, j] > 0.6}
             for tr in self._tracks:
                 if tr.id in drop:
                     self.last_events.append({"id": tr.id, "event": "end", "reason": "merged"})
