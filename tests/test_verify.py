@@ -119,3 +119,29 @@ def test_verifier_features_see_a_face_where_there_is_one(rec, sample):
     assert verifier.features(flat, face.landmarks[None], *agreeing)[0, 0] < 0.5
     wandering = verifier(sample, face.landmarks[None], np.array([0.3]), np.array([0.5]))
     assert wandering[0] < verifier(sample, face.landmarks[None], *agreeing)[0]
+
+
+@pytest.mark.parametrize("option, value", [("--min-confidence", "1.5"), ("--min-confidence", "x"),
+                                           ("--min-face-size", "-3")])
+def test_cli_rejects_bad_thresholds_in_one_line(tmp_path, capsys, option, value):
+    from mfirrn.cli import main
+
+    try:
+        code = main(["reconstruct", "photo.jpg", "-o", str(tmp_path / "out"), option, value])
+    except SystemExit as exc:  # argparse's own type check
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and option in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_writes_the_confidence_and_keeps_everything_at_zero(tmp_path):
+    from mfirrn.cli import main
+    from mfirrn.io.assets import fetch
+
+    photo = str(fetch("sample-trump-hillary"))
+    assert main(["reconstruct", photo, "-o", str(tmp_path / "a"), "--outputs", "json"]) == 0
+    faces = json.loads(next((tmp_path / "a").glob("*.json")).read_text())
+    faces = faces["faces"] if isinstance(faces, dict) else faces
+    assert len(faces) == 2 and all(0.15 <= f["confidence"] <= 1 for f in faces)
+    assert main(["reconstruct", photo, "-o", str(tmp_path / "b"), "--outputs", "json", "--min-face-size", "5000"]) != 0
