@@ -348,7 +348,9 @@ def test_an_impossible_pose_ends_the_track_and_is_never_output(rec, monkeypatch)
         return faces
 
     monkeypatch.setattr(tracker, "track_rec", flipped)
-    faces = tracker(frames[1], 1 / 30)
+    faces = tracker(frames[1], 1 / 30)  # one frame in doubt: the face is not output, the track goes on
+    assert tracker.last_events == [] and [f.id for f in faces] == [1]
+    faces = tracker(frames[1], 2 / 30)  # the second one in a row ends it
     assert {"id": 0, "event": "end", "reason": "implausible pose"} in tracker.last_events
     assert all(abs(f.face.pose["pitch"]) <= 90 for f in faces)
 

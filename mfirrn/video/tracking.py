@@ -106,8 +106,9 @@ class TrackerSettings:
 
     When a track ends: on a scene cut (the faces after it are new faces, with new ids); when its
     confidence (the face verifier's, computed every frame) stays below ``min_confidence`` (``None``: the
-    pipeline's threshold) for ``low_confidence_frames`` frames in a row; when its pitch leaves +-90
-    degrees (:func:`plausible`; no detection with such a pitch starts a track either); when no detection
+    pipeline's threshold) for ``low_confidence_frames`` frames in a row, or its pitch leaves +-90 degrees
+    for as many (:func:`plausible`; a face in doubt is not output, and no detection with such a pitch
+    starts a track); when no detection
     overlaps it on ``max_unconfirmed`` detection frames in a row; when its roi leaves the image (less than
     ``min_inside`` of it inside), shrinks below ``min_face`` pixels or changes size by more than
     ``max_scale_jump`` in one frame.
@@ -166,6 +167,7 @@ class _Track:
     roi: np.ndarray
     smoother: Optional[FaceSmoother]
     low: int = 0  # frames in a row below the confidence threshold
+    bad: int = 0  # frames in a row with an implausible pose
     unconfirmed: int = 0  # detection frames in a row without a detection on it
 
 
@@ -311,15 +313,16 @@ class FaceTracker:
             kept = []
             for tr, f in zip(self._tracks, faces):
                 tr.low = tr.low + 1 if f.confidence < self.min_confidence else 0
+                tr.bad = tr.bad + 1 if not plausible(f) else 0
                 why = self._alive(tr.roi, f.roi, f.landmarks, shape)
-                if why is None and not plausible(f):
+                if why is None and tr.bad >= s.low_confidence_frames:
                     why = "implausible pose"
                 if why is None and tr.low >= s.low_confidence_frames:
                     why = "low confidence"
                 if why is None:
                     tr.landmarks, tr.roi = f.landmarks, f.roi
                     kept.append(tr)
-                    if tr.low == 0:
+                    if tr.low == 0 and tr.bad == 0:  # a face in doubt is not output
                         current[tr.id] = (f, False)
                 else:
                     self._lose(tr, why)
@@ -337,7 +340,7 @@ class FaceTracker:
                 iou = roi_iou(tr.roi, rois) if len(rois) else np.zeros(0)
                 if len(iou) and iou.max() > s.match_iou:
                     f = found[int(np.argmax(iou))]
-                    tr.unconfirmed, tr.low, tr.landmarks, tr.roi = 0, 0, f.landmarks, f.roi
+                    tr.unconfirmed, tr.low, tr.bad, tr.landmarks, tr.roi = 0, 0, 0, f.landmarks, f.roi
                     current[tr.id] = (f, True)
                     kept.append(tr)
                     continue
