@@ -336,6 +336,30 @@ def test_a_track_whose_face_goes_away_ends(rec):
     assert seen[7:] == [[], []]
 
 
+def test_the_window_never_outputs_a_smoothed_pose_beyond_90_degrees_of_pitch(rec):
+    """Smoothing can carry a pose over the limit: the window checks the smoothed face again."""
+    from mfirrn.inference.pipeline import Face
+    from mfirrn.video.tracking import TrackedFace
+
+    tracker = FaceTracker(rec, TrackerSettings(smooth="window"))
+    smoother = WindowSmoother(tracker, window=3, order=0)
+    roi = np.array([100.0, 80.0, 340.0, 320.0])
+
+    def face_at(pitch_deg):
+        a = np.radians(pitch_deg)
+        R = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]]) * 6e-4
+        p = np.zeros(62)
+        p[:12] = np.concatenate([R, [[60.0], [70.0], [50.0]]], axis=1).ravel()
+        return Face(box=None, roi=roi, params=p, pose={}, landmarks=np.zeros((68, 3)))
+
+    out = []
+    for i, pitch in enumerate([80.0, 80.0, 130.0, 130.0, 130.0]):  # the mean of 80, 130, 130 is beyond 90
+        out += smoother.push(i, i / 30, None, [TrackedFace(0, False, face_at(pitch))])
+    out += smoother.flush()
+    pitches = [abs(f.face.pose["pitch"]) for *_, faces in out for f in faces]
+    assert pitches and all(p <= 90 for p in pitches) and len(pitches) < 5
+
+
 def test_an_impossible_pose_ends_the_track_and_is_never_output(rec, monkeypatch):
     frames = _sample_frames(2, 0, lambda p: p)
     tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))

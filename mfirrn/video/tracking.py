@@ -379,6 +379,8 @@ class FaceTracker:
             if tr.smoother is not None:
                 p = tr.smoother(t, f.params, f.roi)
                 f = self.make_face(p, f.roi, f.box, f.score, confidence=f.confidence)
+                if not plausible(f):  # smoothing can tip a pose over the limit
+                    continue
             elif self.dense and s.smooth != "window":  # with the window, meshes come from the smoothed params
                 f = self.make_face(f.params, f.roi, f.box, f.score, confidence=f.confidence)
             out.append(TrackedFace(tr.id, detected, f))
@@ -447,7 +449,8 @@ class WindowSmoother:
             f = tf.face
             p = params_from_image_camera(x[:12].reshape(3, 4), x[12:], f.roi, self.tracker.convention)
             face = self.tracker.make_face(p, f.roi, f.box, f.score, confidence=f.confidence)
-            out.append(TrackedFace(tf.id, tf.detected, face))
+            if plausible(face):  # smoothing can tip a pose over the limit: it is checked again
+                out.append(TrackedFace(tf.id, tf.detected, face))
         for s in self._samples.values():  # forget samples no later frame can need
             for i in [i for i in s if i < index - self.half]:
                 del s[i]
