@@ -5,7 +5,8 @@ through a 640x480 frame (pan, zoom, in-plane rotation, Gaussian noise), so the t
 every frame are known. Three ways to reconstruct them:
 
 * ``per-frame``: the image pipeline on every frame (detector + two-step refinement);
-* ``tracking``: :class:`mfirrn.video.tracking.FaceTracker` without smoothing (detector on the first frame only);
+* ``tracking``: :class:`mfirrn.video.tracking.FaceTracker` without smoothing (its default detection schedule:
+  the first frame, every 10 frames, scene cuts);
 * ``tracking+window``: the same with the default look-ahead window smoothing (``mfirrn reconstruct VIDEO``);
 * ``tracking+one-euro``: the same with the causal One-Euro filter (the default for cameras).
 

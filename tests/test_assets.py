@@ -96,3 +96,36 @@ def test_unknown_asset_and_cli_usage(capsys, mirror, empty_cache):
     assert main(["assets", "list"]) == 0
     out = capsys.readouterr().out
     assert "bfm-keypoints" in out and "ok" in out and "raw.githubusercontent.com" in out
+
+
+def test_asset_table_rows_fetch_through_the_mirror(tmp_path, monkeypatch):
+    """A table row becomes an Asset fetched and checked like a registered one; extra columns come back."""
+    from mfirrn.io import assets
+
+    mirror, cache = tmp_path / "mirror", tmp_path / "cache"
+    rel = "github/o/r/" + "0" * 40 + "/a.txt"
+    (mirror / rel).parent.mkdir(parents=True)
+    (mirror / rel).write_bytes(b"hello")
+    sha = assets.sha256_of(mirror / rel)
+    table = tmp_path / "t.tsv"
+    table.write_text(f"# comment\npath\tsha256\tsize\tlicence\trole\n{rel}\t{sha}\t5\tMIT\tphoto\n")
+    monkeypatch.setenv(assets.MIRROR_ENV, str(mirror))
+    monkeypatch.setenv(assets.CACHE_ENV, str(cache))
+    [(asset, row)] = assets.read_asset_table(table)
+    assert row == {"role": "photo"} and asset.url.endswith("/o/r/" + "0" * 40 + "/a.txt")
+    assert assets.fetch_asset(asset).read_bytes() == b"hello"
+
+
+@pytest.mark.parametrize("body, message", [
+    ("path\tsha256\tsize\n", "lacks the column"),
+    ("path\tsha256\tsize\tlicence\nx\ty\n", ":2: 2 cells for 4 columns"),
+    ("path\tsha256\tsize\tlicence\ngithub/a/b/c/d\t" + "0" * 64 + "\tbig\tMIT\n", "not a number of bytes"),
+    ("path\tsha256\tsize\tlicence\nhttp://x\t" + "0" * 64 + "\t1\tMIT\n", "github/... or pip/..."),
+])
+def test_malformed_asset_tables_name_file_and_line(tmp_path, body, message):
+    from mfirrn.io import assets
+
+    table = tmp_path / "t.tsv"
+    table.write_text(body)
+    with pytest.raises(assets.AssetError, match=message):
+        assets.read_asset_table(table)

@@ -169,7 +169,7 @@ def rec():
 
 def _landmarks(frames, rec, smooth, fps):
     # max_faces=1: the clips pad with mirrored borders, so a face near the edge can show twice in a frame
-    tracker = FaceTracker(rec, TrackerSettings(smooth=smooth, max_faces=1))
+    tracker = FaceTracker(rec, TrackerSettings(smooth=smooth, max_faces=1, redetect_every=0))
     out = np.full((len(frames), 68, 2), np.nan)
     ids = set()
     for i, _, _, faces in track_video(((i, i / fps, f) for i, f in enumerate(frames)), tracker):
@@ -279,6 +279,106 @@ def test_two_faces_keep_their_ids(rec):
         assert max(xs) - min(xs) < 15
 
 
+def _sample_frames(n_before: int, n_after: int, after) -> list[np.ndarray]:
+    from mfirrn.inference.pipeline import read_image
+    from mfirrn.io.assets import fetch
+
+    photo = read_image(fetch("sample-trump-hillary"))
+    return [photo] * n_before + [after(photo)] * n_after
+
+
+def _events(tracker, frames):
+    events, seen = [], []
+    for i, f in enumerate(frames):
+        faces = tracker(f, i / 30)
+        events.append(tracker.last_events)
+        seen.append([tf.id for tf in faces])
+    return events, seen
+
+
+def test_a_scene_cut_ends_the_tracks_and_finds_the_new_face(rec, lenna):
+    """A cut to another photo: the detector runs on the cut frame (not periodically: redetect_every=0), the
+    two tracks end there ("scene cut") and the new face starts a new id."""
+    img, _ = lenna
+
+    def lenna_frame(p):  # Lenna, as tall as the photo, centred on a grey frame of its size
+        h, w = p.shape[:2]
+        q = np.full_like(p, 128)
+        side = min(h, w)
+        q[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2] = cv2.resize(img, (side, side))
+        return q
+
+    frames = _sample_frames(4, 3, lenna_frame)
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
+    events, seen = _events(tracker, frames)
+    assert events[0] == [{"id": 0, "event": "start"}, {"id": 1, "event": "start"}] and seen[3] == [0, 1]
+    assert {"id": 0, "event": "end", "reason": "scene cut"} in events[4]
+    assert {"id": 1, "event": "end", "reason": "scene cut"} in events[4]
+    assert {"id": 2, "event": "start"} in events[4] and seen[4:] == [[2]] * 3
+    assert tracker.n_detections == 2
+
+
+def test_a_track_whose_face_goes_away_ends(rec):
+    """The faces are painted over (a small change: no scene cut). Flat grey is the verifier's weak spot (the
+    network's passes agree on it, only O-Net objects), so the detection frames settle it: the tracks end at
+    the latest on the second detection frame that finds no face under them, and nothing is output after."""
+    def paint(p):
+        q = p.copy()
+        for x0, y0, x1, y1, _ in rec.detector(p):
+            q[int(y0) - 20:int(y1) + 20, int(x0) - 20:int(x1) + 20] = 128
+        return q
+
+    frames = _sample_frames(3, 6, paint)  # painted from frame 3; detection on frames 0, 3, 6 (redetect_every=3)
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=3))
+    events, seen = _events(tracker, frames)
+    ended = [e for ev in events[3:7] for e in ev if e["event"] == "end"]
+    assert {e["id"] for e in ended} == {0, 1}, events
+    assert seen[7:] == [[], []]
+
+
+def test_the_window_never_outputs_a_smoothed_pose_beyond_90_degrees_of_pitch(rec):
+    """Smoothing can carry a pose over the limit: the window checks the smoothed face again."""
+    from mfirrn.inference.pipeline import Face
+    from mfirrn.video.tracking import TrackedFace
+
+    tracker = FaceTracker(rec, TrackerSettings(smooth="window"))
+    smoother = WindowSmoother(tracker, window=3, order=0)
+    roi = np.array([100.0, 80.0, 340.0, 320.0])
+
+    def face_at(pitch_deg):
+        a = np.radians(pitch_deg)
+        R = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]]) * 6e-4
+        p = np.zeros(62)
+        p[:12] = np.concatenate([R, [[60.0], [70.0], [50.0]]], axis=1).ravel()
+        return Face(box=None, roi=roi, params=p, pose={}, landmarks=np.zeros((68, 3)))
+
+    out = []
+    for i, pitch in enumerate([80.0, 80.0, 130.0, 130.0, 130.0]):  # the mean of 80, 130, 130 is beyond 90
+        out += smoother.push(i, i / 30, None, [TrackedFace(0, False, face_at(pitch))])
+    out += smoother.flush()
+    pitches = [abs(f.face.pose["pitch"]) for *_, faces in out for f in faces]
+    assert pitches and all(p <= 90 for p in pitches) and len(pitches) < 5
+
+
+def test_an_impossible_pose_ends_the_track_and_is_never_output(rec, monkeypatch):
+    frames = _sample_frames(2, 0, lambda p: p)
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
+    tracker(frames[0], 0.0)
+    real = tracker.track_rec.__call__
+
+    def flipped(image, **kw):
+        faces = real(image, **kw)
+        faces[0].pose["pitch"] = 123.0
+        return faces
+
+    monkeypatch.setattr(tracker, "track_rec", flipped)
+    faces = tracker(frames[1], 1 / 30)  # one frame in doubt: the face is not output, the track goes on
+    assert tracker.last_events == [] and [f.id for f in faces] == [1]
+    faces = tracker(frames[1], 2 / 30)  # the second one in a row ends it
+    assert {"id": 0, "event": "end", "reason": "implausible pose"} in tracker.last_events
+    assert all(abs(f.face.pose["pitch"]) <= 90 for f in faces)
+
+
 # ------------------------------------------------------------------------------------ CLI
 @pytest.mark.slow
 def test_cli_video_writes_jsonl_overlay_and_meshes(tmp_path, lenna, capsys):
@@ -295,6 +395,8 @@ def test_cli_video_writes_jsonl_overlay_and_meshes(tmp_path, lenna, capsys):
     assert face["id"] == 0 and len(face["params"]) == 62 and np.array(face["landmarks"]).shape == (68, 3)
     assert set(face["pose"]) == {"yaw", "pitch", "roll"} and lines[0]["faces"][0]["detected"] is True
     assert lines[1]["time"] == pytest.approx(1 / 30, abs=1e-3)
+    assert lines[0]["events"] == [{"id": 0, "event": "start"}] and all(d["events"] == [] for d in lines[1:])
+    assert all(0 <= d["faces"][0]["confidence"] <= 1 for d in lines)
     with VideoReader(out / "clip.mp4_overlay.mp4") as r:
         assert r.info.n_frames == 6 and (r.info.width, r.info.height) == (640, 480)
     meshes = sorted((out / "clip.mp4_meshes").glob("*.obj"))

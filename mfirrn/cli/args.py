@@ -76,6 +76,10 @@ ARG_RULES: dict[str, dict[str, tuple[str, Any]]] = {
         "profiles": ("--profiles", _NONNEGATIVE), "workers": ("--workers", _NONNEGATIVE),
         "limit": ("--limit", _POSITIVE), "out": ("--out", _OUT_DIR),
     },
+    "reconstruct": {
+        "min_confidence": ("--min-confidence", lambda v, o: number_in(v, o, 0, 1, allow_none=True)),
+        "min_face_size": ("--min-face-size", lambda v, o: number_in(v, o, 0)),
+    },
     "export-onnx": {
         "opset": ("--opset", _POSITIVE),
         "output": ("-o/--output", lambda v, o: writable_file(v, o, suffix=".onnx")),

@@ -99,4 +99,6 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
     model = model_from_args(args, default_model=models.DEFAULT_MODEL)
     device = resolve_device(args.device)
     return Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=dense,
-                         device=device, bf16=args.bf16, backend=args.backend, threads=args.threads or None)
+                         device=device, bf16=args.bf16, backend=args.backend, threads=args.threads or None,
+                         min_confidence=getattr(args, "min_confidence", None),
+                         min_face_size=getattr(args, "min_face_size", 0.0))

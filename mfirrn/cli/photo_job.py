@@ -123,7 +123,7 @@ class PhotoProcessor:
             reason = f"{show_path(item[0])}: the reconstruction failed ({type(e).__name__}: {_first_line(e)})"
             raise InputFailure(InputResult(item[1], FAILED, reason=reason)) from None
         if not faces:
-            hint = ("try --detector dlib-hog or dlib-cnn, --box or --landmarks"
+            hint = ("try --detector dlib-hog or dlib-cnn, --min-confidence 0, --box or --landmarks"
                     if self.job.boxes is None and self.job.landmarks is None else "")
             reason = f"{show_path(item[0])}: no face found{f' ({hint})' if hint else ''}"
             raise InputFailure(InputResult(item[1], NO_FACE, reason=reason))

@@ -65,6 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "passes where their rois agree, else the first), always (3DDFA's two-step), off (single pass)")
     p.add_argument("--no-refine", dest="refine", action="store_const", const="off", help="same as --refine off")
     p.add_argument("--mesh", default="full", choices=("full", "noneck"), help="dense mesh (default full)")
+    p.add_argument("--min-confidence", type=float, default=None, metavar="C",
+                   help="keep detected faces whose face-verifier confidence (0-1, in the JSON) is at least C "
+                        "(default: the verifier's threshold, chosen by measurement; 0 keeps every detection)")
+    p.add_argument("--min-face-size", type=float, default=0.0, metavar="PX",
+                   help="keep detected faces whose 68 landmarks span at least PX pixels (default 0)")
     p.add_argument("--threads", type=int, default=0, metavar="N",
                    help="CPU threads of each worker for the networks (ONNX Runtime, PyTorch), OpenCV and the renderer: "
                         "threads that sleep while they wait. Default 0: $OMP_NUM_THREADS, else the cores this process "
@@ -167,6 +172,7 @@ def _settings(args: argparse.Namespace, outputs: list[str], boxes, landmarks_fil
 
     device = resolve_device(args.device)
     return {"--outputs": sorted(outputs), "--detector": args.detector, "--refine": args.refine, "--mesh": args.mesh,
+            "--min-confidence": args.min_confidence, "--min-face-size": args.min_face_size,
             "--device": device, "--bf16": bool(args.bf16),
             "--backend": resolve_backend(args.backend, device, args.bf16),
             "--box": None if boxes is None else [[float(v) for v in b] for b in boxes],

@@ -6,7 +6,9 @@ video options, and :func:`wants_video` routes video inputs (and ``--camera``) to
 
 Per video ``<name>`` (its file name, extension kept, in the folder that mirrors its place below the inputs'
 common folder): ``<name>.jsonl`` (one line per frame: ``frame``, ``time`` in seconds, ``faces``
-with ``id``, ``detected``, box, roi, params, pose, 68 landmarks), ``<name>_overlay.mp4`` (the
+with ``id``, ``detected``, box, score, confidence, roi, params, pose, 68 landmarks, and ``events``: the
+tracks that start (``{"id", "event": "start"}``, ``"reused": true`` when an id comes back after a short
+occlusion) or end there (``{"id", "event": "end", "reason"}``)), ``<name>_overlay.mp4`` (the
 requested drawings), ``<name>_meshes/<name>_<frame>.obj|ply`` (with ``obj``/``ply``). Every file is
 written to a temporary name and published when the video is done, so an error or Ctrl-C leaves
 nothing half-written.
@@ -53,9 +55,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="one-euro: speed coefficient (default 0.05; higher = less lag in fast motion)")
     g.add_argument("--smooth-d-cutoff", type=float, default=1.0, metavar="HZ",
                    help="one-euro: cut-off of the speed estimate (default 1.0)")
-    g.add_argument("--redetect-every", type=int, default=0, metavar="N",
-                   help="also run the detector every N frames to find new faces (default 0: only when a face "
-                        "is lost or none is tracked)")
+    g.add_argument("--redetect-every", type=int, default=10, metavar="N",
+                   help="also run the detector every N frames, to find new faces and drop tracks no face "
+                        "confirms (default 10; 0: only on scene cuts, when a face is lost or none is tracked)")
+    g.add_argument("--scene-cut", type=float, default=15.0, metavar="DIFF",
+                   help="run the detector on frames whose mean grey-level change (0-255, on 64-pixel-wide "
+                        "thumbnails) exceeds DIFF: a scene cut (default 15; 0 turns the test off)")
     g.add_argument("--max-faces", type=int, default=0, metavar="N", help="track at most N faces (default 0: all)")
 
 
@@ -69,11 +74,11 @@ def _settings(args: argparse.Namespace):
     from mfirrn.video.smoothing import OneEuroSettings
     from mfirrn.video.tracking import TrackerSettings
 
-    if args.redetect_every < 0 or args.max_faces < 0:
-        raise ValueError("--redetect-every and --max-faces take numbers >= 0")
+    if args.redetect_every < 0 or args.max_faces < 0 or not args.scene_cut >= 0:
+        raise ValueError("--redetect-every, --scene-cut and --max-faces take numbers >= 0")
     smooth = args.smooth or ("one-euro" if args.camera is not None else "window")
     return TrackerSettings(smooth=smooth, window=args.smooth_window, order=args.smooth_order,
-                           redetect_every=args.redetect_every, max_faces=args.max_faces,
+                           redetect_every=args.redetect_every, scene_cut=args.scene_cut, max_faces=args.max_faces,
                            one_euro=OneEuroSettings(args.smooth_min_cutoff, args.smooth_beta, args.smooth_d_cutoff))
 
 
@@ -152,9 +157,11 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
                     for i, t, frame, tracked in track_video(reader, tracker):
                         n, n_faces = n + 1, n_faces + len(tracked)
                         ids.update(tf.id for tf in tracked)
+                        events = tracker.events.pop(i, [])
                         if jsonl is not None:
                             jsonl.write(json.dumps({"frame": i, "time": round(t, 6),
-                                                    "faces": [tf.to_dict() for tf in tracked]}) + "\n")
+                                                    "faces": [tf.to_dict() for tf in tracked],
+                                                    "events": events}) + "\n")
                         if writer is not None:
                             writer.write(_overlay(frame, tracked, overlays))
                         if tracked and ("obj" in outputs or "ply" in outputs):
@@ -267,8 +274,8 @@ def _run_sources(sources, rec, out_dir, outputs, settings, args) -> int:
             continue
         n_ok += 1
         if r["faces"] == 0:
-            print(f"warning: {src}: no face found in any frame (try --detector dlib-cnn or --redetect-every)",
-                  file=sys.stderr)
+            print(f"warning: {src}: no face found in any frame (try --detector dlib-cnn, --min-confidence 0 or "
+                  f"a smaller --redetect-every)", file=sys.stderr)
         if r["truncated"]:
             print(f"warning: {src}: decoding stopped at frame {r['frames']} of {r['expected_frames']} "
                   f"(truncated or corrupt); results cover the decoded frames", file=sys.stderr)

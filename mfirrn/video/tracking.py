@@ -1,14 +1,20 @@
 """Faces across video frames: tracking as 3DDFA does it, identities, and temporal smoothing.
 
-* **Tracking** (3DDFA / 3DDFA_V2 video demos): the detector runs on the first frame; on the next
-  frames each face's crop roi comes from its previous frame's 68 landmarks
-  (:func:`mfirrn.geometry.crop.roi_from_landmarks`, as 3DDFA does; one network
-  pass per face, no detector). A face is *lost* when its roi leaves the image, shrinks below
-  ``min_face``, or its size jumps by more than ``max_scale_jump`` in one frame; then (and whenever no
-  face is tracked, or every ``redetect_every`` frames) the detector runs again on that frame.
+* **Tracking** (after 3DDFA / 3DDFA_V2's video demos): between detections each face's crop comes from
+  its previous frame's 68 landmarks (:func:`mfirrn.geometry.crop.roi_from_landmarks`), and a second
+  network pass from the new landmarks' crop refines it (3DDFA's two-step, per frame).
+* **Detection** runs on the first frame, every ``redetect_every`` frames, on scene cuts (a cheap
+  frame-difference test, :func:`frame_difference`) and whenever a track ends or none is left; it is
+  the photo pipeline, so its faces are verified.
+* **Every track is verified every frame** and ends when the face verifier's confidence
+  (:mod:`mfirrn.inference.verify`) stays below the threshold, when its pose is impossible
+  (|pitch| > 90 degrees: such a face is never output), when detections stop confirming it (no detection
+  over it on ``max_unconfirmed`` detection frames in a row), on a scene cut, or when its roi leaves
+  the image, shrinks below ``min_face`` or jumps in size by more than ``max_scale_jump``.
 * **Identities**: each track keeps an integer id; a detection overlapping a tracked face (roi IoU >
   ``match_iou``) is that face; a new detection overlapping a face lost in the last ``reuse_frames``
-  frames gets its id back; two tracks that converge on one face are merged (the older id stays).
+  frames gets its id back (short occlusions keep ids); two tracks that converge on one face are
+  merged (the older id stays). Each frame's ``events`` say which tracks started and ended, and why.
 * **Smoothing** of all 62 params expressed in the *image* frame
   (:func:`mfirrn.geometry.frames.params_to_image_camera`, so crops that move with the face do not move the params). Two filters:
 
@@ -31,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+import cv2
 import numpy as np
 import torch
 
@@ -39,8 +46,8 @@ from mfirrn.geometry.frames import Convention, params_from_image_camera, params_
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.video.smoothing import OneEuroFilter, OneEuroSettings
 
-__all__ = ["SMOOTHERS", "TrackerSettings",
-           "TrackedFace", "FaceSmoother", "FaceTracker", "WindowSmoother", "track_video"]
+__all__ = ["SMOOTHERS", "TrackerSettings", "TrackedFace", "FaceSmoother", "FaceTracker", "WindowSmoother",
+           "track_video", "frame_difference", "plausible", "MAX_PITCH"]
 
 
 # ------------------------------------------------------------------------------------ image-frame params
@@ -87,22 +94,39 @@ SMOOTHERS = ("window", "one-euro", "none")
 
 @dataclass(frozen=True)
 class TrackerSettings:
-    """How faces are followed from frame to frame (see the module docstring).
+    """How faces are found and followed from frame to frame (see the module docstring).
 
     ``smooth``: ``"window"``, ``"one-euro"`` or ``"none"``; ``window`` (odd, frames) and ``order`` of the
-    look-ahead fit; ``one_euro``: the causal filter's settings; ``redetect_every``: also run the detector
-    every N frames to pick up faces entering the video (0 = only when a face is lost or none is tracked);
-    ``max_faces``: keep at most this many faces (largest first; 0 = all); ``min_face``: smallest roi side
-    (pixels) still tracked; ``max_scale_jump``: largest roi size change in one frame; ``min_inside``:
-    smallest fraction of the roi inside the image; ``match_iou``: roi overlap that makes a detection
-    the same face; ``reuse_frames``: how long a lost face's id can be given back.
+    look-ahead fit; ``one_euro``: the causal filter's settings.
+
+    When the detector runs: on the first frame, whenever no face is tracked or a track ends, every
+    ``redetect_every`` frames (0: never periodically) and on scene cuts: frames whose mean absolute
+    grey-level difference to the previous frame, both shrunk to 64 pixels wide, exceeds ``scene_cut``
+    (0-255; 0: no cut test).
+
+    When a track ends: on a scene cut (the faces after it are new faces, with new ids); when its
+    confidence (the face verifier's, computed every frame) stays below ``min_confidence`` (``None``: the
+    pipeline's threshold) for ``low_confidence_frames`` frames in a row, or its pitch leaves +-90 degrees
+    for as many (:func:`plausible`; a face in doubt is not output, and no detection with such a pitch
+    starts a track); when no detection
+    overlaps it on ``max_unconfirmed`` detection frames in a row; when its roi leaves the image (less than
+    ``min_inside`` of it inside), shrinks below ``min_face`` pixels or changes size by more than
+    ``max_scale_jump`` in one frame.
+
+    ``max_faces``: keep at most this many faces (largest first; 0 = all); ``match_iou``: roi overlap
+    that makes a detection the same face; ``reuse_frames``: how long an ended track's id can be given
+    back to a face found at the same place.
     """
 
     smooth: str = "window"
     window: int = 11
     order: int = 2
     one_euro: OneEuroSettings = field(default_factory=OneEuroSettings)
-    redetect_every: int = 0
+    redetect_every: int = 10
+    scene_cut: float = 15.0
+    min_confidence: Optional[float] = None
+    low_confidence_frames: int = 2
+    max_unconfirmed: int = 2
     max_faces: int = 0
     min_face: float = 24.0
     max_scale_jump: float = 1.5
@@ -116,6 +140,11 @@ class TrackerSettings:
         if self.window < 1 or self.window % 2 == 0 or self.order < 0:
             raise ValueError(f"the smoothing window must be an odd number of frames >= 1 and the order >= 0, "
                              f"got window {self.window}, order {self.order}")
+        if self.min_confidence is not None and not 0 <= self.min_confidence <= 1:
+            raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
+        if self.redetect_every < 0 or self.scene_cut < 0 or self.low_confidence_frames < 1 or self.max_unconfirmed < 1:
+            raise ValueError("redetect_every and scene_cut take numbers >= 0, low_confidence_frames and "
+                             "max_unconfirmed numbers >= 1")
 
 
 @dataclass
@@ -137,17 +166,55 @@ class _Track:
     landmarks: np.ndarray  # raw (68, 3) of the last frame: the next roi comes from them
     roi: np.ndarray
     smoother: Optional[FaceSmoother]
+    low: int = 0  # frames in a row below the confidence threshold
+    bad: int = 0  # frames in a row with an implausible pose
+    unconfirmed: int = 0  # detection frames in a row without a detection on it
+
+
+MAX_PITCH = 90.0  # degrees: no tracked face with |pitch| beyond this is output
+
+
+def plausible(face) -> bool:
+    """Whether a face's pose may be output in a video: |pitch| <= :data:`MAX_PITCH` degrees.
+
+    The yaw-pitch-roll decomposition (yaw within +-90) reports |pitch| > 90 for a few real faces turned
+    close to profile (where pitch and roll trade off), so photos keep them; a tracker never outputs them.
+    """
+    return abs(face.pose["pitch"]) <= MAX_PITCH
+
+
+def frame_difference(a: np.ndarray, b: np.ndarray, width: int = 64) -> float:
+    """Mean absolute grey-level difference (0-255) of two BGR frames shrunk to ``width`` pixels wide: the scene-cut
+    test (a cut changes most pixels at once; motion changes a few).
+
+    >>> z = np.zeros((48, 64, 3), np.uint8)
+    >>> frame_difference(z, z), frame_difference(z, z + 40)
+    (0.0, 40.0)
+    """
+    def small(f):
+        h, w = f.shape[:2]
+        g = cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) if f.ndim == 3 else f
+        return cv2.resize(g, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+    sa, sb = small(a), small(b)
+    if sa.shape != sb.shape:
+        return 255.0
+    return float(np.abs(sa - sb).mean())
 
 
 class FaceTracker:
     """Follow the faces of a video, one frame at a time.
 
-    ``rec`` is a :class:`mfirrn.inference.pipeline.Reconstructor` (its model, detector, BFM and ``refine`` are used
-    on detection frames); tracking frames run one network pass per face. ``dense``: also rebuild the
-    dense mesh of each face (for meshes and shaded overlays).
+    ``rec`` is a :class:`mfirrn.inference.pipeline.Reconstructor`: detection frames run it as a photo
+    (detector, its ``refine``, the face verifier, its ``min_confidence``); tracking frames run two network
+    passes per face (the crop from the last frame's landmarks, then from the new ones) and the
+    verifier. ``dense``: also rebuild the dense mesh of each face (for meshes and shaded overlays).
 
     Calling it returns each frame's faces at once, smoothed only with ``smooth="one-euro"``;
-    :func:`track_video` adds the look-ahead window. ``n_detections`` counts the frames the detector ran on.
+    :func:`track_video` adds the look-ahead window. ``n_detections`` counts the frames the detector ran
+    on; ``last_events`` lists what happened to tracks in the last frame (``{"id", "event": "start"}``,
+    with ``"reused": true`` when an ended track's id came back, or ``{"id", "event": "end", "reason"}``);
+    :func:`track_video` keeps them by frame index in ``events`` for the caller to take.
     """
 
     def __init__(self, rec, settings: TrackerSettings = TrackerSettings(), *, dense: bool = False) -> None:
@@ -156,31 +223,37 @@ class FaceTracker:
         self.settings, self.dense = settings, dense
         det = rec.detector  # built once, shared
         backend = getattr(rec, "backend", "auto")  # the model as rec runs it (a PyTorch module stays one)
-        self.detect_rec = Reconstructor(rec.model, det, refine=rec.refine, dense=False, device=rec.device,
-                                        bf16=rec.bf16, bfm=rec.bfm, backend=backend)
-        self.track_rec = Reconstructor(rec.model, det, refine=False, dense=False, device=rec.device,
-                                       bf16=rec.bf16, bfm=rec.bfm, backend=backend)
+        common = dict(dense=False, backend=backend, device=rec.device, bf16=rec.bf16, bfm=rec.bfm,
+                      min_confidence=settings.min_confidence if settings.min_confidence is not None
+                      else rec.min_confidence, min_face_size=rec.min_face_size)
+        self.detect_rec = Reconstructor(rec.model, det, refine=rec.refine, **common)
+        self.track_rec = Reconstructor(rec.model, det, refine="always", **common)
+        self.detect_rec._verifier = self.track_rec._verifier = rec.verifier  # one verifier (networks built once)
+        self.min_confidence = self.detect_rec.min_confidence
         self.bfm, self.convention = rec.bfm, rec.model.card.convention
         self._tracks: list[_Track] = []
         self._lost: list[tuple[int, int, np.ndarray]] = []  # (id, frame lost, last roi)
         self._next_id = 0
         self._frame = -1
-        self._need_detection = True
+        self._previous: Optional[np.ndarray] = None
         self.n_detections = 0
+        self.last_events: list[dict] = []
+        self.events: dict[int, list[dict]] = {}  # frame index -> its events, filled by track_video
 
     # -- helpers
-    def _alive(self, old_roi: np.ndarray, roi: np.ndarray, lm: np.ndarray, shape: tuple[int, int]) -> bool:
+    def _alive(self, old_roi: np.ndarray, roi: np.ndarray, lm: np.ndarray, shape: tuple[int, int]) -> Optional[str]:
+        """Why the track cannot go on with this roi (a short reason), or None."""
         s = self.settings
         h, w = shape
         side, old_side = roi[2] - roi[0], old_roi[2] - old_roi[0]
         if not (np.isfinite(lm).all() and np.isfinite(roi).all()) or side < s.min_face:
-            return False
+            return "too small"
         if not (1 / s.max_scale_jump <= side / old_side <= s.max_scale_jump):
-            return False
+            return "size jump"
         ix = max(0.0, min(roi[2], w) - max(roi[0], 0.0))
         iy = max(0.0, min(roi[3], h) - max(roi[1], 0.0))
         frac = ix * iy / ((roi[2] - roi[0]) * (roi[3] - roi[1]))
-        return frac >= s.min_inside
+        return None if frac >= s.min_inside else "left the image"
 
     def _new_track(self, roi: np.ndarray, lm: np.ndarray) -> _Track:
         s = self.settings
@@ -192,13 +265,16 @@ class FaceTracker:
             tid, self._next_id = self._next_id, self._next_id + 1
         smoother = (FaceSmoother(self.bfm, self.convention, self.settings.one_euro)
                     if self.settings.smooth == "one-euro" else None)
+        self.last_events.append({"id": tid, "event": "start", **({"reused": True} if reuse else {})})
         return _Track(tid, lm, roi, smoother)
 
-    def _lose(self, track: _Track) -> None:
+    def _lose(self, track: _Track, reason: str = "lost") -> None:
         self._lost.append((track.id, self._frame, track.roi))
         self._lost = [x for x in self._lost if self._frame - x[1] <= self.settings.reuse_frames]
+        self.last_events.append({"id": track.id, "event": "end", "reason": reason})
 
-    def make_face(self, params: np.ndarray, roi: np.ndarray, box, score: float, dense: Optional[bool] = None):
+    def make_face(self, params: np.ndarray, roi: np.ndarray, box, score: float, dense: Optional[bool] = None,
+                  confidence: float = float("nan")):
         """A :class:`mfirrn.inference.pipeline.Face` (landmarks, pose, mesh if ``dense``, default the tracker's) from
         params (62,) at ``roi``."""
         from mfirrn.inference.pipeline import Face
@@ -215,62 +291,101 @@ class FaceTracker:
                     pose={"yaw": float(pose.yaw[0]), "pitch": float(pose.pitch[0]), "roll": float(pose.roll[0]),
                           "scale": float(pose.scale[0])},
                     landmarks=lm[0].cpu().numpy(), vertices=None if verts is None else verts[0].cpu().numpy(),
-                    triangles=self.bfm.triangles if dense else None, score=score)
+                    triangles=self.bfm.triangles if dense else None, score=score, confidence=confidence)
 
     # -- one frame
     def __call__(self, frame: np.ndarray, t: float) -> list[TrackedFace]:
         """Faces of ``frame`` (BGR uint8) at time ``t`` (seconds), sorted by track id."""
         s = self.settings
         self._frame += 1
+        self.last_events = []
         shape = frame.shape[:2]
-        raw: list[tuple[_Track, object, bool]] = []  # (track, the reconstructor's Face, detected)
+        cut = (self._previous is not None and s.scene_cut > 0
+               and frame_difference(self._previous, frame) > s.scene_cut)
+        self._previous = frame
+        current: dict[int, tuple[object, bool]] = {}  # track id -> (the reconstructor's Face, detected)
         lost_now = False
+        if cut:  # another shot: every face in it is a new face, wherever it is
+            for tr in self._tracks:
+                self._lose(tr, "scene cut")
+            self._tracks, self._lost = [], []
         if self._tracks:
             faces = self.track_rec(frame, landmarks=np.stack([tr.landmarks[:, :2] for tr in self._tracks]))
             kept = []
             for tr, f in zip(self._tracks, faces):
-                if self._alive(tr.roi, f.roi, f.landmarks, shape):
-                    raw.append((tr, f, False))
+                tr.low = tr.low + 1 if f.confidence < self.min_confidence else 0
+                tr.bad = tr.bad + 1 if not plausible(f) else 0
+                why = self._alive(tr.roi, f.roi, f.landmarks, shape)
+                if why is None and tr.bad >= s.low_confidence_frames:
+                    why = "implausible pose"
+                if why is None and tr.low >= s.low_confidence_frames:
+                    why = "low confidence"
+                if why is None:
                     tr.landmarks, tr.roi = f.landmarks, f.roi
                     kept.append(tr)
+                    if tr.low == 0 and tr.bad == 0:  # a face in doubt is not output
+                        current[tr.id] = (f, False)
                 else:
-                    self._lose(tr)
+                    self._lose(tr, why)
                     lost_now = True
             self._tracks = kept
-        detect = (not self._tracks or lost_now or self._need_detection
+        detect = (not self._tracks or lost_now or self._frame == 0 or cut
                   or (s.redetect_every > 0 and self._frame % s.redetect_every == 0))
-        self._need_detection = False
         if detect:
             self.n_detections += 1
-            found = self.detect_rec(frame)
+            found = [f for f in self.detect_rec(frame) if plausible(f)]
             found.sort(key=lambda f: -(f.roi[2] - f.roi[0]))
+            rois = np.array([f.roi for f in found]).reshape(-1, 4)
+            kept = []
+            for tr in self._tracks:  # a track must stay on a face the detector confirms
+                iou = roi_iou(tr.roi, rois) if len(rois) else np.zeros(0)
+                if len(iou) and iou.max() > s.match_iou:
+                    f = found[int(np.argmax(iou))]
+                    tr.unconfirmed, tr.low, tr.bad, tr.landmarks, tr.roi = 0, 0, 0, f.landmarks, f.roi
+                    current[tr.id] = (f, True)
+                    kept.append(tr)
+                    continue
+                tr.unconfirmed += 1
+                if tr.unconfirmed >= s.max_unconfirmed:
+                    self._lose(tr, "no face under the crop")
+                    current.pop(tr.id, None)
+                else:
+                    kept.append(tr)
+            self._tracks = kept
             for f in found:
-                rois = np.array([tr.roi for tr in self._tracks]).reshape(-1, 4)
-                if len(rois) and roi_iou(f.roi, rois).max() > s.match_iou:
+                tracked = np.array([tr.roi for tr in self._tracks]).reshape(-1, 4)
+                if len(tracked) and roi_iou(f.roi, tracked).max() > s.match_iou:
                     continue  # already tracked
                 if s.max_faces and len(self._tracks) >= s.max_faces:
                     break
                 tr = self._new_track(f.roi, f.landmarks)
                 self._tracks.append(tr)
-                raw.append((tr, f, True))
+                current[tr.id] = (f, True)
         # merge tracks that converged on one face (keep the older id)
         if len(self._tracks) > 1:
             rois = np.array([tr.roi for tr in self._tracks])
             iou = roi_iou(rois[:, None], rois[None])
-            drop = {max(self._tracks[i].id, self._tracks[j].id) for i in range(len(rois)) for j in range(i + 1, len(rois))
-                    if iou[i, j] > 0.6}
+            drop = {max(self._tracks[i].id, self._tracks[j].id)
+                    for i in range(len(rois)) for j in range(i + 1, len(rois)) if iou[i, j] > 0.6}
+            for tr in self._tracks:
+                if tr.id in drop:
+                    self.last_events.append({"id": tr.id, "event": "end", "reason": "merged"})
+                    current.pop(tr.id, None)
             self._tracks = [tr for tr in self._tracks if tr.id not in drop]
-            raw = [r for r in raw if r[0].id not in drop]
         out = []
-        for tr, f, detected in raw:
+        for tr in self._tracks:
+            if tr.id not in current:
+                continue
+            f, detected = current[tr.id]
             if tr.smoother is not None:
                 p = tr.smoother(t, f.params, f.roi)
-                f = self.make_face(p, f.roi, f.box, f.score)
+                f = self.make_face(p, f.roi, f.box, f.score, confidence=f.confidence)
+                if not plausible(f):  # smoothing can tip a pose over the limit
+                    continue
             elif self.dense and s.smooth != "window":  # with the window, meshes come from the smoothed params
-                f = self.make_face(f.params, f.roi, f.box, f.score)
+                f = self.make_face(f.params, f.roi, f.box, f.score, confidence=f.confidence)
             out.append(TrackedFace(tr.id, detected, f))
         return sorted(out, key=lambda x: x.id)
-
 
 
 # ------------------------------------------------------------------------------------ look-ahead window
@@ -334,7 +449,9 @@ class WindowSmoother:
             x = self._weights[key] @ np.stack([s[i] for i in range(index - left, index + right + 1)])
             f = tf.face
             p = params_from_image_camera(x[:12].reshape(3, 4), x[12:], f.roi, self.tracker.convention)
-            out.append(TrackedFace(tf.id, tf.detected, self.tracker.make_face(p, f.roi, f.box, f.score)))
+            face = self.tracker.make_face(p, f.roi, f.box, f.score, confidence=f.confidence)
+            if plausible(face):  # smoothing can tip a pose over the limit: it is checked again
+                out.append(TrackedFace(tf.id, tf.detected, face))
         for s in self._samples.values():  # forget samples no later frame can need
             for i in [i for i in s if i < index - self.half]:
                 del s[i]
@@ -354,6 +471,8 @@ def track_video(frames, tracker: FaceTracker):
     window = WindowSmoother(tracker, settings.window, settings.order) if settings.smooth == "window" else None
     for index, t, frame in frames:
         faces = tracker(frame, t)
+        if tracker.last_events:
+            tracker.events[index] = tracker.last_events
         if window is None:
             yield index, t, frame, faces
         else:

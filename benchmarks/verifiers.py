@@ -1,0 +1,251 @@
+"""Face verifier candidates: precision and recall of each cue, and the fit of the shipped logistic head.
+
+    MFIRRN_ASSET_MIRROR=... MFIRRN_DATASETS=... python benchmarks/verifiers.py [--n-aflw 600] [--fit]
+
+Faces and non-faces go through the photo pipeline (:class:`~mfirrn.inference.pipeline.Reconstructor`,
+default model and robust refinement) from a given box, and the verifier's features are read on the
+result exactly as the pipeline computes them:
+
+* **faces**: AFLW crops (``$MFIRRN_DATASETS/aflw-21pt-train``, every pose), the same number per |yaw| bin
+  [0, 30), [30, 60), [60, 90]; rows before 15000 fit the head, rows from 15000 on are the validation
+  set. Each crop is padded (edge pixels repeated) to 240x240 and its box is FaceBoxes' (the
+  synthetic centre box where FaceBoxes finds none);
+* **non-faces**: the hand boxes of HandsDataset photos and random squares on photos without a face
+  (``benchmarks/data/verifier.tsv``; its ``split`` column says fit or validation). A hand candidate
+  whose crop slides onto a face behind the hand (its landmarks' centre inside a FaceBoxes box >= 0.95
+  that does not overlap the hand) is left out.
+
+Candidates: MTCNN's O-Net probability (``onet``), FaceBoxes run again on the face's final crop seen at
+160x160 (``fbcrop``: its best score for a box holding the landmarks' centre), the passes' landmark
+agreement (``lmdiff``, lower is better) and roi agreement (``agree``), the 3DMM coefficients'
+Mahalanobis distance under the model's param stats (``prior``, lower is better), the landmarks' box
+width/height (``aspect``), the logistic head over the verifier's three features (fitted on the fit
+split) and the same head with ``fbcrop`` as a fourth feature. For each: the threshold that keeps 99.5 %
+of the validation faces (and all of them), and how many validation non-faces pass it.
+
+The default ``min_confidence``: the head's lowest confidence over the validation faces the pipeline
+reconstructs (21-point NME <= 10 %, AFLW's points against the 68 mapped to them, normalised by the
+crop side / sqrt(2)), rounded down to a multiple of 0.05: a face the pipeline gets right is never
+dropped on the validation set. ``--fit`` writes the head and that threshold to
+``data/weights/face-verifier.json``. The AFLW2000-3D dev split is never used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from mfirrn.evaluation.metrics import map_68_to_21
+from mfirrn.geometry.crop import crop_image, roi_iou
+from mfirrn.inference.pipeline import Reconstructor, read_image
+from mfirrn.inference.verify import DEFAULT_HEAD_PATH, FEATURES, FaceVerifier, VerifierHead, landmark_boxes
+from mfirrn.io.assets import fetch_asset, read_asset_table
+
+DATA = Path(__file__).resolve().parent / "data"
+RECALL = 0.995
+GOOD_NME = 0.10  # a validation face the pipeline reconstructs: its default threshold must keep it
+
+
+FBCROP_SIZE = 160  # FaceBoxes' smallest anchor is 32 px
+
+
+class RecordingVerifier(FaceVerifier):
+    """The pipeline's verifier, keeping the features of its last call."""
+
+    last: np.ndarray = np.zeros((0, len(FEATURES)))
+
+    def __call__(self, image, landmarks, lmdiff, agree):
+        self.last = self.features(image, landmarks, lmdiff, agree)
+        return self.head(self.last)
+
+
+def fbcrop(faceboxes, image: np.ndarray, roi: np.ndarray, landmarks: np.ndarray) -> float:
+    """FaceBoxes' best score on the crop ``roi`` seen at 160x160, for a box holding the landmarks' centre."""
+    found = faceboxes(crop_image(image, roi, FBCROP_SIZE))
+    if not len(found):
+        return 0.0
+    box = landmark_boxes(landmarks[None])[0]
+    cx, cy = ((box[:2] + box[2:]) / 2 - roi[:2]) * FBCROP_SIZE / (roi[2] - roi[0])
+    hit = (found[:, 0] <= cx) & (cx <= found[:, 2]) & (found[:, 1] <= cy) & (cy <= found[:, 3])
+    return float(found[hit, 4].max()) if hit.any() else 0.0
+
+
+def candidate(rec: Reconstructor, image: np.ndarray, boxes: np.ndarray, mean: np.ndarray,
+              std: np.ndarray) -> list[dict]:
+    """Run the pipeline from ``boxes`` (K, 4) and return each face's candidate numbers."""
+    faces = rec(image, boxes=np.asarray(boxes, np.float64))
+    feats = rec.verifier.last
+    out = []
+    for f, x in zip(faces, feats):
+        lm = f.landmarks[:, :2]
+        w, h = np.ptp(lm, axis=0)
+        z = (f.params[12:] - mean[12:]) / std[12:]
+        out.append({**dict(zip(FEATURES, map(float, x))), "fbcrop": fbcrop(rec.detector, image, f.roi, lm),
+                    "prior": float(z @ z), "aspect": float(w / max(h, 1e-9)), "centre": lm.mean(0).tolist(),
+                    "landmarks": lm.tolist()})
+    return out
+
+
+def aflw_faces(rec, root: Path, n: int, fit: bool, mean, std) -> list[dict]:
+    names = (root / "AFLW_GT_crop.list").read_text().split()
+    yaws = np.abs(np.load(root / "AFLW_GT_crop_yaws.npy")).ravel()
+    pts21 = np.load(root / "AFLW_GT_pts21.npy").transpose(0, 2, 1)  # (N, 21, 2) original pixels, -1 = invisible
+    roi = np.load(root / "AFLW_GT_crop_roi_box.npy")
+    part = np.arange(len(yaws)) < 15000 if fit else np.arange(len(yaws)) >= 15000
+    rng = np.random.default_rng(0 if fit else 1)
+    out = []
+    for lo, hi in ((0, 30), (30, 60), (60, 90.01)):
+        idx = np.flatnonzero(part & (yaws >= lo) & (yaws < hi))
+        for i in rng.choice(idx, min(n // 3, len(idx)), replace=False):
+            crop = cv2.imread(str(root / "AFLW_GT_crop" / names[i]))
+            img = cv2.copyMakeBorder(crop, 60, 60, 60, 60, cv2.BORDER_REPLICATE)
+            found = rec.detector(img)
+            near = found[roi_iou(found[:, :4], np.array([[70, 70, 170, 170.0]])) > 0.3] if len(found) else found
+            box = near[:1, :4] if len(near) else np.array([[75, 75, 165, 165.0]])
+            gt = (pts21[i] - roi[i, :2]) * 120 / (roi[i, 2] - roi[i, 0]) + 60  # in the padded crop
+            gt[(pts21[i] == -1).any(-1)] = np.nan
+            for c in candidate(rec, img, box, mean, std):
+                err = np.linalg.norm(map_68_to_21(np.array(c.pop("landmarks"))[None])[0] - gt, axis=-1)
+                out.append(dict(c, yaw=float(yaws[i]), nme21=float(np.nanmean(err) / (120 / np.sqrt(2)))))
+    return out
+
+
+def non_faces(rec, split: str, mean, std, rng) -> list[dict]:
+    out = []
+    for asset, row in read_asset_table(DATA / "verifier.tsv"):
+        if row["split"] != split:
+            continue
+        img = read_image(fetch_asset(asset))
+        h, w = img.shape[:2]
+        if row["role"] == "hands":
+            hands = np.array(json.loads(row["labels"])["hands"], np.float64)
+            found = rec.detector(img)
+            faces = found[found[:, 4] >= 0.95, :4] if len(found) else np.zeros((0, 4))
+            for c, hand in zip(candidate(rec, img, hands, mean, std), hands):
+                c.pop("landmarks")
+                cx, cy = c["centre"]
+                behind = [f for f in faces if f[0] <= cx <= f[2] and f[1] <= cy <= f[3] and roi_iou(f, hand) < 0.1]
+                if not behind:
+                    out.append(dict(c, kind="hand"))
+        else:
+            s = rng.uniform(40, min(h, w) * 0.8, 12)
+            x, y = rng.uniform(0, 1, 12) * (w - s), rng.uniform(0, 1, 12) * (h - s)
+            boxes = np.stack([x, y, x + s, y + s * rng.uniform(1.0, 1.3, 12)], 1)
+            for c in candidate(rec, img, boxes, mean, std):
+                c.pop("landmarks")
+                out.append(dict(c, kind="random"))
+    return out
+
+
+def fit_head(pos: np.ndarray, neg: np.ndarray, l2: float = 1e-2) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Logistic regression (classes weighted equally, L2 on the standardised weights) -> mean, std, w, b."""
+    x = np.concatenate([pos, neg])
+    y = torch.tensor(np.r_[np.ones(len(pos)), np.zeros(len(neg))])
+    mu, sd = x.mean(0), x.std(0) + 1e-9
+    xt = torch.tensor((x - mu) / sd)
+    sw = torch.where(y == 1, 1.0, len(pos) / len(neg))
+    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=500)
+
+    def closure():
+        opt.zero_grad()
+        loss = (torch.nn.functional.binary_cross_entropy_with_logits(xt @ w + b, y, reduction="none") * sw).mean()
+        loss = loss + l2 * (w ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return mu, sd, w.detach().numpy(), float(b.detach())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", default=os.environ.get("MFIRRN_DATASETS", "../shared/datasets"))
+    ap.add_argument("--n-aflw", type=int, default=600, help="AFLW faces per split (default %(default)s)")
+    ap.add_argument("--fit", action="store_true", help=f"write the fitted head to {DEFAULT_HEAD_PATH}")
+    ap.add_argument("--cache", default=None, metavar="FILE.json",
+                    help="keep the candidates' numbers in FILE (reused when it exists: a refit without the pipeline)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.time()
+    from mfirrn.detect.faceboxes import FaceBoxes
+
+    fb = FaceBoxes(score_threshold=0.05, backend="onnxruntime", threads=1)  # finds weak faces too
+    rec = Reconstructor(dense=False, detector=fb, detector_backend="onnxruntime", detector_threads=1)
+    k = len(FEATURES)
+    neutral = VerifierHead(FEATURES, (0.0,) * k, (1.0,) * k, (0.0,) * k, 0.0, 0.5)  # features only, fitted below
+    rec._verifier = RecordingVerifier(backend="onnxruntime", threads=1, head=neutral)
+    mean = np.asarray(rec.model.stats.mean, np.float64).ravel()
+    std = np.asarray(rec.model.stats.std, np.float64).ravel()
+    root = Path(args.datasets) / "aflw-21pt-train"
+    rng = np.random.default_rng(2)
+    if args.cache and Path(args.cache).is_file():
+        sets = json.loads(Path(args.cache).read_text())
+    else:
+        sets = {"fit faces": aflw_faces(rec, root, args.n_aflw, True, mean, std),
+                "val faces": aflw_faces(rec, root, args.n_aflw, False, mean, std),
+                "fit non-faces": non_faces(rec, "train", mean, std, rng),
+                "val non-faces": non_faces(rec, "val", mean, std, rng)}
+        if args.cache:
+            Path(args.cache).write_text(json.dumps(sets))
+    print(f"machine {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          + ", ".join(f"{k}: {len(v)}" for k, v in sets.items()) + f"; {time.time() - t0:.0f} s")
+    mat = {k: np.array([[c[f] for f in FEATURES] for c in v]) for k, v in sets.items()}
+    mu, sd, w, b = fit_head(mat["fit faces"], mat["fit non-faces"])
+    head = VerifierHead(FEATURES, tuple(mu), tuple(sd), tuple(w), b, 0.5)
+    four = (*FEATURES, "fbcrop")
+    mat4 = {k: np.array([[c[f] for f in four] for c in v]) for k, v in sets.items()}
+    mu4, sd4, w4, b4 = fit_head(mat4["fit faces"], mat4["fit non-faces"])
+    head4 = lambda x: 1 / (1 + np.exp(-(((x - mu4) / sd4) @ w4 + b4)))  # noqa: E731
+    vf, vn = sets["val faces"], sets["val non-faces"]
+    yaw = np.array([c["yaw"] for c in vf])
+    cands = {"onet": 1, "fbcrop": 1, "lmdiff": -1, "agree": 1, "prior": -1, "aspect": 1}
+    score = {k: (np.array([s * c[k] for c in vf]), np.array([s * c[k] for c in vn])) for k, s in cands.items()}
+    verifier = "logistic head (onet, lmdiff, agree): the verifier"
+    score[verifier] = (head(mat["val faces"]), head(mat["val non-faces"]))
+    score["logistic head + fbcrop"] = (head4(mat4["val faces"]), head4(mat4["val non-faces"]))
+    kinds = np.array([c["kind"] for c in vn])
+    print(f"\nValidation: {len(vf)} AFLW faces (|yaw| 60-90: {(yaw >= 60).sum()}), {len(vn)} non-faces "
+          f"({(kinds == 'hand').sum()} hands, {(kinds == 'random').sum()} random squares)")
+    print("| candidate | AUC | threshold (99.5 % faces kept) | non-faces passing | precision | faces kept at 60-90 "
+          "| threshold (all faces kept) | non-faces passing |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, (p, n) in score.items():
+        auc = (p[:, None] > n[None]).mean() + 0.5 * (p[:, None] == n[None]).mean()
+        t995, tall = np.quantile(p, 1 - RECALL), p.min()
+        fp = int((n >= t995).sum())
+        prec = (p >= t995).sum() / max((p >= t995).sum() + fp, 1)
+        sign = -1 if cands.get(name, 1) < 0 else 1
+        print(f"| {name} | {auc:.4f} | {sign * t995:.3f} | {fp}/{len(n)} | {prec:.3f} | "
+              f"{(p[yaw >= 60] >= t995).mean():.3f} | {sign * tall:.3f} | {int((n >= tall).sum())}/{len(n)} |")
+    good = np.array([c["nme21"] for c in vf]) <= GOOD_NME
+    print(f"\nThe rule for the default threshold: the lowest confidence of the {good.sum()} validation faces with "
+          f"21-point NME <= {GOOD_NME:.0%}, rounded down to a multiple of 0.05")
+    for name in ("logistic head + fbcrop", verifier):
+        p, n = score[name]
+        chosen = float(np.floor(p[good].min() * 20) / 20)
+        print(f"- {name}: threshold {chosen:.2f} ({p[good].min():.3f}) keeps {(p >= chosen).sum()}/{len(p)} faces "
+              f"({(p[yaw >= 60] >= chosen).sum()}/{(yaw >= 60).sum()} at |yaw| 60-90); {(n >= chosen).sum()}/{len(n)} "
+              f"non-faces pass ({((n >= chosen) & (kinds == 'hand')).sum()} hands)")
+    head = VerifierHead(FEATURES, tuple(map(float, mu)), tuple(map(float, sd)), tuple(map(float, w)), b,
+                        chosen, note=f"benchmarks/verifiers.py --n-aflw {args.n_aflw}: logistic fit on "
+                        f"{len(sets['fit faces'])} AFLW faces and {len(sets['fit non-faces'])} non-faces; threshold: "
+                        f"every validation face with 21-point NME <= {GOOD_NME:.0%} kept")
+    print(f"\nhead: weights {np.round(w, 3).tolist()} on {list(FEATURES)} (standardised), bias {b:.3f}, "
+          f"threshold {head.threshold}")
+    if args.fit:
+        DEFAULT_HEAD_PATH.write_text(head.to_json() + "\n")
+        print(f"wrote {DEFAULT_HEAD_PATH}")
+
+
+if __name__ == "__main__":
+    main()

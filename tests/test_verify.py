@@ -1,0 +1,147 @@
+"""The face verifier: its head, its features on faces and non-faces, and how the pipeline uses it."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from mfirrn.inference.verify import FEATURES, FaceVerifier, VerifierHead, landmark_boxes, pass_agreement
+
+
+@pytest.fixture(scope="module")
+def sample():
+    from mfirrn.inference.pipeline import read_image
+    from mfirrn.io.assets import fetch
+
+    return read_image(fetch("sample-trump-hillary"))
+
+
+@pytest.fixture(scope="module")
+def rec():
+    from mfirrn.inference.pipeline import Reconstructor
+
+    return Reconstructor("3ddfa-v2-mb05", dense=False)
+
+
+def test_head_is_a_logistic_model_on_standardised_features():
+    head = VerifierHead(FEATURES, (1.0, 0, 0), (2.0, 1, 1), (3.0, 0, 0), -1.0, 0.5)
+    x = np.array([[1.0, 5, 5], [3.0, 0, 0]])
+    # z = 3 * (x0 - 1) / 2 - 1: -1 and 2
+    np.testing.assert_allclose(head(x), 1 / (1 + np.exp([1.0, -2.0])))
+
+
+def test_shipped_head_loads_and_round_trips(tmp_path):
+    head = VerifierHead.load()
+    assert head.names == FEATURES and 0 < head.threshold < 1
+    path = tmp_path / "head.json"
+    path.write_text(head.to_json())
+    assert VerifierHead.load(path) == head
+    d = json.loads(path.read_text())
+    d["names"] = ["onet"]
+    path.write_text(json.dumps(d))
+    with pytest.raises(ValueError, match="expected features"):
+        VerifierHead.load(path)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="unreadable.*refit"):
+        VerifierHead.load(path)
+
+
+def test_pass_agreement_of_identical_passes_is_perfect():
+    lm = np.random.default_rng(0).uniform(0, 100, (3, 68, 3))
+    roi = np.array([[0.0, 0, 120, 120], [10, 10, 50, 50], [5, 5, 95, 95]])
+    lmdiff, agree = pass_agreement(lm, lm, roi, roi)
+    np.testing.assert_allclose(lmdiff, 0)
+    np.testing.assert_allclose(agree, 1)
+    shifted, _ = pass_agreement(lm, lm + [3.0, 4.0, 0.0], roi, roi)  # every point moves 5 px
+    np.testing.assert_allclose(shifted, 5 / (roi[:, 2] - roi[:, 0]))
+
+
+def test_landmark_boxes_bound_the_points():
+    lm = np.random.default_rng(1).normal(size=(4, 68, 2))
+    b = landmark_boxes(lm)
+    assert (b[:, :2] <= lm.min(1)).all() and (b[:, 2:] >= lm.max(1)).all()
+
+
+def test_faces_are_confident_and_their_faces_are_kept(rec, sample):
+    faces = rec(sample)
+    assert len(faces) == 2
+    for f in faces:
+        assert rec.min_confidence <= f.confidence <= 1
+        assert f.to_dict()["confidence"] == pytest.approx(f.confidence, abs=1e-4)
+
+
+def test_a_box_on_a_non_face_gets_a_low_confidence(rec, sample):
+    """A face-sized box on the suit and on a flat wall: the pipeline still returns a full face there (a box is
+    never dropped) and the verifier scores it below the threshold."""
+    h, w = sample.shape[:2]
+    flat = np.full_like(sample, 140)
+    cv2.circle(flat, (w // 2, h // 2), 40, (90, 100, 120), -1)
+    faces = rec(flat, boxes=np.array([[w / 2 - 60, h / 2 - 60, w / 2 + 60, h / 2 + 60]]))
+    assert len(faces) == 1 and faces[0].confidence < rec.min_confidence
+
+
+def test_thresholds_drop_detections_only(sample):
+    from mfirrn.inference.pipeline import Reconstructor
+
+    strict = Reconstructor("3ddfa-v2-mb05", dense=False, min_confidence=1.0)
+    assert strict(sample) == []  # no confidence reaches 1.0 exactly
+    boxes = strict.detector(sample)
+    kept = strict(sample, boxes=boxes)  # given boxes are never dropped
+    assert len(kept) == len(boxes) and all(f.confidence < 1.0 for f in kept)
+    assert len(Reconstructor("3ddfa-v2-mb05", dense=False, min_confidence=0.0)(sample)) == 2
+    assert Reconstructor("3ddfa-v2-mb05", dense=False, min_face_size=10_000)(sample) == []
+    off = Reconstructor("3ddfa-v2-mb05", dense=False, verify=False)(sample)
+    assert len(off) == 2 and all(np.isnan(f.confidence) for f in off)
+    assert off[0].to_dict()["confidence"] is None
+    with pytest.raises(ValueError, match="min_confidence"):
+        Reconstructor("3ddfa-v2-mb05", dense=False, min_confidence=1.5)
+
+
+def test_the_verifier_runs_without_refinement(sample):
+    """refine="off" gives the verifier the second pass it needs; the faces are the single pass's."""
+    from mfirrn.inference.pipeline import Reconstructor
+
+    single = Reconstructor("3ddfa-v2-mb05", dense=False, refine="off")
+    faces = single(sample)
+    assert len(faces) == 2 and all(not f.refined and f.confidence >= single.min_confidence for f in faces)
+
+
+def test_verifier_features_see_a_face_where_there_is_one(rec, sample):
+    """O-Net sees a face on the photo and none on a flat image at the same place; the other features are the
+    passes' agreement as given; the confidence falls with the agreement."""
+    face = rec(sample)[0]
+    verifier = FaceVerifier()
+    agreeing = (np.array([0.01]), np.array([0.95]))
+    x = verifier.features(sample, face.landmarks[None], *agreeing)
+    assert x.shape == (1, len(FEATURES)) and x[0, 0] > 0.9 and x[0, 1:].tolist() == [0.01, 0.95]
+    flat = np.full_like(sample, 128)
+    assert verifier.features(flat, face.landmarks[None], *agreeing)[0, 0] < 0.5
+    wandering = verifier(sample, face.landmarks[None], np.array([0.3]), np.array([0.5]))
+    assert wandering[0] < verifier(sample, face.landmarks[None], *agreeing)[0]
+
+
+@pytest.mark.parametrize("option, value", [("--min-confidence", "1.5"), ("--min-confidence", "x"),
+                                           ("--min-face-size", "-3")])
+def test_cli_rejects_bad_thresholds_in_one_line(tmp_path, capsys, option, value):
+    from mfirrn.cli import main
+
+    try:
+        code = main(["reconstruct", "photo.jpg", "-o", str(tmp_path / "out"), option, value])
+    except SystemExit as exc:  # argparse's own type check
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and option in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_writes_the_confidence_and_keeps_everything_at_zero(tmp_path):
+    from mfirrn.cli import main
+    from mfirrn.io.assets import fetch
+
+    photo = str(fetch("sample-trump-hillary"))
+    assert main(["reconstruct", photo, "-o", str(tmp_path / "a"), "--outputs", "json"]) == 0
+    faces = json.loads(next((tmp_path / "a").glob("*.json")).read_text())
+    faces = faces["faces"] if isinstance(faces, dict) else faces
+    assert len(faces) == 2 and all(0.15 <= f["confidence"] <= 1 for f in faces)
+    assert main(["reconstruct", photo, "-o", str(tmp_path / "b"), "--outputs", "json", "--min-face-size", "5000"]) != 0
