@@ -83,7 +83,7 @@ def test_pose_labels_on_a_crowd_photo_are_readable(faces68_root, tiles):
 
     img = read_image(faces68_root / "dlib-examples" / "2008_004176.jpg")
     img = np.vstack([np.hstack([img] * tiles)] * tiles)
-    faces = Reconstructor("3ddfa-v2-mb05", dense=False)(img)
+    faces = Reconstructor("3ddfa-v2-mb05", dense=False, verify=False)(img)  # every detection: the most crowded
     assert len(faces) >= 8 * tiles * tiles
     lay = pose_label_layout(img.shape, faces)
     assert lay.numbered == (tiles > 1)
