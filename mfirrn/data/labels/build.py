@@ -63,7 +63,9 @@ class BuildConfig:
 _WORKER: dict = {}
 
 
-def _init_worker(parent_pid: Optional[int] = None) -> None:
+def init_worker(parent_pid: Optional[int] = None) -> None:
+    """Set up a build worker process (this one and the shard build's): one thread, dying with ``parent_pid``,
+    the BFM and its mirror map loaded once."""
     import torch
 
     from mfirrn.geometry.bfm import MorphableModel, mirror_vertex_map
@@ -77,12 +79,17 @@ def _init_worker(parent_pid: Optional[int] = None) -> None:
     _WORKER.update(bfm=bfm, mirror=mirror_vertex_map(bfm))
 
 
+def worker_model() -> tuple:
+    """The ``(bfm, mirror)`` of this worker process (set up on first use when the build runs in-process)."""
+    if not _WORKER:
+        init_worker()
+    return _WORKER["bfm"], _WORKER["mirror"]
+
+
 def _process_chunk(job: dict) -> int:
     from mfirrn.data.labels.profiling import profile_face, sample_rotation, yaw_of
 
-    if not _WORKER:
-        _init_worker()
-    bfm, mirror = _WORKER["bfm"], _WORKER["mirror"]
+    bfm, mirror = worker_model()
     cfg: BuildConfig = job["cfg"]
     out = Path(job["out"])
     names, params, src, kind, yaws, angles = [], [], [], [], [], []
@@ -163,7 +170,7 @@ def build_dataset(labels_dir: Union[str, Path], out_dir: Union[str, Path], cfg: 
             torch.set_num_threads(threads[0])
             cv2.setNumThreads(threads[1])
     else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(os.getpid(),)) as pool:
             for _ in pool.map(_process_chunk, jobs):
                 bar.update()
     bar.close()

@@ -33,6 +33,7 @@ from typing import Optional, Union
 import cv2
 import numpy as np
 
+from mfirrn.data.labels.build import init_worker, worker_model
 from mfirrn.data.labels.build_state import build_fingerprint, check_build_resume, write_build_state
 from mfirrn.data.labels.pool import PoolError, load_labels
 from mfirrn.data.labels.profiling import ProfileConfig
@@ -66,23 +67,6 @@ class ShardBuildConfig:
         return {"layout": "shards", **asdict(self)}
 
 
-_WORKER: dict = {}
-
-
-def _init_worker(parent_pid: Optional[int] = None) -> None:
-    import torch
-
-    from mfirrn.geometry.bfm import MorphableModel, mirror_vertex_map
-    from mfirrn.io.workers import die_with_parent
-
-    if parent_pid is not None:
-        die_with_parent(parent_pid)
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    bfm = MorphableModel("full")
-    _WORKER.update(bfm=bfm, mirror=mirror_vertex_map(bfm))
-
-
 def _shard_name(k: int) -> str:
     return f"shard-{k:05d}"
 
@@ -92,9 +76,7 @@ def _build_shard(job: dict) -> int:
     from mfirrn.data.labels.profiling import prepare_profile, render_profiles, sweep_rotations, yaw_of
     from mfirrn.data.shards import write_shard
 
-    if not _WORKER:
-        _init_worker()
-    bfm, mirror = _WORKER["bfm"], _WORKER["mirror"]
+    bfm, mirror = worker_model()
     cfg: ShardBuildConfig = job["cfg"]
     out = Path(job["out"])
     samples, source, kind, angles = [], [], [], []
@@ -210,7 +192,7 @@ def build_shards(labels_dir: Union[str, Path], out_dir: Union[str, Path], cfg: S
             torch.set_num_threads(threads[0])
             cv2.setNumThreads(threads[1])
     else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(os.getpid(),)) as pool:
             for n in pool.map(_build_shard, jobs):
                 tick(n)
     bar.close()
