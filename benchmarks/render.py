@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -36,19 +35,9 @@ import numpy as np
 
 from mfirrn import render
 from mfirrn.geometry.bfm import load_bfm_arrays
+from mfirrn.io.machine import machine_line
 from mfirrn.io.threads import resolve_threads
 from mfirrn.render import _raster
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def fit(u: np.ndarray, size: int) -> np.ndarray:
@@ -98,10 +87,9 @@ def run(args: argparse.Namespace) -> None:
     u = arrays["u"].reshape(-1, 3)
     tri = np.ascontiguousarray(arrays["triangles"], np.int32)
     colors = np.random.default_rng(0).uniform(0, 1, (len(u), 3)).astype(np.float32)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     all_threads = resolve_threads()  # the threading policy's budget (OMP_NUM_THREADS, affinity, cgroup quota)
-    print(f"machine: {cpu_model()}, {cores} cores in the affinity mask, thread budget {all_threads}; "
-          f"load average {os.getloadavg()[0]:.2f} at start; {args.busy} busy background processes")
+    print(f"machine: {machine_line()} at start; thread budget {all_threads}; {args.busy} busy background "
+          "processes")
     print(f"mesh: BFM full, {len(u)} vertices, {len(tri)} triangles; "
           f"median / best of up to {args.runs} round-robin calls each, milliseconds\n")
     print(f"{'image':>10} | {'naive 1 thr':>18} | {'colour+depth 1 thr':>18} | {f'colour+depth {all_threads} thr':>18} | "

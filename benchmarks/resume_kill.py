@@ -23,9 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from scale import cpu_name, photo_folder
+from scale import photo_folder
 
 from mfirrn.inference.runrecord import JOURNAL, RECORD_FILES
+from mfirrn.io.machine import machine_line
 
 
 def outputs_of(out: Path) -> dict[str, bytes]:
@@ -63,7 +64,7 @@ def main() -> None:
     ap.add_argument("--datasets", type=Path, default=Path(os.environ.get("MFIRRN_DATASETS", "data/datasets")))
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    print(f"CPU: {cpu_name()}; load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"CPU: {machine_line()}; load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="mfirrn-kill-") as tmp:
         folder = photo_folder(args.photos, Path(tmp) / "photos", args.datasets)
         common = ["--outputs", args.outputs, "--workers", str(args.workers)]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -36,16 +35,6 @@ from pathlib import Path
 import cv2
 
 SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def photo_folder(n: int, dst: Path, datasets: Path) -> Path:
@@ -102,9 +91,7 @@ def main() -> None:
     ap.add_argument("--outputs", default="json,table", help="--outputs of the runs (default json,table)")
     ap.add_argument("--datasets", type=Path, default=Path(os.environ.get("MFIRRN_DATASETS", "data/datasets")))
     args = ap.parse_args()
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"CPU: {cpu_name()}; {cpus} CPU(s) usable by this process; load average before: "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"CPU: {machine_line()} (1, 5, 15 min: {' '.join(f'{v:.2f}' for v in os.getloadavg())})")
     half = args.photos // 2
     walls: dict[tuple[str, int], list[float]] = {}
     cpus_used: dict[tuple[str, int], list[float]] = {}
@@ -161,3 +148,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+from mfirrn.io.machine import machine_line

@@ -15,8 +15,9 @@ once (timing only: nothing here is tuned on them).
   ``benchmarks/mediapipe_worker.py`` runs there in a subprocess and times ``process()`` on the same photos.
   The two alternate photo by photo (the order flips every photo), so a slow phase of the machine hits both.
 - **CLI**: ``mfirrn reconstruct FOLDER`` (default outputs, written) in a subprocess, per busy level; ms per photo
-  from the images/s it prints (its loop, start-up not counted). With ``--workers`` (if the installed CLI has
-  that option) the same folder with 1 and with 2 worker processes: images/s and their ratio.
+  from the images/s it prints (its loop, start-up not counted). The folder scaling: the same run pinned to one
+  core (CPU affinity, so the threading policy gives it one thread) against all cores (the default), and with
+  ``--workers 2`` (if the installed CLI has that option): images/s and their ratio to one core.
 - **Busy**: for each level N of ``--busy`` the whole block runs beside N CPU-bound processes (``while True:
   pass``), started before and killed after it. ``slowdown`` = busy median / quiet median of the same run.
 
@@ -42,30 +43,12 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from mfirrn.io.machine import cpu_info, machine_line
+
 HERE = Path(__file__).resolve().parent
 START_ENV = dict(os.environ)  # before `import mfirrn` sets its OpenMP wait policy: the workers get this one
 DEFAULT_VENV = Path.home() / ".cache" / "mfirrn-bench" / "mediapipe"
 MEDIAPIPE_VERSION = "0.10.21"
-
-
-def cpu_line() -> str:
-    """CPU model, the instruction sets that matter for int8/bf16 inference, cores available, load average."""
-    model, flags = "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model == "unknown CPU":
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
-    isa = [f for f in wanted if f in flags]
-    from mfirrn.io.threads import available_cores
-
-    return (f"{model} ({', '.join(isa) or 'no AVX2'}); {available_cores()} cores available to this process, "
-            f"{os.cpu_count()} online; load average {os.getloadavg()[0]:.2f}")
 
 
 def setup_mediapipe(venv: Path) -> None:
@@ -114,10 +97,12 @@ def busy(n: int) -> Iterator[None]:
             p.wait()
 
 
-def cli_rate(folder: Path, out: Path, extra: list[str]) -> float:
-    """images/s printed by ``mfirrn reconstruct FOLDER -o OUT`` (its loop, start-up not counted)."""
+def cli_rate(folder: Path, out: Path, extra: list[str], cpus: set[int] | None = None) -> float:
+    """images/s printed by ``mfirrn reconstruct FOLDER -o OUT`` (its loop, start-up not counted); ``cpus``: the CPU
+    affinity of the run (default: this process's)."""
     cmd = [sys.executable, "-m", "mfirrn.cli", "reconstruct", str(folder), "-o", str(out), *extra]
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    res = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=pin)
     m = re.search(r"([\d.]+) images/s", res.stdout)
     if res.returncode != 0 or not m:
         raise SystemExit(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()[-400:]}")
@@ -155,7 +140,7 @@ def main() -> None:
 
     import mfirrn
 
-    print(f"CPU: {cpu_line()}")
+    print(f"CPU: {machine_line()}")
     paths = sorted((Path(args.datasets) / "aflw2000-3d-dev" / "test.data" / "AFLW2000-3D").glob("*.jpg"))[:args.n]
     if not paths:
         raise SystemExit(f"no AFLW2000-3D originals under {args.datasets}/aflw2000-3d-dev (set --datasets)")
@@ -207,15 +192,18 @@ def main() -> None:
                 return (time.perf_counter() - t0) * 1000, n
 
             timers["3DDFA_V2 PyTorch"] = v2_time
-        workers = [] if args.no_cli else ([1, 2] if cli_has_workers() else [])
-        if not args.no_cli and not workers:
-            print("(mfirrn reconstruct has no --workers option in this version: the folder scaling rows are skipped)")
+        one_cpu = {min(os.sched_getaffinity(0))} if hasattr(os, "sched_getaffinity") else None
+        scaling: dict[str, tuple[list[str], set[int] | None]] = {}
+        if not args.no_cli and one_cpu and len(os.sched_getaffinity(0)) > 1:
+            scaling["1 core"] = ([], one_cpu)
+            if cli_has_workers():
+                scaling["all cores, --workers 2"] = (["--workers", "2"], None)
 
         ms = {b: {name: [] for name in timers} for b in levels}
         cpu_ms: dict[int, list[float]] = {b: [] for b in levels}
         faces = {b: {name: 0 for name in timers} for b in levels}
         cli_ms: dict[int, list[float]] = {b: [] for b in levels}
-        rates: dict[tuple[int, int], list[float]] = {}
+        rates: dict[tuple[int, str], list[float]] = {}
         names = list(timers)
         for r in range(args.rounds):
             for b in levels:
@@ -231,8 +219,9 @@ def main() -> None:
                             faces[b][name] += n > 0
                     if not args.no_cli:
                         cli_ms[b].append(1000 / cli_rate(folder, tmp / "out", []))
-                    for w in workers:
-                        rates.setdefault((b, w), []).append(cli_rate(folder, tmp / f"out-w{w}", ["--workers", str(w)]))
+                        rates.setdefault((b, "all cores"), []).append(1000 / cli_ms[b][-1])
+                    for k, (label, (extra, cpus)) in enumerate(scaling.items()):
+                        rates.setdefault((b, label), []).append(cli_rate(folder, tmp / f"out-{k}", extra, cpus))
                 print(f"round {r + 1}, busy {b}: done (load average {load:.2f} at its start)", flush=True)
         for worker in (mp, base):
             if worker is not None:
@@ -254,7 +243,7 @@ def main() -> None:
         cells += [f"{med(cli_ms[b]) / med(cli_ms[quiet]):.2f}x" for b in levels if b != quiet]
         print("| mfirrn reconstruct FOLDER (default outputs written; from the printed images/s) | " + " | ".join(cells)
               + " | |")
-    print(f"| (mfirrn API: CPU time of this process per photo) | " + " | ".join(f"{med(cpu_ms[b]):.1f}" for b in levels)
+    print("| (mfirrn API: CPU time of this process per photo) | " + " | ".join(f"{med(cpu_ms[b]):.1f}" for b in levels)
           + " |" * len(levels))
     if mp is not None:
         mp_name = names[1]
@@ -264,12 +253,16 @@ def main() -> None:
         for name in names[2:]:
             print(f"- {name} / MediaPipe: " + ", ".join(f"busy {b} {med(ms[b][name]) / med(ms[b][mp_name]):.2f}"
                                                         for b in levels))
-    if rates:
-        print("\n## mfirrn reconstruct FOLDER --workers W (images/s as printed, median of rounds)")
+    if scaling:
+        print("\n## mfirrn reconstruct FOLDER on one core and on all cores (images/s as printed, median of rounds)")
         for b in levels:
-            one, two = med(rates[(b, 1)]), med(rates[(b, 2)])
-            print(f"- busy {b}: 1 worker {one:.1f}, 2 workers {two:.1f} images/s ({two / one:.2f}x)")
-    print(f"\nload average at the end {os.getloadavg()[0]:.2f}; CPU: {cpu_line().split(';')[0]}")
+            one = med(rates[(b, "1 core")])
+            cells = [f"1 core {one:.1f}"]
+            for label in ("all cores", *list(scaling)[1:]):
+                rate = med(rates[(b, label)])
+                cells.append(f"{label} {rate:.1f} ({rate / one:.2f}x)")
+            print(f"- busy {b}: " + ", ".join(cells))
+    print(f"\nload average at the end {os.getloadavg()[0]:.2f}; CPU: {cpu_info().model}")
 
 
 if __name__ == "__main__":

@@ -16,24 +16,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import platform
 import time
 
 import numpy as np
 
+from mfirrn.io.machine import machine_line
 from mfirrn.render.synthetic import BACKGROUND, synthetic_head, tear_texels
 from mfirrn.render.uvtex import uv_texture
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -49,7 +38,7 @@ def main() -> None:
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)  # type: ignore[union-attr]
         methods[f"compared ({args.compare})"] = mod.uv_texture
-    print(f"CPU: {cpu_model()}; texture 512x512, photo 400x400, face 300 px wide; "
+    print(f"CPU: {machine_line()}; texture 512x512, photo 400x400, face 300 px wide; "
           "tears % / background % of the chart texels / median seconds")
     print("| yaw | mesh | " + " | ".join(methods) + " |")
     print("|---|---|" + "---|" * len(methods))

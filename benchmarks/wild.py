@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -50,22 +49,13 @@ from mfirrn.geometry.crop import roi_iou
 from mfirrn.inference.pipeline import Reconstructor, read_image
 from mfirrn.inference.verify import landmark_boxes
 from mfirrn.io.assets import fetch_asset, read_asset_table, sha256_of
+from mfirrn.io.machine import machine_line
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photos68 import match  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 MIN_SIDE = 20.0  # pixels: faces smaller than this were not counted (not required)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_photos(datasets: Path) -> list[tuple[str, Path, dict]]:
@@ -331,7 +321,7 @@ def main() -> None:
     torch.set_num_threads(1)
     datasets = Path(args.datasets)
     sections = args.sections.split(",")
-    print(f"CPU {cpu_name()}, {os.cpu_count()} cores; one thread per network; model {args.model}")
+    print(f"CPU: {machine_line()}; one thread per network; model {args.model}")
     photos = load_photos(datasets) if {"detectors", "photos"} & set(sections) else []
     dev = dev_split(datasets) if {"detectors", "photos"} & set(sections) else []
     if "detectors" in sections:
