@@ -39,13 +39,16 @@ SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 
 def photo_folder(n: int, dst: Path, datasets: Path) -> Path:
     """``n`` different photos in ``dst/<k // 25>/`` (a tree, as datasets come): faces-68 photos, mirrored or not,
-    at a few scales."""
+    at a few scales, then (for more than those give) the AFLW2000-3D dev-split originals the same way (timing
+    only: nothing is scored or chosen on them)."""
     src = sorted(p for p in (datasets / "faces-68").rglob("*") if p.suffix.lower() in (".jpg", ".png", ".ppm"))
     if not src:
         sys.exit(f"no faces-68 photos under {datasets}; pass --datasets or set MFIRRN_DATASETS")
     variants = [(p, flip, s) for s in SCALES for flip in (False, True) for p in src]
+    dev = sorted((datasets / "aflw2000-3d-dev" / "test.data" / "AFLW2000-3D").glob("*.jpg"))
+    variants += [(p, flip, s) for s in SCALES for flip in (False, True) for p in dev]
     if n > len(variants):
-        sys.exit(f"at most {len(variants)} different photos can be made from faces-68")
+        sys.exit(f"at most {len(variants)} different photos can be made from faces-68 and the dev split")
     for k, (p, flip, s) in enumerate(variants[:n]):
         img = cv2.imread(str(p))
         img = cv2.resize(img[:, ::-1] if flip else img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)

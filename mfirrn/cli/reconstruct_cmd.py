@@ -73,7 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, metavar="N",
                    help="CPU threads of each worker for the networks (ONNX Runtime, PyTorch), OpenCV and the renderer: "
                         "threads that sleep while they wait. Default 0: $OMP_NUM_THREADS, else the cores this process "
-                        "may use (CPU affinity, cgroup quota), shared among the workers")
+                        "may use (CPU affinity, cgroup quota), shared among the workers; with --engine ray, 1 (each "
+                        "actor holds --threads CPUs of the cluster)")
     p.add_argument("--workers", type=int, default=0, metavar="N",
                    help="worker processes (or Ray actors), each with its own model; 0 (default): one per CPU this "
                         "process may use, one for fewer than "
@@ -179,6 +180,19 @@ def _settings(args: argparse.Namespace, outputs: list[str], boxes, landmarks_fil
             "--landmarks sha256": file_sha256(landmarks_file) if landmarks_file else None}
 
 
+def threads_per_worker(engine: str, threads: int, workers: int) -> int:
+    """CPU threads of each worker: ``--threads`` if given; else a local worker's share of this process's cores
+    (this process runs the first worker), and a Ray actor's one CPU of the cluster (Ray's unit, which the actor
+    reserves; never a share of the cores of the machine the command runs on).
+
+    >>> threads_per_worker("ray", 0, 2), threads_per_worker("ray", 3, 2), threads_per_worker("local", 4, 2)
+    (1, 3, 4)
+    """
+    from mfirrn.io.threads import worker_threads
+
+    return threads or (1 if engine == "ray" else worker_threads(workers))
+
+
 def _workers(args: argparse.Namespace, n_todo: int) -> int:
     from mfirrn.io.threads import available_cores
 
@@ -276,10 +290,7 @@ def _run(args: argparse.Namespace) -> int:
         return fail(str(e).strip("'\""))
 
     needs_dense = any(OUTPUTS[o].dense for o in outputs if o in OUTPUTS)
-    from mfirrn.io.threads import worker_threads
-
-    # each worker's share of the cores (or --threads each); this process runs the first worker
-    threads = args.threads or worker_threads(_workers(args, len(paths)))
+    threads = threads_per_worker(args.engine, args.threads, _workers(args, len(paths)))
     set_threads(threads)
     try:
         rec = reconstructor_from_args(args, dense=needs_dense)
@@ -360,7 +371,8 @@ def _execute(args, record, job, rec, paths, names, out_dir: Path, table: bool, d
             from mfirrn.inference.rayjob import RayStartError, run_ray
 
             try:
-                run_ray(todo, job, handle, workers=workers, num_gpus=args.gpus_per_worker, address=args.ray_address)
+                run_ray(todo, job, handle, workers=workers, num_cpus=job.threads, num_gpus=args.gpus_per_worker,
+                        address=args.ray_address)
             except RayStartError as e:
                 bar.close()
                 if record.fresh:

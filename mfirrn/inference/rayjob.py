@@ -1,8 +1,8 @@
 """The engine on Ray Data: inputs as a dataset, an actor pool that holds one processor (one model) per actor.
 
 Used by ``mfirrn reconstruct --engine ray`` (see :mod:`mfirrn.inference.engine` for what a processor is).
-Each actor takes one CPU (or ``num_gpus`` of a GPU); results stream back to the calling process, which records
-them and writes the table, so a run on a cluster resumes like a local one. On a cluster every node must see
+Each actor takes ``num_cpus`` CPUs (one by default) and ``num_gpus`` of a GPU; results stream back to the calling
+process, which records them and writes the table, so a run on a cluster resumes like a local one. On a cluster every node must see
 the inputs and the output folder at the same paths (a shared file system) and have mfirrn installed.
 Needs ``pip install 'mfirrn[ray]'``.
 """
@@ -49,8 +49,11 @@ class _Actor:
         return {"result": np.array(out, dtype=object)}
 
 
-def _start(address: Optional[str], tries: int = 2) -> None:
-    """``ray.init``; a local Ray whose node misses Ray's 30 s start-up deadline (a busy machine) is tried again."""
+def _start(address: Optional[str], tries: int = 2, cpus_needed: float = 0.0) -> None:
+    """``ray.init``; a local Ray whose node misses Ray's 30 s start-up deadline (a busy machine) is tried again.
+
+    A local Ray offers at least ``cpus_needed`` CPUs (the actors' total), so an actor pool larger than the machine
+    runs oversubscribed, as the user asked, instead of waiting for CPUs that never come."""
     import logging
     import os
 
@@ -59,8 +62,9 @@ def _start(address: Optional[str], tries: int = 2) -> None:
     local = address is None and not os.environ.get("RAY_ADDRESS")
     for attempt in range(tries if local else 1):
         try:
+            cpus = {"num_cpus": max(cpus_needed, os.cpu_count() or 1)} if local and cpus_needed else {}
             ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                     configure_logging=False)
+                     configure_logging=False, **cpus)
             return
         except Exception as e:  # Ray raises bare Exceptions (a node that timed out, a cluster not found)
             ray.shutdown()
@@ -73,8 +77,9 @@ def _start(address: Optional[str], tries: int = 2) -> None:
 
 
 def run_ray(items: Sequence[Any], factory: Callable[[], Any], handle: Callable[[Any], None], *, workers: int,
-            num_gpus: float = 0.0, address: Optional[str] = None, batch_size: int = 4) -> None:
-    """Process ``items`` on ``workers`` Ray actors (each ``num_cpus=1``, plus ``num_gpus``); each result reaches
+            num_cpus: float = 1.0, num_gpus: float = 0.0, address: Optional[str] = None, batch_size: int = 4) -> None:
+    """Process ``items`` on ``workers`` Ray actors (each holding ``num_cpus`` CPUs, which its ``factory`` should
+    give its threads, and ``num_gpus``); each result reaches
     ``handle`` here as its batch of ``batch_size`` items finishes. Connects to the cluster at ``address`` (or
     ``$RAY_ADDRESS``), else starts a local one for the run."""
     import logging
@@ -88,7 +93,7 @@ def run_ray(items: Sequence[Any], factory: Callable[[], Any], handle: Callable[[
         logging.getLogger(name).setLevel(logging.ERROR)
     started = not ray.is_initialized()
     if started:
-        _start(address)
+        _start(address, cpus_needed=workers * num_cpus)
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
@@ -97,8 +102,8 @@ def run_ray(items: Sequence[Any], factory: Callable[[], Any], handle: Callable[[
         n_blocks = min(len(blobs), max(workers, -(-len(blobs) // batch_size)))  # every actor gets work
         ds = ray.data.from_items([{"item": b} for b in blobs], override_num_blocks=n_blocks)
         ds = ds.map_batches(_Actor, fn_constructor_args=(factory,), batch_size=batch_size,
-                            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1, num_gpus=num_gpus or None,
-                            batch_format="numpy")
+                            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=num_cpus,
+                            num_gpus=num_gpus or None, batch_format="numpy")
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for blob in batch["result"]:
                 handle(pickle.loads(blob))
