@@ -34,6 +34,8 @@ from pathlib import Path
 
 import cv2
 
+from mfirrn.io.machine import machine_line
+
 SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 
 
@@ -151,4 +153,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-from mfirrn.io.machine import machine_line

@@ -43,7 +43,6 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from mfirrn.io.machine import cpu_info, machine_line
 
 HERE = Path(__file__).resolve().parent
 START_ENV = dict(os.environ)  # before `import mfirrn` sets its OpenMP wait policy: the workers get this one
@@ -139,6 +138,7 @@ def main() -> None:
     levels = [int(b) for b in args.busy.split(",")]
 
     import mfirrn
+    from mfirrn.io.machine import cpu_info, machine_line
 
     print(f"CPU: {machine_line()}")
     paths = sorted((Path(args.datasets) / "aflw2000-3d-dev" / "test.data" / "AFLW2000-3D").glob("*.jpg"))[:args.n]

@@ -103,6 +103,23 @@ def test_numpy_and_torch_paths_agree(bfm):
     np.testing.assert_allclose(n, t.detach().numpy(), rtol=1e-6, atol=1e-4)
 
 
+@pytest.mark.parametrize("dense", [False, True])
+def test_a_face_is_the_same_bits_whatever_its_batch_and_the_threads(bfm, dense):
+    # a batched matrix product picks its reduction order by batch size and thread count (up to 1e-5 apart):
+    # results must not depend on how many faces a photo has, nor on --threads / --workers
+    p = torch.randn(7, 62) * torch.tensor([1e-4] * 12 + [1e5] * 40 + [1.0] * 10)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = [bfm.vertices(p[i:i + 1], convention="v2", dense=dense) for i in range(7)]
+        torch.set_num_threads(2)
+        batch = bfm.vertices(p, convention="v2", dense=dense)
+    finally:
+        torch.set_num_threads(before)
+    for i in range(7):
+        assert torch.equal(alone[i][0], batch[i])
+
+
 def test_reconstruction_is_differentiable_and_batched(device):
     m = tiny_model().to(device)
     p = torch.randn(4, 62, device=device, dtype=torch.float32, requires_grad=True)

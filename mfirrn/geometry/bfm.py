@@ -132,9 +132,19 @@ class MorphableModel(nn.Module):
         return self.u.shape[0] // 3
 
     def shape_vertices(self, alpha_shp: torch.Tensor, alpha_exp: torch.Tensor, dense: bool = True) -> torch.Tensor:
-        """Unposed shape (B, N, 3) (or (B, 68, 3) with ``dense=False``) in BFM units from (B, 40), (B, 10)."""
+        """Unposed shape (B, N, 3) (or (B, 68, 3) with ``dense=False``) in BFM units from (B, 40), (B, 10).
+
+        Without gradients each face is one matrix-vector product per basis: a face's vertices are then the same
+        bits whatever the other faces of the batch and the thread count (a batched matrix product picks its
+        reduction order by both: up to 1e-5 apart). With gradients (training) the batch is one product.
+        """
         u, ws, we = (self.u, self.w_shp, self.w_exp) if dense else (self.u_kp, self.w_shp_kp, self.w_exp_kp)
-        flat = u + alpha_shp @ ws.T + alpha_exp @ we.T
+        if torch.is_grad_enabled() and (alpha_shp.requires_grad or alpha_exp.requires_grad or ws.requires_grad):
+            flat = u + alpha_shp @ ws.T + alpha_exp @ we.T
+        else:
+            a_shp, a_exp = alpha_shp.reshape(-1, alpha_shp.shape[-1]), alpha_exp.reshape(-1, alpha_exp.shape[-1])
+            rows = [torch.addmv(torch.addmv(u, ws, a_shp[i]), we, a_exp[i]) for i in range(a_shp.shape[0])]
+            flat = (torch.stack(rows) if rows else u.new_zeros(0, u.shape[0])).reshape(*alpha_shp.shape[:-1], -1)
         return flat.reshape(*flat.shape[:-1], -1, 3)
 
     def posed_vertices(self, params: torch.Tensor, dense: bool = True) -> torch.Tensor:
