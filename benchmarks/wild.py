@@ -18,10 +18,12 @@ its centre lies in an ignore box (whatever its size); an unmatched counted face 
    500 AFLW2000-3D dev-split originals (all poses; a GT face is found when a box's centre lies in its
    landmarks' box, as benchmarks/pipeline.py counts it) and its median milliseconds per photo;
 2. **photos**: ``mfirrn reconstruct``'s pipeline (networks in ONNX Runtime on one thread, as the CLI
-   runs them on a CPU) with the face verifier (default threshold, and a sweep) and without it: false
-   and missed faces on the held-out photos, dev-split faces kept and their NME (68 points, GT box
-   normaliser), and the time per photo of both, measured side by side (each photo through both, in
-   alternating order);
+   runs them on a CPU) without the face verifier (FaceBoxes at 3DDFA_V2's 0.5), with it and FaceBoxes at
+   0.5, and with it as by default (FaceBoxes at the proposal threshold,
+   :data:`mfirrn.inference.pipeline.PROPOSAL_THRESHOLD`; a sweep of the verifier's threshold on it):
+   false and missed faces on the held-out photos, dev-split faces kept and their NME (68 points, GT
+   box normaliser), and the time per photo of each, measured side by side (each photo through all
+   three, in rotating order);
 3. **video**: the tracker (``mfirrn reconstruct VIDEO``'s defaults) against the photo pipeline run on every
    frame: *ghost* face-frames (a tracked face with no photo-pipeline face under it, landmark boxes' IoU
    > 0.3, for 5 or more frames in a row), *missed confident* face-frames (a photo-pipeline face with
@@ -44,6 +46,7 @@ import numpy as np
 import torch
 
 from mfirrn import models
+from mfirrn.detect.faceboxes import SCORE_THRESHOLD
 from mfirrn.detect.registry import available_detectors, create_detector
 from mfirrn.evaluation.metrics import nme
 from mfirrn.geometry.crop import roi_iou
@@ -157,17 +160,24 @@ def cli_model(model_name: str):
 
 def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
     model = cli_model(model_name)
-    verified = Reconstructor(model, dense=False, detector_backend="onnxruntime", detector_threads=1)
-    plain = Reconstructor(model, verified.detector, dense=False, verify=False)
-    threshold = verified.min_confidence
-    print(f"\n## Photos: the pipeline with and without the face verifier (default threshold {threshold})")
-    rows: dict[str, list] = {"without verifier": [], "with verifier": []}
+    opts = dict(dense=False, detector_backend="onnxruntime", detector_threads=1)
+    verified = Reconstructor(model, **opts)
+    at_half = Reconstructor(model, detector_threshold=SCORE_THRESHOLD, **opts)
+    at_half._verifier = verified.verifier
+    plain = Reconstructor(model, verify=False, **opts)
+    threshold, proposal = verified.min_confidence, verified.detector_threshold
+    print(f"\n## Photos: the pipeline with and without the face verifier (default threshold {threshold}; "
+          f"FaceBoxes' threshold {SCORE_THRESHOLD:g} without it, {proposal:g} by default with it)")
+    recs = {f"without verifier (FaceBoxes {SCORE_THRESHOLD:g})": plain,
+            f"with verifier, FaceBoxes {SCORE_THRESHOLD:g}": at_half,
+            f"with verifier, FaceBoxes {proposal:g} (default)": verified}
+    rows: dict[str, list] = {key: [] for key in recs}
     confid: list[tuple[np.ndarray, dict]] = []
-    times = {"without verifier": [], "with verifier": []}
+    times: dict[str, list] = {key: [] for key in recs}
     for k, (_, path, lab) in enumerate(photos):
         img = read_image(path)
-        order = [("without verifier", plain), ("with verifier", verified)]
-        for key, rec in (order if k % 2 == 0 else order[::-1]):
+        order = list(recs.items())
+        for key, rec in order[k % 3:] + order[:k % 3]:
             t0 = time.perf_counter()
             faces = rec(img)
             times[key].append((time.perf_counter() - t0) * 1000)
@@ -183,8 +193,11 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
         for what, col in (("false faces", 1), ("missed faces", 2)):
             where = [f"{name} ({x[col]})" for (name, _, _), x in zip(photos, r) if x[col]]
             print(f"{key}, {what}: {', '.join(where) or 'none'}")
-    ratio = np.median(times["with verifier"]) / np.median(times["without verifier"])
-    print(f"time per photo with / without the verifier: x{ratio:.3f} (medians of {len(photos)} photos, side by side)")
+    names = list(recs)
+    for a, b in ((2, 0), (1, 0), (2, 1)):
+        ta, tb = times[names[a]], times[names[b]]
+        print(f"time per photo, {names[a]} / {names[b]}: x{np.median(ta) / np.median(tb):.3f} (medians), "
+              f"x{np.mean(ta) / np.mean(tb):.3f} (means) of {len(photos)} photos, side by side")
     print("\nThreshold sweep (information only; the default was chosen on the verifier's validation set):")
     print("| min confidence | false faces | missed faces |")
     print("|---:|---:|---:|")
@@ -194,25 +207,33 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
             _, ff, mm = score_photo(boxes[conf >= thr], lab)
             f, m = f + ff, m + mm
         print(f"| {thr:g} | {f} | {m} |")
-    # dev split: faces kept, NME
-    kept, nmes_all, nmes_kept, n_found = 0, [], [], 0
+    for name, rec in (names[1], at_half), (names[2], verified):
+        dev_check(rec, dev, name)
+
+
+def dev_check(rec: Reconstructor, dev, name: str) -> None:
+    """Dev-split recall and NME of the verified pipeline ``rec``: faces found and kept, their 68-point NME, and the
+    kept faces that match no GT face (the dev photos show one face each; an extra one is most often a false face)."""
+    kept, nmes_all, nmes_kept, n_found, extra = 0, [], [], 0, 0
     for path, gt in dev:
         img = read_image(path)
-        conf, boxes, lms = verified_any(verified, img, landmarks=True)
+        conf, boxes, lms = verified_any(rec, img, landmarks=True)
         if not len(boxes):
             continue
         pairs = match([lm[None, :, :2].mean(1) for lm in lms], gt)
+        extra += int(sum(c >= rec.min_confidence for j, c in enumerate(conf) if j not in {i for i, _ in pairs}))
         if not pairs:
             continue
         i = pairs[0][0]
         n_found += 1
         e = float(nme(lms[i:i + 1, :, :2], gt)[0]) * 100
         nmes_all.append(e)
-        if conf[i] >= threshold:
+        if conf[i] >= rec.min_confidence:
             kept += 1
             nmes_kept.append(e)
-    print(f"\nDev split (500 originals): the pipeline finds {n_found}; the verifier keeps {kept}/500 "
-          f"(NME mean {np.mean(nmes_kept):.3f} % on those, {np.mean(nmes_all):.3f} % on all {n_found} found)")
+    print(f"\nDev split (500 originals), {name}: the pipeline finds {n_found}; the verifier keeps {kept}/500 "
+          f"(NME mean {np.mean(nmes_kept):.3f} % on those, {np.mean(nmes_all):.3f} % on all {n_found} found); "
+          f"{extra} other faces kept")
 
 
 def verified_any(rec: Reconstructor, img: np.ndarray, landmarks: bool = False):
@@ -296,7 +317,8 @@ def video_section(clips, model_name: str, max_frames: int) -> None:
             reference.append([(b, c) for b, c in zip(boxes, conf) if c >= rec.min_confidence])
         for label, settings in configs.items():
             if settings is None:
-                old = Reconstructor(model, rec.detector, dense=False, verify=False)
+                old = Reconstructor(model, dense=False, verify=False, detector_backend="onnxruntime",
+                                    detector_threads=1)
                 tracker = FaceTracker(old, TrackerSettings(redetect_every=0, scene_cut=0, max_unconfirmed=10 ** 9))
             else:
                 tracker = FaceTracker(rec, settings)
