@@ -158,32 +158,41 @@ def cli_model(model_name: str):
     return OnnxRuntimeModel.from_model(models.create(model_name), num_threads=1)
 
 
+PROPOSAL_SWEEP = (0.5, 0.4, 0.3, 0.2, 0.1, 0.05)  # FaceBoxes thresholds of the information-only sweep
+SURE = 0.5  # the sweep's second variant: proposals scoring <= 0.5 kept only with a confidence >= SURE
+
+
 def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
     model = cli_model(model_name)
     opts = dict(dense=False, detector_backend="onnxruntime", detector_threads=1)
     verified = Reconstructor(model, **opts)
-    at_half = Reconstructor(model, detector_threshold=SCORE_THRESHOLD, **opts)
-    at_half._verifier = verified.verifier
     plain = Reconstructor(model, verify=False, **opts)
+    low = Reconstructor(model, detector_threshold=min(PROPOSAL_SWEEP), min_confidence=0.0, **opts)
+    low._verifier = verified.verifier
     threshold, proposal = verified.min_confidence, verified.detector_threshold
     print(f"\n## Photos: the pipeline with and without the face verifier (default threshold {threshold}; "
-          f"FaceBoxes' threshold {SCORE_THRESHOLD:g} without it, {proposal:g} by default with it)")
+          f"FaceBoxes' threshold {SCORE_THRESHOLD:g} without it, {proposal:g} with it)")
     recs = {f"without verifier (FaceBoxes {SCORE_THRESHOLD:g})": plain,
-            f"with verifier, FaceBoxes {SCORE_THRESHOLD:g}": at_half,
-            f"with verifier, FaceBoxes {proposal:g} (default)": verified}
+            f"with verifier (default, {threshold}; FaceBoxes {proposal:g})": verified}
+    if proposal != SCORE_THRESHOLD:
+        at_half = Reconstructor(model, detector_threshold=SCORE_THRESHOLD, **opts)
+        at_half._verifier = verified.verifier
+        recs[f"with verifier, FaceBoxes {SCORE_THRESHOLD:g}"] = at_half
     rows: dict[str, list] = {key: [] for key in recs}
-    confid: list[tuple[np.ndarray, dict]] = []
+    confid: list[tuple[tuple, dict]] = []
+    proposals: list[tuple[tuple, dict]] = []
     times: dict[str, list] = {key: [] for key in recs}
     for k, (_, path, lab) in enumerate(photos):
         img = read_image(path)
         order = list(recs.items())
-        for key, rec in order[k % 3:] + order[:k % 3]:
+        for key, rec in order[k % len(order):] + order[:k % len(order)]:
             t0 = time.perf_counter()
             faces = rec(img)
             times[key].append((time.perf_counter() - t0) * 1000)
             boxes = landmark_boxes(np.array([f.landmarks for f in faces])) if faces else np.zeros((0, 4))
             rows[key].append(score_photo(boxes, lab))
         confid.append((verified_any(verified, img), lab))
+        proposals.append((every_proposal(low, img), lab))
     print("| pipeline | faces found | false faces | missed faces | ms per photo (median) |")
     print("|---|---:|---:|---:|---:|")
     for key, r in rows.items():
@@ -194,7 +203,7 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
             where = [f"{name} ({x[col]})" for (name, _, _), x in zip(photos, r) if x[col]]
             print(f"{key}, {what}: {', '.join(where) or 'none'}")
     names = list(recs)
-    for a, b in ((2, 0), (1, 0), (2, 1)):
+    for a, b in [(1, 0)] + [(2, 0), (1, 2)] * (len(names) == 3):
         ta, tb = times[names[a]], times[names[b]]
         print(f"time per photo, {names[a]} / {names[b]}: x{np.median(ta) / np.median(tb):.3f} (medians), "
               f"x{np.mean(ta) / np.mean(tb):.3f} (means) of {len(photos)} photos, side by side")
@@ -207,33 +216,70 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
             _, ff, mm = score_photo(boxes[conf >= thr], lab)
             f, m = f + ff, m + mm
         print(f"| {thr:g} | {f} | {m} |")
-    for name, rec in (names[1], at_half), (names[2], verified):
-        dev_check(rec, dev, name)
+    print(f"\nFaceBoxes threshold sweep (information only; the default was chosen on tuning data, "
+          f"benchmarks/proposals.py): the proposals of one run at {min(PROPOSAL_SWEEP):g} cut at each threshold "
+          f"(lowering the threshold only adds faces), kept at confidence >= {threshold}, and, second variant, "
+          f"proposals scoring <= {SCORE_THRESHOLD:g} kept only at confidence >= {SURE}")
+    print(f"| FaceBoxes threshold | proposals per photo | false faces | missed faces | false (>= {SURE} below "
+          f"{SCORE_THRESHOLD:g}) | missed (same) |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for t in PROPOSAL_SWEEP:
+        n = f1 = m1 = f2 = m2 = 0
+        for (score, conf, boxes, _), lab in proposals:
+            n += int((score > t).sum())
+            _, ff, mm = score_photo(boxes[(score > t) & (conf >= threshold)], lab)
+            f1, m1 = f1 + ff, m1 + mm
+            sure = np.where(score > SCORE_THRESHOLD, threshold, max(SURE, threshold))
+            _, ff, mm = score_photo(boxes[(score > t) & (conf >= sure)], lab)
+            f2, m2 = f2 + ff, m2 + mm
+        print(f"| {t:g} | {n / len(proposals):.2f} | {f1} | {m1} | {f2} | {m2} |")
+    dev_sweep(low, dev, threshold, proposal)
 
 
-def dev_check(rec: Reconstructor, dev, name: str) -> None:
-    """Dev-split recall and NME of the verified pipeline ``rec``: faces found and kept, their 68-point NME, and the
-    kept faces that match no GT face (the dev photos show one face each; an extra one is most often a false face)."""
-    kept, nmes_all, nmes_kept, n_found, extra = 0, [], [], 0, 0
-    for path, gt in dev:
-        img = read_image(path)
-        conf, boxes, lms = verified_any(rec, img, landmarks=True)
-        if not len(boxes):
-            continue
-        pairs = match([lm[None, :, :2].mean(1) for lm in lms], gt)
-        extra += int(sum(c >= rec.min_confidence for j, c in enumerate(conf) if j not in {i for i, _ in pairs}))
-        if not pairs:
-            continue
-        i = pairs[0][0]
-        n_found += 1
-        e = float(nme(lms[i:i + 1, :, :2], gt)[0]) * 100
-        nmes_all.append(e)
-        if conf[i] >= rec.min_confidence:
+def every_proposal(rec: Reconstructor, img: np.ndarray):
+    """Every face ``rec`` reconstructs (its ``min_confidence`` 0): scores, confidences (F,), landmark boxes (F, 4)
+    and landmarks (F, 68, 3)."""
+    faces = rec(img)
+    lms = np.array([f.landmarks for f in faces]).reshape(-1, 68, 3)
+    return (np.array([f.score for f in faces]), np.array([f.confidence for f in faces]),
+            landmark_boxes(lms) if faces else np.zeros((0, 4)), lms)
+
+
+def dev_sweep(low: Reconstructor, dev, threshold: float, proposal: float) -> None:
+    """Dev-split recall and NME of the verified pipeline at each FaceBoxes threshold of the sweep, from one run of
+    ``low`` (every proposal at the sweep's lowest threshold): faces found (the pipeline's face nearest the GT face's
+    centre, inside its landmarks' box) and kept by the verifier, their 68-point NME (GT box normaliser), the
+    NME on the dev photos whose face is kept at 0.5 (the same faces, unless a new face lands nearer), and the kept
+    faces that match no GT face (each dev photo shows one face; an extra one is most often a false face)."""
+    runs = [(every_proposal(low, read_image(path)), gt) for path, gt in dev]
+    kept_at_half: set[int] = set()
+    print(f"\nDev split ({len(dev)} originals), verified pipeline (confidence >= {threshold}) at each FaceBoxes "
+          f"threshold (default {proposal:g}):")
+    print("| FaceBoxes threshold | found | kept | NME mean on kept | NME mean on those kept at 0.5 "
+          "| other faces kept |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for t in PROPOSAL_SWEEP:
+        found = kept = extra = 0
+        nmes, same = [], []
+        for k, ((score, conf, _, lms), gt) in enumerate(runs):
+            take = score > t
+            pairs = match([lm[None, :, :2].mean(1) for lm in lms[take]], gt) if take.any() else []
+            if pairs:
+                found += 1
+            keep = take & (conf >= threshold)
+            pairs = match([lm[None, :, :2].mean(1) for lm in lms[keep]], gt) if keep.any() else []
+            extra += int(keep.sum()) - len(pairs)
+            if not pairs:
+                continue
             kept += 1
-            nmes_kept.append(e)
-    print(f"\nDev split (500 originals), {name}: the pipeline finds {n_found}; the verifier keeps {kept}/500 "
-          f"(NME mean {np.mean(nmes_kept):.3f} % on those, {np.mean(nmes_all):.3f} % on all {n_found} found); "
-          f"{extra} other faces kept")
+            e = float(nme(lms[keep][pairs[0][0]][None, :, :2], gt)[0]) * 100
+            nmes.append(e)
+            if t == SCORE_THRESHOLD:
+                kept_at_half.add(k)
+            if k in kept_at_half:
+                same.append(e)
+        print(f"| {t:g} | {found}/{len(dev)} | {kept}/{len(dev)} | {np.mean(nmes):.3f} % | {np.mean(same):.3f} % "
+              f"| {extra} |")
 
 
 def verified_any(rec: Reconstructor, img: np.ndarray, landmarks: bool = False):
