@@ -87,6 +87,7 @@ def test_who_gets_which_threshold(model):
     assert rec(min_confidence=0.0).detector_threshold == 0.5
     assert rec(min_confidence=0.3).detector_threshold == PROPOSAL_THRESHOLD
     assert rec(verify=False, detector_threshold=0.2).detector.score_threshold == 0.2
+    assert rec(detector_threshold=0.3).detector.score_threshold == 0.3
     assert rec(detector="faceboxes,dlib-hog").detector_threshold == PROPOSAL_THRESHOLD
     assert rec(detector="dlib-hog").detector_threshold is None
     with pytest.raises(ValueError, match="FaceBoxes' score threshold; the detector dlib-hog"):

@@ -57,9 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"{', '.join(available_detectors())} (default {DEFAULT_DETECTOR}), or a comma list tried in "
                         f"turn until one finds a face, e.g. faceboxes,dlib-hog")
     p.add_argument("--detector-threshold", type=float, default=None, metavar="T",
-                   help=f"FaceBoxes' score threshold, in (0, 1): a box scoring above T becomes a face proposal "
-                        f"(default {PROPOSAL_THRESHOLD:g}, chosen by measurement, as the face verifier checks every "
-                        f"proposal; 0.5, 3DDFA_V2's, with --min-confidence 0)")
+                   help=f"FaceBoxes' score threshold, in (0, 1): boxes scoring above T are reconstructed and checked "
+                        f"by the face verifier (default {PROPOSAL_THRESHOLD:g}, chosen by measurement; 0.5 with "
+                        f"--min-confidence 0). Lower finds faint faces (old prints) and more false faces")
     p.add_argument("--box", action="append", default=None, metavar="X0,Y0,X1,Y1",
                    help="a face box in pixels instead of detection (repeat for several faces)")
     p.add_argument("--landmarks", default=None, metavar="FILE",

@@ -31,9 +31,10 @@ __all__ = ["Face", "Reconstructor", "reconstruct", "read_image", "ImageError", "
 
 RefineMode = Literal["robust", "always", "off"]
 REFINE_MODES: tuple[str, ...] = ("robust", "always", "off")
-#: FaceBoxes' score threshold when the face verifier filters the faces: the detector proposes, the verifier
-#: decides. Chosen on tuning data (benchmarks/proposals.py, docs/experiments/wild.md); without the verifier the
-#: detector's score is the only filter and FaceBoxes keeps 3DDFA_V2's 0.5.
+#: FaceBoxes' score threshold when the face verifier filters the faces (the detector proposes, the verifier
+#: decides), chosen on tuning data by benchmarks/proposals.py (docs/experiments/wild.md): every lower threshold adds
+#: false faces that the verifier keeps (necks, fists, a second face on a face), so it stays at 3DDFA_V2's 0.5, the
+#: threshold of the unverified pipeline too.
 PROPOSAL_THRESHOLD = 0.5
 
 
