@@ -18,10 +18,12 @@ its centre lies in an ignore box (whatever its size); an unmatched counted face 
    500 AFLW2000-3D dev-split originals (all poses; a GT face is found when a box's centre lies in its
    landmarks' box, as benchmarks/pipeline.py counts it) and its median milliseconds per photo;
 2. **photos**: ``mfirrn reconstruct``'s pipeline (networks in ONNX Runtime on one thread, as the CLI
-   runs them on a CPU) with the face verifier (default threshold, and a sweep) and without it: false
-   and missed faces on the held-out photos, dev-split faces kept and their NME (68 points, GT box
-   normaliser), and the time per photo of both, measured side by side (each photo through both, in
-   alternating order);
+   runs them on a CPU) without the face verifier (FaceBoxes at 3DDFA_V2's 0.5), with it and FaceBoxes at
+   0.5, and with it as by default (FaceBoxes at the proposal threshold,
+   :data:`mfirrn.inference.pipeline.PROPOSAL_THRESHOLD`; a sweep of the verifier's threshold on it):
+   false and missed faces on the held-out photos, dev-split faces kept and their NME (68 points, GT
+   box normaliser), and the time per photo of each, measured side by side (each photo through all
+   three, in rotating order);
 3. **video**: the tracker (``mfirrn reconstruct VIDEO``'s defaults) against the photo pipeline run on every
    frame: *ghost* face-frames (a tracked face with no photo-pipeline face under it, landmark boxes' IoU
    > 0.3, for 5 or more frames in a row), *missed confident* face-frames (a photo-pipeline face with
@@ -43,6 +45,7 @@ import numpy as np
 import torch
 
 from mfirrn import models
+from mfirrn.detect.faceboxes import SCORE_THRESHOLD
 from mfirrn.detect.registry import available_detectors, create_detector
 from mfirrn.evaluation.metrics import nme
 from mfirrn.geometry.crop import roi_iou
@@ -145,25 +148,41 @@ def cli_model(model_name: str):
     return OnnxRuntimeModel.from_model(models.create(model_name), num_threads=1)
 
 
+PROPOSAL_SWEEP = (0.5, 0.4, 0.3, 0.2, 0.1, 0.05)  # FaceBoxes thresholds of the information-only sweep
+SURE = 0.5  # the sweep's second variant: proposals scoring <= 0.5 kept only with a confidence >= SURE
+
+
 def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
     model = cli_model(model_name)
-    verified = Reconstructor(model, dense=False, detector_backend="onnxruntime", detector_threads=1)
-    plain = Reconstructor(model, verified.detector, dense=False, verify=False)
-    threshold = verified.min_confidence
-    print(f"\n## Photos: the pipeline with and without the face verifier (default threshold {threshold})")
-    rows: dict[str, list] = {"without verifier": [], "with verifier": []}
-    confid: list[tuple[np.ndarray, dict]] = []
-    times = {"without verifier": [], "with verifier": []}
+    opts = dict(dense=False, detector_backend="onnxruntime", detector_threads=1)
+    verified = Reconstructor(model, **opts)
+    plain = Reconstructor(model, verify=False, **opts)
+    low = Reconstructor(model, detector_threshold=min(PROPOSAL_SWEEP), min_confidence=0.0, **opts)
+    low._verifier = verified.verifier
+    threshold, proposal = verified.min_confidence, verified.detector_threshold
+    print(f"\n## Photos: the pipeline with and without the face verifier (default threshold {threshold}; "
+          f"FaceBoxes' threshold {SCORE_THRESHOLD:g} without it, {proposal:g} with it)")
+    recs = {f"without verifier (FaceBoxes {SCORE_THRESHOLD:g})": plain,
+            f"with verifier (default, {threshold}; FaceBoxes {proposal:g})": verified}
+    if proposal != SCORE_THRESHOLD:
+        at_half = Reconstructor(model, detector_threshold=SCORE_THRESHOLD, **opts)
+        at_half._verifier = verified.verifier
+        recs[f"with verifier, FaceBoxes {SCORE_THRESHOLD:g}"] = at_half
+    rows: dict[str, list] = {key: [] for key in recs}
+    confid: list[tuple[tuple, dict]] = []
+    proposals: list[tuple[tuple, dict]] = []
+    times: dict[str, list] = {key: [] for key in recs}
     for k, (_, path, lab) in enumerate(photos):
         img = read_image(path)
-        order = [("without verifier", plain), ("with verifier", verified)]
-        for key, rec in (order if k % 2 == 0 else order[::-1]):
+        order = list(recs.items())
+        for key, rec in order[k % len(order):] + order[:k % len(order)]:
             t0 = time.perf_counter()
             faces = rec(img)
             times[key].append((time.perf_counter() - t0) * 1000)
             boxes = landmark_boxes(np.array([f.landmarks for f in faces])) if faces else np.zeros((0, 4))
             rows[key].append(score_photo(boxes, lab))
         confid.append((verified_any(verified, img), lab))
+        proposals.append((every_proposal(low, img), lab))
     print("| pipeline | faces found | false faces | missed faces | ms per photo (median) |")
     print("|---|---:|---:|---:|---:|")
     for key, r in rows.items():
@@ -173,8 +192,11 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
         for what, col in (("false faces", 1), ("missed faces", 2)):
             where = [f"{name} ({x[col]})" for (name, _, _), x in zip(photos, r) if x[col]]
             print(f"{key}, {what}: {', '.join(where) or 'none'}")
-    ratio = np.median(times["with verifier"]) / np.median(times["without verifier"])
-    print(f"time per photo with / without the verifier: x{ratio:.3f} (medians of {len(photos)} photos, side by side)")
+    names = list(recs)
+    for a, b in [(1, 0)] + [(2, 0), (1, 2)] * (len(names) == 3):
+        ta, tb = times[names[a]], times[names[b]]
+        print(f"time per photo, {names[a]} / {names[b]}: x{np.median(ta) / np.median(tb):.3f} (medians), "
+              f"x{np.mean(ta) / np.mean(tb):.3f} (means) of {len(photos)} photos, side by side")
     print("\nThreshold sweep (information only; the default was chosen on the verifier's validation set):")
     print("| min confidence | false faces | missed faces |")
     print("|---:|---:|---:|")
@@ -184,25 +206,70 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
             _, ff, mm = score_photo(boxes[conf >= thr], lab)
             f, m = f + ff, m + mm
         print(f"| {thr:g} | {f} | {m} |")
-    # dev split: faces kept, NME
-    kept, nmes_all, nmes_kept, n_found = 0, [], [], 0
-    for path, gt in dev:
-        img = read_image(path)
-        conf, boxes, lms = verified_any(verified, img, landmarks=True)
-        if not len(boxes):
-            continue
-        pairs = match([lm[None, :, :2].mean(1) for lm in lms], gt)
-        if not pairs:
-            continue
-        i = pairs[0][0]
-        n_found += 1
-        e = float(nme(lms[i:i + 1, :, :2], gt)[0]) * 100
-        nmes_all.append(e)
-        if conf[i] >= threshold:
+    print(f"\nFaceBoxes threshold sweep (information only; the default was chosen on tuning data, "
+          f"benchmarks/proposals.py): the proposals of one run at {min(PROPOSAL_SWEEP):g} cut at each threshold "
+          f"(lowering the threshold only adds faces), kept at confidence >= {threshold}, and, second variant, "
+          f"proposals scoring <= {SCORE_THRESHOLD:g} kept only at confidence >= {SURE}")
+    print(f"| FaceBoxes threshold | proposals per photo | false faces | missed faces | false (>= {SURE} below "
+          f"{SCORE_THRESHOLD:g}) | missed (same) |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for t in PROPOSAL_SWEEP:
+        n = f1 = m1 = f2 = m2 = 0
+        for (score, conf, boxes, _), lab in proposals:
+            n += int((score > t).sum())
+            _, ff, mm = score_photo(boxes[(score > t) & (conf >= threshold)], lab)
+            f1, m1 = f1 + ff, m1 + mm
+            sure = np.where(score > SCORE_THRESHOLD, threshold, max(SURE, threshold))
+            _, ff, mm = score_photo(boxes[(score > t) & (conf >= sure)], lab)
+            f2, m2 = f2 + ff, m2 + mm
+        print(f"| {t:g} | {n / len(proposals):.2f} | {f1} | {m1} | {f2} | {m2} |")
+    dev_sweep(low, dev, threshold, proposal)
+
+
+def every_proposal(rec: Reconstructor, img: np.ndarray):
+    """Every face ``rec`` reconstructs (its ``min_confidence`` 0): scores, confidences (F,), landmark boxes (F, 4)
+    and landmarks (F, 68, 3)."""
+    faces = rec(img)
+    lms = np.array([f.landmarks for f in faces]).reshape(-1, 68, 3)
+    return (np.array([f.score for f in faces]), np.array([f.confidence for f in faces]),
+            landmark_boxes(lms) if faces else np.zeros((0, 4)), lms)
+
+
+def dev_sweep(low: Reconstructor, dev, threshold: float, proposal: float) -> None:
+    """Dev-split recall and NME of the verified pipeline at each FaceBoxes threshold of the sweep, from one run of
+    ``low`` (every proposal at the sweep's lowest threshold): faces found (the pipeline's face nearest the GT face's
+    centre, inside its landmarks' box) and kept by the verifier, their 68-point NME (GT box normaliser), the
+    NME on the dev photos whose face is kept at 0.5 (the same faces, unless a new face lands nearer), and the kept
+    faces that match no GT face (each dev photo shows one face; an extra one is most often a false face)."""
+    runs = [(every_proposal(low, read_image(path)), gt) for path, gt in dev]
+    kept_at_half: set[int] = set()
+    print(f"\nDev split ({len(dev)} originals), verified pipeline (confidence >= {threshold}) at each FaceBoxes "
+          f"threshold (default {proposal:g}):")
+    print("| FaceBoxes threshold | found | kept | NME mean on kept | NME mean on those kept at 0.5 "
+          "| other faces kept |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for t in PROPOSAL_SWEEP:
+        found = kept = extra = 0
+        nmes, same = [], []
+        for k, ((score, conf, _, lms), gt) in enumerate(runs):
+            take = score > t
+            pairs = match([lm[None, :, :2].mean(1) for lm in lms[take]], gt) if take.any() else []
+            if pairs:
+                found += 1
+            keep = take & (conf >= threshold)
+            pairs = match([lm[None, :, :2].mean(1) for lm in lms[keep]], gt) if keep.any() else []
+            extra += int(keep.sum()) - len(pairs)
+            if not pairs:
+                continue
             kept += 1
-            nmes_kept.append(e)
-    print(f"\nDev split (500 originals): the pipeline finds {n_found}; the verifier keeps {kept}/500 "
-          f"(NME mean {np.mean(nmes_kept):.3f} % on those, {np.mean(nmes_all):.3f} % on all {n_found} found)")
+            e = float(nme(lms[keep][pairs[0][0]][None, :, :2], gt)[0]) * 100
+            nmes.append(e)
+            if t == SCORE_THRESHOLD:
+                kept_at_half.add(k)
+            if k in kept_at_half:
+                same.append(e)
+        print(f"| {t:g} | {found}/{len(dev)} | {kept}/{len(dev)} | {np.mean(nmes):.3f} % | {np.mean(same):.3f} % "
+              f"| {extra} |")
 
 
 def verified_any(rec: Reconstructor, img: np.ndarray, landmarks: bool = False):
@@ -286,7 +353,8 @@ def video_section(clips, model_name: str, max_frames: int) -> None:
             reference.append([(b, c) for b, c in zip(boxes, conf) if c >= rec.min_confidence])
         for label, settings in configs.items():
             if settings is None:
-                old = Reconstructor(model, rec.detector, dense=False, verify=False)
+                old = Reconstructor(model, dense=False, verify=False, detector_backend="onnxruntime",
+                                    detector_threads=1)
                 tracker = FaceTracker(old, TrackerSettings(redetect_every=0, scene_cut=0, max_unconfirmed=10 ** 9))
             else:
                 tracker = FaceTracker(rec, settings)

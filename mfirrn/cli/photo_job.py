@@ -123,7 +123,9 @@ class PhotoProcessor:
             reason = f"{show_path(item[0])}: the reconstruction failed ({type(e).__name__}: {_first_line(e)})"
             raise InputFailure(InputResult(item[1], FAILED, reason=reason)) from None
         if not faces:
-            hint = ("try --detector dlib-hog or dlib-cnn, --min-confidence 0, --box or --landmarks"
+            fb = "faceboxes" in str(self.job.options.get("detector", ""))
+            faint = "--detector-threshold 0.05 for faint faces, " if fb else ""
+            hint = (f"try {faint}--detector dlib-hog or dlib-cnn, --min-confidence 0, --box or --landmarks"
                     if self.job.boxes is None and self.job.landmarks is None else "")
             reason = f"{show_path(item[0])}: no face found{f' ({hint})' if hint else ''}"
             raise InputFailure(InputResult(item[1], NO_FACE, reason=reason))

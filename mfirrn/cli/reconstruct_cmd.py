@@ -30,7 +30,7 @@ MIN_INPUTS_PER_EXTRA_WORKER = 8
 def register(sub: argparse._SubParsersAction) -> None:
     from mfirrn.cli.outputs import DEFAULT_OUTPUTS
     from mfirrn.detect.registry import DEFAULT_DETECTOR, available_detectors
-    from mfirrn.inference.pipeline import REFINE_MODES
+    from mfirrn.inference.pipeline import PROPOSAL_THRESHOLD, REFINE_MODES
     from mfirrn.models import DEFAULT_MODEL
 
     p = sub.add_parser("reconstruct",  # its one-line help: mfirrn.cli.COMMANDS
@@ -56,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detector", default=DEFAULT_DETECTOR,
                    help=f"{', '.join(available_detectors())} (default {DEFAULT_DETECTOR}), or a comma list tried in "
                         f"turn until one finds a face, e.g. faceboxes,dlib-hog")
+    p.add_argument("--detector-threshold", type=float, default=None, metavar="T",
+                   help=f"FaceBoxes' score threshold, in (0, 1): boxes scoring above T are reconstructed and checked "
+                        f"by the face verifier (default {PROPOSAL_THRESHOLD:g}, chosen by measurement; 0.5 with "
+                        f"--min-confidence 0). Lower finds faint faces (old prints) and more false faces")
     p.add_argument("--box", action="append", default=None, metavar="X0,Y0,X1,Y1",
                    help="a face box in pixels instead of detection (repeat for several faces)")
     p.add_argument("--landmarks", default=None, metavar="FILE",
@@ -174,6 +178,7 @@ def _settings(args: argparse.Namespace, outputs: list[str], boxes, landmarks_fil
     device = resolve_device(args.device)
     return {"--outputs": sorted(outputs), "--detector": args.detector, "--refine": args.refine, "--mesh": args.mesh,
             "--min-confidence": args.min_confidence, "--min-face-size": args.min_face_size,
+            "--detector-threshold": args.detector_threshold,
             "--device": device, "--bf16": bool(args.bf16),
             "--backend": resolve_backend(args.backend, device, args.bf16),
             "--box": None if boxes is None else [[float(v) for v in b] for b in boxes],
@@ -315,8 +320,8 @@ def _execute(args, record, job, rec, paths, names, out_dir: Path, table: bool, d
     from tqdm import tqdm
 
     from mfirrn.inference import engine
-    from mfirrn.inference.sources import show_path
     from mfirrn.inference.runrecord import DONE, NO_FACE, InputResult, RunSummary
+    from mfirrn.inference.sources import show_path
 
     summary = RunSummary(total=len(paths))
     todo = []

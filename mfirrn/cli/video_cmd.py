@@ -274,8 +274,8 @@ def _run_sources(sources, rec, out_dir, outputs, settings, args) -> int:
             continue
         n_ok += 1
         if r["faces"] == 0:
-            print(f"warning: {src}: no face found in any frame (try --detector dlib-cnn, --min-confidence 0 or "
-                  f"a smaller --redetect-every)", file=sys.stderr)
+            print(f"warning: {src}: no face found in any frame (try --detector-threshold 0.05, --detector dlib-cnn, "
+                  f"--min-confidence 0 or a smaller --redetect-every)", file=sys.stderr)
         if r["truncated"]:
             print(f"warning: {src}: decoding stopped at frame {r['frames']} of {r['expected_frames']} "
                   f"(truncated or corrupt); results cover the decoded frames", file=sys.stderr)

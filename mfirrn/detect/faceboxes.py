@@ -24,11 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FaceBoxesNet", "FaceBoxes", "prior_boxes", "decode_boxes", "nms", "MIN_SIZES", "STEPS", "VARIANCES"]
+__all__ = ["FaceBoxesNet", "FaceBoxes", "prior_boxes", "decode_boxes", "nms", "MIN_SIZES", "STEPS", "VARIANCES",
+           "SCORE_THRESHOLD"]
 
 MIN_SIZES: tuple[tuple[int, ...], ...] = ((32, 64, 128), (256,), (512,))
 STEPS: tuple[int, ...] = (32, 64, 128)
 VARIANCES: tuple[float, float] = (0.1, 0.2)
+#: 3DDFA_V2's score threshold: a box scoring at or below it is dropped before NMS.
+SCORE_THRESHOLD = 0.5
 BGR_MEAN: tuple[float, float, float] = (104.0, 117.0, 123.0)
 # anchors per feature-map cell: a 32 px anchor is densified 4x4, a 64 px one 2x2 (FaceBoxes §3.3)
 _DENSITY = {32: 4, 64: 2}
@@ -246,7 +249,9 @@ def onnx_session(net: nn.Module, weights: Path, threads: int, example: torch.Ten
 class FaceBoxes:
     """FaceBoxes face detector: BGR uint8 (H, W, 3) -> boxes (K, 5) float64 (x0, y0, x1, y1, score), best first.
 
-    ``score_threshold`` 0.5 and ``iou_threshold`` 0.3 are 3DDFA_V2's settings. ``max_size`` (height,
+    ``score_threshold`` 0.5 (:data:`SCORE_THRESHOLD`; boxes scoring above it are kept) and ``iou_threshold`` 0.3
+    are 3DDFA_V2's settings. NMS is greedy by score, so lowering ``score_threshold`` only adds boxes: those kept at
+    a higher threshold stay, unchanged. ``max_size`` (height,
     width): larger images are downscaled to fit before detection (3DDFA_V2: 720 x 1080). ``min_face``: the
     smallest face side (image pixels) to find; the image is downscaled by ``32 / min_face`` when that is
     below 1, so such a face still spans FaceBoxes' smallest anchor (32 pixels; ``min_face=32``: 3DDFA_V2's
@@ -258,7 +263,7 @@ class FaceBoxes:
 
     name = "faceboxes"
 
-    def __init__(self, *, score_threshold: float = 0.5, iou_threshold: float = 0.3,
+    def __init__(self, *, score_threshold: float = SCORE_THRESHOLD, iou_threshold: float = 0.3,
                  max_size: tuple[int, int] = (720, 1080), min_face: float = 32.0,
                  weights: Optional[Union[str, Path]] = None, backend: str = "torch",
                  device: Union[str, torch.device] = "cpu", threads: int = 0) -> None:

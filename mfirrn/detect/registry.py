@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Protocol, Union
+from typing import Callable, Optional, Protocol, Union
 
 import cv2
 import numpy as np
@@ -122,10 +122,12 @@ class FirstOf:
         return boxes
 
 
-def _faceboxes(backend: str = "torch", device: str = "cpu", threads: int = 0) -> Detector:
-    from mfirrn.detect.faceboxes import FaceBoxes
+def _faceboxes(backend: str = "torch", device: str = "cpu", threads: int = 0,
+               score_threshold: Optional[float] = None) -> Detector:
+    from mfirrn.detect.faceboxes import SCORE_THRESHOLD, FaceBoxes
 
-    return FaceBoxes(backend=backend, device=device, threads=threads)
+    threshold = SCORE_THRESHOLD if score_threshold is None else score_threshold
+    return FaceBoxes(backend=backend, device=device, threads=threads, score_threshold=threshold)
 
 
 def _mtcnn(device: str = "cpu", **_) -> Detector:
@@ -158,17 +160,25 @@ def available_detectors() -> list[str]:
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", device: str = "cpu",
-                    threads: int = 0) -> Detector:
+                    threads: int = 0, score_threshold: Optional[float] = None) -> Detector:
     """Build a registered detector by name, or a :class:`FirstOf` chain from a comma list.
 
     ``backend`` (``torch`` or ``onnxruntime``), ``device`` and ``threads`` (ONNX Runtime intra-op
     threads, 0: the threading policy's budget) apply to network detectors (FaceBoxes);
-    the first detector of a chain is built now, so missing weights fail here rather than mid-folder.
+    ``score_threshold``: FaceBoxes' score threshold (default ``None``: 3DDFA_V2's 0.5); the other
+    detectors' scores are on other scales, so a name without ``faceboxes`` refuses it.
+    The first detector of a chain is built now, so missing weights fail here rather than mid-folder.
     """
     names = [n.strip() for n in name.split(",") if n.strip()]
     if not names:
         raise ValueError(f"no detector named; use one of {', '.join(available_detectors())}")
-    chain = FirstOf(names, backend=backend, device=device, threads=threads)
+    if score_threshold is not None:
+        if "faceboxes" not in names:
+            raise ValueError(f"a score threshold applies to FaceBoxes' scores; the detector {name} has none "
+                             f"(drop the threshold or add faceboxes to the detectors)")
+        if not 0.0 < score_threshold < 1.0:
+            raise ValueError(f"FaceBoxes' score threshold must lie in (0, 1), got {score_threshold}")
+    chain = FirstOf(names, backend=backend, device=device, threads=threads, score_threshold=score_threshold)
     chain._get(0)
     return chain._built[0] if len(names) == 1 else chain
 

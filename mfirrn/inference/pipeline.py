@@ -27,10 +27,15 @@ from mfirrn.inference.predict import predict_params
 from mfirrn.inference.verify import FaceVerifier, pass_agreement
 
 __all__ = ["Face", "Reconstructor", "reconstruct", "read_image", "ImageError", "NoFaceError", "StageTimes",
-           "RefineMode", "REFINE_MODES", "average_passes", "refined_roi_agrees"]
+           "RefineMode", "REFINE_MODES", "average_passes", "refined_roi_agrees", "PROPOSAL_THRESHOLD"]
 
 RefineMode = Literal["robust", "always", "off"]
 REFINE_MODES: tuple[str, ...] = ("robust", "always", "off")
+#: FaceBoxes' score threshold when the face verifier filters the faces (the detector proposes, the verifier
+#: decides), chosen on tuning data by benchmarks/proposals.py (docs/experiments/wild.md): every lower threshold adds
+#: false faces that the verifier keeps (necks, fists, a second face on a face), so it stays at 3DDFA_V2's 0.5, the
+#: threshold of the unverified pipeline too.
+PROPOSAL_THRESHOLD = 0.5
 
 
 class NoFaceError(RuntimeError):
@@ -238,6 +243,10 @@ class Reconstructor:
     confidence).
     ``verify=False`` skips the verifier (confidence NaN, no face dropped for it; ``min_face_size`` still
     applies).
+    ``detector_threshold``: the score a FaceBoxes box needs to become a face (``detector`` given by name). Default
+    ``None``: :data:`PROPOSAL_THRESHOLD` when the verifier filters the faces (the detector only proposes), else
+    (``verify=False`` or ``min_confidence=0``) 3DDFA_V2's 0.5. A lower threshold only adds faces: those found at a
+    higher one stay, unchanged. The other detectors keep their own thresholds.
     """
 
     def __init__(self, model: Union[str, nn.Module] = "3ddfa-v2-mb05", detector: Union[str, Detector] = DEFAULT_DETECTOR,
@@ -245,7 +254,8 @@ class Reconstructor:
                  device: Union[str, torch.device] = "cpu", bf16: bool = False,
                  bfm: Optional[MorphableModel] = None, backend: str = "auto", threads: Optional[int] = None,
                  detector_backend: Optional[str] = None, detector_threads: Optional[int] = None,
-                 min_confidence: Optional[float] = None, min_face_size: float = 0.0, verify: bool = True) -> None:
+                 min_confidence: Optional[float] = None, min_face_size: float = 0.0, verify: bool = True,
+                 detector_threshold: Optional[float] = None) -> None:
         from mfirrn import models
         from mfirrn.inference.onnx import model_for_backend, resolve_backend
         from mfirrn.io.threads import apply_threads
@@ -273,6 +283,25 @@ class Reconstructor:
             raise ValueError(f"min_face_size must be >= 0 pixels, got {min_face_size}")
         self._min_confidence, self.min_face_size, self.verify = min_confidence, float(min_face_size), verify
         self._verifier: Optional[FaceVerifier] = None
+        self.detector_threshold = self._resolve_detector_threshold(detector, detector_threshold)
+
+    def _resolve_detector_threshold(self, detector: Union[str, Detector], given: Optional[float]) -> Optional[float]:
+        """FaceBoxes' score threshold for a detector named ``detector`` (None: not a FaceBoxes built here)."""
+        from mfirrn.detect.faceboxes import SCORE_THRESHOLD
+
+        if given is not None and not 0.0 < given < 1.0:
+            raise ValueError(f"detector_threshold must lie in (0, 1), got {given}")
+        named_faceboxes = isinstance(detector, str) and "faceboxes" in [n.strip() for n in detector.split(",")]
+        if not named_faceboxes:
+            if given is not None:
+                raise ValueError(f"detector_threshold sets FaceBoxes' score threshold; the detector "
+                                 f"{getattr(detector, 'name', detector)} is not FaceBoxes built by name (set the "
+                                 f"threshold on that detector, or drop detector_threshold)")
+            return None
+        if given is not None:
+            return float(given)
+        filters = self.verify and self._min_confidence != 0.0
+        return PROPOSAL_THRESHOLD if filters else SCORE_THRESHOLD
 
     @property
     def verifier(self) -> FaceVerifier:
@@ -292,7 +321,7 @@ class Reconstructor:
             spec = self._detector_spec
             dev = "cpu" if self.device.type != "cuda" else str(self.device)
             self._detector = (create_detector(spec, backend=self.detector_backend, device=dev,
-                                              threads=self.detector_threads)
+                                              threads=self.detector_threads, score_threshold=self.detector_threshold)
                               if isinstance(spec, str) else spec)
         return self._detector
 
