@@ -63,9 +63,10 @@ from mfirrn.detect.faceboxes import FaceBoxes
 from mfirrn.inference.pipeline import Reconstructor, read_image
 from mfirrn.inference.verify import FaceVerifier, landmark_boxes
 from mfirrn.io.assets import fetch_asset, read_asset_table
+from mfirrn.io.machine import cpu_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wild import cli_model, cpu_name  # noqa: E402
+from wild import cli_model  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 LABELS = DATA / "proposals-labels.tsv"
@@ -162,7 +163,7 @@ def run(args) -> dict:
         out[key] = {"set": kind, "box": None if box is None else np.round(box, 2).tolist(), "runs": runs}
         if k % 200 == 0:
             print(f"  {k} photos, {time.time() - t0:.0f} s", flush=True)
-    return {"cpu": cpu_name(), "threshold": verifier.threshold, "n_aflw": args.n_aflw, "photos": out}
+    return {"cpu": cpu_info().model, "threshold": verifier.threshold, "n_aflw": args.n_aflw, "photos": out}
 
 
 def read_labels() -> list[tuple[str, np.ndarray, str]]:
