@@ -170,7 +170,11 @@ class RunRecord:
     def close(self) -> None:
         if not self._journal.closed:
             self._journal.close()
-        if self._lock_fd >= 0:
+        if self._lock_fd >= 0:  # the lock file goes with the run (removed while held: see _lock)
+            try:
+                os.unlink(self.out_dir / LOCK)
+            except OSError:
+                pass
             os.close(self._lock_fd)
             self._lock_fd = -1
 
@@ -249,18 +253,27 @@ def _package_version() -> str:
 
 
 def _lock(out_dir: Path) -> int:
+    """Hold the folder's lock file (created if missing). The run that ends removes the file while it holds it, so
+    a lock won on a file that was removed meanwhile is given up and taken again on the new file."""
     import fcntl
 
-    fd = os.open(out_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
+    path = out_dir / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                raise ResumeError(f"another mfirrn run is writing into -o {out_dir}; wait for it to end, or choose "
+                                  f"another -o") from None
+            raise
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
         os.close(fd)
-        if e.errno in (errno.EAGAIN, errno.EACCES):
-            raise ResumeError(f"another mfirrn run is writing into -o {out_dir}; wait for it to end, or choose "
-                              f"another -o") from None
-        raise
-    return fd
 
 
 def _read_manifest(out_dir: Path) -> Optional[dict]:
