@@ -37,6 +37,21 @@ def test_top_level_help_imports_nothing_heavy():
         assert name in out.stdout and help.split()[0] in out.stdout
 
 
+def test_the_main_job_help_does_not_load_pytorch():
+    """`mfirrn reconstruct --help` (the command users read most) shows every default without PyTorch."""
+    code = ("import json, sys\n"
+            "from mfirrn.cli import main\n"
+            "try:\n"
+            "    main(['reconstruct', '--help'])\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "print(json.dumps(sorted({n.split('.')[0] for n in sys.modules})))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = json.loads(out.splitlines()[-1])
+    assert "torch" not in loaded and "onnxruntime" not in loaded
+    assert "--detector-threshold" in out and "faceboxes" in out and "3ddfa-v2-mb05" in out
+
+
 def test_lazy_and_full_parsers_agree(capsys):
     full = _subparsers(build_parser(lazy=False))
     assert list(full.choices) == list(COMMANDS) and all(p is not None for p in full.choices.values())

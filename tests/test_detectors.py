@@ -64,3 +64,11 @@ def test_detector_finds_the_two_sample_faces(name, sample, faceboxes_boxes):
     for x0, y0, x1, y1, _ in faceboxes_boxes:  # each face has a box whose centre is inside FaceBoxes' box
         assert ((centres[:, 0] > x0) & (centres[:, 0] < x1) & (centres[:, 1] > y0) & (centres[:, 1] < y1)).any()
     assert len(create_detector(name)(np.full((240, 320, 3), 128, np.uint8))) == 0
+
+
+def test_the_light_list_of_detectors_is_the_registry():
+    # the command line's help shows mfirrn.io.defaults.DETECTORS without importing the registry (OpenCV, PyTorch)
+    from mfirrn.detect.registry import available_detectors
+    from mfirrn.io.defaults import DEFAULT_DETECTOR, DETECTORS
+
+    assert tuple(available_detectors()) == DETECTORS and DEFAULT_DETECTOR in DETECTORS

@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from mfirrn.cli.args import add_trust_checkpoint_arg
+from mfirrn.io.defaults import BACKENDS
 
 if TYPE_CHECKING:
     from torch import nn
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
 __all__ = ["fail", "add_model_args", "model_from_args", "reconstructor_from_args", "resolve_backend", "resolve_device",
            "BACKENDS"]
 
-BACKENDS = ("auto", "torch", "onnxruntime")
 
 
 def fail(message: str, code: int = 2) -> int:

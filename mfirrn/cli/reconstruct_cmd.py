@@ -29,9 +29,7 @@ MIN_INPUTS_PER_EXTRA_WORKER = 8
 
 def register(sub: argparse._SubParsersAction) -> None:
     from mfirrn.cli.outputs import DEFAULT_OUTPUTS
-    from mfirrn.detect.registry import DEFAULT_DETECTOR, available_detectors
-    from mfirrn.inference.pipeline import PROPOSAL_THRESHOLD, REFINE_MODES
-    from mfirrn.models import DEFAULT_MODEL
+    from mfirrn.io.defaults import DEFAULT_DETECTOR, DEFAULT_MODEL, DETECTORS, PROPOSAL_THRESHOLD, REFINE_MODES
 
     p = sub.add_parser("reconstruct",  # its one-line help: mfirrn.cli.COMMANDS
                        description="Detect faces, regress 3DMM params and write results per image. "
@@ -54,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "done; refused if the options, model or inputs differ")
     add_model_args(p, default_model=DEFAULT_MODEL, default_backend="auto")
     p.add_argument("--detector", default=DEFAULT_DETECTOR,
-                   help=f"{', '.join(available_detectors())} (default {DEFAULT_DETECTOR}), or a comma list tried in "
+                   help=f"{', '.join(DETECTORS)} (default {DEFAULT_DETECTOR}), or a comma list tried in "
                         f"turn until one finds a face, e.g. faceboxes,dlib-hog")
     p.add_argument("--detector-threshold", type=float, default=None, metavar="T",
                    help=f"FaceBoxes' score threshold, in (0, 1): boxes scoring above T are reconstructed and checked "

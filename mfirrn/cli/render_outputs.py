@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
-from mfirrn import vis
+import importlib
+from pathlib import Path
+from typing import Any, Callable
+
 from mfirrn.cli.texture_outputs import FILE_OUTPUTS  # noqa: F401  (uv_tex, uv_glb: several files per face)
-from mfirrn.vis.pose import draw_pose
+
+# listing the outputs (``--help``) must not load the renderer or PyTorch: look for the compiled module's file
+if not any((Path(__file__).resolve().parents[1] / "render").glob("_raster.*")):
+    raise ImportError("the compiled renderer mfirrn.render._raster is not built (pip install -e . builds it)")
+
+
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """``module.name``, imported at its first call."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
 
 # output -> function (BGR uint8 image, faces) -> uint8 image written as <name>_<output>.png
 RENDER_OUTPUTS = {
-    "depth": vis.render_depth,
-    "pncc": vis.render_pncc,
-    "render": vis.render_shaded,
-    "texture": vis.render_textured,
-    "pose": draw_pose,
+    "depth": _lazy("mfirrn.vis", "render_depth"),
+    "pncc": _lazy("mfirrn.vis", "render_pncc"),
+    "render": _lazy("mfirrn.vis", "render_shaded"),
+    "texture": _lazy("mfirrn.vis", "render_textured"),
+    "pose": _lazy("mfirrn.vis.pose", "draw_pose"),
 }

@@ -20,10 +20,11 @@ from typing import Callable, Optional, Protocol, Union
 import cv2
 import numpy as np
 
+from mfirrn.io.defaults import DEFAULT_DETECTOR
+
 __all__ = ["Detector", "DlibHOG", "DlibCNN", "FirstOf", "create_detector", "available_detectors", "read_landmarks",
            "LandmarkFileError", "DEFAULT_DETECTOR"]
 
-DEFAULT_DETECTOR = "faceboxes"
 
 
 class Detector(Protocol):

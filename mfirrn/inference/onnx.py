@@ -28,12 +28,11 @@ import torch
 from torch import nn
 
 from mfirrn.geometry.frames import CROP_SIZE
+from mfirrn.io.defaults import BACKENDS
 
 __all__ = ["export_onnx", "cached_export", "weights_digest", "FusedOutput", "OnnxRuntimeModel", "ExportError",
            "BACKENDS", "resolve_backend", "model_for_backend"]
 
-#: How the networks run: ``auto`` (the fastest that fits the device), ``torch`` or ``onnxruntime`` (CPU, fp32).
-BACKENDS: tuple[str, ...] = ("auto", "torch", "onnxruntime")
 
 
 class ExportError(RuntimeError):

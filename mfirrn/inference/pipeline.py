@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mfirrn.detect.registry import DEFAULT_DETECTOR, Detector, create_detector
+from mfirrn.detect.registry import Detector, create_detector
 from mfirrn.geometry.bfm import MeshName, MorphableModel
 from mfirrn.geometry.crop import crop_image, crops_to_tensor, roi_from_box, roi_from_landmarks, roi_iou
 from mfirrn.geometry.frames import Convention, params_from_image_camera, params_to_image_camera
@@ -25,17 +25,12 @@ from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.inference.inputs import ImageError, ImageInput, check_boxes, check_landmarks, read_image, to_bgr
 from mfirrn.inference.predict import predict_params
 from mfirrn.inference.verify import FaceVerifier, pass_agreement
+from mfirrn.io.defaults import DEFAULT_DETECTOR, PROPOSAL_THRESHOLD, REFINE_MODES
 
 __all__ = ["Face", "Reconstructor", "reconstruct", "read_image", "ImageError", "NoFaceError", "StageTimes",
            "RefineMode", "REFINE_MODES", "average_passes", "refined_roi_agrees", "PROPOSAL_THRESHOLD"]
 
 RefineMode = Literal["robust", "always", "off"]
-REFINE_MODES: tuple[str, ...] = ("robust", "always", "off")
-#: FaceBoxes' score threshold when the face verifier filters the faces (the detector proposes, the verifier
-#: decides), chosen on tuning data by benchmarks/proposals.py (docs/experiments/wild.md): every lower threshold adds
-#: false faces that the verifier keeps (necks, fists, a second face on a face), so it stays at 3DDFA_V2's 0.5, the
-#: threshold of the unverified pipeline too.
-PROPOSAL_THRESHOLD = 0.5
 
 
 class NoFaceError(RuntimeError):

@@ -5,6 +5,7 @@
 True
 """
 
+from mfirrn.io.defaults import DEFAULT_MODEL
 from mfirrn.models.mobilenet import MobileNetV1
 from mfirrn.models.registry import (
     CheckpointError,
@@ -30,7 +31,6 @@ __all__ = [
     "DEFAULT_MODEL",
 ]
 
-DEFAULT_MODEL = "3ddfa-v2-mb05"
 
 register_model(ModelCard(
     name="3ddfa-v2-mb05",

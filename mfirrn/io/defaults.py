@@ -1,0 +1,34 @@
+"""The package's defaults and choices that the command line shows, importable without PyTorch, OpenCV or NumPy.
+
+Each is defined here once; the modules that use them (the model registry, the detector registry, the pipeline,
+the ONNX backends) import them from here, so ``mfirrn reconstruct --help`` can show them without loading the
+libraries that do the work.
+
+>>> DEFAULT_DETECTOR in DETECTORS and PROPOSAL_THRESHOLD <= 1.0
+True
+"""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_MODEL", "DEFAULT_DETECTOR", "DETECTORS", "REFINE_MODES", "PROPOSAL_THRESHOLD", "BACKENDS"]
+
+#: The model ``mfirrn reconstruct`` and ``Reconstructor()`` run without ``--model`` (see ``mfirrn models``).
+DEFAULT_MODEL = "3ddfa-v2-mb05"
+
+#: The registered detectors (:mod:`mfirrn.detect.registry`) and the default, chosen by measurement
+#: (docs/experiments/pipeline.md, docs/experiments/wild.md).
+DETECTORS: tuple[str, ...] = ("blazeface", "dlib-cnn", "dlib-hog", "faceboxes", "mtcnn")
+DEFAULT_DETECTOR = "faceboxes"
+
+#: The refinement of :class:`mfirrn.inference.pipeline.Reconstructor`: ``robust`` (crops rebuilt from the
+#: landmarks; where they agree, the mean of three passes), ``always`` (3DDFA's second pass), ``off``.
+REFINE_MODES: tuple[str, ...] = ("robust", "always", "off")
+
+#: FaceBoxes' score threshold when the face verifier filters the faces (the detector proposes, the verifier
+#: decides), chosen on tuning data by benchmarks/proposals.py (docs/experiments/wild.md): every lower threshold adds
+#: false faces that the verifier keeps (necks, fists, a second face on a face), so it stays at 3DDFA_V2's 0.5, the
+#: threshold of the unverified pipeline too.
+PROPOSAL_THRESHOLD = 0.5
+
+#: How the networks run: ``auto`` (the fastest that fits the device), ``torch`` or ``onnxruntime`` (CPU, fp32).
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnxruntime")
