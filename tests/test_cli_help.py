@@ -37,19 +37,21 @@ def test_top_level_help_imports_nothing_heavy():
         assert name in out.stdout and help.split()[0] in out.stdout
 
 
-def test_the_main_job_help_does_not_load_pytorch():
-    """`mfirrn reconstruct --help` (the command users read most) shows every default without PyTorch."""
+@pytest.mark.parametrize("command, shown", [("reconstruct", ("--detector-threshold", "faceboxes", "3ddfa-v2-mb05")),
+                                             ("benchmark", ("--output", "medium", "3ddfa-v2-mb05"))])
+def test_the_commands_users_read_most_show_their_help_without_pytorch(command, shown):
+    """`mfirrn reconstruct --help` and `mfirrn benchmark --help` show every default without loading PyTorch."""
     code = ("import json, sys\n"
             "from mfirrn.cli import main\n"
             "try:\n"
-            "    main(['reconstruct', '--help'])\n"
+            f"    main([{command!r}, '--help'])\n"
             "except SystemExit:\n"
             "    pass\n"
             "print(json.dumps(sorted({n.split('.')[0] for n in sys.modules})))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     loaded = json.loads(out.splitlines()[-1])
     assert "torch" not in loaded and "onnxruntime" not in loaded
-    assert "--detector-threshold" in out and "faceboxes" in out and "3ddfa-v2-mb05" in out
+    assert all(s in out for s in shown), shown
 
 
 def test_lazy_and_full_parsers_agree(capsys):

@@ -191,3 +191,11 @@ def test_mfirrn_mb05_card_forward_backward():
     assert all(o.shape == (2, 62) for o in out)
     sum(o.pow(2).mean() for o in out).backward()
     assert all(p.grad is not None for p in net.parameters())
+
+
+def test_the_light_list_of_outputs_is_the_models():
+    # `mfirrn benchmark --help` shows mfirrn.io.defaults.HEAD_OUTPUTS without importing the model (PyTorch)
+    from mfirrn.io.defaults import HEAD_OUTPUTS
+    from mfirrn.models.mfirrn_net import MFIRRNOutput
+
+    assert HEAD_OUTPUTS[0] == "fused" and sorted(HEAD_OUTPUTS) == sorted(MFIRRNOutput._fields)

@@ -19,8 +19,8 @@ from mfirrn.cli.common import add_model_args, fail, model_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from mfirrn.inference.predict import OUTPUTS
-    from mfirrn.models import DEFAULT_MODEL
+    from mfirrn.io.defaults import DEFAULT_MODEL
+    from mfirrn.io.defaults import HEAD_OUTPUTS as OUTPUTS
 
     p = sub.add_parser("benchmark",  # its one-line help: mfirrn.cli.COMMANDS
                        description="Evaluate a model on AFLW2000-3D in the 3DDFA layout (test.data + test.configs). "

@@ -10,12 +10,12 @@ from torch import nn
 
 from mfirrn.geometry.frames import CROP_SIZE
 from mfirrn.io.checks import check_shape
-from mfirrn.models.mfirrn_net import MFIRRNOutput
+from mfirrn.io.defaults import HEAD_OUTPUTS
 
 __all__ = ["predict_params", "model_device", "OUTPUTS"]
 
 # Outputs of a multi-head model, "fused" (the model's prediction) first, then the heads of MFIRRNOutput.
-OUTPUTS = ("fused", *(f for f in MFIRRNOutput._fields if f != "fused"))
+OUTPUTS = HEAD_OUTPUTS
 
 
 def model_device(model: nn.Module) -> torch.device:
