@@ -131,3 +131,21 @@ def test_shipped_distilled_models_score_as_documented(dev_root, bfm, name, arch,
     assert original.mean == pytest.approx(mean, abs=0.005)
     reannotated = evaluate(m, AFLW2000.load(dev_root, gt="reannotated"), bfm=bfm).summary
     assert reannotated.mean == pytest.approx(reannotated_mean, abs=0.005)
+
+
+def test_shipped_weights_are_package_data():
+    # a wheel (pip install on the nodes of a Ray cluster) carries only the package and its package-data globs
+    import tomllib
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    import mfirrn
+    from mfirrn.inference.verify import DEFAULT_HEAD_PATH
+
+    pkg = Path(mfirrn.__file__).resolve().parent
+    globs = tomllib.loads((pkg.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["mfirrn"]
+    shipped = [Path(models.get_card(n).weights_path) for n in models.available() if models.get_card(n).weights_path]
+    assert shipped, "no model ships weights in the package"
+    for path in [*shipped, DEFAULT_HEAD_PATH]:
+        assert path.is_file() and path.is_relative_to(pkg), path
+        assert any(fnmatch(path.relative_to(pkg).as_posix(), g) for g in globs), path
