@@ -61,6 +61,24 @@ def test_crowd_is_numbered_with_a_legend():
     assert draw_labels(image, lay) is image and image.any()
 
 
+def test_a_crowd_of_tracks_is_numbered_by_its_track_ids():
+    """A video names its faces by track id: in a crowd the numbers are the ids, and the legend lists only the
+    texts that say more than the id (ids alone: no legend at all)."""
+    boxes = [(10 + 40 * c, 10 + 40 * r, 40 + 40 * c, 40 + 40 * r) for r in range(6) for c in range(6)]
+    names = [f"#{100 + i}" for i in range(36)]
+    lay = layout_labels([f"{n} yaw {i} pitch 0 roll 0" for i, n in enumerate(names)], boxes, (260, 260), names=names)
+    assert lay.numbered
+    (legend,) = [lab for lab in lay.labels if lab.face == -1]
+    assert legend.lines[0] == "#100: #100 yaw 0 pitch 0 roll 0"
+    assert all(lab.lines == [names[lab.face]] for lab in lay.labels if lab.face >= 0)
+    _check(lay, (260, 260))
+    ids_only = layout_labels(names, boxes, (260, 260), numbered=True, names=names)
+    assert all(lab.face >= 0 and lab.lines == [names[lab.face]] for lab in ids_only.labels)
+    _check(ids_only, (260, 260))
+    with pytest.raises(ValueError, match="one name per face"):
+        layout_labels(["a", "b"], boxes[:2], (100, 100), names=["#1"])
+
+
 def test_no_labels_and_mismatched_inputs():
     assert layout_labels([], np.zeros((0, 4)), (100, 100)).labels == []
     with pytest.raises(ValueError, match="one text per face box"):

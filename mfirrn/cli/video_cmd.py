@@ -83,8 +83,6 @@ def _settings(args: argparse.Namespace):
 
 
 def _overlay(frame: np.ndarray, tracked: list, outputs: list[str]) -> np.ndarray:
-    import cv2
-
     from mfirrn import vis
 
     faces = [tf.face for tf in tracked]
@@ -97,14 +95,16 @@ def _overlay(frame: np.ndarray, tracked: list, outputs: list[str]) -> np.ndarray
         out = vis.draw_dense(out, [f.vertices for f in faces])
     if "landmarks" in outputs:
         out = vis.draw_landmarks(out, [f.landmarks for f in faces])
+    names = [f"#{tf.id}" for tf in tracked]  # track ids, placed like the pose labels: readable in a crowd
     if "pose" in outputs:
         from mfirrn.vis.pose import draw_pose
 
-        out = draw_pose(out, faces)
-    for tf in tracked:
-        x, y = tf.face.landmarks[:, 0].min(), tf.face.landmarks[:, 1].max()
-        cv2.putText(out, f"#{tf.id}", (int(x), int(y) + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 255), 2, cv2.LINE_AA)
-    return out
+        return draw_pose(out, faces, names=names)
+    from mfirrn.vis.labels import draw_labels, layout_labels
+
+    boxes = [(*f.landmarks[:, :2].min(axis=0), *f.landmarks[:, :2].max(axis=0)) for f in faces]
+    out = out.copy() if out is frame else out
+    return draw_labels(out, layout_labels(names, boxes, out.shape, names=names))
 
 
 def _write_meshes(frame: np.ndarray, tracked: list, mesh_dir: Path, name: str, outputs: list[str]) -> None:

@@ -145,12 +145,15 @@ def _legend(lines: list[str], style: TextStyle, width: int, height: int, faces: 
 
 
 def layout_labels(texts: Sequence[str], boxes: Sequence[Sequence[float]], shape: Sequence[int],
-                  style: Optional[TextStyle] = None, numbered: Optional[bool] = None) -> LabelLayout:
+                  style: Optional[TextStyle] = None, numbered: Optional[bool] = None,
+                  names: Optional[Sequence[str]] = None) -> LabelLayout:
     """Place one label per face (see the module docstring).
 
     ``texts``: one line per face; ``boxes`` (K, 4): each face's box (x0, y0, x1, y1, pixels) that the label
     sits next to; ``shape``: the image's (H, W, ...). ``numbered``: force numbers and a legend (True) or
     full labels (False, faces that find no free place get none); default: numbers only when needed.
+    ``names``: what each face is called when numbered (default its index; a video passes its track ids);
+    the legend then lists only the texts that say more than the name.
     Every returned rectangle lies inside the image and no two overlap.
 
     >>> lay = layout_labels(["yaw 10", "yaw -5"], [(10, 30, 60, 80), (200, 40, 260, 100)], (120, 300))
@@ -162,6 +165,9 @@ def layout_labels(texts: Sequence[str], boxes: Sequence[Sequence[float]], shape:
     faces: list[Rect] = [tuple(int(round(c)) for c in b) for b in boxes]  # type: ignore[misc]
     if len(faces) != len(texts):
         raise ValueError(f"{len(texts)} texts for {len(faces)} boxes: give one text per face box")
+    tags = [str(i) for i in range(len(texts))] if names is None else [str(n) for n in names]
+    if len(tags) != len(texts):
+        raise ValueError(f"{len(names or [])} names for {len(texts)} texts: give one name per face")
     if not faces:
         return LabelLayout([], bool(numbered))
     order = sorted(range(len(faces)), key=lambda i: (faces[i][1], faces[i][0]))
@@ -179,15 +185,16 @@ def layout_labels(texts: Sequence[str], boxes: Sequence[Sequence[float]], shape:
             labels.append(Label([texts[i]], r, i, style))
         else:
             return LabelLayout(labels, False)
-    legend = _legend([f"{i}: {texts[i]}" for i in range(len(texts))], style, width, height, faces)
+    lines = [f"{tags[i]}: {texts[i]}" for i in range(len(texts)) if texts[i] != tags[i]]
+    legend = _legend(lines, style, width, height, faces) if lines else None
     taken = [legend.rect] if legend else []
     labels = [legend] if legend else []
     for i in order:
-        w, h = style.size(str(i))
+        w, h = style.size(tags[i])
         r = _place(faces[i], w, h, 1, width, height, taken, faces, search=True)
         if r is not None:
             taken.append(r)
-            labels.append(Label([str(i)], r, i, style))
+            labels.append(Label([tags[i]], r, i, style))
     return LabelLayout(labels, True)
 
 

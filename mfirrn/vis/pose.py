@@ -54,11 +54,13 @@ def pose_box(landmarks: np.ndarray, A: np.ndarray, margin: float = 0.15) -> tupl
     return img[:, :2], axes[:, :2]
 
 
-def pose_label_layout(image_shape: Sequence[int], faces: Sequence, numbered: Optional[bool] = None) -> LabelLayout:
+def pose_label_layout(image_shape: Sequence[int], faces: Sequence, numbered: Optional[bool] = None,
+                      names: Optional[Sequence[str]] = None) -> LabelLayout:
     """Where :func:`draw_pose` writes each face's yaw, pitch and roll: next to its pose box, no two labels
     overlapping, all inside the image of ``image_shape`` (H, W, ...); numbered with a legend in a crowd
     (:func:`mfirrn.vis.labels.layout_labels`). ``faces`` as for :func:`draw_pose` (without ``pose``, the
-    angles come from ``params``)."""
+    angles come from ``params``). ``names``: each face's name, written before its angles (a video's track
+    ids) and used as its number in a crowd."""
     texts, boxes = [], []
     for f in faces:
         corners, axes = pose_box(f.landmarks, image_rotation_scale(f.params, f.roi))
@@ -67,14 +69,17 @@ def pose_label_layout(image_shape: Sequence[int], faces: Sequence, numbered: Opt
         pose = getattr(f, "pose", None)
         yaw, pitch, roll = ((pose["yaw"], pose["pitch"], pose["roll"]) if pose else angles_from_params(f.params))
         texts.append(f"yaw {yaw:.0f} pitch {pitch:.0f} roll {roll:.0f}")
-    return layout_labels(texts, boxes, image_shape, numbered=numbered)
+    if names is not None:
+        texts = [f"{n} {t}" for n, t in zip(names, texts)]
+    return layout_labels(texts, boxes, image_shape, numbered=numbered, names=names)
 
 
-def draw_pose(image: np.ndarray, faces: Sequence, box_color=(0, 255, 255), text: bool = True) -> np.ndarray:
+def draw_pose(image: np.ndarray, faces: Sequence, box_color=(0, 255, 255), text: bool = True,
+              names: Optional[Sequence[str]] = None) -> np.ndarray:
     """A copy of BGR ``image`` with each face's pose box, axes (x red, y green, z blue) and its yaw, pitch,
     roll (``face.pose``, degrees) written next to the box (:func:`pose_label_layout`: readable in crowds
     and at the image's edge). ``faces``: :class:`mfirrn.inference.pipeline.Face`-like objects (``params``,
-    ``roi``, ``landmarks``, ``pose``)."""
+    ``roi``, ``landmarks``, ``pose``); ``names`` as for :func:`pose_label_layout`."""
     out = image.copy()
     t = max(1, round(max(image.shape[:2]) / 400))
     for f in faces:
@@ -89,5 +94,5 @@ def draw_pose(image: np.ndarray, faces: Sequence, box_color=(0, 255, 255), text:
         for end, col in zip(axes[1:], ((0, 0, 255), (0, 255, 0), (255, 0, 0))):
             cv2.arrowedLine(out, o, tuple(int(v) for v in np.round(end)), col, t + 1, cv2.LINE_AA, tipLength=0.15)
     if text and faces:
-        draw_labels(out, pose_label_layout(out.shape, faces))
+        draw_labels(out, pose_label_layout(out.shape, faces, names=names))
     return out
