@@ -26,7 +26,6 @@ __all__ = ["Detector", "DlibHOG", "DlibCNN", "FirstOf", "create_detector", "avai
            "LandmarkFileError", "DEFAULT_DETECTOR"]
 
 
-
 class Detector(Protocol):
     name: str
 
