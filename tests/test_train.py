@@ -1,5 +1,6 @@
 """Trainer: configs, a smoke run, bitwise resume after a 'kill', checkpoint -> benchmark, CLI errors, DDP."""
 
+import csv
 import filecmp
 import os
 import subprocess
@@ -101,6 +102,9 @@ def test_train_writes_loadable_checkpoints(tmp_path, data_root):
     assert TrainConfig.from_yaml(tmp_path / "run" / "config.yaml").model.arch == TINY_ARCH
     lines = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
     assert lines[0].startswith("step,epoch,lr,loss") and len(lines) == 7
+    val = list(csv.DictReader(open(tmp_path / "run" / "val_log.csv")))
+    assert len(val) == 2  # an MFIRRN's heads are scored alone too, in percent like the fused NME
+    assert all(0 < float(r[f"nme_{h}"]) < 1000 for r in val for h in ("coarse", "medium", "fine"))
     ckpt = torch.load(res.last, weights_only=False)
     for key in ("arch", "state_dict", "stats", "convention", "optimizer", "scheduler", "rng", "sampler", "config",
                 "code_version", "step", "epoch"):

@@ -101,13 +101,16 @@ def _unwrap(model: nn.Module) -> nn.Module:
 @torch.no_grad()
 def validate_params(model: nn.Module, dataset: ParamsDataset, bfm: MorphableModel, criterion, *, device: torch.device,
                     batch_size: int = 64, autocast_ctx=None, seed: int = 0) -> dict:
-    """Held-out validation: loss, and 68-point NME (crop frame, GT landmarks rebuilt from GT params) by yaw bin.
+    """Held-out validation: loss, and 68-point NME (crop frame, GT landmarks rebuilt from GT params) by yaw bin;
+    for a multi-head model (MFIRRN) also each head's NME alone (``nme_coarse``, ``nme_medium``, ``nme_fine``:
+    per-image means), to watch the heads learn.
 
     Uses a private generator for the loss's vertex sample, so validation never touches the global RNG.
     """
     model.eval()
     stats, conv = dataset.stats, dataset.convention
     preds, gts, losses, weights = [], [], [], []
+    heads: dict[str, list[torch.Tensor]] = {}
     gen = torch.Generator().manual_seed(seed)
     for i in range(0, len(dataset), batch_size):
         items = [dataset[j] for j in range(i, min(len(dataset), i + batch_size))]
@@ -120,6 +123,9 @@ def validate_params(model: nn.Module, dataset: ParamsDataset, bfm: MorphableMode
         weights.append(len(items))
         fused = out.fused if hasattr(out, "fused") else out
         preds.append(stats.denormalize(fused.float().cpu().double()))
+        for name in getattr(out, "_fields", ()):
+            if name != "fused":
+                heads.setdefault(name, []).append(stats.denormalize(getattr(out, name).float().cpu().double()))
         gts.append(stats.denormalize(y.cpu().double()))
     model.train()
     if not preds:
@@ -130,9 +136,13 @@ def validate_params(model: nn.Module, dataset: ParamsDataset, bfm: MorphableMode
     per = nme(lm, lg)
     yaw = pose_from_params(g).yaw.numpy()
     s = summarize_by_yaw(per, yaw)
-    return {"val_loss": float(np.average(losses, weights=weights)), "nme": s.per_image_mean,
-            "nme_0_30": s.bins[0], "nme_30_60": s.bins[1], "nme_60_90": s.bins[2], "nme_bin_mean": s.mean,
-            "n_val": int(len(per))}
+    row = {"val_loss": float(np.average(losses, weights=weights)), "nme": s.per_image_mean,
+           "nme_0_30": s.bins[0], "nme_30_60": s.bins[1], "nme_60_90": s.bins[2], "nme_bin_mean": s.mean,
+           "n_val": int(len(per))}
+    for name, outs in heads.items():
+        lh = bfm.landmarks(torch.cat(outs).to(bfm.u.device, torch.float32), convention=conv).cpu().numpy()
+        row[f"nme_{name}"] = float(nme(lh, lg).mean() * 100)  # percent, as the other NME columns
+    return row
 
 
 def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int, total_steps: int):
@@ -482,7 +492,7 @@ class Trainer:
         barrier(self.dist)
         train_log = _CsvLog(self.out_dir / "train_log.csv", ["step", "epoch", "lr", "loss", "crops_per_s"], main, resume_step)
         val_cols = ["epoch", "step", "val_loss", "nme", "nme_0_30", "nme_30_60", "nme_60_90", "nme_bin_mean",
-                    "n_val", "aflw2000_mean", "aflw2000_per_image"]
+                    "n_val", "aflw2000_mean", "aflw2000_per_image", "nme_coarse", "nme_medium", "nme_fine"]
         val_log = _CsvLog(self.out_dir / "val_log.csv", val_cols, main, resume_step)
         tb = None
         if cfg.tensorboard and main:
