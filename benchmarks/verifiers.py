@@ -27,7 +27,7 @@ The default ``min_confidence``: the head's lowest confidence over the validation
 reconstructs (21-point NME <= 10 %, AFLW's points against the 68 mapped to them, normalised by the
 crop side / sqrt(2)), rounded down to a multiple of 0.05: a face the pipeline gets right is never
 dropped on the validation set. ``--fit`` writes the head and that threshold to
-``mfirrn/models/weights/face-verifier.json``. The AFLW2000-3D dev split is never used.
+``data/weights/face-verifier.json``. The AFLW2000-3D dev split is never used.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Model registry, pretrained loading and checkpoint errors."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -133,19 +135,27 @@ def test_shipped_distilled_models_score_as_documented(dev_root, bfm, name, arch,
     assert reannotated.mean == pytest.approx(reannotated_mean, abs=0.005)
 
 
-def test_shipped_weights_are_package_data():
-    # a wheel (pip install on the nodes of a Ray cluster) carries only the package and its package-data globs
-    import tomllib
-    from fnmatch import fnmatch
-    from pathlib import Path
-
-    import mfirrn
+def test_shipped_weights_are_found_in_the_checkout():
     from mfirrn.inference.verify import DEFAULT_HEAD_PATH
+    from mfirrn.io.assets import project_weights_dir
 
-    pkg = Path(mfirrn.__file__).resolve().parent
-    globs = tomllib.loads((pkg.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["mfirrn"]
+    weights = project_weights_dir()
+    assert weights == Path(models.__file__).resolve().parents[2] / "data" / "weights"  # the tests run in a checkout
     shipped = [Path(models.get_card(n).weights_path) for n in models.available() if models.get_card(n).weights_path]
-    assert shipped, "no model ships weights in the package"
-    for path in [*shipped, DEFAULT_HEAD_PATH]:
-        assert path.is_file() and path.is_relative_to(pkg), path
-        assert any(fnmatch(path.relative_to(pkg).as_posix(), g) for g in globs), path
+    assert shipped and all(p.is_file() and p.parent == weights for p in [*shipped, DEFAULT_HEAD_PATH])
+
+
+@pytest.mark.slow
+def test_a_wheel_carries_the_shipped_weights(tmp_path):
+    # a wheel (pip install on the nodes of a Ray cluster) has no checkout: the build copies data/weights in
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(models.__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("mfirrn-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {f"mfirrn/models/weights/{p.name}" for p in (root / "data" / "weights").iterdir()}
+    assert expected and expected <= names

@@ -12,7 +12,7 @@ regressor always answers. The verifier looks at what the pipeline produced and s
 - ``agree``: the IoU of the second crop with the crop the second pass's landmarks would give (the
   robust refinement's own settling test, :func:`mfirrn.inference.pipeline.refined_roi_agrees`).
 
-A logistic model (:class:`VerifierHead`, weights in ``mfirrn/models/weights/face-verifier.json``, fitted by
+A logistic model (:class:`VerifierHead`, weights in ``data/weights/face-verifier.json``, fitted by
 ``benchmarks/verifiers.py``) turns the three numbers into the confidence.
 """
 
@@ -26,11 +26,12 @@ from typing import Optional, Union
 import numpy as np
 
 from mfirrn.geometry.crop import roi_iou
+from mfirrn.io.assets import project_weights_dir
 
 __all__ = ["FEATURES", "VerifierHead", "FaceVerifier", "pass_agreement", "landmark_boxes", "DEFAULT_HEAD_PATH"]
 
 FEATURES: tuple[str, ...] = ("onet", "lmdiff", "agree")
-DEFAULT_HEAD_PATH = Path(__file__).resolve().parents[1] / "models" / "weights" / "face-verifier.json"
+DEFAULT_HEAD_PATH = project_weights_dir() / "face-verifier.json"
 
 
 def landmark_boxes(landmarks: np.ndarray) -> np.ndarray:
@@ -81,7 +82,7 @@ class VerifierHead:
 
     @classmethod
     def load(cls, path: Union[str, Path, None] = None) -> "VerifierHead":
-        """Read the head from JSON (default: the project's ``mfirrn/models/weights/face-verifier.json``)."""
+        """Read the head from JSON (default: the project's ``data/weights/face-verifier.json``)."""
         path = Path(path) if path is not None else DEFAULT_HEAD_PATH
         try:
             d = json.loads(path.read_text())

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "project_weights_dir",
     "Asset",
     "AssetError",
     "REGISTRY",
@@ -185,6 +186,14 @@ def get_asset(name: str) -> Asset:
         raise AssetError(
             f"unknown asset {name!r}; known assets: {', '.join(sorted(REGISTRY))} (see `mfirrn assets list`)"
         ) from None
+
+
+def project_weights_dir() -> Path:
+    """The project's own trained weights (fine-tuned models, the face verifier's head): ``data/weights/`` of a
+    checkout (an editable install), or ``mfirrn/models/weights/`` inside a wheel, where the build copies them."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "models" / "weights"
+    return packaged if packaged.is_dir() else package.parent / "data" / "weights"
 
 
 def cache_dir() -> Path:

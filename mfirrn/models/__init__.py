@@ -88,15 +88,15 @@ register_model(ModelCard(
                 "starts from 3ddfa-v2-mb05's (`mfirrn train --config aflw-mfirrn-mb05`)",
 ))
 
-# --- models trained by this project (weights shipped in the package: mfirrn/models/weights/) ---
-from pathlib import Path as _Path  # noqa: E402
+# --- models trained by this project (weights committed under data/weights/; a wheel carries them) ---
+from mfirrn.io.assets import project_weights_dir as _project_weights_dir  # noqa: E402
 
-_WEIGHTS = _Path(__file__).resolve().parent / "weights"
+_WEIGHTS = _project_weights_dir()
 
 
 def _trained_here(name: str, builder, description: str) -> None:
     """Register a model trained by this project on the AFLW pool: 3DDFA_V2 stats and pixel convention, weights
-    ``mfirrn/models/weights/<name>.pt``, and the AFLW-21 warning at the end of its description."""
+    ``data/weights/<name>.pt``, and the AFLW-21 warning at the end of its description."""
     register_model(ModelCard(name=name, builder=builder, convention="v2", stats_asset="stats-3ddfa-v2",
                              weights_path=str(_WEIGHTS / f"{name}.pt"),
                              description=f"{description}; has seen AFLW images: never score it on AFLW-21"))
