@@ -3,8 +3,6 @@ subset, interrupted downloads, partial and corrupt files in the destination; the
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,18 +15,9 @@ from mfirrn.evaluation.benchmark import AFLW2000, DatasetError, find_aflw2000_ro
 from mfirrn.io import fetch as datafetch
 from mfirrn.io.fetch import COMPLETE_MARKER, DataFetchError, ManifestEntry, fetch_dataset
 
+from _mirrors import C, D, npy_bytes, sha  # the synthetic mirror's helpers
+
 N = 6
-_D, _C = "test_codes/test.data/", "test_codes/test.configs/"
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _npy(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, a)
-    return buf.getvalue()
 
 
 @dataclass
@@ -55,20 +44,20 @@ def mirror(tmp_path, dev_root, packaged) -> Mirror:
 
     data_dir, configs = resolve_aflw2000_root(dev_root)
     names = (data_dir / "AFLW2000-3D_crop.list").read_text().split()[:N]
-    m = Mirror(tmp_path / "mirror", {}, f"{_D}AFLW2000-3D_crop/{names[2]}", b"")
+    m = Mirror(tmp_path / "mirror", {}, f"{D}AFLW2000-3D_crop/{names[2]}", b"")
     for i, name in enumerate(names):
-        rel, data = f"{_D}AFLW2000-3D_crop/{name}", (data_dir / "AFLW2000-3D_crop" / name).read_bytes()
-        assert packaged[rel] == ManifestEntry(rel, len(data), _sha(data))  # the dev crops are the source's files
+        rel, data = f"{D}AFLW2000-3D_crop/{name}", (data_dir / "AFLW2000-3D_crop" / name).read_bytes()
+        assert packaged[rel] == ManifestEntry(rel, len(data), sha(data))  # the dev crops are the source's files
         m.manifest[rel] = packaged[rel]
         if rel == m.corrupt:
             m.right, data = data, data[:100] + bytes(50)
         m.file(rel).parent.mkdir(parents=True, exist_ok=True)
         m.file(rel).write_bytes(data)
-    own = [(f"{_D}AFLW2000-3D_crop.list", ("\n".join(names) + "\n").encode())]
-    own += [(f"{_C}{f.name}", _npy(np.load(f)[:N])) for f in sorted(configs.glob("AFLW2000-3D*.npy"))]
-    own += [(f"{_D}AFLW-2000-3D/Code/readme.txt", b"not part of the dataset\n"), (f"{_C}obtain_yaws.py", b"# no\n")]
+    own = [(f"{D}AFLW2000-3D_crop.list", ("\n".join(names) + "\n").encode())]
+    own += [(f"{C}{f.name}", npy_bytes(np.load(f)[:N])) for f in sorted(configs.glob("AFLW2000-3D*.npy"))]
+    own += [(f"{D}AFLW-2000-3D/Code/readme.txt", b"not part of the dataset\n"), (f"{C}obtain_yaws.py", b"# no\n")]
     for rel, data in own:
-        m.manifest[rel] = ManifestEntry(rel, len(data), _sha(data))
+        m.manifest[rel] = ManifestEntry(rel, len(data), sha(data))
         m.file(rel).parent.mkdir(parents=True, exist_ok=True)
         m.file(rel).write_bytes(data)
     return m
@@ -80,7 +69,7 @@ def _no_download(url, out):
 
 def _verified(dest: Path, manifest: dict) -> None:
     for entry, rel in datafetch.plan("aflw2000-3d", manifest):
-        assert _sha((dest / rel).read_bytes()) == entry.sha256, rel
+        assert sha((dest / rel).read_bytes()) == entry.sha256, rel
     assert (dest / COMPLETE_MARKER).is_file() and not list(dest.rglob("*.part"))
 
 
@@ -94,7 +83,7 @@ def test_packaged_manifest_and_plans(packaged):
     assert len(orig) == 4000 and not any("Code" in r for r in orig)  # photos + .mat fits, in the workbench layout
     aflw = {rel for _, rel in datafetch.plan("aflw")}
     assert {"AFLW_GT_crop.list", "AFLW_GT_pts21.npy", "AFLW_GT_crop_roi_box.npy", "AFLW_GT_crop_yaws.npy"} <= aflw
-    assert packaged[f"{_C}AFLW2000-3D.pts68.npy"].url == (
+    assert packaged[f"{C}AFLW2000-3D.pts68.npy"].url == (
         "https://raw.githubusercontent.com/XgTu/2DASL/95052f203e6d945bb6563f916cc539bba0815972/"
         "test_codes/test.configs/AFLW2000-3D.pts68.npy")
     with pytest.raises(DataFetchError, match="unknown dataset 'aflw2000'"):
@@ -148,7 +137,7 @@ def test_interrupted_downloads_are_retried_and_verified(mirror, tmp_path):
         fetch_dataset("aflw2000-3d", dest, manifest=mirror.manifest, mirror=None, download=flaky)
     assert calls[mirror.corrupt] == 3  # three attempts, none accepted
     assert all(n == 2 for r, n in calls.items() if r.endswith(".jpg") and r != mirror.corrupt)
-    assert not (dest / "test.data" / mirror.corrupt[len(_D):]).exists()
+    assert not (dest / "test.data" / mirror.corrupt[len(D):]).exists()
     mirror.file(mirror.corrupt).write_bytes(mirror.right)
     calls.clear()
     report = fetch_dataset("aflw2000-3d", dest, manifest=mirror.manifest, mirror=False, download=flaky)
@@ -271,7 +260,7 @@ def test_real_http_downloads_from_a_local_server(mirror, tmp_path):
 
 def test_aflw_train_plan_leaves_out_every_aflw2000_face(packaged):
     files = datafetch.plan("aflw-train")
-    faces = {p.rsplit("/", 1)[1] for p in packaged if p.startswith(f"{_D}AFLW2000-3D_crop/") and p.endswith(".jpg")}
+    faces = {p.rsplit("/", 1)[1] for p in packaged if p.startswith(f"{D}AFLW2000-3D_crop/") and p.endswith(".jpg")}
     crops = [rel for _, rel in files if rel.startswith("AFLW_GT_crop/")]
     assert len(faces) == 2000 and len(crops) == 19080 and not faces & {r.split("/")[1] for r in crops}
     assert sorted(rel for _, rel in files if not rel.startswith("AFLW_GT_crop/")) == [
@@ -376,7 +365,7 @@ def test_aflw_train_from_the_full_mirror_is_the_pool(tmp_path, monkeypatch):
 
     pool = need_dataset("aflw-21pt-train")
     mirror = mirror_dir()
-    if mirror is None or not (mirror / datafetch._MIRROR_PREFIX / f"{_D}AFLW_GT_crop.list").is_file():
+    if mirror is None or not (mirror / datafetch._MIRROR_PREFIX / f"{D}AFLW_GT_crop.list").is_file():
         missing_data("the AFLW training files are not in $MFIRRN_ASSET_MIRROR")
     dest = tmp_path / "aflw-21pt-train"
     report = fetch_dataset("aflw-train", dest, download=_no_download, jobs=4)
