@@ -37,14 +37,20 @@ def test_top_level_help_imports_nothing_heavy():
         assert name in out.stdout and help.split()[0] in out.stdout
 
 
-@pytest.mark.parametrize("command, shown", [("reconstruct", ("--detector-threshold", "faceboxes", "3ddfa-v2-mb05")),
-                                             ("benchmark", ("--output", "medium", "3ddfa-v2-mb05"))])
-def test_the_commands_users_read_most_show_their_help_without_pytorch(command, shown):
-    """`mfirrn reconstruct --help` and `mfirrn benchmark --help` show every default without loading PyTorch."""
+@pytest.mark.parametrize("command, shown", [
+    (("reconstruct",), ("--detector-threshold", "faceboxes", "3ddfa-v2-mb05")),
+    (("benchmark",), ("--output", "medium", "3ddfa-v2-mb05")),
+    (("data", "fit-landmarks"), ("--prior-weight", "(default 0.05)", "same-definition")),
+    (("data", "build"), ("--shards", "--views")),
+    (("train",), ("--config", "--resume")),
+])
+def test_every_command_shows_its_help_without_pytorch(command, shown):
+    """`mfirrn reconstruct --help`, `benchmark --help`, `data ... --help`, `train --help` show every default
+    without loading PyTorch."""
     code = ("import json, sys\n"
             "from mfirrn.cli import main\n"
             "try:\n"
-            f"    main([{command!r}, '--help'])\n"
+            f"    main([*{command!r}, '--help'])\n"
             "except SystemExit:\n"
             "    pass\n"
             "print(json.dumps(sorted({n.split('.')[0] for n in sys.modules})))\n")

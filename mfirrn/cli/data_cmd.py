@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--out", default=None, help="output folder for labels.npz and labels.json")
     f.add_argument("--validate", default=None, metavar="AFLW2000_ROOT",
                    help="validate on AFLW2000-3D (3DDFA layout with test.configs/AFLW2000-3D.pts21.npy)")
-    from mfirrn.data.labels.fitting import POINT_SETS, FitConfig
+    from mfirrn.data.labels.fit_config import POINT_SETS, FitConfig
 
     d = FitConfig()
     f.add_argument("--teacher", default="3ddfa-v2-mb05", help="model giving the initial params (default 3ddfa-v2-mb05)")
@@ -115,7 +115,7 @@ def _fetch(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace, points: str):
     from dataclasses import replace
 
-    from mfirrn.data.labels.fitting import POINT_SETS, FitConfig
+    from mfirrn.data.labels.fit_config import POINT_SETS, FitConfig
 
     cfg = replace(FitConfig(), **POINT_SETS[points])
     for field, value in (("prior_weight", args.prior_weight), ("max_iter", args.max_iter),

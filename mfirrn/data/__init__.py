@@ -1,22 +1,23 @@
 """Training data: dataset formats, augmentation with param updates, samplers; labels in :mod:`mfirrn.data.labels`."""
 
-from mfirrn.data.augment import FLIP_68, AugmentConfig, Augmenter, ParamMirror, affine_params, default_mirror
-from mfirrn.data.datasets import (
-    DATASET_FORMATS,
-    DatasetError,
-    ParamsDataset,
-    load_3ddfa,
-    load_crops_params,
-    open_dataset,
-    split_indices,
-    write_crops_params,
-)
-from mfirrn.data.sampler import ResumableSampler, make_loader
-from mfirrn.data.synthetic import make_synthetic_dataset, synthetic_samples
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "FLIP_68", "AugmentConfig", "Augmenter", "ParamMirror", "affine_params", "default_mirror",
-    "DATASET_FORMATS", "DatasetError", "ParamsDataset", "load_3ddfa", "load_crops_params", "open_dataset",
-    "split_indices", "write_crops_params", "ResumableSampler", "make_loader",
-    "make_synthetic_dataset", "synthetic_samples",
-]
+_MODULES = {
+    "mfirrn.data.augment": ("FLIP_68", "AugmentConfig", "Augmenter", "ParamMirror", "affine_params", "default_mirror"),
+    "mfirrn.data.datasets": ("DATASET_FORMATS", "DatasetError", "ParamsDataset", "load_3ddfa", "load_crops_params",
+                             "open_dataset", "split_indices", "write_crops_params"),
+    "mfirrn.data.sampler": ("ResumableSampler", "make_loader"),
+    "mfirrn.data.synthetic": ("make_synthetic_dataset", "synthetic_samples"),
+}
+_WHERE = {name: module for module, names in _MODULES.items() for name in names}
+
+__all__ = [name for names in _MODULES.values() for name in names]
+
+
+def __getattr__(name: str) -> Any:
+    # loaded on first use, so the light modules under mfirrn.data (the fit's settings the command line shows)
+    # import without PyTorch
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'mfirrn.data' has no attribute {name!r}")

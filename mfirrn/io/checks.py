@@ -16,10 +16,12 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
-from typing import Any, Optional, Sequence, Type, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Type, Union
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # only in a type hint: the light modules that check shapes import without PyTorch
+    import torch
 
 __all__ = ["check_shape", "DataFileError", "describe_rows", "check_finite_rows", "check_array", "load_npy",
            "load_npz", "load_json"]
