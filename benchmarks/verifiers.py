@@ -1,6 +1,6 @@
 """Face verifier candidates: precision and recall of each cue, and the fit of the shipped logistic head.
 
-    MFIRRN_ASSET_MIRROR=... MFIRRN_DATASETS=... python benchmarks/verifiers.py [--n-aflw 600] [--fit]
+    MFIRRN_ASSET_MIRROR=... MFIRRN_DATASETS=... python benchmarks/verifiers.py [--n-fit 3000] [--n-val 600] [--fit]
 
 Faces and non-faces go through the photo pipeline (:class:`~mfirrn.inference.pipeline.Reconstructor`,
 default model and robust refinement) from a given box, and the verifier's features are read on the
@@ -19,9 +19,10 @@ Candidates: MTCNN's O-Net probability (``onet``), FaceBoxes run again on the fac
 160x160 (``fbcrop``: its best score for a box holding the landmarks' centre), the passes' landmark
 agreement (``lmdiff``, lower is better) and roi agreement (``agree``), the 3DMM coefficients'
 Mahalanobis distance under the model's param stats (``prior``, lower is better), the landmarks' box
-width/height (``aspect``), the logistic head over the verifier's three features (fitted on the fit
-split) and the same head with ``fbcrop`` as a fourth feature. For each: the threshold that keeps 99.5 %
-of the validation faces (and all of them), and how many validation non-faces pass it.
+width/height (``aspect``), logistic heads (fitted on the fit split) over the three scalar cues (``onet``,
+``lmdiff``, ``agree``), over them and ``fbcrop``, and over them and O-Net's 256 features (the shipped
+verifier; its L2 penalty chosen by 5-fold cross-validation on the fit split). For each: the threshold that
+keeps 99.5 % of the validation faces (and all of them), and how many validation non-faces pass it.
 
 The default ``min_confidence``: the head's lowest confidence over the validation faces the pipeline
 reconstructs (21-point NME <= 10 %, AFLW's points against the 68 mapped to them, normalised by the
@@ -46,12 +47,13 @@ import torch
 from mfirrn.evaluation.metrics import map_68_to_21
 from mfirrn.geometry.crop import crop_image, roi_iou
 from mfirrn.inference.pipeline import Reconstructor, read_image
-from mfirrn.inference.verify import DEFAULT_HEAD_PATH, FEATURES, FaceVerifier, VerifierHead, landmark_boxes
+from mfirrn.inference.verify import CUES, DEFAULT_HEAD_PATH, FEATURES, FaceVerifier, VerifierHead, landmark_boxes
 from mfirrn.io.assets import fetch_asset, read_asset_table
 
 DATA = Path(__file__).resolve().parent / "data"
 RECALL = 0.995
 GOOD_NME = 0.10  # a validation face the pipeline reconstructs: its default threshold must keep it
+L2_GRID = (1e-4, 1e-3, 1e-2, 3e-2, 1e-1)  # the embedding head's L2 penalty, chosen by cross-validation
 
 
 FBCROP_SIZE = 160  # FaceBoxes' smallest anchor is 32 px
@@ -167,10 +169,34 @@ def fit_head(pos: np.ndarray, neg: np.ndarray, l2: float = 1e-2) -> tuple[np.nda
     return mu, sd, w.detach().numpy(), float(b.detach())
 
 
+def cross_validated_l2(pos: np.ndarray, neg: np.ndarray, grid=L2_GRID, folds: int = 5) -> float:
+    """The L2 penalty of :func:`fit_head` with the lowest mean held-out log loss (both classes weighted equally)
+    over ``folds`` folds of the fit split."""
+    rng = np.random.default_rng(0)
+    fold_p, fold_n = rng.permutation(len(pos)) % folds, rng.permutation(len(neg)) % folds
+    losses = []
+    for l2 in grid:
+        loss = 0.0
+        for k in range(folds):
+            mu, sd, w, b = fit_head(pos[fold_p != k], neg[fold_n != k], l2)
+            p = _sigmoid(((pos[fold_p == k] - mu) / sd) @ w + b)
+            n = _sigmoid(((neg[fold_n == k] - mu) / sd) @ w + b)
+            loss += -np.log(np.clip(p, 1e-12, 1)).mean() - np.log(np.clip(1 - n, 1e-12, 1)).mean()
+        losses.append(loss / folds)
+    print("L2 penalty of the embedding head, 5-fold log loss: "
+          + ", ".join(f"{l2:g}: {v:.4f}" for l2, v in zip(grid, losses)))
+    return float(grid[int(np.argmin(losses))])
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default=os.environ.get("MFIRRN_DATASETS", "../shared/datasets"))
-    ap.add_argument("--n-aflw", type=int, default=600, help="AFLW faces per split (default %(default)s)")
+    ap.add_argument("--n-fit", type=int, default=3000, help="AFLW faces of the fit split (default %(default)s)")
+    ap.add_argument("--n-val", type=int, default=600, help="AFLW faces of the validation split (default %(default)s)")
     ap.add_argument("--fit", action="store_true", help=f"write the fitted head to {DEFAULT_HEAD_PATH}")
     ap.add_argument("--cache", default=None, metavar="FILE.json",
                     help="keep the candidates' numbers in FILE (reused when it exists: a refit without the pipeline)")
@@ -191,28 +217,37 @@ def main() -> None:
     if args.cache and Path(args.cache).is_file():
         sets = json.loads(Path(args.cache).read_text())
     else:
-        sets = {"fit faces": aflw_faces(rec, root, args.n_aflw, True, mean, std),
-                "val faces": aflw_faces(rec, root, args.n_aflw, False, mean, std),
+        sets = {"fit faces": aflw_faces(rec, root, args.n_fit, True, mean, std),
+                "val faces": aflw_faces(rec, root, args.n_val, False, mean, std),
                 "fit non-faces": non_faces(rec, "train", mean, std, rng),
                 "val non-faces": non_faces(rec, "val", mean, std, rng)}
         if args.cache:
             Path(args.cache).write_text(json.dumps(sets))
     print(f"machine {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           + ", ".join(f"{k}: {len(v)}" for k, v in sets.items()) + f"; {time.time() - t0:.0f} s")
-    mat = {k: np.array([[c[f] for f in FEATURES] for c in v]) for k, v in sets.items()}
-    mu, sd, w, b = fit_head(mat["fit faces"], mat["fit non-faces"])
-    head = VerifierHead(FEATURES, tuple(mu), tuple(sd), tuple(w), b, 0.5)
-    four = (*FEATURES, "fbcrop")
-    mat4 = {k: np.array([[c[f] for f in four] for c in v]) for k, v in sets.items()}
-    mu4, sd4, w4, b4 = fit_head(mat4["fit faces"], mat4["fit non-faces"])
-    head4 = lambda x: 1 / (1 + np.exp(-(((x - mu4) / sd4) @ w4 + b4)))  # noqa: E731
+
+    def matrix(names):
+        return {k: np.array([[c[f] for f in names] for c in v]) for k, v in sets.items()}
+
+    def logistic(names, l2=1e-2):
+        m = matrix(names)
+        mu, sd, w, b = fit_head(m["fit faces"], m["fit non-faces"], l2)
+        return (mu, sd, w, b), (_sigmoid(((m["val faces"] - mu) / sd) @ w + b),
+                                _sigmoid(((m["val non-faces"] - mu) / sd) @ w + b))
+
+    _, three = logistic(CUES)
+    _, four = logistic((*CUES, "fbcrop"))
+    full = matrix(FEATURES)
+    l2 = cross_validated_l2(full["fit faces"], full["fit non-faces"])
+    (mu, sd, w, b), shipped = logistic(FEATURES, l2)
     vf, vn = sets["val faces"], sets["val non-faces"]
     yaw = np.array([c["yaw"] for c in vf])
     cands = {"onet": 1, "fbcrop": 1, "lmdiff": -1, "agree": 1, "prior": -1, "aspect": 1}
     score = {k: (np.array([s * c[k] for c in vf]), np.array([s * c[k] for c in vn])) for k, s in cands.items()}
-    verifier = "logistic head (onet, lmdiff, agree): the verifier"
-    score[verifier] = (head(mat["val faces"]), head(mat["val non-faces"]))
-    score["logistic head + fbcrop"] = (head4(mat4["val faces"]), head4(mat4["val non-faces"]))
+    verifier = f"logistic head (onet, lmdiff, agree, O-Net's 256 features; L2 {l2:g}): the verifier"
+    score["logistic head (onet, lmdiff, agree)"] = three
+    score["logistic head (onet, lmdiff, agree, fbcrop)"] = four
+    score[verifier] = shipped
     kinds = np.array([c["kind"] for c in vn])
     print(f"\nValidation: {len(vf)} AFLW faces (|yaw| 60-90: {(yaw >= 60).sum()}), {len(vn)} non-faces "
           f"({(kinds == 'hand').sum()} hands, {(kinds == 'random').sum()} random squares)")
@@ -230,18 +265,19 @@ def main() -> None:
     good = np.array([c["nme21"] for c in vf]) <= GOOD_NME
     print(f"\nThe rule for the default threshold: the lowest confidence of the {good.sum()} validation faces with "
           f"21-point NME <= {GOOD_NME:.0%}, rounded down to a multiple of 0.05")
-    for name in ("logistic head + fbcrop", verifier):
+    for name in ("logistic head (onet, lmdiff, agree)", "logistic head (onet, lmdiff, agree, fbcrop)", verifier):
         p, n = score[name]
         chosen = float(np.floor(p[good].min() * 20) / 20)
         print(f"- {name}: threshold {chosen:.2f} ({p[good].min():.3f}) keeps {(p >= chosen).sum()}/{len(p)} faces "
               f"({(p[yaw >= 60] >= chosen).sum()}/{(yaw >= 60).sum()} at |yaw| 60-90); {(n >= chosen).sum()}/{len(n)} "
               f"non-faces pass ({((n >= chosen) & (kinds == 'hand')).sum()} hands)")
     head = VerifierHead(FEATURES, tuple(map(float, mu)), tuple(map(float, sd)), tuple(map(float, w)), b,
-                        chosen, note=f"benchmarks/verifiers.py --n-aflw {args.n_aflw}: logistic fit on "
+                        chosen, note=f"benchmarks/verifiers.py --n-fit {args.n_fit}: logistic fit (L2 {l2:g}) on "
                         f"{len(sets['fit faces'])} AFLW faces and {len(sets['fit non-faces'])} non-faces; threshold: "
                         f"every validation face with 21-point NME <= {GOOD_NME:.0%} kept")
-    print(f"\nhead: weights {np.round(w, 3).tolist()} on {list(FEATURES)} (standardised), bias {b:.3f}, "
-          f"threshold {head.threshold}")
+    top = np.argsort(-np.abs(w))[:6]
+    print(f"\nhead: {len(w)} weights (standardised features), the largest "
+          + ", ".join(f"{FEATURES[i]} {w[i]:+.3f}" for i in top) + f"; bias {b:.3f}, threshold {head.threshold}")
     if args.fit:
         DEFAULT_HEAD_PATH.write_text(head.to_json() + "\n")
         print(f"wrote {DEFAULT_HEAD_PATH}")

@@ -6,7 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
-from mfirrn.inference.verify import FEATURES, FaceVerifier, VerifierHead, landmark_boxes, pass_agreement
+from mfirrn.inference.verify import (
+    CUES,
+    EMBEDDING,
+    FEATURES,
+    FaceVerifier,
+    VerifierHead,
+    landmark_boxes,
+    pass_agreement,
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +33,7 @@ def rec():
 
 
 def test_head_is_a_logistic_model_on_standardised_features():
-    head = VerifierHead(FEATURES, (1.0, 0, 0), (2.0, 1, 1), (3.0, 0, 0), -1.0, 0.5)
+    head = VerifierHead(CUES, (1.0, 0, 0), (2.0, 1, 1), (3.0, 0, 0), -1.0, 0.5)
     x = np.array([[1.0, 5, 5], [3.0, 0, 0]])
     # z = 3 * (x0 - 1) / 2 - 1: -1 and 2
     np.testing.assert_allclose(head(x), 1 / (1 + np.exp([1.0, -2.0])))
@@ -40,7 +48,7 @@ def test_shipped_head_loads_and_round_trips(tmp_path):
     d = json.loads(path.read_text())
     d["names"] = ["onet"]
     path.write_text(json.dumps(d))
-    with pytest.raises(ValueError, match="expected features"):
+    with pytest.raises(ValueError, match="expected the 259 features.*refit"):
         VerifierHead.load(path)
     path.write_text("{not json")
     with pytest.raises(ValueError, match="unreadable.*refit"):
@@ -114,11 +122,29 @@ def test_verifier_features_see_a_face_where_there_is_one(rec, sample):
     verifier = FaceVerifier()
     agreeing = (np.array([0.01]), np.array([0.95]))
     x = verifier.features(sample, face.landmarks[None], *agreeing)
-    assert x.shape == (1, len(FEATURES)) and x[0, 0] > 0.9 and x[0, 1:].tolist() == [0.01, 0.95]
-    flat = np.full_like(sample, 128)
-    assert verifier.features(flat, face.landmarks[None], *agreeing)[0, 0] < 0.5
+    assert x.shape == (1, len(FEATURES)) == (1, 3 + len(EMBEDDING)) and x[0, 0] > 0.9
+    assert x[0, 1:3].tolist() == [0.01, 0.95]
+    flat = verifier.features(np.full_like(sample, 128), face.landmarks[None], *agreeing)
+    assert flat[0, 0] < 0.5 and not np.allclose(flat[0, 3:], x[0, 3:])  # O-Net's features see the difference
     wandering = verifier(sample, face.landmarks[None], np.array([0.3]), np.array([0.5]))
     assert wandering[0] < verifier(sample, face.landmarks[None], *agreeing)[0]
+
+
+def test_onet_probability_is_read_from_its_features(sample):
+    """The verifier's O-Net embedding is the layer O-Net's own face probability comes from, in both backends."""
+    import torch
+
+    from mfirrn.detect.mtcnn import ONetScorer
+
+    boxes = np.array([[100.0, 80, 220, 200], [10, 10, 60, 60]])
+    prob, features = ONetScorer().score(sample, boxes)
+    onet = ONetScorer().net.onet
+    with torch.no_grad():
+        again = onet.face_prob(torch.tensor(features, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(prob, again, atol=1e-6)
+    ort_prob, ort_features = ONetScorer(backend="onnxruntime", threads=1).score(sample, boxes)
+    np.testing.assert_allclose(ort_prob, prob, atol=1e-4)
+    np.testing.assert_allclose(ort_features, features, atol=1e-3)
 
 
 @pytest.mark.parametrize("option, value", [("--min-confidence", "1.5"), ("--min-confidence", "x"),
@@ -143,5 +169,5 @@ def test_cli_writes_the_confidence_and_keeps_everything_at_zero(tmp_path):
     assert main(["reconstruct", photo, "-o", str(tmp_path / "a"), "--outputs", "json"]) == 0
     faces = json.loads(next((tmp_path / "a").glob("*.json")).read_text())
     faces = faces["faces"] if isinstance(faces, dict) else faces
-    assert len(faces) == 2 and all(0.15 <= f["confidence"] <= 1 for f in faces)
+    assert len(faces) == 2 and all(VerifierHead.load().threshold <= f["confidence"] <= 1 for f in faces)
     assert main(["reconstruct", photo, "-o", str(tmp_path / "b"), "--outputs", "json", "--min-face-size", "5000"]) != 0

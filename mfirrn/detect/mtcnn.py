@@ -77,13 +77,33 @@ class ONet(nn.Module):
         self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
         self.dense6_1, self.dense6_2, self.dense6_3 = nn.Linear(256, 2), nn.Linear(256, 4), nn.Linear(256, 10)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, 48, 48) -> the 256-d features (N, 256) its three heads read."""
         x = self.pool1(self.prelu1(self.conv1(x)))
         x = self.pool2(self.prelu2(self.conv2(x)))
         x = self.pool3(self.prelu3(self.conv3(x)))
         x = self.prelu4(self.conv4(x)).permute(0, 3, 2, 1).flatten(1)
-        x = self.prelu5(self.dense5(x))
-        return self.dense6_2(x), torch.softmax(self.dense6_1(x), dim=1)[:, 1]
+        return self.prelu5(self.dense5(x))
+
+    def face_prob(self, features: torch.Tensor) -> torch.Tensor:
+        """Features (N, 256) -> face probability (N,)."""
+        return torch.softmax(self.dense6_1(features), dim=1)[:, 1]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.embed(x)
+        return self.dense6_2(x), self.face_prob(x)
+
+
+class _ProbAndFeatures(nn.Module):
+    """O-Net for the face verifier: (N, 3, 48, 48) -> (face prob (N,), features (N, 256))."""
+
+    def __init__(self, onet: ONet) -> None:
+        super().__init__()
+        self.onet = onet
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.onet.embed(x)
+        return self.onet.face_prob(features), features
 
 
 _NETS = {"pnet": PNet, "rnet": RNet, "onet": ONet}
@@ -145,32 +165,38 @@ def _nms(boxes: np.ndarray, iou: float) -> np.ndarray:
 class ONetScorer:
     """O-Net's face probability (N,) in [0, 1] for face ``boxes`` (N, 4) of a BGR uint8 image: each box is made
     square, cropped (zero-padded outside the image) and resized to 48x48, as the cascade does.
+    :meth:`score` also returns the 256-d features O-Net's heads read (the face verifier's embedding).
 
     ``backend``: ``"torch"`` or ``"onnxruntime"`` (CPU; the export is cached beside the weights);
     ``threads``: ONNX Runtime's intra-op threads (0: all cores).
     """
 
     def __init__(self, *, backend: str = "torch", device: Union[str, torch.device] = "cpu", threads: int = 0) -> None:
-        self.net = load_mtcnn_net("onet", device)
+        self.net = _ProbAndFeatures(load_mtcnn_net("onet", device)).eval()
         self._session = None
         if backend == "onnxruntime":
             from mfirrn.detect.faceboxes import onnx_session
             from mfirrn.io.assets import fetch
 
             self._session = onnx_session(self.net, fetch("mtcnn-onet"), threads, torch.zeros(1, 3, 48, 48),
-                                         ["crops"], ["offsets", "prob"],
-                                         {"crops": {0: "n"}, "offsets": {0: "n"}, "prob": {0: "n"}})
+                                         ["crops"], ["prob", "features"],
+                                         {"crops": {0: "n"}, "prob": {0: "n"}, "features": {0: "n"}},
+                                         variant="prob-features")
 
-    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def score(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(face probability (N,), features (N, 256)) float64 of ``boxes`` (N, 4) in a BGR uint8 ``image``."""
         if len(boxes) == 0:
-            return np.zeros(0)
+            return np.zeros(0), np.zeros((0, 256))
         x = crop_boxes(image, square_boxes(np.asarray(boxes, np.float64)), 48).flip(1)  # BGR crops -> RGB
         if self._session is not None:
-            prob = self._session.run(["prob"], {"crops": x.numpy()})[0]
-            return np.asarray(prob, np.float64)
-        with torch.inference_mode():
-            _, prob = self.net(x.to(next(self.net.parameters()).device))
-        return prob.float().cpu().numpy().astype(np.float64)
+            prob, features = self._session.run(["prob", "features"], {"crops": x.numpy()})
+        else:
+            with torch.inference_mode():
+                prob, features = (t.float().cpu().numpy() for t in self.net(x.to(next(self.net.parameters()).device)))
+        return np.asarray(prob, np.float64), np.asarray(features, np.float64)
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        return self.score(image, boxes)[0]
 
 
 class MTCNN:

@@ -1,8 +1,8 @@
 """Is it a face? The verifier that gives each reconstructed face a ``confidence`` in [0, 1].
 
 A detector box on a hand, a clock or a sliver of background still gives a complete 3D face: the
-regressor always answers. The verifier looks at what the pipeline produced and scores three cues
-(chosen by measurement, docs/experiments/wild.md):
+regressor always answers. The verifier looks at what the pipeline produced and reads (chosen by
+measurement, docs/experiments/wild.md):
 
 - ``onet``: the face probability of MTCNN's O-Net (:mod:`mfirrn.detect.mtcnn`) on the square around
   the face's 68 landmarks;
@@ -10,10 +10,14 @@ regressor always answers. The verifier looks at what the pipeline produced and s
   the side of the second crop): on a face the passes agree, on anything else each crop sees a
   different patch and the landmarks wander;
 - ``agree``: the IoU of the second crop with the crop the second pass's landmarks would give (the
-  robust refinement's own settling test, :func:`mfirrn.inference.pipeline.refined_roi_agrees`).
+  robust refinement's own settling test, :func:`mfirrn.inference.pipeline.refined_roi_agrees`);
+- O-Net's 256 features (the layer its face probability is read from) on the same square: O-Net was
+  trained for faces turned less than about 60 degrees, and a new linear read of its features, fitted on
+  faces of every pose against hands and background, tells a profile from a fist better than its own.
 
 A logistic model (:class:`VerifierHead`, weights in ``data/weights/face-verifier.json``, fitted by
-``benchmarks/verifiers.py``) turns the three numbers into the confidence.
+``benchmarks/verifiers.py``) turns the 259 numbers into the confidence. O-Net runs once per face for all
+of them.
 """
 
 from __future__ import annotations
@@ -28,9 +32,15 @@ import numpy as np
 from mfirrn.geometry.crop import roi_iou
 from mfirrn.io.assets import project_weights_dir
 
-__all__ = ["FEATURES", "VerifierHead", "FaceVerifier", "pass_agreement", "landmark_boxes", "DEFAULT_HEAD_PATH"]
+__all__ = ["CUES", "EMBEDDING", "FEATURES", "VerifierHead", "FaceVerifier", "pass_agreement", "landmark_boxes",
+           "DEFAULT_HEAD_PATH"]
 
-FEATURES: tuple[str, ...] = ("onet", "lmdiff", "agree")
+#: The three scalar cues.
+CUES: tuple[str, ...] = ("onet", "lmdiff", "agree")
+#: O-Net's 256 features, named ``onet_feature_0`` ... ``onet_feature_255``.
+EMBEDDING: tuple[str, ...] = tuple(f"onet_feature_{i}" for i in range(256))
+#: The verifier's features, in the order of :meth:`FaceVerifier.features`.
+FEATURES: tuple[str, ...] = CUES + EMBEDDING
 DEFAULT_HEAD_PATH = project_weights_dir() / "face-verifier.json"
 
 
@@ -92,7 +102,9 @@ class VerifierHead:
             raise ValueError(f"face verifier weights {path}: unreadable ({type(exc).__name__}: {exc}); restore the "
                              f"file from the repository or refit it with benchmarks/verifiers.py --fit") from None
         if head.names != FEATURES or not (len(head.mean) == len(head.std) == len(head.weights) == len(FEATURES)):
-            raise ValueError(f"face verifier weights {path}: expected features {FEATURES}, got {head.names}")
+            raise ValueError(f"face verifier weights {path}: expected the {len(FEATURES)} features {CUES} + O-Net's "
+                             f"{len(EMBEDDING)}, got {len(head.names)} ({head.names[:4]}...); restore the file from "
+                             "the repository or refit it with benchmarks/verifiers.py --fit")
         return head
 
     def to_json(self) -> str:
@@ -129,10 +141,11 @@ class FaceVerifier:
 
     def features(self, image: np.ndarray, landmarks: np.ndarray, lmdiff: np.ndarray,
                  agree: np.ndarray) -> np.ndarray:
-        """The feature matrix (F, 3) in :data:`FEATURES` order for faces with final ``landmarks`` (F, 68, 2+) in a
-        BGR uint8 ``image``; ``lmdiff``, ``agree`` (F,) from :func:`pass_agreement`."""
-        on = self.onet(image, landmark_boxes(landmarks))
-        return np.stack([on, np.asarray(lmdiff, np.float64), np.asarray(agree, np.float64)], axis=1)
+        """The feature matrix (F, 259) in :data:`FEATURES` order for faces with final ``landmarks`` (F, 68, 2+) in
+        a BGR uint8 ``image``; ``lmdiff``, ``agree`` (F,) from :func:`pass_agreement`."""
+        prob, embedding = self.onet.score(image, landmark_boxes(landmarks))
+        cues = np.stack([prob, np.asarray(lmdiff, np.float64), np.asarray(agree, np.float64)], axis=1)
+        return np.concatenate([cues, embedding], axis=1)
 
     def __call__(self, image: np.ndarray, landmarks: np.ndarray, lmdiff: np.ndarray, agree: np.ndarray) -> np.ndarray:
         """Confidence (F,) of each face (arguments as :meth:`features`)."""
