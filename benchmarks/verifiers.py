@@ -22,7 +22,9 @@ Mahalanobis distance under the model's param stats (``prior``, lower is better),
 width/height (``aspect``), logistic heads (fitted on the fit split) over the three scalar cues (``onet``,
 ``lmdiff``, ``agree``), over them and ``fbcrop``, and over them and O-Net's 256 features (the shipped
 verifier; its L2 penalty chosen by 5-fold cross-validation on the fit split). For each: the threshold that
-keeps 99.5 % of the validation faces (and all of them), and how many validation non-faces pass it.
+keeps 99.5 % of the validation faces (and all of them), and how many validation non-faces pass it. Then the
+hard negatives (``proposals-labels.tsv``: non-face proposals the three-cue head kept on fit-split photos): how
+many the verifier keeps, and what fitting them as non-faces does (tried, not shipped).
 
 The default ``min_confidence``: the head's lowest confidence over the validation faces the pipeline
 reconstructs (21-point NME <= 10 %, AFLW's points against the 68 mapped to them, normalised by the
@@ -147,6 +149,25 @@ def non_faces(rec, split: str, mean, std, rng) -> list[dict]:
     return out
 
 
+def hard_negatives(rec, mean, std) -> list[dict]:
+    """The non-faces of ``proposals-labels.tsv`` on the fit split's photos (what FaceBoxes proposes below 0.5 and
+    the three-cue head kept: hands, necks, walls beside a face), through the pipeline from their landmark boxes."""
+    assets = {a.path: (a, row) for a, row in read_asset_table(DATA / "verifier.tsv")}
+    boxes: dict[str, list[list[float]]] = {}
+    for line in (DATA / "proposals-labels.tsv").read_text().splitlines():
+        if line.startswith("#") or line.startswith("key\t") or not line.strip():
+            continue
+        key, box, label = line.split("\t")[:3]
+        if label == "false" and key in assets and assets[key][1]["split"] == "train":
+            boxes.setdefault(key, []).append([float(v) for v in box.split(",")])
+    out = []
+    for key, bs in boxes.items():
+        for c in candidate(rec, read_image(fetch_asset(assets[key][0])), np.array(bs), mean, std):
+            c.pop("landmarks")
+            out.append(dict(c, kind="proposal"))
+    return out
+
+
 def fit_head(pos: np.ndarray, neg: np.ndarray, l2: float = 1e-2) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Logistic regression (classes weighted equally, L2 on the standardised weights) -> mean, std, w, b."""
     x = np.concatenate([pos, neg])
@@ -216,11 +237,15 @@ def main() -> None:
     rng = np.random.default_rng(2)
     if args.cache and Path(args.cache).is_file():
         sets = json.loads(Path(args.cache).read_text())
+        if "hard non-faces" not in sets:  # a cache from before the hard negatives
+            sets["hard non-faces"] = hard_negatives(rec, mean, std)
+            Path(args.cache).write_text(json.dumps(sets))
     else:
         sets = {"fit faces": aflw_faces(rec, root, args.n_fit, True, mean, std),
                 "val faces": aflw_faces(rec, root, args.n_val, False, mean, std),
                 "fit non-faces": non_faces(rec, "train", mean, std, rng),
-                "val non-faces": non_faces(rec, "val", mean, std, rng)}
+                "val non-faces": non_faces(rec, "val", mean, std, rng),
+                "hard non-faces": hard_negatives(rec, mean, std)}
         if args.cache:
             Path(args.cache).write_text(json.dumps(sets))
     print(f"machine {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
@@ -275,6 +300,24 @@ def main() -> None:
                         chosen, note=f"benchmarks/verifiers.py --n-fit {args.n_fit}: logistic fit (L2 {l2:g}) on "
                         f"{len(sets['fit faces'])} AFLW faces and {len(sets['fit non-faces'])} non-faces; threshold: "
                         f"every validation face with 21-point NME <= {GOOD_NME:.0%} kept")
+    hard = full["hard non-faces"]
+    print(f"\nHard negatives (the {len(hard)} non-face proposals of proposals-labels.tsv on fit-split photos): the "
+          f"verifier keeps {int((_sigmoid(((hard - mu) / sd) @ w + b) >= chosen).sum())} at {chosen:.2f}")
+    both = np.concatenate([full["fit non-faces"], hard])
+    hmu, hsd, hw, hb = fit_head(full["fit faces"], both, l2)
+    p_val = _sigmoid(((full["val faces"] - hmu) / hsd) @ hw + hb)
+    n_val = _sigmoid(((full["val non-faces"] - hmu) / hsd) @ hw + hb)
+    h_thr = float(np.floor(p_val[good].min() * 20) / 20)
+    fold = np.random.default_rng(0).permutation(len(hard)) % 5
+    oof = np.zeros(len(hard))
+    for k in range(5):
+        fmu, fsd, fw, fb = fit_head(full["fit faces"], np.concatenate([full["fit non-faces"], hard[fold != k]]), l2)
+        oof[fold == k] = _sigmoid(((hard[fold == k] - fmu) / fsd) @ fw + fb)
+    t995 = np.quantile(p_val, 1 - RECALL)
+    print(f"- tried: the same head fitted with them as non-faces: threshold by the rule {h_thr:.2f} "
+          f"({p_val[good].min():.3f}), {int((n_val >= h_thr).sum())}/{len(n_val)} validation non-faces and "
+          f"{int((oof >= h_thr).sum())}/{len(hard)} hard negatives (out of fold) pass; at 99.5 % recall ({t995:.3f}) "
+          f"{int((n_val >= t995).sum())} and {int((oof >= t995).sum())}")
     top = np.argsort(-np.abs(w))[:6]
     print(f"\nhead: {len(w)} weights (standardised features), the largest "
           + ", ".join(f"{FEATURES[i]} {w[i]:+.3f}" for i in top) + f"; bias {b:.3f}, threshold {head.threshold}")
