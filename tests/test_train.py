@@ -307,9 +307,35 @@ def test_distillation_adds_the_teachers_prediction_as_a_weighted_target(tmp_path
     assert min(alone) > 1e-3
     assert half == pytest.approx([v / 2 for v in alone], rel=1e-4)
     assert max(only) < 1e-6
+    # in the NHWC layout the teacher is converted too: still the student's own prediction
+    assert max(losses("teacher-nhwc", channels_last="true", **{"loss.distill_from": teacher,
+                                                               "loss.distill_weight": 1.0})) < 1e-6
     with pytest.raises(ConfigError, match="distill_from"):
         _cfg(data_root, tmp_path / "x", **{"loss.distill_weight": 0.5}).validate()
     with pytest.raises(ConfigError, match="distill_from"):
         train(_cfg(data_root, tmp_path / "y", **kw, **{"loss.distill_from": "no-such-model", "loss.distill_weight": 0.5}))
     with pytest.raises(ConfigError, match="convention"):  # the V2 teacher on v1-convention data
         train(_cfg(data_root, tmp_path / "z", **kw, **{"loss.distill_from": "3ddfa-v2-mb05", "loss.distill_weight": 0.5}))
+
+
+@pytest.mark.slow
+def test_channels_last_trains_the_same_network_and_writes_the_usual_layout(tmp_path, data_root):
+    """`channels_last: true` changes the memory order only: the same steps give weights equal up to the rounding
+    of other convolution kernels, the checkpoint holds contiguous tensors, and it loads for inference."""
+    a = train(_cfg(data_root, tmp_path / "nchw", max_steps=2))
+    b = train(_cfg(data_root, tmp_path / "nhwc", max_steps=2, channels_last="true"))
+    sa = torch.load(a.last, weights_only=False)["state_dict"]
+    sb = torch.load(b.last, weights_only=False)["state_dict"]
+    moved = 0
+    for k, v in sa.items():
+        assert sb[k].is_contiguous(), k
+        torch.testing.assert_close(sb[k], v, rtol=1e-4, atol=1e-5, msg=k)
+        moved += int(v.dim() == 4)
+    assert moved > 0  # the net has convolutions, so the layout was really changed
+    init = torch.load(train(_cfg(data_root, tmp_path / "zero", max_steps=1, **{"optim.lr": 0.0})).last,
+                      weights_only=False)["state_dict"]
+    assert any(not torch.equal(init[k], v) for k, v in sb.items() if v.dim() == 4)  # and it did train
+    net = models.load_checkpoint(b.last)
+    from mfirrn.inference.predict import predict_params
+
+    assert predict_params(net, torch.zeros(2, 3, 120, 120)).shape == (2, 62)

@@ -147,6 +147,10 @@ class TrainConfig:
     (> 0) stops like a killed job would, after writing the checkpoint (used to test resuming).
     ``precision``: fp32 | bf16 (autocast, CPU or CUDA) | amp (fp16 autocast + GradScaler, CUDA only).
     ``device``: auto (CUDA if available) | cpu | cuda | cuda:N.
+    ``channels_last``: keep the network, the distillation teacher and each batch in the NHWC memory layout.
+    The same arithmetic in another memory order (the convolution libraries pick other kernels, so results
+    differ at rounding level); faster where the kernels for that layout are (``benchmarks/train_throughput.py``
+    compares both). Checkpoints are written in the usual layout either way.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -161,6 +165,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
+    channels_last: bool = False
     out_dir: str = "runs/train"
     log_every_steps: int = 10
     progress: bool = True

@@ -244,7 +244,8 @@ class Trainer:
                       f"{' (' + ', '.join(s['skipped'][:4]) + ' ...)' if s['skipped'] else ''}; "
                       f"unused source tensors: {', '.join(s['unused']) or 'none'}", file=sys.stderr)
         net.card, net.stats = self.card, self.stats  # type: ignore[assignment]
-        self.net = net.to(self.device)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.net = net.to(self.device, memory_format=self.memory_format)
         self.bfm = MorphableModel("full").to(self.device)
         self.criterion = build_loss(cfg.loss.name, self.stats, self.bfm, n_resample=cfg.loss.n_resample).to(self.device)
         d = cfg.data
@@ -329,7 +330,7 @@ class Trainer:
                               f"{self.convention}; pick a teacher of the same convention")
         for p in teacher.parameters():
             p.requires_grad_(False)
-        return teacher.eval()
+        return teacher.to(memory_format=self.memory_format).eval()
 
     def _distill_target(self, x: torch.Tensor) -> torch.Tensor:
         """The teacher's params for crops ``x``, normalised with the run's stats (B, 62)."""
@@ -351,7 +352,7 @@ class Trainer:
         rngs = all_gather_object(self.dist, _rng_state())
         return {
             "arch": self.cfg.model.arch,
-            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "state_dict": {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()},
             "stats": {"mean": self.stats.mean.copy(), "std": self.stats.std.copy()},
             "convention": self.convention,
             "init": self.init_summary,
@@ -521,7 +522,7 @@ class Trainer:
                 loader = make_loader(self.train_set, bs, sampler=self.sampler, workers=cfg.data.workers,
                                      pin_memory=pin, seed=cfg.seed * 1000 + epoch)
             for x, y, _ in loader:
-                x = x.to(self.device, non_blocking=True)
+                x = x.to(self.device, non_blocking=True, memory_format=self.memory_format)
                 y = y.to(self.device, non_blocking=True)
                 with self._autocast():
                     out = self.model(x)
