@@ -115,6 +115,24 @@ def test_cli_bad_inputs_are_reported_and_skipped(tmp_path, sample_photo, capsys)
     assert not (tmp_path / "o2").exists()
 
 
+
+def test_cli_progress_bar_only_on_a_terminal(tmp_path, sample_photo, capsys, monkeypatch):
+    """Written to a log (stderr not a terminal) a folder run gives its summary without a redrawn bar;
+    MFIRRN_PROGRESS=1 asks for the bar anyway."""
+    import shutil
+
+    for name in ("a.jpg", "b.jpg"):
+        shutil.copy(sample_photo, tmp_path / name)
+    monkeypatch.delenv("MFIRRN_PROGRESS", raising=False)
+    assert main(["reconstruct", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "-o", str(tmp_path / "o1"),
+                 "--outputs", "json"]) == 0
+    err = capsys.readouterr().err
+    assert "reconstruct:" not in err and "\r" not in err
+    monkeypatch.setenv("MFIRRN_PROGRESS", "1")
+    assert main(["reconstruct", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "-o", str(tmp_path / "o2"),
+                 "--outputs", "json"]) == 0
+    assert "reconstruct: 100%" in capsys.readouterr().err
+
 def test_cli_usage_errors(tmp_path, sample_photo, capsys):
     assert main(["reconstruct", str(sample_photo), "--model", "nope", "-o", str(tmp_path)]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 
     from mfirrn.inference.pipeline import Reconstructor
 
-__all__ = ["fail", "add_model_args", "model_from_args", "reconstructor_from_args", "resolve_backend", "resolve_device",
+__all__ = ["fail", "show_progress", "add_model_args", "model_from_args", "reconstructor_from_args", "resolve_backend", "resolve_device",
            "BACKENDS"]
 
 
@@ -23,6 +24,12 @@ def fail(message: str, code: int = 2) -> int:
     """Print ``mfirrn: error: <message>`` on one line to stderr and return ``code``."""
     print(f"mfirrn: error: {message}", file=sys.stderr)
     return code
+
+
+def show_progress() -> bool:
+    """Progress bars go to a terminal only (``MFIRRN_PROGRESS=1`` forces them): written to a log file, a bar
+    that redraws itself becomes one ever-growing line."""
+    return sys.stderr.isatty() or os.environ.get("MFIRRN_PROGRESS") == "1"
 
 
 def add_model_args(p: argparse.ArgumentParser, default_model: str | None, default_backend: str = "torch",

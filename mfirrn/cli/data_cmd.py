@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
-from mfirrn.cli.common import fail, resolve_device
+from mfirrn.cli.common import fail, resolve_device, show_progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -97,7 +96,7 @@ def _fetch(args: argparse.Namespace) -> int:
     dest = args.dest or default_dest(args.dataset)
     try:
         report = fetch_dataset(args.dataset, dest, with_originals=args.with_originals, jobs=args.jobs,
-                               progress=sys.stderr.isatty() or os.environ.get("MFIRRN_PROGRESS") == "1")
+                               progress=show_progress())
     except DataFetchError as e:
         return fail(str(e))
     except OSError as e:
@@ -175,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         if args.limit:
             keep = slice(0, args.limit)
             pool = LandmarkPool(pool.names[keep], pool.crop_dir, pool.points[keep], pool.roi[keep], pool.yaw[keep])
-        result = label_pool(pool, teacher, bfm, cfg, progress=sys.stderr.isatty() or os.environ.get("MFIRRN_PROGRESS") == "1")
+        result = label_pool(pool, teacher, bfm, cfg, progress=show_progress())
         out = save_labels(args.out, pool, result, teacher=args.teacher, convention=teacher.card.convention,
                           config=cfg, source=os.path.abspath(pool_root))
     except (PoolError, ValueError, KeyError, assets.AssetError) as e:
@@ -195,7 +194,7 @@ def _build(args: argparse.Namespace) -> int:
                              ("--profiles", args.profiles, 0), ("--workers", args.workers, 0)):
         if value is not None and value < low:
             return fail(f"{name} must be at least {low}, got {value}")
-    progress = sys.stderr.isatty() or os.environ.get("MFIRRN_PROGRESS") == "1"
+    progress = show_progress()
     if args.shards:
         if args.profiles is not None:
             return fail("--profiles applies to the crops-params layout; with --shards give --views (crops per face)")

@@ -90,8 +90,8 @@ class PhotoProcessor:
         import cv2
 
         from mfirrn.inference.engine import InputFailure
-        from mfirrn.inference.sources import check_boxes_in_image, check_pixel_count, show_path
         from mfirrn.inference.pipeline import read_image
+        from mfirrn.inference.sources import check_boxes_in_image, check_pixel_count, show_path
 
         t0 = time.perf_counter()
         try:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from mfirrn.cli.common import add_model_args, fail, reconstructor_from_args
+from mfirrn.cli.common import add_model_args, fail, reconstructor_from_args, show_progress
 
 #: With automatic ``--workers``, runs of fewer inputs than this stay in one process (starting a worker and its
 #: model costs seconds).
@@ -338,7 +338,8 @@ def _execute(args, record, job, rec, paths, names, out_dir: Path, table: bool, d
     workers = _workers(args, len(todo))
     lone = len(paths) == 1
     verbose = lone or demo
-    bar = tqdm(total=len(todo), desc="reconstruct", unit="img", disable=len(todo) < 2, file=sys.stderr)
+    bar = tqdm(total=len(todo), desc="reconstruct", unit="img", disable=len(todo) < 2 or not show_progress(),
+               file=sys.stderr)
     waiting: list = []  # results whose table rows are not committed yet
 
     def commit(results: list) -> None:

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mfirrn.cli.common import fail
+from mfirrn.cli.common import fail, show_progress
 
 if TYPE_CHECKING:
     import numpy as np
@@ -268,7 +268,8 @@ def _run_sources(sources, rec, out_dir, outputs, settings, args) -> int:
         # clips mirror their tree below the inputs' root, extension kept: a/clip.mp4 -> OUT/a/clip.mp4.jsonl
         rel = Path(f"camera{src}") if root is None else Path(relative_name(src, root))
         try:
-            r = process_video(src, rec, out_dir / rel.parent, rel.name, outputs, settings, max_frames=args.max_frames)
+            r = process_video(src, rec, out_dir / rel.parent, rel.name, outputs, settings, max_frames=args.max_frames,
+                              progress=show_progress())
         except VideoError as e:
             print(f"mfirrn: error: {e}", file=sys.stderr)
             continue
