@@ -90,6 +90,34 @@ def test_small_triangles_match_reference(seed):
         np.testing.assert_array_equal(render.rasterize_ids(v, tri, 37, 41, num_threads=threads)[0], ref_ids)
 
 
+
+@pytest.mark.parametrize("seed", range(3))
+def test_large_triangles_at_the_right_edge_match_reference(seed):
+    """Triangles of 2.5 to 90 pixels across (the general path), half of them over the image's right edge, in
+    six depth layers (>= 4096 triangles: bands), on one thread and on two."""
+    rng = np.random.default_rng(seed)
+    t, h, w = 700, 83, 75
+    cx = np.where(rng.uniform(size=t) < 0.5, rng.uniform(w - 8, w + 4, t), rng.uniform(-4, w + 4, t))
+    centre = np.stack([cx, rng.uniform(-4, h + 4, t)], axis=1)[:, None, :]
+    extent = rng.choice([2.5, 4.0, 6.0, 12.0, 30.0, 63.9, 64.1, 90.0], (t, 1, 1))
+    xy = centre + rng.uniform(-0.5, 0.5, (t, 3, 2)) * extent
+    if seed == 1:  # half-pixel grid: pixel centres on edges and vertices
+        xy = np.round(xy * 2) / 2
+    z = rng.uniform(-5, 5, (t, 1, 1)) + rng.uniform(-1, 1, (t, 3, 1))
+    v = np.concatenate([xy, z], axis=2).reshape(-1, 3).astype(np.float32)
+    tri = np.arange(3 * t, dtype=np.int32).reshape(t, 3)
+    tri[::5] = tri[::5, ::-1]
+    c = rng.uniform(0, 1, (len(v), 3)).astype(np.float32)
+    v, tri, c = np.concatenate([v] * 6), np.concatenate([tri + k * len(v) for k in range(6)]), np.concatenate([c] * 6)
+    v[:, 2] += np.repeat(rng.uniform(-0.5, 0.5, 6), 3 * t).astype(np.float32)  # >= 4096 triangles, in depth layers
+    ref_img, ref_depth, ref_ids = render.rasterize_reference(v, tri, c, h, w, return_ids=True)
+    for threads in (1, 2):
+        img, depth = render.rasterize(v, tri, c, h, w, num_threads=threads)
+        np.testing.assert_array_equal(depth, ref_depth)
+        np.testing.assert_array_equal(img, ref_img)
+        np.testing.assert_array_equal(render.rasterize_ids(v, tri, h, w, num_threads=threads)[0], ref_ids)
+    assert np.isfinite(depth[:, -4:]).mean() > 0.5  # the right edge is drawn
+
 def test_far_vertices_match_reference():
     """Vertices beyond 2**15 pixels (exact double snapping instead of the 4-wide float path) next to
     near ones, and coordinates a hair around that switch and around pixel centres."""
