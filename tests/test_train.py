@@ -143,6 +143,24 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, data_root, stop):
     assert (tmp_path / "a" / "train_log.csv").read_text().count("\n") == (tmp_path / "b" / "train_log.csv").read_text().count("\n")
 
 
+
+@pytest.mark.slow
+def test_time_limit_stops_with_a_checkpoint_and_resumes_to_identical_weights(tmp_path, data_root):
+    """stop_after_minutes: a run out of time writes its checkpoint and stops as a killed job would (a tiny
+    limit: after its first step); --resume, with the limit lifted, ends where an uninterrupted run ends."""
+    a = train(_cfg(data_root, tmp_path / "a"))
+    part = train(_cfg(data_root, tmp_path / "b", stop_after_minutes=1e-9))
+    assert part.stopped_early and part.step == 1
+    assert torch.load(part.last, weights_only=False)["step"] == 1
+    b = train(_cfg(data_root, tmp_path / "b", stop_after_minutes=0), resume=True)
+    assert b.step == a.step and not b.stopped_early
+    sa, sb = (torch.load(r.last, weights_only=False)["state_dict"] for r in (a, b))
+    for k, v in sa.items():
+        assert torch.equal(v, sb[k]), k
+    assert "stop_after_minutes 1e-09 -> 0" in (tmp_path / "b" / "resume_log.txt").read_text()
+    with pytest.raises(ConfigError, match="stop_after_minutes"):
+        _cfg(data_root, tmp_path / "c", stop_after_minutes=-1).validate()
+
 @pytest.mark.slow
 def test_bf16_and_adamw_cosine(tmp_path, data_root):
     res = train(_cfg(data_root, tmp_path / "bf", precision="bf16", **{"optim.name": "adamw", "optim.schedule": "cosine",

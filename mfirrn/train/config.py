@@ -144,7 +144,9 @@ class TrainConfig:
     """Everything a training run needs. ``out_dir`` receives ``config.yaml``, ``last.pt``, ``best.pt`` and logs.
 
     ``max_steps`` (> 0) caps the run (the schedule still follows ``epochs``); ``stop_after_steps``
-    (> 0) stops like a killed job would, after writing the checkpoint (used to test resuming).
+    (> 0) stops like a killed job would, after writing the checkpoint (used to test resuming);
+    ``stop_after_minutes`` (> 0) does the same once that much wall time has passed since the first step of
+    this process (a job with a time limit: a cluster's wall-clock limit, a borrowed GPU), then ``--resume``.
     ``precision``: fp32 | bf16 (autocast, CPU or CUDA) | amp (fp16 autocast + GradScaler, CUDA only).
     ``device``: auto (CUDA if available) | cpu | cuda | cuda:N.
     ``channels_last``: keep the network, the distillation teacher and each batch in the NHWC memory layout.
@@ -161,6 +163,7 @@ class TrainConfig:
     epochs: int = 40
     max_steps: int = 0
     stop_after_steps: int = 0
+    stop_after_minutes: float = 0.0
     checkpoint_every_steps: int = 0
     seed: int = 0
     device: str = "auto"
@@ -215,6 +218,7 @@ class TrainConfig:
             "data.workers": (d.workers, nonnegative_int), "max_steps": (self.max_steps, nonnegative_int),
             "data.shuffle_shards": (d.shuffle_shards, positive_int),
             "stop_after_steps": (self.stop_after_steps, nonnegative_int),
+            "stop_after_minutes": (self.stop_after_minutes, lambda x, k: number_in(x, k, 0)),
             "checkpoint_every_steps": (self.checkpoint_every_steps, nonnegative_int),
             "log_every_steps": (self.log_every_steps, positive_int), "loss.n_resample": (self.loss.n_resample, positive_int),
             "val.every_epochs": (v.every_epochs, positive_int), "val.batch_size": (v.batch_size, positive_int),

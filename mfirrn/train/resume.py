@@ -19,6 +19,7 @@ PathLike = Union[str, Path]
 #: Train settings a resumed run may change: they steer the rest of the run, not what was already done.
 TRAIN_RESUME_MAY_CHANGE = frozenset({
     "out_dir", "device", "progress", "log_every_steps", "tensorboard", "checkpoint_every_steps", "stop_after_steps",
+    "stop_after_minutes", "channels_last",
     "max_steps", "epochs", "data.workers", "data.pin_memory", "val.every_epochs", "val.batch_size",
     "val.aflw2000_root", "val.aflw2000_limit",
 })

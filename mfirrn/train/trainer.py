@@ -582,7 +582,10 @@ class Trainer:
                         self._save()
                 elif cfg.checkpoint_every_steps > 0 and self.step % cfg.checkpoint_every_steps == 0:
                     self._save()
-                if cfg.stop_after_steps > 0 and self.step >= cfg.stop_after_steps and not done:
+                out_of_time = cfg.stop_after_minutes > 0 and time.perf_counter() - t0 >= 60 * cfg.stop_after_minutes
+                if cfg.stop_after_minutes > 0 and self.dist.enabled:  # every rank stops at the same step
+                    out_of_time = any(all_gather_object(self.dist, out_of_time))
+                if (out_of_time or 0 < cfg.stop_after_steps <= self.step) and not done:
                     if not (end_of_epoch or (cfg.checkpoint_every_steps > 0 and self.step % cfg.checkpoint_every_steps == 0)):
                         self._save()
                     stopped = True
