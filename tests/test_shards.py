@@ -115,6 +115,10 @@ def test_shard_build_round_trips_and_resumes_to_identical_shards(tmp_path, tiny_
     (out / "index.json").unlink()
     again = build_shards(tiny_labels, out, cfg, progress=False)
     assert _digest(out) == first and again["shards"] == index["shards"]
+    # another machine (two worker processes) builds the same shards from the same labels
+    two = build_shards(tiny_labels, tmp_path / "lp2", ShardBuildConfig(views_per_face=3, faces_per_shard=2, workers=2),
+                       progress=False)
+    assert two["shards"] == index["shards"]
     # a different build into the same folder is refused
     from mfirrn.io.resume import ResumeError
 
