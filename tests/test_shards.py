@@ -264,7 +264,8 @@ def test_the_300wlp_scale_pair_shares_one_recipe():
     a, b = (TrainConfig.from_yaml(here / f"aflwlp-{n}.yaml").to_dict() for n in ("mfirrn-mb05", "mb05-baseline"))
     assert (a["model"].pop("arch"), b["model"].pop("arch")) == ("mfirrn-mb05", "3ddfa-mb05")
     assert a.pop("out_dir") != b.pop("out_dir") and a == b
-    assert (a["data"]["format"], a["precision"], a["loss"]["distill_weight"]) == ("shards", "bf16", 0.5)
+    recipe = (a["data"]["format"], a["precision"], a["channels_last"], a["loss"]["distill_weight"])
+    assert recipe == ("shards", "fp32", True, 0.5)
 
 
 @pytest.mark.parametrize("argv, message", [
