@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
     from mfirrn.inference.pipeline import Reconstructor
 
-__all__ = ["fail", "show_progress", "add_model_args", "model_from_args", "reconstructor_from_args", "resolve_backend", "resolve_device",
-           "BACKENDS"]
+__all__ = ["fail", "show_progress", "add_model_args", "model_from_args", "reconstructor_from_args", "resolve_backend",
+           "resolve_device", "BACKENDS"]
 
 
 
