@@ -41,6 +41,7 @@ from mfirrn.data.sampler import ResumableSampler, make_loader
 from mfirrn.evaluation.metrics import nme, summarize_by_yaw
 from mfirrn.geometry.bfm import MorphableModel
 from mfirrn.geometry.params import ParamStats, pose_from_params
+from mfirrn.io.heap import keep_freed_memory, restore_heap_defaults
 from mfirrn.io.resume import code_version
 from mfirrn.models.registry import get_card
 from mfirrn.train.config import ConfigError, TrainConfig
@@ -463,6 +464,14 @@ class Trainer:
 
     def _fit(self) -> TrainResult:
         self._setup()
+        kept = self.device.type == "cpu" and keep_freed_memory()  # no fresh pages every step (mfirrn.io.heap)
+        try:
+            return self._fit_loop()
+        finally:
+            if kept:
+                restore_heap_defaults()
+
+    def _fit_loop(self) -> TrainResult:
         cfg, main = self.cfg, self.dist.is_main
         last = self.out_dir / "last.pt"
         resume_step: Optional[int] = None
