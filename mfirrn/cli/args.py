@@ -10,6 +10,7 @@ from typing import Any
 from mfirrn.io.options import (
     InputError,
     check_device,
+    detector_size,
     nonnegative_int,
     number_in,
     positive_int,
@@ -81,6 +82,7 @@ ARG_RULES: dict[str, dict[str, tuple[str, Any]]] = {
         "min_face_size": ("--min-face-size", lambda v, o: number_in(v, o, 0)),
         "detector_threshold": ("--detector-threshold",
                                lambda v, o: number_in(v, o, 0, 1, low_open=True, high_open=True, allow_none=True)),
+        "detector_size": ("--detector-size", _none_or(detector_size)),
     },
     "export-onnx": {
         "opset": ("--opset", _POSITIVE),

@@ -102,15 +102,21 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
     checkpoint, detector, refinement, mesh, device, bf16, backend, threads), photos and videos alike."""
     from mfirrn import models
     from mfirrn.inference.pipeline import Reconstructor
+    from mfirrn.io.options import detector_size
 
     threshold = getattr(args, "detector_threshold", None)
     if threshold is not None and "faceboxes" not in [n.strip() for n in args.detector.split(",")]:
         raise ValueError(f"--detector-threshold sets FaceBoxes' score threshold; --detector {args.detector} has "
                          f"none (name faceboxes in --detector, or drop --detector-threshold)")
+    size = getattr(args, "detector_size", None)
+    if size is not None and "faceboxes" not in [n.strip() for n in args.detector.split(",")]:
+        raise ValueError(f"--detector-size sets FaceBoxes' input size; --detector {args.detector} sizes its own "
+                         f"(name faceboxes in --detector, or drop --detector-size)")
     model = model_from_args(args, default_model=models.DEFAULT_MODEL)
     device = resolve_device(args.device)
     return Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=dense,
                          device=device, bf16=args.bf16, backend=args.backend, threads=args.threads or None,
                          min_confidence=getattr(args, "min_confidence", None),
                          min_face_size=getattr(args, "min_face_size", 0.0),
-                         detector_threshold=threshold)
+                         detector_threshold=threshold,
+                         detector_size=None if size is None else detector_size(size, "--detector-size"))

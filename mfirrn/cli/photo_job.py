@@ -33,6 +33,15 @@ def _first_line(e: BaseException, last: bool = False) -> str:
     return lines[-1] if last else lines[0]
 
 
+def _downscaled_for_detection(shape: tuple, size: Optional[str]) -> bool:
+    """Whether FaceBoxes saw an image of ``shape`` (H, W, ...) downscaled, at ``--detector-size`` ``size``."""
+    from mfirrn.io.defaults import DETECTOR_SIZE
+    from mfirrn.io.options import detector_size
+
+    max_h, max_w = DETECTOR_SIZE if size is None else detector_size(size, "--detector-size")
+    return (max_h > 0 and shape[0] > max_h) or (max_w > 0 and shape[1] > max_w)
+
+
 def set_threads(threads: int) -> None:
     """Give this worker's networks, OpenCV and the renderer ``threads`` CPU threads (its share of ``--threads``;
     0: decide from the machine), under the one threading policy (:func:`mfirrn.io.threads.apply_threads`)."""
@@ -125,6 +134,8 @@ class PhotoProcessor:
         if not faces:
             fb = "faceboxes" in str(self.job.options.get("detector", ""))
             faint = "--detector-threshold 0.05 for faint faces, " if fb else ""
+            if fb and _downscaled_for_detection(image.shape, self.job.options.get("detector_size")):
+                faint = "--detector-size 1080x1620 or full for small faces in a large photo, " + faint
             hint = (f"try {faint}--detector dlib-hog or dlib-cnn, --min-confidence 0, --box or --landmarks"
                     if self.job.boxes is None and self.job.landmarks is None else "")
             reason = f"{show_path(item[0])}: no face found{f' ({hint})' if hint else ''}"

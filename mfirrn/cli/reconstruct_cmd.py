@@ -29,7 +29,14 @@ MIN_INPUTS_PER_EXTRA_WORKER = 8
 
 def register(sub: argparse._SubParsersAction) -> None:
     from mfirrn.cli.outputs import DEFAULT_OUTPUTS
-    from mfirrn.io.defaults import DEFAULT_DETECTOR, DEFAULT_MODEL, DETECTORS, PROPOSAL_THRESHOLD, REFINE_MODES
+    from mfirrn.io.defaults import (
+        DEFAULT_DETECTOR,
+        DEFAULT_MODEL,
+        DETECTOR_SIZE,
+        DETECTORS,
+        PROPOSAL_THRESHOLD,
+        REFINE_MODES,
+    )
 
     p = sub.add_parser("reconstruct",  # its one-line help: mfirrn.cli.COMMANDS
                        description="Detect faces, regress 3DMM params and write results per image. "
@@ -58,6 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"FaceBoxes' score threshold, in (0, 1): boxes scoring above T are reconstructed and checked "
                         f"by the face verifier (default {PROPOSAL_THRESHOLD:g}, chosen by measurement; 0.5 with "
                         f"--min-confidence 0). Lower finds faint faces (old prints) and more false faces")
+    p.add_argument("--detector-size", default=None, metavar="HxW",
+                   help=f"FaceBoxes' largest input, HEIGHTxWIDTH pixels or full: larger photos are downscaled to fit "
+                        f"before detection (default {DETECTOR_SIZE[0]}x{DETECTOR_SIZE[1]}, 3DDFA_V2's). Larger (e.g. "
+                        f"1080x1620, full) finds faces the downscale makes too small in large photos; slower on them")
     p.add_argument("--box", action="append", default=None, metavar="X0,Y0,X1,Y1",
                    help="a face box in pixels instead of detection (repeat for several faces)")
     p.add_argument("--landmarks", default=None, metavar="FILE",
@@ -177,6 +188,7 @@ def _settings(args: argparse.Namespace, outputs: list[str], boxes, landmarks_fil
     return {"--outputs": sorted(outputs), "--detector": args.detector, "--refine": args.refine, "--mesh": args.mesh,
             "--min-confidence": args.min_confidence, "--min-face-size": args.min_face_size,
             "--detector-threshold": args.detector_threshold,
+            "--detector-size": args.detector_size,
             "--device": device, "--bf16": bool(args.bf16),
             "--backend": resolve_backend(args.backend, device, args.bf16),
             "--box": None if boxes is None else [[float(v) for v in b] for b in boxes],

@@ -24,14 +24,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mfirrn.io.defaults import DETECTOR_SIZE
+
 __all__ = ["FaceBoxesNet", "FaceBoxes", "prior_boxes", "decode_boxes", "nms", "MIN_SIZES", "STEPS", "VARIANCES",
-           "SCORE_THRESHOLD"]
+           "SCORE_THRESHOLD", "MAX_SIZE"]
 
 MIN_SIZES: tuple[tuple[int, ...], ...] = ((32, 64, 128), (256,), (512,))
 STEPS: tuple[int, ...] = (32, 64, 128)
 VARIANCES: tuple[float, float] = (0.1, 0.2)
 #: 3DDFA_V2's score threshold: a box scoring at or below it is dropped before NMS.
 SCORE_THRESHOLD = 0.5
+#: 3DDFA_V2's largest detector input (height, width): larger images are downscaled to fit.
+MAX_SIZE: tuple[int, int] = DETECTOR_SIZE
 BGR_MEAN: tuple[float, float, float] = (104.0, 117.0, 123.0)
 # anchors per feature-map cell: a 32 px anchor is densified 4x4, a 64 px one 2x2 (FaceBoxes §3.3)
 _DENSITY = {32: 4, 64: 2}
@@ -266,7 +270,7 @@ class FaceBoxes:
     name = "faceboxes"
 
     def __init__(self, *, score_threshold: float = SCORE_THRESHOLD, iou_threshold: float = 0.3,
-                 max_size: tuple[int, int] = (720, 1080), min_face: float = 32.0,
+                 max_size: tuple[int, int] = MAX_SIZE, min_face: float = 32.0,
                  weights: Optional[Union[str, Path]] = None, backend: str = "torch",
                  device: Union[str, torch.device] = "cpu", threads: int = 0) -> None:
         if backend not in ("torch", "onnxruntime"):
@@ -278,6 +282,9 @@ class FaceBoxes:
         weights = Path(weights)
         if not min_face > 0:
             raise ValueError(f"min_face must be a positive number of pixels, got {min_face}")
+        max_size = tuple(max_size)  # type: ignore[assignment]
+        if len(max_size) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 0 for v in max_size):
+            raise ValueError(f"max_size must be (height, width) in pixels, 0 for no limit, got {max_size}")
         self.score_threshold, self.iou_threshold, self.max_size = score_threshold, iou_threshold, max_size
         self.min_face = float(min_face)
         self.backend, self.device = backend, torch.device(device)

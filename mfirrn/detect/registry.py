@@ -123,11 +123,12 @@ class FirstOf:
 
 
 def _faceboxes(backend: str = "torch", device: str = "cpu", threads: int = 0,
-               score_threshold: Optional[float] = None) -> Detector:
-    from mfirrn.detect.faceboxes import SCORE_THRESHOLD, FaceBoxes
+               score_threshold: Optional[float] = None, max_size: Optional[tuple[int, int]] = None) -> Detector:
+    from mfirrn.detect.faceboxes import MAX_SIZE, SCORE_THRESHOLD, FaceBoxes
 
     threshold = SCORE_THRESHOLD if score_threshold is None else score_threshold
-    return FaceBoxes(backend=backend, device=device, threads=threads, score_threshold=threshold)
+    return FaceBoxes(backend=backend, device=device, threads=threads, score_threshold=threshold,
+                     max_size=MAX_SIZE if max_size is None else max_size)
 
 
 def _mtcnn(device: str = "cpu", **_) -> Detector:
@@ -160,13 +161,15 @@ def available_detectors() -> list[str]:
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", device: str = "cpu",
-                    threads: int = 0, score_threshold: Optional[float] = None) -> Detector:
+                    threads: int = 0, score_threshold: Optional[float] = None,
+                    max_size: Optional[tuple[int, int]] = None) -> Detector:
     """Build a registered detector by name, or a :class:`FirstOf` chain from a comma list.
 
     ``backend`` (``torch`` or ``onnxruntime``), ``device`` and ``threads`` (ONNX Runtime intra-op
     threads, 0: the threading policy's budget) apply to network detectors (FaceBoxes);
     ``score_threshold``: FaceBoxes' score threshold (default ``None``: 3DDFA_V2's 0.5); the other
-    detectors' scores are on other scales, so a name without ``faceboxes`` refuses it.
+    detectors' scores are on other scales, so a name without ``faceboxes`` refuses it. ``max_size``: FaceBoxes'
+    largest input (height, width; default ``None``: 3DDFA_V2's 720 x 1080; ``(0, 0)``: full resolution).
     The first detector of a chain is built now, so missing weights fail here rather than mid-folder.
     """
     names = [n.strip() for n in name.split(",") if n.strip()]
@@ -178,7 +181,11 @@ def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", dev
                              f"(drop the threshold or add faceboxes to the detectors)")
         if not 0.0 < score_threshold < 1.0:
             raise ValueError(f"FaceBoxes' score threshold must lie in (0, 1), got {score_threshold}")
-    chain = FirstOf(names, backend=backend, device=device, threads=threads, score_threshold=score_threshold)
+    if max_size is not None and "faceboxes" not in names:
+        raise ValueError(f"a detector size applies to FaceBoxes; the detector {name} sizes its input itself "
+                         f"(drop the size or add faceboxes to the detectors)")
+    chain = FirstOf(names, backend=backend, device=device, threads=threads, score_threshold=score_threshold,
+                    max_size=max_size)
     chain._get(0)
     return chain._built[0] if len(names) == 1 else chain
 

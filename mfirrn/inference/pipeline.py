@@ -242,6 +242,10 @@ class Reconstructor:
     ``None``: :data:`PROPOSAL_THRESHOLD` when the verifier filters the faces (the detector only proposes), else
     (``verify=False`` or ``min_confidence=0``) 3DDFA_V2's 0.5. A lower threshold only adds faces: those found at a
     higher one stay, unchanged. The other detectors keep their own thresholds.
+    ``detector_size``: FaceBoxes' largest input (height, width) in pixels; larger photos are downscaled to fit
+    before detection (default ``None``: 3DDFA_V2's 720 x 1080; ``(0, 0)``: full resolution). A larger size
+    finds faces that the downscale makes too small or too faint in large photos (``docs/experiments/wild.md``),
+    at a detection cost that grows with the pixels detected.
     """
 
     def __init__(self, model: Union[str, nn.Module] = "3ddfa-v2-mb05", detector: Union[str, Detector] = DEFAULT_DETECTOR,
@@ -250,7 +254,8 @@ class Reconstructor:
                  bfm: Optional[MorphableModel] = None, backend: str = "auto", threads: Optional[int] = None,
                  detector_backend: Optional[str] = None, detector_threads: Optional[int] = None,
                  min_confidence: Optional[float] = None, min_face_size: float = 0.0, verify: bool = True,
-                 detector_threshold: Optional[float] = None) -> None:
+                 detector_threshold: Optional[float] = None,
+                 detector_size: Optional[tuple[int, int]] = None) -> None:
         from mfirrn import models
         from mfirrn.inference.onnx import model_for_backend, resolve_backend
         from mfirrn.io.threads import apply_threads
@@ -279,6 +284,23 @@ class Reconstructor:
         self._min_confidence, self.min_face_size, self.verify = min_confidence, float(min_face_size), verify
         self._verifier: Optional[FaceVerifier] = None
         self.detector_threshold = self._resolve_detector_threshold(detector, detector_threshold)
+        self.detector_size = self._resolve_detector_size(detector, detector_size)
+
+    @staticmethod
+    def _resolve_detector_size(detector: Union[str, Detector],
+                               given: Optional[tuple[int, int]]) -> Optional[tuple[int, int]]:
+        """FaceBoxes' largest input for a detector named ``detector`` (None: its default, or not FaceBoxes)."""
+        if given is None:
+            return None
+        if not (isinstance(detector, str) and "faceboxes" in [n.strip() for n in detector.split(",")]):
+            raise ValueError(f"detector_size sets FaceBoxes' input size; the detector "
+                             f"{getattr(detector, 'name', detector)} is not FaceBoxes built by name (size that "
+                             f"detector itself, or drop detector_size)")
+        size = tuple(given)
+        if len(size) != 2 or not all(isinstance(v, (int, np.integer)) and (v == 0 or v >= 32) for v in size):
+            raise ValueError(f"detector_size must be (height, width) in pixels, each 0 (no limit) or at least 32, "
+                             f"got {given}")
+        return (int(size[0]), int(size[1]))
 
     def _resolve_detector_threshold(self, detector: Union[str, Detector], given: Optional[float]) -> Optional[float]:
         """FaceBoxes' score threshold for a detector named ``detector`` (None: not a FaceBoxes built here)."""
@@ -316,7 +338,8 @@ class Reconstructor:
             spec = self._detector_spec
             dev = "cpu" if self.device.type != "cuda" else str(self.device)
             self._detector = (create_detector(spec, backend=self.detector_backend, device=dev,
-                                              threads=self.detector_threads, score_threshold=self.detector_threshold)
+                                              threads=self.detector_threads, score_threshold=self.detector_threshold,
+                                              max_size=self.detector_size)
                               if isinstance(spec, str) else spec)
         return self._detector
 

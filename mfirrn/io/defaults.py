@@ -10,8 +10,8 @@ True
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_DETECTOR", "DETECTORS", "REFINE_MODES", "PROPOSAL_THRESHOLD", "BACKENDS",
-           "HEAD_OUTPUTS"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_DETECTOR", "DETECTORS", "REFINE_MODES", "PROPOSAL_THRESHOLD", "DETECTOR_SIZE",
+           "BACKENDS", "HEAD_OUTPUTS"]
 
 #: The model ``mfirrn reconstruct`` and ``Reconstructor()`` run without ``--model`` (see ``mfirrn models``).
 DEFAULT_MODEL = "3ddfa-v2-mb05"
@@ -30,6 +30,9 @@ REFINE_MODES: tuple[str, ...] = ("robust", "always", "off")
 #: false faces that the verifier keeps (necks, fists, a second face on a face), so it stays at 3DDFA_V2's 0.5, the
 #: threshold of the unverified pipeline too.
 PROPOSAL_THRESHOLD = 0.5
+
+#: FaceBoxes' largest input (height, width), 3DDFA_V2's: larger photos are downscaled to fit before detection.
+DETECTOR_SIZE: tuple[int, int] = (720, 1080)
 
 #: Outputs of a multi-head (MFIRRN) model: ``fused`` (the model's prediction) first, then its heads
 #: (the fields of :class:`mfirrn.models.mfirrn_net.MFIRRNOutput`).

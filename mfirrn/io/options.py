@@ -87,6 +87,29 @@ def number_in(value: Any, option: str, low: float = -math.inf, high: float = mat
     return f
 
 
+def detector_size(value: Any, option: str, *, allow_none: bool = False) -> Optional[tuple[int, int]]:
+    """``"HEIGHTxWIDTH"`` (each at least 32 pixels) or ``"full"`` as a detector's largest input (height, width);
+    ``"full"`` is ``(0, 0)``, no downscaling.
+
+    >>> detector_size("1080x1620", "--detector-size"), detector_size("full", "--detector-size")
+    ((1080, 1620), (0, 0))
+    >>> detector_size("1080", "--detector-size")
+    Traceback (most recent call last):
+    ...
+    mfirrn.io.options.InputError: --detector-size must be HEIGHTxWIDTH in pixels, each at least 32 (e.g. 1080x1620), or full; got '1080'
+    """
+    if value is None and allow_none:
+        return None
+    text = str(value).strip().lower()
+    if text == "full":
+        return (0, 0)
+    parts = text.split("x")
+    if len(parts) == 2 and all(p.strip().isdigit() and int(p) >= 32 for p in parts):
+        return (int(parts[0]), int(parts[1]))
+    raise InputError(f"{option} must be HEIGHTxWIDTH in pixels, each at least 32 (e.g. 1080x1620), or full; "
+                     f"got {value!r}")
+
+
 def check_device(name: Any, option: str = "--device", *, available: bool = True) -> str:
     """A torch device string that exists here: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` (``auto`` passes).
     ``available=False`` checks the spelling only (a config may name a GPU the current machine lacks).
