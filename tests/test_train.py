@@ -357,3 +357,21 @@ def test_channels_last_trains_the_same_network_and_writes_the_usual_layout(tmp_p
     from mfirrn.inference.predict import predict_params
 
     assert predict_params(net, torch.zeros(2, 3, 120, 120)).shape == (2, 62)
+
+
+def test_freeze_bn_except_lets_the_named_modules_batchnorms_train(tmp_path, data_root):
+    """With freeze_bn every BatchNorm keeps the running statistics it starts with (a fresh network's: mean 0,
+    variance 1); freeze_bn_except=[head_fine] lets those under head_fine learn their inputs' statistics."""
+    res = train(_cfg(data_root, tmp_path / "run", epochs=1, stop_after_steps=2, **{
+        "model.freeze_bn": True, "model.freeze_bn_except": "[head_fine]"}))
+    net = models.load(str(res.last))
+    bns = {n: m for n, m in net.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+    fresh = {n: bool((m.running_mean == 0).all() and (m.running_var == 1).all()) for n, m in bns.items()}
+    under = [n for n in bns if n.startswith("head_fine.")]
+    assert under and not any(fresh[n] for n in under), "head_fine's BatchNorms did not train"
+    assert all(fresh[n] for n in bns if n not in under), "a frozen BatchNorm moved"
+    with pytest.raises(ConfigError, match="set model.freeze_bn=true"):
+        _cfg(data_root, tmp_path / "x", **{"model.freeze_bn_except": "[head_fine]"}).validate()
+    with pytest.raises(ConfigError, match="no BatchNorm under 'head_nose'"):
+        train(_cfg(data_root, tmp_path / "y", stop_after_steps=1, **{
+            "model.freeze_bn": True, "model.freeze_bn_except": "[head_nose]"}))

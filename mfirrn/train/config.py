@@ -80,12 +80,16 @@ class ModelConfig:
     asset (``stats-3ddfa-v2``) replacing the card's, used for the targets, the loss and the checkpoint.
     ``freeze_bn``: keep every BatchNorm in eval mode while training (running statistics and the
     normalisation of the initialisation stay fixed; the usual choice when fine-tuning with small batches).
+    ``freeze_bn_except``: module-name prefixes (e.g. ``[head_medium, head_fine]``) whose BatchNorms train
+    even with ``freeze_bn``: layers that the initialisation leaves new, whose running statistics are those of a
+    fresh layer (mean 0, variance 1) and would never normalise their inputs if frozen.
     """
 
     arch: str = "mfirrn-r34"
     init: Optional[str] = None
     stats: Optional[str] = None
     freeze_bn: bool = False
+    freeze_bn_except: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -246,6 +250,9 @@ class TrainConfig:
             raise ConfigError(f"optim.betas must be two numbers, got {list(o.betas)}")
         if self.loss.distill_weight > 0 and not self.loss.distill_from:
             raise ConfigError("loss.distill_weight > 0 needs a teacher: set loss.distill_from=MODEL (e.g. 3ddfa-v2-mb05)")
+        if self.model.freeze_bn_except and not self.model.freeze_bn:
+            raise ConfigError("model.freeze_bn_except names BatchNorms to keep training while the others are frozen; "
+                              "set model.freeze_bn=true, or drop model.freeze_bn_except (every BatchNorm trains)")
         if not str(self.out_dir).strip():
             raise ConfigError("out_dir is empty; set out_dir=PATH")
         return self

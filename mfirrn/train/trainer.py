@@ -55,6 +55,11 @@ class TrainError(RuntimeError):
     """A run cannot start or resume; the message says what to change."""
 
 
+def _under(name: str, prefixes: list[str]) -> bool:
+    """Whether module ``name`` is one of ``prefixes`` or inside one (``head_fine.conv.0.1`` is under ``head_fine``)."""
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
 @dataclass
 class TrainResult:
     out_dir: Path
@@ -247,6 +252,12 @@ class Trainer:
         net.card, net.stats = self.card, self.stats  # type: ignore[assignment]
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.net = net.to(self.device, memory_format=self.memory_format)
+        bn_names = [n for n, m in net.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        for prefix in cfg.model.freeze_bn_except:
+            if not any(_under(n, [prefix]) for n in bn_names):
+                tops = sorted({n.split(".")[0] for n in bn_names})
+                raise ConfigError(f"model.freeze_bn_except: {cfg.model.arch} has no BatchNorm under {prefix!r}; name "
+                                  f"modules that hold some, e.g. {', '.join(tops[:6])}")
         self.bfm = MorphableModel("full").to(self.device)
         self.criterion = build_loss(cfg.loss.name, self.stats, self.bfm, n_resample=cfg.loss.n_resample).to(self.device)
         d = cfg.data
@@ -438,11 +449,13 @@ class Trainer:
         return row
 
     def _train_mode(self) -> None:
-        """Training mode, with BatchNorm layers kept in eval mode when ``model.freeze_bn`` is set."""
+        """Training mode, with BatchNorm layers kept in eval mode when ``model.freeze_bn`` is set (but those
+        under ``model.freeze_bn_except``)."""
         self.model.train()
         if self.cfg.model.freeze_bn:
-            for m in self.net.modules():
-                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            keep = self.cfg.model.freeze_bn_except
+            for name, m in self.net.named_modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not _under(name, keep):
                     m.eval()
 
     def _autocast_factory(self):
