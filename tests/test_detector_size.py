@@ -87,5 +87,9 @@ def test_a_large_photo_without_a_face_is_told_about_the_size(tmp_path, capsys):
     assert len(large) == len(small) == 1
     assert "--detector-size 1080x1620 or full" in large[0] and "--detector-size" not in small[0]
     main(["reconstruct", str(tmp_path / "large.png"), "-o", str(tmp_path / "out2"), "--outputs", "json",
+          "--detector-size", "1080x1620"])
+    err = capsys.readouterr().err
+    assert "--detector-size full for small faces" in err and "1080x1620 or full" not in err
+    main(["reconstruct", str(tmp_path / "large.png"), "-o", str(tmp_path / "out3"), "--outputs", "json",
           "--detector-size", "full"])
     assert "--detector-size" not in capsys.readouterr().err

@@ -134,8 +134,10 @@ class PhotoProcessor:
         if not faces:
             fb = "faceboxes" in str(self.job.options.get("detector", ""))
             faint = "--detector-threshold 0.05 for faint faces, " if fb else ""
-            if fb and _downscaled_for_detection(image.shape, self.job.options.get("detector_size")):
-                faint = "--detector-size 1080x1620 or full for small faces in a large photo, " + faint
+            size = self.job.options.get("detector_size")
+            if fb and _downscaled_for_detection(image.shape, size):
+                larger = "1080x1620 or full" if size is None else "full"
+                faint = f"--detector-size {larger} for small faces in a large photo, " + faint
             hint = (f"try {faint}--detector dlib-hog or dlib-cnn, --min-confidence 0, --box or --landmarks"
                     if self.job.boxes is None and self.job.landmarks is None else "")
             reason = f"{show_path(item[0])}: no face found{f' ({hint})' if hint else ''}"
