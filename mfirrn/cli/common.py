@@ -101,15 +101,17 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
     """The :class:`~mfirrn.inference.pipeline.Reconstructor` that ``mfirrn reconstruct`` options ask for (model or
     checkpoint, detector, refinement, mesh, device, bf16, backend, threads), photos and videos alike."""
     from mfirrn import models
+    from mfirrn.detect.registry import names_faceboxes
     from mfirrn.inference.pipeline import Reconstructor
     from mfirrn.io.options import detector_size
 
+    faceboxes = names_faceboxes(args.detector)
     threshold = getattr(args, "detector_threshold", None)
-    if threshold is not None and "faceboxes" not in [n.strip() for n in args.detector.split(",")]:
+    if threshold is not None and not faceboxes:
         raise ValueError(f"--detector-threshold sets FaceBoxes' score threshold; --detector {args.detector} has "
                          f"none (name faceboxes in --detector, or drop --detector-threshold)")
     size = getattr(args, "detector_size", None)
-    if size is not None and "faceboxes" not in [n.strip() for n in args.detector.split(",")]:
+    if size is not None and not faceboxes:
         raise ValueError(f"--detector-size sets FaceBoxes' input size; --detector {args.detector} sizes its own "
                          f"(name faceboxes in --detector, or drop --detector-size)")
     model = model_from_args(args, default_model=models.DEFAULT_MODEL)

@@ -119,6 +119,7 @@ class PhotoProcessor:
         return item, image, time.perf_counter() - t0
 
     def infer(self, loaded: tuple) -> tuple:
+        from mfirrn.detect.registry import names_faceboxes
         from mfirrn.inference.engine import InputFailure
         from mfirrn.inference.sources import show_path
 
@@ -132,7 +133,7 @@ class PhotoProcessor:
             reason = f"{show_path(item[0])}: the reconstruction failed ({type(e).__name__}: {_first_line(e)})"
             raise InputFailure(InputResult(item[1], FAILED, reason=reason)) from None
         if not faces:
-            fb = "faceboxes" in str(self.job.options.get("detector", ""))
+            fb = names_faceboxes(self.job.options.get("detector"))
             faint = "--detector-threshold 0.05 for faint faces, " if fb else ""
             size = self.job.options.get("detector_size")
             if fb and _downscaled_for_detection(image.shape, size):

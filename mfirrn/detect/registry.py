@@ -22,8 +22,8 @@ import numpy as np
 
 from mfirrn.io.defaults import DEFAULT_DETECTOR
 
-__all__ = ["Detector", "DlibHOG", "DlibCNN", "FirstOf", "create_detector", "available_detectors", "read_landmarks",
-           "LandmarkFileError", "DEFAULT_DETECTOR"]
+__all__ = ["Detector", "DlibHOG", "DlibCNN", "FirstOf", "create_detector", "available_detectors", "names_faceboxes",
+           "read_landmarks", "LandmarkFileError", "DEFAULT_DETECTOR"]
 
 
 class Detector(Protocol):
@@ -158,6 +158,15 @@ def _build(name: str, **options) -> Detector:
 
 def available_detectors() -> list[str]:
     return sorted(_DETECTORS)
+
+
+def names_faceboxes(spec: object) -> bool:
+    """Whether ``spec`` is a detector name or comma list that includes FaceBoxes (a built detector is not).
+
+    >>> names_faceboxes("faceboxes, dlib-hog"), names_faceboxes("dlib-hog"), names_faceboxes(None)
+    (True, False, False)
+    """
+    return isinstance(spec, str) and "faceboxes" in [n.strip() for n in spec.split(",")]
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", device: str = "cpu",

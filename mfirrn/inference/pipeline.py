@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mfirrn.detect.registry import Detector, create_detector
+from mfirrn.detect.registry import Detector, create_detector, names_faceboxes
 from mfirrn.geometry.bfm import MeshName, MorphableModel
 from mfirrn.geometry.crop import crop_image, crops_to_tensor, roi_from_box, roi_from_landmarks, roi_iou
 from mfirrn.geometry.frames import Convention, params_from_image_camera, params_to_image_camera
@@ -292,7 +292,7 @@ class Reconstructor:
         """FaceBoxes' largest input for a detector named ``detector`` (None: its default, or not FaceBoxes)."""
         if given is None:
             return None
-        if not (isinstance(detector, str) and "faceboxes" in [n.strip() for n in detector.split(",")]):
+        if not names_faceboxes(detector):
             raise ValueError(f"detector_size sets FaceBoxes' input size; the detector "
                              f"{getattr(detector, 'name', detector)} is not FaceBoxes built by name (size that "
                              f"detector itself, or drop detector_size)")
@@ -308,8 +308,7 @@ class Reconstructor:
 
         if given is not None and not 0.0 < given < 1.0:
             raise ValueError(f"detector_threshold must lie in (0, 1), got {given}")
-        named_faceboxes = isinstance(detector, str) and "faceboxes" in [n.strip() for n in detector.split(",")]
-        if not named_faceboxes:
+        if not names_faceboxes(detector):
             if given is not None:
                 raise ValueError(f"detector_threshold sets FaceBoxes' score threshold; the detector "
                                  f"{getattr(detector, 'name', detector)} is not FaceBoxes built by name (set the "

@@ -56,7 +56,8 @@ class TrainError(RuntimeError):
 
 
 def _under(name: str, prefixes: list[str]) -> bool:
-    """Whether module ``name`` is one of ``prefixes`` or inside one (``head_fine.conv.0.1`` is under ``head_fine``)."""
+    """Whether a module or parameter ``name`` is one of ``prefixes`` or inside one (``head_fine.conv.0.1`` is
+    under ``head_fine``)."""
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
@@ -306,7 +307,7 @@ class Trainer:
             self.total_steps = min(self.total_steps, cfg.max_steps)
         o = cfg.optim
         trainable = [(n, p) for n, p in self.net.named_parameters() if p.requires_grad]
-        is_new = [any(n == m or n.startswith(m + ".") for m in o.new_lr_modules) for n, _ in trainable]
+        is_new = [_under(n, o.new_lr_modules) for n, _ in trainable]
         if any(is_new) and o.new_lr_mult != 1.0:
             params: list = [{"params": [p for (_, p), new in zip(trainable, is_new) if not new]},
                             {"params": [p for (_, p), new in zip(trainable, is_new) if new], "lr": o.lr * o.new_lr_mult}]
