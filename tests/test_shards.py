@@ -255,7 +255,8 @@ def test_trainer_streams_shards_and_a_killed_run_resumes_to_identical_weights(tm
 
 
 def test_the_300wlp_scale_pair_shares_one_recipe():
-    """aflwlp-mfirrn-mb05 and aflwlp-mb05-baseline: only the architecture and the output folder differ."""
+    """aflwlp-mfirrn-mb05 and aflwlp-mb05-baseline: only the architecture, the output folder and the BatchNorms
+    that only the MFIRRN has (its new heads', which train) differ."""
     from pathlib import Path
 
     from mfirrn.train.config import TrainConfig
@@ -263,6 +264,7 @@ def test_the_300wlp_scale_pair_shares_one_recipe():
     here = Path(__file__).resolve().parent.parent / "mfirrn" / "train" / "configs"
     a, b = (TrainConfig.from_yaml(here / f"aflwlp-{n}.yaml").to_dict() for n in ("mfirrn-mb05", "mb05-baseline"))
     assert (a["model"].pop("arch"), b["model"].pop("arch")) == ("mfirrn-mb05", "3ddfa-mb05")
+    assert (a["model"].pop("freeze_bn_except"), b["model"].pop("freeze_bn_except")) == (["head_medium", "head_fine"], [])
     assert a.pop("out_dir") != b.pop("out_dir") and a == b
     recipe = (a["data"]["format"], a["precision"], a["channels_last"], a["loss"]["distill_weight"])
     assert recipe == ("shards", "fp32", True, 0.5)
