@@ -128,7 +128,7 @@ def _png(fn: Callable) -> Callable[[OutputContext], list[tuple[str, bytes]]]:
 
 register_output("json", _json, dense=False, help="<name>.json: box, roi, params, pose, 68 landmarks per face")
 register_output("landmarks", _landmarks, dense=False, help="<name>_landmarks.jpg: 68 landmarks drawn on the photo")
-register_output("dense", _dense, dense=True, help="<name>_dense.jpg: every 6th dense vertex drawn on the photo")
+register_output("dense", _dense, dense=True, help="<name>_dense.jpg: dense vertices drawn on the photo (a subsample, dots sized to the photo)")
 register_output("obj", _mesh("obj"), dense=True, help="<name>.obj: mesh coloured from the photo (one file per face)")
 register_output("ply", _mesh("ply"), dense=True, help="<name>.ply: binary PLY mesh (one file per face)")
 

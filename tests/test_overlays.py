@@ -1,0 +1,52 @@
+"""The dense overlay: visible and see-through on large photos, never a solid blob on small faces."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mfirrn.vis.overlays import dense_dots, draw_dense
+
+
+def _face(size: float, centre=(0.0, 0.0), n: int = 53215, seed: int = 0) -> np.ndarray:
+    """n points spread over a disc of diameter `size` pixels (a face-like cloud, image frame)."""
+    rng = np.random.default_rng(seed)
+    r, a = size / 2 * np.sqrt(rng.random(n)), rng.random(n) * 2 * np.pi
+    return np.stack([centre[0] + r * np.cos(a), centre[1] + r * np.sin(a), rng.random(n)], 1)
+
+
+def _coverage(out: np.ndarray, image: np.ndarray, centre, size: float) -> float:
+    """Share of the pixels inside the face's disc that the overlay changed."""
+    yy, xx = np.mgrid[: image.shape[0], : image.shape[1]]
+    disc = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= (size / 2) ** 2
+    return float((out != image).any(-1)[disc].mean())
+
+
+def test_a_large_face_on_a_large_photo_gets_visible_dots_with_the_face_between_them():
+    image = np.full((2000, 2400, 3), 90, np.uint8)
+    face = _face(800, (1200, 1000))
+    count, radius = dense_dots(image.shape, face)
+    assert radius == 2                                    # 5-pixel dots: still there when the photo is viewed whole
+    out = draw_dense(image, [face])
+    assert 0.05 < _coverage(out, image, (1200, 1000), 800) < 0.5
+    assert 1000 < count < 53215
+
+
+def test_a_small_face_on_a_large_photo_is_not_painted_over():
+    image = np.full((1500, 2400, 3), 90, np.uint8)
+    face = _face(45, (600, 700))
+    assert dense_dots(image.shape, face)[1] == 0           # single pixels on a 45-pixel face
+    out = draw_dense(image, [face])
+    assert 0.02 < _coverage(out, image, (600, 700), 45) < 0.3
+    # the former fixed stride (every 6th vertex, one pixel each) covered the face almost entirely
+    assert _coverage(draw_dense(image, [face], step=6), image, (600, 700), 45) > 0.9
+
+
+def test_explicit_step_and_pixels_outside_the_image():
+    image = np.zeros((100, 120, 3), np.uint8)
+    verts = np.array([[10.2, 20.0, 0.0], [500.0, 5.0, 0.0], [30.0, 40.4, 0.0], [-3.0, 50.0, 0.0]])
+    out = draw_dense(image, [verts], step=1, color=(0, 0, 250), alpha=1.0)
+    assert np.argwhere(out[..., 2]).tolist() == [[20, 10], [40, 30]]   # row, column; vertices 1 and 3 lie outside
+    assert np.argwhere(draw_dense(image, [verts], step=3)[..., 0]).tolist() == [[20, 10]]  # vertices 0 and 3
+    assert not image.any()                                             # the input is untouched
+    blended = draw_dense(image, [verts], step=2, color=(0, 0, 200), alpha=0.5)
+    assert blended[20, 10].tolist() == [0, 0, 100]
