@@ -50,3 +50,23 @@ def test_explicit_step_and_pixels_outside_the_image():
     assert not image.any()                                             # the input is untouched
     blended = draw_dense(image, [verts], step=2, color=(0, 0, 200), alpha=0.5)
     assert blended[20, 10].tolist() == [0, 0, 100]
+
+
+def _ring(size: float, centre) -> np.ndarray:
+    """68 points on a circle of diameter `size` (enough of a face for the drawing's sizes)."""
+    a = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    return np.stack([centre[0] + size / 2 * np.cos(a), centre[1] + size / 2 * np.sin(a)], 1)
+
+
+def test_landmarks_on_a_small_face_stay_points_and_grow_on_a_large_photo():
+    from mfirrn.vis.overlays import draw_landmarks
+
+    image = np.zeros((1000, 1500, 3), np.uint8)
+    small = draw_landmarks(image, [_ring(40, (300, 300))], lines=False)
+    # 68 points of radius 1 (at most 3x3 pixels each, anti-aliased) on a 40-pixel face, not the image's
+    # radius-4 discs, which would cover the whole ring
+    assert (small.any(-1)).sum() <= 68 * 9
+    large = draw_landmarks(image, [_ring(600, (800, 500))], lines=False)
+    lit = large[..., 1] > 0
+    # a point at the top of the ring (800, 200) is a disc of the image's radius (round(1500 / 500) + 1 = 4)
+    assert lit[200, 796:805].all() and not lit[200, 790] and not lit[200, 810]

@@ -22,16 +22,23 @@ def _thickness(image: np.ndarray) -> int:
 
 def draw_landmarks(image: np.ndarray, landmarks: Sequence[np.ndarray], color=(0, 255, 0),
                    lines: bool = True) -> np.ndarray:
-    """A copy of ``image`` with each face's 68 landmarks (68, >=2) drawn as points and contours."""
+    """A copy of ``image`` with each face's 68 landmarks (68, >=2) drawn as points and contours.
+
+    Points and lines grow with the image (so that they show when a large photo is viewed whole) but stay
+    small on a small face, where larger ones would merge into a blob: a point's radius is at most 1/40 of the
+    face's size (the larger side of its landmarks' box), a line's width at most 1/80.
+    """
     out = image.copy()
     t = _thickness(image)
     for lm in landmarks:
         pts = np.round(np.asarray(lm)[:, :2]).astype(np.int32)
+        face = float(np.ptp(pts, axis=0).max()) if len(pts) else 0.0
+        radius, width = max(1, min(t + 1, round(face / 40))), max(1, min(t, round(face / 80)))
         if lines and len(pts) == 68:
             for a, b, closed in LANDMARK_CONTOURS:
-                cv2.polylines(out, [pts[a:b]], closed, (255, 255, 255), t, cv2.LINE_AA)
+                cv2.polylines(out, [pts[a:b]], closed, (255, 255, 255), width, cv2.LINE_AA)
         for x, y in pts:
-            cv2.circle(out, (int(x), int(y)), t + 1, color, -1, cv2.LINE_AA)
+            cv2.circle(out, (int(x), int(y)), radius, color, -1, cv2.LINE_AA)
     return out
 
 
