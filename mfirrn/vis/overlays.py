@@ -45,8 +45,8 @@ def draw_landmarks(image: np.ndarray, landmarks: Sequence[np.ndarray], color=(0,
 def dense_dots(image_shape: Sequence[int], vertices: np.ndarray) -> tuple[int, int]:
     """How many of one face's dense vertices (N, >=2, image frame) :func:`draw_dense` draws, and the dots' radius.
 
-    The dot grows with the image (radius ``round(max(h, w) / 1000)`` pixels: 0, a single pixel, up to about
-    1500 pixels), so that the overlay still shows when a large photo is viewed whole, but stays below 1/150 of
+    The dot grows with the image (radius ``max(h, w) // 1000`` pixels: 0, a single pixel, below 1000 pixels),
+    so that the overlay still shows when a large photo is viewed whole, but stays below 1/150 of
     the face's size (a small face in a large photo gets single pixels). The count keeps the dots about 2.5 dot
     widths apart (at least 3 pixels) over the face's box, so that the face shows between them.
 
@@ -58,7 +58,7 @@ def dense_dots(image_shape: Sequence[int], vertices: np.ndarray) -> tuple[int, i
     """
     xy = np.asarray(vertices)[:, :2]
     size = float(np.ptp(xy[:, 0])) * float(np.ptp(xy[:, 1]))  # the face's box, pixels^2
-    radius = int(max(0, min(round(max(image_shape[:2]) / 1000), round(np.sqrt(size) / 150))))
+    radius = int(max(0, min(max(image_shape[:2]) // 1000, round(np.sqrt(size) / 150))))
     spacing = max(3.0, 2.5 * (2 * radius + 1))
     return int(min(len(xy), max(1, 0.7 * size / spacing**2))), radius  # the face fills about 70 % of its box
 
