@@ -14,13 +14,13 @@ and shown in benchmark reports).
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 from typing import Union
 
 import torch
 
+from mfirrn.io.fileio import atomic_write
 from mfirrn.models.registry import CheckpointError, _read_checkpoint
 
 __all__ = ["SHIPPED_KEYS", "release_weights"]
@@ -51,14 +51,6 @@ def release_weights(checkpoint: PathLike, out: PathLike, *, trained_on: str, tru
     shipped["trained_on"] = trained_on.strip()
     if ckpt.get("best_nme") is not None:
         shipped["best_val_nme"] = float(ckpt["best_nme"])
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(shipped, f)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    buffer = io.BytesIO()
+    torch.save(shipped, buffer)
+    return atomic_write(out, buffer.getvalue())
