@@ -75,7 +75,7 @@ def draw_dense(image: np.ndarray, vertices: Sequence[np.ndarray], step: Optional
     """
     out = image.copy()
     h, w = image.shape[:2]
-    painted = np.zeros((h, w), bool)
+    colour = alpha * np.asarray(color, np.float32)
     for v in vertices:
         v = np.asarray(v)
         if step is None:
@@ -87,14 +87,14 @@ def draw_dense(image: np.ndarray, vertices: Sequence[np.ndarray], step: Optional
         pts = pts[(pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)]
         if not len(pts):
             continue
+        # within the face's box only: the cost follows the face, not the photo
         (x0, y0), (x1, y1) = np.maximum(pts.min(0) - radius, 0), np.minimum(pts.max(0) + radius + 1, (w, h))
         dots = np.zeros((y1 - y0, x1 - x0), np.uint8)
         dots[pts[:, 1] - y0, pts[:, 0] - x0] = 1
         if radius:
             dots = cv2.dilate(dots, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
-        painted[y0:y1, x0:x1] |= dots.astype(bool)
-    blend = alpha * np.asarray(color, np.float32) + (1 - alpha) * out[painted].astype(np.float32)
-    out[painted] = np.clip(np.round(blend), 0, 255).astype(np.uint8)
+        region, sel = out[y0:y1, x0:x1], dots.astype(bool)
+        region[sel] = np.clip(np.round(colour + (1 - alpha) * region[sel].astype(np.float32)), 0, 255).astype(np.uint8)
     return out
 
 
