@@ -8,7 +8,7 @@ validation NME of the run, and ``trained_on`` (read by :func:`mfirrn.evaluation.
 and shown in benchmark reports).
 
     >>> from mfirrn.train.release import release_weights
-    >>> release_weights("runs/aflwlp-mb05-baseline/last.pt", "data/weights/3ddfa-mb05-aflwlp-distill.pt",
+    >>> release_weights("runs/aflwlp-mfirrn-mb05/last.pt", "data/weights/mfirrn-mb05-aflwlp-distill.pt",
     ...                 trained_on="...")   # doctest: +SKIP
 """
 
