@@ -24,6 +24,12 @@ from mfirrn.evaluation.benchmark import AFLW2000
 from mfirrn.geometry.bfm import MorphableModel
 
 
+def _label(model: str) -> str:
+    """A model's name in the tables: a registered name as it is, a checkpoint as ``run-folder/file.pt``."""
+    path = Path(model)
+    return f"{path.parent.name}/{path.name}" if path.suffix else model
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="an MFIRRN: registered name or checkpoint path")
@@ -39,8 +45,8 @@ def main() -> None:
     bfm = MorphableModel("full")
     results = []
     for gt in args.gt:
-        ab = head_ablation(model, AFLW2000.load(root, gt=gt), name=Path(args.model).stem if Path(args.model).suffix
-                           else args.model, reference=reference, reference_name=args.reference, bfm=bfm,
+        ab = head_ablation(model, AFLW2000.load(root, gt=gt), name=_label(args.model), reference=reference,
+                           reference_name=_label(args.reference) if args.reference else None, bfm=bfm,
                            n=args.replicates)
         print(format_ablation(ab), end="\n\n")
         results.append(ab.to_dict())
