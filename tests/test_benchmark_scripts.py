@@ -29,3 +29,13 @@ def test_every_benchmark_script_starts():
         if proc.returncode != 0 or "usage" not in out.lower():
             failed[name] = (err.strip().splitlines() or ["no output"])[-1]
     assert not failed, failed
+
+
+@pytest.mark.parametrize("table", ["wild.tsv", "verifier.tsv", "large-photos.tsv"])
+def test_benchmark_asset_tables_parse(table):
+    from mfirrn.io.assets import read_asset_table
+
+    rows = read_asset_table(BENCHMARKS / "data" / table)
+    paths = [asset.path for asset, _ in rows]
+    assert len(rows) >= 100 and len(set(paths)) == len(paths)
+    assert all(asset.kind == "github" and asset.size > 0 for asset, _ in rows)
