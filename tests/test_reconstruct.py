@@ -160,6 +160,28 @@ def test_cli_folder_and_glob_inputs(tmp_path, sample_photo):
     assert written(tmp_path / "o2") == ["a.jpg_landmarks.jpg", "b.jpg_landmarks.jpg"]
 
 
+def test_cli_folder_takes_every_format_opencv_reads_and_names_the_others(tmp_path, sample_photo, capsys):
+    """A folder's .jfif and .gif photos are reconstructed; HEIC photos are counted in a note; a folder of clips
+    says how to give them."""
+    src = tmp_path / "imgs"
+    src.mkdir()
+    (src / "a.jfif").write_bytes(cv2.imencode(".jpg", read_image(sample_photo))[1].tobytes())  # a JPEG as browsers save it
+    from PIL import Image
+
+    Image.open(sample_photo).save(src / "b.GIF")
+    (src / "c.heic").write_bytes(b"\0\0\0\x18ftypheic")
+    (src / "notes.txt").write_text("not a photo")
+    assert main(["reconstruct", str(src), "-o", str(tmp_path / "o"), "--outputs", "json"]) == 0
+    assert written(tmp_path / "o") == ["a.jfif.json", "b.GIF.json"]
+    assert "1 photo(s) in formats it cannot read were left out (1 .heic); convert them" in capsys.readouterr().err
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "x.mp4").write_bytes(b"")
+    assert main(["reconstruct", str(clips), "-o", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert "no images found" in err and "1 video(s): give them as files or a glob" in err and "*.mp4" in err
+
+
 def test_cli_renderer_outputs(tmp_path, sample_photo):
     """depth / pncc / render / texture images come from the z-buffer renderer and sit on the face."""
     out = tmp_path / "out"

@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -230,6 +231,7 @@ def _run(args: argparse.Namespace) -> int:
         read_path_list,
         relative_name,
         show_path,
+        unread_note,
     )
     from mfirrn.io import assets
     from mfirrn.io.options import InputError, writable_dir
@@ -278,16 +280,27 @@ def _run(args: argparse.Namespace) -> int:
             print(f"no images given: reconstructing the sample photos ({', '.join(Path(i).name for i in items)})")
     except (ValueError, assets.AssetError, LandmarkFileError, OSError) as e:
         return fail(str(e).strip("'\""))
-    paths, n_duplicates = expand_inputs(items)
+    others: Counter = Counter()
+    paths, n_duplicates = expand_inputs(items, others=others)
+    unread = unread_note(others)
     if not paths:
+        from mfirrn.video.io import VIDEO_SUFFIXES
+
+        videos = sorted(s for s in others if s in VIDEO_SUFFIXES)
+        also = f"; {unread}" if unread else ""
+        if videos:
+            also += (f"; it holds {sum(others[s] for s in videos)} video(s): give them as files or a glob "
+                     f"({show_path(Path(items[0]) / ('*' + videos[0]))}) to track their faces")
         return fail(f"no images found in {show_path(' '.join(items))} (looked for "
-                    f"{', '.join(sorted(s.lstrip('.') for s in IMAGE_SUFFIXES))})")
+                    f"{', '.join(sorted(s.lstrip('.') for s in IMAGE_SUFFIXES))}){also}")
     if (boxes is not None or landmarks is not None) and len(paths) > 1:
         return fail(f"--box/--landmarks describe the faces of one image, but the inputs hold {len(paths)} images; "
                     f"give exactly one image with them")
     why = _check_out_dir(out_dir, items, paths)
     if why:
         return fail(why)
+    if unread:
+        print(f"note: {unread}", file=sys.stderr)
     if n_duplicates:
         print(f"note: {n_duplicates} input(s) named a file already given (a symlink or a repeated argument); "
               f"each file is reconstructed once", file=sys.stderr)

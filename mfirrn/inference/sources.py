@@ -9,17 +9,25 @@ from __future__ import annotations
 import glob
 import os
 import struct
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "InputListError", "expand_inputs", "read_path_list", "common_root",
-           "relative_name", "image_size", "check_pixel_count", "check_boxes_in_image", "glob_base", "show_path"]
+__all__ = ["IMAGE_SUFFIXES", "UNREAD_SUFFIXES", "MAX_PIXELS", "InputListError", "expand_inputs", "read_path_list",
+           "unread_note", "common_root", "relative_name", "image_size", "check_pixel_count", "check_boxes_in_image",
+           "glob_base", "show_path"]
 
 PathLike = Union[str, Path]
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+#: The suffixes a folder is searched for: the formats OpenCV decodes (a GIF gives its first frame).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".avif",
+                            ".jp2", ".gif", ".ppm", ".pgm", ".pbm", ".pnm"})
+#: Photo formats OpenCV does not decode (phones' HEIC, cameras' raw files): counted in folders, so the
+#: summary can say they were left out.
+UNREAD_SUFFIXES = frozenset({".heic", ".heif", ".jxl", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf",
+                             ".rw2"})
 #: Largest image decoded (pixels): 2^28 = 268 megapixels, 800 MB as BGR. Above it one line names the image.
 MAX_PIXELS = 1 << 28
 
@@ -41,18 +49,37 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _walk_images(folder: Path) -> list[Path]:
+def _walk_images(folder: Path, others: Optional[Counter] = None) -> list[Path]:
     """Image files under ``folder``, recursively, sorted; hidden entries and symlinked folders are not entered
-    (a symlink loop cannot repeat inputs)."""
+    (a symlink loop cannot repeat inputs). The other (non-hidden) files are counted by lower-case suffix in
+    ``others``."""
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d))
         for f in filenames:
-            if not _is_hidden(f) and os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES:
-                p = Path(dirpath) / f
-                if p.is_file():
-                    found.append(p)
+            if _is_hidden(f):
+                continue
+            suffix = os.path.splitext(f)[1].lower()
+            if suffix in IMAGE_SUFFIXES and (Path(dirpath) / f).is_file():
+                found.append(Path(dirpath) / f)
+            elif others is not None:
+                others[suffix] += 1
     return sorted(found)
+
+
+def unread_note(others: Counter) -> str:
+    """How many photos of formats OpenCV does not read (:data:`UNREAD_SUFFIXES`) are among ``others`` (file counts
+    by suffix, from :func:`expand_inputs`), and the fix; "" when none.
+
+    >>> unread_note(Counter({".heic": 2, ".txt": 5, ".dng": 1}))
+    '3 photo(s) in formats it cannot read were left out (2 .heic, 1 .dng); convert them to JPEG or PNG to include them'
+    """
+    unread = Counter({s: n for s, n in others.items() if s in UNREAD_SUFFIXES})
+    if not unread:
+        return ""
+    kinds = ", ".join(f"{n} {s}" for s, n in unread.most_common())
+    return (f"{sum(unread.values())} photo(s) in formats it cannot read were left out ({kinds}); convert them to "
+            f"JPEG or PNG to include them")
 
 
 def is_glob(item: str) -> bool:
@@ -74,10 +101,12 @@ def glob_base(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def expand_inputs(items: Sequence[str], suffixes: Iterable[str] = IMAGE_SUFFIXES) -> tuple[list[Path], int]:
+def expand_inputs(items: Sequence[str], suffixes: Iterable[str] = IMAGE_SUFFIXES,
+                  others: Optional[Counter] = None) -> tuple[list[Path], int]:
     """Paths of ``items``: files as given, folders -> their images at any depth (sorted), glob patterns -> their
     matches (sorted; ``**`` recurses). Returns ``(paths, n_duplicates)``: a file reached twice (the same file
-    through a symlink loop, or named by two arguments) is kept once, at its first place.
+    through a symlink loop, or named by two arguments) is kept once, at its first place. ``others`` counts, by
+    lower-case suffix, the other files found in folders (see :func:`unread_note`).
 
     A pattern that matches nothing is kept as a path, so it is reported as a missing file.
     """
@@ -86,7 +115,7 @@ def expand_inputs(items: Sequence[str], suffixes: Iterable[str] = IMAGE_SUFFIXES
     for item in items:
         p = Path(item)
         if p.is_dir():
-            out += [q for q in _walk_images(p) if q.suffix.lower() in suffixes]
+            out += [q for q in _walk_images(p, others) if q.suffix.lower() in suffixes]
         elif not p.exists() and is_glob(item):
             matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
             files = [m for m in matches if m.is_file()]
@@ -218,7 +247,7 @@ def _jpeg_size(f) -> Optional[tuple[int, int]]:
 
 
 def image_size(path: PathLike) -> Optional[tuple[int, int]]:
-    """``(width, height)`` from the header of a PNG, JPEG, BMP or WebP file without decoding it, else ``None``
+    """``(width, height)`` from the header of a PNG, JPEG, BMP, GIF or WebP file without decoding it, else ``None``
     (another format, or a header too damaged to say: the decoder then decides)."""
     try:
         with open(path, "rb") as f:
@@ -226,6 +255,8 @@ def image_size(path: PathLike) -> Optional[tuple[int, int]]:
             if len(head) < 26:
                 return None
             size = _png_size(head) or _webp_size(head)
+            if size is None and head[:6] in (b"GIF87a", b"GIF89a"):
+                size = struct.unpack("<HH", head[6:10])
             if size is None and head[:2] == b"BM":
                 w, h = struct.unpack("<ii", head[18:26])
                 size = abs(w), abs(h)
