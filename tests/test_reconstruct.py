@@ -174,6 +174,8 @@ def test_cli_folder_takes_every_format_opencv_reads_and_names_the_others(tmp_pat
     assert main(["reconstruct", str(src), "-o", str(tmp_path / "o"), "--outputs", "json"]) == 0
     assert written(tmp_path / "o") == ["a.jfif.json", "b.GIF.json"]
     assert "1 photo(s) in formats it cannot read were left out (1 .heic); convert them" in capsys.readouterr().err
+    with pytest.raises(ImageError, match=r"c.heic: OpenCV cannot decode .heic photos; convert it to JPEG or PNG"):
+        read_image(src / "c.heic")
     clips = tmp_path / "clips"
     clips.mkdir()
     (clips / "x.mp4").write_bytes(b"")
