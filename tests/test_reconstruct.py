@@ -165,7 +165,8 @@ def test_cli_folder_takes_every_format_opencv_reads_and_names_the_others(tmp_pat
     says how to give them."""
     src = tmp_path / "imgs"
     src.mkdir()
-    (src / "a.jfif").write_bytes(cv2.imencode(".jpg", read_image(sample_photo))[1].tobytes())  # a JPEG as browsers save it
+    jpeg = cv2.imencode(".jpg", read_image(sample_photo))[1].tobytes()
+    (src / "a.jfif").write_bytes(jpeg)  # a JPEG as browsers save it
     from PIL import Image
 
     Image.open(sample_photo).save(src / "b.GIF")
@@ -173,7 +174,7 @@ def test_cli_folder_takes_every_format_opencv_reads_and_names_the_others(tmp_pat
     (src / "notes.txt").write_text("not a photo")
     assert main(["reconstruct", str(src), "-o", str(tmp_path / "o"), "--outputs", "json"]) == 0
     assert written(tmp_path / "o") == ["a.jfif.json", "b.GIF.json"]
-    assert "1 photo(s) in formats it cannot read were left out (1 .heic); convert them" in capsys.readouterr().err
+    assert "1 photo(s) in formats OpenCV cannot decode were left out (1 .heic); convert them" in capsys.readouterr().err
     with pytest.raises(ImageError, match=r"c.heic: OpenCV cannot decode .heic photos; convert it to JPEG or PNG"):
         read_image(src / "c.heic")
     clips = tmp_path / "clips"

@@ -71,14 +71,15 @@ def unread_note(others: Counter) -> str:
     """How many photos of formats OpenCV does not read (:data:`UNREAD_SUFFIXES`) are among ``others`` (file counts
     by suffix, from :func:`expand_inputs`), and the fix; "" when none.
 
-    >>> unread_note(Counter({".heic": 2, ".txt": 5, ".dng": 1}))
-    '3 photo(s) in formats it cannot read were left out (2 .heic, 1 .dng); convert them to JPEG or PNG to include them'
+    >>> print(unread_note(Counter({".heic": 2, ".txt": 5, ".dng": 1})).replace("; ", ";\n"))
+    3 photo(s) in formats OpenCV cannot decode were left out (2 .heic, 1 .dng);
+    convert them to JPEG or PNG to include them
     """
     unread = Counter({s: n for s, n in others.items() if s in UNREAD_SUFFIXES})
     if not unread:
         return ""
     kinds = ", ".join(f"{n} {s}" for s, n in unread.most_common())
-    return (f"{sum(unread.values())} photo(s) in formats it cannot read were left out ({kinds}); convert them to "
+    return (f"{sum(unread.values())} photo(s) in formats OpenCV cannot decode were left out ({kinds}); convert them to "
             f"JPEG or PNG to include them")
 
 
