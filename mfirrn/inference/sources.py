@@ -71,8 +71,9 @@ def unread_note(others: Counter) -> str:
     """How many photos of formats OpenCV does not read (:data:`UNREAD_SUFFIXES`) are among ``others`` (file counts
     by suffix, from :func:`expand_inputs`), and the fix; "" when none.
 
-    >>> print(unread_note(Counter({".heic": 2, ".txt": 5, ".dng": 1})).replace("; ", ";\n"))
-    3 photo(s) in formats OpenCV cannot decode were left out (2 .heic, 1 .dng);
+    >>> for part in unread_note(Counter({".heic": 2, ".txt": 5, ".dng": 1})).split("; "):
+    ...     print(part)
+    3 photo(s) in formats OpenCV cannot decode were left out (2 .heic, 1 .dng)
     convert them to JPEG or PNG to include them
     """
     unread = Counter({s: n for s, n in others.items() if s in UNREAD_SUFFIXES})
