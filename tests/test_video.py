@@ -405,3 +405,23 @@ def test_cli_video_writes_jsonl_overlay_and_meshes(tmp_path, lenna, capsys):
 
     assert trimesh.load(meshes[0], process=False).vertices.shape == (53215, 3)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_cli_animated_gif_is_tracked_as_a_clip(tmp_path, lenna, capsys):
+    """An animated GIF (as the Intel sample clips) goes through the tracker, frame by frame; a one-frame GIF is a
+    photo."""
+    from PIL import Image
+
+    from mfirrn.video.io import is_video
+    from mfirrn.video.synthetic import make_clip
+
+    with VideoReader(make_clip(*lenna, n_frames=4, seed=2).write(tmp_path / "c.mp4")) as r:
+        frames = [Image.fromarray(f[..., ::-1]) for _, _, f in r]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:], duration=100)
+    frames[0].save(tmp_path / "still.gif")
+    assert is_video(tmp_path / "clip.gif") and not is_video(tmp_path / "still.gif")
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(tmp_path / "clip.gif"), "-o", str(out), "--outputs", "json"]) == 0
+    assert "4 frames" in capsys.readouterr().out
+    lines = [json.loads(s) for s in (out / "clip.gif.jsonl").read_text().splitlines()]
+    assert [d["frame"] for d in lines] == [0, 1, 2, 3] and all(len(d["faces"]) == 1 for d in lines)

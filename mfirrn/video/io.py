@@ -44,8 +44,18 @@ class VideoError(ValueError):
 
 
 def is_video(path: Union[str, Path]) -> bool:
-    """Whether ``path`` has a video suffix (mp4, m4v, avi, mov, mkv, webm)."""
-    return Path(str(path)).suffix.lower() in VIDEO_SUFFIXES
+    """Whether ``path`` is a clip: a video suffix (mp4, m4v, avi, mov, mkv, webm), or a GIF file of more than
+    one frame (an animated GIF; a one-frame GIF is a photo)."""
+    p = Path(str(path))
+    suffix = p.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return True
+    if suffix != ".gif" or not p.is_file():
+        return False
+    try:
+        return cv2.imcount(str(p)) > 1
+    except cv2.error:  # not a GIF inside: the photo reader reports it
+        return False
 
 
 @dataclass(frozen=True)
