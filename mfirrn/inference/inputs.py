@@ -21,6 +21,8 @@ from typing import Any, Union
 
 import numpy as np
 
+from mfirrn.inference.sources import UNREAD_SUFFIXES
+
 __all__ = ["ImageError", "FaceInputError", "ImageInput", "read_image", "as_bgr", "to_bgr", "check_boxes",
            "check_landmarks"]
 
@@ -53,8 +55,6 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None:
-        from mfirrn.inference.sources import UNREAD_SUFFIXES
-
         if path.suffix.lower() in UNREAD_SUFFIXES:
             raise ImageError(f"{path}: OpenCV cannot decode {path.suffix} photos; convert it to JPEG or PNG")
         raise ImageError(f"{path}: not a readable image (corrupt or not an image format OpenCV knows)")

@@ -59,9 +59,9 @@ def _walk_images(folder: Path, others: Optional[Counter] = None) -> list[Path]:
         for f in filenames:
             if _is_hidden(f):
                 continue
-            suffix = os.path.splitext(f)[1].lower()
-            if suffix in IMAGE_SUFFIXES and (Path(dirpath) / f).is_file():
-                found.append(Path(dirpath) / f)
+            p, suffix = Path(dirpath) / f, os.path.splitext(f)[1].lower()
+            if suffix in IMAGE_SUFFIXES and p.is_file():
+                found.append(p)
             elif others is not None:
                 others[suffix] += 1
     return sorted(found)
