@@ -7,6 +7,8 @@ agree to float32 rounding (cuDNN picks other algorithms than the CPU: sums in an
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -121,3 +123,72 @@ def test_training_run_on_cuda_gives_a_cpu_loadable_checkpoint(tmp_path, precisio
     out = net(torch.zeros(1, 3, 120, 120))
     assert all(torch.isfinite(o).all() for o in (out if isinstance(out, tuple) else (out,)))
     assert next(net.parameters()).device.type == "cpu"
+
+
+# ------------------------------------------------------------------------------ the main job on the GPU
+_ALL_OUTPUTS = "json,landmarks,dense,obj,ply,depth,pncc,render,texture,pose,uv_tex,uv_glb,table"
+
+
+def _max_diff(a, b) -> float:
+    return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())
+
+
+def test_pipeline_on_cuda_finds_the_faces_the_cpu_finds_at_the_same_place(sample_photo):
+    """FaceBoxes, the verifier, the regressor, the refinement and the dense mesh on the GPU against the same
+    networks in PyTorch on the CPU: the same faces, within float32 rounding (a device or convention slip moves
+    landmarks by pixels)."""
+    from mfirrn.inference.pipeline import Reconstructor, read_image
+    from mfirrn.io.assets import fetch
+
+    cpu = Reconstructor("3ddfa-v2-mb05", backend="torch")
+    gpu = Reconstructor("3ddfa-v2-mb05", device="cuda")
+    assert gpu.device.type == "cuda"
+    for photo, n in ((sample_photo, 1), (fetch("sample-trump-hillary"), 2)):
+        img = read_image(photo)
+        on_cpu, on_gpu = cpu(img), gpu(img)
+        assert len(on_cpu) == len(on_gpu) == n
+        for a, b in zip(on_cpu, on_gpu):
+            assert _max_diff(a.box, b.box) < 0.05  # pixels
+            assert _max_diff(a.landmarks, b.landmarks) < 0.05
+            assert _max_diff(a.vertices, b.vertices) < 0.1
+            assert abs(a.confidence - b.confidence) < 1e-3 and a.refined == b.refined
+            assert isinstance(b.landmarks, np.ndarray) and isinstance(b.vertices, np.ndarray)
+
+
+def test_cli_on_cuda_writes_every_output_for_photos_and_clips(tmp_path, sample_photo, capsys):
+    """``mfirrn reconstruct --device cuda`` with every output, on a photo and on a clip, gives the CPU's faces
+    and images."""
+    import json
+
+    from mfirrn.cli import main
+    from mfirrn.inference.pipeline import Reconstructor, read_image
+    from mfirrn.video.synthetic import make_clip
+
+    face = Reconstructor("3ddfa-v2-mb05")(read_image(sample_photo))[0]
+    clip = make_clip(read_image(sample_photo), face.landmarks[:, :2], n_frames=8, seed=3).write(tmp_path / "c.mp4")
+    name = sample_photo.name
+    photo_files = [f"{name}{s}" for s in (".json", ".obj", ".ply", "_landmarks.jpg", "_dense.jpg", "_depth.png",
+                                          "_pncc.png", "_render.png", "_texture.png", "_pose.png", "_face0_uv.png",
+                                          "_face0_uv.glb")] + ["faces.parquet"]
+    runs = {}
+    for dev in ("cpu", "cuda"):
+        out = runs[dev] = tmp_path / dev
+        assert main(["reconstruct", str(sample_photo), "-o", str(out), "--device", dev, "--outputs", _ALL_OUTPUTS]) == 0
+        assert main(["reconstruct", str(clip), "-o", str(out / "clip"), "--device", dev,
+                     "--outputs", "json,landmarks,dense,render,pose,obj,ply"]) == 0
+        assert all((out / f).stat().st_size > 0 for f in photo_files), sorted(p.name for p in out.iterdir())
+        assert (out / "clip" / "c.mp4_overlay.mp4").stat().st_size > 0
+        assert len(list((out / "clip" / "c.mp4_meshes").glob("*.obj"))) == 8
+    capsys.readouterr()
+    photo = {d: json.loads((o / f"{name}.json").read_text())["faces"] for d, o in runs.items()}
+    assert len(photo["cpu"]) == len(photo["cuda"]) == 1
+    assert _max_diff(photo["cpu"][0]["landmarks"], photo["cuda"][0]["landmarks"]) < 0.05
+    frames = {d: [json.loads(line) for line in (o / "clip" / "c.mp4.jsonl").read_text().splitlines()]
+              for d, o in runs.items()}
+    assert len(frames["cpu"]) == len(frames["cuda"]) == 8
+    for a, b in zip(frames["cpu"], frames["cuda"]):
+        assert len(a["faces"]) == len(b["faces"]) == 1
+        assert _max_diff(a["faces"][0]["landmarks"], b["faces"][0]["landmarks"]) < 0.05
+    for suffix in ("_depth.png", "_render.png", "_pncc.png"):  # rasterised on the CPU from either device's mesh
+        img_c, img_g = (cv2.imread(str(runs[d] / f"{name}{suffix}")) for d in ("cpu", "cuda"))
+        assert img_c.shape == img_g.shape and (np.abs(img_c.astype(int) - img_g).max(-1) > 8).mean() < 1e-3
