@@ -1,4 +1,4 @@
-"""CUDA correctness: geometry, loss, networks and a training run on the GPU agree with the CPU.
+"""CUDA correctness: geometry, loss, networks, training runs and the main job on the GPU agree with the CPU.
 
 Skipped on machines without CUDA (CI, laptops); run on a GPU machine with
 ``python -m pytest -m cuda tests/test_cuda.py``. TF32 is switched off while comparing, so fp32 results must
