@@ -1,14 +1,17 @@
 """The MFIRRN head ablation of one model (a registered name or a checkpoint) on the AFLW2000-3D dev split.
 
     MFIRRN_ASSET_MIRROR=... MFIRRN_DATASETS=... python benchmarks/head_ablation.py \
-        --model mfirrn-mb05-aflw21-distill [--reference 3ddfa-mb05-aflw21-distill] [--json results/ablation.json]
+        --model mfirrn-mb05-aflw21-distill [--reference 3ddfa-mb05-aflw21-distill] [--blocks] \
+        [--json results/ablation.json]
 
 For each ground truth (original 3DMM fits, hand re-annotated) it prints every output's NME by yaw bin
 (coarse, medium and fine heads alone, the fused output; the reference model's fused output if given) and
 the paired differences fused - coarse, medium - coarse, fine - coarse (and each output - reference): the
 mean difference of the headline number (mean of the three yaw-bin means) and of the per-image mean, each
-with its 95 % paired-bootstrap interval (10 000 replicates; ``*`` where it excludes 0). Evaluation only:
-nothing may be tuned on the dev split. ``mfirrn.evaluation.ablation`` computes it.
+with its 95 % paired-bootstrap interval (10 000 replicates; ``*`` where it excludes 0). ``--blocks`` adds what each
+output reads: its NME with every crop cut into 2x2 blocks (all 23 other arrangements) and 3x3 blocks (23 random
+ones) rearranged before the model sees it. Evaluation only: nothing may be tuned on the dev split.
+``mfirrn.evaluation.ablation`` computes it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import os
 from pathlib import Path
 
 from mfirrn import models
-from mfirrn.evaluation.ablation import format_ablation, head_ablation
+from mfirrn.evaluation.ablation import block_probe, format_ablation, format_block_probe, head_ablation
 from mfirrn.evaluation.benchmark import AFLW2000
 from mfirrn.geometry.bfm import MorphableModel
 
@@ -37,6 +40,8 @@ def main() -> None:
     ap.add_argument("--root", default=None, help="AFLW2000-3D folder (default $MFIRRN_DATASETS/aflw2000-3d-dev)")
     ap.add_argument("--gt", nargs="+", default=["original", "reannotated"], choices=("original", "reannotated"))
     ap.add_argument("--replicates", type=int, default=10000, help="bootstrap replicates (default 10000)")
+    ap.add_argument("--blocks", action="store_true",
+                    help="also score every output with the crops cut into 2x2 and 3x3 blocks and rearranged")
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args()
     root = args.root or str(Path(os.environ.get("MFIRRN_DATASETS", "../shared/datasets")) / "aflw2000-3d-dev")
@@ -45,11 +50,16 @@ def main() -> None:
     bfm = MorphableModel("full")
     results = []
     for gt in args.gt:
-        ab = head_ablation(model, AFLW2000.load(root, gt=gt), name=_label(args.model), reference=reference,
+        data = AFLW2000.load(root, gt=gt)
+        ab = head_ablation(model, data, name=_label(args.model), reference=reference,
                            reference_name=_label(args.reference) if args.reference else None, bfm=bfm,
                            n=args.replicates)
-        print(format_ablation(ab), end="\n\n")
+        print(format_ablation(ab), end="\n\n", flush=True)
         results.append(ab.to_dict())
+        if args.blocks:
+            probe = block_probe(model, data, name=_label(args.model), bfm=bfm)
+            print(format_block_probe(probe), end="\n\n", flush=True)
+            results[-1]["blocks"] = probe.to_dict()
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

@@ -8,20 +8,33 @@ optionally every output against a reference model (e.g. the MobileNet trained wi
 a paired bootstrap interval of the headline number (mean of the yaw-bin means,
 :func:`mfirrn.evaluation.report.paired_bin_mean_difference`) and of the per-image mean
 (:func:`mfirrn.evaluation.report.paired_difference`). ``python benchmarks/head_ablation.py`` prints it.
+
+:func:`block_probe` asks what each head reads: the crop is cut into ``n x n`` blocks and rearranged before the
+model sees it (:class:`Rearranged`), and every output is scored again. A head that locates the face from where
+things are in the crop fails when the blocks move; a head whose error stays the same under every arrangement
+reads only what the blocks hold (``--blocks`` in ``benchmarks/head_ablation.py``).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
+import torch
+from torch import nn
 
-from mfirrn.evaluation.benchmark import AFLW2000, evaluate
+from mfirrn.evaluation.benchmark import AFLW2000, evaluate, score_params
 from mfirrn.evaluation.metrics import YawBinSummary
 from mfirrn.evaluation.report import PairedDifference, paired_bin_mean_difference, paired_difference
+from mfirrn.geometry.crop import crops_to_tensor
+from mfirrn.inference.predict import predict_outputs
+from mfirrn.models.mfirrn_net import jigsaw
 
-__all__ = ["HEAD_OUTPUTS", "HeadAblation", "head_ablation", "format_ablation"]
+__all__ = ["HEAD_OUTPUTS", "HeadAblation", "head_ablation", "format_ablation", "Rearranged", "BlockProbe",
+           "arrangements", "block_probe", "format_block_probe"]
 
 #: The outputs of an MFIRRN, coarse first (the baseline every other output is compared with).
 HEAD_OUTPUTS = ("coarse", "medium", "fine", "fused")
@@ -70,8 +83,9 @@ def head_ablation(model: Any, data: AFLW2000, *, name: Optional[str] = None, ref
     bfm = bfm if bfm is not None else MorphableModel("full")
     name = name or model.card.name
     per_image, summaries = {}, {}
+    params = predict_outputs(model, crops_to_tensor(data.crops), batch_size=batch_size, outputs=HEAD_OUTPUTS)
     for out in HEAD_OUTPUTS:
-        res = evaluate(model, data, bfm=bfm, batch_size=batch_size, name=name, output=out)
+        res = score_params(params[out], data, convention=model.card.convention, bfm=bfm, name=name)
         per_image[out], summaries[out] = res.nme * 100, res.summary
     yaw = np.asarray(data.yaw, np.float64)
     ab = HeadAblation(name, data.gt_kind, len(data.names), summaries, per_image)
@@ -103,4 +117,96 @@ def format_ablation(ab: HeadAblation) -> str:
               "images better / worse |", "|---|---|---|---|"]
     for label, (bm, pi) in ab.paired.items():
         lines.append(f"| {label} | {_fmt_pair(bm)} | {_fmt_pair(pi)} | {pi.lower} / {pi.higher} |")
+    return "\n".join(lines)
+
+
+class Rearranged(nn.Module):
+    """``model`` (carrying ``card``/``stats``) fed each crop cut into ``n x n`` blocks with block ``perm[k]`` put
+    at position ``k`` (:func:`mfirrn.models.mfirrn_net.jigsaw`); every branch sees the rearranged crop."""
+
+    def __init__(self, model: nn.Module, n: int, perm: Sequence[int]) -> None:
+        super().__init__()
+        if sorted(perm) != list(range(n * n)):
+            raise ValueError(f"perm must order the {n * n} blocks 0..{n * n - 1}, got {list(perm)}")
+        self.model, self.n = model, n
+        self.perm = torch.as_tensor(list(perm), dtype=torch.int64)
+        self.card, self.stats = model.card, model.stats  # type: ignore[union-attr]
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.model(jigsaw(x, self.n, self.perm))
+
+
+def arrangements(n: int, count: int, seed: int = 0) -> list[tuple[int, ...]]:
+    """``count`` distinct arrangements of ``n x n`` blocks other than the identity: all of them, in order, when
+    there are no more than ``count`` (23 for 2x2), else drawn at random from ``seed``.
+
+    >>> len(arrangements(2, 100)), arrangements(2, 100)[0]
+    (23, (0, 1, 3, 2))
+    >>> len(set(arrangements(3, 5))), tuple(range(9)) in arrangements(3, 5)
+    (5, False)
+    """
+    identity = tuple(range(n * n))
+    if count >= math.factorial(n * n) - 1:
+        return [p for p in itertools.permutations(identity) if p != identity]
+    g, out = torch.Generator().manual_seed(seed), []
+    while len(out) < count:
+        p = tuple(torch.randperm(n * n, generator=g).tolist())
+        if p != identity and p not in out:
+            out.append(p)
+    return out
+
+
+@dataclass
+class BlockProbe:
+    """Each output's per-image mean NME (%) on one split and GT with the crops as they are (``in_place``) and
+    rearranged (``rearranged[n][output]``: (K,) one value per arrangement in ``perms[n]``)."""
+
+    model: str
+    gt: str
+    n_images: int
+    in_place: dict[str, float]
+    rearranged: dict[int, dict[str, np.ndarray]]
+    perms: dict[int, list[tuple[int, ...]]]
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "gt": self.gt, "n_images": self.n_images, "in_place": self.in_place,
+                "rearranged": {str(n): {"perms": [list(p) for p in self.perms[n]],
+                                        **{o: v.tolist() for o, v in r.items()}} for n, r in self.rearranged.items()}}
+
+
+def block_probe(model: Any, data: AFLW2000, *, name: Optional[str] = None, grids: Sequence[int] = (2, 3),
+                count: int = 23, seed: int = 0, bfm: Any = None, batch_size: int = 128) -> BlockProbe:
+    """Score every output of an MFIRRN ``model`` on ``data`` with each crop as it is and cut into ``n x n``
+    blocks (each ``n`` of ``grids``) rearranged by :func:`arrangements` (``count`` of them, ``seed``)."""
+    from mfirrn.geometry.bfm import MorphableModel
+
+    bfm = bfm if bfm is not None else MorphableModel("full")
+    name = name or model.card.name
+    x = crops_to_tensor(data.crops)
+
+    def score(net: Any) -> dict[str, float]:
+        params = predict_outputs(net, x, batch_size=batch_size, outputs=HEAD_OUTPUTS)
+        return {o: float(np.mean(score_params(params[o], data, convention=model.card.convention, bfm=bfm,
+                                              name=name).nme) * 100) for o in HEAD_OUTPUTS}
+
+    probe = BlockProbe(name, data.gt_kind, len(data.names), score(model), {}, {})
+    for n in grids:
+        probe.perms[n] = arrangements(n, count, seed)
+        rows = [score(Rearranged(model, n, p)) for p in probe.perms[n]]
+        probe.rearranged[n] = {o: np.array([r[o] for r in rows]) for o in HEAD_OUTPUTS}
+    return probe
+
+
+def format_block_probe(probe: BlockProbe) -> str:
+    """A Markdown table: each output's NME with the crops as they are, and its range (and median) over the
+    arrangements of each grid, with how many arrangements score below the crops as they are."""
+    lines = [f"{probe.model}, AFLW2000-3D ({probe.n_images} images), {probe.gt} GT: per-image mean NME % with the "
+             "crop cut into blocks and rearranged before the model sees it", "",
+             "| output | as it is | " + " | ".join(f"{n}x{n} blocks, {len(probe.perms[n])} arrangements: min-max "
+                                                   "(median), better than as it is" for n in probe.rearranged) + " |",
+             "|---|---:|" + "---|" * len(probe.rearranged)]
+    for o in HEAD_OUTPUTS:
+        cells = [f"{v.min():.3f}-{v.max():.3f} ({np.median(v):.3f}), {int((v < probe.in_place[o]).sum())}"
+                 for v in (probe.rearranged[n][o] for n in probe.rearranged)]
+        lines.append(f"| {o} | {probe.in_place[o]:.3f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

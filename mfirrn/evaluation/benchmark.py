@@ -42,8 +42,8 @@ from mfirrn.io.checks import describe_rows, load_npy
 from mfirrn.io.fileio import StagedOutputs, strict_json
 
 __all__ = ["AFLW2000", "AFLW21", "BenchmarkResult", "resolve_aflw2000_root", "find_aflw2000_root",
-           "find_aflw21_root", "evaluate", "evaluate_aflw21", "aflw21_normaliser", "format_table", "write_result",
-           "DATA_ENV", "DATASETS_ENV", "AFLW21_ENV", "AFLW21_NORMALISER"]
+           "find_aflw21_root", "evaluate", "score_params", "evaluate_aflw21", "aflw21_normaliser", "format_table",
+           "write_result", "DATA_ENV", "DATASETS_ENV", "AFLW21_ENV", "AFLW21_NORMALISER"]
 
 GtKind = Literal["original", "reannotated"]
 _LIST = "AFLW2000-3D_crop.list"
@@ -237,19 +237,24 @@ def evaluate(model: nn.Module, data: AFLW2000, *, bfm: Optional[MorphableModel] 
 
     ``output``: which head of an MFIRRN model to score (see :func:`mfirrn.inference.predict.predict_params`).
     """
+    params = predict_params(model, crops_to_tensor(data.crops), batch_size=batch_size, bf16=bf16, output=output)
+    return score_params(params, data, convention=model.card.convention, bfm=bfm, name=name or model.card.name)
+
+
+def score_params(params: torch.Tensor, data: AFLW2000, *, convention: str, name: str,
+                 bfm: Optional[MorphableModel] = None) -> BenchmarkResult:
+    """Score de-normalised params (N, 62) predicted for ``data``'s crops, in the model's pixel ``convention``."""
     bfm = bfm if bfm is not None else MorphableModel("full")
-    x = crops_to_tensor(data.crops)
-    params = predict_params(model, x, batch_size=batch_size, bf16=bf16, output=output)
     roi = torch.as_tensor(data.roi, dtype=torch.float32)
     with torch.no_grad():
-        lms = bfm.to("cpu").landmarks(params, convention=model.card.convention, roi=roi).numpy()
+        lms = bfm.to("cpu").landmarks(params, convention=convention, roi=roi).numpy()
     per_image = nme(lms, data.gt)
     bad = np.flatnonzero(~np.isfinite(per_image))
     if len(bad):
-        raise ValueError(f"model {name or model.card.name} predicted non-finite landmarks for "
-                         f"{describe_rows(bad, data.names)}; the checkpoint is broken (NaN weights?), retrain or re-export it")
-    return BenchmarkResult(name or model.card.name, data.gt_kind, data.names, data.yaw, per_image, lms,
-                           summarize_by_yaw(per_image, data.yaw), params.numpy(), score_pose(params, data.root, data.names))
+        raise ValueError(f"model {name} predicted non-finite landmarks for {describe_rows(bad, data.names)}; "
+                         "the checkpoint is broken (NaN weights?), retrain or re-export it")
+    return BenchmarkResult(name, data.gt_kind, data.names, data.yaw, per_image, lms, summarize_by_yaw(per_image, data.yaw),
+                           params.numpy(), score_pose(params, data.root, data.names))
 
 
 @dataclass

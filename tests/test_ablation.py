@@ -1,0 +1,93 @@
+"""The MFIRRN head ablation's tools: one forward pass for every output, and the block-arrangement probe."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mfirrn import models
+from mfirrn.evaluation.ablation import HEAD_OUTPUTS, Rearranged, arrangements, block_probe, format_block_probe
+from mfirrn.evaluation.benchmark import AFLW2000, evaluate
+from mfirrn.geometry.crop import crops_to_tensor
+from mfirrn.inference.predict import predict_outputs
+from mfirrn.models.mfirrn_net import MFIRRNOutput, jigsaw
+
+
+class _PlaceAndContent(nn.Module):
+    """A stand-in MFIRRN with hand-made heads: ``coarse`` a fixed linear map of every pixel (it depends on where
+    each pixel is), ``medium`` and ``fine`` a linear map of the three channel means (the same for any arrangement
+    of the crop's blocks), ``fused`` their average."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.pixels = nn.Parameter(torch.randn(3 * 120 * 120, 62, generator=g) * 1e-3, requires_grad=False)
+        self.means = nn.Parameter(torch.randn(3, 62, generator=g) * 0.3, requires_grad=False)
+        card = models.get_card("3ddfa-v2-mb05")
+        self.card, self.stats = card, card.load_stats()
+
+    def forward(self, x: torch.Tensor) -> MFIRRNOutput:
+        place = x.flatten(1) @ self.pixels
+        content = x.mean((2, 3)) @ self.means
+        return MFIRRNOutput(place, content, 0.5 * content, 0.5 * (place + content))
+
+
+def _data(tmp_path, n: int = 6) -> AFLW2000:
+    rng = np.random.default_rng(1)
+    crops = rng.integers(0, 256, (n, 120, 120, 3), dtype=np.uint8)
+    gt = rng.uniform(30, 90, (n, 68, 2))
+    roi = np.tile([0.0, 0.0, 120.0, 120.0], (n, 1))
+    return AFLW2000([f"img{i}.jpg" for i in range(n)], crops, roi, np.linspace(-80, 80, n), gt, "original", tmp_path)
+
+
+def test_rearranged_feeds_the_model_the_rearranged_crop():
+    seen = []
+
+    class Probe(nn.Module):
+        card, stats = None, None
+
+        def forward(self, x):
+            seen.append(x)
+            return x
+
+    x = torch.arange(2 * 3 * 120 * 120, dtype=torch.float32).reshape(2, 3, 120, 120)
+    Rearranged(Probe(), 2, (3, 2, 1, 0))(x)
+    assert torch.equal(seen[-1], jigsaw(x, 2, torch.tensor([3, 2, 1, 0])))
+    # block 3 (bottom right) is now at the top left
+    assert torch.equal(seen[-1][:, :, :60, :60], x[:, :, 60:, 60:])
+    Rearranged(Probe(), 3, range(9))(x)
+    assert torch.equal(seen[-1], x)
+    with pytest.raises(ValueError, match="perm must order the 4 blocks"):
+        Rearranged(Probe(), 2, (0, 1, 2, 2))
+
+
+def test_arrangements_are_distinct_and_never_the_crop_as_it_is():
+    two = arrangements(2, 23)
+    assert len(two) == len(set(two)) == 23 and (0, 1, 2, 3) not in two
+    three = arrangements(3, 40, seed=2)
+    assert len(set(three)) == 40 and tuple(range(9)) not in three
+    assert three == arrangements(3, 40, seed=2) and three != arrangements(3, 40, seed=3)
+
+
+def test_one_forward_pass_gives_every_output_as_the_single_output_calls_do(tmp_path):
+    model, data = _PlaceAndContent(), _data(tmp_path)
+    every = predict_outputs(model, crops_to_tensor(data.crops), batch_size=4, outputs=HEAD_OUTPUTS)
+    for out in HEAD_OUTPUTS:
+        single = evaluate(model, data, batch_size=4, output=out)
+        torch.testing.assert_close(every[out].numpy(), single.params, rtol=0, atol=0)
+
+
+def test_block_probe_tells_a_head_that_reads_places_from_one_that_reads_content(tmp_path):
+    model, data = _PlaceAndContent(), _data(tmp_path)
+    probe = block_probe(model, data, grids=(2, 3), count=23)
+    assert [len(probe.perms[n]) for n in (2, 3)] == [23, 23]
+    for n in (2, 3):
+        # channel means do not change when blocks move: the content heads score exactly as in place
+        np.testing.assert_allclose(probe.rearranged[n]["medium"], probe.in_place["medium"], rtol=1e-5)
+        np.testing.assert_allclose(probe.rearranged[n]["fine"], probe.in_place["fine"], rtol=1e-5)
+        # a per-pixel map sees the blocks move
+        assert np.abs(probe.rearranged[n]["coarse"] - probe.in_place["coarse"]).min() > 1e-3
+    table = format_block_probe(probe)
+    assert "| medium |" in table and "2x2 blocks, 23 arrangements" in table and "3x3 blocks, 23 arrangements" in table
+    d = probe.to_dict()
+    assert d["rearranged"]["2"]["perms"][0] == [0, 1, 3, 2] and len(d["rearranged"]["3"]["coarse"]) == 23
