@@ -85,7 +85,7 @@ def head_ablation(model: Any, data: AFLW2000, *, name: Optional[str] = None, ref
     per_image, summaries = {}, {}
     params = predict_outputs(model, crops_to_tensor(data.crops), batch_size=batch_size, outputs=HEAD_OUTPUTS)
     for out in HEAD_OUTPUTS:
-        res = score_params(params[out], data, convention=model.card.convention, bfm=bfm, name=name)
+        res = score_params(params[out], data, convention=model.card.convention, bfm=bfm, name=name, pose=False)
         per_image[out], summaries[out] = res.nme * 100, res.summary
     yaw = np.asarray(data.yaw, np.float64)
     ab = HeadAblation(name, data.gt_kind, len(data.names), summaries, per_image)
@@ -187,7 +187,7 @@ def block_probe(model: Any, data: AFLW2000, *, name: Optional[str] = None, grids
     def score(net: Any) -> dict[str, float]:
         params = predict_outputs(net, x, batch_size=batch_size, outputs=HEAD_OUTPUTS)
         return {o: float(np.mean(score_params(params[o], data, convention=model.card.convention, bfm=bfm,
-                                              name=name).nme) * 100) for o in HEAD_OUTPUTS}
+                                              name=name, pose=False).nme) * 100) for o in HEAD_OUTPUTS}
 
     probe = BlockProbe(name, data.gt_kind, len(data.names), score(model), {}, {})
     for n in grids:

@@ -242,8 +242,9 @@ def evaluate(model: nn.Module, data: AFLW2000, *, bfm: Optional[MorphableModel] 
 
 
 def score_params(params: torch.Tensor, data: AFLW2000, *, convention: str, name: str,
-                 bfm: Optional[MorphableModel] = None) -> BenchmarkResult:
-    """Score de-normalised params (N, 62) predicted for ``data``'s crops, in the model's pixel ``convention``."""
+                 bfm: Optional[MorphableModel] = None, pose: bool = True) -> BenchmarkResult:
+    """Score de-normalised params (N, 62) predicted for ``data``'s crops, in the model's pixel ``convention``;
+    ``pose=False`` skips the head-pose MAE (it reads every original's ``.mat`` fit)."""
     bfm = bfm if bfm is not None else MorphableModel("full")
     roi = torch.as_tensor(data.roi, dtype=torch.float32)
     with torch.no_grad():
@@ -254,7 +255,7 @@ def score_params(params: torch.Tensor, data: AFLW2000, *, convention: str, name:
         raise ValueError(f"model {name} predicted non-finite landmarks for {describe_rows(bad, data.names)}; "
                          "the checkpoint is broken (NaN weights?), retrain or re-export it")
     return BenchmarkResult(name, data.gt_kind, data.names, data.yaw, per_image, lms, summarize_by_yaw(per_image, data.yaw),
-                           params.numpy(), score_pose(params, data.root, data.names))
+                           params.numpy(), score_pose(params, data.root, data.names) if pose else None)
 
 
 @dataclass
