@@ -1,5 +1,6 @@
 """MFIRRN architecture: parameter counts, released-checkpoint compatibility, jigsaw, outputs, init."""
 
+import dataclasses
 import math
 
 import pytest
@@ -104,6 +105,36 @@ def test_eval_jigsaw_modes():
         assert not torch.equal(rand(x).fused, rand(x).fused)
     with pytest.raises(ValueError):
         MFIRRN(TINY, jigsaw_eval="shuffle")
+
+
+def _bn_eval(m: MFIRRN) -> MFIRRN:
+    """Training mode with every BatchNorm in eval mode: the forward differs from eval only by the jigsaw."""
+    m.train()
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+            mod.eval()
+    return m
+
+
+def test_heads_in_place_see_the_crop_as_it_is():
+    """With ``heads_in_place`` the medium and fine heads of a training forward are exactly the eval ones (the
+    crop in place) while the coarse output still gets the jigsawed features; without it they are not."""
+    cfg = dataclasses.replace(TINY, dropout=0.0)
+    x = torch.randn(2, 3, 120, 120)
+    inplace = MFIRRN(cfg, heads_in_place=True)
+    jig = MFIRRN(cfg)
+    jig.load_state_dict(inplace.state_dict())
+    with torch.no_grad():
+        ref = inplace.eval()(x)
+        assert all(torch.equal(a, b) for a, b in zip(ref, jig.eval()(x)))  # one model in evaluation
+        torch.manual_seed(1)
+        a = _bn_eval(inplace)(x)
+        torch.manual_seed(1)
+        b = _bn_eval(jig)(x)
+    assert torch.equal(a.medium, ref.medium) and torch.equal(a.fine, ref.fine)
+    assert not torch.equal(b.medium, ref.medium) and not torch.equal(b.fine, ref.fine)
+    assert torch.equal(a.coarse, b.coarse) and not torch.equal(a.coarse, ref.coarse)  # same jigsaw features
+    assert not torch.equal(a.fused, b.fused)  # the decoder fuses the in-place heads
 
 
 def test_init_follows_reference():

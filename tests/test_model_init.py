@@ -37,6 +37,18 @@ def test_checkpoint_path_source(tmp_path, mb05):
         init_from_pretrained(net, str(tmp_path / "none.pth"))
 
 
+def test_same_architecture_checkpoint_is_copied_as_it_is(tmp_path, mfirrn_mb05):
+    """An MFIRRN-MobileNet checkpoint of a trained run starts a new one unchanged (no MobileNetV1 construction)."""
+    net, _ = mfirrn_mb05
+    trained = {k: v + 0.01 if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    path = tmp_path / "run.pt"
+    torch.save({"state_dict": trained}, path)
+    target = models.create("mfirrn-mb05", pretrained=False)
+    s = init_from_pretrained(target, str(path))
+    assert s["copied"] == len(trained) and not s["skipped"] and not s["unused"] and s["initialised"] == 0
+    assert all(torch.equal(v, trained[k]) for k, v in target.state_dict().items())
+
+
 def test_mfirrn_mb05_branches_get_backbone(mfirrn_mb05, mb05):
     net, s = mfirrn_mb05
     assert s["unused"] == ["fc_lm.bias", "fc_lm.weight"] and not s["notes"]

@@ -179,6 +179,23 @@ def test_validation_on_aflw2000_dev(tmp_path, data_root, dev_root):
     assert result.nme.shape == (4,)
 
 
+def test_heads_in_place_recipe_changes_only_the_heads_input_and_schedule():
+    """The mechanism test fine-tunes the finished aflwlp MFIRRN with one change of input (its heads see the crop
+    in place) and a short schedule of its own; data, augmentation, loss and frozen BatchNorms are the recipe's."""
+    run, inplace = _shipped("aflwlp-mfirrn-mb05"), _shipped("aflwlp-mfirrn-mb05-inplace")
+    assert inplace["model"]["heads_in_place"] and not run["model"]["heads_in_place"]
+    assert inplace["model"]["init"].endswith("aflwlp-mfirrn-mb05/last.pt")
+    keys = ("model.init", "model.heads_in_place", "optim", "epochs", "max_steps", "out_dir")
+    assert _without(inplace, *keys) == _without(run, *keys)
+    changed = {k for k in run["optim"] if inplace["optim"][k] != run["optim"][k]}
+    assert changed == {"lr", "warmup_epochs"} and inplace["optim"]["lr"] < run["optim"]["lr"]
+
+
+def test_heads_in_place_needs_an_mfirrn(tmp_path, data_root):
+    with pytest.raises(ConfigError, match="heads_in_place.*MFIRRN"):
+        train(_cfg(data_root, tmp_path / "o", **{"model.arch": "3ddfa-mb05", "model.heads_in_place": "true"}))
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert cli_main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err.strip()

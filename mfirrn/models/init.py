@@ -26,7 +26,9 @@ MobileNetV1's, exactly when dw5_6 keeps stride 2 (``MB05``; with ``stage4_stride
    the same BN, fc3 row j = e_j with bias -20. Columns from the other hidden units are 0, those units keep
    their random init.
 
-For any other target every parameter/buffer whose name and shape match the source is copied.
+For any other target, and for an MFIRRN whose source holds all of its tensors (a checkpoint of the same
+architecture, e.g. to fine-tune a trained run with another recipe), every parameter/buffer whose name and shape
+match the source is copied.
 
 >>> from mfirrn import models
 >>> net = models.create("3ddfa-mb05", pretrained=False)
@@ -85,12 +87,19 @@ def init_from_pretrained(model: nn.Module, source: str, *, trust_checkpoint: boo
     See the module docstring for what an MFIRRN with MobileNet branches gets.
     """
     src = load_source_state_dict(source, trust_checkpoint=trust_checkpoint)
-    if isinstance(model, MFIRRN) and model.config.backbone == "mobilenet":
+    if isinstance(model, MFIRRN) and model.config.backbone == "mobilenet" and not _same_tensors(model, src):
         summary = _init_mfirrn_mobilenet(model, src)
     else:
         summary = _copy_matching(model, src, "")
     summary["unused"] = sorted(set(src) - summary.pop("_used"))
     return {"source": source, **summary}
+
+
+def _same_tensors(module: nn.Module, src: dict[str, torch.Tensor]) -> bool:
+    """Whether ``src`` holds every tensor of ``module`` by name and shape (a checkpoint of the same architecture,
+    copied as it is rather than built from a MobileNetV1)."""
+    own = module.state_dict()
+    return all(k in src and src[k].shape == t.shape for k, t in own.items())
 
 
 def _copy_matching(module: nn.Module, src: dict[str, torch.Tensor], prefix: str) -> dict:

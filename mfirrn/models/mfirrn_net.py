@@ -44,6 +44,13 @@ the default ``jigsaw_eval="identity"`` keeps the blocks in place — determinist
 permutations seen in training. ``"fixed"`` uses one permutation drawn once from ``jigsaw_seed``;
 ``"random"`` reproduces the released test-time shuffling (its NME fluctuates run to run), for measuring
 that effect.
+
+Heads in place. ``heads_in_place=True`` (a training choice, ``model.heads_in_place`` in a recipe) gives the
+medium and fine heads the crop as it is while the jigsaw still feeds the features that those branches pass to
+the coarse branch: whenever a permutation is drawn, the medium and fine branches run a second time on the
+unshuffled crop (medium through its ``fusion2`` with fine's in-place layer2) for their own heads and for the
+decoder. In evaluation with ``jigsaw_eval="identity"`` both passes are the same, so they run once and a model
+trained either way has the same outputs for the same weights.
 """
 
 from __future__ import annotations
@@ -355,13 +362,15 @@ class MFIRRN(nn.Module):
     ``released=True`` also builds (and runs) the modules of the released code that never affect an
     output: fine's layer3 and both its fusion blocks, medium's layer4 and fusion3 (the released fine
     branch stops at layer3: with them the R34 model has 77.585 M parameters, without 54.020 M). The outputs
-    are identical either way. See the module docstring for ``jigsaw_eval``/``jigsaw_seed``/``generator``.
+    are identical either way. See the module docstring for ``jigsaw_eval``/``jigsaw_seed``/``generator`` and
+    ``heads_in_place``.
     """
 
     GRANULARITY = {"medium": 2, "fine": 3}
 
     def __init__(self, config: MFIRRNConfig = R34, *, released: bool = False, jigsaw_eval: JigsawEval = "identity",
-                 jigsaw_seed: int = 0, generator: Optional[torch.Generator] = None) -> None:
+                 jigsaw_seed: int = 0, generator: Optional[torch.Generator] = None,
+                 heads_in_place: bool = False) -> None:
         super().__init__()
         if jigsaw_eval not in ("identity", "fixed", "random"):
             raise ValueError(f"jigsaw_eval must be 'identity', 'fixed' or 'random', got {jigsaw_eval!r}")
@@ -372,6 +381,7 @@ class MFIRRN(nn.Module):
         self.released = released
         self.jigsaw_eval = jigsaw_eval
         self.generator = generator
+        self.heads_in_place = heads_in_place
         g = torch.Generator().manual_seed(jigsaw_seed)
         self._fixed_perm = {k: torch.randperm(n * n, generator=g) for k, n in self.GRANULARITY.items()}
         all_fusions = (2, 3)
@@ -399,10 +409,9 @@ class MFIRRN(nn.Module):
     def forward(self, x: torch.Tensor) -> MFIRRNOutput:
         check_shape(x, (None, 3, CROP_SIZE, CROP_SIZE), "crops")
         c, m, f = self.encoder_coarse, self.encoder_medium, self.encoder_fine
-        xm = jigsaw(x, 2, self._perm("medium"))
-        xf = jigsaw(x, 3, self._perm("fine"))
-        fine2 = f.layer2(f.layer1(f.stem(xf)))
-        med2 = m.layer2(m.layer1(m.stem(xm)))
+        perm_m, perm_f = self._perm("medium"), self._perm("fine")
+        fine2 = f.layer2(f.layer1(f.stem(jigsaw(x, 3, perm_f))))
+        med2 = m.layer2(m.layer1(m.stem(jigsaw(x, 2, perm_m))))
         coa2 = c.layer2(c.layer1(c.stem(x)))
         med3 = m.layer3(m.fusion2(med2, fine2))
         coa3 = c.layer3(c.fusion2(coa2, fine2))
@@ -410,9 +419,13 @@ class MFIRRN(nn.Module):
         if self.released:  # the released forward computes these and discards them
             f.layer3(fine2)
             m.layer4(med3)
+        head_fine2, head_med3 = fine2, med3
+        if self.heads_in_place and (perm_m is not None or perm_f is not None):  # the heads' own in-place pass
+            head_fine2 = f.layer2(f.layer1(f.stem(x)))
+            head_med3 = m.layer3(m.fusion2(m.layer2(m.layer1(m.stem(x))), head_fine2))
         out_c = self.head_coarse(coa4)
-        out_m = self.head_medium(med3)
-        out_f = self.head_fine(fine2)
+        out_m = self.head_medium(head_med3)
+        out_f = self.head_fine(head_fine2)
         fused = self.decoder(torch.cat([out_c, out_m, out_f], dim=1))
         return MFIRRNOutput(out_c, out_m, out_f, fused)
 

@@ -83,6 +83,9 @@ class ModelConfig:
     ``freeze_bn_except``: module-name prefixes (e.g. ``[head_medium, head_fine]``) whose BatchNorms train
     even with ``freeze_bn``: layers that the initialisation leaves new, whose running statistics are those of a
     fresh layer (mean 0, variance 1) and would never normalise their inputs if frozen.
+    ``heads_in_place`` (MFIRRN only): train the medium and fine heads on the crop as it is, the jigsaw kept for
+    the features those branches pass to the coarse branch (:class:`mfirrn.models.mfirrn_net.MFIRRN`; the two
+    branches run twice per training step; evaluation and inference are unchanged).
     """
 
     arch: str = "mfirrn-r34"
@@ -90,6 +93,7 @@ class ModelConfig:
     stats: Optional[str] = None
     freeze_bn: bool = False
     freeze_bn_except: list[str] = field(default_factory=list)
+    heads_in_place: bool = False
 
 
 @dataclass

@@ -250,6 +250,11 @@ class Trainer:
                       f"{s.get('initialised', 0)} set by rule, {len(s['skipped'])} left at random init"
                       f"{' (' + ', '.join(s['skipped'][:4]) + ' ...)' if s['skipped'] else ''}; "
                       f"unused source tensors: {', '.join(s['unused']) or 'none'}", file=sys.stderr)
+        if cfg.model.heads_in_place:
+            if not hasattr(net, "heads_in_place"):
+                raise ConfigError(f"model.heads_in_place: {cfg.model.arch} has no medium and fine heads; it applies "
+                                  f"to MFIRRN architectures (mfirrn models)")
+            net.heads_in_place = True
         net.card, net.stats = self.card, self.stats  # type: ignore[assignment]
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.net = net.to(self.device, memory_format=self.memory_format)
