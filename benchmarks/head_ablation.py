@@ -1,7 +1,7 @@
 """The MFIRRN head ablation of one model (a registered name or a checkpoint) on the AFLW2000-3D dev split.
 
     MFIRRN_ASSET_MIRROR=... MFIRRN_DATASETS=... python benchmarks/head_ablation.py \
-        --model mfirrn-mb05-aflw21-distill [--reference 3ddfa-mb05-aflw21-distill] [--blocks] \
+        --model mfirrn-mb05-aflw21-distill [--reference 3ddfa-mb05-aflw21-distill] [--blocks] [--shifts] \
         [--json results/ablation.json]
 
 For each ground truth (original 3DMM fits, hand re-annotated) it prints every output's NME by yaw bin
@@ -10,7 +10,9 @@ the paired differences fused - coarse, medium - coarse, fine - coarse (and each 
 mean difference of the headline number (mean of the three yaw-bin means) and of the per-image mean, each
 with its 95 % paired-bootstrap interval (10 000 replicates; ``*`` where it excludes 0). ``--blocks`` adds what each
 output reads: its NME with every crop cut into 2x2 blocks (all 23 other arrangements) and 3x3 blocks (23 random
-ones) rearranged before the model sees it. Evaluation only: nothing may be tuned on the dev split.
+ones) rearranged before the model sees it. ``--shifts`` adds whether each output knows where the face is: the part
+of an 8-pixel shift of the crops' content (right, left, down, up) that its landmarks follow (1: all, 0: none; the
+reference's too). Evaluation only: nothing may be tuned on the dev split.
 ``mfirrn.evaluation.ablation`` computes it.
 """
 
@@ -22,7 +24,8 @@ import os
 from pathlib import Path
 
 from mfirrn import models
-from mfirrn.evaluation.ablation import block_probe, format_ablation, format_block_probe, head_ablation
+from mfirrn.evaluation.ablation import (block_probe, format_ablation, format_block_probe, format_shift_probe,
+                                       head_ablation, shift_probe)
 from mfirrn.evaluation.benchmark import AFLW2000
 from mfirrn.geometry.bfm import MorphableModel
 
@@ -42,6 +45,8 @@ def main() -> None:
     ap.add_argument("--replicates", type=int, default=10000, help="bootstrap replicates (default 10000)")
     ap.add_argument("--blocks", action="store_true",
                     help="also score every output with the crops cut into 2x2 and 3x3 blocks and rearranged")
+    ap.add_argument("--shifts", action="store_true",
+                    help="also measure how much of a shift of the crops' content each output's landmarks follow")
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args()
     root = args.root or str(Path(os.environ.get("MFIRRN_DATASETS", "../shared/datasets")) / "aflw2000-3d-dev")
@@ -60,6 +65,13 @@ def main() -> None:
             probe = block_probe(model, data, name=_label(args.model), bfm=bfm)
             print(format_block_probe(probe), end="\n\n", flush=True)
             results[-1]["blocks"] = probe.to_dict()
+    if args.shifts:
+        crops = AFLW2000.load(root, gt=args.gt[0]).crops
+        for m, label in ((model, args.model), (reference, args.reference)):
+            if m is not None:
+                probe = shift_probe(m, crops, name=_label(label), bfm=bfm)
+                print(format_shift_probe(probe), end="\n\n", flush=True)
+                results.append({"shifts": probe.to_dict()})
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

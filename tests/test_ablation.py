@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from mfirrn import models
-from mfirrn.evaluation.ablation import HEAD_OUTPUTS, Rearranged, arrangements, block_probe, format_block_probe
+from mfirrn.evaluation.ablation import (HEAD_OUTPUTS, Rearranged, arrangements, block_probe, format_block_probe,
+                                       format_shift_probe, shift_crops, shift_probe)
 from mfirrn.evaluation.benchmark import AFLW2000, evaluate
 from mfirrn.geometry.crop import crops_to_tensor
 from mfirrn.inference.predict import predict_outputs
@@ -91,3 +92,62 @@ def test_block_probe_tells_a_head_that_reads_places_from_one_that_reads_content(
     assert "| medium |" in table and "2x2 blocks, 23 arrangements" in table and "3x3 blocks, 23 arrangements" in table
     d = probe.to_dict()
     assert d["rearranged"]["2"]["perms"][0] == [0, 1, 3, 2] and len(d["rearranged"]["3"]["coarse"]) == 23
+
+
+class _Locator(nn.Module):
+    """A stand-in MFIRRN that locates a bright square: its translation params are the square's centroid in
+    crop pixels (``p[3] = mean + cx``, ``p[7] = mean - cy``: the posed frame's y points up, so the crop's y is
+    ``size - y`` up to the convention's constant). ``coarse`` and ``fused`` move the face with the square, ``fine``
+    by half as much, ``medium`` predicts the mean whatever it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        card = models.get_card("3ddfa-v2-mb05")
+        self.card, self.stats = card, card.load_stats()
+        self.std = torch.as_tensor(self.stats.std, dtype=torch.float32)
+
+    def forward(self, x: torch.Tensor) -> MFIRRNOutput:
+        w = torch.relu(x.mean(1) - 0.5)  # the square only: the grey background and fill weigh 0
+        rows, cols = torch.meshgrid(torch.arange(120.0), torch.arange(120.0), indexing="ij")
+        cx = (w * cols).sum((1, 2)) / w.sum((1, 2))
+        cy = (w * rows).sum((1, 2)) / w.sum((1, 2))
+        locate = torch.zeros(x.shape[0], 62)
+        locate[:, 3], locate[:, 7] = cx / self.std[3], -cy / self.std[7]
+        return MFIRRNOutput(locate, torch.zeros_like(locate), 0.5 * locate, locate)
+
+
+def test_shift_crops_moves_the_content_and_fills_grey():
+    x = torch.arange(2 * 3 * 120 * 120, dtype=torch.float32).reshape(2, 3, 120, 120) + 1
+    s = shift_crops(x, 5, -3)
+    assert torch.equal(s[:, :, :117, 5:], x[:, :, 3:, :115])
+    assert not s[:, :, :, :5].any() and not s[:, :, 117:].any()
+    assert torch.equal(shift_crops(x, 0, 0), x)
+    with pytest.raises(ValueError, match="out of view"):
+        shift_crops(x, 120, 0)
+
+
+def test_shift_probe_tells_a_head_that_locates_the_face_from_one_that_does_not():
+    crops = np.full((3, 120, 120, 3), 128, np.uint8)
+    for i, (r, c) in enumerate([(50, 50), (40, 60), (60, 45)]):
+        crops[i, r:r + 20, c:c + 20] = 255
+    probe = shift_probe(_Locator(), crops, name="locator", shifts=((8, 0), (-8, 0), (0, 8), (0, -6)))
+    np.testing.assert_allclose(probe.follow["coarse"], 1.0, atol=1e-4)
+    np.testing.assert_allclose(probe.follow["fused"], 1.0, atol=1e-4)
+    np.testing.assert_allclose(probe.follow["fine"], 0.5, atol=1e-4)
+    np.testing.assert_allclose(probe.follow["medium"], 0.0, atol=1e-6)
+    table = format_shift_probe(probe)
+    assert "| fine | 0.50 | 0.50 | 0.50 | 0.50 | 0.50 |" in table and "(+0, -6) px" in table
+    assert probe.to_dict()["shifts"] == [[8, 0], [-8, 0], [0, 8], [0, -6]]
+
+
+def test_shift_probe_of_a_single_output_model():
+    crops = np.full((2, 120, 120, 3), 128, np.uint8)
+    crops[:, 50:70, 50:70] = 255
+
+    class One(_Locator):
+        def forward(self, x):
+            return super().forward(x).coarse
+
+    probe = shift_probe(One(), crops, shifts=((4, 4),))
+    assert list(probe.follow) == ["fused"]
+    np.testing.assert_allclose(probe.follow["fused"], 1.0, atol=1e-4)

@@ -13,6 +13,11 @@ a paired bootstrap interval of the headline number (mean of the yaw-bin means,
 model sees it (:class:`Rearranged`), and every output is scored again. A head that locates the face from where
 things are in the crop fails when the blocks move; a head whose error stays the same under every arrangement
 reads only what the blocks hold (``--blocks`` in ``benchmarks/head_ablation.py``).
+
+:func:`shift_probe` asks whether each head knows where the face is: the crop's content is moved by a few pixels
+(:func:`shift_crops`) and the landmarks each output predicts should move with it. :func:`follow_ratio` is the part
+of the shift they follow: 1 for a head that locates the face, 0 for one whose prediction ignores where the face is
+(``--shifts``).
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from mfirrn.inference.predict import predict_outputs
 from mfirrn.models.mfirrn_net import jigsaw
 
 __all__ = ["HEAD_OUTPUTS", "HeadAblation", "head_ablation", "format_ablation", "Rearranged", "BlockProbe",
-           "arrangements", "block_probe", "format_block_probe"]
+           "arrangements", "block_probe", "format_block_probe", "shift_crops", "follow_ratio", "ShiftProbe",
+           "shift_probe", "format_shift_probe"]
 
 #: The outputs of an MFIRRN, coarse first (the baseline every other output is compared with).
 HEAD_OUTPUTS = ("coarse", "medium", "fine", "fused")
@@ -209,4 +215,91 @@ def format_block_probe(probe: BlockProbe) -> str:
         cells = [f"{v.min():.3f}-{v.max():.3f} ({np.median(v):.3f}), {int((v < probe.in_place[o]).sum())}"
                  for v in (probe.rearranged[n][o] for n in probe.rearranged)]
         lines.append(f"| {o} | {probe.in_place[o]:.3f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def shift_crops(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """(B, C, H, W) normalised crops with their content moved ``dx`` pixels right and ``dy`` down; the uncovered
+    border is 0 (mid-grey in the ``(x - 127.5) / 128`` normalisation).
+
+    >>> x = torch.arange(16.).reshape(1, 1, 4, 4)
+    >>> shift_crops(x, 1, 0)[0, 0, 0].tolist(), shift_crops(x, 0, -1)[0, 0, :, 0].tolist()
+    ([0.0, 0.0, 1.0, 2.0], [4.0, 8.0, 12.0, 0.0])
+    """
+    h, w = x.shape[-2:]
+    if abs(dx) >= w or abs(dy) >= h:
+        raise ValueError(f"shift ({dx}, {dy}) moves the whole {w}x{h} crop out of view")
+    out = torch.zeros_like(x)
+    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        x[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def follow_ratio(before: np.ndarray, after: np.ndarray, shift: Sequence[float]) -> np.ndarray:
+    """Per image, the part of a shift that predicted landmarks follow: the mean displacement ``after - before``
+    of the (B, K, >=2) landmarks (x, y first, pixels) projected on ``shift`` = (dx, dy), divided by its length
+    squared. 1: they moved with the crop's content; 0: they stayed where they were.
+
+    >>> before = np.zeros((1, 2, 2)); follow_ratio(before, before + [4.0, 0.0], (4, 0)).tolist()
+    [1.0]
+    >>> follow_ratio(before, before + [1.0, 3.0], (4, 0)).tolist(), follow_ratio(before, before, (0, -4)).tolist()
+    ([0.25], [0.0])
+    """
+    s = np.asarray(shift, np.float64)
+    if not s.any():
+        raise ValueError("follow_ratio needs a non-zero shift")
+    d = (np.asarray(after, np.float64)[..., :2] - np.asarray(before, np.float64)[..., :2]).mean(axis=1)
+    return d @ s / float(s @ s)
+
+
+@dataclass
+class ShiftProbe:
+    """Each output's follow ratio (:func:`follow_ratio`, mean over images) for each of ``shifts`` (dx, dy) in
+    pixels: ``follow[output]`` (K,)."""
+
+    model: str
+    n_images: int
+    shifts: list[tuple[int, int]]
+    follow: dict[str, np.ndarray]
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "n_images": self.n_images, "shifts": [list(s) for s in self.shifts],
+                "follow": {o: v.tolist() for o, v in self.follow.items()}}
+
+
+def shift_probe(model: Any, crops: np.ndarray, *, name: Optional[str] = None,
+                shifts: Sequence[tuple[int, int]] = ((8, 0), (-8, 0), (0, 8), (0, -8)), bfm: Any = None,
+                batch_size: int = 128) -> ShiftProbe:
+    """The follow ratio of every output of an MFIRRN ``model`` (or the one output, ``fused``, of a single-output
+    model) on (N, 120, 120, 3) uint8 BGR ``crops`` moved by each of ``shifts`` (:func:`shift_crops`); landmarks in
+    the crop frame, in the model's pixel convention."""
+    from mfirrn.geometry.bfm import MorphableModel
+
+    bfm = (bfm if bfm is not None else MorphableModel("full")).to("cpu")
+    conv = model.card.convention
+    x = crops_to_tensor(crops)
+    with torch.no_grad():
+        outputs = HEAD_OUTPUTS if hasattr(model.eval()(x[:1]), "fused") else ("fused",)
+
+    def landmarks(inputs: torch.Tensor) -> dict[str, np.ndarray]:
+        params = predict_outputs(model, inputs, batch_size=batch_size, outputs=outputs)
+        with torch.no_grad():
+            return {o: bfm.landmarks(p, convention=conv).numpy() for o, p in params.items()}
+
+    base = landmarks(x)
+    per_shift = [landmarks(shift_crops(x, dx, dy)) for dx, dy in shifts]
+    follow = {o: np.array([float(follow_ratio(base[o], lm[o], s).mean()) for lm, s in zip(per_shift, shifts)])
+              for o in outputs}
+    return ShiftProbe(name or model.card.name, len(x), [tuple(s) for s in shifts], follow)
+
+
+def format_shift_probe(probe: ShiftProbe) -> str:
+    """A Markdown table: each output's follow ratio for every shift and their mean."""
+    heads = " | ".join(f"({dx:+d}, {dy:+d}) px" for dx, dy in probe.shifts)
+    lines = [f"{probe.model} ({probe.n_images} crops): the part of a shift of the crop's content that each output's "
+             "landmarks follow (1: all of it, 0: none)", "",
+             f"| output | {heads} | mean |", "|---|" + "---:|" * (len(probe.shifts) + 1)]
+    for o in probe.follow:
+        v = probe.follow[o]
+        lines.append(f"| {o} | " + " | ".join(f"{f:.2f}" for f in v) + f" | {v.mean():.2f} |")
     return "\n".join(lines)
