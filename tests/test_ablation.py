@@ -7,7 +7,7 @@ from torch import nn
 
 from mfirrn import models
 from mfirrn.evaluation.ablation import (HEAD_OUTPUTS, Rearranged, arrangements, block_probe, format_block_probe,
-                                       format_shift_probe, shift_crops, shift_probe)
+                                       format_shift_probe, head_receptive_field, shift_crops, shift_probe)
 from mfirrn.evaluation.benchmark import AFLW2000, evaluate
 from mfirrn.geometry.crop import crops_to_tensor
 from mfirrn.inference.predict import predict_outputs
@@ -151,3 +151,18 @@ def test_shift_probe_of_a_single_output_model():
     probe = shift_probe(One(), crops, shifts=((4, 4),))
     assert list(probe.follow) == ["fused"]
     np.testing.assert_allclose(probe.follow["fused"], 1.0, atol=1e-4)
+
+
+def test_head_receptive_fields_follow_the_layer_arithmetic():
+    """Receptive field r and jump j per layer (r += (k - 1) * j, then j *= stride), by hand. MobileNetV1 x0.5 cut
+    (MB05): conv1 3x3/2 -> r 3, j 2; dw2_1 3x3 -> 7; dw2_2 3x3/2 -> 11, j 4; dw3_1 -> 19; dw3_2 /2 -> 27, j 8 (the
+    fine branch's layer2); the fine head's 3x3 conv -> 43. Medium: fusion2's 3x3 -> 43; dw4_1 -> 59; dw4_2 /2 -> 75,
+    j 16; the head's 3x3 -> 107. ResNet-34 (R34): conv1 7x7/2 -> 7, j 2; max-pool 3x3/2 -> 11, j 4; layer1's six
+    3x3 convs -> 59; layer2's eight -> 179 > 120: one cell of the fine head's map already sees the whole crop."""
+    from mfirrn.models.mfirrn_net import MB05, R34
+
+    assert head_receptive_field(MB05, "fine") == (43, 43)
+    assert head_receptive_field(MB05, "medium") == (107, 107)
+    assert head_receptive_field(R34, "fine") == (120, 120)
+    with pytest.raises(ValueError, match="coarse, medium or fine"):
+        head_receptive_field(MB05, "fused")

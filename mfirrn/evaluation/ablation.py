@@ -17,7 +17,8 @@ reads only what the blocks hold (``--blocks`` in ``benchmarks/head_ablation.py``
 :func:`shift_probe` asks whether each head knows where the face is: the crop's content is moved by a few pixels
 (:func:`shift_crops`) and the landmarks each output predicts should move with it. :func:`follow_ratio` is the part
 of the shift they follow: 1 for a head that locates the face, 0 for one whose prediction ignores where the face is
-(``--shifts``).
+(``--shifts``). :func:`head_receptive_field` gives the part of the crop one cell of a head's last feature map
+sees before the head averages the map.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from mfirrn.models.mfirrn_net import jigsaw
 
 __all__ = ["HEAD_OUTPUTS", "HeadAblation", "head_ablation", "format_ablation", "Rearranged", "BlockProbe",
            "arrangements", "block_probe", "format_block_probe", "shift_crops", "follow_ratio", "ShiftProbe",
-           "shift_probe", "format_shift_probe"]
+           "shift_probe", "format_shift_probe", "head_receptive_field"]
 
 #: The outputs of an MFIRRN, coarse first (the baseline every other output is compared with).
 HEAD_OUTPUTS = ("coarse", "medium", "fine", "fused")
@@ -303,3 +304,41 @@ def format_shift_probe(probe: ShiftProbe) -> str:
         v = probe.follow[o]
         lines.append(f"| {o} | " + " | ".join(f"{f:.2f}" for f in v) + f" | {v.mean():.2f} |")
     return "\n".join(lines)
+
+
+def head_receptive_field(config: Any, output: str) -> tuple[int, int]:
+    """Width and height (pixels of the 120x120 crop) that the centre cell of ``output``'s last feature map (the
+    map its head averages) depends on, in an MFIRRN built from ``config``: the support of that cell's gradient
+    with respect to the crop, with every convolution weight positive and every BatchNorm passing its input on
+    (so no ReLU hides a path) and the SE gates held constant (their global channel weights carry no position).
+    Depends on the architecture only.
+
+    >>> from mfirrn.models.mfirrn_net import MB05
+    >>> head_receptive_field(MB05, "fine"), head_receptive_field(MB05, "medium")
+    ((43, 43), (107, 107))
+    """
+    from mfirrn.models.mfirrn_net import MFIRRN, SqueezeExcite
+
+    if output not in ("coarse", "medium", "fine"):
+        raise ValueError(f"output must be coarse, medium or fine, got {output!r}")
+    net = MFIRRN(config).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.uniform_(0.5, 1.0, generator=torch.Generator().manual_seed(0))
+            elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.weight.fill_(1.0), m.bias.fill_(1.0), m.running_mean.zero_(), m.running_var.fill_(1.0)
+            elif isinstance(m, SqueezeExcite):
+                m.fc2.weight.zero_()
+    seen: list[torch.Tensor] = []
+    hook = getattr(net, f"head_{output}").pool.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    try:
+        x = torch.rand(1, 3, 120, 120, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+        net(x)
+    finally:
+        hook.remove()
+    fmap = seen[0]
+    h, w = fmap.shape[-2:]
+    fmap[0, :, h // 2, w // 2].sum().backward()
+    rows, cols = torch.nonzero(x.grad[0].abs().sum(0), as_tuple=True)  # type: ignore[union-attr]
+    return int(cols.max() - cols.min() + 1), int(rows.max() - rows.min() + 1)
