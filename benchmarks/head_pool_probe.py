@@ -42,27 +42,17 @@ class BranchHead(nn.Module):
         return self.head(self.trunk(x))
 
 
-class FineTrunk(nn.Module):
-    """The fine branch up to the map its head averages (layer2 output)."""
+class Trunk(nn.Module):
+    """An MFIRRN up to the map its ``head`` (fine or medium) averages (:meth:`~mfirrn.models.mfirrn_net.MFIRRN.fine_map`,
+    :meth:`~mfirrn.models.mfirrn_net.MFIRRN.medium_map`), the crop in place."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, head: str) -> None:
         super().__init__()
-        self.f = model.encoder_fine  # type: ignore[union-attr]
+        self.model, self.head = model, head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.f.layer2(self.f.layer1(self.f.stem(x)))
-
-
-class MediumTrunk(nn.Module):
-    """The medium branch (with fine's layer2 through its fusion block) up to the map its head averages."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.m, self.fine = model.encoder_medium, FineTrunk(model)  # type: ignore[union-attr]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.m
-        return m.layer3(m.fusion2(m.layer2(m.layer1(m.stem(x))), self.fine(x)))
+        fine2 = self.model.fine_map(x)  # type: ignore[operator]
+        return fine2 if self.head == "fine" else self.model.medium_map(x, fine2)  # type: ignore[operator]
 
 
 def fresh_head(head: nn.Module, pool: str, map_side: int) -> nn.Module:
@@ -91,7 +81,7 @@ def main() -> None:
     torch.manual_seed(0)
     print(machine_line())
     net = models.load(args.model).eval()
-    trunk = (FineTrunk if args.head == "fine" else MediumTrunk)(net).eval()
+    trunk = Trunk(net, args.head).eval()
     own_head = getattr(net, f"head_{args.head}")
     full = ShardSet(args.shards_root)
     train_ids, val_ids = full.split(args.val_fraction, 0)

@@ -410,10 +410,9 @@ class MFIRRN(nn.Module):
         check_shape(x, (None, 3, CROP_SIZE, CROP_SIZE), "crops")
         c, m, f = self.encoder_coarse, self.encoder_medium, self.encoder_fine
         perm_m, perm_f = self._perm("medium"), self._perm("fine")
-        fine2 = f.layer2(f.layer1(f.stem(jigsaw(x, 3, perm_f))))
-        med2 = m.layer2(m.layer1(m.stem(jigsaw(x, 2, perm_m))))
+        fine2 = self.fine_map(jigsaw(x, 3, perm_f))
+        med3 = self.medium_map(jigsaw(x, 2, perm_m), fine2)
         coa2 = c.layer2(c.layer1(c.stem(x)))
-        med3 = m.layer3(m.fusion2(med2, fine2))
         coa3 = c.layer3(c.fusion2(coa2, fine2))
         coa4 = c.layer4(c.fusion3(coa3, med3))
         if self.released:  # the released forward computes these and discards them
@@ -421,13 +420,25 @@ class MFIRRN(nn.Module):
             m.layer4(med3)
         head_fine2, head_med3 = fine2, med3
         if self.heads_in_place and (perm_m is not None or perm_f is not None):  # the heads' own in-place pass
-            head_fine2 = f.layer2(f.layer1(f.stem(x)))
-            head_med3 = m.layer3(m.fusion2(m.layer2(m.layer1(m.stem(x))), head_fine2))
+            head_fine2 = self.fine_map(x)
+            head_med3 = self.medium_map(x, head_fine2)
         out_c = self.head_coarse(coa4)
         out_m = self.head_medium(head_med3)
         out_f = self.head_fine(head_fine2)
         fused = self.decoder(torch.cat([out_c, out_m, out_f], dim=1))
         return MFIRRNOutput(out_c, out_m, out_f, fused)
+
+    def fine_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The fine branch's layer2 output (B, C2, 15, 15) for crops (or jigsaws) ``x``: what ``head_fine`` reads
+        and what the branch passes to the medium and coarse branches."""
+        f = self.encoder_fine
+        return f.layer2(f.layer1(f.stem(x)))
+
+    def medium_map(self, x: torch.Tensor, fine2: torch.Tensor) -> torch.Tensor:
+        """The medium branch's layer3 output (B, C3, 8, 8) for ``x``, its layer2 fused with ``fine2``
+        (:meth:`fine_map`): what ``head_medium`` reads and what the branch passes to the coarse branch."""
+        m = self.encoder_medium
+        return m.layer3(m.fusion2(m.layer2(m.layer1(m.stem(x))), fine2))
 
     def remap_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Map a released-name state dict (``module.`` prefix optional) to this model; drop dead parameters."""
