@@ -65,11 +65,10 @@ def main() -> None:
             probe = block_probe(model, data, name=_label(args.model), bfm=bfm)
             print(format_block_probe(probe), end="\n\n", flush=True)
             results[-1]["blocks"] = probe.to_dict()
-    if args.shifts:
-        crops = AFLW2000.load(root, gt=args.gt[0]).crops
+    if args.shifts:  # the crops are the same whatever the GT: those already loaded
         for m, label in ((model, args.model), (reference, args.reference)):
             if m is not None:
-                probe = shift_probe(m, crops, name=_label(label), bfm=bfm)
+                probe = shift_probe(m, data.crops, name=_label(label), bfm=bfm)
                 print(format_shift_probe(probe), end="\n\n", flush=True)
                 results.append({"shifts": probe.to_dict()})
     if args.json:
