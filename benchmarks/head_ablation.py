@@ -24,8 +24,14 @@ import os
 from pathlib import Path
 
 from mfirrn import models
-from mfirrn.evaluation.ablation import (block_probe, format_ablation, format_block_probe, format_shift_probe,
-                                       head_ablation, shift_probe)
+from mfirrn.evaluation.ablation import (
+    block_probe,
+    format_ablation,
+    format_block_probe,
+    format_shift_probe,
+    head_ablation,
+    shift_probe,
+)
 from mfirrn.evaluation.benchmark import AFLW2000
 from mfirrn.geometry.bfm import MorphableModel
 

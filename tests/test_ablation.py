@@ -6,8 +6,17 @@ import torch
 from torch import nn
 
 from mfirrn import models
-from mfirrn.evaluation.ablation import (HEAD_OUTPUTS, Rearranged, arrangements, block_probe, format_block_probe,
-                                       format_shift_probe, head_receptive_field, shift_crops, shift_probe)
+from mfirrn.evaluation.ablation import (
+    HEAD_OUTPUTS,
+    Rearranged,
+    arrangements,
+    block_probe,
+    format_block_probe,
+    format_shift_probe,
+    head_receptive_field,
+    shift_crops,
+    shift_probe,
+)
 from mfirrn.evaluation.benchmark import AFLW2000, evaluate
 from mfirrn.geometry.crop import crops_to_tensor
 from mfirrn.inference.predict import predict_outputs
