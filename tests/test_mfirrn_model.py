@@ -6,7 +6,17 @@ import math
 import pytest
 import torch
 
-from mfirrn.models.mfirrn_net import MFIRRN, R18_HALF, R34, MFIRRNConfig, MFIRRNOutput, jigsaw, released_parameter_count
+from mfirrn.models.mfirrn_net import (
+    MB05,
+    MB05_FLAT,
+    MFIRRN,
+    R18_HALF,
+    R34,
+    MFIRRNConfig,
+    MFIRRNOutput,
+    jigsaw,
+    released_parameter_count,
+)
 
 TINY = MFIRRNConfig(blocks=(1, 1, 1, 1), widths=(8, 16, 32, 64), head_mid=32, head_out=16, fc_hidden=16,
                     decoder_hidden=32)
@@ -230,3 +240,23 @@ def test_the_light_list_of_outputs_is_the_models():
     from mfirrn.models.mfirrn_net import MFIRRNOutput
 
     assert HEAD_OUTPUTS[0] == "fused" and sorted(HEAD_OUTPUTS) == sorted(MFIRRNOutput._fields)
+
+
+def test_flat_heads_know_where_each_cell_is():
+    """Moving a feature to another cell of a head's map (away from the border, where the 3x3 conv pads) leaves an
+    average-pooled head's output unchanged and changes a flattened one's; the flattened heads read C x side x side features, and nothing else differs."""
+    avg, flat = MFIRRN(MB05).eval(), MFIRRN(MB05_FLAT).eval()
+    assert flat.head_fine.fc1.in_features == MB05.head_out * 15 * 15
+    assert flat.head_medium.fc1.in_features == MB05.head_out * 8 * 8
+    assert flat.head_coarse.fc1.in_features == avg.head_coarse.fc1.in_features
+    diff = {k for k, v in flat.state_dict().items() if v.shape != avg.state_dict()[k].shape}
+    assert diff == {"head_fine.fc1.weight", "head_medium.fc1.weight"}
+    with torch.no_grad():
+        for head, side in ((avg.head_fine, 15), (flat.head_fine, 15), (avg.head_medium, 8), (flat.head_medium, 8)):
+            x = torch.zeros(2, head.conv[0][0].in_channels, side, side)
+            moved = x.clone()
+            x[..., 2, 2] = moved[..., side - 3, side - 3] = torch.randn(2, x.shape[1])  # one feature, two places
+            same = torch.allclose(head(x), head(moved), atol=1e-5)
+            assert same == (head.fc1.in_features == MB05.head_out), head
+    with pytest.raises(ValueError, match="head_pool"):
+        dataclasses.replace(MB05, head_pool="max")

@@ -49,6 +49,31 @@ def test_same_architecture_checkpoint_is_copied_as_it_is(tmp_path, mfirrn_mb05):
     assert all(torch.equal(v, trained[k]) for k, v in target.state_dict().items())
 
 
+def test_flat_heads_start_from_a_trained_mfirrn(tmp_path, mfirrn_mb05):
+    """mfirrn-mb05-flat from a trained mfirrn-mb05: everything that fits is copied; the heads whose fc1 changed
+    shape predict the mean (0) and the decoder passes the coarse prediction through, so in eval the fused output
+    is the source's coarse output exactly."""
+    net, _ = mfirrn_mb05
+    trained = {k: v + 0.01 if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    path = tmp_path / "run.pt"
+    torch.save({"state_dict": trained}, path)
+    source = models.create("mfirrn-mb05", pretrained=False)
+    source.load_state_dict(trained)
+    target = models.create("mfirrn-mb05-flat", pretrained=False)
+    s = init_from_pretrained(target, str(path))
+    assert sorted(s["skipped"]) == ["head_fine.fc1.weight", "head_medium.fc1.weight"]
+    assert target.head_fine.fc1.in_features == 64 * 15 * 15 and target.head_medium.fc1.in_features == 64 * 8 * 8
+    assert torch.equal(target.head_fine.conv[0][0].weight, trained["head_fine.conv.0.0.weight"])
+    assert s["unused"] == sorted(k for k in trained if k.startswith("decoder.")) + [
+        "head_fine.fc1.weight", "head_fine.fc2.bias", "head_fine.fc2.weight",
+        "head_medium.fc1.weight", "head_medium.fc2.bias", "head_medium.fc2.weight"]
+    x = torch.randn(3, 3, 120, 120)
+    with torch.no_grad():
+        out, ref = target.eval()(x), source.eval()(x)
+    assert torch.equal(out.coarse, ref.coarse) and torch.equal(out.medium, torch.zeros_like(out.medium))
+    assert torch.allclose(out.fused, ref.coarse, atol=1e-5) and not torch.allclose(ref.fused, ref.coarse, atol=1e-3)
+
+
 def test_mfirrn_mb05_branches_get_backbone(mfirrn_mb05, mb05):
     net, s = mfirrn_mb05
     assert s["unused"] == ["fc_lm.bias", "fc_lm.weight"] and not s["notes"]

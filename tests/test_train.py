@@ -191,6 +191,17 @@ def test_heads_in_place_recipe_changes_only_the_heads_input_and_schedule():
     assert changed == {"lr", "warmup_epochs"} and inplace["optim"]["lr"] < run["optim"]["lr"]
 
 
+def test_flat_heads_recipe_changes_only_the_model_and_its_data():
+    """The position-keeping heads' run is the in-place recipe with another architecture, its starting point (the
+    shipped MFIRRN, as 7.9 of the training experiments says), the 4 000-face build and a schedule of its own."""
+    inplace, flat = _shipped("aflwlp-mfirrn-mb05-inplace"), _shipped("aflwlp-mfirrn-mb05-flat")
+    assert flat["model"]["arch"] == "mfirrn-mb05-flat" and flat["model"]["init"] == "mfirrn-mb05-aflw21-distill"
+    assert flat["data"]["root"] == inplace["data"]["root"] + "-4k"
+    keys = ("model.arch", "model.init", "data.root", "data.val_fraction", "optim.warmup_epochs", "epochs",
+            "max_steps", "out_dir")
+    assert _without(flat, *keys) == _without(inplace, *keys)
+
+
 def test_heads_in_place_needs_an_mfirrn(tmp_path, data_root):
     with pytest.raises(ConfigError, match="heads_in_place.*MFIRRN"):
         train(_cfg(data_root, tmp_path / "o", **{"model.arch": "3ddfa-mb05", "model.heads_in_place": "true"}))

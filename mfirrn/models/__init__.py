@@ -78,6 +78,7 @@ register_model(ModelCard(
 
 # --- MFIRRN with MobileNetV1 x0.5 branches, fine-tuned from 3DDFA_V2's mb05 ---
 from mfirrn.models.mfirrn_net import MB05 as _MB05  # noqa: E402
+from mfirrn.models.mfirrn_net import MB05_FLAT as _MB05_FLAT  # noqa: E402
 
 register_model(ModelCard(
     name="mfirrn-mb05",
@@ -86,6 +87,16 @@ register_model(ModelCard(
     stats_asset="stats-3ddfa-v2",
     description="MFIRRN with MobileNetV1 x0.5 branches (3DDFA_V2 mb05 stages); no pretrained weights: training "
                 "starts from 3ddfa-v2-mb05's (`mfirrn train --config aflw-mfirrn-mb05`)",
+))
+
+register_model(ModelCard(
+    name="mfirrn-mb05-flat",
+    builder=lambda: MFIRRN(_MB05_FLAT),
+    convention="v2",
+    stats_asset="stats-3ddfa-v2",
+    description="mfirrn-mb05 with position-keeping medium and fine heads (their maps flattened into the first FC "
+                "layer instead of averaged); no pretrained weights: training starts from a trained mfirrn-mb05 "
+                "(`mfirrn train --config aflwlp-mfirrn-mb05-flat`)",
 ))
 
 # --- models trained by this project (weights committed under data/weights/; a wheel carries them) ---

@@ -28,7 +28,10 @@ MobileNetV1's, exactly when dw5_6 keeps stride 2 (``MB05``; with ``stage4_stride
 
 For any other target, and for an MFIRRN whose source holds all of its tensors (a checkpoint of the same
 architecture, e.g. to fine-tune a trained run with another recipe), every parameter/buffer whose name and shape
-match the source is copied.
+match the source is copied. An MFIRRN from a trained MFIRRN of another head shape (``mfirrn-mb05-flat`` from
+``mfirrn-mb05``) gets every tensor that matches; a medium or fine head that could not be copied whole keeps its
+random init and predicts the mean (rule 4), and the decoder, whose inputs then mean something new, starts as the
+pass-through of the coarse prediction (rule 5).
 
 >>> from mfirrn import models
 >>> net = models.create("3ddfa-mb05", pretrained=False)
@@ -88,7 +91,7 @@ def init_from_pretrained(model: nn.Module, source: str, *, trust_checkpoint: boo
     """
     src = load_source_state_dict(source, trust_checkpoint=trust_checkpoint)
     if isinstance(model, MFIRRN) and model.config.backbone == "mobilenet" and not _same_tensors(model, src):
-        summary = _init_mfirrn_mobilenet(model, src)
+        summary = _init_mfirrn_from_mfirrn(model, src) if _is_mfirrn_state(src) else _init_mfirrn_mobilenet(model, src)
     else:
         summary = _copy_matching(model, src, "")
     summary["unused"] = sorted(set(src) - summary.pop("_used"))
@@ -100,6 +103,37 @@ def _same_tensors(module: nn.Module, src: dict[str, torch.Tensor]) -> bool:
     copied as it is rather than built from a MobileNetV1)."""
     own = module.state_dict()
     return all(k in src and src[k].shape == t.shape for k, t in own.items())
+
+
+def _is_mfirrn_state(src: dict[str, torch.Tensor]) -> bool:
+    """Whether ``src`` is an MFIRRN's state dict (it has a coarse branch and a decoder), not a MobileNetV1's."""
+    return any(k.startswith("encoder_coarse.") for k in src) and any(k.startswith("decoder.") for k in src)
+
+
+def _init_mfirrn_from_mfirrn(model: MFIRRN, src: dict[str, torch.Tensor]) -> dict:
+    """Copy what matches from another MFIRRN; heads that did not match predict the mean, the decoder passes coarse."""
+    summary = _copy_matching(model, src, "")
+    skipped = set(summary["skipped"])
+    initialised: set[str] = set()
+    new_heads = [h for h in ("head_medium", "head_fine") if any(k.startswith(h + ".") for k in skipped)]
+    for head in new_heads:
+        fc2 = getattr(model, head).fc2
+        fc2.weight.zero_()
+        fc2.bias.zero_()
+        initialised |= {f"{head}.fc2.weight", f"{head}.fc2.bias"}
+    notes = []
+    if new_heads:
+        if _init_decoder_passthrough(model):
+            initialised |= {"decoder." + k for k in model.decoder.state_dict()}
+        else:
+            notes.append("decoder: hidden width < 62, kept as copied")
+        notes.append(f"{', '.join(new_heads)}: not in the source's shape, start at the mean")
+    summary["copied"] -= len(initialised - skipped)
+    summary["_used"] -= initialised
+    summary["initialised"] = len(initialised)
+    summary["skipped"] = [k for k in summary["skipped"] if k not in initialised]
+    summary["notes"] = notes
+    return summary
 
 
 def _copy_matching(module: nn.Module, src: dict[str, torch.Tensor], prefix: str) -> dict:

@@ -51,11 +51,17 @@ the coarse branch: whenever a permutation is drawn, the medium and fine branches
 unshuffled crop (medium through its ``fusion2`` with fine's in-place layer2) for their own heads and for the
 decoder. In evaluation with ``jigsaw_eval="identity"`` both passes are the same, so they run once and a model
 trained either way has the same outputs for the same weights.
+
+Position-keeping heads. The released medium and fine heads average their maps globally. With ResNet-34
+branches one cell of those maps sees the whole crop, so the pooled features can still say where the face is;
+in a MobileNet cut a cell of the fine map sees 43 px and one of the medium map 107 px, and the average keeps
+what the crop shows but not where. ``MFIRRNConfig.head_pool="flatten"`` (``MB05_FLAT``, registered as
+``mfirrn-mb05-flat``) flattens the map into fc1 instead; everything else is the same model.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, NamedTuple, Optional
 
 import torch
@@ -74,6 +80,7 @@ __all__ = [
     "R34",
     "R18_HALF",
     "MB05",
+    "MB05_FLAT",
     "mobilenet_stage_widths",
     "jigsaw",
     "released_parameter_count",
@@ -83,6 +90,7 @@ __all__ = [
 BN_MOMENTUM = 0.01  # fusion / head BN momentum of the released code (eps 1e-5)
 JigsawEval = Literal["identity", "fixed", "random"]
 Backbone = Literal["resnet", "mobilenet"]
+HeadPool = Literal["average", "flatten"]
 
 # MobileNetV1 blocks of each ResNet-like stage (the stem is conv1 + bn1 + dw2_1); dw5_6 runs with stride 1.
 MOBILENET_STAGES: tuple[tuple[str, ...], ...] = (
@@ -116,7 +124,10 @@ class MFIRRNConfig:
     ``stage4_stride``: stride of layer4 (mobilenet: of dw5_6; resnet: must be 1, as released);
     ``head_mid``/``head_out``: the two conv widths of the fine/medium heads (2048, 512 released);
     ``fc_hidden``: hidden FC width of the three heads (256); ``decoder_hidden``: first FC width of the
-    concat decoder (512); ``dropout``: 0.3; ``se_reduction``: 16.
+    concat decoder (512); ``dropout``: 0.3; ``se_reduction``: 16; ``head_pool``: how the medium and fine heads
+    reduce their maps before the FC layers, ``"average"`` (a global average pool, as released) or
+    ``"flatten"`` (the map flattened, so the FC layer knows which cell saw what: position-keeping heads for
+    branches whose cells see only part of the crop, see the module docstring).
     """
 
     blocks: tuple[int, int, int, int] = (3, 4, 6, 3)
@@ -132,8 +143,11 @@ class MFIRRNConfig:
     widen_factor: float = 1.0
     fusion_mid: Optional[tuple[int, int]] = None
     stage4_stride: int = 1
+    head_pool: HeadPool = "average"
 
     def __post_init__(self) -> None:
+        if self.head_pool not in ("average", "flatten"):
+            raise ValueError(f"MFIRRNConfig.head_pool must be 'average' or 'flatten', got {self.head_pool!r}")
         if self.backbone not in ("resnet", "mobilenet"):
             raise ValueError(f"MFIRRNConfig.backbone must be 'resnet' or 'mobilenet', got {self.backbone!r}")
         if self.stage4_stride not in (1, 2) or (self.backbone == "resnet" and self.stage4_stride != 1):
@@ -156,6 +170,10 @@ R18_HALF = MFIRRNConfig(blocks=(2, 2, 2, 2), widths=(32, 64, 128, 256), head_mid
 # initialisation of the coarse head (see mfirrn.models.init) is then exact in training as well.
 MB05 = MFIRRNConfig(backbone="mobilenet", widen_factor=0.5, widths=mobilenet_stage_widths(0.5), fusion_mid=(128, 256),
                     head_mid=64, head_out=64, fc_hidden=128, decoder_hidden=128, dropout=0.0, stage4_stride=2)
+# MB05 with position-keeping medium and fine heads: one cell of the fine head's 15x15 map sees 43 px of the crop,
+# one of the medium head's 8x8 map 107 px (mfirrn.evaluation.ablation.head_receptive_field), so a global average
+# pool leaves them the content of the crop but not where it is; flattened, fc1 reads 64x15x15 and 64x8x8 features.
+MB05_FLAT = replace(MB05, head_pool="flatten")
 
 
 def jigsaw(x: torch.Tensor, n: int, perm: Optional[torch.Tensor]) -> torch.Tensor:
@@ -316,13 +334,16 @@ class MobileNetBranch(nn.Module):
 
 
 class Head(nn.Module):
-    """Regression head: optional 1x1 + 3x3 conv-BN-ReLU, average pool, FC -> dropout -> ELU -> FC (62)."""
+    """Regression head: optional 1x1 + 3x3 conv-BN-ReLU, average pool, FC -> dropout -> ELU -> FC (62).
 
-    def __init__(self, cin: int, cfg: MFIRRNConfig, pool: nn.Module, conv: bool) -> None:
+    ``map_side``: with ``pool=None`` the (side x side) map is flattened instead of pooled, fc1 reading every cell.
+    """
+
+    def __init__(self, cin: int, cfg: MFIRRNConfig, pool: Optional[nn.Module], conv: bool, map_side: int = 1) -> None:
         super().__init__()
         self.conv = nn.Sequential(_conv_bn_relu(cin, cfg.head_mid, 1), _conv_bn_relu(cfg.head_mid, cfg.head_out, 3)) if conv else None
-        self.pool = pool
-        feat = cfg.head_out if conv else cin
+        self.pool = pool if pool is not None else nn.Identity()
+        feat = (cfg.head_out if conv else cin) * (1 if pool is not None else map_side * map_side)
         self.fc1 = nn.Linear(feat, cfg.fc_hidden)
         self.dropout = nn.Dropout(cfg.dropout)
         self.act = nn.ELU(inplace=True)
@@ -390,8 +411,9 @@ class MFIRRN(nn.Module):
         self.encoder_medium = branch(config, 4 if released else 3, all_fusions if released else (2,))
         self.encoder_fine = branch(config, 3 if released else 2, all_fusions if released else ())
         w = config.widths
-        self.head_fine = Head(w[1], config, nn.AvgPool2d(15), conv=True)
-        self.head_medium = Head(w[2], config, nn.AvgPool2d(8), conv=True)
+        flat = config.head_pool == "flatten"
+        self.head_fine = Head(w[1], config, None if flat else nn.AvgPool2d(15), conv=True, map_side=15)
+        self.head_medium = Head(w[2], config, None if flat else nn.AvgPool2d(8), conv=True, map_side=8)
         coarse_pool = nn.AdaptiveAvgPool2d(1) if config.backbone == "mobilenet" else nn.AvgPool2d(7, stride=2)
         self.head_coarse = Head(w[3], config, coarse_pool, conv=False)
         self.decoder = ConcatDecoder(config)
