@@ -202,6 +202,16 @@ def test_flat_heads_recipe_changes_only_the_model_and_its_data():
     assert _without(flat, *keys) == _without(inplace, *keys)
 
 
+def test_flat_heads_twin_differs_only_in_the_network():
+    """The MobileNet twin of the position-keeping run trains on the same crops by the same recipe; only the
+    network, where it starts (the shipped MobileNet) and what only an MFIRRN has differ."""
+    flat, twin = _shipped("aflwlp-mfirrn-mb05-flat"), _shipped("aflwlp-mb05-baseline-4k")
+    assert twin["model"]["arch"] == "3ddfa-mb05" and twin["model"]["init"] == "3ddfa-mb05-aflw21-distill"
+    keys = ("model.arch", "model.init", "model.freeze_bn_except", "model.heads_in_place", "out_dir")
+    assert _without(twin, *keys) == _without(flat, *keys)
+    assert not twin["model"]["heads_in_place"] and not twin["model"]["freeze_bn_except"]
+
+
 def test_heads_in_place_needs_an_mfirrn(tmp_path, data_root):
     with pytest.raises(ConfigError, match="heads_in_place.*MFIRRN"):
         train(_cfg(data_root, tmp_path / "o", **{"model.arch": "3ddfa-mb05", "model.heads_in_place": "true"}))

@@ -349,10 +349,11 @@ def _num(v: float, width: int) -> str:
 def format_table(result: BenchmarkResult) -> str:
     """Plain-text table: the three yaw bins, mean and std of bin means, per-image mean, counts."""
     s = result.summary
-    head = f"{'model':<24} {'GT':<12} {'[0,30]':>8} {'(30,60]':>8} {'(60,90]':>8} {'Mean':>8} {'Std':>8} {'img-mean':>9}"
-    row = (f"{result.model:<24} {result.gt:<12} " + " ".join(_num(b, 8) for b in s.bins)
+    w = max(24, len(result.model))  # the columns stay aligned under a long model name
+    head = f"{'model':<{w}} {'GT':<12} {'[0,30]':>8} {'(30,60]':>8} {'(60,90]':>8} {'Mean':>8} {'Std':>8} {'img-mean':>9}"
+    row = (f"{result.model:<{w}} {result.gt:<12} " + " ".join(_num(b, 8) for b in s.bins)
            + f" {_num(s.mean, 8)} {_num(s.std, 8)} {_num(s.per_image_mean, 9)}")
-    counts = f"{'images per bin':<37} " + " ".join(f"{c:8d}" for c in s.counts) + f"   total {sum(s.counts)}"
+    counts = f"{'images per bin':<{w + 13}} " + " ".join(f"{c:8d}" for c in s.counts) + f"   total {sum(s.counts)}"
     title = (f"AFLW 21-point NME (%, approximate normaliser), {len(result.names)} images"
              if result.gt == "aflw21-approx" else f"AFLW2000-3D 68-point NME (%), {len(result.names)} images")
     lines = [title, head, row, counts]

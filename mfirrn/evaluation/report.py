@@ -566,6 +566,10 @@ _REGISTERED_TRAINED_ON = {
     "mfirrn-mb05-aflw21-distill": "aflw-21pt-train (the AFLW 21-point pool, via this project's fitted labels "
                                   "from the points defined like their 68-point landmarks and face profiling), "
                                   "fine-tuned from 3ddfa-v2-mb05 (300W-LP) in each branch and distilled from it",
+    "mfirrn-mb05-flat-aflwlp-distill": "aflw-21pt-train (the AFLW 21-point pool, via this project's fitted labels "
+                                       "from the points defined like their 68-point landmarks, 4 000 faces profiled "
+                                       "into 36 views each), fine-tuned from mfirrn-mb05-aflw21-distill and "
+                                       "distilled from 3ddfa-v2-mb05 (300W-LP)",
     "mfirrn-mb05-aflw21": "aflw-21pt-train (the AFLW 21-point pool, via this project's fitted labels and face "
                           "profiling), fine-tuned from 3ddfa-v2-mb05 (300W-LP) in each branch",
 }

@@ -125,3 +125,7 @@ _trained_here("mfirrn-mb05-aflw21-distill", lambda: MFIRRN(_MB05),
               "MFIRRN with MobileNetV1 x0.5 branches, fine-tuned by this project on AFLW 21-point crops (labels "
               "from the AFLW points defined like their 68-point landmarks, the rest anchored to the teacher + "
               "face profiling), distilled from 3ddfa-v2-mb05 beside the labels, 3 epochs")
+_trained_here("mfirrn-mb05-flat-aflwlp-distill", lambda: MFIRRN(_MB05_FLAT),
+              "MFIRRN with MobileNetV1 x0.5 branches and position-keeping medium and fine heads, fine-tuned by this "
+              "project from mfirrn-mb05-aflw21-distill on 144 k AFLW crops (4 000 faces x 36 profiled views) with "
+              "its heads seeing the crop in place, distilled from 3ddfa-v2-mb05 beside the labels, 1 800 steps")

@@ -139,7 +139,9 @@ def create(name: str, pretrained: bool = True, device: Union[str, torch.device] 
     model = card.builder()
     if pretrained:
         if not card.has_pretrained:
-            trained = [n for n in available(pretrained=True) if n.startswith(name + "-")]
+            variants = [v for v in available(pretrained=False) if v.startswith(name + "-")]  # e.g. mfirrn-mb05-flat
+            trained = [n for n in available(pretrained=True) if n.startswith(name + "-")
+                       and not any(n.startswith(v + "-") for v in variants)]
             hint = f"; trained weights of it ship as {', '.join(trained)}" if trained else ""
             raise CheckpointError(f"model {name} has no pretrained weights{hint}; use pretrained=False or --checkpoint")
         if card.weights_asset is not None:
