@@ -42,6 +42,7 @@ pass-through of the coarse prediction (rule 5).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -116,11 +117,7 @@ def _init_mfirrn_from_mfirrn(model: MFIRRN, src: dict[str, torch.Tensor]) -> dic
     skipped = set(summary["skipped"])
     initialised: set[str] = set()
     new_heads = [h for h in ("head_medium", "head_fine") if any(k.startswith(h + ".") for k in skipped)]
-    for head in new_heads:
-        fc2 = getattr(model, head).fc2
-        fc2.weight.zero_()
-        fc2.bias.zero_()
-        initialised |= {f"{head}.fc2.weight", f"{head}.fc2.bias"}
+    initialised |= _heads_predict_mean(model, new_heads)
     notes = []
     if new_heads:
         if _init_decoder_passthrough(model):
@@ -204,6 +201,18 @@ def _init_head_linear(head: Head, weight: torch.Tensor, bias: torch.Tensor) -> b
     return True
 
 
+def _heads_predict_mean(model: MFIRRN, heads: Iterable[str]) -> set[str]:
+    """Rule 4: zero the last FC layer of each named head, so that it predicts the mean (normalised params 0);
+    returns the names of the tensors set."""
+    names: set[str] = set()
+    for head in heads:
+        fc2 = getattr(model, head).fc2
+        fc2.weight.zero_()
+        fc2.bias.zero_()
+        names |= {f"{head}.fc2.weight", f"{head}.fc2.bias"}
+    return names
+
+
 def _init_decoder_passthrough(model: MFIRRN) -> bool:
     dec, n = model.decoder, model.config.num_params
     if dec.fc1.out_features < n:
@@ -246,11 +255,7 @@ def _init_mfirrn_mobilenet(model: MFIRRN, src: dict[str, torch.Tensor]) -> dict:
         initialised |= {"head_coarse." + k for k in model.head_coarse.state_dict()}
     else:
         notes.append("head_coarse: cannot hold the source fc_param, left at random init")
-    for head in ("head_medium", "head_fine"):
-        fc2 = getattr(model, head).fc2
-        fc2.weight.zero_()
-        fc2.bias.zero_()
-        initialised |= {f"{head}.fc2.weight", f"{head}.fc2.bias"}
+    initialised |= _heads_predict_mean(model, ("head_medium", "head_fine"))
     if _init_decoder_passthrough(model):
         initialised |= {"decoder." + k for k in model.decoder.state_dict()}
     else:
