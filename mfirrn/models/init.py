@@ -115,9 +115,8 @@ def _init_mfirrn_from_mfirrn(model: MFIRRN, src: dict[str, torch.Tensor]) -> dic
     """Copy what matches from another MFIRRN; heads that did not match predict the mean, the decoder passes coarse."""
     summary = _copy_matching(model, src, "")
     skipped = set(summary["skipped"])
-    initialised: set[str] = set()
     new_heads = [h for h in ("head_medium", "head_fine") if any(k.startswith(h + ".") for k in skipped)]
-    initialised |= _heads_predict_mean(model, new_heads)
+    initialised = _heads_predict_mean(model, new_heads)
     notes = []
     if new_heads:
         if _init_decoder_passthrough(model):
