@@ -2,7 +2,7 @@
 
     MFIRRN_ASSET_MIRROR=... MFIRRN_DATASETS=... python benchmarks/head_ablation.py \
         --model mfirrn-mb05-aflw21-distill [--reference 3ddfa-mb05-aflw21-distill] [--blocks] [--shifts] \
-        [--json results/ablation.json]
+        [--json results/ablation.json] [--shards FOLDER --shard-ids 40-44]
 
 For each ground truth (original 3DMM fits, hand re-annotated) it prints every output's NME by yaw bin
 (coarse, medium and fine heads alone, the fused output; the reference model's fused output if given) and
@@ -12,7 +12,10 @@ with its 95 % paired-bootstrap interval (10 000 replicates; ``*`` where it exclu
 output reads: its NME with every crop cut into 2x2 blocks (all 23 other arrangements) and 3x3 blocks (23 random
 ones) rearranged before the model sees it. ``--shifts`` adds whether each output knows where the face is: the part
 of an 8-pixel shift of the crops' content (right, left, down, up) that its landmarks follow (1: all, 0: none; the
-reference's too). Evaluation only: nothing may be tuned on the dev split.
+reference's too). ``--shards`` adds every output on the crops of shards of a training set (``mfirrn data build
+--shards``) against their labels: give shards whose faces the model never trained on (build the set again with a
+larger ``--limit``: the shards past the training set's hold new faces), photos and re-rendered views apart, with
+intervals that resample faces. Evaluation only: nothing may be tuned on the dev split.
 ``mfirrn.evaluation.ablation`` computes it.
 """
 
@@ -28,8 +31,10 @@ from mfirrn.evaluation.ablation import (
     block_probe,
     format_ablation,
     format_block_probe,
+    format_shard_ablation,
     format_shift_probe,
     head_ablation,
+    shard_head_ablation,
     shift_probe,
 )
 from mfirrn.evaluation.benchmark import AFLW2000
@@ -40,6 +45,18 @@ def _label(model: str) -> str:
     """A model's name in the tables: a registered name as it is, a checkpoint as ``run-folder/file.pt``."""
     path = Path(model)
     return f"{path.parent.name}/{path.name}" if path.suffix else model
+
+
+def _shard_ids(ap: argparse.ArgumentParser, spec: str) -> list[int]:
+    """``"40-44"`` -> [40, 41, 42, 43, 44]; ``"7"`` -> [7]."""
+    first, _, last = spec.partition("-")
+    try:
+        a, b = int(first), int(last or first)
+    except ValueError:
+        ap.error(f"--shard-ids takes first-last shard numbers, e.g. 40-44; got {spec!r}")
+    if b < a:
+        ap.error(f"--shard-ids {spec}: the last shard comes before the first")
+    return list(range(a, b + 1))
 
 
 def main() -> None:
@@ -53,8 +70,15 @@ def main() -> None:
                     help="also score every output with the crops cut into 2x2 and 3x3 blocks and rearranged")
     ap.add_argument("--shifts", action="store_true",
                     help="also measure how much of a shift of the crops' content each output's landmarks follow")
+    ap.add_argument("--shards", default=None, metavar="FOLDER",
+                    help="also score every output on shards of this training set against their labels")
+    ap.add_argument("--shard-ids", default=None, metavar="A-B",
+                    help="with --shards: the shards, first-last (e.g. 40-44: faces the model never trained on)")
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args()
+    if (args.shards is None) != (args.shard_ids is None):
+        ap.error("--shards and --shard-ids go together")
+    shard_ids = _shard_ids(ap, args.shard_ids) if args.shard_ids else []
     root = args.root or str(Path(os.environ.get("MFIRRN_DATASETS", "../shared/datasets")) / "aflw2000-3d-dev")
     model = models.load(args.model)
     reference = models.load(args.reference) if args.reference else None
@@ -77,6 +101,12 @@ def main() -> None:
                 probe = shift_probe(m, data.crops, name=_label(label), bfm=bfm)
                 print(format_shift_probe(probe), end="\n\n", flush=True)
                 results.append({"shifts": probe.to_dict()})
+    if args.shards:
+        sab = shard_head_ablation(model, args.shards, shard_ids, name=_label(args.model), reference=reference,
+                                  reference_name=_label(args.reference) if args.reference else None, bfm=bfm,
+                                  n=args.replicates)
+        print(format_shard_ablation(sab), end="\n\n", flush=True)
+        results.append({"shards": sab.to_dict()})
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

@@ -1,4 +1,7 @@
-"""The MFIRRN head ablation's tools: one forward pass for every output, and the block-arrangement probe."""
+"""The MFIRRN head ablation's tools: one forward pass for every output, the block-arrangement probe, the shift
+probe and the ablation on training-set shards."""
+
+import json
 
 import numpy as np
 import pytest
@@ -12,8 +15,10 @@ from mfirrn.evaluation.ablation import (
     arrangements,
     block_probe,
     format_block_probe,
+    format_shard_ablation,
     format_shift_probe,
     head_receptive_field,
+    shard_head_ablation,
     shift_crops,
     shift_probe,
 )
@@ -175,3 +180,86 @@ def test_head_receptive_fields_follow_the_layer_arithmetic():
     assert head_receptive_field(R34, "fine") == (120, 120)
     with pytest.raises(ValueError, match="coarse, medium or fine"):
         head_receptive_field(MB05, "fused")
+
+
+class _ReadsBrightness(nn.Module):
+    """A stand-in MFIRRN for shard crops of one uniform grey level each: ``fused`` reads the level into the
+    x-translation param exactly as :func:`_shard_set` wrote it into the label, ``medium`` half of it, ``coarse``
+    and ``fine`` predict the mean."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        card = models.get_card("3ddfa-v2-mb05")
+        self.card, self.stats = card, card.load_stats()
+
+    def forward(self, x: torch.Tensor) -> MFIRRNOutput:
+        read = torch.zeros(x.shape[0], 62)
+        read[:, 3] = x.mean((1, 2, 3))
+        return MFIRRNOutput(torch.zeros_like(read), 0.5 * read, torch.zeros_like(read), read)
+
+
+def _shard_set(root, stats, levels_per_shard):
+    """Shards of uniform grey crops (PNG) whose label is the mean params with the x-translation param at the
+    crop's normalised grey level; two views per face, the first the face's photo; ``samples.csv`` as the build's."""
+    import cv2
+
+    from mfirrn.data.shards import write_shard
+
+    entries, rows, i = [], ["shard,key,source_index,kind,yaw,d_yaw,d_pitch,d_roll"], 0
+    for k, levels in enumerate(levels_per_shard):
+        samples = []
+        for level in levels:
+            norm = torch.zeros(1, 62)
+            norm[0, 3] = (level - 127.5) / 128.0
+            p = stats.denormalize(norm.double())[0].numpy().astype(np.float32)
+            img = np.full((120, 120, 3), level, np.uint8)
+            face, view = i // 2, i % 2
+            samples.append((f"{face:06d}_{view:02d}", cv2.imencode(".png", img)[1].tobytes(), p))
+            rows.append(f"shard-{k:05d},{face:06d}_{view:02d},{face},{'photo' if view == 0 else 'profiled'},0,0,0,0")
+            i += 1
+        data = write_shard(samples)
+        (root / f"shard-{k:05d}.tar").write_bytes(data)
+        entries.append({"name": f"shard-{k:05d}.tar", "count": len(levels), "bytes": len(data), "sha256": ""})
+    (root / "index.json").write_text(json.dumps({"format": "mfirrn-shards", "convention": "v2", "shards": entries}))
+    (root / "samples.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_shard_ablation_scores_each_output_against_the_labels_face_by_face(tmp_path):
+    model = _ReadsBrightness()
+    _shard_set(tmp_path, model.stats, [[100, 110, 140, 150], [60, 200, 90, 127], [30, 220]])
+    ab = shard_head_ablation(model, tmp_path, [1, 2], reference=_ReadsBrightness(), reference_name="twin", n=200)
+    assert ab.shards == ["shard-00001.tar", "shard-00002.tar"]
+    np.testing.assert_array_equal(ab.face, [2, 2, 3, 3, 4, 4])
+    np.testing.assert_array_equal(ab.kind, ["photo", "profiled"] * 3)
+    # fused reads the label exactly; coarse predicts the mean, wrong by the shift the level encodes
+    assert ab.per_crop["fused"].max() < 1e-3
+    # a pure translation: the error is proportional to how far the level is from the grey the mean stands for
+    ratio = ab.per_crop["coarse"] / np.abs(np.array([60, 200, 90, 127, 30, 220]) - 127.5)
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-3)
+    np.testing.assert_allclose(ab.per_crop["fine"], ab.per_crop["coarse"])
+    assert np.all(ab.per_crop["medium"] < ab.per_crop["coarse"] + 1e-6)
+    d = ab.paired["all"]["fused - coarse"]
+    assert d.mean == pytest.approx(-ab.per_crop["coarse"].mean(), abs=1e-3) and d.resolved()
+    assert ab.paired["photo"]["fused - coarse"].n_items == 3
+    # the reference is the model's own fused output: fused - twin is 0, coarse - twin is the coarse error
+    np.testing.assert_allclose(ab.per_crop["twin"], ab.per_crop["fused"])
+    assert ab.paired["all"]["fused - twin"].mean == pytest.approx(0, abs=1e-9)
+    assert ab.paired["all"]["coarse - twin"].mean == pytest.approx(-d.mean)
+    table = format_shard_ablation(ab)
+    assert "photo (3 crops, 3 faces)" in table and "| fused - coarse |" in table and "| coarse - twin |" in table
+    assert ab.to_dict()["subsets"]["profiled"]["faces"] == 3
+
+
+def test_shard_ablation_refuses_what_it_cannot_score(tmp_path):
+    model = _ReadsBrightness()
+    _shard_set(tmp_path, model.stats, [[100, 110], [60, 200]])
+    with pytest.raises(ValueError, match=r"shard ids must be in 0\.\.1"):
+        shard_head_ablation(model, tmp_path, [2])
+    index = json.loads((tmp_path / "index.json").read_text())
+    (tmp_path / "index.json").write_text(json.dumps({**index, "convention": "v1"}))
+    with pytest.raises(ValueError, match="'v1' convention"):
+        shard_head_ablation(model, tmp_path, [0])
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    (tmp_path / "samples.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="samples.csv does not exist"):
+        shard_head_ablation(model, tmp_path, [0])

@@ -19,29 +19,41 @@ reads only what the blocks hold (``--blocks`` in ``benchmarks/head_ablation.py``
 of the shift they follow: 1 for a head that locates the face, 0 for one whose prediction ignores where the face is
 (``--shifts``). :func:`head_receptive_field` gives the part of the crop one cell of a head's last feature map
 sees before the head averages the map.
+
+:func:`shard_head_ablation` asks the fusion question on the training distribution: every output scored on the crops
+of training-set shards whose faces the model never trained on, against their labels, the faces' own photos and
+their re-rendered views apart, with intervals that resample faces (``--shards`` in ``benchmarks/head_ablation.py``).
 """
 
 from __future__ import annotations
 
+import csv
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import nn
 
 from mfirrn.evaluation.benchmark import AFLW2000, evaluate, score_params
-from mfirrn.evaluation.metrics import YawBinSummary
-from mfirrn.evaluation.report import PairedDifference, paired_bin_mean_difference, paired_difference
+from mfirrn.evaluation.metrics import YawBinSummary, nme
+from mfirrn.evaluation.report import (
+    PairedDifference,
+    paired_bin_mean_difference,
+    paired_cluster_difference,
+    paired_difference,
+)
 from mfirrn.geometry.crop import crops_to_tensor
 from mfirrn.inference.predict import predict_outputs
 from mfirrn.models.mfirrn_net import jigsaw
 
 __all__ = ["HEAD_OUTPUTS", "HeadAblation", "head_ablation", "format_ablation", "Rearranged", "BlockProbe",
            "arrangements", "block_probe", "format_block_probe", "shift_crops", "follow_ratio", "ShiftProbe",
-           "shift_probe", "format_shift_probe", "head_receptive_field"]
+           "shift_probe", "format_shift_probe", "head_receptive_field", "ShardAblation", "shard_head_ablation",
+           "format_shard_ablation"]
 
 #: The outputs of an MFIRRN, coarse first (the baseline every other output is compared with).
 HEAD_OUTPUTS = ("coarse", "medium", "fine", "fused")
@@ -124,6 +136,123 @@ def format_ablation(ab: HeadAblation) -> str:
               "images better / worse |", "|---|---|---|---|"]
     for label, (bm, pi) in ab.paired.items():
         lines.append(f"| {label} | {_fmt_pair(bm)} | {_fmt_pair(pi)} | {pi.lower} / {pi.higher} |")
+    return "\n".join(lines)
+
+
+@dataclass
+class ShardAblation:
+    """Every output of an MFIRRN scored on the crops of training-set shards against their labels (NME in %,
+    :func:`mfirrn.evaluation.metrics.nme` in crop pixels, as the trainer's validation).
+
+    ``face`` (N,): each crop's source face; ``kind`` (N,): ``"photo"`` (the face's own photo) or ``"profiled"``
+    (a re-rendered view); ``per_crop[output]`` (N,); ``paired[subset][label]``: ``b - a`` with faces resampled
+    (:func:`mfirrn.evaluation.report.paired_cluster_difference`) for subsets ``"all"``, ``"photo"``, ``"profiled"``
+    and labels ``"fused - coarse"``, ``"medium - coarse"``, ``"fine - coarse"`` and, with a reference model,
+    ``"fused - <reference>"`` and ``"coarse - <reference>"`` (its output is then in ``per_crop`` too).
+    """
+
+    model: str
+    root: str
+    shards: list[str]
+    face: np.ndarray
+    kind: np.ndarray
+    per_crop: dict[str, np.ndarray]
+    paired: dict[str, dict[str, PairedDifference]] = field(default_factory=dict)
+    reference: Optional[str] = None
+
+    def subsets(self) -> dict[str, np.ndarray]:
+        """Boolean masks of the crops of each subset."""
+        return {"all": np.ones(self.kind.shape, bool), "photo": self.kind == "photo",
+                "profiled": self.kind == "profiled"}
+
+    def to_dict(self) -> dict:
+        masks = self.subsets()
+        return {"model": self.model, "root": self.root, "shards": self.shards, "reference": self.reference,
+                "subsets": {k: {"crops": int(m.sum()), "faces": int(np.unique(self.face[m]).size),
+                                "nme": {o: float(v[m].mean()) for o, v in self.per_crop.items()},
+                                "paired": {label: {"mean": d.mean, "ci": list(d.ci), "resolved": d.resolved()}
+                                           for label, d in self.paired.get(k, {}).items()}}
+                            for k, m in masks.items() if m.any()}}
+
+
+def _shard_rows(root: Path, names: Sequence[str]) -> list[dict[str, str]]:
+    """The ``samples.csv`` rows (shard, key, source_index, kind, ...) of shards ``names``, in shard order."""
+    path = root / "samples.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; it is written by `mfirrn data build --shards` (rerun the "
+                                f"build command to finish the set)")
+    order = {n: k for k, n in enumerate(names)}
+    with path.open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["shard"] + ".tar" in order]
+    return sorted(rows, key=lambda r: order[r["shard"] + ".tar"])  # stable: keeps the order inside a shard
+
+
+def shard_head_ablation(model: Any, root: Union[str, Path], shard_ids: Sequence[int], *, name: Optional[str] = None,
+                        reference: Any = None, reference_name: Optional[str] = None, bfm: Any = None, n: int = 10000,
+                        seed: int = 0, batch_size: int = 128) -> ShardAblation:
+    """Score each output of an MFIRRN ``model`` on the crops of shards ``shard_ids`` of the shard set ``root``
+    (``mfirrn data build --shards``) against their labels, and compare the outputs face by face.
+
+    Meant for faces the model never trained on (e.g. the shards a longer ``--limit`` adds to the training set's
+    faces): the test of the fusion on the training distribution, beside the benchmark's test on AFLW2000-3D.
+    ``reference``: an optional second model (any architecture, trained on the same convention; its fused output)
+    compared with the fused and coarse outputs.
+    """
+    from mfirrn.data.shards import ShardSamples, ShardSet
+    from mfirrn.geometry.bfm import MorphableModel
+
+    shards = ShardSet(root)
+    for m in (model, reference):
+        if m is not None and shards.convention != m.card.convention:
+            raise ValueError(f"the shards of {shards.root} hold params in the {shards.convention!r} convention but "
+                             f"{m.card.name} predicts {m.card.convention!r}; score a model trained on this "
+                             "convention")
+    bad = [s for s in shard_ids if not 0 <= s < len(shards.names)]
+    if bad or not shard_ids:
+        raise ValueError(f"shard ids must be in 0..{len(shards.names) - 1} (the set has {len(shards.names)} shards), "
+                         f"got {list(shard_ids)}")
+    names = [shards.names[s] for s in shard_ids]
+    samples = ShardSamples(shards, shard_ids, model.stats)
+    rows = _shard_rows(shards.root, names)
+    if len(rows) != len(samples):
+        raise ValueError(f"{shards.root / 'samples.csv'} lists {len(rows)} crops for shards {', '.join(names)}, "
+                         f"which hold {len(samples)}; rebuild the shard set")
+    bfm = (bfm if bfm is not None else MorphableModel("full")).to("cpu")
+    crops = torch.stack([samples[i][0] for i in range(len(samples))])
+    labels = torch.as_tensor(np.stack([samples.raw_params(i) for i in range(len(samples))]), dtype=torch.float32)
+    params = predict_outputs(model, crops, batch_size=batch_size, outputs=HEAD_OUTPUTS)
+    pairs = [(f"{o} - coarse", "coarse", o) for o in ("fused", "medium", "fine")]
+    ref_name = None
+    if reference is not None:
+        ref_name = reference_name or reference.card.name
+        params[ref_name] = predict_outputs(reference, crops, batch_size=batch_size)["fused"]
+        pairs += [(f"{o} - {ref_name}", ref_name, o) for o in ("fused", "coarse")]
+    with torch.no_grad():
+        gt = bfm.landmarks(labels, convention=shards.convention).numpy()
+        per_crop = {o: nme(bfm.landmarks(p.float(), convention=shards.convention).numpy(), gt) * 100
+                    for o, p in params.items()}  # every model's convention is the shards' (checked above)
+    ab = ShardAblation(name or model.card.name, str(shards.root), names,
+                       np.array([int(r["source_index"]) for r in rows]), np.array([r["kind"] for r in rows]),
+                       per_crop, reference=ref_name)
+    for subset, mask in ab.subsets().items():
+        if mask.any():
+            ab.paired[subset] = {label: paired_cluster_difference(per_crop[a][mask], per_crop[b][mask],
+                                                                  ab.face[mask], n=n, seed=seed)
+                                 for label, a, b in pairs}
+    return ab
+
+
+def format_shard_ablation(ab: ShardAblation) -> str:
+    """A Markdown table: every output's NME on each subset of the crops, then the paired differences (faces
+    resampled, 95 % intervals; ``*`` marks an interval that excludes 0)."""
+    masks = {k: m for k, m in ab.subsets().items() if m.any()}
+    head = " | ".join(f"{k} ({int(m.sum())} crops, {np.unique(ab.face[m]).size} faces)" for k, m in masks.items())
+    lines = [f"{ab.model}, shards {ab.shards[0]}..{ab.shards[-1]} of {ab.root}, NME % against the labels", "",
+             f"| output | {head} |", "|---|" + "---|" * len(masks)]
+    for out, v in ab.per_crop.items():
+        lines.append(f"| {out} | " + " | ".join(f"{v[m].mean():.3f}" for m in masks.values()) + " |")
+    for label in next(iter(ab.paired.values())):
+        lines.append(f"| {label} | " + " | ".join(_fmt_pair(ab.paired[k][label]) for k in masks) + " |")
     return "\n".join(lines)
 
 
