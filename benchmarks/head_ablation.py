@@ -48,15 +48,18 @@ def _label(model: str) -> str:
 
 
 def _shard_ids(ap: argparse.ArgumentParser, spec: str) -> list[int]:
-    """``"40-44"`` -> [40, 41, 42, 43, 44]; ``"7"`` -> [7]."""
-    first, _, last = spec.partition("-")
-    try:
-        a, b = int(first), int(last or first)
-    except ValueError:
-        ap.error(f"--shard-ids takes first-last shard numbers, e.g. 40-44; got {spec!r}")
-    if b < a:
-        ap.error(f"--shard-ids {spec}: the last shard comes before the first")
-    return list(range(a, b + 1))
+    """``"40-44"`` -> [40, 41, 42, 43, 44]; ``"3,17,88"`` -> [3, 17, 88]; ``"7"`` -> [7]; ranges and lists mix."""
+    ids: list[int] = []
+    for part in spec.split(","):
+        first, _, last = part.strip().partition("-")
+        try:
+            a, b = int(first), int(last or first)
+        except ValueError:
+            ap.error(f"--shard-ids takes shard numbers and first-last ranges, e.g. 40-44 or 3,17,88; got {spec!r}")
+        if b < a:
+            ap.error(f"--shard-ids {spec}: in {part.strip()} the last shard comes before the first")
+        ids += range(a, b + 1)
+    return ids
 
 
 def main() -> None:
@@ -72,8 +75,9 @@ def main() -> None:
                     help="also measure how much of a shift of the crops' content each output's landmarks follow")
     ap.add_argument("--shards", default=None, metavar="FOLDER",
                     help="also score every output on shards of this training set against their labels")
-    ap.add_argument("--shard-ids", default=None, metavar="A-B",
-                    help="with --shards: the shards, first-last (e.g. 40-44: faces the model never trained on)")
+    ap.add_argument("--shard-ids", default=None, metavar="IDS",
+                    help="with --shards: the shards, numbers and first-last ranges (e.g. 40-44, or a run's held-out "
+                         "shards 3,17,88: faces the model never trained on)")
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args()
     if (args.shards is None) != (args.shard_ids is None):

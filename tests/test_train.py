@@ -212,6 +212,23 @@ def test_flat_heads_twin_differs_only_in_the_network():
     assert not twin["model"]["heads_in_place"] and not twin["model"]["freeze_bn_except"]
 
 
+def test_twelve_view_pair_changes_only_the_data_the_start_and_the_rate():
+    """7.11's pair continues 7.9's MFIRRN (shipped) and its twin on 12 views of every face: each recipe is its 7.9
+    recipe with the new data, the new start and 3x instead of 30x for the MFIRRN's medium and fine parts; the two
+    still differ only in the network."""
+    keys = ("model.init", "data.root", "optim.new_lr_mult", "out_dir")
+    for old, new in (("aflwlp-mfirrn-mb05-flat", "aflwlp-mfirrn-mb05-flat-v12"),
+                     ("aflwlp-mb05-baseline-4k", "aflwlp-mb05-baseline-v12")):
+        a, b = _shipped(old), _shipped(new)
+        assert _without(a, *keys) == _without(b, *keys)
+        assert b["data"]["root"] == "results/aflw21-samedef-lp12" and b["optim"]["new_lr_mult"] == 3.0
+    flat, twin = _shipped("aflwlp-mfirrn-mb05-flat-v12"), _shipped("aflwlp-mb05-baseline-v12")
+    assert flat["model"]["init"] == "mfirrn-mb05-flat-aflwlp-distill"
+    assert twin["model"]["init"] == "runs/aflwlp-mb05-baseline-4k/last.pt"
+    keys = ("model.arch", "model.init", "model.freeze_bn_except", "model.heads_in_place", "out_dir")
+    assert _without(twin, *keys) == _without(flat, *keys)
+
+
 def test_heads_in_place_needs_an_mfirrn(tmp_path, data_root):
     with pytest.raises(ConfigError, match="heads_in_place.*MFIRRN"):
         train(_cfg(data_root, tmp_path / "o", **{"model.arch": "3ddfa-mb05", "model.heads_in_place": "true"}))
