@@ -109,6 +109,27 @@ def test_paired_difference_by_hand():
         report.paired_difference(np.ones(3), np.ones(2))
 
 
+def test_paired_cluster_difference_resamples_whole_clusters():
+    """Two faces of 50 views each, every view of the first 1 better, of the second no different: a replicate
+    draws the first face twice, once or not at all (mean 1, 1/2, 0 with probabilities 1/4, 1/2, 1/4), so the 95%
+    interval is [0, 1] and two faces resolve nothing; counted as 100 independent views the same differences give
+    a narrow interval around 0.5. With one item per cluster it is paired_difference, draw for draw."""
+    a = np.zeros(100)
+    b = np.r_[np.ones(50), np.zeros(50)]
+    faces = np.repeat([3, 8], 50)
+    d = report.paired_cluster_difference(a, b, faces, n=4000, seed=1)
+    assert d.mean == 0.5 and d.ci == pytest.approx((0.0, 1.0)) and not d.resolved()
+    assert (d.lower, d.higher, d.n_items) == (0, 50, 100)
+    views = report.paired_difference(a, b, n=4000, seed=1)
+    assert views.resolved() and views.ci[1] - views.ci[0] < 0.4
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0, 1, 30), rng.normal(0.2, 1, 30)
+    single = report.paired_cluster_difference(x, y, np.arange(30), n=500, seed=4)
+    assert single.ci == pytest.approx(report.paired_difference(x, y, n=500, seed=4).ci)
+    with pytest.raises(ValueError, match="same non-zero number"):
+        report.paired_cluster_difference(np.ones(3), np.ones(3), np.ones(2))
+
+
 def test_ced_is_monotone_and_ends_at_one():
     v = np.random.default_rng(0).gamma(3, 1.2, 200)
     t, f = report.ced_curve(v)
