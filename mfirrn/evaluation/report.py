@@ -323,6 +323,29 @@ class PairedDifference:
         return self.ci[0] > 0 or self.ci[1] < 0
 
 
+def _paired_items(a: np.ndarray, b: np.ndarray, n: int, **aligned: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``b - a`` (N,) float64 and each ``aligned`` array (N,) flattened, after checking that every array holds the
+    same non-zero number of items and that ``n`` (bootstrap replicates) is at least 1."""
+    arrays = {"a": np.asarray(a, np.float64).reshape(-1), "b": np.asarray(b, np.float64).reshape(-1),
+              **{k: np.asarray(v).reshape(-1) for k, v in aligned.items()}}
+    sizes = [v.size for v in arrays.values()]
+    if len(set(sizes)) > 1 or sizes[0] == 0:
+        names = ", ".join(list(arrays)[:-1]) + " and " + list(arrays)[-1]
+        raise ValueError(f"{names} must hold the same non-zero number of items, got "
+                         f"{', '.join(map(str, sizes[:-1]))} and {sizes[-1]}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    return (arrays["b"] - arrays["a"], *list(arrays.values())[2:])
+
+
+def _difference(d: np.ndarray, reps: np.ndarray, level: float, mean: Optional[float] = None) -> PairedDifference:
+    """The :class:`PairedDifference` of item differences ``d`` with replicated means ``reps``; ``mean`` defaults to
+    the mean of ``d``."""
+    lo, hi = np.percentile(reps, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return PairedDifference(mean=float(d.mean()) if mean is None else float(mean), ci=(float(lo), float(hi)),
+                            lower=int((d < 0).sum()), higher=int((d > 0).sum()), n_items=int(d.size), level=level)
+
+
 def paired_difference(a: np.ndarray, b: np.ndarray, n: int = 10000, seed: int = 0,
                       level: float = 0.95) -> PairedDifference:
     """Compare two methods scored on the same items (e.g. per-face NME of two models on one photo set).
@@ -336,16 +359,9 @@ def paired_difference(a: np.ndarray, b: np.ndarray, n: int = 10000, seed: int = 
     >>> d.mean, d.ci, d.lower, d.higher
     (0.5, (0.5, 0.5), 0, 3)
     """
-    a, b = np.asarray(a, np.float64).reshape(-1), np.asarray(b, np.float64).reshape(-1)
-    if a.shape != b.shape or a.size == 0:
-        raise ValueError(f"a and b must hold the same non-zero number of items, got {a.size} and {b.size}")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    d = b - a
+    (d,) = _paired_items(a, b, n)
     reps = d[np.random.default_rng(seed).integers(0, d.size, size=(n, d.size))].mean(axis=1)
-    lo, hi = np.percentile(reps, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-    return PairedDifference(mean=float(d.mean()), ci=(float(lo), float(hi)), lower=int((d < 0).sum()),
-                            higher=int((d > 0).sum()), n_items=int(d.size), level=level)
+    return _difference(d, reps, level)
 
 
 def paired_bin_mean_difference(a: np.ndarray, b: np.ndarray, yaw: np.ndarray, n: int = 10000, seed: int = 0,
@@ -362,21 +378,12 @@ def paired_bin_mean_difference(a: np.ndarray, b: np.ndarray, yaw: np.ndarray, n:
     >>> round(d.mean, 4), [round(v, 4) for v in d.ci], d.higher   # one changed image, alone in its bin
     (0.3333, [0.3333, 0.3333], 1)
     """
-    a, b = np.asarray(a, np.float64).reshape(-1), np.asarray(b, np.float64).reshape(-1)
-    yaw = np.asarray(yaw, np.float64).reshape(-1)
-    if a.shape != b.shape or a.shape != yaw.shape or a.size == 0:
-        raise ValueError(f"a, b and yaw must hold the same non-zero number of items, got {a.size}, {b.size}, "
-                         f"{yaw.size}")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    d = b - a
+    d, yaw = _paired_items(a, b, n, yaw=np.asarray(yaw, np.float64))
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(yaw_bin_index(yaw) == k) for k in range(3)]
     groups = [g for g in groups if g.size]
     reps = np.mean([d[g[rng.integers(0, g.size, size=(n, g.size))]].mean(axis=1) for g in groups], axis=0)
-    lo, hi = np.percentile(reps, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-    return PairedDifference(mean=float(np.mean([d[g].mean() for g in groups])), ci=(float(lo), float(hi)),
-                            lower=int((d < 0).sum()), higher=int((d > 0).sum()), n_items=int(d.size), level=level)
+    return _difference(d, reps, level, mean=np.mean([d[g].mean() for g in groups]))
 
 
 def paired_cluster_difference(a: np.ndarray, b: np.ndarray, clusters: np.ndarray, n: int = 10000, seed: int = 0,
@@ -394,21 +401,12 @@ def paired_cluster_difference(a: np.ndarray, b: np.ndarray, clusters: np.ndarray
     >>> 0.0 <= d.ci[0] <= d.ci[1] <= 1.0   # a replicate draws cluster 7 (mean 1), cluster 9 (0) or both
     True
     """
-    a, b = np.asarray(a, np.float64).reshape(-1), np.asarray(b, np.float64).reshape(-1)
-    clusters = np.asarray(clusters).reshape(-1)
-    if a.shape != b.shape or a.shape != clusters.shape or a.size == 0:
-        raise ValueError(f"a, b and clusters must hold the same non-zero number of items, got {a.size}, {b.size}, "
-                         f"{clusters.size}")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    d = b - a
+    d, clusters = _paired_items(a, b, n, clusters=clusters)
     _, label = np.unique(clusters, return_inverse=True)
     sums, counts = np.bincount(label, weights=d), np.bincount(label).astype(np.float64)
     draw = np.random.default_rng(seed).integers(0, sums.size, size=(n, sums.size))
     reps = sums[draw].sum(axis=1) / counts[draw].sum(axis=1)
-    lo, hi = np.percentile(reps, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-    return PairedDifference(mean=float(d.mean()), ci=(float(lo), float(hi)), lower=int((d < 0).sum()),
-                            higher=int((d > 0).sum()), n_items=int(d.size), level=level)
+    return _difference(d, reps, level)
 
 
 def ced_curve(nme_values: np.ndarray, thresholds: Optional[np.ndarray] = None, max_nme: float = 10.0,
