@@ -27,6 +27,7 @@ import os
 from pathlib import Path
 
 from mfirrn import models
+from mfirrn.data.shards import read_shard_crops
 from mfirrn.evaluation.ablation import (
     block_probe,
     format_ablation,
@@ -106,9 +107,9 @@ def main() -> None:
                 print(format_shift_probe(probe), end="\n\n", flush=True)
                 results.append({"shifts": probe.to_dict()})
     if args.shards:
-        sab = shard_head_ablation(model, args.shards, shard_ids, name=_label(args.model), reference=reference,
-                                  reference_name=_label(args.reference) if args.reference else None, bfm=bfm,
-                                  n=args.replicates)
+        sab = shard_head_ablation(model, read_shard_crops(args.shards, shard_ids), name=_label(args.model),
+                                  reference=reference, bfm=bfm, n=args.replicates,
+                                  reference_name=_label(args.reference) if args.reference else None)
         print(format_shard_ablation(sab), end="\n\n", flush=True)
         results.append({"shards": sab.to_dict()})
     if args.json:

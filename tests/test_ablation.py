@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from mfirrn import models
+from mfirrn.data.shards import ShardError, read_shard_crops
 from mfirrn.evaluation.ablation import (
     HEAD_OUTPUTS,
     Rearranged,
@@ -227,7 +228,8 @@ def _shard_set(root, stats, levels_per_shard):
 def test_shard_ablation_scores_each_output_against_the_labels_face_by_face(tmp_path):
     model = _ReadsBrightness()
     _shard_set(tmp_path, model.stats, [[100, 110, 140, 150], [60, 200, 90, 127], [30, 220]])
-    ab = shard_head_ablation(model, tmp_path, [1, 2], reference=_ReadsBrightness(), reference_name="twin", n=200)
+    ab = shard_head_ablation(model, read_shard_crops(tmp_path, [1, 2]), reference=_ReadsBrightness(),
+                             reference_name="twin", n=200)
     assert ab.shards == ["shard-00001.tar", "shard-00002.tar"]
     np.testing.assert_array_equal(ab.face, [2, 2, 3, 3, 4, 4])
     np.testing.assert_array_equal(ab.kind, ["photo", "profiled"] * 3)
@@ -253,13 +255,16 @@ def test_shard_ablation_scores_each_output_against_the_labels_face_by_face(tmp_p
 def test_shard_ablation_refuses_what_it_cannot_score(tmp_path):
     model = _ReadsBrightness()
     _shard_set(tmp_path, model.stats, [[100, 110], [60, 200]])
-    with pytest.raises(ValueError, match=r"shard ids must be in 0\.\.1"):
-        shard_head_ablation(model, tmp_path, [2])
-    index = json.loads((tmp_path / "index.json").read_text())
-    (tmp_path / "index.json").write_text(json.dumps({**index, "convention": "v1"}))
+    with pytest.raises(ShardError, match=r"shard ids must be in 0\.\.1"):
+        read_shard_crops(tmp_path, [2])
+    data = read_shard_crops(tmp_path, [0])
+    data.convention = "v1"
     with pytest.raises(ValueError, match="'v1' convention"):
-        shard_head_ablation(model, tmp_path, [0])
-    (tmp_path / "index.json").write_text(json.dumps(index))
+        shard_head_ablation(model, data)
+    rows = (tmp_path / "samples.csv").read_text().splitlines()
+    (tmp_path / "samples.csv").write_text("\n".join(rows[:2]) + "\n")  # one of shard 0's two samples listed
+    with pytest.raises(ShardError, match="does not list the samples"):
+        read_shard_crops(tmp_path, [0])
     (tmp_path / "samples.csv").unlink()
-    with pytest.raises(FileNotFoundError, match="samples.csv does not exist"):
-        shard_head_ablation(model, tmp_path, [0])
+    with pytest.raises(ShardError, match="samples.csv does not exist"):
+        read_shard_crops(tmp_path, [0])

@@ -23,8 +23,10 @@ uninterrupted run would have seen next.
 
 from __future__ import annotations
 
+import csv
 import io
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence, Union
 
@@ -37,8 +39,8 @@ from mfirrn.data.datasets import DatasetError
 from mfirrn.geometry.params import PARAM_SPEC, ParamStats
 from mfirrn.io.checks import load_json
 
-__all__ = ["SHARD_FORMAT", "ShardError", "ShardSet", "ShardStream", "ShardSamples", "write_shard", "read_shard",
-           "round_robin", "worker_plan"]
+__all__ = ["SHARD_FORMAT", "ShardError", "ShardSet", "ShardStream", "ShardSamples", "ShardCrops", "write_shard",
+           "read_shard", "read_shard_crops", "round_robin", "worker_plan"]
 
 PathLike = Union[str, Path]
 SHARD_FORMAT = "mfirrn-shards"
@@ -346,3 +348,49 @@ class ShardSamples(Dataset):
         index, image, params = self.items[i]
         x, y = _to_item(_decode(image, str(index)), params, self.stats, None, ())
         return x, y, index
+
+
+@dataclass
+class ShardCrops:
+    """The samples of some shards of a set, decoded, with what ``samples.csv`` says of each: ``images`` (N, 120,
+    120, 3) uint8 BGR crops, ``params`` (N, 62) float32 de-normalised labels in ``convention``, ``face`` (N,) the
+    source face's index, ``kind`` (N,) ``"photo"`` (the face's own photo) or ``"profiled"`` (a re-rendered view)."""
+
+    root: Path
+    shards: list[str]
+    convention: str
+    images: np.ndarray
+    params: np.ndarray
+    face: np.ndarray
+    kind: np.ndarray
+
+
+def _sample_rows(root: Path, names: Sequence[str]) -> list[dict[str, str]]:
+    """The ``samples.csv`` rows (shard, key, source_index, kind, ...) of shards ``names``, in shard order."""
+    path = root / "samples.csv"
+    if not path.is_file():
+        raise ShardError(f"{path} does not exist; it is written by `mfirrn data build --shards` (rerun the build "
+                         "command to finish the set)")
+    order = {n: k for k, n in enumerate(names)}
+    with path.open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["shard"] + ".tar" in order]
+    return sorted(rows, key=lambda r: order[r["shard"] + ".tar"])  # stable: keeps the order inside a shard
+
+
+def read_shard_crops(root: PathLike, shard_ids: Sequence[int]) -> ShardCrops:
+    """Every sample of shards ``shard_ids`` of the set ``root``, decoded, with its face and kind (e.g. the shards
+    of faces a model never trained on, to score it on the training distribution)."""
+    shards = ShardSet(root)
+    if not shard_ids or any(not 0 <= s < len(shards.names) for s in shard_ids):
+        raise ShardError(f"shard ids must be in 0..{len(shards.names) - 1} (the set has {len(shards.names)} "
+                         f"shards), got {list(shard_ids)}")
+    names = [shards.names[s] for s in shard_ids]
+    samples = [x for name in names for x in read_shard(shards.root / name)]
+    rows = _sample_rows(shards.root, names)
+    if [r["key"] for r in rows] != [key for key, _, _ in samples]:
+        raise ShardError(f"{shards.root / 'samples.csv'} does not list the samples of shards {', '.join(names)} as "
+                         "they hold them; rebuild the shard set")
+    return ShardCrops(shards.root, names, shards.convention,
+                      np.stack([_decode(image, key) for key, image, _ in samples]),
+                      np.stack([p for _, _, p in samples]).astype(np.float32),
+                      np.array([int(r["source_index"]) for r in rows]), np.array([r["kind"] for r in rows]))

@@ -27,12 +27,10 @@ their re-rendered views apart, with intervals that resample faces (``--shards`` 
 
 from __future__ import annotations
 
-import csv
 import itertools
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -175,51 +173,27 @@ class ShardAblation:
                             for k, m in masks.items() if m.any()}}
 
 
-def _shard_rows(root: Path, names: Sequence[str]) -> list[dict[str, str]]:
-    """The ``samples.csv`` rows (shard, key, source_index, kind, ...) of shards ``names``, in shard order."""
-    path = root / "samples.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; it is written by `mfirrn data build --shards` (rerun the "
-                                f"build command to finish the set)")
-    order = {n: k for k, n in enumerate(names)}
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["shard"] + ".tar" in order]
-    return sorted(rows, key=lambda r: order[r["shard"] + ".tar"])  # stable: keeps the order inside a shard
+def shard_head_ablation(model: Any, data: Any, *, name: Optional[str] = None, reference: Any = None,
+                        reference_name: Optional[str] = None, bfm: Any = None, n: int = 10000, seed: int = 0,
+                        batch_size: int = 128) -> ShardAblation:
+    """Score each output of an MFIRRN ``model`` on training-set crops ``data`` against their labels, and compare
+    the outputs face by face.
 
-
-def shard_head_ablation(model: Any, root: Union[str, Path], shard_ids: Sequence[int], *, name: Optional[str] = None,
-                        reference: Any = None, reference_name: Optional[str] = None, bfm: Any = None, n: int = 10000,
-                        seed: int = 0, batch_size: int = 128) -> ShardAblation:
-    """Score each output of an MFIRRN ``model`` on the crops of shards ``shard_ids`` of the shard set ``root``
-    (``mfirrn data build --shards``) against their labels, and compare the outputs face by face.
-
-    Meant for faces the model never trained on (e.g. the shards a longer ``--limit`` adds to the training set's
-    faces): the test of the fusion on the training distribution, beside the benchmark's test on AFLW2000-3D.
-    ``reference``: an optional second model (any architecture, trained on the same convention; its fused output)
-    compared with the fused and coarse outputs.
+    ``data``: a :class:`mfirrn.data.shards.ShardCrops` (:func:`mfirrn.data.shards.read_shard_crops`), meant to hold
+    faces the model never trained on (e.g. the shards a longer ``--limit`` adds to the training set's faces): the
+    test of the fusion on the training distribution, beside the benchmark's test on AFLW2000-3D. ``reference``: an
+    optional second model (any architecture, trained on the same convention; its fused output) compared with the
+    fused and coarse outputs.
     """
-    from mfirrn.data.shards import ShardSamples, ShardSet
     from mfirrn.geometry.bfm import MorphableModel
 
-    shards = ShardSet(root)
     for m in (model, reference):
-        if m is not None and shards.convention != m.card.convention:
-            raise ValueError(f"the shards of {shards.root} hold params in the {shards.convention!r} convention but "
+        if m is not None and data.convention != m.card.convention:
+            raise ValueError(f"the shards of {data.root} hold params in the {data.convention!r} convention but "
                              f"{m.card.name} predicts {m.card.convention!r}; score a model trained on this "
                              "convention")
-    bad = [s for s in shard_ids if not 0 <= s < len(shards.names)]
-    if bad or not shard_ids:
-        raise ValueError(f"shard ids must be in 0..{len(shards.names) - 1} (the set has {len(shards.names)} shards), "
-                         f"got {list(shard_ids)}")
-    names = [shards.names[s] for s in shard_ids]
-    samples = ShardSamples(shards, shard_ids, model.stats)
-    rows = _shard_rows(shards.root, names)
-    if len(rows) != len(samples):
-        raise ValueError(f"{shards.root / 'samples.csv'} lists {len(rows)} crops for shards {', '.join(names)}, "
-                         f"which hold {len(samples)}; rebuild the shard set")
     bfm = (bfm if bfm is not None else MorphableModel("full")).to("cpu")
-    crops = torch.stack([samples[i][0] for i in range(len(samples))])
-    labels = torch.as_tensor(np.stack([samples.raw_params(i) for i in range(len(samples))]), dtype=torch.float32)
+    crops = crops_to_tensor(data.images)
     params = predict_outputs(model, crops, batch_size=batch_size, outputs=HEAD_OUTPUTS)
     pairs = [(f"{o} - coarse", "coarse", o) for o in ("fused", "medium", "fine")]
     ref_name = None
@@ -228,12 +202,11 @@ def shard_head_ablation(model: Any, root: Union[str, Path], shard_ids: Sequence[
         params[ref_name] = predict_outputs(reference, crops, batch_size=batch_size)["fused"]
         pairs += [(f"{o} - {ref_name}", ref_name, o) for o in ("fused", "coarse")]
     with torch.no_grad():
-        gt = bfm.landmarks(labels, convention=shards.convention).numpy()
-        per_crop = {o: nme(bfm.landmarks(p.float(), convention=shards.convention).numpy(), gt) * 100
+        gt = bfm.landmarks(torch.as_tensor(data.params, dtype=torch.float32), convention=data.convention).numpy()
+        per_crop = {o: nme(bfm.landmarks(p.float(), convention=data.convention).numpy(), gt) * 100
                     for o, p in params.items()}  # every model's convention is the shards' (checked above)
-    ab = ShardAblation(name or model.card.name, str(shards.root), names,
-                       np.array([int(r["source_index"]) for r in rows]), np.array([r["kind"] for r in rows]),
-                       per_crop, reference=ref_name)
+    ab = ShardAblation(name or model.card.name, str(data.root), list(data.shards), np.asarray(data.face),
+                       np.asarray(data.kind), per_crop, reference=ref_name)
     for subset, mask in ab.subsets().items():
         if mask.any():
             ab.paired[subset] = {label: paired_cluster_difference(per_crop[a][mask], per_crop[b][mask],
