@@ -56,7 +56,9 @@ class DataConfig:
     (root = a tar shard set from ``mfirrn data build --shards``, streamed; :mod:`mfirrn.data.shards`).
 
     ``val_fraction`` of the data (a fixed seeded split; for shards, whole shards, so whole faces) is held out
-    for validation. ``shuffle_shards``: shards a loader worker shuffles together (shards only).
+    for validation. ``split_seed`` seeds that split (``None``: the run's ``seed``); a run that continues another
+    with a new ``seed`` (a new order and new augmentations) keeps the first run's split with ``split_seed``, so its
+    validation data stays unseen. ``shuffle_shards``: shards a loader worker shuffles together (shards only).
     """
 
     format: str = "crops-params"
@@ -64,6 +66,7 @@ class DataConfig:
     list_file: Optional[str] = None
     param_file: Optional[str] = None
     val_fraction: float = 0.05
+    split_seed: Optional[int] = None
     batch_size: int = 128
     workers: int = 4
     pin_memory: bool = True
@@ -232,6 +235,8 @@ class TrainConfig:
             "val.every_epochs": (v.every_epochs, positive_int), "val.batch_size": (v.batch_size, positive_int),
             "val.aflw2000_limit": (v.aflw2000_limit, lambda x, k: positive_int(x, k, allow_none=True)),
             "data.val_fraction": (d.val_fraction, lambda x, k: number_in(x, k, 0, 1, high_open=True)),
+            "data.split_seed": (d.split_seed, lambda x, k: nonnegative_int(x, k, allow_none=True)),
+            "seed": (self.seed, nonnegative_int),
             "optim.lr": (o.lr, lambda x, k: number_in(x, k, 0)),  # 0 is allowed: frozen weights (checks, tests)
             "optim.new_lr_mult": (o.new_lr_mult, lambda x, k: number_in(x, k, 0, inf, low_open=True)),
             "optim.momentum": (o.momentum, lambda x, k: number_in(x, k, 0, 1, high_open=True)),

@@ -288,17 +288,18 @@ class Trainer:
             settings = {f.name: getattr(d.augment, f.name) for f in dataclasses.fields(AugmentConfig)}
             acfg = AugmentConfig(**{**settings, "scale": tuple(settings["scale"])})
             aug = Augmenter(acfg, default_mirror() if acfg.flip_prob > 0 else None, full.convention)
+        split_seed = cfg.seed if d.split_seed is None else d.split_seed
         if d.format == "shards":  # streamed: the stream is its own sampler (set_epoch, state_dict, len)
             from mfirrn.data.shards import ShardSamples, ShardStream
 
-            train_ids, val_ids = full.split(d.val_fraction, cfg.seed)
+            train_ids, val_ids = full.split(d.val_fraction, split_seed)
             self.train_set = ShardStream(full, train_ids, self.stats, batch_size=d.batch_size, n_workers=d.workers,
                                          augment=aug, seed=cfg.seed, rank=self.dist.rank,
                                          world_size=self.dist.world_size, shuffle_shards=d.shuffle_shards)
             self.val_set = ShardSamples(full, val_ids, self.stats)
             self.sampler = self.train_set
         else:
-            train_idx, val_idx = split_indices(len(full), d.val_fraction, cfg.seed)
+            train_idx, val_idx = split_indices(len(full), d.val_fraction, split_seed)
             self.train_set = full.subset(train_idx, augment=aug)
             self.val_set = full.subset(val_idx, augment=None)
             self.sampler = ResumableSampler(len(self.train_set), shuffle=True, seed=cfg.seed,
