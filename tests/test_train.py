@@ -229,6 +229,34 @@ def test_twelve_view_pair_changes_only_the_data_the_start_and_the_rate():
     assert _without(twin, *keys) == _without(flat, *keys)
 
 
+def test_second_pass_pair_changes_only_the_start_and_the_order():
+    """7.12's pair continues 7.11's runs with their recipes: a new start, a new seed (order, augmentations) and the
+    same validation split (split_seed = 7.11's seed), nothing else."""
+    keys = ("model.init", "seed", "data.split_seed", "out_dir")
+    for old, new in (("aflwlp-mfirrn-mb05-flat-v12", "aflwlp-mfirrn-mb05-flat-v12b"),
+                     ("aflwlp-mb05-baseline-v12", "aflwlp-mb05-baseline-v12b")):
+        a, b = _shipped(old), _shipped(new)
+        assert _without(a, *keys) == _without(b, *keys)
+        assert b["model"]["init"] == f"runs/{old}/last.pt" and b["out_dir"] == f"runs/{new}"
+        assert (a["seed"], a["data"]["split_seed"]) == (0, None) and (b["seed"], b["data"]["split_seed"]) == (1, 0)
+
+
+def test_split_seed_keeps_the_validation_split_of_another_seed(tmp_path, data_root):
+    from mfirrn.train.trainer import Trainer
+
+    def val_indices(**kw):
+        t = Trainer(_cfg(data_root, tmp_path / str(len(list(tmp_path.iterdir()))), **kw))
+        t._setup()
+        return sorted(t.val_set.indices.tolist())
+
+    first = val_indices(seed=0)
+    assert len(first) == 6  # 20 % of 30
+    assert val_indices(seed=1, **{"data.split_seed": 0}) == first
+    assert val_indices(seed=1) != first  # without it, the seed moves the split
+    with pytest.raises(ConfigError, match="data.split_seed"):
+        _cfg(data_root, tmp_path / "bad", **{"data.split_seed": -1}).validate()
+
+
 def test_heads_in_place_needs_an_mfirrn(tmp_path, data_root):
     with pytest.raises(ConfigError, match="heads_in_place.*MFIRRN"):
         train(_cfg(data_root, tmp_path / "o", **{"model.arch": "3ddfa-mb05", "model.heads_in_place": "true"}))
