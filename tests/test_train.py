@@ -244,15 +244,15 @@ def test_second_pass_pair_changes_only_the_start_and_the_order():
 def test_split_seed_keeps_the_validation_split_of_another_seed(tmp_path, data_root):
     from mfirrn.train.trainer import Trainer
 
-    def val_indices(**kw):
-        t = Trainer(_cfg(data_root, tmp_path / str(len(list(tmp_path.iterdir()))), **kw))
+    def val_indices(run: str, **kw):
+        t = Trainer(_cfg(data_root, tmp_path / run, **kw))
         t._setup()
         return sorted(t.val_set.indices.tolist())
 
-    first = val_indices(seed=0)
+    first = val_indices("a", seed=0)
     assert len(first) == 6  # 20 % of 30
-    assert val_indices(seed=1, **{"data.split_seed": 0}) == first
-    assert val_indices(seed=1) != first  # without it, the seed moves the split
+    assert val_indices("b", seed=1, **{"data.split_seed": 0}) == first
+    assert val_indices("c", seed=1) != first  # without it, the seed moves the split
     with pytest.raises(ConfigError, match="data.split_seed"):
         _cfg(data_root, tmp_path / "bad", **{"data.split_seed": -1}).validate()
 
