@@ -62,10 +62,15 @@ def test_landmarks_on_a_small_face_stay_points_and_grow_on_a_large_photo():
     from mfirrn.vis.overlays import draw_landmarks
 
     image = np.zeros((1000, 1500, 3), np.uint8)
-    small = draw_landmarks(image, [_ring(40, (300, 300))], lines=False)
-    # 68 points of radius 1 (at most 3x3 pixels each, anti-aliased) on a 40-pixel face, not the image's
-    # radius-4 discs, which would cover the whole ring
-    assert (small.any(-1)).sum() <= 68 * 9
+    ring = _ring(79, (300.3, 299.8))
+    small = draw_landmarks(image, [ring], lines=False)
+    # under 80 pixels a point is the one pixel under it (nearest pixel centre), in the colour asked for: not the
+    # image's radius-4 discs, nor even radius-2 ones, which would cover the ring
+    under = {(int(np.floor(y + 0.5)), int(np.floor(x + 0.5))) for x, y in ring}
+    assert {tuple(p) for p in np.argwhere(small.any(-1)).tolist()} == under
+    assert {tuple(small[r, c]) for r, c in under} == {(0, 255, 0)}
+    # from 80 pixels on, discs of radius face / 40 (here 2: about 13 pixels each)
+    assert 68 * 9 < draw_landmarks(image, [_ring(80, (300, 300))], lines=False).any(-1).sum() <= 68 * 25
     large = draw_landmarks(image, [_ring(600, (800, 500))], lines=False)
     lit = large[..., 1] > 0
     # a point at the top of the ring (800, 200) is a disc of the image's radius (round(1500 / 500) + 1 = 4)

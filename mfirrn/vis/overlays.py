@@ -16,6 +16,9 @@ LANDMARK_CONTOURS: tuple[tuple[int, int, bool], ...] = (
 )
 
 
+_SHIFT = 4  # fractional bits of the coordinates given to OpenCV's drawing (1/16 pixel)
+
+
 def _thickness(image: np.ndarray) -> int:
     return max(1, round(max(image.shape[:2]) / 500))
 
@@ -26,19 +29,31 @@ def draw_landmarks(image: np.ndarray, landmarks: Sequence[np.ndarray], color=(0,
 
     Points and lines grow with the image (so that they show when a large photo is viewed whole) but stay
     small on a small face, where larger ones would merge into a blob: a point's radius is at most 1/40 of the
-    face's size (the larger side of its landmarks' box), a line's width at most 1/80.
+    face's size (the larger side of its landmarks' box), a line's width at most 1/80. On a face under 80 pixels,
+    where even a disc of radius 2 would touch its neighbours round an eye, a point is the one pixel under it.
+    Lines and discs are drawn at sub-pixel positions (1/16 pixel), anti-aliased.
     """
     out = image.copy()
+    h, w = out.shape[:2]
     t = _thickness(image)
     for lm in landmarks:
-        pts = np.round(np.asarray(lm)[:, :2]).astype(np.int32)
-        face = float(np.ptp(pts, axis=0).max()) if len(pts) else 0.0
-        radius, width = max(1, min(t + 1, round(face / 40))), max(1, min(t, round(face / 80)))
-        if lines and len(pts) == 68:
+        xy = np.asarray(lm, np.float64)[:, :2]
+        if not len(xy):
+            continue
+        face = float(np.ptp(xy, axis=0).max())
+        fixed = np.round(xy * (1 << _SHIFT)).astype(np.int32)
+        if lines and len(xy) == 68:
+            width = max(1, min(t, round(face / 80)))
             for a, b, closed in LANDMARK_CONTOURS:
-                cv2.polylines(out, [pts[a:b]], closed, (255, 255, 255), width, cv2.LINE_AA)
-        for x, y in pts:
-            cv2.circle(out, (int(x), int(y)), radius, color, -1, cv2.LINE_AA)
+                cv2.polylines(out, [fixed[a:b]], closed, (255, 255, 255), width, cv2.LINE_AA, _SHIFT)
+        radius = min(t + 1, face / 40)
+        if radius >= 2:
+            for x, y in fixed:
+                cv2.circle(out, (int(x), int(y)), round(radius) << _SHIFT, color, -1, cv2.LINE_AA, _SHIFT)
+        else:
+            px = np.floor(xy + 0.5).astype(np.int64)
+            inside = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
+            out[px[inside, 1], px[inside, 0]] = color
     return out
 
 
