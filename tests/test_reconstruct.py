@@ -161,8 +161,8 @@ def test_cli_folder_and_glob_inputs(tmp_path, sample_photo):
 
 
 def test_cli_folder_takes_every_format_opencv_reads_and_names_the_others(tmp_path, sample_photo, capsys):
-    """A folder's .jfif and .gif photos are reconstructed; HEIC photos are counted in a note; a folder of clips
-    says how to give them."""
+    """A folder's .jfif and .gif photos are reconstructed; HEIC photos are counted in a note; a folder of clips,
+    or clips beside photos, say how to give them."""
     src = tmp_path / "imgs"
     src.mkdir()
     jpeg = cv2.imencode(".jpg", read_image(sample_photo))[1].tobytes()
@@ -183,6 +183,13 @@ def test_cli_folder_takes_every_format_opencv_reads_and_names_the_others(tmp_pat
     assert main(["reconstruct", str(clips), "-o", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert "no images found" in err and "1 video(s): give them as files or a glob" in err and "*.mp4" in err
+    # beside photos, the clips of a folder are left out with a note that names the way to track them
+    (clips / "y.MOV").write_bytes(b"")
+    (clips / "p.jpg").write_bytes(jpeg)
+    assert main(["reconstruct", str(clips), "-o", str(tmp_path / "o3"), "--outputs", "json"]) == 0
+    assert written(tmp_path / "o3") == ["p.jpg.json"]
+    err = capsys.readouterr().err
+    assert "note: 2 video(s) in the folders were left out (1 .mov, 1 .mp4); give them as files or a glob" in err
 
 
 def test_cli_renderer_outputs(tmp_path, sample_photo):

@@ -283,16 +283,22 @@ def _run(args: argparse.Namespace) -> int:
     others: Counter = Counter()
     paths, n_duplicates = expand_inputs(items, others=others)
     unread = unread_note(others)
-    if not paths:
-        from mfirrn.video.io import VIDEO_SUFFIXES
+    from mfirrn.video.io import VIDEO_SUFFIXES
 
-        videos = sorted(s for s in others if s in VIDEO_SUFFIXES)
+    videos = sorted(s for s in others if s in VIDEO_SUFFIXES)
+    folder = next((Path(i) for i in items if Path(i).is_dir()), Path(items[0]) if items else Path("."))
+    clips = (f"give them as files or a glob ({show_path(folder / ('*' + videos[0]))}) to track their faces"
+             if videos else "")
+    if not paths:
         also = f"; {unread}" if unread else ""
         if videos:
-            also += (f"; it holds {sum(others[s] for s in videos)} video(s): give them as files or a glob "
-                     f"({show_path(Path(items[0]) / ('*' + videos[0]))}) to track their faces")
+            also += f"; it holds {sum(others[s] for s in videos)} video(s): {clips}"
         return fail(f"no images found in {show_path(' '.join(items))} (looked for "
                     f"{', '.join(sorted(s.lstrip('.') for s in IMAGE_SUFFIXES))}){also}")
+    if videos:  # a folder of photos and clips: the photos now, the clips left out with the way to them
+        kinds = ", ".join(f"{others[s]} {s}" for s in videos)
+        print(f"note: {sum(others[s] for s in videos)} video(s) in the folders were left out ({kinds}); {clips}",
+              file=sys.stderr)
     if (boxes is not None or landmarks is not None) and len(paths) > 1:
         return fail(f"--box/--landmarks describe the faces of one image, but the inputs hold {len(paths)} images; "
                     f"give exactly one image with them")
