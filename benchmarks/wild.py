@@ -1,6 +1,6 @@
 """In the wild: every face and only faces, in photos and in video (detectors, the verified pipeline, tracking).
 
-    MFIRRN_ASSET_MIRROR=... MFIRRN_DATASETS=... python benchmarks/wild.py [--sections detectors,photos,video]
+    MFIRRN_ASSET_MIRROR=... MFIRRN_DATASETS=... python benchmarks/wild.py [--sections detectors,photos,video,cuts]
 
 Data: ``benchmarks/data/wild.tsv`` lists public photos and clips (source repository, commit, path,
 sha256; fetched into the asset cache by :func:`mfirrn.io.assets.read_asset_table` /
@@ -28,8 +28,13 @@ its centre lies in an ignore box (whatever its size); an unmatched counted face 
    frame: *ghost* face-frames (a tracked face with no photo-pipeline face under it, landmark boxes' IoU
    > 0.3, for 5 or more frames in a row), *missed confident* face-frames (a photo-pipeline face with
    confidence >= 0.9 that no tracked face overlaps), *implausible* poses (|pitch| > 90 degrees), for the
-   defaults and for the former tracker (detection only on the first frame and when a track is lost,
-   no verification).
+   defaults, for the defaults with the former scene-cut test (the frame difference alone, no histogram)
+   and for the former tracker (detection only on the first frame and when a track is lost, no
+   verification);
+4. **cuts** (always on the ``tune-clip`` rows): the two halves of the scene-cut test
+   (:func:`mfirrn.video.tracking.frame_difference`, :func:`~mfirrn.video.tracking.histogram_change`)
+   between consecutive frames within each tuning clip, and across a cut: the last frame of one tuning
+   clip followed by the first frame of another, every ordered pair. The defaults lie between the two.
 """
 
 from __future__ import annotations
@@ -339,7 +344,9 @@ def video_section(clips, model_name: str, max_frames: int) -> None:
     model = cli_model(model_name)
     rec = Reconstructor(model, dense=False, detector_backend="onnxruntime", detector_threads=1)
     print(f"\n## Video: the tracker against the photo pipeline on every frame (first {max_frames} frames per clip)")
-    configs = {"former tracker (detect on loss only, no verification)": None, "defaults": TrackerSettings()}
+    configs = {"former tracker (detect on loss only, no verification)": None,
+               "defaults, frame difference alone as the cut test": TrackerSettings(scene_cut_histogram=0.0),
+               "defaults": TrackerSettings()}
     print("| clip | frames | tracker | tracked face-frames | ghost | missed confident | implausible | ids "
           "| detector frames | frames/s |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -375,11 +382,44 @@ def video_section(clips, model_name: str, max_frames: int) -> None:
               f"| {int(m)}/{int(c)} ({100 * m / max(c, 1):.1f} %) | {int(imp)} | | | |")
 
 
+def cuts_section(clips, max_frames: int) -> None:
+    from mfirrn.video.io import VideoReader
+    from mfirrn.video.tracking import TrackerSettings, frame_difference, histogram_change
+
+    defaults = TrackerSettings()
+    print(f"\n## Scene cuts: frame difference (0-255) and histogram change (0-1) on the tuning clips; defaults "
+          f"{defaults.scene_cut:g} and {defaults.scene_cut_histogram:g}, a cut needs both")
+    print("| clip | frames | largest frame difference (histogram change there) | largest histogram change "
+          "(frame difference there) |")
+    print("|---|---:|---|---|")
+    ends = {}
+    within = []
+    for name, path in clips:
+        with VideoReader(path, max_frames=max_frames) as reader:
+            frames = [f for _, _, f in reader]
+        ends[name] = (frames[0], frames[-1])
+        d = np.array([frame_difference(a, b) for a, b in zip(frames, frames[1:])])
+        h = np.array([histogram_change(a, b) for a, b in zip(frames, frames[1:])])
+        i, j = int(d.argmax()), int(h.argmax())
+        within.append((d.max(), h.max(), int(((d > defaults.scene_cut) & (h > defaults.scene_cut_histogram)).sum()),
+                       int((d > defaults.scene_cut).sum())))
+        print(f"| {name.split('/')[-1]} | {len(frames)} | {d[i]:.1f} ({h[i]:.3f}) | {h[j]:.3f} ({d[j]:.1f}) |")
+    pairs = [(a, b) for a in ends for b in ends if a != b]
+    d = np.array([frame_difference(ends[a][1], ends[b][0]) for a, b in pairs])
+    h = np.array([histogram_change(ends[a][1], ends[b][0]) for a, b in pairs])
+    print(f"- within the clips: frame difference at most {max(w[0] for w in within):.1f}, histogram change at most "
+          f"{max(w[1] for w in within):.3f}; frames taken for cuts: {sum(w[2] for w in within)} by the defaults, "
+          f"{sum(w[3] for w in within)} by the frame difference alone")
+    print(f"- across a cut ({len(pairs)} pairs): frame difference {d.min():.1f} to {d.max():.1f}, histogram change "
+          f"{h.min():.3f} to {h.max():.3f}; cuts found by the defaults "
+          f"{int(((d > defaults.scene_cut) & (h > defaults.scene_cut_histogram)).sum())}/{len(pairs)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default=os.environ.get("MFIRRN_DATASETS", "../shared/datasets"))
     ap.add_argument("--model", default=models.DEFAULT_MODEL)
-    ap.add_argument("--sections", default="detectors,photos,video")
+    ap.add_argument("--sections", default="detectors,photos,video,cuts")
     ap.add_argument("--detectors", default=",".join(available_detectors()),
                     help="detectors compared in the detectors section (default: every registered one)")
     ap.add_argument("--sweep", default="0,0.1,0.2,0.3,0.5,0.7,0.9", help="min-confidence values of the sweep")
@@ -398,6 +438,8 @@ def main() -> None:
         photos_section(photos, dev, args.model, [float(v) for v in args.sweep.split(",")])
     if "video" in sections:
         video_section(load_clips(args.tune), args.model, args.max_frames)
+    if "cuts" in sections:
+        cuts_section(load_clips(True), args.max_frames)
 
 
 if __name__ == "__main__":

@@ -318,6 +318,27 @@ def test_a_scene_cut_ends_the_tracks_and_finds_the_new_face(rec, lenna):
     assert tracker.n_detections == 2
 
 
+def test_a_fast_move_within_the_shot_is_no_scene_cut(rec):
+    """The whole picture jumps sideways by 48 pixels, a quarter of a face (a fast pan, a close-up face that moves,
+    a jump cut within one shot): most thumbnail pixels change, but not how many pixels have each grey level, so
+    the tracks follow the faces, with their ids, and the detector does not run again (redetect_every=0)."""
+    from mfirrn.video.tracking import frame_difference, histogram_change
+
+    def pan(p):
+        return np.roll(p, 48, axis=1)
+
+    frames = _sample_frames(3, 3, pan)
+    assert frame_difference(frames[2], frames[3]) > TrackerSettings().scene_cut
+    assert histogram_change(frames[2], frames[3]) < TrackerSettings().scene_cut_histogram
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
+    events, seen = _events(tracker, frames)
+    assert not [e for ev in events for e in ev if e.get("reason") == "scene cut"], events
+    assert seen[0] == [0, 1] and all(ids == [0, 1] for ids in seen), seen
+    assert tracker.n_detections == 1
+    with pytest.raises(ValueError, match="scene_cut_histogram must lie in"):
+        TrackerSettings(scene_cut_histogram=1.5)
+
+
 def test_a_track_whose_face_goes_away_ends(rec):
     """The faces are painted over (a small change: no scene cut). Flat grey is the verifier's weak spot (the
     network's passes agree on it, only O-Net objects), so the detection frames settle it: the tracks end at

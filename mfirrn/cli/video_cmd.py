@@ -60,7 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "confirms (default 10; 0: only on scene cuts, when a face is lost or none is tracked)")
     g.add_argument("--scene-cut", type=float, default=15.0, metavar="DIFF",
                    help="run the detector on frames whose mean grey-level change (0-255, on 64-pixel-wide "
-                        "thumbnails) exceeds DIFF: a scene cut (default 15; 0 turns the test off)")
+                        "thumbnails) exceeds DIFF and whose grey-level histogram changes too: a scene cut, where "
+                        "tracks end (default 15; 0 turns the test off)")
     g.add_argument("--max-faces", type=int, default=0, metavar="N", help="track at most N faces (default 0: all)")
 
 

@@ -3,9 +3,9 @@
 * **Tracking** (after 3DDFA / 3DDFA_V2's video demos): between detections each face's crop comes from
   its previous frame's 68 landmarks (:func:`mfirrn.geometry.crop.roi_from_landmarks`), and a second
   network pass from the new landmarks' crop refines it (3DDFA's two-step, per frame).
-* **Detection** runs on the first frame, every ``redetect_every`` frames, on scene cuts (a cheap
-  frame-difference test, :func:`frame_difference`) and whenever a track ends or none is left; it is
-  the photo pipeline, so its faces are verified.
+* **Detection** runs on the first frame, every ``redetect_every`` frames, on scene cuts (a cheap test: the
+  frame changes, :func:`frame_difference`, and so does its histogram, :func:`histogram_change`) and whenever
+  a track ends or none is left; it is the photo pipeline, so its faces are verified.
 * **Every track is verified every frame** and ends when the face verifier's confidence
   (:mod:`mfirrn.inference.verify`) stays below the threshold, when its pose is impossible
   (|pitch| > 90 degrees: such a face is never output), when detections stop confirming it (no detection
@@ -47,7 +47,7 @@ from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.video.smoothing import OneEuroFilter, OneEuroSettings
 
 __all__ = ["SMOOTHERS", "TrackerSettings", "TrackedFace", "FaceSmoother", "FaceTracker", "WindowSmoother",
-           "track_video", "frame_difference", "plausible", "MAX_PITCH"]
+           "track_video", "frame_difference", "histogram_change", "plausible", "MAX_PITCH"]
 
 
 # ------------------------------------------------------------------------------------ image-frame params
@@ -102,7 +102,9 @@ class TrackerSettings:
     When the detector runs: on the first frame, whenever no face is tracked or a track ends, every
     ``redetect_every`` frames (0: never periodically) and on scene cuts: frames whose mean absolute
     grey-level difference to the previous frame, both shrunk to 64 pixels wide, exceeds ``scene_cut``
-    (0-255; 0: no cut test).
+    (0-255; 0: no cut test) *and* whose grey-level histogram changes by more than ``scene_cut_histogram``
+    (:func:`histogram_change`, 0-1; 0: the difference alone decides). The histogram keeps a face that fills
+    the frame and moves fast (a close-up, a jump cut within one shot) from passing for a cut.
 
     When a track ends: on a scene cut (the faces after it are new faces, with new ids); when its
     confidence (the face verifier's, computed every frame) stays below ``min_confidence`` (``None``: the
@@ -124,6 +126,7 @@ class TrackerSettings:
     one_euro: OneEuroSettings = field(default_factory=OneEuroSettings)
     redetect_every: int = 10
     scene_cut: float = 15.0
+    scene_cut_histogram: float = 0.1
     min_confidence: Optional[float] = None
     low_confidence_frames: int = 2
     max_unconfirmed: int = 2
@@ -145,6 +148,8 @@ class TrackerSettings:
         if self.redetect_every < 0 or self.scene_cut < 0 or self.low_confidence_frames < 1 or self.max_unconfirmed < 1:
             raise ValueError("redetect_every and scene_cut take numbers >= 0, low_confidence_frames and "
                              "max_unconfirmed numbers >= 1")
+        if not 0 <= self.scene_cut_histogram <= 1:
+            raise ValueError(f"scene_cut_histogram must lie in [0, 1], got {self.scene_cut_histogram}")
 
 
 @dataclass
@@ -183,23 +188,44 @@ def plausible(face) -> bool:
     return abs(face.pose["pitch"]) <= MAX_PITCH
 
 
+def _thumbnail(frame: np.ndarray, width: int) -> np.ndarray:
+    """The frame in grey, shrunk to ``width`` pixels wide (area averaging), float32."""
+    h, w = frame.shape[:2]
+    g = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+    return cv2.resize(g, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
 def frame_difference(a: np.ndarray, b: np.ndarray, width: int = 64) -> float:
-    """Mean absolute grey-level difference (0-255) of two BGR frames shrunk to ``width`` pixels wide: the scene-cut
-    test (a cut changes most pixels at once; motion changes a few).
+    """Mean absolute grey-level difference (0-255) of two BGR frames shrunk to ``width`` pixels wide: the first
+    half of the scene-cut test (a cut changes most pixels at once; motion changes a few).
 
     >>> z = np.zeros((48, 64, 3), np.uint8)
     >>> frame_difference(z, z), frame_difference(z, z + 40)
     (0.0, 40.0)
     """
-    def small(f):
-        h, w = f.shape[:2]
-        g = cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) if f.ndim == 3 else f
-        return cv2.resize(g, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA).astype(np.float32)
-
-    sa, sb = small(a), small(b)
+    sa, sb = _thumbnail(a, width), _thumbnail(b, width)
     if sa.shape != sb.shape:
         return 255.0
     return float(np.abs(sa - sb).mean())
+
+
+def histogram_change(a: np.ndarray, b: np.ndarray, width: int = 64, bins: int = 32) -> float:
+    """How much the grey-level histogram (``bins`` bins) of two BGR frames shrunk to ``width`` pixels wide changes:
+    half the sum of the absolute differences of the two normalised histograms, 0 (same) to 1 (no level in
+    common). The second half of the scene-cut test: a face or a camera that moves changes where the grey levels
+    are, not how many pixels have each, while a cut to another shot changes both.
+
+    >>> ramp = np.tile(np.arange(0, 256, 2, dtype=np.uint8), (32, 1))  # 128 x 32 pixels, every other grey level
+    >>> histogram_change(ramp, ramp[:, ::-1]), histogram_change(ramp, np.zeros_like(ramp)), histogram_change(
+    ...     ramp, ramp // 2)
+    (0.0, 0.96875, 0.5)
+    """
+    def hist(f: np.ndarray) -> np.ndarray:
+        levels = (_thumbnail(f, width).astype(np.int64) * bins) // 256
+        counts = np.bincount(np.clip(levels, 0, bins - 1).ravel(), minlength=bins).astype(np.float64)
+        return counts / counts.sum()
+
+    return 0.5 * float(np.abs(hist(a) - hist(b)).sum())
 
 
 class FaceTracker:
@@ -301,7 +327,8 @@ class FaceTracker:
         self.last_events = []
         shape = frame.shape[:2]
         cut = (self._previous is not None and s.scene_cut > 0
-               and frame_difference(self._previous, frame) > s.scene_cut)
+               and frame_difference(self._previous, frame) > s.scene_cut
+               and histogram_change(self._previous, frame) > s.scene_cut_histogram)
         self._previous = frame
         current: dict[int, tuple[object, bool]] = {}  # track id -> (the reconstructor's Face, detected)
         lost_now = False
