@@ -26,8 +26,8 @@ from torch import nn
 
 from mfirrn.io.defaults import DETECTOR_SIZE
 
-__all__ = ["FaceBoxesNet", "FaceBoxes", "prior_boxes", "decode_boxes", "nms", "MIN_SIZES", "STEPS", "VARIANCES",
-           "SCORE_THRESHOLD", "MAX_SIZE"]
+__all__ = ["FaceBoxesNet", "FaceBoxes", "prior_boxes", "decode_boxes", "nms", "is_grey", "tint_grey", "MIN_SIZES",
+           "STEPS", "VARIANCES", "SCORE_THRESHOLD", "MAX_SIZE", "GREY_TINT", "GREY_SPREAD"]
 
 MIN_SIZES: tuple[tuple[int, ...], ...] = ((32, 64, 128), (256,), (512,))
 STEPS: tuple[int, ...] = (32, 64, 128)
@@ -37,6 +37,13 @@ SCORE_THRESHOLD = 0.5
 #: 3DDFA_V2's largest detector input (height, width): larger images are downscaled to fit.
 MAX_SIZE: tuple[int, int] = DETECTOR_SIZE
 BGR_MEAN: tuple[float, float, float] = (104.0, 117.0, 123.0)
+#: Gains (B, G, R) that turn a grey level into a skin tone of the same luminance: the median colour of the
+#: centres of 600 AFLW training faces over their grey level (benchmarks/grey_photos.py prints it). FaceBoxes
+#: was trained on colour photos and finds far fewer faces in grey ones; a grey photo is shown to it tinted so.
+GREY_TINT: tuple[float, float, float] = (0.803, 0.935, 1.212)
+#: A photo is grey when its pixels' spread over the three channels (max - min) averages at most this many
+#: grey levels (JPEG keeps a little colour noise in black-and-white photos).
+GREY_SPREAD = 2.0
 # anchors per feature-map cell: a 32 px anchor is densified 4x4, a 64 px one 2x2 (FaceBoxes §3.3)
 _DENSITY = {32: 4, 64: 2}
 
@@ -186,6 +193,29 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, score_thres
     return np.asarray(keep, np.int64).reshape(-1)
 
 
+def is_grey(image: np.ndarray, spread: float = GREY_SPREAD) -> bool:
+    """Whether a BGR uint8 image is black and white: the spread of its pixels over the three channels (max - min,
+    read on every 4th pixel of every 4th row) averages at most ``spread`` grey levels.
+
+    >>> g = np.tile(np.arange(0, 250, 10, dtype=np.uint8)[:, None, None], (1, 8, 3))
+    >>> is_grey(g), is_grey(g + np.array([0, 0, 9], np.uint8))
+    (True, False)
+    """
+    b, g, r = cv2.split(np.ascontiguousarray(image[::4, ::4]))
+    return float(cv2.max(cv2.max(cv2.absdiff(b, g), cv2.absdiff(g, r)), cv2.absdiff(b, r)).mean()) <= spread
+
+
+def tint_grey(image: np.ndarray, gains: tuple[float, float, float] = GREY_TINT) -> np.ndarray:
+    """A grey BGR uint8 image tinted by ``gains`` (B, G, R) per grey level, rounded and clipped to 0..255.
+
+    >>> tint_grey(np.full((1, 1, 3), 100, np.uint8)).tolist()
+    [[[80, 94, 121]]]
+    """
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    levels = np.arange(256, dtype=np.float64)
+    return np.stack([cv2.LUT(grey, np.clip(np.round(levels * g), 0, 255).astype(np.uint8)) for g in gains], axis=-1)
+
+
 def _load_net(weights: Union[str, Path]) -> FaceBoxesNet:
     from mfirrn.io.safeload import UnsafeFileError, load_checkpoint_file
 
@@ -261,7 +291,9 @@ class FaceBoxes:
     width): larger images are downscaled to fit before detection (3DDFA_V2: 720 x 1080). ``min_face``: the
     smallest face side (image pixels) to find; the image is downscaled by ``32 / min_face`` when that is
     below 1, so such a face still spans FaceBoxes' smallest anchor (32 pixels; ``min_face=32``: 3DDFA_V2's
-    full resolution). Detection time falls with the square of the scale. ``weights``:
+    full resolution). Detection time falls with the square of the scale. ``tint_grey``: a black-and-white photo
+    (:func:`is_grey`) is detected in a skin tint (:func:`tint_grey`, :data:`GREY_TINT`); colour photos are
+    detected as they are. ``weights``:
     a checkpoint path (default: the registered asset ``detector-faceboxes``). ``backend``: ``"torch"``
     or ``"onnxruntime"`` (CPU; needs onnx and onnxruntime). ``threads``: ONNX Runtime intra-op threads
     (0: the budget of the threading policy, :mod:`mfirrn.io.threads`).
@@ -270,7 +302,7 @@ class FaceBoxes:
     name = "faceboxes"
 
     def __init__(self, *, score_threshold: float = SCORE_THRESHOLD, iou_threshold: float = 0.3,
-                 max_size: tuple[int, int] = MAX_SIZE, min_face: float = 32.0,
+                 max_size: tuple[int, int] = MAX_SIZE, min_face: float = 32.0, tint_grey: bool = False,
                  weights: Optional[Union[str, Path]] = None, backend: str = "torch",
                  device: Union[str, torch.device] = "cpu", threads: int = 0) -> None:
         if backend not in ("torch", "onnxruntime"):
@@ -287,6 +319,7 @@ class FaceBoxes:
             raise ValueError(f"max_size must be (height, width) in pixels, 0 for no limit, got {max_size}")
         self.score_threshold, self.iou_threshold, self.max_size = score_threshold, iou_threshold, max_size
         self.min_face = float(min_face)
+        self.tint_grey = bool(tint_grey)
         self.backend, self.device = backend, torch.device(device)
         net = _load_net(weights)
         self._session = _onnx_session(net, weights, threads) if backend == "onnxruntime" else None
@@ -321,6 +354,8 @@ class FaceBoxes:
         h, w = image.shape[:2]
         scale = self.scale_for(h, w)
         small = image if scale == 1.0 else cv2.resize(image, (int(w * scale), int(h * scale)))
+        if self.tint_grey and is_grey(small):
+            small = tint_grey(small)
         sh, sw = small.shape[:2]
         loc, score = self._forward(np.ascontiguousarray(small))
         keep = np.flatnonzero(score > self.score_threshold)
