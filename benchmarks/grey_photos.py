@@ -95,8 +95,8 @@ def read_labels() -> dict[str, str]:
     if not LABELS.is_file():
         return {}
     out = {}
-    for line in LABELS.read_text().splitlines()[1:]:
-        if line and not line.startswith("#"):
+    for line in LABELS.read_text().splitlines():
+        if line and not line.startswith("#") and not line.startswith("key\t"):
             key, label = line.split("\t")[:2]
             out[key] = label
     return out

@@ -148,3 +148,29 @@ def test_boxes_of_a_downscaled_image_are_in_original_pixels(faceboxes, sample_ph
     half = FaceBoxes(min_face=64)(img)
     assert len(full) == len(half) == 1
     assert roi_iou(full[0, :4], half[0, :4]) > 0.8
+
+
+def test_grey_photos_are_detected_tinted_and_colour_photos_as_they_are(sample_photo, monkeypatch):
+    """With ``tint_grey`` the network sees a grey photo in the skin tint (each grey level times GREY_TINT) and a
+    colour photo unchanged, so colour photos give the same boxes bit for bit."""
+    import cv2
+
+    from mfirrn.detect.faceboxes import GREY_TINT, is_grey, tint_grey
+
+    img = read_image(sample_photo)
+    grey = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    assert is_grey(grey) and not is_grey(img)
+    tinted = tint_grey(grey)
+    level = int(grey[100, 100, 0])
+    assert tinted[100, 100].tolist() == [min(255, round(level * g)) for g in GREY_TINT]
+    plain, tint = FaceBoxes(backend="torch"), FaceBoxes(backend="torch", tint_grey=True)
+    np.testing.assert_array_equal(plain(img), tint(img))
+    seen = []
+    forward = FaceBoxes._forward
+    monkeypatch.setattr(FaceBoxes, "_forward", lambda self, x: (seen.append(x.copy()), forward(self, x))[1])
+    tint(grey)
+    plain(grey)
+    scale = tint.scale_for(*grey.shape[:2])
+    small = cv2.resize(grey, (int(grey.shape[1] * scale), int(grey.shape[0] * scale))) if scale < 1 else grey
+    np.testing.assert_array_equal(seen[0], tint_grey(small))
+    np.testing.assert_array_equal(seen[1], small)
