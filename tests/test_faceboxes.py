@@ -174,3 +174,16 @@ def test_grey_photos_are_detected_tinted_and_colour_photos_as_they_are(sample_ph
     small = cv2.resize(grey, (int(grey.shape[1] * scale), int(grey.shape[0] * scale))) if scale < 1 else grey
     np.testing.assert_array_equal(seen[0], tint_grey(small))
     np.testing.assert_array_equal(seen[1], small)
+
+
+def test_the_grey_tint_is_asked_for_faceboxes_only():
+    from mfirrn.inference.pipeline import Reconstructor
+
+    assert create_detector("faceboxes", tint_grey=True).tint_grey is True
+    assert create_detector("faceboxes").tint_grey is False
+    assert create_detector("faceboxes,dlib-hog", tint_grey=True)._get(0).tint_grey is True
+    with pytest.raises(ValueError, match="the grey tint applies to FaceBoxes"):
+        create_detector("dlib-hog", tint_grey=True)
+    with pytest.raises(ValueError, match="detector_tint_grey tints grey photos for FaceBoxes"):
+        Reconstructor(detector="mtcnn", detector_tint_grey=True)
+    assert Reconstructor(detector_tint_grey=True).detector.tint_grey is True

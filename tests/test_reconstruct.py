@@ -192,6 +192,21 @@ def test_cli_folder_takes_every_format_opencv_reads_and_names_the_others(tmp_pat
     assert "note: 2 video(s) in the folders were left out (1 .mov, 1 .mp4); give them as files or a glob" in err
 
 
+def test_cli_detector_tint_grey_on_a_grey_photo(tmp_path, sample_photo, capsys):
+    """--detector-tint-grey reaches FaceBoxes, is kept in the run record, and is refused for another detector."""
+    grey = cv2.cvtColor(read_image(sample_photo), cv2.COLOR_BGR2GRAY)
+    photo = tmp_path / "in" / "grey.png"
+    photo.parent.mkdir()
+    cv2.imwrite(str(photo), grey)
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(photo), "-o", str(out), "--outputs", "json", "--detector-tint-grey"]) == 0
+    assert len(json.loads((out / "grey.png.json").read_text())["faces"]) >= 1
+    assert json.loads((out / "mfirrn-run.json").read_text())["settings"]["--detector-tint-grey"] is True
+    assert main(["reconstruct", str(photo), "-o", str(tmp_path / "o2"), "--detector", "dlib-hog",
+                 "--detector-tint-grey"]) == 2
+    assert "--detector-tint-grey tints grey photos for FaceBoxes" in capsys.readouterr().err
+
+
 def test_cli_renderer_outputs(tmp_path, sample_photo):
     """depth / pncc / render / texture images come from the z-buffer renderer and sit on the face."""
     out = tmp_path / "out"

@@ -114,6 +114,10 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
     if size is not None and not faceboxes:
         raise ValueError(f"--detector-size sets FaceBoxes' input size; --detector {args.detector} sizes its own "
                          f"(name faceboxes in --detector, or drop --detector-size)")
+    tint = bool(getattr(args, "detector_tint_grey", False))
+    if tint and not faceboxes:
+        raise ValueError(f"--detector-tint-grey tints grey photos for FaceBoxes; --detector {args.detector} sees them "
+                         f"as they are (name faceboxes in --detector, or drop --detector-tint-grey)")
     model = model_from_args(args, default_model=models.DEFAULT_MODEL)
     device = resolve_device(args.device)
     return Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=dense,
@@ -121,4 +125,5 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
                          min_confidence=getattr(args, "min_confidence", None),
                          min_face_size=getattr(args, "min_face_size", 0.0),
                          detector_threshold=threshold,
-                         detector_size=None if size is None else detector_size(size, "--detector-size"))
+                         detector_size=None if size is None else detector_size(size, "--detector-size"),
+                         detector_tint_grey=tint)

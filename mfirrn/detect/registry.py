@@ -123,12 +123,13 @@ class FirstOf:
 
 
 def _faceboxes(backend: str = "torch", device: str = "cpu", threads: int = 0,
-               score_threshold: Optional[float] = None, max_size: Optional[tuple[int, int]] = None) -> Detector:
+               score_threshold: Optional[float] = None, max_size: Optional[tuple[int, int]] = None,
+               tint_grey: bool = False) -> Detector:
     from mfirrn.detect.faceboxes import MAX_SIZE, SCORE_THRESHOLD, FaceBoxes
 
     threshold = SCORE_THRESHOLD if score_threshold is None else score_threshold
     return FaceBoxes(backend=backend, device=device, threads=threads, score_threshold=threshold,
-                     max_size=MAX_SIZE if max_size is None else max_size)
+                     max_size=MAX_SIZE if max_size is None else max_size, tint_grey=tint_grey)
 
 
 def _mtcnn(device: str = "cpu", **_) -> Detector:
@@ -171,7 +172,7 @@ def names_faceboxes(spec: object) -> bool:
 
 def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", device: str = "cpu",
                     threads: int = 0, score_threshold: Optional[float] = None,
-                    max_size: Optional[tuple[int, int]] = None) -> Detector:
+                    max_size: Optional[tuple[int, int]] = None, tint_grey: bool = False) -> Detector:
     """Build a registered detector by name, or a :class:`FirstOf` chain from a comma list.
 
     ``backend`` (``torch`` or ``onnxruntime``), ``device`` and ``threads`` (ONNX Runtime intra-op
@@ -179,6 +180,7 @@ def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", dev
     ``score_threshold``: FaceBoxes' score threshold (default ``None``: 3DDFA_V2's 0.5); the other
     detectors' scores are on other scales, so a name without ``faceboxes`` refuses it. ``max_size``: FaceBoxes'
     largest input (height, width; default ``None``: 3DDFA_V2's 720 x 1080; ``(0, 0)``: full resolution).
+    ``tint_grey``: FaceBoxes detects black-and-white photos in a skin tint (:func:`mfirrn.detect.faceboxes.tint_grey`).
     The first detector of a chain is built now, so missing weights fail here rather than mid-folder.
     """
     names = [n.strip() for n in name.split(",") if n.strip()]
@@ -193,8 +195,11 @@ def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", dev
     if max_size is not None and "faceboxes" not in names:
         raise ValueError(f"a detector size applies to FaceBoxes; the detector {name} sizes its input itself "
                          f"(drop the size or add faceboxes to the detectors)")
+    if tint_grey and "faceboxes" not in names:
+        raise ValueError(f"the grey tint applies to FaceBoxes; the detector {name} sees photos as they are "
+                         f"(drop the tint or add faceboxes to the detectors)")
     chain = FirstOf(names, backend=backend, device=device, threads=threads, score_threshold=score_threshold,
-                    max_size=max_size)
+                    max_size=max_size, **({"tint_grey": True} if tint_grey else {}))
     chain._get(0)
     return chain._built[0] if len(names) == 1 else chain
 

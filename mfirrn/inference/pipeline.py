@@ -246,6 +246,9 @@ class Reconstructor:
     before detection (default ``None``: 3DDFA_V2's 720 x 1080; ``(0, 0)``: full resolution). A larger size
     finds faces that the downscale makes too small or too faint in large photos (``docs/experiments/wild.md``),
     at a detection cost that grows with the pixels detected.
+    ``detector_tint_grey``: FaceBoxes detects black-and-white photos in a skin tint
+    (:func:`mfirrn.detect.faceboxes.tint_grey`): on grey photos it finds far more small and faint faces, and a
+    few more false ones (measured in ``docs/experiments/wild.md``); colour photos are detected as they are.
     """
 
     def __init__(self, model: Union[str, nn.Module] = "3ddfa-v2-mb05", detector: Union[str, Detector] = DEFAULT_DETECTOR,
@@ -255,7 +258,7 @@ class Reconstructor:
                  detector_backend: Optional[str] = None, detector_threads: Optional[int] = None,
                  min_confidence: Optional[float] = None, min_face_size: float = 0.0, verify: bool = True,
                  detector_threshold: Optional[float] = None,
-                 detector_size: Optional[tuple[int, int]] = None) -> None:
+                 detector_size: Optional[tuple[int, int]] = None, detector_tint_grey: bool = False) -> None:
         from mfirrn import models
         from mfirrn.inference.onnx import model_for_backend, resolve_backend
         from mfirrn.io.threads import apply_threads
@@ -285,6 +288,11 @@ class Reconstructor:
         self._verifier: Optional[FaceVerifier] = None
         self.detector_threshold = self._resolve_detector_threshold(detector, detector_threshold)
         self.detector_size = self._resolve_detector_size(detector, detector_size)
+        if detector_tint_grey and not names_faceboxes(detector):
+            raise ValueError(f"detector_tint_grey tints grey photos for FaceBoxes; the detector "
+                             f"{getattr(detector, 'name', detector)} is not FaceBoxes built by name (build it with "
+                             f"FaceBoxes(tint_grey=True), or drop detector_tint_grey)")
+        self.detector_tint_grey = bool(detector_tint_grey)
 
     @staticmethod
     def _resolve_detector_size(detector: Union[str, Detector],
@@ -338,7 +346,7 @@ class Reconstructor:
             dev = "cpu" if self.device.type != "cuda" else str(self.device)
             self._detector = (create_detector(spec, backend=self.detector_backend, device=dev,
                                               threads=self.detector_threads, score_threshold=self.detector_threshold,
-                                              max_size=self.detector_size)
+                                              max_size=self.detector_size, tint_grey=self.detector_tint_grey)
                               if isinstance(spec, str) else spec)
         return self._detector
 
