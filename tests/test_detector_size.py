@@ -93,3 +93,21 @@ def test_a_large_photo_without_a_face_is_told_about_the_size(tmp_path, capsys):
     main(["reconstruct", str(tmp_path / "large.png"), "-o", str(tmp_path / "out3"), "--outputs", "json",
           "--detector-size", "full"])
     assert "--detector-size" not in capsys.readouterr().err
+
+
+def test_a_grey_photo_without_a_face_is_told_about_the_tint(tmp_path, capsys):
+    """The no-face line names --detector-tint-grey for a black-and-white photo only, and not once it is given."""
+    from mfirrn.cli import main
+
+    cv2.imwrite(str(tmp_path / "grey.png"), np.full((300, 400, 3), 128, np.uint8))
+    cv2.imwrite(str(tmp_path / "blue.png"), np.full((300, 400, 3), (200, 90, 40), np.uint8))
+    main(["reconstruct", str(tmp_path / "grey.png"), str(tmp_path / "blue.png"), "-o", str(tmp_path / "out"),
+          "--outputs", "json"])
+    err = capsys.readouterr().err.splitlines()
+    grey = [ln for ln in err if "grey.png: no face found" in ln]
+    blue = [ln for ln in err if "blue.png: no face found" in ln]
+    assert len(grey) == len(blue) == 1
+    assert "--detector-tint-grey for a black-and-white photo" in grey[0] and "tint" not in blue[0]
+    main(["reconstruct", str(tmp_path / "grey.png"), "-o", str(tmp_path / "out2"), "--outputs", "json",
+          "--detector-tint-grey"])
+    assert "--detector-tint-grey" not in capsys.readouterr().err

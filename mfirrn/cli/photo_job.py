@@ -139,6 +139,11 @@ class PhotoProcessor:
             if fb and _downscaled_for_detection(image.shape, size):
                 larger = "1080x1620 or full" if size is None else "full"
                 faint = f"--detector-size {larger} for small faces in a large photo, " + faint
+            if fb and not self.job.options.get("detector_tint_grey"):
+                from mfirrn.detect.faceboxes import is_grey
+
+                if is_grey(image):
+                    faint = "--detector-tint-grey for a black-and-white photo, " + faint
             hint = (f"try {faint}--detector dlib-hog or dlib-cnn, --min-confidence 0, --box or --landmarks"
                     if self.job.boxes is None and self.job.landmarks is None else "")
             reason = f"{show_path(item[0])}: no face found{f' ({hint})' if hint else ''}"
