@@ -281,6 +281,7 @@ def _run_sources(sources, rec, out_dir, outputs, settings, args) -> int:
         if r["truncated"]:
             print(f"warning: {src}: decoding stopped at frame {r['frames']} of {r['expected_frames']} "
                   f"(truncated or corrupt); results cover the decoded frames", file=sys.stderr)
-        print(f"{src}: {r['frames']} frames, {r['faces']} faces in all ({r['ids']} identities), detector run on "
+        tracks = f"{r['ids']} track" + ("" if r["ids"] == 1 else "s")
+        print(f"{src}: {r['frames']} frames, {r['faces']} faces in all ({tracks}), detector run on "
               f"{r['detections']} frame(s), {r['fps']:.1f} frames/s -> {', '.join(p.name for p in r['written'])}")
     return n_ok
