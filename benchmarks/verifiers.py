@@ -13,7 +13,11 @@ result exactly as the pipeline computes them:
 * **non-faces**: the hand boxes of HandsDataset photos and random squares on photos without a face
   (``benchmarks/data/verifier.tsv``; its ``split`` column says fit or validation). A hand candidate
   whose crop slides onto a face behind the hand (its landmarks' centre inside a FaceBoxes box >= 0.95
-  that does not overlap the hand) is left out.
+  that does not overlap the hand) is left out;
+* **animals**: FaceBoxes' proposals (score >= 0.3, at most 5 a photo) on the cat and dog photos of
+  ``verifier.tsv`` (role ``animals``, no person in them), kept apart from the non-faces above so that the
+  candidates' table stays comparable; the head fitted with them is weighed against the head fitted without
+  them by the rule of docs/experiments/wild.md ("Animal faces"), which ``--fit`` applies.
 
 Candidates: MTCNN's O-Net probability (``onet``), FaceBoxes run again on the face's final crop seen at
 160x160 (``fbcrop``: its best score for a box holding the landmarks' centre), the passes' landmark
@@ -55,6 +59,8 @@ from mfirrn.io.assets import fetch_asset, read_asset_table
 DATA = Path(__file__).resolve().parent / "data"
 RECALL = 0.995
 GOOD_NME = 0.10  # a validation face the pipeline reconstructs: its default threshold must keep it
+ANIMAL_PROPOSAL = 0.3  # FaceBoxes proposals on animal photos at or above this score are non-faces
+ANIMALS_PER_PHOTO = 5
 L2_GRID = (1e-4, 1e-3, 1e-2, 3e-2, 1e-1)  # the embedding head's L2 penalty, chosen by cross-validation
 
 
@@ -129,6 +135,8 @@ def non_faces(rec, split: str, mean, std, rng) -> list[dict]:
             continue
         img = read_image(fetch_asset(asset))
         h, w = img.shape[:2]
+        if row["role"] == "animals":
+            continue  # see animals()
         if row["role"] == "hands":
             hands = np.array(json.loads(row["labels"])["hands"], np.float64)
             found = rec.detector(img)
@@ -146,6 +154,23 @@ def non_faces(rec, split: str, mean, std, rng) -> list[dict]:
             for c in candidate(rec, img, boxes, mean, std):
                 c.pop("landmarks")
                 out.append(dict(c, kind="random"))
+    return out
+
+
+def animals(rec, split: str, mean, std) -> list[dict]:
+    """FaceBoxes' proposals (>= ANIMAL_PROPOSAL, the best ANIMALS_PER_PHOTO) on the ``animals`` photos of ``split``:
+    cats and dogs with no person in the photo, so every proposal is a non-face."""
+    out = []
+    for asset, row in read_asset_table(DATA / "verifier.tsv"):
+        if row["role"] != "animals" or row["split"] != split:
+            continue
+        img = read_image(fetch_asset(asset))
+        found = rec.detector(img)
+        boxes = found[found[:, 4] >= ANIMAL_PROPOSAL][:ANIMALS_PER_PHOTO, :4] if len(found) else found
+        if len(boxes):
+            for c in candidate(rec, img, boxes, mean, std):
+                c.pop("landmarks")
+                out.append(dict(c, kind="animal", photo=asset.path))
     return out
 
 
@@ -209,6 +234,49 @@ def cross_validated_l2(pos: np.ndarray, neg: np.ndarray, grid=L2_GRID, folds: in
     return float(grid[int(np.argmin(losses))])
 
 
+def animal_rule(full: dict, sets: dict, good: np.ndarray, fitted: tuple, threshold: float, head: VerifierHead,
+                l2: float, n_fit: int) -> tuple[VerifierHead, np.ndarray, float]:
+    """The head fitted with the fit animals' proposals as non-faces, against ``head`` (fitted without them), by the
+    rule of docs/experiments/wild.md ("Animal faces"): returns the head the rule keeps, with its weights and bias."""
+    mu, sd, w, b = fitted
+    a_val = full["val animals"]
+    old_p = _sigmoid(((full["val faces"] - mu) / sd) @ w + b)
+    old_n = _sigmoid(((full["val non-faces"] - mu) / sd) @ w + b)
+    old_a = _sigmoid(((a_val - mu) / sd) @ w + b)
+    neg = np.concatenate([full["fit non-faces"], full["fit animals"]])
+    print(f"\nAnimals: {len(full['fit animals'])} proposals on the fit photos, {len(a_val)} on the validation photos "
+          f"({len({c['photo'] for c in sets['val animals']})} photos)")
+    al2 = cross_validated_l2(full["fit faces"], neg)
+    amu, asd, aw, ab = fit_head(full["fit faces"], neg, al2)
+    new_p = _sigmoid(((full["val faces"] - amu) / asd) @ aw + ab)
+    new_n = _sigmoid(((full["val non-faces"] - amu) / asd) @ aw + ab)
+    new_a = _sigmoid(((a_val - amu) / asd) @ aw + ab)
+    new_thr = float(np.floor(new_p[good].min() * 20) / 20)
+    rows = {}
+    print("| head | threshold (rule) | val faces kept | non-faces passing | at 99.5 % recall | animal proposals passing "
+          "| at 99.5 % recall |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, (p, n, a, t) in {"fitted without animals (shipped)": (old_p, old_n, old_a, threshold),
+                               f"fitted with animals (L2 {al2:g})": (new_p, new_n, new_a, new_thr)}.items():
+        t995 = np.quantile(p, 1 - RECALL)
+        rows[name] = (t, int((n >= t).sum()), int((n >= t995).sum()), int((a >= t).sum()))
+        print(f"| {name} | {t:.2f} ({p[good].min():.3f}) | {(p >= t).sum()}/{len(p)} | {rows[name][1]}/{len(n)} | "
+              f"{rows[name][2]}/{len(n)} | {rows[name][3]}/{len(a)} | {int((a >= t995).sum())}/{len(a)} |")
+    (_, n0, r0, a0), (t1, n1, r1, a1) = rows.values()
+    checks = {"threshold >= 0.05": t1 >= 0.05, "non-faces at the threshold not more": n1 <= n0,
+              "non-faces at 99.5 % recall not more": r1 <= r0, "fewer animal proposals": a1 < a0}
+    print("rule: " + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in checks.items()))
+    if not all(checks.values()):
+        print("-> the head fitted without animals stays")
+        return head, w, b
+    print("-> the head fitted with animals replaces it (then check the held-out photos: benchmarks/wild.py)")
+    note = (f"benchmarks/verifiers.py --n-fit {n_fit}: logistic fit (L2 {al2:g}) on {len(full['fit faces'])} AFLW faces "
+            f"and {len(neg)} non-faces ({len(full['fit animals'])} of them FaceBoxes proposals on cats and dogs); "
+            f"threshold: every validation face with 21-point NME <= {GOOD_NME:.0%} kept")
+    return (VerifierHead(FEATURES, tuple(map(float, amu)), tuple(map(float, asd)), tuple(map(float, aw)), ab, t1,
+                         note=note), aw, ab)
+
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
@@ -240,12 +308,18 @@ def main() -> None:
         if "hard non-faces" not in sets:  # a cache from before the hard negatives
             sets["hard non-faces"] = hard_negatives(rec, mean, std)
             Path(args.cache).write_text(json.dumps(sets))
+        if "fit animals" not in sets:  # a cache from before the animals
+            sets["fit animals"] = animals(rec, "train", mean, std)
+            sets["val animals"] = animals(rec, "val", mean, std)
+            Path(args.cache).write_text(json.dumps(sets))
     else:
         sets = {"fit faces": aflw_faces(rec, root, args.n_fit, True, mean, std),
                 "val faces": aflw_faces(rec, root, args.n_val, False, mean, std),
                 "fit non-faces": non_faces(rec, "train", mean, std, rng),
                 "val non-faces": non_faces(rec, "val", mean, std, rng),
-                "hard non-faces": hard_negatives(rec, mean, std)}
+                "hard non-faces": hard_negatives(rec, mean, std),
+                "fit animals": animals(rec, "train", mean, std),
+                "val animals": animals(rec, "val", mean, std)}
         if args.cache:
             Path(args.cache).write_text(json.dumps(sets))
     print(f"machine {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
@@ -318,6 +392,7 @@ def main() -> None:
           f"({p_val[good].min():.3f}), {int((n_val >= h_thr).sum())}/{len(n_val)} validation non-faces and "
           f"{int((oof >= h_thr).sum())}/{len(hard)} hard negatives (out of fold) pass; at 99.5 % recall ({t995:.3f}) "
           f"{int((n_val >= t995).sum())} and {int((oof >= t995).sum())}")
+    head, w, b = animal_rule(full, sets, good, (mu, sd, w, b), chosen, head, l2, args.n_fit)
     top = np.argsort(-np.abs(w))[:6]
     print(f"\nhead: {len(w)} weights (standardised features), the largest "
           + ", ".join(f"{FEATURES[i]} {w[i]:+.3f}" for i in top) + f"; bias {b:.3f}, threshold {head.threshold}")
