@@ -133,7 +133,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="fine-tuning seeds, comma-separated (default %(default)s)")
     ap.add_argument("--cache", default=None, metavar="FILE.npz",
                     help="keep the sets (O-Net inputs, features) in FILE (reused when it exists)")
-    ap.add_argument("--save", default=None, metavar="DIR", help="write each seed's fine-tuned O-Net to DIR")
+    ap.add_argument("--save", default=None, metavar="DIR",
+                    help="write each seed's fine-tuned O-Net to DIR (read from there when it exists)")
+    ap.add_argument("--soup", action="store_true", help="also judge the O-Net whose weights are the seeds' average")
     args = ap.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     t0 = time.time()
@@ -150,14 +152,28 @@ def main() -> None:
           "at 99.5 % recall |\n|---|---:|---:|---:|---:|---:|")
     shipped = {k: v["features"] for k, v in sets.items()}
     judge("O-Net as shipped (head refitted on these faces)", shipped, good, with_animals=False)
-    for seed in (int(v) for v in args.seeds.split(",")):
-        net = finetune(sets, args.epochs, seed=seed)
-        if args.save:
-            Path(args.save).mkdir(parents=True, exist_ok=True)
-            torch.save(net.state_dict(), Path(args.save) / f"onet-finetuned-seed{seed}.pt")
+    seeds = [int(v) for v in args.seeds.split(",")]
+    states = []
+    for seed in seeds:
+        saved = Path(args.save) / f"onet-finetuned-seed{seed}.pt" if args.save else None
+        if saved is not None and saved.is_file():
+            net = load_mtcnn_net("onet", "cpu")
+            net.load_state_dict(torch.load(saved, map_location="cpu", weights_only=True))
+        else:
+            net = finetune(sets, args.epochs, seed=seed)
+            if saved is not None:
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(net.state_dict(), saved)
+        states.append(net.state_dict())
         tuned = {k: onet_features(net, v) for k, v in sets.items()}
         for with_animals in (False, True):
             judge(f"O-Net fine-tuned, seed {seed}", tuned, good, with_animals)
+    if args.soup:  # one O-Net, the average of the seeds' weights (all start from MTCNN's O-Net)
+        net = load_mtcnn_net("onet", "cpu")
+        net.load_state_dict({k: torch.stack([s[k].float() for s in states]).mean(0) for k in states[0]})
+        tuned = {k: onet_features(net, v) for k, v in sets.items()}
+        for with_animals in (False, True):
+            judge(f"O-Net averaged over seeds {args.seeds}", tuned, good, with_animals)
     print(f"\n{time.time() - t0:.0f} s in all")
 
 
