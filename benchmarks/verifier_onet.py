@@ -7,9 +7,10 @@ a dog's face looks like a face to it. Here O-Net itself (all layers but its box 
 the verifier's data of ``benchmarks/verifiers.py`` (AFLW faces of every pose from the fit rows; the fit hands,
 random squares and animal proposals of ``benchmarks/data/verifier.tsv``), on its 48x48 inputs exactly as the
 pipeline crops them (the square around a face's 68 landmarks after the robust refinement): class-balanced logistic
-loss (the animals half the non-faces' weight), random flips, brightness and shifts of up to 3 pixels, AdamW. Then
-the logistic head is fitted again on the fine-tuned features (with and without the animal proposals) and judged by
-the rule of docs/experiments/wild.md ("Animal faces") on the validation rows, beside the shipped verifier.
+loss (the animals half the non-faces' weight), random flips, brightness and shifts of up to 3 pixels
+(``--occlude``: faces partly covered by pieces of the non-faces), AdamW. Then the logistic head is fitted again
+on the fine-tuned features (with and without the animal proposals) and judged by the rule of
+docs/experiments/wild.md ("Animal faces") on the validation rows, beside the shipped verifier.
 Nothing is written.
 """
 
@@ -69,8 +70,24 @@ def collect(n_fit: int, datasets: Path) -> dict[str, dict[str, np.ndarray]]:
     return sets
 
 
-def finetune(sets: dict, epochs: int, animal_weight: float = 0.5, seed: int = 0) -> torch.nn.Module:
-    """O-Net fine-tuned on the fit sets (faces 1, non-faces 0), returned in eval mode."""
+def occlude_faces(batch: torch.Tensor, is_face: torch.Tensor, patches: torch.Tensor, share: float,
+                  rng: np.random.Generator) -> torch.Tensor:
+    """``batch`` (N, 3, 48, 48) with a ``share`` of its faces partly covered: a rectangle of 30-65 % of the side
+    each way, at a random place, copied from the same place of a random non-face input of ``patches`` (a hand,
+    background or an animal in front of the face). The face stays a face."""
+    out = batch.clone()
+    for i in np.flatnonzero(is_face.numpy() & (rng.random(len(batch)) < share)):
+        h, w = (int(v) for v in rng.integers(14, 32, 2))
+        y0, x0 = int(rng.integers(0, 48 - h + 1)), int(rng.integers(0, 48 - w + 1))
+        k = int(rng.integers(len(patches)))
+        out[i, :, y0:y0 + h, x0:x0 + w] = patches[k, :, y0:y0 + h, x0:x0 + w]
+    return out
+
+
+def finetune(sets: dict, epochs: int, animal_weight: float = 0.5, seed: int = 0,
+             occlude: float = 0.0) -> torch.nn.Module:
+    """O-Net fine-tuned on the fit sets (faces 1, non-faces 0), returned in eval mode; ``occlude``: the share of
+    faces in each batch partly covered by a piece of a non-face (:func:`occlude_faces`)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = load_mtcnn_net("onet").train()
@@ -87,6 +104,8 @@ def finetune(sets: dict, epochs: int, animal_weight: float = 0.5, seed: int = 0)
         for i in range(0, len(x), 128):
             j = perm[i:i + 128]
             batch = x[j]
+            if occlude:
+                batch = occlude_faces(batch, y[j] == 1, x[len(xs[0]):], occlude, rng)
             flip = torch.rand(len(j)) < 0.5
             batch = torch.where(flip[:, None, None, None], batch.flip(3), batch)
             batch = batch * (1 + 0.4 * (torch.rand(len(j), 1, 1, 1) - 0.5)) + 0.2 * (torch.rand(len(j), 1, 1, 1) - 0.5)
@@ -136,6 +155,8 @@ def main() -> None:
     ap.add_argument("--save", default=None, metavar="DIR",
                     help="write each seed's fine-tuned O-Net to DIR (read from there when it exists)")
     ap.add_argument("--soup", action="store_true", help="also judge the O-Net whose weights are the seeds' average")
+    ap.add_argument("--occlude", type=float, default=0.0,
+                    help="share of the faces in each batch partly covered by a piece of a non-face (default 0)")
     args = ap.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     t0 = time.time()
@@ -160,7 +181,7 @@ def main() -> None:
             net = load_mtcnn_net("onet", "cpu")
             net.load_state_dict(torch.load(saved, map_location="cpu", weights_only=True))
         else:
-            net = finetune(sets, args.epochs, seed=seed)
+            net = finetune(sets, args.epochs, seed=seed, occlude=args.occlude)
             if saved is not None:
                 saved.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(net.state_dict(), saved)
