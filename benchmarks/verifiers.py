@@ -133,10 +133,10 @@ def non_faces(rec, split: str, mean, std, rng) -> list[dict]:
     for asset, row in read_asset_table(DATA / "verifier.tsv"):
         if row["split"] != split:
             continue
-        img = read_image(fetch_asset(asset))
-        h, w = img.shape[:2]
         if row["role"] == "animals":
             continue  # see animals()
+        img = read_image(fetch_asset(asset))
+        h, w = img.shape[:2]
         if row["role"] == "hands":
             hands = np.array(json.loads(row["labels"])["hands"], np.float64)
             found = rec.detector(img)
