@@ -34,8 +34,9 @@ SETS = ("fit faces", "val faces", "fit non-faces", "val non-faces", "fit animals
 
 
 def collect(n_fit: int, datasets: Path) -> dict[str, dict[str, np.ndarray]]:
-    """Each set's O-Net inputs (N, 3, 48, 48), its verifier features (N, 259) as shipped, and for faces the yaw and
-    the 21-point NME of the pipeline's fit."""
+    """Each set's O-Net inputs (N, 3, 48, 48), its verifier features (N, 259) as shipped, and for faces the 21-point
+    NME of the pipeline's fit (NaN for the others). The sets are made by benchmarks/verifiers.py's own functions,
+    whose ``candidate`` is wrapped meanwhile to keep each face's O-Net input beside its numbers."""
     fb = FaceBoxes(score_threshold=0.05, backend="onnxruntime", threads=1)
     rec = Reconstructor(dense=False, detector=fb, detector_backend="onnxruntime", detector_threads=1)
     k = len(FEATURES)
@@ -50,7 +51,7 @@ def collect(n_fit: int, datasets: Path) -> dict[str, dict[str, np.ndarray]]:
             c["onet_input"] = crop_boxes(image, square, 48).flip(1)[0].numpy()  # BGR -> RGB, as ONetScorer
         return out
 
-    V.candidate = with_input
+    V.candidate = with_input  # verifiers.py's set builders call it by its module name
     mean = np.asarray(rec.model.stats.mean, np.float64).ravel()
     std = np.asarray(rec.model.stats.std, np.float64).ravel()
     root, rng = datasets / "aflw-21pt-train", np.random.default_rng(2)
@@ -61,12 +62,14 @@ def collect(n_fit: int, datasets: Path) -> dict[str, dict[str, np.ndarray]]:
             "fit animals": lambda: V.animals(rec, "train", mean, std),
             "val animals": lambda: V.animals(rec, "val", mean, std)}
     sets = {}
-    for name in SETS:
-        cands = made[name]()
-        sets[name] = {"x": np.stack([c["onet_input"] for c in cands]).astype(np.float32),
-                      "features": np.array([[c[f] for f in FEATURES] for c in cands]),
-                      "nme": np.array([c.get("nme21", np.nan) for c in cands])}
-    V.candidate = plain
+    try:
+        for name in SETS:
+            cands = made[name]()
+            sets[name] = {"x": np.stack([c["onet_input"] for c in cands]).astype(np.float32),
+                          "features": np.array([[c[f] for f in FEATURES] for c in cands]),
+                          "nme": np.array([c.get("nme21", np.nan) for c in cands])}
+    finally:
+        V.candidate = plain
     return sets
 
 
