@@ -139,7 +139,7 @@ def judge(name: str, feats: dict[str, np.ndarray], good: np.ndarray, with_animal
     l2 = V.cross_validated_l2(feats["fit faces"], neg)
     mu, sd, w, b = V.fit_head(feats["fit faces"], neg, l2)
     p, n, a = (V._sigmoid(((feats[k] - mu) / sd) @ w + b) for k in ("val faces", "val non-faces", "val animals"))
-    t = float(np.floor(p[good].min() * 20) / 20)
+    t = V.rule_threshold(p[good])
     t995 = np.quantile(p, 1 - V.RECALL)
     print(f"| {name}, head fitted {'with' if with_animals else 'without'} animals (L2 {l2:g}) | {t:.2f} "
           f"({p[good].min():.3f}) | {int((n >= t).sum())}/{len(n)} | {int((n >= t995).sum())}/{len(n)} | "

@@ -251,7 +251,7 @@ def animal_rule(full: dict, sets: dict, good: np.ndarray, fitted: tuple, thresho
     new_p = _sigmoid(((full["val faces"] - amu) / asd) @ aw + ab)
     new_n = _sigmoid(((full["val non-faces"] - amu) / asd) @ aw + ab)
     new_a = _sigmoid(((a_val - amu) / asd) @ aw + ab)
-    new_thr = float(np.floor(new_p[good].min() * 20) / 20)
+    new_thr = rule_threshold(new_p[good])
     rows = {}
     print("| head | threshold (rule) | val faces kept | non-faces passing | at 99.5 % recall | animal proposals passing "
           "| at 99.5 % recall |")
@@ -275,6 +275,12 @@ def animal_rule(full: dict, sets: dict, good: np.ndarray, fitted: tuple, thresho
             f"threshold: every validation face with 21-point NME <= {GOOD_NME:.0%} kept")
     return (VerifierHead(FEATURES, tuple(map(float, amu)), tuple(map(float, asd)), tuple(map(float, aw)), ab, t1,
                          note=note), aw, ab)
+
+
+def rule_threshold(confidence_of_good_faces: np.ndarray) -> float:
+    """The default threshold by the rule: the lowest confidence of the good validation faces, rounded down to a
+    multiple of 0.05 (so that no face the pipeline reconstructs well is dropped)."""
+    return float(np.floor(np.min(confidence_of_good_faces) * 20) / 20)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -366,7 +372,7 @@ def main() -> None:
           f"21-point NME <= {GOOD_NME:.0%}, rounded down to a multiple of 0.05")
     for name in ("logistic head (onet, lmdiff, agree)", "logistic head (onet, lmdiff, agree, fbcrop)", verifier):
         p, n = score[name]
-        chosen = float(np.floor(p[good].min() * 20) / 20)
+        chosen = rule_threshold(p[good])
         print(f"- {name}: threshold {chosen:.2f} ({p[good].min():.3f}) keeps {(p >= chosen).sum()}/{len(p)} faces "
               f"({(p[yaw >= 60] >= chosen).sum()}/{(yaw >= 60).sum()} at |yaw| 60-90); {(n >= chosen).sum()}/{len(n)} "
               f"non-faces pass ({((n >= chosen) & (kinds == 'hand')).sum()} hands)")
@@ -381,7 +387,7 @@ def main() -> None:
     hmu, hsd, hw, hb = fit_head(full["fit faces"], both, l2)
     p_val = _sigmoid(((full["val faces"] - hmu) / hsd) @ hw + hb)
     n_val = _sigmoid(((full["val non-faces"] - hmu) / hsd) @ hw + hb)
-    h_thr = float(np.floor(p_val[good].min() * 20) / 20)
+    h_thr = rule_threshold(p_val[good])
     fold = np.random.default_rng(0).permutation(len(hard)) % 5
     oof = np.zeros(len(hard))
     for k in range(5):
