@@ -165,39 +165,45 @@ def main() -> None:
     t0 = time.time()
     if args.cache and Path(args.cache).is_file():
         z = np.load(args.cache)
+        if "n_fit" in z.files and int(z["n_fit"]) != args.n_fit:
+            raise SystemExit(f"{args.cache} holds the sets of --n-fit {int(z['n_fit'])}, not {args.n_fit}: "
+                             "give another --cache file or that --n-fit")
         sets = {k: {j: z[f"{k}|{j}"] for j in ("x", "features", "nme")} for k in SETS}
     else:
         sets = collect(args.n_fit, Path(args.datasets))
         if args.cache:
-            np.savez_compressed(args.cache, **{f"{k}|{j}": v for k, d in sets.items() for j, v in d.items()})
+            np.savez_compressed(args.cache, n_fit=np.array(args.n_fit),
+                                **{f"{k}|{j}": v for k, d in sets.items() for j, v in d.items()})
     print(", ".join(f"{k}: {len(v['x'])}" for k, v in sets.items()) + f"; {time.time() - t0:.0f} s")
     good = sets["val faces"]["nme"] <= V.GOOD_NME
     print("\n| verifier | threshold (rule) | non-faces passing | at 99.5 % recall | animal proposals passing | "
           "at 99.5 % recall |\n|---|---:|---:|---:|---:|---:|")
     shipped = {k: v["features"] for k, v in sets.items()}
     judge("O-Net as shipped (head refitted on these faces)", shipped, good, with_animals=False)
-    seeds = [int(v) for v in args.seeds.split(",")]
+    def judge_net(name: str, state: dict) -> None:
+        net = load_mtcnn_net("onet", "cpu")
+        net.load_state_dict(state)
+        tuned = {k: onet_features(net.eval(), v) for k, v in sets.items()}
+        for with_animals in (False, True):
+            judge(name, tuned, good, with_animals)
+
     states = []
-    for seed in seeds:
-        saved = Path(args.save) / f"onet-finetuned-seed{seed}.pt" if args.save else None
+    for seed in (int(v) for v in args.seeds.split(",")):
+        # the file names every training setting, so that a run with other settings never reads it
+        name = f"onet-finetuned-seed{seed}-n{args.n_fit}-epochs{args.epochs}-occlude{args.occlude:g}.pt"
+        saved = Path(args.save) / name if args.save else None
         if saved is not None and saved.is_file():
-            net = load_mtcnn_net("onet", "cpu")
-            net.load_state_dict(torch.load(saved, map_location="cpu", weights_only=True))
+            state = torch.load(saved, map_location="cpu", weights_only=True)
         else:
-            net = finetune(sets, args.epochs, seed=seed, occlude=args.occlude)
+            state = finetune(sets, args.epochs, seed=seed, occlude=args.occlude).state_dict()
             if saved is not None:
                 saved.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(net.state_dict(), saved)
-        states.append(net.state_dict())
-        tuned = {k: onet_features(net, v) for k, v in sets.items()}
-        for with_animals in (False, True):
-            judge(f"O-Net fine-tuned, seed {seed}", tuned, good, with_animals)
+                torch.save(state, saved)
+        states.append(state)
+        judge_net(f"O-Net fine-tuned, seed {seed}", state)
     if args.soup:  # one O-Net, the average of the seeds' weights (all start from MTCNN's O-Net)
-        net = load_mtcnn_net("onet", "cpu")
-        net.load_state_dict({k: torch.stack([s[k].float() for s in states]).mean(0) for k in states[0]})
-        tuned = {k: onet_features(net, v) for k, v in sets.items()}
-        for with_animals in (False, True):
-            judge(f"O-Net averaged over seeds {args.seeds}", tuned, good, with_animals)
+        judge_net(f"O-Net averaged over seeds {args.seeds}",
+                  {k: torch.stack([s[k].float() for s in states]).mean(0) for k in states[0]})
     print(f"\n{time.time() - t0:.0f} s in all")
 
 
