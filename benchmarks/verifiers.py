@@ -283,6 +283,13 @@ def rule_threshold(confidence_of_good_faces: np.ndarray) -> float:
     return float(np.floor(np.min(confidence_of_good_faces) * 20) / 20)
 
 
+def quantile_threshold(confidence_of_good_faces: np.ndarray, q: float = 0.005) -> float:
+    """The default threshold by rule R of docs/experiments/wild.md: the ``q`` quantile of the good validation
+    faces' confidences, rounded down to a multiple of 0.05 (no single face decides it; up to a share ``q`` of the
+    good faces fall below it)."""
+    return float(np.floor(np.quantile(confidence_of_good_faces, q) * 20) / 20)
+
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
