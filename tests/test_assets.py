@@ -120,6 +120,13 @@ def test_asset_table_rows_fetch_through_the_mirror(tmp_path, monkeypatch):
     assert assets.fetch_asset(asset).read_bytes() == b"hello"
 
 
+def test_a_github_path_with_spaces_is_quoted_in_its_url():
+    from mfirrn.io.assets import Asset
+
+    a = Asset("x", "github/o/r/" + "0" * 40 + "/dataset/with_mask/0_0_0 copy (1).jpg", "0" * 64, 1, "MIT", "")
+    assert a.url == "https://raw.githubusercontent.com/o/r/" + "0" * 40 + "/dataset/with_mask/0_0_0%20copy%20%281%29.jpg"
+
+
 @pytest.mark.parametrize("body, message", [
     ("path\tsha256\tsize\n", "lacks the column"),
     ("path\tsha256\tsize\tlicence\nx\ty\n", ":2: 2 cells for 4 columns"),

@@ -142,6 +142,38 @@ def test_min_face_sets_the_detection_scale(faceboxes):
         FaceBoxes(min_face=0)
 
 
+def test_small_images_are_upscaled_to_min_size(faceboxes):
+    assert faceboxes.min_size == 0 and faceboxes.scale_for(100, 80) == 1.0  # default: never upscaled (3DDFA_V2)
+    up = FaceBoxes(min_size=240)
+    assert up.scale_for(100, 80) == pytest.approx(2.4)  # longer side 100 -> 240
+    assert up.scale_for(60, 120) == pytest.approx(2.0)
+    assert up.scale_for(240, 100) == 1.0 and up.scale_for(450, 450) == 1.0  # not below: as it is
+    assert up.scale_for(1440, 1080) == 0.5  # large photos: 3DDFA_V2's size rule as before
+    assert FaceBoxes(min_size=240, min_face=64).scale_for(100, 80) == pytest.approx(2.4)  # upscaled all the same
+    for bad in (-1, 2.5):
+        with pytest.raises(ValueError, match="min_size"):
+            FaceBoxes(min_size=bad)
+
+
+def test_a_tight_face_crop_is_found_upscaled_in_its_own_pixels(faceboxes, sample_photo):
+    """The middle of the sample photo's face (0.6 of its box, brows to mouth) shrunk to 64 pixels: FaceBoxes on
+    the image as it is scores it about 0.6; upscaled to 240 pixels it is sure of it, and the box is in the crop's
+    pixels, on the face (the photo's box mapped into the crop)."""
+    import cv2
+
+    img = read_image(sample_photo)
+    x0, y0, x1, y1 = faceboxes(img)[0, :4]
+    side = 0.6 * max(x1 - x0, y1 - y0)
+    c0, r0 = int((x0 + x1 - side) / 2), int((y0 + y1 - side) / 2)
+    crop = img[r0:r0 + int(side), c0:c0 + int(side)]
+    small = cv2.resize(crop, (64, 64), interpolation=cv2.INTER_AREA)
+    found = FaceBoxes(min_size=240)(small)
+    as_is = FaceBoxes(score_threshold=0.05)(small)
+    assert len(found) >= 1 and found[0, 4] > 0.95 and len(as_is) and as_is[0, 4] < 0.8
+    expected = np.array([x0 - c0, y0 - r0, x1 - c0, y1 - r0]) * 64 / crop.shape[0]
+    assert roi_iou(found[0, :4], expected) > 0.5
+
+
 def test_boxes_of_a_downscaled_image_are_in_original_pixels(faceboxes, sample_photo):
     img = read_image(sample_photo)
     full = faceboxes(img)
@@ -187,3 +219,18 @@ def test_the_grey_tint_is_asked_for_faceboxes_only():
     with pytest.raises(ValueError, match="detector_tint_grey tints grey photos for FaceBoxes"):
         Reconstructor(detector="mtcnn", detector_tint_grey=True)
     assert Reconstructor(detector_tint_grey=True).detector.tint_grey is True
+
+
+def test_the_smallest_input_is_asked_for_faceboxes_only():
+    from mfirrn.inference.pipeline import Reconstructor
+
+    assert create_detector("faceboxes", min_size=240).min_size == 240
+    assert create_detector("faceboxes").min_size == 0
+    assert create_detector("faceboxes,dlib-hog", min_size=240)._get(0).min_size == 240
+    with pytest.raises(ValueError, match="a smallest input size applies to FaceBoxes"):
+        create_detector("dlib-hog", min_size=240)
+    with pytest.raises(ValueError, match="detector_min_size upscales small photos for FaceBoxes"):
+        Reconstructor(detector="mtcnn", detector_min_size=240)
+    with pytest.raises(ValueError, match="detector_min_size must be a number of pixels"):
+        Reconstructor(detector_min_size=-5)
+    assert Reconstructor(detector_min_size=240).detector.min_size == 240

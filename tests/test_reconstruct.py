@@ -207,6 +207,34 @@ def test_cli_detector_tint_grey_on_a_grey_photo(tmp_path, sample_photo, capsys):
     assert "--detector-tint-grey tints grey photos for FaceBoxes" in capsys.readouterr().err
 
 
+def test_cli_detector_min_size_on_a_tight_crop(tmp_path, sample_photo, capsys):
+    """A 64-pixel crop of the middle of the sample face (half its box: eyes, nose, mouth): the no-face line names
+    --detector-min-size 240, which finds the face, reaches FaceBoxes and is kept in the run record; refused for
+    another detector and below 0."""
+    img = read_image(sample_photo)
+    photo = tmp_path / "in" / "tight.png"
+    photo.parent.mkdir()
+    assert main(["reconstruct", str(sample_photo), "-o", str(tmp_path / "o0"), "--outputs", "json"]) == 0
+    face = np.array(json.loads((tmp_path / "o0" / f"{sample_photo.name}.json").read_text())["faces"][0]["box"][:4])
+    side = 0.5 * max(face[2] - face[0], face[3] - face[1])
+    c0, r0 = int((face[0] + face[2] - side) / 2), int((face[1] + face[3] - side) / 2)
+    cv2.imwrite(str(photo), cv2.resize(img[r0:r0 + int(side), c0:c0 + int(side)], (64, 64),
+                                       interpolation=cv2.INTER_AREA))
+    capsys.readouterr()
+    main(["reconstruct", str(photo), "-o", str(tmp_path / "o1"), "--outputs", "json"])
+    err = capsys.readouterr().err
+    assert "tight.png: no face found" in err and "--detector-min-size 240 for a small photo" in err
+    out = tmp_path / "o2"
+    assert main(["reconstruct", str(photo), "-o", str(out), "--outputs", "json", "--detector-min-size", "240"]) == 0
+    assert len(json.loads((out / "tight.png.json").read_text())["faces"]) == 1
+    assert json.loads((out / "mfirrn-run.json").read_text())["settings"]["--detector-min-size"] == 240
+    assert main(["reconstruct", str(photo), "-o", str(tmp_path / "o3"), "--detector", "dlib-hog",
+                 "--detector-min-size", "240"]) == 2
+    assert "--detector-min-size upscales small photos for FaceBoxes" in capsys.readouterr().err
+    assert main(["reconstruct", str(photo), "-o", str(tmp_path / "o4"), "--detector-min-size", "-1"]) == 2
+    assert "--detector-min-size" in capsys.readouterr().err
+
+
 def test_cli_renderer_outputs(tmp_path, sample_photo):
     """depth / pncc / render / texture images come from the z-buffer renderer and sit on the face."""
     out = tmp_path / "out"

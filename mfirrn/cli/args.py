@@ -83,6 +83,7 @@ ARG_RULES: dict[str, dict[str, tuple[str, Any]]] = {
         "detector_threshold": ("--detector-threshold",
                                lambda v, o: number_in(v, o, 0, 1, low_open=True, high_open=True, allow_none=True)),
         "detector_size": ("--detector-size", _none_or(detector_size)),
+        "detector_min_size": ("--detector-min-size", _NONNEGATIVE),
     },
     "export-onnx": {
         "opset": ("--opset", _POSITIVE),

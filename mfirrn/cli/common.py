@@ -118,6 +118,10 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
     if tint and not faceboxes:
         raise ValueError(f"--detector-tint-grey tints grey photos for FaceBoxes; --detector {args.detector} sees them "
                          f"as they are (name faceboxes in --detector, or drop --detector-tint-grey)")
+    min_size = getattr(args, "detector_min_size", 0) or 0
+    if min_size and not faceboxes:
+        raise ValueError(f"--detector-min-size upscales small photos for FaceBoxes; --detector {args.detector} sizes "
+                         f"its own (name faceboxes in --detector, or drop --detector-min-size)")
     model = model_from_args(args, default_model=models.DEFAULT_MODEL)
     device = resolve_device(args.device)
     return Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=dense,
@@ -126,4 +130,4 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
                          min_face_size=getattr(args, "min_face_size", 0.0),
                          detector_threshold=threshold,
                          detector_size=None if size is None else detector_size(size, "--detector-size"),
-                         detector_tint_grey=tint)
+                         detector_tint_grey=tint, detector_min_size=min_size)

@@ -23,6 +23,9 @@ from mfirrn.inference.runrecord import DONE, FAILED, NO_FACE, InputResult
 __all__ = ["PhotoJob", "PhotoProcessor", "TABLE_OUTPUT", "Item", "set_threads"]
 
 TABLE_OUTPUT = "table"
+#: Photos whose longer side is below this many pixels get ``--detector-min-size`` of it in the no-face hint
+#: (docs/experiments/wild.md, "Small photos")
+SMALL_PHOTO = 240
 #: An input: (its path as the workers open it, its name relative to the inputs' root)
 Item = tuple[str, str]
 
@@ -139,6 +142,8 @@ class PhotoProcessor:
             if fb and _downscaled_for_detection(image.shape, size):
                 larger = "1080x1620 or full" if size is None else "full"
                 faint = f"--detector-size {larger} for small faces in a large photo, " + faint
+            if fb and not self.job.options.get("detector_min_size") and max(image.shape[:2]) < SMALL_PHOTO:
+                faint = f"--detector-min-size {SMALL_PHOTO} for a small photo or a tight face crop, " + faint
             if fb and not self.job.options.get("detector_tint_grey"):
                 from mfirrn.detect.faceboxes import is_grey
 

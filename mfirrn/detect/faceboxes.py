@@ -288,7 +288,11 @@ class FaceBoxes:
     ``score_threshold`` 0.5 (:data:`SCORE_THRESHOLD`; boxes scoring above it are kept) and ``iou_threshold`` 0.3
     are 3DDFA_V2's settings. NMS is greedy by score, so lowering ``score_threshold`` only adds boxes: those kept at
     a higher threshold stay, unchanged. ``max_size`` (height,
-    width): larger images are downscaled to fit before detection (3DDFA_V2: 720 x 1080). ``min_face``: the
+    width): larger images are downscaled to fit before detection (3DDFA_V2: 720 x 1080). ``min_size``: an image
+    whose longer side is shorter (pixels) is upscaled to it before detection (0, the default: never, as
+    3DDFA_V2). FaceBoxes' first anchors sit on a 32-pixel grid, and in a small image (a tight face crop, a
+    thumbnail) it scores a face low or not at all; 240 finds most of them (docs/experiments/wild.md, "Small
+    photos"), and more false faces on small animal photos. ``min_face``: the
     smallest face side (image pixels) to find; the image is downscaled by ``32 / min_face`` when that is
     below 1, so such a face still spans FaceBoxes' smallest anchor (32 pixels; ``min_face=32``: 3DDFA_V2's
     full resolution). Detection time falls with the square of the scale. ``tint_grey``: a black-and-white photo
@@ -302,7 +306,8 @@ class FaceBoxes:
     name = "faceboxes"
 
     def __init__(self, *, score_threshold: float = SCORE_THRESHOLD, iou_threshold: float = 0.3,
-                 max_size: tuple[int, int] = MAX_SIZE, min_face: float = 32.0, tint_grey: bool = False,
+                 max_size: tuple[int, int] = MAX_SIZE, min_size: int = 0, min_face: float = 32.0,
+                 tint_grey: bool = False,
                  weights: Optional[Union[str, Path]] = None, backend: str = "torch",
                  device: Union[str, torch.device] = "cpu", threads: int = 0) -> None:
         if backend not in ("torch", "onnxruntime"):
@@ -317,7 +322,10 @@ class FaceBoxes:
         max_size = tuple(max_size)  # type: ignore[assignment]
         if len(max_size) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 0 for v in max_size):
             raise ValueError(f"max_size must be (height, width) in pixels, 0 for no limit, got {max_size}")
+        if not (isinstance(min_size, (int, np.integer)) and min_size >= 0):
+            raise ValueError(f"min_size must be a number of pixels >= 0 (0: never upscale), got {min_size}")
         self.score_threshold, self.iou_threshold, self.max_size = score_threshold, iou_threshold, max_size
+        self.min_size = int(min_size)
         self.min_face = float(min_face)
         self.tint_grey = bool(tint_grey)
         self.backend, self.device = backend, torch.device(device)
@@ -328,7 +336,10 @@ class FaceBoxes:
         self._priors: dict[tuple[int, int], np.ndarray] = {}
 
     def scale_for(self, height: int, width: int) -> float:
-        """The factor (<= 1) an image is resized by before detection: 3DDFA_V2's size rule and ``min_face``."""
+        """The factor an image is resized by before detection: > 1 for an image whose longer side is below
+        ``min_size`` (to that size), else <= 1 by 3DDFA_V2's size rule and ``min_face``."""
+        if max(height, width) < self.min_size:
+            return self.min_size / max(height, width)
         max_h, max_w = self.max_size
         scale = min(1.0, max_h / height) if max_h > 0 else 1.0
         scale = min(scale, MIN_SIZES[0][0] / self.min_face)

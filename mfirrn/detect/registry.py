@@ -124,12 +124,12 @@ class FirstOf:
 
 def _faceboxes(backend: str = "torch", device: str = "cpu", threads: int = 0,
                score_threshold: Optional[float] = None, max_size: Optional[tuple[int, int]] = None,
-               tint_grey: bool = False) -> Detector:
+               tint_grey: bool = False, min_size: int = 0) -> Detector:
     from mfirrn.detect.faceboxes import MAX_SIZE, SCORE_THRESHOLD, FaceBoxes
 
     threshold = SCORE_THRESHOLD if score_threshold is None else score_threshold
     return FaceBoxes(backend=backend, device=device, threads=threads, score_threshold=threshold,
-                     max_size=MAX_SIZE if max_size is None else max_size, tint_grey=tint_grey)
+                     max_size=MAX_SIZE if max_size is None else max_size, tint_grey=tint_grey, min_size=min_size)
 
 
 def _mtcnn(device: str = "cpu", **_) -> Detector:
@@ -172,7 +172,8 @@ def names_faceboxes(spec: object) -> bool:
 
 def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", device: str = "cpu",
                     threads: int = 0, score_threshold: Optional[float] = None,
-                    max_size: Optional[tuple[int, int]] = None, tint_grey: bool = False) -> Detector:
+                    max_size: Optional[tuple[int, int]] = None, tint_grey: bool = False,
+                    min_size: int = 0) -> Detector:
     """Build a registered detector by name, or a :class:`FirstOf` chain from a comma list.
 
     ``backend`` (``torch`` or ``onnxruntime``), ``device`` and ``threads`` (ONNX Runtime intra-op
@@ -181,6 +182,7 @@ def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", dev
     detectors' scores are on other scales, so a name without ``faceboxes`` refuses it. ``max_size``: FaceBoxes'
     largest input (height, width; default ``None``: 3DDFA_V2's 720 x 1080; ``(0, 0)``: full resolution).
     ``tint_grey``: FaceBoxes detects black-and-white photos in a skin tint (:func:`mfirrn.detect.faceboxes.tint_grey`).
+    ``min_size``: FaceBoxes upscales an image whose longer side is shorter (pixels) to it (0: never).
     The first detector of a chain is built now, so missing weights fail here rather than mid-folder.
     """
     names = [n.strip() for n in name.split(",") if n.strip()]
@@ -198,8 +200,12 @@ def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", dev
     if tint_grey and "faceboxes" not in names:
         raise ValueError(f"the grey tint applies to FaceBoxes; the detector {name} sees photos as they are "
                          f"(drop the tint or add faceboxes to the detectors)")
+    if min_size and "faceboxes" not in names:
+        raise ValueError(f"a smallest input size applies to FaceBoxes; the detector {name} sizes its input itself "
+                         f"(drop the size or add faceboxes to the detectors)")
     chain = FirstOf(names, backend=backend, device=device, threads=threads, score_threshold=score_threshold,
-                    max_size=max_size, **({"tint_grey": True} if tint_grey else {}))
+                    max_size=max_size, **({"tint_grey": True} if tint_grey else {}),
+                    **({"min_size": min_size} if min_size else {}))
     chain._get(0)
     return chain._built[0] if len(names) == 1 else chain
 

