@@ -233,6 +233,9 @@ def test_cli_detector_min_size_on_a_tight_crop(tmp_path, sample_photo, capsys):
     assert "--detector-min-size upscales small photos for FaceBoxes" in capsys.readouterr().err
     assert main(["reconstruct", str(photo), "-o", str(tmp_path / "o4"), "--detector-min-size", "-1"]) == 2
     assert "--detector-min-size" in capsys.readouterr().err
+    cv2.imwrite(str(tmp_path / "in" / "dot.png"), img[:8, :12])  # no hint for an image of a few pixels
+    main(["reconstruct", str(tmp_path / "in" / "dot.png"), "-o", str(tmp_path / "o5"), "--outputs", "json"])
+    assert "dot.png: no face found (the image is only 12x8 pixels)" in capsys.readouterr().err
 
 
 def test_cli_renderer_outputs(tmp_path, sample_photo):

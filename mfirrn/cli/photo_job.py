@@ -26,6 +26,8 @@ TABLE_OUTPUT = "table"
 #: Photos whose longer side is below this many pixels get ``--detector-min-size`` of it in the no-face hint
 #: (docs/experiments/wild.md, "Small photos")
 SMALL_PHOTO = 240
+#: Smaller images (longer side, pixels) get no hint but their size: no face of a few pixels is reconstructed
+TOO_SMALL = 20
 #: An input: (its path as the workers open it, its name relative to the inputs' root)
 Item = tuple[str, str]
 
@@ -151,6 +153,8 @@ class PhotoProcessor:
                     faint = "--detector-tint-grey for a black-and-white photo, " + faint
             hint = (f"try {faint}--detector dlib-hog or dlib-cnn, --min-confidence 0, --box or --landmarks"
                     if self.job.boxes is None and self.job.landmarks is None else "")
+            if max(image.shape[:2]) < TOO_SMALL:
+                hint = f"the image is only {image.shape[1]}x{image.shape[0]} pixels"
             reason = f"{show_path(item[0])}: no face found{f' ({hint})' if hint else ''}"
             raise InputFailure(InputResult(item[1], NO_FACE, reason=reason))
         return item, image, faces, seconds + time.perf_counter() - t0
