@@ -20,7 +20,7 @@ import argparse
 import os
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -34,10 +34,12 @@ from mfirrn.inference.verify import FEATURES, VerifierHead, landmark_boxes
 SETS = ("fit faces", "val faces", "fit non-faces", "val non-faces", "fit animals", "val animals")
 
 
-def collect(n_fit: int, datasets: Path) -> dict[str, dict[str, np.ndarray]]:
+def collect(n_fit: int, datasets: Path, builders: Optional[dict] = None,
+            prepare: Optional[Callable] = None) -> dict[str, dict[str, np.ndarray]]:
     """Each set's O-Net inputs (N, 3, 48, 48), its verifier features (N, 259) as shipped, and for faces the 21-point
     NME of the pipeline's fit (NaN for the others). The sets are made by benchmarks/verifiers.py's own functions,
-    whose ``candidate`` is wrapped meanwhile to keep each face's O-Net input beside its numbers."""
+    whose ``candidate`` is wrapped meanwhile to keep each face's O-Net input beside its numbers; ``builders`` (name
+    -> function returning candidates) replace them, after ``prepare(rec, mean, std)`` when given."""
     fb = FaceBoxes(score_threshold=0.05, backend="onnxruntime", threads=1)
     rec = Reconstructor(dense=False, detector=fb, detector_backend="onnxruntime", detector_threads=1)
     k = len(FEATURES)
@@ -64,8 +66,10 @@ def collect(n_fit: int, datasets: Path) -> dict[str, dict[str, np.ndarray]]:
             "val animals": lambda: V.animals(rec, "val", mean, std)}
     sets = {}
     try:
-        for name in SETS:
-            cands = made[name]()
+        if prepare is not None:
+            prepare(rec, mean, std)
+        for name, make in (builders or made).items():
+            cands = make()
             sets[name] = {"x": np.stack([c["onet_input"] for c in cands]).astype(np.float32),
                           "features": np.array([[c[f] for f in FEATURES] for c in cands]),
                           "nme": np.array([c.get("nme21", np.nan) for c in cands])}
