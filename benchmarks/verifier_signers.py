@@ -152,6 +152,10 @@ def main() -> None:
     print(f"| C2 (signers' faces among the faces; seeds {args.seeds} averaged; head L2 {l2:g}), threshold by R | "
           f"{threshold:.2f} ({np.quantile(faces, 0.005):.3f}) | {int((faces < threshold).sum())}/{len(faces)} | "
           f"{int((animals >= threshold).sum())}/{len(animals)} |")
+    for name, p in (("new faces", faces), ("new animal proposals", animals)):
+        print(f"C2 on the {name}: quantiles 0.5 / 1 / 5 / 50 %: "
+              f"{' / '.join(f'{v:.3f}' for v in np.quantile(p, [0.005, 0.01, 0.05, 0.5]))}; "
+              f"at least 0.5: {(p >= 0.5).mean():.1%}")
     passed = threshold >= 0.05 and (animals >= threshold).sum() <= (s_animals >= shipped.threshold).sum() / 2
     print(f"checks (1) and (2): {'passed' if passed else 'failed'}")
     if args.write:
