@@ -14,8 +14,9 @@ of ``benchmarks/data/verifier.tsv`` (photos without a face, cat and dog photos) 
 longer side of 160 and 320 pixels: the table S was chosen on (docs/experiments/wild.md, "Small photos").
 
 ``--split held-out`` compares S = 0 with S = 240 (chosen on the tuning rows) on what the choice never saw: the
-held-out rows of ``small-photos.tsv``, the held-out photos of ``benchmarks/wild.py`` at their size and shrunk to a longer side of 200
-pixels (counted faces, false faces, missed faces, scored as there), and the AFLW2000-3D dev-split originals.
+held-out rows of ``small-photos.tsv``, the held-out photos of ``benchmarks/wild.py`` at their size and shrunk to a
+longer side of 200 pixels (counted faces, false faces, missed faces, scored as there), and the AFLW2000-3D dev-split
+originals.
 """
 
 from __future__ import annotations
@@ -62,6 +63,17 @@ def pipeline(min_size: int) -> Reconstructor:
     return rec
 
 
+def count_faces(rec: Reconstructor, images: list[np.ndarray], times: list[float]) -> str:
+    """``"photos with a face (faces)"`` of ``rec`` on ``images``; each photo's seconds are appended to ``times``."""
+    found = faces = 0
+    for im in images:
+        t0 = time.perf_counter()
+        n = len(rec(im))
+        times.append(time.perf_counter() - t0)
+        found, faces = found + (n > 0), faces + n
+    return f"{found} ({faces})"
+
+
 def small_photo_rows(split: str) -> dict[str, list[np.ndarray]]:
     out: dict[str, list[np.ndarray]] = {"masked": [], "unmasked": []}
     for asset, row in read_asset_table(DATA / "small-photos.tsv"):
@@ -88,15 +100,8 @@ def tune(sizes: list[int], datasets: Path) -> None:
     print("| S | " + " | ".join(sets) + " | ms per image (median) |")
     print("|---:|" + "---:|" * (len(sets) + 1))
     for size in sizes:
-        rec, cells, times = pipeline(size), [], []
-        for images in sets.values():
-            found = faces = 0
-            for im in images:
-                t0 = time.perf_counter()
-                n = len(rec(im))
-                times.append(time.perf_counter() - t0)
-                found, faces = found + (n > 0), faces + n
-            cells.append(f"{found} ({faces})")
+        rec, times = pipeline(size), []
+        cells = [count_faces(rec, images, times) for images in sets.values()]
         print(f"| {size} | " + " | ".join(cells) + f" | {1000 * np.median(times):.1f} |", flush=True)
 
 
@@ -107,15 +112,8 @@ def held_out(datasets: Path) -> None:
     print("| pipeline | " + " | ".join(f"{k} ({len(v)})" for k, v in sets.items()) + " | ms per image (median) |")
     print("|---|" + "---:|" * (len(sets) + 1))
     for name, rec in recs.items():
-        cells, times = [], []
-        for images in sets.values():
-            found = faces = 0
-            for im in images:
-                t0 = time.perf_counter()
-                n = len(rec(im))
-                times.append(time.perf_counter() - t0)
-                found, faces = found + (n > 0), faces + n
-            cells.append(f"{found} ({faces})")
+        times: list[float] = []
+        cells = [count_faces(rec, images, times) for images in sets.values()]
         print(f"| {name} | " + " | ".join(cells) + f" | {1000 * np.median(times):.1f} |", flush=True)
 
     photos = load_photos(datasets)

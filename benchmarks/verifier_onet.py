@@ -129,6 +129,36 @@ def finetune(sets: dict, epochs: int, animal_weight: float = 0.5, seed: int = 0,
     return net.eval()
 
 
+def load_or_collect(path: Optional[str], names, make: Callable, n_fit: int) -> dict[str, dict[str, np.ndarray]]:
+    """The sets ``names`` from the cache file ``path`` when it exists (refused when it was made with another
+    ``n_fit``), else ``make()``, written to ``path`` when one is given."""
+    if path and Path(path).is_file():
+        z = np.load(path)
+        if "n_fit" in z.files and int(z["n_fit"]) != n_fit:
+            raise SystemExit(f"{path} holds the sets of --n-fit {int(z['n_fit'])}, not {n_fit}: "
+                             "give another cache file or that --n-fit")
+        return {k: {j: z[f"{k}|{j}"] for j in ("x", "features", "nme")} for k in names}
+    sets = make()
+    if path:
+        np.savez_compressed(path, n_fit=np.array(n_fit),
+                            **{f"{k}|{j}": v for k, d in sets.items() for j, v in d.items()})
+    return sets
+
+
+def seed_state(sets: dict, epochs: int, seed: int, save: Optional[str], name: str, **options) -> dict:
+    """One seed's fine-tuned O-Net (:func:`finetune` with ``options``): read from ``save``/``name`` when it exists,
+    else trained and, with ``save``, written there. ``name`` must spell every training setting, so that a run with
+    other settings never reads it."""
+    saved = Path(save) / name if save else None
+    if saved is not None and saved.is_file():
+        return torch.load(saved, map_location="cpu", weights_only=True)
+    state = finetune(sets, epochs, seed=seed, **options).state_dict()
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, saved)
+    return state
+
+
 def onet_features(net: torch.nn.Module, s: dict) -> np.ndarray:
     """The verifier's 259 features with O-Net's probability and embedding read by ``net``."""
     with torch.inference_mode():
@@ -181,17 +211,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     t0 = time.time()
-    if args.cache and Path(args.cache).is_file():
-        z = np.load(args.cache)
-        if "n_fit" in z.files and int(z["n_fit"]) != args.n_fit:
-            raise SystemExit(f"{args.cache} holds the sets of --n-fit {int(z['n_fit'])}, not {args.n_fit}: "
-                             "give another --cache file or that --n-fit")
-        sets = {k: {j: z[f"{k}|{j}"] for j in ("x", "features", "nme")} for k in SETS}
-    else:
-        sets = collect(args.n_fit, Path(args.datasets))
-        if args.cache:
-            np.savez_compressed(args.cache, n_fit=np.array(args.n_fit),
-                                **{f"{k}|{j}": v for k, d in sets.items() for j, v in d.items()})
+    sets = load_or_collect(args.cache, SETS, lambda: collect(args.n_fit, Path(args.datasets)), args.n_fit)
     print(", ".join(f"{k}: {len(v['x'])}" for k, v in sets.items()) + f"; {time.time() - t0:.0f} s")
     good = sets["val faces"]["nme"] <= V.GOOD_NME
     print(f"\n| verifier | threshold (rule {args.rule}) | good faces below it | non-faces passing | at 99.5 % recall | "
@@ -211,16 +231,8 @@ def main() -> None:
 
     states = []
     for seed in (int(v) for v in args.seeds.split(",")):
-        # the file names every training setting, so that a run with other settings never reads it
         name = f"onet-finetuned-seed{seed}-n{args.n_fit}-epochs{args.epochs}-occlude{args.occlude:g}.pt"
-        saved = Path(args.save) / name if args.save else None
-        if saved is not None and saved.is_file():
-            state = torch.load(saved, map_location="cpu", weights_only=True)
-        else:
-            state = finetune(sets, args.epochs, seed=seed, occlude=args.occlude).state_dict()
-            if saved is not None:
-                saved.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(state, saved)
+        state = seed_state(sets, args.epochs, seed, args.save, name, occlude=args.occlude)
         states.append(state)
         judge_net(f"O-Net fine-tuned, seed {seed}", state)
     if args.soup:  # one O-Net, the average of the seeds' weights (all start from MTCNN's O-Net)

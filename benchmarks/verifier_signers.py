@@ -92,16 +92,6 @@ def extra_sets(n_fit: int, datasets: Path) -> dict[str, dict[str, np.ndarray]]:
     return O.collect(n_fit, datasets, builders={k: (lambda k=k: made[k]) for k in EXTRA}, prepare=build)
 
 
-def load_or_collect(path, names, make) -> dict:
-    if path and Path(path).is_file():
-        z = np.load(path)
-        return {k: {j: z[f"{k}|{j}"] for j in ("x", "features", "nme")} for k in names}
-    sets = make()
-    if path:
-        np.savez_compressed(path, **{f"{k}|{j}": v for k, d in sets.items() for j, v in d.items()})
-    return sets
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default=os.environ.get("MFIRRN_DATASETS", "../shared/datasets"))
@@ -115,24 +105,15 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     t0 = time.time()
-    base = load_or_collect(args.cache, O.SETS, lambda: O.collect(args.n_fit, Path(args.datasets)))
-    extra = load_or_collect(args.extra_cache, EXTRA, lambda: extra_sets(args.n_fit, Path(args.datasets)))
+    base = O.load_or_collect(args.cache, O.SETS, lambda: O.collect(args.n_fit, Path(args.datasets)), args.n_fit)
+    extra = O.load_or_collect(args.extra_cache, EXTRA, lambda: extra_sets(args.n_fit, Path(args.datasets)), args.n_fit)
     sets = {**base, **extra}
     print(", ".join(f"{k}: {len(v['x'])}" for k, v in sets.items()) + f"; {time.time() - t0:.0f} s")
     train = dict(sets)
     train["fit faces"] = {j: np.concatenate([sets["fit faces"][j], sets["fit signers"][j]]) for j in ("x", "features")}
-    states = []
-    for seed in (int(v) for v in args.seeds.split(",")):
-        name = f"onet-signers-seed{seed}-n{args.n_fit}-epochs{args.epochs}.pt"
-        saved = Path(args.save) / name if args.save else None
-        if saved is not None and saved.is_file():
-            state = torch.load(saved, map_location="cpu", weights_only=True)
-        else:
-            state = O.finetune(train, args.epochs, seed=seed).state_dict()
-            if saved is not None:
-                saved.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(state, saved)
-        states.append(state)
+    states = [O.seed_state(train, args.epochs, seed, args.save,
+                           f"onet-signers-seed{seed}-n{args.n_fit}-epochs{args.epochs}.pt")
+              for seed in (int(v) for v in args.seeds.split(","))]
     soup = {k: torch.stack([s[k].float() for s in states]).mean(0) for k in states[0]}
     net = O.load_mtcnn_net("onet", "cpu")
     net.load_state_dict(soup)
