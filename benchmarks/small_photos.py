@@ -57,10 +57,8 @@ def shrink(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
 
 def pipeline(min_size: int) -> Reconstructor:
     """The verified pipeline with the CLI's networks, FaceBoxes upscaling images below ``min_size`` pixels."""
-    rec = Reconstructor(models.create(models.DEFAULT_MODEL), dense=False, detector_backend="onnxruntime",
-                        detector_threads=1)
-    rec.detector.min_size = min_size
-    return rec
+    return Reconstructor(models.create(models.DEFAULT_MODEL), dense=False, detector_backend="onnxruntime",
+                         detector_threads=1, detector_min_size=min_size)
 
 
 def count_faces(rec: Reconstructor, images: list[np.ndarray], times: list[float]) -> str:

@@ -34,12 +34,11 @@ from mfirrn.inference.verify import FEATURES, VerifierHead, landmark_boxes
 SETS = ("fit faces", "val faces", "fit non-faces", "val non-faces", "fit animals", "val animals")
 
 
-def collect(n_fit: int, datasets: Path, builders: Optional[dict] = None,
-            prepare: Optional[Callable] = None) -> dict[str, dict[str, np.ndarray]]:
+def collect(n_fit: int, datasets: Path, builders: Optional[dict] = None) -> dict[str, dict[str, np.ndarray]]:
     """Each set's O-Net inputs (N, 3, 48, 48), its verifier features (N, 259) as shipped, and for faces the 21-point
     NME of the pipeline's fit (NaN for the others). The sets are made by benchmarks/verifiers.py's own functions,
     whose ``candidate`` is wrapped meanwhile to keep each face's O-Net input beside its numbers; ``builders`` (name
-    -> function returning candidates) replace them, after ``prepare(rec, mean, std)`` when given."""
+    -> function of ``(rec, mean, std)`` returning candidates) replace them."""
     fb = FaceBoxes(score_threshold=0.05, backend="onnxruntime", threads=1)
     rec = Reconstructor(dense=False, detector=fb, detector_backend="onnxruntime", detector_threads=1)
     k = len(FEATURES)
@@ -58,18 +57,16 @@ def collect(n_fit: int, datasets: Path, builders: Optional[dict] = None,
     mean = np.asarray(rec.model.stats.mean, np.float64).ravel()
     std = np.asarray(rec.model.stats.std, np.float64).ravel()
     root, rng = datasets / "aflw-21pt-train", np.random.default_rng(2)
-    made = {"fit faces": lambda: V.aflw_faces(rec, root, n_fit, True, mean, std),
-            "val faces": lambda: V.aflw_faces(rec, root, 600, False, mean, std),
-            "fit non-faces": lambda: V.non_faces(rec, "train", mean, std, rng),
-            "val non-faces": lambda: V.non_faces(rec, "val", mean, std, rng),
-            "fit animals": lambda: V.animals(rec, "train", mean, std),
-            "val animals": lambda: V.animals(rec, "val", mean, std)}
+    made = {"fit faces": lambda rec, mean, std: V.aflw_faces(rec, root, n_fit, True, mean, std),
+            "val faces": lambda rec, mean, std: V.aflw_faces(rec, root, 600, False, mean, std),
+            "fit non-faces": lambda rec, mean, std: V.non_faces(rec, "train", mean, std, rng),
+            "val non-faces": lambda rec, mean, std: V.non_faces(rec, "val", mean, std, rng),
+            "fit animals": lambda rec, mean, std: V.animals(rec, "train", mean, std),
+            "val animals": lambda rec, mean, std: V.animals(rec, "val", mean, std)}
     sets = {}
     try:
-        if prepare is not None:
-            prepare(rec, mean, std)
         for name, make in (builders or made).items():
-            cands = make()
+            cands = make(rec, mean, std)
             sets[name] = {"x": np.stack([c["onet_input"] for c in cands]).astype(np.float32),
                           "features": np.array([[c[f] for f in FEATURES] for c in cands]),
                           "nme": np.array([c.get("nme21", np.nan) for c in cands])}
@@ -175,7 +172,7 @@ def judge(name: str, feats: dict[str, np.ndarray], good: np.ndarray, with_animal
         neg = np.concatenate([neg, feats["fit animals"]])
     l2 = V.cross_validated_l2(feats["fit faces"], neg)
     mu, sd, w, b = V.fit_head(feats["fit faces"], neg, l2)
-    p, n, a = (V._sigmoid(((feats[k] - mu) / sd) @ w + b) for k in ("val faces", "val non-faces", "val animals"))
+    p, n, a = (V.head_scores((mu, sd, w, b), feats[k]) for k in ("val faces", "val non-faces", "val animals"))
     print_row(f"{name}, head fitted {'with' if with_animals else 'without'} animals (L2 {l2:g})", p, n, a, good, rule)
 
 

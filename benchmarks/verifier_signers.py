@@ -57,39 +57,46 @@ def signer_faces(rec, shipped: VerifierHead, mean, std) -> list[dict]:
     return out
 
 
-def v2_rows(rec, shipped: VerifierHead, mean, std) -> tuple[list[dict], list[dict]]:
-    """The new validation rows: the faces the shipped pipeline returns on the ``faces`` photos (FaceBoxes > 0.5,
-    shipped confidence >= its threshold), and FaceBoxes' proposals >= 0.3 (at most 5) on the ``animals`` photos
-    without those that show a human face."""
-    faces, animals = [], []
+def v2_faces(rec, shipped: VerifierHead, mean, std) -> list[dict]:
+    """The faces the shipped pipeline returns on the ``faces`` photos of the new validation rows (FaceBoxes > 0.5,
+    shipped confidence >= its threshold)."""
+    out = []
     for asset, row in read_asset_table(V.DATA / "verifier-v2.tsv"):
+        if row["role"] != "faces":
+            continue
         img = read_image(fetch_asset(asset))
         found = rec.detector(img)
-        if row["role"] == "faces":
-            boxes = found[found[:, 4] > 0.5, :4] if len(found) else found
-            for c in V.candidate(rec, img, boxes, mean, std) if len(boxes) else []:
-                if shipped(np.array([[c[f] for f in FEATURES]]))[0] >= shipped.threshold:
-                    faces.append(c)
-        else:
-            boxes = found[found[:, 4] >= V.ANIMAL_PROPOSAL][:V.ANIMALS_PER_PHOTO, :4] if len(found) else found
-            human = np.array(json.loads(row["labels"])["human"], np.float64).reshape(-1, 4)
-            if len(human) and len(boxes):
-                boxes = boxes[[not (roi_iou(human, b[None]) > 0.5).any() for b in boxes]]
-            animals += V.candidate(rec, img, boxes, mean, std) if len(boxes) else []
-    return faces, animals
+        boxes = found[found[:, 4] > 0.5, :4] if len(found) else found
+        for c in V.candidate(rec, img, boxes, mean, std) if len(boxes) else []:
+            if shipped(np.array([[c[f] for f in FEATURES]]))[0] >= shipped.threshold:
+                out.append(c)
+    return out
+
+
+def v2_animals(rec, mean, std) -> list[dict]:
+    """FaceBoxes' proposals >= 0.3 (at most 5) on the ``animals`` photos of the new validation rows, without those
+    that show a human face."""
+    out = []
+    for asset, row in read_asset_table(V.DATA / "verifier-v2.tsv"):
+        if row["role"] != "animals":
+            continue
+        img = read_image(fetch_asset(asset))
+        found = rec.detector(img)
+        boxes = found[found[:, 4] >= V.ANIMAL_PROPOSAL][:V.ANIMALS_PER_PHOTO, :4] if len(found) else found
+        human = np.array(json.loads(row["labels"])["human"], np.float64).reshape(-1, 4)
+        if len(human) and len(boxes):
+            boxes = boxes[[not (roi_iou(human, b[None]) > 0.5).any() for b in boxes]]
+        out += V.candidate(rec, img, boxes, mean, std) if len(boxes) else []
+    return out
 
 
 def extra_sets(n_fit: int, datasets: Path) -> dict[str, dict[str, np.ndarray]]:
     """The three extra sets in the layout of ``verifier_onet.collect``."""
     shipped = VerifierHead.load()
-    made = {}
-
-    def build(rec, mean, std):
-        made["fit signers"] = signer_faces(rec, shipped, mean, std)
-        made["v2 faces"], made["v2 animals"] = v2_rows(rec, shipped, mean, std)
-        return made
-
-    return O.collect(n_fit, datasets, builders={k: (lambda k=k: made[k]) for k in EXTRA}, prepare=build)
+    return O.collect(n_fit, datasets, builders={
+        "fit signers": lambda rec, mean, std: signer_faces(rec, shipped, mean, std),
+        "v2 faces": lambda rec, mean, std: v2_faces(rec, shipped, mean, std),
+        "v2 animals": v2_animals})
 
 
 def main() -> None:
@@ -122,7 +129,7 @@ def main() -> None:
     neg = np.concatenate([tuned["fit non-faces"], tuned["fit animals"]])
     l2 = V.cross_validated_l2(pos, neg)
     mu, sd, w, b = V.fit_head(pos, neg, l2)
-    faces, animals = (V._sigmoid(((tuned[k] - mu) / sd) @ w + b) for k in ("v2 faces", "v2 animals"))
+    faces, animals = (V.head_scores((mu, sd, w, b), tuned[k]) for k in ("v2 faces", "v2 animals"))
     threshold = V.quantile_threshold(faces)
     shipped = VerifierHead.load()
     s_faces, s_animals = (shipped(sets[k]["features"]) for k in ("v2 faces", "v2 animals"))

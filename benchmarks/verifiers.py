@@ -225,8 +225,8 @@ def cross_validated_l2(pos: np.ndarray, neg: np.ndarray, grid=L2_GRID, folds: in
         loss = 0.0
         for k in range(folds):
             mu, sd, w, b = fit_head(pos[fold_p != k], neg[fold_n != k], l2)
-            p = _sigmoid(((pos[fold_p == k] - mu) / sd) @ w + b)
-            n = _sigmoid(((neg[fold_n == k] - mu) / sd) @ w + b)
+            p = head_scores((mu, sd, w, b), pos[fold_p == k])
+            n = head_scores((mu, sd, w, b), neg[fold_n == k])
             loss += -np.log(np.clip(p, 1e-12, 1)).mean() - np.log(np.clip(1 - n, 1e-12, 1)).mean()
         losses.append(loss / folds)
     print("L2 penalty of the embedding head, 5-fold log loss: "
@@ -238,19 +238,19 @@ def animal_rule(full: dict, sets: dict, good: np.ndarray, fitted: tuple, thresho
                 l2: float, n_fit: int) -> tuple[VerifierHead, np.ndarray, float]:
     """The head fitted with the fit animals' proposals as non-faces, against ``head`` (fitted without them), by the
     rule of docs/experiments/wild.md ("Animal faces"): returns the head the rule keeps, with its weights and bias."""
-    mu, sd, w, b = fitted
+    w, b = fitted[2:]
     a_val = full["val animals"]
-    old_p = _sigmoid(((full["val faces"] - mu) / sd) @ w + b)
-    old_n = _sigmoid(((full["val non-faces"] - mu) / sd) @ w + b)
-    old_a = _sigmoid(((a_val - mu) / sd) @ w + b)
+    old_p = head_scores(fitted, full["val faces"])
+    old_n = head_scores(fitted, full["val non-faces"])
+    old_a = head_scores(fitted, a_val)
     neg = np.concatenate([full["fit non-faces"], full["fit animals"]])
     print(f"\nAnimals: {len(full['fit animals'])} proposals on the fit photos, {len(a_val)} on the validation photos "
           f"({len({c['photo'] for c in sets['val animals']})} photos)")
     al2 = cross_validated_l2(full["fit faces"], neg)
     amu, asd, aw, ab = fit_head(full["fit faces"], neg, al2)
-    new_p = _sigmoid(((full["val faces"] - amu) / asd) @ aw + ab)
-    new_n = _sigmoid(((full["val non-faces"] - amu) / asd) @ aw + ab)
-    new_a = _sigmoid(((a_val - amu) / asd) @ aw + ab)
+    new_p = head_scores((amu, asd, aw, ab), full["val faces"])
+    new_n = head_scores((amu, asd, aw, ab), full["val non-faces"])
+    new_a = head_scores((amu, asd, aw, ab), a_val)
     new_thr = rule_threshold(new_p[good])
     rows = {}
     print("| head | threshold (rule) | val faces kept | non-faces passing | at 99.5 % recall | animal proposals passing "
@@ -292,6 +292,13 @@ def quantile_threshold(confidence_of_good_faces: np.ndarray, q: float = 0.005) -
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+
+def head_scores(fitted: tuple, x: np.ndarray) -> np.ndarray:
+    """Confidences (N,) of a head ``fitted`` by :func:`fit_head` (mean, std, weights, bias) on features ``x`` (N, K):
+    the formula of :class:`mfirrn.inference.verify.VerifierHead`, on the arrays a fit returns."""
+    mu, sd, w, b = fitted
+    return _sigmoid(((x - mu) / sd) @ w + b)
 
 
 def main() -> None:
@@ -344,8 +351,8 @@ def main() -> None:
     def logistic(names, l2=1e-2):
         m = matrix(names)
         mu, sd, w, b = fit_head(m["fit faces"], m["fit non-faces"], l2)
-        return (mu, sd, w, b), (_sigmoid(((m["val faces"] - mu) / sd) @ w + b),
-                                _sigmoid(((m["val non-faces"] - mu) / sd) @ w + b))
+        return (mu, sd, w, b), (head_scores((mu, sd, w, b), m["val faces"]),
+                                head_scores((mu, sd, w, b), m["val non-faces"]))
 
     _, three = logistic(CUES)
     _, four = logistic((*CUES, "fbcrop"))
@@ -389,17 +396,17 @@ def main() -> None:
                         f"every validation face with 21-point NME <= {GOOD_NME:.0%} kept")
     hard = full["hard non-faces"]
     print(f"\nHard negatives (the {len(hard)} non-face proposals of proposals-labels.tsv on fit-split photos): the "
-          f"verifier keeps {int((_sigmoid(((hard - mu) / sd) @ w + b) >= chosen).sum())} at {chosen:.2f}")
+          f"verifier keeps {int((head_scores((mu, sd, w, b), hard) >= chosen).sum())} at {chosen:.2f}")
     both = np.concatenate([full["fit non-faces"], hard])
     hmu, hsd, hw, hb = fit_head(full["fit faces"], both, l2)
-    p_val = _sigmoid(((full["val faces"] - hmu) / hsd) @ hw + hb)
-    n_val = _sigmoid(((full["val non-faces"] - hmu) / hsd) @ hw + hb)
+    p_val = head_scores((hmu, hsd, hw, hb), full["val faces"])
+    n_val = head_scores((hmu, hsd, hw, hb), full["val non-faces"])
     h_thr = rule_threshold(p_val[good])
     fold = np.random.default_rng(0).permutation(len(hard)) % 5
     oof = np.zeros(len(hard))
     for k in range(5):
         fmu, fsd, fw, fb = fit_head(full["fit faces"], np.concatenate([full["fit non-faces"], hard[fold != k]]), l2)
-        oof[fold == k] = _sigmoid(((hard[fold == k] - fmu) / fsd) @ fw + fb)
+        oof[fold == k] = head_scores((fmu, fsd, fw, fb), hard[fold == k])
     t995 = np.quantile(p_val, 1 - RECALL)
     print(f"- tried: the same head fitted with them as non-faces: threshold by the rule {h_thr:.2f} "
           f"({p_val[good].min():.3f}), {int((n_val >= h_thr).sum())}/{len(n_val)} validation non-faces and "
