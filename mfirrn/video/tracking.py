@@ -123,6 +123,7 @@ class TrackerSettings:
     smooth: str = "window"
     window: int = 11
     order: int = 2
+    window_tolerance: float = 0.0
     one_euro: OneEuroSettings = field(default_factory=OneEuroSettings)
     redetect_every: int = 10
     scene_cut: float = 15.0
@@ -435,11 +436,26 @@ class WindowSmoother:
     ``(index, time, frame, tracked faces)`` and get back the frames whose window is complete, smoothed;
     :meth:`flush` returns the rest at the end. Frames come out in order, ``window // 2`` frames late."""
 
-    def __init__(self, tracker: "FaceTracker", window: int = 11, order: int = 2) -> None:
-        self.tracker, self.half, self.order = tracker, window // 2, order
+    def __init__(self, tracker: "FaceTracker", window: int = 11, order: int = 2, tolerance: float = 0.0) -> None:
+        self.tracker, self.half, self.order, self.tolerance = tracker, window // 2, order, tolerance
         self._frames: list[tuple[int, float, np.ndarray, list[TrackedFace]]] = []
         self._samples: dict[int, dict[int, np.ndarray]] = {}  # track id -> frame index -> image-frame params
         self._weights: dict[tuple[int, int], np.ndarray] = {}
+        bfm = tracker.bfm
+        self._u_kp = bfm.u_kp.detach().cpu().double().numpy().reshape(-1, 3)  # (68, 3) sparse mean shape
+        self._w_kp = torch.cat([bfm.w_shp_kp, bfm.w_exp_kp], 1).detach().cpu().double().numpy()  # (204, 50)
+
+    def _landmarks(self, x: np.ndarray) -> np.ndarray:
+        """The 68 landmarks (68, 2), image pixels, of an image-frame vector ``x`` (62,) (camera ``M``, 50 coefficients)."""
+        M = x[:12].reshape(3, 4)
+        S = self._u_kp + (self._w_kp @ x[12:]).reshape(-1, 3)
+        return S @ M[:2, :3].T + M[:2, 3]
+
+    def _fit(self, samples: dict[int, np.ndarray], index: int, left: int, right: int) -> np.ndarray:
+        key = (left, right)
+        if key not in self._weights:
+            self._weights[key] = _fit_weights(left, right, self.order)
+        return self._weights[key] @ np.stack([samples[i] for i in range(index - left, index + right + 1)])
 
     def _vector(self, tf: TrackedFace) -> np.ndarray:
         M = params_to_image_camera(tf.face.params, tf.face.roi, self.tracker.convention)
@@ -470,10 +486,14 @@ class WindowSmoother:
             right = 0
             while right < self.half and index + right + 1 in s:
                 right += 1
-            key = (left, right)
-            if key not in self._weights:
-                self._weights[key] = _fit_weights(left, right, self.order)
-            x = self._weights[key] @ np.stack([s[i] for i in range(index - left, index + right + 1)])
+            x = self._fit(s, index, left, right)
+            if self.tolerance > 0:  # the widest window whose landmarks stay within tolerance of the frame's own
+                short = self._landmarks(self._fit(s, index, min(left, 2), min(right, 2)))
+                size = float(np.sqrt(np.prod(np.ptp(short, axis=0))))
+                h = max(left, right)
+                while h > 2 and np.linalg.norm(self._landmarks(x) - short, axis=1).mean() > self.tolerance * size:
+                    h -= 1
+                    x = self._fit(s, index, min(left, h), min(right, h))
             f = tf.face
             p = params_from_image_camera(x[:12].reshape(3, 4), x[12:], f.roi, self.tracker.convention)
             face = self.tracker.make_face(p, f.roi, f.box, f.score, confidence=f.confidence)
@@ -495,7 +515,8 @@ def track_video(frames, tracker: FaceTracker):
     ...     print(i, [(f.id, f.face.pose["yaw"]) for f in faces])
     """
     settings = tracker.settings
-    window = WindowSmoother(tracker, settings.window, settings.order) if settings.smooth == "window" else None
+    window = (WindowSmoother(tracker, settings.window, settings.order, settings.window_tolerance)
+              if settings.smooth == "window" else None)
     for index, t, frame in frames:
         faces = tracker(frame, t)
         if tracker.last_events:
