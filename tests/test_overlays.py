@@ -75,3 +75,41 @@ def test_landmarks_on_a_small_face_stay_points_and_grow_on_a_large_photo():
     lit = large[..., 1] > 0
     # a point at the top of the ring (800, 200) is a disc of the image's radius (round(1500 / 500) + 1 = 4)
     assert lit[200, 796:805].all() and not lit[200, 790] and not lit[200, 810]
+
+
+def test_small_images_are_enlarged_for_the_overlays_with_their_pixel_centres_mapped():
+    from types import SimpleNamespace
+
+    import cv2
+
+    from mfirrn.vis.overlays import enlarge_for_viewing, viewing_scale
+    from mfirrn.vis.pose import image_rotation_scale, pose_box
+
+    assert [viewing_scale((s, s)) for s in (40, 112, 199, 200, 399, 400, 2000)] == [10, 4, 3, 2, 2, 1, 1]
+    image = np.zeros((30, 40, 3), np.uint8)
+    image[7, 5] = 255  # one lit pixel, centre (x, y) = (5, 7)
+    params = np.zeros(62)
+    params[:12] = np.array([[2e-3, 0, 0, 60], [0, 2e-3, 0, 60], [0, 0, 2e-3, 0]]).ravel()  # scale, translation
+    rng = np.random.default_rng(0)
+    face = SimpleNamespace(roi=np.array([2.0, 3, 30, 31]), params=params, landmarks=rng.uniform(5, 25, (68, 3)),
+                           vertices=rng.uniform(5, 25, (100, 3)), box=None, pose={"yaw": 1.0})
+    big, (g,) = enlarge_for_viewing(image, [face])
+    k = 10  # 400 / 40
+    assert big.shape == (300, 400, 3) and g.box is None and g.pose == {"yaw": 1.0}
+    # cv2's enlargement puts the pixel centre x at k x + (k - 1) / 2: the lit pixel's peak lies between 54 and 55
+    grey = big[..., 0].astype(int)
+    peak = np.argwhere(grey == grey.max())
+    assert peak.min(0).tolist() == [74, 54] and peak.max(0).tolist() == [75, 55]
+    np.testing.assert_allclose(g.landmarks[:, :2], face.landmarks[:, :2] * k + (k - 1) / 2)
+    np.testing.assert_allclose(g.landmarks[:, 2], face.landmarks[:, 2] * k)
+    np.testing.assert_allclose(g.vertices[:, :2], face.vertices[:, :2] * k + (k - 1) / 2)
+    # the pose box drawn in the enlarged pixels is the image's box, mapped the same way
+    corners, axes = pose_box(face.landmarks, image_rotation_scale(face.params, face.roi))
+    corners_k, axes_k = pose_box(g.landmarks, image_rotation_scale(g.params, g.roi))
+    np.testing.assert_allclose(corners_k, corners * k + (k - 1) / 2, atol=1e-9)
+    np.testing.assert_allclose(axes_k, axes * k + (k - 1) / 2, atol=1e-9)
+    # a large image and its faces are passed through untouched
+    large = np.zeros((400, 300, 3), np.uint8)
+    same, faces = enlarge_for_viewing(large, [face])
+    assert same is large and faces[0] is face
+    assert cv2.resize(image, (400, 300), interpolation=cv2.INTER_CUBIC).tobytes() == big.tobytes()

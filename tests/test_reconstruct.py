@@ -209,8 +209,8 @@ def test_cli_detector_tint_grey_on_a_grey_photo(tmp_path, sample_photo, capsys):
 
 def test_cli_detector_min_size_on_a_tight_crop(tmp_path, sample_photo, capsys):
     """A 64-pixel crop of the middle of the sample face (half its box: eyes, nose, mouth): the no-face line names
-    --detector-min-size 240, which finds the face, reaches FaceBoxes and is kept in the run record; refused for
-    another detector and below 0."""
+    --detector-min-size 240, which finds the face, reaches FaceBoxes and is kept in the run record (the overlays of
+    the small image are drawn enlarged); refused for another detector and below 0."""
     img = read_image(sample_photo)
     photo = tmp_path / "in" / "tight.png"
     photo.parent.mkdir()
@@ -225,8 +225,13 @@ def test_cli_detector_min_size_on_a_tight_crop(tmp_path, sample_photo, capsys):
     err = capsys.readouterr().err
     assert "tight.png: no face found" in err and "--detector-min-size 240 for a small photo" in err
     out = tmp_path / "o2"
-    assert main(["reconstruct", str(photo), "-o", str(out), "--outputs", "json", "--detector-min-size", "240"]) == 0
-    assert len(json.loads((out / "tight.png.json").read_text())["faces"]) == 1
+    assert main(["reconstruct", str(photo), "-o", str(out), "--outputs", "json,landmarks,pose",
+                 "--detector-min-size", "240"]) == 0
+    (found,) = json.loads((out / "tight.png.json").read_text())["faces"]
+    assert np.ptp(np.array(found["landmarks"])[:, :2], axis=0).max() < 100  # the 64-pixel image's own pixels
+    # its drawings are made on a copy enlarged 7 times (the smallest whole factor to 400 px): readable points
+    assert cv2.imread(str(out / "tight.png_landmarks.jpg")).shape == cv2.imread(str(out / "tight.png_pose.png")).shape \
+        == (448, 448, 3)
     assert json.loads((out / "mfirrn-run.json").read_text())["settings"]["--detector-min-size"] == 240
     assert main(["reconstruct", str(photo), "-o", str(tmp_path / "o3"), "--detector", "dlib-hog",
                  "--detector-min-size", "240"]) == 2

@@ -90,13 +90,15 @@ def _json(ctx: OutputContext) -> list[tuple[str, bytes]]:
 def _landmarks(ctx: OutputContext) -> list[tuple[str, bytes]]:
     from mfirrn import vis
 
-    return [(f"{ctx.stem}_landmarks.jpg", encode_image(".jpg", vis.draw_landmarks(ctx.image, [f.landmarks for f in ctx.faces])))]
+    image, faces = vis.enlarge_for_viewing(ctx.image, ctx.faces)
+    return [(f"{ctx.stem}_landmarks.jpg", encode_image(".jpg", vis.draw_landmarks(image, [f.landmarks for f in faces])))]
 
 
 def _dense(ctx: OutputContext) -> list[tuple[str, bytes]]:
     from mfirrn import vis
 
-    return [(f"{ctx.stem}_dense.jpg", encode_image(".jpg", vis.draw_dense(ctx.image, [f.vertices for f in ctx.faces])))]
+    image, faces = vis.enlarge_for_viewing(ctx.image, ctx.faces)
+    return [(f"{ctx.stem}_dense.jpg", encode_image(".jpg", vis.draw_dense(image, [f.vertices for f in faces])))]
 
 
 def _mesh(ext: str) -> Callable[[OutputContext], list[tuple[str, bytes]]]:
@@ -127,8 +129,8 @@ def _png(fn: Callable) -> Callable[[OutputContext], list[tuple[str, bytes]]]:
 
 
 register_output("json", _json, dense=False, help="<name>.json: box, roi, params, pose, 68 landmarks per face")
-register_output("landmarks", _landmarks, dense=False, help="<name>_landmarks.jpg: 68 landmarks drawn on the photo")
-register_output("dense", _dense, dense=True, help="<name>_dense.jpg: dense vertices drawn on the photo (a subsample, dots sized to the photo)")
+register_output("landmarks", _landmarks, dense=False, help="<name>_landmarks.jpg: 68 landmarks drawn on the photo (enlarged to 400 px when smaller)")
+register_output("dense", _dense, dense=True, help="<name>_dense.jpg: dense vertices drawn on the photo (a subsample, dots sized to the photo; enlarged to 400 px when smaller)")
 register_output("obj", _mesh("obj"), dense=True, help="<name>.obj: mesh coloured from the photo (one file per face)")
 register_output("ply", _mesh("ply"), dense=True, help="<name>.ply: binary PLY mesh (one file per face)")
 

@@ -22,11 +22,22 @@ def _lazy(module: str, name: str) -> Callable[..., Any]:
     return call
 
 
+def _enlarged(draw: Callable[..., Any]) -> Callable[..., Any]:
+    """``draw(image, faces)`` on the image enlarged for viewing when it is small (:func:`mfirrn.vis.enlarge_for_viewing`)."""
+    def call(image: Any, faces: Any) -> Any:
+        from mfirrn.vis.overlays import enlarge_for_viewing
+
+        return draw(*enlarge_for_viewing(image, faces))
+
+    call.__name__ = call.__qualname__ = draw.__name__
+    return call
+
+
 # output -> function (BGR uint8 image, faces) -> uint8 image written as <name>_<output>.png
 RENDER_OUTPUTS = {
     "depth": _lazy("mfirrn.vis", "render_depth"),
     "pncc": _lazy("mfirrn.vis", "render_pncc"),
     "render": _lazy("mfirrn.vis", "render_shaded"),
     "texture": _lazy("mfirrn.vis", "render_textured"),
-    "pose": _lazy("mfirrn.vis.pose", "draw_pose"),
+    "pose": _enlarged(_lazy("mfirrn.vis.pose", "draw_pose")),  # a drawing, not a render: enlarged when small
 }

@@ -4,6 +4,7 @@ from mfirrn.vis.overlays import (
     LANDMARK_CONTOURS,
     draw_dense,
     draw_landmarks,
+    enlarge_for_viewing,
     merge_face_meshes,
     plot_mesh_points,
     render_depth,
@@ -13,4 +14,4 @@ from mfirrn.vis.overlays import (
 )
 
 __all__ = ["draw_landmarks", "draw_dense", "plot_mesh_points", "merge_face_meshes", "render_depth", "render_pncc",
-           "render_shaded", "render_textured", "LANDMARK_CONTOURS"]
+           "render_shaded", "render_textured", "LANDMARK_CONTOURS", "enlarge_for_viewing"]

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-__all__ = ["draw_landmarks", "draw_dense", "dense_dots", "LANDMARK_CONTOURS"]
+__all__ = ["draw_landmarks", "draw_dense", "dense_dots", "LANDMARK_CONTOURS", "viewing_scale", "enlarge_for_viewing"]
 
 # 0-based index ranges of the 68-point scheme drawn as polylines: (start, end, closed).
 LANDMARK_CONTOURS: tuple[tuple[int, int, bool], ...] = (
@@ -55,6 +55,72 @@ def draw_landmarks(image: np.ndarray, landmarks: Sequence[np.ndarray], color=(0,
             inside = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
             out[px[inside, 1], px[inside, 0]] = color
     return out
+
+
+VIEW_MIN_SIDE = 400  # pixels: overlays of smaller images are drawn on an enlarged copy
+
+
+def viewing_scale(image_shape: Sequence[int], min_side: int = VIEW_MIN_SIDE) -> int:
+    """The whole factor by which an overlay of an image of ``image_shape`` (H, W, ...) is drawn enlarged.
+
+    1 for an image whose longer side is at least ``min_side`` pixels; for a smaller one (a tight face crop, a
+    thumbnail) the smallest whole factor that brings its longer side to ``min_side``, so that 68 points, a pose
+    box and its label have the pixels to stay apart.
+
+    >>> viewing_scale((112, 112)), viewing_scale((218, 178, 3)), viewing_scale((250, 250)), viewing_scale((300, 400))
+    (4, 2, 2, 1)
+    """
+    longest = max(int(image_shape[0]), int(image_shape[1]))
+    return 1 if longest >= min_side else -(-min_side // max(1, longest))
+
+
+class _EnlargedFace:
+    """A face-like view of ``face`` in the pixels of its image enlarged ``k`` times: the pixel centre ``x``
+    becomes ``k * x + (k - 1) / 2`` (the mapping of :func:`cv2.resize`), depths are scaled by ``k``; params and
+    pose are the face's (its ``roi`` is mapped, so the params still cross from the crop to the new pixels)."""
+
+    def __init__(self, face: object, k: int) -> None:
+        self._face, self._k = face, k
+        self.params, self.pose = face.params, getattr(face, "pose", None)  # type: ignore[attr-defined]
+        self.confidence = getattr(face, "confidence", float("nan"))
+        self.roi = self._map_box(face.roi)  # type: ignore[attr-defined]
+        box = getattr(face, "box", None)
+        self.box = None if box is None else self._map_box(box)
+        self.landmarks = self._map_points(face.landmarks)  # type: ignore[attr-defined]
+
+    def _map_box(self, box: np.ndarray) -> np.ndarray:
+        return np.asarray(box, np.float64) * self._k + (self._k - 1) / 2
+
+    def _map_points(self, points: np.ndarray) -> np.ndarray:
+        p = np.array(points, np.float64)
+        p *= self._k
+        p[:, :2] += (self._k - 1) / 2
+        return p
+
+    @property
+    def vertices(self) -> Optional[np.ndarray]:
+        v = getattr(self._face, "vertices", None)  # computed on first use only: the dense overlay needs it
+        return None if v is None else self._map_points(v)
+
+
+def enlarge_for_viewing(image: np.ndarray, faces: Sequence, min_side: int = VIEW_MIN_SIDE) -> tuple[np.ndarray, list]:
+    """``image`` enlarged :func:`viewing_scale` times (bicubic) and ``faces`` moved into its pixels, for the
+    overlays of a small image (unchanged when it is large enough). ``faces``: :class:`mfirrn.inference.pipeline.Face`
+    -like objects (``roi``, ``params``, ``landmarks``; ``box``, ``pose``, ``vertices`` when present); the
+    returned faces carry the same attributes, mapped. An overlay drawn on the result is ``k`` times the image's
+    size; the face's data (JSON, meshes) stay in the image's own pixels.
+
+    >>> from types import SimpleNamespace
+    >>> f = SimpleNamespace(roi=np.array([0.0, 0, 99, 99]), params=np.zeros(62), landmarks=np.array([[10.0, 20, 5]]))
+    >>> big, (g,) = enlarge_for_viewing(np.zeros((100, 80, 3), np.uint8), [f])
+    >>> big.shape, g.landmarks.tolist(), g.roi.tolist()   # k = 4: x -> 4 x + 1.5, z -> 4 z
+    ((400, 320, 3), [[41.5, 81.5, 20.0]], [1.5, 1.5, 397.5, 397.5])
+    """
+    k = viewing_scale(image.shape, min_side)
+    if k == 1:
+        return image, list(faces)
+    h, w = image.shape[:2]
+    return cv2.resize(image, (w * k, h * k), interpolation=cv2.INTER_CUBIC), [_EnlargedFace(f, k) for f in faces]
 
 
 def dense_dots(image_shape: Sequence[int], vertices: np.ndarray) -> tuple[int, int]:
