@@ -241,6 +241,21 @@ def test_cli_detector_min_size_on_a_tight_crop(tmp_path, sample_photo, capsys):
     cv2.imwrite(str(tmp_path / "in" / "dot.png"), img[:8, :12])  # no hint for an image of a few pixels
     main(["reconstruct", str(tmp_path / "in" / "dot.png"), "-o", str(tmp_path / "o5"), "--outputs", "json"])
     assert "dot.png: no face found (the image is only 12x8 pixels)" in capsys.readouterr().err
+    # a group photo of 400 x 300 pixels whose 35 faces are 14 pixels wide: none found, and the line names
+    # --detector-min-size 2000, which finds every one (FaceBoxes' smallest anchors are 32 pixels)
+    c, half = (face[:2] + face[2:]) / 2, 0.8 * max(face[2] - face[0], face[3] - face[1])
+    head = cv2.resize(img[int(c[1] - half):int(c[1] + half), int(c[0] - half):int(c[0] + half)], (22, 22),
+                      interpolation=cv2.INTER_AREA)
+    group = np.full((300, 400, 3), 200, np.uint8)
+    for y in range(30, 250, 44):
+        for x in range(20, 380, 54):
+            group[y:y + 22, x:x + 22] = head
+    cv2.imwrite(str(tmp_path / "in" / "group.png"), group)
+    main(["reconstruct", str(tmp_path / "in" / "group.png"), "-o", str(tmp_path / "o6"), "--outputs", "json"])
+    assert "--detector-min-size 2000 for faces under 30 pixels (a group photo)" in capsys.readouterr().err
+    assert main(["reconstruct", str(tmp_path / "in" / "group.png"), "-o", str(tmp_path / "o7"), "--outputs", "json",
+                 "--detector-min-size", "2000"]) == 0
+    assert len(json.loads((tmp_path / "o7" / "group.png.json").read_text())["faces"]) == 35
 
 
 def test_cli_renderer_outputs(tmp_path, sample_photo):

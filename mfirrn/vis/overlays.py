@@ -28,10 +28,12 @@ def draw_landmarks(image: np.ndarray, landmarks: Sequence[np.ndarray], color=(0,
     """A copy of ``image`` with each face's 68 landmarks (68, >=2) drawn as points and contours.
 
     Points and lines grow with the image (so that they show when a large photo is viewed whole) but stay
-    small on a small face, where larger ones would merge into a blob: a point's radius is at most 1/40 of the
-    face's size (the larger side of its landmarks' box), a line's width at most 1/80. On a face under 80 pixels,
-    where even a disc of radius 2 would touch its neighbours round an eye, a point is the one pixel under it.
-    Lines and discs are drawn at sub-pixel positions (1/16 pixel), anti-aliased.
+    small on a small face, where larger ones would merge into a blob: a point's radius is 1/100 of the face's
+    size (the larger side of its landmarks' box; a fraction of a pixel is drawn as such) up to the image's
+    line width + 1, a line's width at most 1/80 of the face. The radius changes continuously with the face, so
+    that faces of about one size in one photo look alike. On a face under 80 pixels, where a disc would cover
+    the eye it outlines, a point is the one pixel under it. Lines and discs are drawn at
+    sub-pixel positions and radii (1/16 pixel), anti-aliased.
     """
     out = image.copy()
     h, w = out.shape[:2]
@@ -46,10 +48,10 @@ def draw_landmarks(image: np.ndarray, landmarks: Sequence[np.ndarray], color=(0,
             width = max(1, min(t, round(face / 80)))
             for a, b, closed in LANDMARK_CONTOURS:
                 cv2.polylines(out, [fixed[a:b]], closed, (255, 255, 255), width, cv2.LINE_AA, _SHIFT)
-        radius = min(t + 1, face / 40)
-        if radius >= 2:
+        radius = min(t + 1, face / 100)
+        if radius >= 0.8:
             for x, y in fixed:
-                cv2.circle(out, (int(x), int(y)), round(radius) << _SHIFT, color, -1, cv2.LINE_AA, _SHIFT)
+                cv2.circle(out, (int(x), int(y)), round(radius * (1 << _SHIFT)), color, -1, cv2.LINE_AA, _SHIFT)
         else:
             px = np.floor(xy + 0.5).astype(np.int64)
             inside = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
