@@ -40,10 +40,15 @@ from mfirrn.video.tracking import FaceTracker, TrackerSettings, WindowSmoother, 
 
 DATA = Path(__file__).resolve().parent / "data"
 PHOTOS = (("lenna.png", "lenna.ljson"), ("einstein.jpg", "einstein.pts"), ("breakingbad.jpg", "breakingbad.pts"))
-# (name, window, order, tolerance); tolerance 0: the fixed window, else the widest window within tolerance of the 5-frame fit
-CANDIDATES = (("none", 1, 0, 0.0), ("window 11/2", 11, 2, 0.0), ("window 7/2", 7, 2, 0.0), ("window 5/2", 5, 2, 0.0),
-              ("window 11/3", 11, 3, 0.0), ("11/2 tol 0.5%", 11, 2, 0.005), ("11/2 tol 0.75%", 11, 2, 0.0075),
-              ("11/2 tol 1%", 11, 2, 0.01), ("11/2 tol 1.5%", 11, 2, 0.015), ("11/2 tol 2%", 11, 2, 0.02))
+# (name, window, order, tolerance, raw tolerance): tolerance 0 is the fixed window, else the widest window within
+# tolerance of the 5-frame fit; raw tolerance > 0: the frame's own params where the 5-frame fit is further than it
+CANDIDATES = (("none", 1, 0, 0.0, 0.0), ("window 11/2", 11, 2, 0.0, 0.0), ("window 7/2", 7, 2, 0.0, 0.0),
+              ("window 5/2", 5, 2, 0.0, 0.0), ("window 11/3", 11, 3, 0.0, 0.0),
+              ("tol 0.5%", 11, 2, 0.005, 0.0), ("tol 0.75%", 11, 2, 0.0075, 0.0), ("tol 1%", 11, 2, 0.01, 0.0),
+              ("tol 1.5%", 11, 2, 0.015, 0.0), ("tol 2%", 11, 2, 0.02, 0.0),
+              ("tol 0.5%, raw 1%", 11, 2, 0.005, 0.01), ("tol 0.5%, raw 1.5%", 11, 2, 0.005, 0.015),
+              ("tol 0.5%, raw 2%", 11, 2, 0.005, 0.02), ("tol 0.5%, raw 3%", 11, 2, 0.005, 0.03),
+              ("tol 1%, raw 2%", 11, 2, 0.01, 0.02))
 
 
 def raw_track(tracker: FaceTracker, frames: list[np.ndarray], fps: float) -> list[tuple]:
@@ -51,11 +56,12 @@ def raw_track(tracker: FaceTracker, frames: list[np.ndarray], fps: float) -> lis
     return [(i, t, None, faces) for i, t, _, faces in track_video(((i, i / fps, f) for i, f in enumerate(frames)), tracker)]
 
 
-def smoothed(tracker: FaceTracker, raw: list[tuple], window: int, order: int, tolerance: float) -> list[dict]:
+def smoothed(tracker: FaceTracker, raw: list[tuple], window: int, order: int, tolerance: float,
+             raw_tolerance: float) -> list[dict]:
     """Each frame's ``{track id: landmarks (68, 2)}`` after the window smoother with these settings."""
     if window == 1:
         return [{tf.id: tf.face.landmarks[:, :2] for tf in faces} for *_, faces in raw]
-    sm, out = WindowSmoother(tracker, window, order, tolerance), []
+    sm, out = WindowSmoother(tracker, window, order, tolerance, raw_tolerance), []
     for record in raw:
         out += sm.push(*record)
     out += sm.flush()
@@ -81,21 +87,21 @@ def synthetic_section(rec: Reconstructor, root: Path, n_frames: int, seeds: list
                 clip = make_clip(photo, gt, n_frames=n_frames, seed=seed, motion=motion)
                 tracker = FaceTracker(rec, TrackerSettings(smooth="none"))
                 raw = raw_track(tracker, list(clip.frames()), clip.fps)
-                for name, w, o, tol in CANDIDATES:
-                    pred = np.stack(main_track(smoothed(tracker, raw, w, o, tol)))
+                for name, *setting in CANDIDATES:
+                    pred = np.stack(main_track(smoothed(tracker, raw, *setting)))
                     ok = np.isfinite(pred).all(axis=(1, 2))
                     if ok.mean() < 0.5:  # the tracker followed another face of the photo
                         continue
                     e = float(nme(pred[ok], clip.landmarks[ok]).mean() * 100)
                     rows.setdefault((motion_name, name), []).append((e, landmark_jitter(pred, clip.landmarks)))
-    print(f"{'setting':<16} {'slow NME':>9} {'slow jitter':>12} {'fast NME':>9} {'fast jitter':>12}  clips")
+    print(f"{'setting':<20} {'slow NME':>9} {'slow jitter':>12} {'fast NME':>9} {'fast jitter':>12}  clips")
     for name, *_ in CANDIDATES:
         cells = []
         for motion_name in ("slow", "fast"):
             r = np.array(rows.get((motion_name, name), [(np.nan, np.nan)]))
             cells += [f"{r[:, 0].mean():9.3f}", f"{r[:, 1].mean():12.3f}"]
         n = [len(rows.get((m, name), [])) for m in ("slow", "fast")]
-        print(f"{name:<16} {' '.join(cells)}  {n[0]}+{n[1]}")
+        print(f"{name:<20} {' '.join(cells)}  {n[0]}+{n[1]}")
 
 
 def reference(rec: Reconstructor, frames: list[np.ndarray]) -> list[list[np.ndarray]]:
@@ -129,21 +135,21 @@ def real_section(rec: Reconstructor, split: str) -> None:
     summary: dict[str, list] = {}
     for name, path, role in clips:
         with VideoReader(path) as reader:
-            fps = reader.fps
+            fps = reader.info.fps
             frames = [f for _, _, f in reader]
         tracker = FaceTracker(rec, TrackerSettings(smooth="none"))
         raw = raw_track(tracker, frames, fps)
         ref = reference(rec, frames)
         cells = []
-        for cname, w, o, tol in CANDIDATES:
-            dev, rough = real_scores(main_track(smoothed(tracker, raw, w, o, tol)), ref)
+        for cname, *setting in CANDIDATES:
+            dev, rough = real_scores(main_track(smoothed(tracker, raw, *setting)), ref)
             summary.setdefault(cname, []).append((np.nanmean(dev), np.nanpercentile(dev, 95), np.nanmax(dev), rough))
             cells.append(f"{cname}: {np.nanmean(dev):.2f}/{np.nanpercentile(dev, 95):.2f}/{np.nanmax(dev):.2f} r{rough:.2f}")
         print(f"{name} ({role}, {len(frames)} frames @ {fps:.0f}/s)\n  " + "\n  ".join(cells))
-    print(f"\n{'setting':<16} {'mean dev':>9} {'worst p95':>10} {'worst max':>10} {'mean rough':>11}  (over {len(clips)} clips)")
+    print(f"\n{'setting':<20} {'mean dev':>9} {'worst p95':>10} {'worst max':>10} {'mean rough':>11}  (over {len(clips)} clips)")
     for cname, r in summary.items():
         r = np.array(r)
-        print(f"{cname:<16} {r[:, 0].mean():9.2f} {r[:, 1].max():10.2f} {r[:, 2].max():10.2f} {r[:, 3].mean():11.3f}")
+        print(f"{cname:<20} {r[:, 0].mean():9.2f} {r[:, 1].max():10.2f} {r[:, 2].max():10.2f} {r[:, 3].mean():11.3f}")
 
 
 def main() -> None:

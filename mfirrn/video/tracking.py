@@ -436,8 +436,10 @@ class WindowSmoother:
     ``(index, time, frame, tracked faces)`` and get back the frames whose window is complete, smoothed;
     :meth:`flush` returns the rest at the end. Frames come out in order, ``window // 2`` frames late."""
 
-    def __init__(self, tracker: "FaceTracker", window: int = 11, order: int = 2, tolerance: float = 0.0) -> None:
-        self.tracker, self.half, self.order, self.tolerance = tracker, window // 2, order, tolerance
+    def __init__(self, tracker: "FaceTracker", window: int = 11, order: int = 2, tolerance: float = 0.0,
+                 raw_tolerance: float = 0.0) -> None:
+        self.tracker, self.half, self.order = tracker, window // 2, order
+        self.tolerance, self.raw_tolerance = tolerance, raw_tolerance
         self._frames: list[tuple[int, float, np.ndarray, list[TrackedFace]]] = []
         self._samples: dict[int, dict[int, np.ndarray]] = {}  # track id -> frame index -> image-frame params
         self._weights: dict[tuple[int, int], np.ndarray] = {}
@@ -450,6 +452,10 @@ class WindowSmoother:
         M = x[:12].reshape(3, 4)
         S = self._u_kp + (self._w_kp @ x[12:]).reshape(-1, 3)
         return S @ M[:2, :3].T + M[:2, 3]
+
+    def _deviation(self, landmarks: np.ndarray, x: np.ndarray) -> float:
+        """Mean distance (pixels) of ``landmarks`` (68, 2) from those of the image-frame vector ``x``."""
+        return float(np.linalg.norm(self._landmarks(x) - landmarks, axis=1).mean())
 
     def _fit(self, samples: dict[int, np.ndarray], index: int, left: int, right: int) -> np.ndarray:
         key = (left, right)
@@ -487,13 +493,16 @@ class WindowSmoother:
             while right < self.half and index + right + 1 in s:
                 right += 1
             x = self._fit(s, index, left, right)
-            if self.tolerance > 0:  # the widest window whose landmarks stay within tolerance of the frame's own
+            if self.tolerance > 0:  # the widest window whose landmarks stay within tolerance of the 5-frame fit's
                 short = self._landmarks(self._fit(s, index, min(left, 2), min(right, 2)))
                 size = float(np.sqrt(np.prod(np.ptp(short, axis=0))))
-                h = max(left, right)
-                while h > 2 and np.linalg.norm(self._landmarks(x) - short, axis=1).mean() > self.tolerance * size:
-                    h -= 1
-                    x = self._fit(s, index, min(left, h), min(right, h))
+                if self.raw_tolerance > 0 and self._deviation(short, s[index]) > self.raw_tolerance * size:
+                    x = s[index]  # a move too fast even for 5 frames: the frame's own params
+                else:
+                    h = max(left, right)
+                    while h > 2 and self._deviation(short, x) > self.tolerance * size:
+                        h -= 1
+                        x = self._fit(s, index, min(left, h), min(right, h))
             f = tf.face
             p = params_from_image_camera(x[:12].reshape(3, 4), x[12:], f.roi, self.tracker.convention)
             face = self.tracker.make_face(p, f.roi, f.box, f.score, confidence=f.confidence)
