@@ -108,3 +108,26 @@ def test_pose_labels_on_a_crowd_photo_are_readable(faces68_root, tiles):
     _check(lay, img.shape)
     assert {lab.face for lab in lay.labels} >= set(range(len(faces)))  # every face is named
     assert draw_pose(img, faces).shape == img.shape
+
+
+def test_pose_box_lines_stay_thin_on_a_small_face_of_a_large_photo():
+    """The box of a 60-pixel face is drawn in 1-pixel lines whether the photo is 400 or 2000 pixels wide;
+    a 600-pixel face in the large photo gets the photo's thicker lines."""
+    from types import SimpleNamespace
+
+    from mfirrn.vis.pose import draw_pose
+
+    def face(side):
+        params = np.zeros(62)
+        params[:12] = [1e-3, 0, 0, 60, 0, 1e-3, 0, 60, 0, 0, 1e-3, 0]
+        ring = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+        lm = np.stack([100 + side / 2 * (1 + np.cos(ring)), 100 + side / 2 * (1 + np.sin(ring)), np.zeros(68)], 1)
+        return SimpleNamespace(params=params, roi=np.array([100.0, 100, 100 + side, 100 + side]), landmarks=lm)
+
+    small, large = np.zeros((400, 400, 3), np.uint8), np.zeros((2000, 2000, 3), np.uint8)
+    np.testing.assert_array_equal(draw_pose(large, [face(60)], text=False)[:400, :400],
+                                  draw_pose(small, [face(60)], text=False))
+    lit = lambda img: (img.max(-1) > 0).sum()  # noqa: E731
+    thin = draw_pose(np.zeros((800, 800, 3), np.uint8), [face(600)], text=False)  # 800 px: 2-pixel lines
+    thick = draw_pose(large, [face(600)], text=False)  # 2000 px: 5-pixel lines
+    assert lit(thick) > 1.25 * lit(thin)  # the same box; the anti-aliased edges add a pixel or two to both

@@ -235,6 +235,43 @@ def test_window_smoother_is_exact_on_quadratic_motion(rec, lenna):
         np.testing.assert_allclose(faces[0].face.params, p, rtol=1e-6, atol=1e-6)
 
 
+def test_the_window_follows_a_fast_move_and_smooths_slow_noise(rec):
+    """A face that jumps 40 pixels (about a fifth of its size) between two frames: the fixed 11-frame window
+    drags it across the jump (more than 5 % of the face size off its frames around it); the default tolerances
+    keep every frame within 2.5 % of its own landmarks. Before and after the jump, where the face only
+    jitters by a tenth of a pixel, the default output is the fixed window's, frame for frame."""
+    from mfirrn.inference.pipeline import Face
+    from mfirrn.video.tracking import TrackedFace
+
+    tracker = FaceTracker(rec, TrackerSettings())
+    conv, rng = tracker.convention, np.random.default_rng(0)
+    base = np.zeros(62)
+    base[:12] = [6e-4, 0, 0, 60, 0, 6e-4, 0, 70, 0, 0, 6e-4, 50]
+    roi = np.array([100.0, 80.0, 340.0, 320.0])
+    M0 = params_to_image_camera(base, roi, conv)
+    frames = []
+    for i in range(40):
+        M = M0.copy()
+        M[:, 3] += [40.0 * (i >= 20) + rng.normal(0, 0.1), rng.normal(0, 0.1), 0.0]
+        p = params_from_image_camera(M, base[12:], roi, conv)
+        frames.append((i, i / 30, None, [TrackedFace(0, False, Face(None, roi, p, {}, np.zeros((68, 3))))]))
+
+    def run(tolerance, raw_tolerance):
+        smoother, out = WindowSmoother(tracker, 11, 2, tolerance, raw_tolerance), []
+        for f in frames:
+            out += smoother.push(*f)
+        return np.stack([faces[0].face.landmarks[:, :2] for *_, faces in out + smoother.flush()])
+
+    own = run(0.0, 0.0 + 1e-12)  # every frame's 5-frame fit is further than 1e-12: the frames' own landmarks
+    size = np.sqrt(np.prod(np.ptp(own[0], axis=0)))
+    s = TrackerSettings()
+    off = lambda lm: np.linalg.norm(lm - own, axis=-1).mean(axis=1) / size  # noqa: E731
+    fixed, adaptive = off(run(0.0, 0.0)), off(run(s.window_tolerance, s.window_raw_tolerance))
+    assert 150 < size < 250 and fixed.max() > 0.05 and adaptive.max() < 0.025
+    np.testing.assert_allclose(run(s.window_tolerance, s.window_raw_tolerance)[:12], run(0.0, 0.0)[:12], atol=1e-9)
+    np.testing.assert_allclose(run(s.window_tolerance, s.window_raw_tolerance)[28:], run(0.0, 0.0)[28:], atol=1e-9)
+
+
 @pytest.mark.slow
 def test_face_leaving_the_frame_is_lost_and_found_again(lenna, rec):
     from mfirrn.video.synthetic import ClipMotion, make_clip
@@ -446,3 +483,13 @@ def test_cli_animated_gif_is_tracked_as_a_clip(tmp_path, lenna, capsys):
     assert "4 frames" in capsys.readouterr().out
     lines = [json.loads(s) for s in (out / "clip.gif.jsonl").read_text().splitlines()]
     assert [d["frame"] for d in lines] == [0, 1, 2, 3] and all(len(d["faces"]) == 1 for d in lines)
+
+
+def test_cli_smoothing_tolerances_are_percentages(tmp_path, lenna, capsys):
+    from mfirrn.video.synthetic import make_clip
+
+    clip_path = make_clip(*lenna, n_frames=2, seed=1).write(tmp_path / "clip.mp4")
+    assert main(["reconstruct", str(clip_path), "-o", str(tmp_path / "out"), "--smooth-tolerance", "150"]) == 2
+    assert "--smooth-tolerance and --smooth-raw-tolerance take percentages of the face size in [0, 100), got 150 " \
+           "and 2" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

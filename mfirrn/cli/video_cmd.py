@@ -49,6 +49,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--smooth-window", type=int, default=11, metavar="FRAMES",
                    help="window: frames fitted around each frame (odd; default 11)")
     g.add_argument("--smooth-order", type=int, default=2, metavar="N", help="window: polynomial order (default 2)")
+    g.add_argument("--smooth-tolerance", type=float, default=0.5, metavar="PCT",
+                   help="window: at each frame the window shrinks (down to 5 frames) until its landmarks are within "
+                        "PCT %% of the face size of the 5-frame fit's, so that fast moves are followed (default 0.5; "
+                        "0: the whole window always)")
+    g.add_argument("--smooth-raw-tolerance", type=float, default=2.0, metavar="PCT",
+                   help="window: a frame whose 5-frame fit is more than PCT %% of the face size from its own "
+                        "landmarks keeps its own (a move too fast to smooth; default 2; 0: never)")
     g.add_argument("--smooth-min-cutoff", type=float, default=1.0, metavar="HZ",
                    help="one-euro: cut-off at rest (default 1.0; lower = smoother, more lag)")
     g.add_argument("--smooth-beta", type=float, default=0.05, metavar="PER_PX",
@@ -77,8 +84,13 @@ def _settings(args: argparse.Namespace):
 
     if args.redetect_every < 0 or args.max_faces < 0 or not args.scene_cut >= 0:
         raise ValueError("--redetect-every, --scene-cut and --max-faces take numbers >= 0")
+    if not (0 <= args.smooth_tolerance < 100 and 0 <= args.smooth_raw_tolerance < 100):
+        raise ValueError(f"--smooth-tolerance and --smooth-raw-tolerance take percentages of the face size in "
+                         f"[0, 100), got {args.smooth_tolerance:g} and {args.smooth_raw_tolerance:g}")
     smooth = args.smooth or ("one-euro" if args.camera is not None else "window")
     return TrackerSettings(smooth=smooth, window=args.smooth_window, order=args.smooth_order,
+                           window_tolerance=args.smooth_tolerance / 100,
+                           window_raw_tolerance=args.smooth_raw_tolerance / 100,
                            redetect_every=args.redetect_every, scene_cut=args.scene_cut, max_faces=args.max_faces,
                            one_euro=OneEuroSettings(args.smooth_min_cutoff, args.smooth_beta, args.smooth_d_cutoff))
 

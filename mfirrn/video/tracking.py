@@ -22,7 +22,11 @@
     Savitzky-Golay fit — each frame's params are replaced by the value at that frame of a polynomial
     (``order`` 2) least-squares fitted over the ``window`` frames centred on it (fewer at the ends of a
     track). No lag (exact for motion of constant acceleration), at the cost of ``window // 2`` frames of
-    delay, which only matters live;
+    delay, which only matters live. A head that bobs or shakes changes direction within 11 frames, where one
+    polynomial cannot follow it: at each frame the window shrinks (down to 5 frames) until its landmarks are
+    within ``window_tolerance`` (0.5 % of the face size) of the 5-frame fit's, and a frame whose 5-frame fit
+    is more than ``window_raw_tolerance`` (2 %) from its own params keeps its own (settings chosen by
+    ``benchmarks/smoothing.py``, docs/experiments/video.md);
   - ``"one-euro"`` (:class:`FaceSmoother`, causal, for cameras): a One-Euro filter
     (:mod:`mfirrn.video.smoothing`), each param scaled to the pixels of landmark motion it causes so one
     ``min_cutoff`` / ``beta`` suits pose, shape and expression. Any causal filter lags behind moving
@@ -97,7 +101,8 @@ class TrackerSettings:
     """How faces are found and followed from frame to frame (see the module docstring).
 
     ``smooth``: ``"window"``, ``"one-euro"`` or ``"none"``; ``window`` (odd, frames) and ``order`` of the
-    look-ahead fit; ``one_euro``: the causal filter's settings.
+    look-ahead fit, ``window_tolerance`` and ``window_raw_tolerance`` (fractions of the face size; 0 turns each
+    off) how it follows fast moves (:class:`WindowSmoother`); ``one_euro``: the causal filter's settings.
 
     When the detector runs: on the first frame, whenever no face is tracked or a track ends, every
     ``redetect_every`` frames (0: never periodically) and on scene cuts: frames whose mean absolute
@@ -123,7 +128,8 @@ class TrackerSettings:
     smooth: str = "window"
     window: int = 11
     order: int = 2
-    window_tolerance: float = 0.0
+    window_tolerance: float = 0.005
+    window_raw_tolerance: float = 0.02
     one_euro: OneEuroSettings = field(default_factory=OneEuroSettings)
     redetect_every: int = 10
     scene_cut: float = 15.0
@@ -144,6 +150,9 @@ class TrackerSettings:
         if self.window < 1 or self.window % 2 == 0 or self.order < 0:
             raise ValueError(f"the smoothing window must be an odd number of frames >= 1 and the order >= 0, "
                              f"got window {self.window}, order {self.order}")
+        if not (0 <= self.window_tolerance < 1 and 0 <= self.window_raw_tolerance < 1):
+            raise ValueError(f"the window's tolerances are fractions of the face size in [0, 1), got "
+                             f"{self.window_tolerance} and {self.window_raw_tolerance}")
         if self.min_confidence is not None and not 0 <= self.min_confidence <= 1:
             raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
         if self.redetect_every < 0 or self.scene_cut < 0 or self.low_confidence_frames < 1 or self.max_unconfirmed < 1:
@@ -434,7 +443,12 @@ def _fit_weights(left: int, right: int, order: int) -> np.ndarray:
 class WindowSmoother:
     """Look-ahead smoothing of a tracker's raw output (see the module docstring): :meth:`push` each frame's
     ``(index, time, frame, tracked faces)`` and get back the frames whose window is complete, smoothed;
-    :meth:`flush` returns the rest at the end. Frames come out in order, ``window // 2`` frames late."""
+    :meth:`flush` returns the rest at the end. Frames come out in order, ``window // 2`` frames late.
+
+    ``tolerance`` > 0: each frame's window shrinks from ``window`` towards 5 frames until the mean distance of
+    its 68 landmarks from the 5-frame fit's is at most ``tolerance`` times the face size (the square root of
+    the landmark box's area); ``raw_tolerance`` > 0: a frame whose 5-frame fit is further than that from the
+    frame's own landmarks keeps its own params. Both 0: the whole window at every frame."""
 
     def __init__(self, tracker: "FaceTracker", window: int = 11, order: int = 2, tolerance: float = 0.0,
                  raw_tolerance: float = 0.0) -> None:
@@ -493,12 +507,12 @@ class WindowSmoother:
             while right < self.half and index + right + 1 in s:
                 right += 1
             x = self._fit(s, index, left, right)
-            if self.tolerance > 0:  # the widest window whose landmarks stay within tolerance of the 5-frame fit's
-                short = self._landmarks(self._fit(s, index, min(left, 2), min(right, 2)))
+            if self.tolerance > 0 or self.raw_tolerance > 0:
+                short = self._landmarks(self._fit(s, index, min(left, 2), min(right, 2)))  # the 5-frame fit's
                 size = float(np.sqrt(np.prod(np.ptp(short, axis=0))))
                 if self.raw_tolerance > 0 and self._deviation(short, s[index]) > self.raw_tolerance * size:
                     x = s[index]  # a move too fast even for 5 frames: the frame's own params
-                else:
+                elif self.tolerance > 0:  # the widest window within tolerance of the 5-frame fit
                     h = max(left, right)
                     while h > 2 and self._deviation(short, x) > self.tolerance * size:
                         h -= 1
@@ -524,8 +538,8 @@ def track_video(frames, tracker: FaceTracker):
     ...     print(i, [(f.id, f.face.pose["yaw"]) for f in faces])
     """
     settings = tracker.settings
-    window = (WindowSmoother(tracker, settings.window, settings.order, settings.window_tolerance)
-              if settings.smooth == "window" else None)
+    window = (WindowSmoother(tracker, settings.window, settings.order, settings.window_tolerance,
+                             settings.window_raw_tolerance) if settings.smooth == "window" else None)
     for index, t, frame in frames:
         faces = tracker(frame, t)
         if tracker.last_events:

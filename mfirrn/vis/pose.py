@@ -78,13 +78,16 @@ def draw_pose(image: np.ndarray, faces: Sequence, box_color=(0, 255, 255), text:
               names: Optional[Sequence[str]] = None) -> np.ndarray:
     """A copy of BGR ``image`` with each face's pose box, axes (x red, y green, z blue) and its yaw, pitch,
     roll (``face.pose``, degrees) written next to the box (:func:`pose_label_layout`: readable in crowds
-    and at the image's edge). ``faces``: :class:`mfirrn.inference.pipeline.Face`-like objects (``params``,
+    and at the image's edge). Lines grow with the image (to show on a large photo viewed whole) up to 1/60 of
+    the face's size, so that a small face is not hidden under its box. ``faces``: :class:`mfirrn.inference.pipeline.Face`-like objects (``params``,
     ``roi``, ``landmarks``, ``pose``); ``names`` as for :func:`pose_label_layout`."""
     out = image.copy()
-    t = max(1, round(max(image.shape[:2]) / 400))
+    t_image = max(1, round(max(image.shape[:2]) / 400))
     for f in faces:
         A = image_rotation_scale(f.params, f.roi)
         corners, axes = pose_box(f.landmarks, A)
+        face = float(np.ptp(np.asarray(f.landmarks)[:, :2], axis=0).max())
+        t = max(1, min(t_image, round(face / 60)))  # lines that grow with the photo, but not over a small face
         pts = np.round(corners).astype(np.int32)
         cv2.polylines(out, [pts[:4]], True, box_color, t, cv2.LINE_AA)
         cv2.polylines(out, [pts[4:]], True, box_color, t + 1, cv2.LINE_AA)
