@@ -23,9 +23,9 @@ from mfirrn import render, vis  # noqa: E402
 from mfirrn.detect.registry import read_landmarks  # noqa: E402
 from mfirrn.inference.pipeline import Reconstructor, read_image  # noqa: E402
 from mfirrn.io.assets import fetch, fetch_asset, read_asset_table  # noqa: E402
+from mfirrn.video.io import VideoReader  # noqa: E402
 from mfirrn.video.smoothing import landmark_jitter  # noqa: E402
 from mfirrn.video.synthetic import make_clip  # noqa: E402
-from mfirrn.video.io import VideoReader  # noqa: E402
 from mfirrn.video.tracking import FaceTracker, TrackerSettings, WindowSmoother, track_video  # noqa: E402
 from mfirrn.vis.pose import draw_pose  # noqa: E402
 
