@@ -148,7 +148,8 @@ class PhotoProcessor:
                 larger = "1080x1620 or full" if size is None else "full"
                 faint = f"--detector-size {larger} for small faces in a large photo, " + faint
             if fb and not self.job.options.get("detector_min_size") and max(image.shape[:2]) < SMALL_PHOTO:
-                faint = f"--detector-min-size {SMALL_PHOTO} for a small photo or a tight face crop, " + faint
+                faint = (f"--detector-min-size {SMALL_PHOTO} for a small photo or a tight face crop ({GROUP_PHOTO} "
+                         f"for a small group photo), " + faint)
             elif (fb and not self.job.options.get("detector_min_size") and max(image.shape[:2]) < GROUP_PHOTO
                   and not _downscaled_for_detection(image.shape, size)):
                 faint = f"--detector-min-size {GROUP_PHOTO} for faces under 30 pixels (a group photo), " + faint
