@@ -60,6 +60,12 @@ class OneEuroFilter:
     def reset(self) -> None:
         self._t = self._x = self._dx = None
 
+    def restart_from(self, x: np.ndarray) -> None:
+        """Go on from ``x`` (the last sample's shape) as if it had been the last output (its speed kept)."""
+        if self._x is None:
+            raise ValueError("OneEuroFilter.restart_from: no sample filtered yet")
+        self._x = np.asarray(x, np.float64).reshape(self._x.shape).copy()
+
     def __call__(self, t: float, x: np.ndarray) -> np.ndarray:
         """Filter sample ``x`` taken at time ``t`` (seconds, increasing); returns the smoothed sample."""
         x = np.asarray(x, np.float64)

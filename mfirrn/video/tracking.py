@@ -56,18 +56,47 @@ __all__ = ["SMOOTHERS", "TrackerSettings", "TrackedFace", "FaceSmoother", "FaceT
 
 # ------------------------------------------------------------------------------------ image-frame params
 # ------------------------------------------------------------------------------------ smoothing
+class _ImageLandmarks:
+    """The 68 landmarks (68, 2), image pixels, of an image-frame vector (62,) (camera ``M`` flattened, then the
+    50 shape and expression coefficients), as the smoothers measure how far a smoothed face strays."""
+
+    def __init__(self, bfm) -> None:
+        self.u = bfm.u_kp.detach().cpu().double().numpy().reshape(-1, 3)  # (68, 3) sparse mean shape
+        self.w = torch.cat([bfm.w_shp_kp, bfm.w_exp_kp], 1).detach().cpu().double().numpy()  # (204, 50)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        M = x[:12].reshape(3, 4)
+        S = self.u + (self.w @ x[12:]).reshape(-1, 3)
+        return S @ M[:2, :3].T + M[:2, 3]
+
+    def deviation(self, landmarks: np.ndarray, x: np.ndarray) -> float:
+        """Mean distance (pixels) of ``landmarks`` (68, 2) from those of ``x``."""
+        return float(np.linalg.norm(self(x) - landmarks, axis=1).mean())
+
+
+def landmark_size(landmarks: np.ndarray) -> float:
+    """A face's size (pixels): the square root of its landmarks' (68, >=2) box area."""
+    return float(np.sqrt(np.prod(np.ptp(np.asarray(landmarks)[:, :2], axis=0))))
+
+
 class FaceSmoother:
     """One-Euro smoothing of one face's params in the image frame (see the module docstring).
 
     Each of the 62 image-frame numbers (12 of the camera ``M``, 40 shape, 10 expression) is scaled by the
     RMS landmark displacement (pixels) a unit change of it causes on the first frame, filtered, and
     scaled back; ``settings`` are therefore in pixels (``beta`` in 1/pixel).
+
+    ``tolerance`` > 0 bounds the lag: where the filtered landmarks are further than ``tolerance`` times the
+    face size from this frame's own, the output is moved towards the frame's own params until they are that
+    far (a blend of the two image-frame vectors), and the filter goes on from there.
     """
 
-    def __init__(self, bfm, convention: Convention, settings: OneEuroSettings = OneEuroSettings()) -> None:
-        self.bfm, self.convention = bfm, convention
+    def __init__(self, bfm, convention: Convention, settings: OneEuroSettings = OneEuroSettings(),
+                 tolerance: float = 0.0) -> None:
+        self.bfm, self.convention, self.tolerance = bfm, convention, tolerance
         self.filter = OneEuroFilter(settings)
         self._scale: Optional[np.ndarray] = None
+        self._landmarks = _ImageLandmarks(bfm) if tolerance > 0 else None
 
     def _pixel_scales(self, M: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
         u = self.bfm.u_kp.detach().cpu().double().numpy()
@@ -87,8 +116,14 @@ class FaceSmoother:
         coeffs = np.asarray(params, np.float64)[12:]
         if self._scale is None:
             self._scale = self._pixel_scales(M, coeffs)
-        x = np.concatenate([M.reshape(-1), coeffs]) * self._scale
-        y = self.filter(t, x) / self._scale
+        raw = np.concatenate([M.reshape(-1), coeffs])
+        y = self.filter(t, raw * self._scale) / self._scale
+        if self._landmarks is not None:
+            own = self._landmarks(raw)
+            dev, limit = self._landmarks.deviation(own, y), self.tolerance * landmark_size(own)
+            if dev > limit:
+                y = raw + (limit / dev) * (y - raw)
+                self.filter.restart_from(y * self._scale)
         return params_from_image_camera(y[:12].reshape(3, 4), y[12:], roi, self.convention)
 
 
@@ -457,19 +492,7 @@ class WindowSmoother:
         self._frames: list[tuple[int, float, np.ndarray, list[TrackedFace]]] = []
         self._samples: dict[int, dict[int, np.ndarray]] = {}  # track id -> frame index -> image-frame params
         self._weights: dict[tuple[int, int], np.ndarray] = {}
-        bfm = tracker.bfm
-        self._u_kp = bfm.u_kp.detach().cpu().double().numpy().reshape(-1, 3)  # (68, 3) sparse mean shape
-        self._w_kp = torch.cat([bfm.w_shp_kp, bfm.w_exp_kp], 1).detach().cpu().double().numpy()  # (204, 50)
-
-    def _landmarks(self, x: np.ndarray) -> np.ndarray:
-        """The 68 landmarks (68, 2), image pixels, of an image-frame vector ``x`` (62,) (camera ``M``, 50 coefficients)."""
-        M = x[:12].reshape(3, 4)
-        S = self._u_kp + (self._w_kp @ x[12:]).reshape(-1, 3)
-        return S @ M[:2, :3].T + M[:2, 3]
-
-    def _deviation(self, landmarks: np.ndarray, x: np.ndarray) -> float:
-        """Mean distance (pixels) of ``landmarks`` (68, 2) from those of the image-frame vector ``x``."""
-        return float(np.linalg.norm(self._landmarks(x) - landmarks, axis=1).mean())
+        self._landmarks = _ImageLandmarks(tracker.bfm)
 
     def _fit(self, samples: dict[int, np.ndarray], index: int, left: int, right: int) -> np.ndarray:
         key = (left, right)
@@ -509,12 +532,12 @@ class WindowSmoother:
             x = self._fit(s, index, left, right)
             if self.tolerance > 0 or self.raw_tolerance > 0:
                 short = self._landmarks(self._fit(s, index, min(left, 2), min(right, 2)))  # the 5-frame fit's
-                size = float(np.sqrt(np.prod(np.ptp(short, axis=0))))
-                if self.raw_tolerance > 0 and self._deviation(short, s[index]) > self.raw_tolerance * size:
+                size = landmark_size(short)
+                if self.raw_tolerance > 0 and self._landmarks.deviation(short, s[index]) > self.raw_tolerance * size:
                     x = s[index]  # a move too fast even for 5 frames: the frame's own params
                 elif self.tolerance > 0:  # the widest window within tolerance of the 5-frame fit
                     h = max(left, right)
-                    while h > 2 and self._deviation(short, x) > self.tolerance * size:
+                    while h > 2 and self._landmarks.deviation(short, x) > self.tolerance * size:
                         h -= 1
                         x = self._fit(s, index, min(left, h), min(right, h))
             f = tf.face
