@@ -62,6 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="one-euro: speed coefficient (default 0.05; higher = less lag in fast motion)")
     g.add_argument("--smooth-d-cutoff", type=float, default=1.0, metavar="HZ",
                    help="one-euro: cut-off of the speed estimate (default 1.0)")
+    g.add_argument("--smooth-max-lag", type=float, default=1.0, metavar="PCT",
+                   help="one-euro: the smoothed landmarks stay within PCT %% of the face size of the frame's own, so "
+                        "that fast moves are followed (default 1; 0: unbounded)")
     g.add_argument("--redetect-every", type=int, default=10, metavar="N",
                    help="also run the detector every N frames, to find new faces and drop tracks no face "
                         "confirms (default 10; 0: only on scene cuts, when a face is lost or none is tracked)")
@@ -84,13 +87,15 @@ def _settings(args: argparse.Namespace):
 
     if args.redetect_every < 0 or args.max_faces < 0 or not args.scene_cut >= 0:
         raise ValueError("--redetect-every, --scene-cut and --max-faces take numbers >= 0")
-    if not (0 <= args.smooth_tolerance < 100 and 0 <= args.smooth_raw_tolerance < 100):
-        raise ValueError(f"--smooth-tolerance and --smooth-raw-tolerance take percentages of the face size in "
-                         f"[0, 100), got {args.smooth_tolerance:g} and {args.smooth_raw_tolerance:g}")
+    for name in ("smooth_tolerance", "smooth_raw_tolerance", "smooth_max_lag"):
+        if not 0 <= getattr(args, name) < 100:
+            raise ValueError(f"--{name.replace('_', '-')} takes a percentage of the face size in [0, 100), got "
+                             f"{getattr(args, name):g}")
     smooth = args.smooth or ("one-euro" if args.camera is not None else "window")
     return TrackerSettings(smooth=smooth, window=args.smooth_window, order=args.smooth_order,
                            window_tolerance=args.smooth_tolerance / 100,
                            window_raw_tolerance=args.smooth_raw_tolerance / 100,
+                           one_euro_tolerance=args.smooth_max_lag / 100,
                            redetect_every=args.redetect_every, scene_cut=args.scene_cut, max_faces=args.max_faces,
                            one_euro=OneEuroSettings(args.smooth_min_cutoff, args.smooth_beta, args.smooth_d_cutoff))
 

@@ -30,7 +30,9 @@
   - ``"one-euro"`` (:class:`FaceSmoother`, causal, for cameras): a One-Euro filter
     (:mod:`mfirrn.video.smoothing`), each param scaled to the pixels of landmark motion it causes so one
     ``min_cutoff`` / ``beta`` suits pose, shape and expression. Any causal filter lags behind moving
-    faces: measured on the synthetic clips it cuts less jitter than the window for the same accuracy.
+    faces: measured on the synthetic clips it cuts less jitter than the window for the same accuracy. Its lag
+    is bounded: the output stays within ``one_euro_tolerance`` (1 % of the face size) of the frame's own
+    landmarks.
 
   Landmarks, mesh and pose are rebuilt from the smoothed params, so every output stays consistent.
   Tracking itself uses the raw (unsmoothed) landmarks, so smoothing never shifts the crops.
@@ -137,7 +139,8 @@ class TrackerSettings:
 
     ``smooth``: ``"window"``, ``"one-euro"`` or ``"none"``; ``window`` (odd, frames) and ``order`` of the
     look-ahead fit, ``window_tolerance`` and ``window_raw_tolerance`` (fractions of the face size; 0 turns each
-    off) how it follows fast moves (:class:`WindowSmoother`); ``one_euro``: the causal filter's settings.
+    off) how it follows fast moves (:class:`WindowSmoother`); ``one_euro``: the causal filter's settings and
+    ``one_euro_tolerance`` the bound on its lag (a fraction of the face size, :class:`FaceSmoother`; 0: unbounded).
 
     When the detector runs: on the first frame, whenever no face is tracked or a track ends, every
     ``redetect_every`` frames (0: never periodically) and on scene cuts: frames whose mean absolute
@@ -166,6 +169,7 @@ class TrackerSettings:
     window_tolerance: float = 0.005
     window_raw_tolerance: float = 0.02
     one_euro: OneEuroSettings = field(default_factory=OneEuroSettings)
+    one_euro_tolerance: float = 0.01
     redetect_every: int = 10
     scene_cut: float = 15.0
     scene_cut_histogram: float = 0.1
@@ -185,9 +189,9 @@ class TrackerSettings:
         if self.window < 1 or self.window % 2 == 0 or self.order < 0:
             raise ValueError(f"the smoothing window must be an odd number of frames >= 1 and the order >= 0, "
                              f"got window {self.window}, order {self.order}")
-        if not (0 <= self.window_tolerance < 1 and 0 <= self.window_raw_tolerance < 1):
-            raise ValueError(f"the window's tolerances are fractions of the face size in [0, 1), got "
-                             f"{self.window_tolerance} and {self.window_raw_tolerance}")
+        if not (0 <= self.window_tolerance < 1 and 0 <= self.window_raw_tolerance < 1 and 0 <= self.one_euro_tolerance < 1):
+            raise ValueError(f"the smoothers' tolerances are fractions of the face size in [0, 1), got "
+                             f"{self.window_tolerance}, {self.window_raw_tolerance} and {self.one_euro_tolerance}")
         if self.min_confidence is not None and not 0 <= self.min_confidence <= 1:
             raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
         if self.redetect_every < 0 or self.scene_cut < 0 or self.low_confidence_frames < 1 or self.max_unconfirmed < 1:
@@ -334,7 +338,7 @@ class FaceTracker:
             tid = self._lost.pop(reuse[-1])[0]
         else:
             tid, self._next_id = self._next_id, self._next_id + 1
-        smoother = (FaceSmoother(self.bfm, self.convention, self.settings.one_euro)
+        smoother = (FaceSmoother(self.bfm, self.convention, self.settings.one_euro, self.settings.one_euro_tolerance)
                     if self.settings.smooth == "one-euro" else None)
         self.last_events.append({"id": tid, "event": "start", **({"reused": True} if reuse else {})})
         return _Track(tid, lm, roi, smoother)
