@@ -126,8 +126,8 @@ def pose_figure(rec: Reconstructor) -> None:
 
 
 def labels_figure(rec: Reconstructor) -> None:
-    """Pose labels in a crowd, drawn on the shaded meshes: a dlib example photo with ten faces, and the
-    bottom-right quarter of the same photo tiled 2x2 (numbered, with a legend)."""
+    """Pose labels in a crowd, drawn on the shaded meshes: a dlib example photo (the faces the verifier keeps),
+    and the bottom half of the same photo tiled 2x2 (numbered, with a legend)."""
     root = Path(os.environ.get("MFIRRN_DATASETS", "../shared/datasets")) / "faces-68" / "dlib-examples"
     photo = cv2.imread(str(root / "2008_004176.jpg"))
     panels = []
@@ -137,7 +137,7 @@ def labels_figure(rec: Reconstructor) -> None:
         v, t = vis.merge_face_meshes(faces)
         shaded = np.clip(np.round(render.shade(v, t, image.shape[0], image.shape[1]) * 255), 0, 255).astype(np.uint8)
         out = draw_pose(shaded, faces)
-        panels.append(out[-photo.shape[0]:, -photo.shape[1]:])
+        panels.append(out[-photo.shape[0]:])  # the tiled photo's bottom half: its legend whole
     cv2.imwrite(str(IMAGES / "pose_labels.png"), np.hstack([panels[0], np.full((photo.shape[0], 8, 3), 255, np.uint8),
                                                             panels[1]]))
 
