@@ -521,3 +521,18 @@ def test_cli_smoothing_tolerances_are_percentages(tmp_path, lenna, capsys):
     assert main(["reconstruct", str(clip_path), "-o", str(tmp_path / "out"), "--smooth-tolerance", "150"]) == 2
     assert "--smooth-tolerance takes a percentage of the face size in [0, 100), got 150" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_clip_without_a_face_names_what_to_try(tmp_path, capsys):
+    """A clip of plain frames: one warning line with the photo hints that apply to its frames (the detector ran
+    on every frame, so no smaller --redetect-every), and the run still succeeds."""
+    from mfirrn.video.io import VideoWriter
+
+    clip = tmp_path / "empty.mp4"
+    with VideoWriter(clip, 30.0) as w:
+        for k in range(3):
+            w.write(np.full((240, 320, 3), 60 + 40 * k, np.uint8))
+    assert main(["reconstruct", str(clip), "-o", str(tmp_path / "out"), "--outputs", "json"]) == 0
+    assert ("empty.mp4: no face found in any frame (try --detector-min-size 2000 for faces under 30 pixels, "
+            "--detector-threshold 0.05 for faint faces, --detector dlib-cnn or --min-confidence 0)"
+            in capsys.readouterr().err)

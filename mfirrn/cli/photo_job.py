@@ -41,7 +41,7 @@ def _first_line(e: BaseException, last: bool = False) -> str:
     return lines[-1] if last else lines[0]
 
 
-def _downscaled_for_detection(shape: tuple, size: Optional[str]) -> bool:
+def downscaled_for_detection(shape: tuple, size: Optional[str]) -> bool:
     """Whether FaceBoxes saw an image of ``shape`` (H, W, ...) downscaled, at ``--detector-size`` ``size``."""
     from mfirrn.io.defaults import DETECTOR_SIZE
     from mfirrn.io.options import detector_size
@@ -144,14 +144,14 @@ class PhotoProcessor:
             fb = names_faceboxes(self.job.options.get("detector"))
             faint = "--detector-threshold 0.05 for faint faces, " if fb else ""
             size = self.job.options.get("detector_size")
-            if fb and _downscaled_for_detection(image.shape, size):
+            if fb and downscaled_for_detection(image.shape, size):
                 larger = "1080x1620 or full" if size is None else "full"
                 faint = f"--detector-size {larger} for small faces in a large photo, " + faint
             if fb and not self.job.options.get("detector_min_size") and max(image.shape[:2]) < SMALL_PHOTO:
                 faint = (f"--detector-min-size {SMALL_PHOTO} for a small photo or a tight face crop ({GROUP_PHOTO} "
                          f"for a small group photo), " + faint)
             elif (fb and not self.job.options.get("detector_min_size") and max(image.shape[:2]) < GROUP_PHOTO
-                  and not _downscaled_for_detection(image.shape, size)):
+                  and not downscaled_for_detection(image.shape, size)):
                 faint = f"--detector-min-size {GROUP_PHOTO} for faces under 30 pixels (a group photo), " + faint
             if fb and not self.job.options.get("detector_tint_grey"):
                 from mfirrn.detect.faceboxes import is_grey

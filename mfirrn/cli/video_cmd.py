@@ -217,7 +217,24 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
                     break
     return {"frames": n, "faces": n_faces, "ids": len(ids), "detections": tracker.n_detections,
             "fps": n / elapsed if elapsed > 0 else float("nan"), "written": published,
-            "truncated": bool(truncated), "expected_frames": info.n_frames}
+            "truncated": bool(truncated), "expected_frames": info.n_frames, "size": (info.width, info.height)}
+
+
+def _no_face_hints(args: argparse.Namespace, result: dict) -> str:
+    """What to try on a clip where no frame had a face: the photo hints that apply to its frames."""
+    from mfirrn.cli.photo_job import GROUP_PHOTO, downscaled_for_detection
+    from mfirrn.detect.registry import names_faceboxes
+
+    hints = []
+    if names_faceboxes(args.detector):
+        (w, h), size = result["size"], args.detector_size
+        if not args.detector_min_size and max(w, h) < GROUP_PHOTO and not downscaled_for_detection((h, w), size):
+            hints.append(f"--detector-min-size {GROUP_PHOTO} for faces under 30 pixels")
+        hints.append("--detector-threshold 0.05 for faint faces")
+    hints += ["--detector dlib-cnn", "--min-confidence 0"]
+    if result["detections"] < result["frames"]:  # frames the detector did not see
+        hints.append("a smaller --redetect-every")
+    return ", ".join(hints[:-1]) + " or " + hints[-1]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -293,8 +310,7 @@ def _run_sources(sources, rec, out_dir, outputs, settings, args) -> int:
             continue
         n_ok += 1
         if r["faces"] == 0:
-            print(f"warning: {src}: no face found in any frame (try --detector-threshold 0.05, --detector dlib-cnn, "
-                  f"--min-confidence 0 or a smaller --redetect-every)", file=sys.stderr)
+            print(f"warning: {src}: no face found in any frame (try {_no_face_hints(args, r)})", file=sys.stderr)
         if r["truncated"]:
             print(f"warning: {src}: decoding stopped at frame {r['frames']} of {r['expected_frames']} "
                   f"(truncated or corrupt); results cover the decoded frames", file=sys.stderr)
