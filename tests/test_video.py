@@ -235,6 +235,24 @@ def test_window_smoother_is_exact_on_quadratic_motion(rec, lenna):
         np.testing.assert_allclose(faces[0].face.params, p, rtol=1e-6, atol=1e-6)
 
 
+_JUMP_ROI = np.array([100.0, 80.0, 340.0, 320.0])
+
+
+def _jumping_face(convention, n_frames: int, at: int, rng=None) -> list[np.ndarray]:
+    """Params (62,) at ``_JUMP_ROI`` of a face about 190 pixels wide whose image position jumps 40 pixels to the
+    right at frame ``at``, with N(0, 0.1 px) jitter of its position where ``rng`` is given."""
+    base = np.zeros(62)
+    base[:12] = [6e-4, 0, 0, 60, 0, 6e-4, 0, 70, 0, 0, 6e-4, 50]
+    M0 = params_to_image_camera(base, _JUMP_ROI, convention)
+    out = []
+    for i in range(n_frames):
+        M = M0.copy()
+        jitter = rng.normal(0, 0.1, 2) if rng is not None else np.zeros(2)
+        M[:, 3] += [40.0 * (i >= at) + jitter[0], jitter[1], 0.0]
+        out.append(params_from_image_camera(M, base[12:], _JUMP_ROI, convention))
+    return out
+
+
 def test_the_window_follows_a_fast_move_and_smooths_slow_noise(rec):
     """A face that jumps 40 pixels (about a fifth of its size) between two frames: the fixed 11-frame window
     drags it across the jump (more than 5 % of the face size off its frames around it); the default tolerances
@@ -244,17 +262,8 @@ def test_the_window_follows_a_fast_move_and_smooths_slow_noise(rec):
     from mfirrn.video.tracking import TrackedFace
 
     tracker = FaceTracker(rec, TrackerSettings())
-    conv, rng = tracker.convention, np.random.default_rng(0)
-    base = np.zeros(62)
-    base[:12] = [6e-4, 0, 0, 60, 0, 6e-4, 0, 70, 0, 0, 6e-4, 50]
-    roi = np.array([100.0, 80.0, 340.0, 320.0])
-    M0 = params_to_image_camera(base, roi, conv)
-    frames = []
-    for i in range(40):
-        M = M0.copy()
-        M[:, 3] += [40.0 * (i >= 20) + rng.normal(0, 0.1), rng.normal(0, 0.1), 0.0]
-        p = params_from_image_camera(M, base[12:], roi, conv)
-        frames.append((i, i / 30, None, [TrackedFace(0, False, Face(None, roi, p, {}, np.zeros((68, 3))))]))
+    frames = [(i, i / 30, None, [TrackedFace(0, False, Face(None, _JUMP_ROI, p, {}, np.zeros((68, 3))))])
+              for i, p in enumerate(_jumping_face(tracker.convention, 40, 20, np.random.default_rng(0)))]
 
     def run(tolerance, raw_tolerance):
         smoother, out = WindowSmoother(tracker, 11, 2, tolerance, raw_tolerance), []
@@ -278,21 +287,12 @@ def test_the_camera_filter_bounds_its_lag(rec):
     from mfirrn.video.tracking import FaceSmoother, landmark_size
 
     tracker = FaceTracker(rec, TrackerSettings(smooth="one-euro"))
-    conv = tracker.convention
-    base = np.zeros(62)
-    base[:12] = [6e-4, 0, 0, 60, 0, 6e-4, 0, 70, 0, 0, 6e-4, 50]
-    roi = np.array([100.0, 80.0, 340.0, 320.0])
-    M0 = params_to_image_camera(base, roi, conv)
-    steps = []
-    for i in range(30):
-        M = M0.copy()
-        M[:, 3] += [40.0 * (i >= 10), 0.0, 0.0]
-        steps.append(params_from_image_camera(M, base[12:], roi, conv))
+    roi = _JUMP_ROI
 
     def worst(tolerance):
-        sm = FaceSmoother(tracker.bfm, conv, TrackerSettings().one_euro, tolerance)
+        sm = FaceSmoother(tracker.bfm, tracker.convention, TrackerSettings().one_euro, tolerance)
         off = []
-        for i, p in enumerate(steps):
+        for i, p in enumerate(_jumping_face(tracker.convention, 30, 10)):
             own = tracker.make_face(p, roi, None, 1.0).landmarks[:, :2]
             got = tracker.make_face(sm(i / 30, p, roi), roi, None, 1.0).landmarks[:, :2]
             off.append(np.linalg.norm(got - own, axis=1).mean() / landmark_size(own))
