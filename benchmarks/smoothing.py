@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from mfirrn.detect.registry import read_landmarks
-from mfirrn.evaluation.metrics import nme
+from mfirrn.evaluation.metrics import bbox_normaliser, nme
 from mfirrn.inference.pipeline import Reconstructor
 from mfirrn.io.assets import fetch_asset, read_asset_table
 from mfirrn.video.io import VideoReader
@@ -143,9 +143,8 @@ def real_scores(track: list[np.ndarray], ref: list[list[np.ndarray]]) -> tuple[n
             sizes.append(np.nan)
             continue
         q = min(faces, key=lambda x: np.linalg.norm(x.mean(0) - lm.mean(0)))
-        size = float(np.sqrt(np.prod(np.ptp(q, axis=0))))
-        dev.append(np.linalg.norm(lm - q, axis=1).mean() / size * 100)
-        sizes.append(size)
+        dev.append(float(nme(lm[None], q[None])[0]) * 100)
+        sizes.append(float(bbox_normaliser(q[None])[0]))
     L = np.stack(track)
     acc = np.linalg.norm(L[2:] - 2 * L[1:-1] + L[:-2], axis=-1).mean(axis=1) / np.asarray(sizes[1:-1]) * 100
     return np.asarray(dev), float(np.nanmean(acc))

@@ -47,6 +47,7 @@ import cv2
 import numpy as np
 import torch
 
+from mfirrn.evaluation.metrics import nme
 from mfirrn.geometry.crop import roi_iou
 from mfirrn.geometry.frames import Convention, params_from_image_camera, params_to_image_camera
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
@@ -72,13 +73,9 @@ class _ImageLandmarks:
         return S @ M[:2, :3].T + M[:2, 3]
 
     def deviation(self, landmarks: np.ndarray, x: np.ndarray) -> float:
-        """Mean distance (pixels) of ``landmarks`` (68, 2) from those of ``x``."""
-        return float(np.linalg.norm(self(x) - landmarks, axis=1).mean())
-
-
-def landmark_size(landmarks: np.ndarray) -> float:
-    """A face's size (pixels): the square root of its landmarks' (68, >=2) box area."""
-    return float(np.sqrt(np.prod(np.ptp(np.asarray(landmarks)[:, :2], axis=0))))
+        """How far the landmarks of ``x`` are from ``landmarks`` (68, 2): their NME with ``landmarks`` as the
+        reference (mean distance over the square root of the reference's box area; a fraction)."""
+        return float(nme(self(x)[None], np.asarray(landmarks)[None])[0])
 
 
 class FaceSmoother:
@@ -121,10 +118,9 @@ class FaceSmoother:
         raw = np.concatenate([M.reshape(-1), coeffs])
         y = self.filter(t, raw * self._scale) / self._scale
         if self._landmarks is not None:
-            own = self._landmarks(raw)
-            dev, limit = self._landmarks.deviation(own, y), self.tolerance * landmark_size(own)
-            if dev > limit:
-                y = raw + (limit / dev) * (y - raw)
+            dev = self._landmarks.deviation(self._landmarks(raw), y)
+            if dev > self.tolerance:
+                y = raw + (self.tolerance / dev) * (y - raw)
                 self.filter.restart_from(y * self._scale)
         return params_from_image_camera(y[:12].reshape(3, 4), y[12:], roi, self.convention)
 
@@ -536,12 +532,11 @@ class WindowSmoother:
             x = self._fit(s, index, left, right)
             if self.tolerance > 0 or self.raw_tolerance > 0:
                 short = self._landmarks(self._fit(s, index, min(left, 2), min(right, 2)))  # the 5-frame fit's
-                size = landmark_size(short)
-                if self.raw_tolerance > 0 and self._landmarks.deviation(short, s[index]) > self.raw_tolerance * size:
+                if self.raw_tolerance > 0 and self._landmarks.deviation(short, s[index]) > self.raw_tolerance:
                     x = s[index]  # a move too fast even for 5 frames: the frame's own params
                 elif self.tolerance > 0:  # the widest window within tolerance of the 5-frame fit
                     h = max(left, right)
-                    while h > 2 and self._landmarks.deviation(short, x) > self.tolerance * size:
+                    while h > 2 and self._landmarks.deviation(short, x) > self.tolerance:
                         h -= 1
                         x = self._fit(s, index, min(left, h), min(right, h))
             f = tf.face
