@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from video import PHOTOS  # benchmarks/video.py: the annotated photos its synthetic clips move
 
 from mfirrn.detect.registry import read_landmarks
 from mfirrn.evaluation.metrics import bbox_normaliser, nme
@@ -40,7 +41,6 @@ from mfirrn.video.synthetic import FAST_MOTION, ClipMotion, make_clip
 from mfirrn.video.tracking import FaceSmoother, FaceTracker, TrackerSettings, WindowSmoother, track_video
 
 DATA = Path(__file__).resolve().parent / "data"
-PHOTOS = (("lenna.png", "lenna.ljson"), ("einstein.jpg", "einstein.pts"), ("breakingbad.jpg", "breakingbad.pts"))
 # (name, window, order, tolerance, raw tolerance): tolerance 0 is the fixed window, else the widest window within
 # tolerance of the 5-frame fit; raw tolerance > 0: the frame's own params where the 5-frame fit is further than it;
 # ("one-euro", tolerance): the causal filter of --camera, its lag bounded by tolerance (0: not bounded)

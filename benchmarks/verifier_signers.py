@@ -57,15 +57,19 @@ def signer_faces(rec, shipped: VerifierHead, mean, std) -> list[dict]:
     return out
 
 
+def v2_photos(rec, role: str):
+    """``(row, image, FaceBoxes' boxes (K, 5))`` of each photo of the new validation rows with this ``role``."""
+    for asset, row in read_asset_table(V.DATA / "verifier-v2.tsv"):
+        if row["role"] == role:
+            img = read_image(fetch_asset(asset))
+            yield row, img, rec.detector(img)
+
+
 def v2_faces(rec, shipped: VerifierHead, mean, std) -> list[dict]:
     """The faces the shipped pipeline returns on the ``faces`` photos of the new validation rows (FaceBoxes > 0.5,
     shipped confidence >= its threshold)."""
     out = []
-    for asset, row in read_asset_table(V.DATA / "verifier-v2.tsv"):
-        if row["role"] != "faces":
-            continue
-        img = read_image(fetch_asset(asset))
-        found = rec.detector(img)
+    for _, img, found in v2_photos(rec, "faces"):
         boxes = found[found[:, 4] > 0.5, :4] if len(found) else found
         for c in V.candidate(rec, img, boxes, mean, std) if len(boxes) else []:
             if shipped(np.array([[c[f] for f in FEATURES]]))[0] >= shipped.threshold:
@@ -77,11 +81,7 @@ def v2_animals(rec, mean, std) -> list[dict]:
     """FaceBoxes' proposals >= 0.3 (at most 5) on the ``animals`` photos of the new validation rows, without those
     that show a human face."""
     out = []
-    for asset, row in read_asset_table(V.DATA / "verifier-v2.tsv"):
-        if row["role"] != "animals":
-            continue
-        img = read_image(fetch_asset(asset))
-        found = rec.detector(img)
+    for row, img, found in v2_photos(rec, "animals"):
         boxes = found[found[:, 4] >= V.ANIMAL_PROPOSAL][:V.ANIMALS_PER_PHOTO, :4] if len(found) else found
         human = np.array(json.loads(row["labels"])["human"], np.float64).reshape(-1, 4)
         if len(human) and len(boxes):
