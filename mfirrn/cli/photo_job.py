@@ -41,6 +41,20 @@ def _first_line(e: BaseException, last: bool = False) -> str:
     return lines[-1] if last else lines[0]
 
 
+def suggested_min_size(shape: tuple, size: Optional[str]) -> Optional[int]:
+    """The ``--detector-min-size`` a no-face line suggests for an image of ``shape`` (H, W, ...) detected at
+    ``--detector-size`` ``size``: :data:`SMALL_PHOTO` for a small photo, :data:`GROUP_PHOTO` for a larger one that
+    FaceBoxes saw at its own size, else None.
+
+    >>> [suggested_min_size(shape, None) for shape in ((120, 100), (353, 490), (1000, 1500))]
+    [240, 2000, None]
+    """
+    longest = max(shape[:2])
+    if longest < SMALL_PHOTO:
+        return SMALL_PHOTO
+    return GROUP_PHOTO if longest < GROUP_PHOTO and not downscaled_for_detection(shape, size) else None
+
+
 def downscaled_for_detection(shape: tuple, size: Optional[str]) -> bool:
     """Whether FaceBoxes saw an image of ``shape`` (H, W, ...) downscaled, at ``--detector-size`` ``size``."""
     from mfirrn.io.defaults import DETECTOR_SIZE
@@ -147,11 +161,12 @@ class PhotoProcessor:
             if fb and downscaled_for_detection(image.shape, size):
                 larger = "1080x1620 or full" if size is None else "full"
                 faint = f"--detector-size {larger} for small faces in a large photo, " + faint
-            if fb and not self.job.options.get("detector_min_size") and max(image.shape[:2]) < SMALL_PHOTO:
+            asked = self.job.options.get("detector_min_size")
+            upscale = suggested_min_size(image.shape, size) if fb and not asked else None
+            if upscale == SMALL_PHOTO:
                 faint = (f"--detector-min-size {SMALL_PHOTO} for a small photo or a tight face crop ({GROUP_PHOTO} "
                          f"for a small group photo), " + faint)
-            elif (fb and not self.job.options.get("detector_min_size") and max(image.shape[:2]) < GROUP_PHOTO
-                  and not downscaled_for_detection(image.shape, size)):
+            elif upscale == GROUP_PHOTO:
                 faint = f"--detector-min-size {GROUP_PHOTO} for faces under 30 pixels (a group photo), " + faint
             if fb and not self.job.options.get("detector_tint_grey"):
                 from mfirrn.detect.faceboxes import is_grey

@@ -222,13 +222,13 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
 
 def _no_face_hints(args: argparse.Namespace, result: dict) -> str:
     """What to try on a clip where no frame had a face: the photo hints that apply to its frames."""
-    from mfirrn.cli.photo_job import GROUP_PHOTO, downscaled_for_detection
+    from mfirrn.cli.photo_job import GROUP_PHOTO, suggested_min_size
     from mfirrn.detect.registry import names_faceboxes
 
     hints = []
     if names_faceboxes(args.detector):
-        (w, h), size = result["size"], args.detector_size
-        if not args.detector_min_size and max(w, h) < GROUP_PHOTO and not downscaled_for_detection((h, w), size):
+        w, h = result["size"]
+        if not args.detector_min_size and suggested_min_size((h, w), args.detector_size):  # small frames: 2000
             hints.append(f"--detector-min-size {GROUP_PHOTO} for faces under 30 pixels")
         hints.append("--detector-threshold 0.05 for faint faces")
     hints += ["--detector dlib-cnn", "--min-confidence 0"]
