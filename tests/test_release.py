@@ -54,3 +54,63 @@ def test_release_refuses_what_is_not_a_run_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="not a workbench training checkpoint .*arch, state_dict, stats"):
         release_weights(bare, out, trained_on="x")
     assert not out.exists()
+
+
+def _copy_with(path, tmp_path, name, change):
+    """A second checkpoint of the same run: ``change(state_dict)`` applied to a copy of ``path``'s."""
+    ckpt = _read_checkpoint(path)
+    change(ckpt["state_dict"])
+    ckpt["step"] += 100
+    out = tmp_path / name
+    torch.save(ckpt, out)
+    return out
+
+
+def test_average_of_two_checkpoints_is_their_midpoint(run_checkpoint, tmp_path):
+    from mfirrn.train.release import average_weights
+
+    path, net = run_checkpoint
+    key = "fc.weight" if "fc.weight" in net.state_dict() else next(k for k, v in net.state_dict().items()
+                                                                    if v.is_floating_point() and v.dim() == 2)
+
+    def shift(sd):   # +1 on one weight matrix, x3 on a BatchNorm variance, +5 on a batch counter
+        sd[key] += 1.0
+        bn = next(k for k in sd if k.endswith("running_var"))
+        sd[bn] *= 3.0
+        sd[bn.replace("running_var", "num_batches_tracked")] += 5
+
+    second = _copy_with(path, tmp_path, "later.pt", shift)
+    out = average_weights([path, second], tmp_path / "avg.pt", trained_on="a test pool")
+    a, b, avg = _read_checkpoint(path)["state_dict"], _read_checkpoint(second)["state_dict"], _read_checkpoint(out)
+    bn = next(k for k in a if k.endswith("running_var"))
+    torch.testing.assert_close(avg["state_dict"][key], a[key] + 0.5)            # (w + (w + 1)) / 2
+    torch.testing.assert_close(avg["state_dict"][bn], a[bn] * 2.0)              # (v + 3v) / 2
+    counter = bn.replace("running_var", "num_batches_tracked")
+    assert avg["state_dict"][counter] == b[counter]                             # integers: the last one's
+    assert all(torch.equal(avg["state_dict"][k], a[k]) for k in a if k not in (key, bn, counter))
+    assert avg["averaged_from"] == [{"file": "last.pt", "step": 15696}, {"file": "later.pt", "step": 15796}]
+    assert avg["step"] == 15796 and "best_val_nme" not in avg and "optimizer" not in avg
+    net.load_state_dict(avg["state_dict"])
+    x = torch.randn(2, 3, 120, 120)
+    with torch.no_grad():
+        assert torch.equal(models.load(out)(x), net(x))                        # loads as the averaged model
+
+
+def test_average_refuses_checkpoints_of_different_models(run_checkpoint, tmp_path):
+    from mfirrn.train.release import average_weights
+
+    path, _ = run_checkpoint
+    other = _read_checkpoint(path)
+    other["stats"] = {"mean": other["stats"]["mean"] + 1, "std": other["stats"]["std"]}
+    torch.save(other, tmp_path / "other-stats.pt")
+    grown = _read_checkpoint(path)
+    grown["state_dict"]["extra.weight"] = torch.zeros(2)
+    torch.save(grown, tmp_path / "other-tensors.pt")
+    out = tmp_path / "avg.pt"
+    with pytest.raises(ValueError, match="normalises its params otherwise"):
+        average_weights([path, tmp_path / "other-stats.pt"], out, trained_on="x")
+    with pytest.raises(ValueError, match="another model .* or other tensors"):
+        average_weights([path, tmp_path / "other-tensors.pt"], out, trained_on="x")
+    with pytest.raises(ValueError, match="two or more"):
+        average_weights([path], out, trained_on="x")
+    assert not out.exists()
