@@ -111,3 +111,24 @@ def test_a_grey_photo_without_a_face_is_told_about_the_tint(tmp_path, capsys):
     main(["reconstruct", str(tmp_path / "grey.png"), "-o", str(tmp_path / "out2"), "--outputs", "json",
           "--detector-tint-grey"])
     assert "--detector-tint-grey" not in capsys.readouterr().err
+
+
+def test_the_no_face_line_does_not_suggest_what_was_given(tmp_path, capsys):
+    """Each suggestion of the no-face line leaves out what the run already did: a threshold of 0.05 or lower,
+    --min-confidence 0, a dlib detector in the chain; with all of them given, the line still names the rest."""
+    from mfirrn.cli import main
+
+    cv2.imwrite(str(tmp_path / "blue.png"), np.full((300, 400, 3), (200, 90, 40), np.uint8))
+    runs = {"defaults": [],
+            "given": ["--detector", "faceboxes,dlib-hog", "--detector-threshold", "0.05", "--min-confidence", "0"],
+            "higher": ["--detector-threshold", "0.3", "--min-confidence", "0.2"]}
+    lines = {}
+    for name, extra in runs.items():
+        main(["reconstruct", str(tmp_path / "blue.png"), "-o", str(tmp_path / name), "--outputs", "json", *extra])
+        (lines[name],) = [ln for ln in capsys.readouterr().err.splitlines() if "no face found" in ln]
+    assert all(s in lines["defaults"] for s in ("--detector-threshold 0.05 for faint faces",
+                                                "--detector dlib-hog or dlib-cnn", "--min-confidence 0"))
+    assert lines["higher"].split("(try ")[1] == lines["defaults"].split("(try ")[1]
+    tail = lines["given"].split("(try ")[1]
+    assert "--detector-threshold" not in tail and "--min-confidence" not in tail and "dlib-hog" not in tail
+    assert "--detector dlib-cnn, --box or --landmarks)" in tail

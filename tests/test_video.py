@@ -537,3 +537,8 @@ def test_cli_clip_without_a_face_names_what_to_try(tmp_path, capsys):
     assert ("empty.mp4: no face found in any frame (try --detector-min-size 2000 for faces under 30 pixels, "
             "--detector-threshold 0.05 for faint faces, --detector dlib-cnn or --min-confidence 0)"
             in capsys.readouterr().err)
+    # what the run already did is not suggested again
+    assert main(["reconstruct", str(clip), "-o", str(tmp_path / "out2"), "--outputs", "json", "--detector-threshold",
+                 "0.05", "--detector-min-size", "1000"]) == 0
+    assert ("empty.mp4: no face found in any frame (try --detector dlib-cnn or --min-confidence 0)\n"
+            in capsys.readouterr().err)

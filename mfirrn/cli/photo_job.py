@@ -55,6 +55,29 @@ def suggested_min_size(shape: tuple, size: Optional[str]) -> Optional[int]:
     return GROUP_PHOTO if longest < GROUP_PHOTO and not downscaled_for_detection(shape, size) else None
 
 
+def suggest_threshold(options: dict) -> bool:
+    """Whether a no-face line may suggest ``--detector-threshold 0.05``: not when it is that low already."""
+    threshold = options.get("detector_threshold")
+    return threshold is None or threshold > 0.05
+
+
+def suggest_confidence(options: dict) -> bool:
+    """Whether a no-face line may suggest ``--min-confidence 0``: not when the verifier keeps every face already."""
+    confidence = options.get("min_confidence")
+    return confidence is None or confidence > 0
+
+
+def other_detectors(detector: Optional[str]) -> list[str]:
+    """The ``--detector`` suggestion of a no-face line: the dlib detectors the run did not use (none left: []).
+
+    >>> other_detectors(None), other_detectors("faceboxes,dlib-hog"), other_detectors("dlib-cnn, dlib-hog")
+    (['--detector dlib-hog or dlib-cnn'], ['--detector dlib-cnn'], [])
+    """
+    used = {n.strip() for n in (detector or "").split(",")}
+    left = [d for d in ("dlib-hog", "dlib-cnn") if d not in used]
+    return [f"--detector {' or '.join(left)}"] if left else []
+
+
 def downscaled_for_detection(shape: tuple, size: Optional[str]) -> bool:
     """Whether FaceBoxes saw an image of ``shape`` (H, W, ...) downscaled, at ``--detector-size`` ``size``."""
     from mfirrn.io.defaults import DETECTOR_SIZE
@@ -155,26 +178,28 @@ class PhotoProcessor:
             reason = f"{show_path(item[0])}: the reconstruction failed ({type(e).__name__}: {_first_line(e)})"
             raise InputFailure(InputResult(item[1], FAILED, reason=reason)) from None
         if not faces:
-            fb = names_faceboxes(self.job.options.get("detector"))
-            faint = "--detector-threshold 0.05 for faint faces, " if fb else ""
-            size = self.job.options.get("detector_size")
+            opts = self.job.options
+            fb = names_faceboxes(opts.get("detector"))
+            faint = "--detector-threshold 0.05 for faint faces, " if fb and suggest_threshold(opts) else ""
+            size = opts.get("detector_size")
             if fb and downscaled_for_detection(image.shape, size):
                 larger = "1080x1620 or full" if size is None else "full"
                 faint = f"--detector-size {larger} for small faces in a large photo, " + faint
-            asked = self.job.options.get("detector_min_size")
+            asked = opts.get("detector_min_size")
             upscale = suggested_min_size(image.shape, size) if fb and not asked else None
             if upscale == SMALL_PHOTO:
                 faint = (f"--detector-min-size {SMALL_PHOTO} for a small photo or a tight face crop ({GROUP_PHOTO} "
                          f"for a small group photo), " + faint)
             elif upscale == GROUP_PHOTO:
                 faint = f"--detector-min-size {GROUP_PHOTO} for faces under 30 pixels (a group photo), " + faint
-            if fb and not self.job.options.get("detector_tint_grey"):
+            if fb and not opts.get("detector_tint_grey"):
                 from mfirrn.detect.faceboxes import is_grey
 
                 if is_grey(image):
                     faint = "--detector-tint-grey for a black-and-white photo, " + faint
-            hint = (f"try {faint}--detector dlib-hog or dlib-cnn, --min-confidence 0, --box or --landmarks"
-                    if self.job.boxes is None and self.job.landmarks is None else "")
+            rest = [*other_detectors(opts.get("detector")), *(["--min-confidence 0"] if suggest_confidence(opts) else []),
+                    "--box or --landmarks"]
+            hint = f"try {faint}{', '.join(rest)}" if self.job.boxes is None and self.job.landmarks is None else ""
             if max(image.shape[:2]) < TOO_SMALL:
                 hint = f"the image is only {image.shape[1]}x{image.shape[0]} pixels"
             reason = f"{show_path(item[0])}: no face found{f' ({hint})' if hint else ''}"

@@ -222,19 +222,29 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
 
 def _no_face_hints(args: argparse.Namespace, result: dict) -> str:
     """What to try on a clip where no frame had a face: the photo hints that apply to its frames."""
-    from mfirrn.cli.photo_job import GROUP_PHOTO, suggested_min_size
+    from mfirrn.cli.photo_job import (
+        GROUP_PHOTO,
+        other_detectors,
+        suggest_confidence,
+        suggest_threshold,
+        suggested_min_size,
+    )
     from mfirrn.detect.registry import names_faceboxes
 
-    hints = []
+    hints, options = [], vars(args)
     if names_faceboxes(args.detector):
         w, h = result["size"]
         if not args.detector_min_size and suggested_min_size((h, w), args.detector_size):  # small frames: 2000
             hints.append(f"--detector-min-size {GROUP_PHOTO} for faces under 30 pixels")
-        hints.append("--detector-threshold 0.05 for faint faces")
-    hints += ["--detector dlib-cnn", "--min-confidence 0"]
+        if suggest_threshold(options):
+            hints.append("--detector-threshold 0.05 for faint faces")
+    hints += ["--detector dlib-cnn"] if "dlib-cnn" in " ".join(other_detectors(args.detector)) else []
+    hints += ["--min-confidence 0"] if suggest_confidence(options) else []
     if result["detections"] < result["frames"]:  # frames the detector did not see
         hints.append("a smaller --redetect-every")
-    return ", ".join(hints[:-1]) + " or " + hints[-1]
+    if not hints:
+        return ""
+    return hints[0] if len(hints) == 1 else ", ".join(hints[:-1]) + " or " + hints[-1]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -310,7 +320,8 @@ def _run_sources(sources, rec, out_dir, outputs, settings, args) -> int:
             continue
         n_ok += 1
         if r["faces"] == 0:
-            print(f"warning: {src}: no face found in any frame (try {_no_face_hints(args, r)})", file=sys.stderr)
+            hints = _no_face_hints(args, r)
+            print(f"warning: {src}: no face found in any frame" + (f" (try {hints})" if hints else ""), file=sys.stderr)
         if r["truncated"]:
             print(f"warning: {src}: decoding stopped at frame {r['frames']} of {r['expected_frames']} "
                   f"(truncated or corrupt); results cover the decoded frames", file=sys.stderr)
