@@ -85,7 +85,8 @@ def test_shipped_mfirrn_loads_by_name_and_its_architecture_points_to_it():
 
 
 @pytest.mark.parametrize("name", ["3ddfa-mb05-aflw21", "3ddfa-mb05-aflw21-distill", "mfirrn-mb05-aflw21",
-                                  "mfirrn-mb05-aflw21-distill", "mfirrn-mb05-flat-aflwlp-distill"])
+                                  "mfirrn-mb05-aflw21-distill", "mfirrn-mb05-flat-aflwlp-distill",
+                                  "mfirrn-mb05-flat-aflwlp12-distill"])
 def test_shipped_aflw_models_are_marked_in_reports(name):
     """Every table built by mfirrn.evaluation.report names the AFLW pool for these models and refuses AFLW-21."""
     from mfirrn.evaluation.report import load_model_entry
@@ -116,6 +117,7 @@ def test_shipped_project_model_dev_split_numbers(dev_root, bfm):
     ("3ddfa-mb05-aflw21-distill", "3ddfa-mb05", "aflw-21pt-train", [2.812, 3.515, 4.794], 3.707, 3.010),
     ("mfirrn-mb05-aflw21-distill", "mfirrn-mb05", "same-definition", [2.782, 3.565, 4.952], 3.766, 3.012),
     ("mfirrn-mb05-flat-aflwlp-distill", "mfirrn-mb05-flat", "same-definition", [2.763, 3.508, 4.883], 3.718, 2.934),
+    ("mfirrn-mb05-flat-aflwlp12-distill", "mfirrn-mb05-flat", "same-definition", [2.741, 3.513, 4.800], 3.685, 2.913),
 ])
 def test_shipped_distilled_models_score_as_documented(dev_root, bfm, name, arch, labels, bins, mean,
                                                       reannotated_mean):

@@ -88,7 +88,8 @@ def test_average_of_two_checkpoints_is_their_midpoint(run_checkpoint, tmp_path):
     counter = bn.replace("running_var", "num_batches_tracked")
     assert avg["state_dict"][counter] == b[counter]                             # integers: the last one's
     assert all(torch.equal(avg["state_dict"][k], a[k]) for k in a if k not in (key, bn, counter))
-    assert avg["averaged_from"] == [{"file": "last.pt", "step": 15696}, {"file": "later.pt", "step": 15796}]
+    assert avg["averaged_from"] == [{"file": "run/last.pt", "step": 15696},
+                                    {"file": f"{tmp_path.name}/later.pt", "step": 15796}]
     assert avg["step"] == 15796 and "best_val_nme" not in avg and "optimizer" not in avg
     net.load_state_dict(avg["state_dict"])
     x = torch.randn(2, 3, 120, 120)

@@ -601,6 +601,11 @@ _REGISTERED_TRAINED_ON = {
                                        "from the points defined like their 68-point landmarks, 4 000 faces profiled "
                                        "into 36 views each), fine-tuned from mfirrn-mb05-aflw21-distill and "
                                        "distilled from 3ddfa-v2-mb05 (300W-LP)",
+    "mfirrn-mb05-flat-aflwlp12-distill": "aflw-21pt-train (the AFLW 21-point pool, via this project's fitted "
+                                         "labels from the points defined like their 68-point landmarks, all 14 055 "
+                                         "accepted faces profiled into 12 views each), fine-tuned from "
+                                         "mfirrn-mb05-flat-aflwlp-distill in two passes whose weights are averaged, "
+                                         "distilled from 3ddfa-v2-mb05 (300W-LP)",
     "mfirrn-mb05-aflw21": "aflw-21pt-train (the AFLW 21-point pool, via this project's fitted labels and face "
                           "profiling), fine-tuned from 3ddfa-v2-mb05 (300W-LP) in each branch",
 }

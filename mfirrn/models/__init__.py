@@ -129,3 +129,8 @@ _trained_here("mfirrn-mb05-flat-aflwlp-distill", lambda: MFIRRN(_MB05_FLAT),
               "MFIRRN with MobileNetV1 x0.5 branches and position-keeping medium and fine heads, fine-tuned by this "
               "project from mfirrn-mb05-aflw21-distill on 144 k AFLW crops (4 000 faces x 36 profiled views) with "
               "its heads seeing the crop in place, distilled from 3ddfa-v2-mb05 beside the labels, 1 800 steps")
+_trained_here("mfirrn-mb05-flat-aflwlp12-distill", lambda: MFIRRN(_MB05_FLAT),
+              "MFIRRN with MobileNetV1 x0.5 branches and position-keeping medium and fine heads: "
+              "mfirrn-mb05-flat-aflwlp-distill fine-tuned by this project on 169 k AFLW crops (all 14 055 accepted "
+              "faces x 12 profiled views) in two passes of 1 800 steps, distilled from 3ddfa-v2-mb05 beside the "
+              "labels, the two passes' weights averaged")

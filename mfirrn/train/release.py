@@ -53,10 +53,11 @@ def average_weights(checkpoints: Sequence[PathLike], out: PathLike, *, trained_o
 
     Every floating-point tensor of the state dicts (weights and BatchNorm running statistics) is averaged in
     float64 and stored in its own dtype; other tensors (BatchNorm's batch counters) and every other entry come
-    from the last checkpoint, and ``averaged_from`` lists each source's file name and step. The checkpoints must
-    share the architecture, the tensor names and shapes, the parameter statistics and the pixel convention
-    (``ValueError`` otherwise): only points of one model's training, e.g. a run and its continuation, make a
-    meaningful average. ``trained_on``, ``trust_checkpoint`` and the written file are as in :func:`release_weights`.
+    from the last checkpoint, and ``averaged_from`` lists each source (its folder and file name) and its step.
+    The checkpoints must share the architecture, the tensor names and shapes, the parameter statistics and the
+    pixel convention (``ValueError`` otherwise): only points of one model's training, e.g. a run and its
+    continuation, make a meaningful average. ``trained_on``, ``trust_checkpoint`` and the written file are as in
+    :func:`release_weights`.
     """
     if len(checkpoints) < 2:
         raise ValueError("averaging needs two or more checkpoints")
@@ -79,7 +80,8 @@ def average_weights(checkpoints: Sequence[PathLike], out: PathLike, *, trained_o
             averaged[name] = (total / len(ckpts)).to(tensor.dtype)
         else:
             averaged[name] = tensor
-    sources = [{"file": Path(p).name, "step": c.get("step")} for p, c in zip(checkpoints, ckpts)]
+    sources = [{"file": f"{Path(p).parent.name}/{Path(p).name}", "step": c.get("step")}
+               for p, c in zip(checkpoints, ckpts)]
     return _write_shipped(last, averaged, out, trained_on, {"averaged_from": sources})
 
 
