@@ -106,6 +106,35 @@ def test_thresholds_drop_detections_only(sample):
         Reconstructor("3ddfa-v2-mb05", dense=False, min_confidence=1.5)
 
 
+def test_one_face_found_twice_is_returned_once(sample):
+    """A detector that gives each face a second box, shifted by a sixth of its side (as FaceBoxes' NMS can leave,
+    IoU under 0.3 after scaling): every box is reconstructed, the two fits of one face meet, and the surer one
+    is returned, with or without the verifier; boxes given by the caller are all kept."""
+    from mfirrn.inference.pipeline import Reconstructor
+
+    found = Reconstructor("3ddfa-v2-mb05", dense=False).detector(sample)
+    side = (found[:, 2:4] - found[:, :2]).mean(axis=1, keepdims=True)
+    shifted = found.copy()
+    shifted[:, :4] += np.hstack([side, side, side, side]) / 6
+    shifted[:, 4] -= 0.01
+
+    class Twice:
+        name = "twice"
+
+        def __call__(self, image):
+            return np.vstack([found, shifted])
+
+    sure = Reconstructor("3ddfa-v2-mb05", detector=Twice(), dense=False)
+    all_fits = sure(sample, boxes=np.vstack([found, shifted]))
+    faces = sure(sample)
+    assert len(all_fits) == 4 and len(faces) == 2
+    for f in faces:  # the surer of the two fits of each face
+        pair = [g.confidence for g in all_fits if np.abs(g.landmarks - f.landmarks).mean() < 0.1 * side.max()]
+        assert len(pair) == 2 and f.confidence == pytest.approx(max(pair))
+    faces = Reconstructor("3ddfa-v2-mb05", detector=Twice(), dense=False, verify=False)(sample)
+    assert sorted(f.score for f in faces) == sorted(found[:, 4])  # without confidences, the better box's fit
+
+
 def test_the_verifier_runs_without_refinement(sample):
     """refine="off" gives the verifier the second pass it needs; the faces are the single pass's."""
     from mfirrn.inference.pipeline import Reconstructor

@@ -13,7 +13,8 @@ import torch
 from mfirrn.geometry.frames import CROP_SIZE
 from mfirrn.io.checks import check_shape
 
-__all__ = ["roi_from_box", "roi_from_landmarks", "roi_iou", "crop_image", "crops_to_tensor", "read_crop"]
+__all__ = ["roi_from_box", "roi_from_landmarks", "roi_iou", "SAME_FACE_IOU", "SAME_FACE_INSIDE", "same_face_kept",
+           "crop_image", "crops_to_tensor", "read_crop"]
 
 
 def roi_from_box(box: np.ndarray) -> np.ndarray:
@@ -73,6 +74,47 @@ def roi_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = iw * ih
     area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])  # noqa: E731
     return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
+
+
+#: Two crop boxes overlapping by more than this IoU hold one face (reconstructed twice, or two tracks converged).
+SAME_FACE_IOU = 0.6
+#: Two faces whose landmark boxes overlap by at least this much of the smaller box are one face (a fit of a part).
+SAME_FACE_INSIDE = 0.9
+
+
+def same_face_kept(rois: np.ndarray, landmarks: np.ndarray, priority: np.ndarray) -> np.ndarray:
+    """Which of F reconstructed faces to keep (F,) bool when several of them are one face.
+
+    Detector boxes that FaceBoxes' NMS keeps apart (IoU <= 0.3) can lead, once each face is refined from its
+    own landmarks, to two reconstructions of one face: crop boxes ``rois`` (F, 4) that overlap by more than
+    :data:`SAME_FACE_IOU`, or the landmarks (F, N, 2+) of one lying within the other's landmark box (at least
+    :data:`SAME_FACE_INSIDE` of the smaller box's area), a second fit of part of a face. Two real faces do
+    neither: one would cover the other. Of each such pair the face of lower ``priority`` (F,) is dropped (the
+    later one on a tie), greedily from the highest priority down, so a dropped face removes nothing else.
+
+    >>> rois = np.array([[0, 0, 100, 100], [5, 5, 105, 105], [200, 0, 300, 100], [220, 20, 280, 80.0]])
+    >>> box = lambda x0, y0, x1, y1: np.array([[x0, y0], [x1, y1]], float)  # two corners stand for 68 points
+    >>> lms = np.stack([box(20, 20, 80, 90), box(25, 25, 85, 95), box(220, 20, 280, 90), box(230, 40, 270, 85)])
+    >>> same_face_kept(rois, lms, np.array([0.9, 0.95, 0.8, 0.7])).tolist()
+    [False, True, True, False]
+    >>> same_face_kept(rois, lms, np.array([0.9, 0.95, 0.7, 0.8])).tolist()  # the part kept, the whole dropped
+    [False, True, False, True]
+    """
+    rois = np.asarray(rois, np.float64).reshape(-1, 4)
+    pts = np.asarray(landmarks, np.float64)[..., :2]
+    boxes = np.concatenate([pts.min(axis=-2), pts.max(axis=-2)], axis=-1)  # (F, 4) landmark boxes
+    area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-12)
+    keep = np.ones(len(rois), bool)
+    order = np.argsort(-np.asarray(priority, np.float64), kind="stable")
+    for k, i in enumerate(order):
+        if not keep[i]:
+            continue
+        for j in order[k + 1:]:  # only faces of lower priority are dropped by face i
+            iw = np.clip(min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]), 0, None)
+            ih = np.clip(min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]), 0, None)
+            if roi_iou(rois[i], rois[j]) > SAME_FACE_IOU or iw * ih >= SAME_FACE_INSIDE * min(area[i], area[j]):
+                keep[j] = False
+    return keep
 
 
 def crop_image(image: np.ndarray, roi: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:

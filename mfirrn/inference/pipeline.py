@@ -19,7 +19,7 @@ from torch import nn
 
 from mfirrn.detect.registry import Detector, create_detector, names_faceboxes
 from mfirrn.geometry.bfm import MeshName, MorphableModel
-from mfirrn.geometry.crop import crop_image, crops_to_tensor, roi_from_box, roi_from_landmarks, roi_iou
+from mfirrn.geometry.crop import crop_image, crops_to_tensor, roi_from_box, roi_from_landmarks, roi_iou, same_face_kept
 from mfirrn.geometry.frames import Convention, params_from_image_camera, params_to_image_camera
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.inference.inputs import ImageError, ImageInput, check_boxes, check_landmarks, read_image, to_bgr
@@ -445,6 +445,9 @@ class Reconstructor:
             keep = np.ptp(lms[..., :2], axis=-2).max(axis=-1) >= self.min_face_size
             if self.verify:
                 keep &= confidence >= self.min_confidence
+            if keep.sum() > 1:  # one face reconstructed twice (from two detector boxes): the surer one stays
+                idx = np.flatnonzero(keep)  # detector order (best score first) decides a tie
+                keep[idx] = same_face_kept(rois[idx], lms[idx], confidence[idx] if self.verify else np.zeros(len(idx)))
             if not keep.any():
                 return []
             if not keep.all():

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from mfirrn.evaluation.metrics import nme
-from mfirrn.geometry.crop import roi_iou
+from mfirrn.geometry.crop import SAME_FACE_IOU, roi_iou
 from mfirrn.geometry.frames import Convention, params_from_image_camera, params_to_image_camera
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.video.smoothing import OneEuroFilter, OneEuroSettings
@@ -438,7 +438,7 @@ class FaceTracker:
             rois = np.array([tr.roi for tr in self._tracks])
             iou = roi_iou(rois[:, None], rois[None])
             drop = {max(self._tracks[i].id, self._tracks[j].id)
-                    for i in range(len(rois)) for j in range(i + 1, len(rois)) if iou[i, j] > 0.6}
+                    for i in range(len(rois)) for j in range(i + 1, len(rois)) if iou[i, j] > SAME_FACE_IOU}
             for tr in self._tracks:
                 if tr.id in drop:
                     self.last_events.append({"id": tr.id, "event": "end", "reason": "merged"})
