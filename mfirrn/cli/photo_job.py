@@ -197,8 +197,8 @@ class PhotoProcessor:
 
                 if is_grey(image):
                     faint = "--detector-tint-grey for a black-and-white photo, " + faint
-            rest = [*other_detectors(opts.get("detector")), *(["--min-confidence 0"] if suggest_confidence(opts) else []),
-                    "--box or --landmarks"]
+            rest = [*other_detectors(opts.get("detector")),
+                    *(["--min-confidence 0"] if suggest_confidence(opts) else []), "--box or --landmarks"]
             hint = f"try {faint}{', '.join(rest)}" if self.job.boxes is None and self.job.landmarks is None else ""
             if max(image.shape[:2]) < TOO_SMALL:
                 hint = f"the image is only {image.shape[1]}x{image.shape[0]} pixels"
