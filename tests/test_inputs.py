@@ -108,3 +108,21 @@ def test_face_repr_is_one_short_line(rec, photo):
     text = repr(face)
     assert "\n" not in text and len(text) < 160 and "array(" not in text, text
     assert text.startswith("Face(box=[") and "yaw=" in text and "vertices (53215, 3)" in text
+
+
+def test_a_photo_stored_turned_with_an_exif_tag_is_read_upright(rec, photo, tmp_path):
+    """Phone cameras store a portrait photo turned, with an EXIF orientation tag: it is read as shown (upright),
+    and its faces are the upright photo's, in the upright photo's pixels."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to show"
+    stored = np.ascontiguousarray(np.rot90(photo[..., ::-1], k=1))  # the upright photo turned 90 degrees anticlockwise
+    path = tmp_path / "turned.jpg"
+    Image.fromarray(stored).save(path, exif=exif.tobytes(), quality=98)
+    img = read_image(path)
+    assert img.shape == photo.shape and np.abs(img.astype(int) - photo).mean() < 3  # JPEG's loss only
+    want, got = rec(photo), rec(path)
+    assert len(got) == len(want)
+    for a, b in zip(sorted(want, key=lambda f: f.roi[0]), sorted(got, key=lambda f: f.roi[0])):
+        assert np.abs(a.landmarks[:, :2] - b.landmarks[:, :2]).mean() < 2.0
