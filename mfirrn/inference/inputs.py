@@ -2,8 +2,10 @@
 
 Images (:func:`to_bgr`) become BGR ``uint8`` arrays (H, W, 3), the layout OpenCV's ``cv2.imread`` gives:
 
-* a path (``str`` or ``Path``): read with OpenCV (:func:`read_image`); a URL is refused (download it first);
-* a PIL image: converted from its mode (RGB, RGBA, L, P, ...) to RGB, then to BGR;
+* a path (``str`` or ``Path``): read with OpenCV (:func:`read_image`), upright: a photo stored turned with an
+  EXIF orientation tag (phone cameras) is turned as viewers show it; a URL is refused (download it first);
+* a PIL image: converted from its mode (RGB, RGBA, L, P, ...) to RGB, then to BGR, its pixels as they are (PIL
+  does not apply an EXIF orientation tag: ``PIL.ImageOps.exif_transpose(img)`` first, or pass the path);
 * an array: (H, W, 3) is taken as **BGR**, (H, W, 4) as BGRA, (H, W) as grey; ``uint8`` as it is; other
   integers and floats within 0..255 are rounded to ``uint8``; floats within 0..1 and anything else are refused
   with the conversion to write. An RGB array (matplotlib, PIL, imageio) must be flipped first: ``img[..., ::-1]``.
