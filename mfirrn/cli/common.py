@@ -130,4 +130,5 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
                          min_face_size=getattr(args, "min_face_size", 0.0),
                          detector_threshold=threshold,
                          detector_size=None if size is None else detector_size(size, "--detector-size"),
-                         detector_tint_grey=tint, detector_min_size=min_size)
+                         detector_tint_grey=tint, detector_min_size=min_size,
+                         turn_upside_down=bool(getattr(args, "turn_upside_down", False)))

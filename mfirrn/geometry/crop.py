@@ -14,7 +14,7 @@ from mfirrn.geometry.frames import CROP_SIZE
 from mfirrn.io.checks import check_shape
 
 __all__ = ["roi_from_box", "roi_from_landmarks", "roi_iou", "SAME_FACE_IOU", "SAME_FACE_INSIDE", "same_face_kept",
-           "crop_image", "crops_to_tensor", "read_crop"]
+           "turned_boxes", "turned_rois", "crop_image", "crops_to_tensor", "read_crop"]
 
 
 def roi_from_box(box: np.ndarray) -> np.ndarray:
@@ -115,6 +115,32 @@ def same_face_kept(rois: np.ndarray, landmarks: np.ndarray, priority: np.ndarray
             if roi_iou(rois[i], rois[j]) > SAME_FACE_IOU or iw * ih >= SAME_FACE_INSIDE * min(area[i], area[j]):
                 keep[j] = False
     return keep
+
+
+def turned_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Boxes (*, 4+) given by their corner points ``(x0, y0, x1, y1, ...)`` (landmark boxes, detector boxes) in the
+    ``width`` x ``height`` image turned by 180 degrees: ``x -> width - 1 - x`` (pixel centres at integers), the
+    corners swapped so that ``x0 <= x1``; further columns (a score) kept.
+
+    >>> turned_boxes(np.array([[10.0, 20, 30, 60, 0.9]]), 100, 80).tolist()
+    [[69.0, 19.0, 89.0, 59.0, 0.9]]
+    """
+    b = np.array(boxes, np.float64)
+    x0, y0, x1, y1 = (b[..., i].copy() for i in range(4))
+    b[..., 0], b[..., 2] = width - 1 - x1, width - 1 - x0
+    b[..., 1], b[..., 3] = height - 1 - y1, height - 1 - y0
+    return b
+
+
+def turned_rois(rois: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Crop boxes (*, 4) covering the same pixels in the ``width`` x ``height`` image turned by 180 degrees: a roi
+    spans pixels ``sx .. ex - 1``, which go to ``width - ex .. width - 1 - sx``.
+
+    >>> turned_rois(np.array([10.0, 20, 130, 140]), 200, 160).tolist()
+    [70.0, 20.0, 190.0, 140.0]
+    """
+    r = np.asarray(rois, np.float64)
+    return np.stack([width - r[..., 2], height - r[..., 3], width - r[..., 0], height - r[..., 1]], axis=-1)
 
 
 def crop_image(image: np.ndarray, roi: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:

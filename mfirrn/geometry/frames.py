@@ -25,7 +25,7 @@ import torch
 from mfirrn.io.checks import check_shape
 
 __all__ = ["Convention", "CONVENTIONS", "CROP_SIZE", "posed_to_crop", "crop_to_image", "image_to_crop",
-           "params_to_image_camera", "params_from_image_camera"]
+           "params_to_image_camera", "params_from_image_camera", "image_camera_turned"]
 
 Convention = Literal["v1", "v2"]
 CONVENTIONS: tuple[str, ...] = ("v1", "v2")
@@ -124,3 +124,22 @@ def params_from_image_camera(M: np.ndarray, coeffs: np.ndarray, roi: np.ndarray,
     P[..., 1, :3], P[..., 1, 3] = -M[..., 1, :3] / ky, (cy - (M[..., 1, 3:] - sy) / ky)[..., 0]
     P[..., 2, :3], P[..., 2, 3] = M[..., 2, :3] / kz, (M[..., 2, 3:] / kz - oz)[..., 0]
     return np.concatenate([P.reshape(*P.shape[:-2], 12), np.asarray(coeffs, np.float64)], axis=-1)
+
+
+def image_camera_turned(M: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The image-frame camera (*, 3, 4) of the same face in the image turned by 180 degrees.
+
+    The image is ``width`` x ``height`` pixels with pixel centres at integer coordinates, so a point ``(x, y, z)``
+    goes to ``(width - 1 - x, height - 1 - y, z)``: a rotation by 180 degrees about the optical axis (the first
+    two rows change sign, their offsets move). Turning twice gives ``M`` back.
+
+    >>> M = np.hstack([np.eye(3), [[10.0], [20.0], [5.0]]])
+    >>> image_camera_turned(M, 100, 50).tolist()
+    [[-1.0, -0.0, -0.0, 89.0], [-0.0, -1.0, -0.0, 29.0], [0.0, 0.0, 1.0, 5.0]]
+    """
+    M = np.array(M, np.float64)
+    check_shape(M, ("*", 3, 4), "M")
+    M[..., :2, :] *= -1.0
+    M[..., 0, 3] += width - 1
+    M[..., 1, 3] += height - 1
+    return M

@@ -19,18 +19,34 @@ from torch import nn
 
 from mfirrn.detect.registry import Detector, create_detector, names_faceboxes
 from mfirrn.geometry.bfm import MeshName, MorphableModel
-from mfirrn.geometry.crop import crop_image, crops_to_tensor, roi_from_box, roi_from_landmarks, roi_iou, same_face_kept
-from mfirrn.geometry.frames import Convention, params_from_image_camera, params_to_image_camera
+from mfirrn.geometry.crop import (
+    crop_image,
+    crops_to_tensor,
+    roi_from_box,
+    roi_from_landmarks,
+    roi_iou,
+    same_face_kept,
+    turned_boxes,
+    turned_rois,
+)
+from mfirrn.geometry.frames import Convention, image_camera_turned, params_from_image_camera, params_to_image_camera
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.inference.inputs import ImageError, ImageInput, check_boxes, check_landmarks, read_image, to_bgr
 from mfirrn.inference.predict import predict_params
-from mfirrn.inference.verify import FaceVerifier, pass_agreement
+from mfirrn.inference.verify import FaceVerifier, landmark_boxes, pass_agreement
 from mfirrn.io.defaults import DEFAULT_DETECTOR, PROPOSAL_THRESHOLD, REFINE_MODES
 
 __all__ = ["Face", "Reconstructor", "reconstruct", "read_image", "ImageError", "NoFaceError", "StageTimes",
-           "RefineMode", "REFINE_MODES", "average_passes", "refined_roi_agrees", "PROPOSAL_THRESHOLD"]
+           "RefineMode", "REFINE_MODES", "average_passes", "refined_roi_agrees", "PROPOSAL_THRESHOLD",
+           "UPSIDE_DOWN_MARGIN", "UPSIDE_DOWN_MIN"]
 
 RefineMode = Literal["robust", "always", "off"]
+
+#: A face is upside down when O-Net finds the square around its landmarks more face-like in the photo turned by
+#: 180 degrees by more than this margin, and at least :data:`UPSIDE_DOWN_MIN` there (chosen on AFLW training crops,
+#: docs/experiments/wild.md, "Faces upside down").
+UPSIDE_DOWN_MARGIN = 0.3
+UPSIDE_DOWN_MIN = 0.5
 
 
 class NoFaceError(RuntimeError):
@@ -252,6 +268,11 @@ class Reconstructor:
     ``detector_min_size``: FaceBoxes upscales a photo whose longer side is shorter (pixels) to it before detection
     (default 0: never). 240 finds most faces of tight face crops and thumbnails that FaceBoxes misses as they are
     (masked faces above all), and a few more false faces on small animal photos (``docs/experiments/wild.md``).
+    ``turn_upside_down`` (with the verifier): a detected face that MTCNN's O-Net finds far more face-like with the
+    photo turned by 180 degrees (:meth:`_upside_down`) is reconstructed on the turned photo and mapped back, instead
+    of being fitted as an upright face; its roll is then near 180 degrees. Faces given as ``landmarks`` are never
+    turned. Off by default: on a stage clip it also turned a few small, dark upright faces
+    (``docs/experiments/wild.md``, "Faces upside down").
     """
 
     def __init__(self, model: Union[str, nn.Module] = "3ddfa-v2-mb05", detector: Union[str, Detector] = DEFAULT_DETECTOR,
@@ -262,7 +283,7 @@ class Reconstructor:
                  min_confidence: Optional[float] = None, min_face_size: float = 0.0, verify: bool = True,
                  detector_threshold: Optional[float] = None,
                  detector_size: Optional[tuple[int, int]] = None, detector_tint_grey: bool = False,
-                 detector_min_size: int = 0) -> None:
+                 detector_min_size: int = 0, turn_upside_down: bool = False) -> None:
         from mfirrn import models
         from mfirrn.inference.onnx import model_for_backend, resolve_backend
         from mfirrn.io.threads import apply_threads
@@ -304,6 +325,7 @@ class Reconstructor:
                              f"{getattr(detector, 'name', detector)} is not FaceBoxes built by name (build it with "
                              f"FaceBoxes(min_size=...), or drop detector_min_size)")
         self.detector_min_size = int(detector_min_size)
+        self.turn_upside_down = bool(turn_upside_down)
 
     @staticmethod
     def _resolve_detector_size(detector: Union[str, Detector],
@@ -375,6 +397,30 @@ class Reconstructor:
         with torch.no_grad():
             return self.bfm.landmarks(params.to(self.device), convention=self.model.card.convention, roi=roi_t)
 
+    def _upside_down(self, image: np.ndarray, landmarks: np.ndarray, p_up: np.ndarray) -> np.ndarray:
+        """Indices of the faces (``landmarks`` (F, 68, 3), O-Net's probability ``p_up`` (F,) on the square around
+        them) that O-Net finds more face-like with the photo turned by 180 degrees: by more than
+        :data:`UPSIDE_DOWN_MARGIN`, and at least :data:`UPSIDE_DOWN_MIN` (docs/experiments/wild.md)."""
+        cand = np.flatnonzero(np.asarray(p_up) < 1.0 - UPSIDE_DOWN_MARGIN)  # no other face can pass
+        if len(cand) == 0:
+            return cand
+        h, w = image.shape[:2]
+        boxes = turned_boxes(landmark_boxes(landmarks[cand]), w, h)
+        p_turned = self.verifier.onet(np.ascontiguousarray(image[::-1, ::-1]), boxes)
+        return cand[(p_turned - p_up[cand] > UPSIDE_DOWN_MARGIN) & (p_turned >= UPSIDE_DOWN_MIN)]
+
+    def _turned_back(self, faces: list[Face], shape: tuple, dtype: torch.dtype):
+        """(params (F, 62), landmarks (F, 68, 3), rois (F, 4)) in a photo of ``shape`` of ``faces`` reconstructed on
+        the photo turned by 180 degrees: the same pixels, each face's image-frame camera turned back."""
+        h, w = shape[:2]
+        conv = self.model.card.convention
+        params = np.stack([f.params for f in faces])
+        rois = np.stack([f.roi for f in faces])
+        back = turned_rois(rois, w, h)
+        camera = image_camera_turned(params_to_image_camera(params, rois, conv), w, h)
+        p = torch.as_tensor(params_from_image_camera(camera, params[:, 12:], back, conv), dtype=dtype)
+        return p, self._landmarks(p, back).cpu().numpy(), back
+
     def __call__(self, image: ImageInput, boxes: Optional[np.ndarray] = None,
                  landmarks: Optional[np.ndarray] = None, *, times: Optional[StageTimes] = None) -> list[Face]:
         """Reconstruct the faces of an image: a file path, a PIL image (RGB) or an array, **BGR** uint8 (H, W, 3)
@@ -386,8 +432,12 @@ class Reconstructor:
         ``dense=True`` is computed when a face's ``vertices`` is first read. Detected faces the verifier
         rejects (see the class docstring) are left out.
         """
+        return self._run(to_bgr(image), boxes, landmarks, times, turn=self.turn_upside_down)
+
+    def _run(self, image: np.ndarray, boxes: Optional[np.ndarray], landmarks: Optional[np.ndarray],
+             times: Optional[StageTimes], *, turn: bool) -> list[Face]:
+        """:meth:`__call__` on a BGR image; ``turn``: faces found upside down are reconstructed turned."""
         timer = times if times is not None else _no_timer
-        image = to_bgr(image)
         box_arr: Optional[np.ndarray]
         if landmarks is not None:
             lm = check_landmarks(landmarks)
@@ -439,7 +489,20 @@ class Reconstructor:
                     rois2 = roi_from_landmarks(first_lms[..., :2])
                     second_lms = self._landmarks(self._predict(image, rois2), rois2).cpu().numpy()
                 rois3 = roi_from_landmarks(second_lms[..., :2]) if rois3 is None else rois3
-                confidence = self.verifier(image, lms, *pass_agreement(first_lms, second_lms, rois2, rois3))
+                features = self.verifier.features(image, lms, *pass_agreement(first_lms, second_lms, rois2, rois3))
+                confidence = self.verifier.head(features)
+            if turn and box_arr is not None:
+                with timer("turn"):
+                    k = self._upside_down(image, lms, features[:, 0])
+                    if len(k):
+                        turned = self._run(np.ascontiguousarray(image[::-1, ::-1]),
+                                           turned_boxes(box_arr[k], image.shape[1], image.shape[0]), None, times,
+                                           turn=False)
+                        params, lms, rois = params.clone(), lms.copy(), rois.copy()
+                        params[k], lms[k], rois[k] = self._turned_back(turned, image.shape, params.dtype)
+                        confidence[k] = [f.confidence for f in turned]
+                        refined[k] = [f.refined for f in turned]
+                        pose = pose_from_params(params)
         keep = np.ones(len(rois), bool)
         if landmarks is None and boxes is None:
             keep = np.ptp(lms[..., :2], axis=-2).max(axis=-1) >= self.min_face_size

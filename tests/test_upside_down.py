@@ -1,0 +1,83 @@
+"""Faces upside down: found by O-Net's cue, reconstructed on the turned photo and mapped back to the photo's pixels."""
+
+import numpy as np
+import pytest
+import torch
+
+from mfirrn.geometry.crop import turned_boxes, turned_rois
+from mfirrn.geometry.frames import image_camera_turned, params_from_image_camera, params_to_image_camera
+
+
+@pytest.fixture(scope="module")
+def sample():
+    from mfirrn.inference.pipeline import read_image
+    from mfirrn.io.assets import fetch
+
+    return read_image(fetch("sample-trump-hillary"))
+
+
+@pytest.fixture(scope="module")
+def rec():
+    from mfirrn.inference.pipeline import Reconstructor
+
+    return Reconstructor("3ddfa-v2-mb05", turn_upside_down=True)
+
+
+def test_a_camera_turned_twice_is_itself_and_turns_its_points(bfm):
+    rng = np.random.default_rng(0)
+    params = rng.normal(size=(3, 62)) * 0.1
+    params[:, :12] = np.hstack([np.eye(3) * 0.001, [[60], [60], [0]]]).ravel()  # a face filling a 120-pixel crop
+    rois = np.array([[10.0, 20, 130, 140], [200, 40, 260, 100], [0, 0, 300, 300]])
+    w, h = 400, 300
+    M = params_to_image_camera(params, rois, "v2")
+    np.testing.assert_allclose(image_camera_turned(image_camera_turned(M, w, h), w, h), M)
+    back = params_from_image_camera(image_camera_turned(M, w, h), params[:, 12:], turned_rois(rois, w, h), "v2")
+
+    def landmarks(p, r):
+        return bfm.landmarks(torch.as_tensor(p, dtype=torch.float32), convention="v2",
+                             roi=torch.as_tensor(r, dtype=torch.float32)).numpy()
+
+    lm = landmarks(params, rois)
+    want = np.stack([w - 1 - lm[..., 0], h - 1 - lm[..., 1], lm[..., 2]], axis=-1)
+    np.testing.assert_allclose(landmarks(back, turned_rois(rois, w, h)), want, atol=1e-3)
+    # landmark boxes turn with their points
+    np.testing.assert_allclose(turned_boxes(np.array([[0.0, 0, w - 1, h - 1]]), w, h), [[0.0, 0, w - 1, h - 1]])
+
+
+def test_upside_down_faces_are_turned_and_upright_ones_are_not(rec, sample):
+    """The two-face sample photo turned by 180 degrees: without the rule its faces are fitted as upright faces
+    (roll within 90 degrees); with it (the default) each face that O-Net finds upside down is fitted on the turned
+    photo: roll near 180 degrees, and its landmarks, turned back, land on the upright photo's fit of that face.
+    The upright photo turns nothing; the rule is off unless asked for."""
+    from mfirrn.inference.pipeline import Reconstructor
+
+    h, w = sample.shape[:2]
+    upright = rec(sample)
+    assert len(upright) == 2 and all(abs(f.pose["roll"]) < 45 for f in upright)
+    photo = np.ascontiguousarray(sample[::-1, ::-1])
+    plain = Reconstructor("3ddfa-v2-mb05", dense=False)(photo)
+    assert plain and all(abs(f.pose["roll"]) < 90 for f in plain)
+    faces = rec(photo)
+    turned = [f for f in faces if abs(f.pose["roll"]) > 135]
+    assert turned, [f.pose for f in faces]
+    for f in turned:
+        back = np.stack([w - 1 - f.landmarks[:, 0], h - 1 - f.landmarks[:, 1]], axis=1)
+        size = np.ptp(back, axis=0).max()
+        err = min(np.linalg.norm(back - g.landmarks[:, :2], axis=1).mean() for g in upright)
+        assert err < 0.05 * size, (err, size)
+        assert f.confidence >= rec.min_confidence
+        assert f.vertices.shape == (53215, 3) and np.isfinite(f.vertices).all()  # the dense mesh follows the params
+        # the vertices carry the landmarks: the fitted mesh's nearest points to the landmarks lie on them
+        assert np.min(np.linalg.norm(f.vertices[None, :, :2] - f.landmarks[:5, None, :2], axis=-1), axis=1).max() < 1.0
+
+
+def test_faces_given_as_landmarks_are_never_turned(rec, sample):
+    """The upright fits of the turned photo's faces, given back as landmarks: each is fitted in place, upright,
+    even where the rule would turn the detected face."""
+    from mfirrn.inference.pipeline import Reconstructor
+
+    photo = np.ascontiguousarray(sample[::-1, ::-1])
+    plain = Reconstructor("3ddfa-v2-mb05", dense=False, turn_upside_down=False)(photo)
+    assert any(abs(f.pose["roll"]) > 135 for f in rec(photo))  # detected, one of them is turned
+    again = rec(photo, landmarks=np.stack([f.landmarks[:, :2] for f in plain]))
+    assert len(again) == len(plain) and all(abs(f.pose["roll"]) < 90 for f in again)
