@@ -81,3 +81,26 @@ def test_faces_given_as_landmarks_are_never_turned(rec, sample):
     assert any(abs(f.pose["roll"]) > 135 for f in rec(photo))  # detected, one of them is turned
     again = rec(photo, landmarks=np.stack([f.landmarks[:, :2] for f in plain]))
     assert len(again) == len(plain) and all(abs(f.pose["roll"]) < 90 for f in again)
+
+
+def test_cli_turns_faces_only_when_asked(sample, tmp_path):
+    """`mfirrn reconstruct --turn-upside-down` on a photo turned by 180 degrees writes a face with a roll near 180
+    degrees; without the option every face is fitted upright; the option is part of the run's record."""
+    import json
+
+    import cv2
+
+    from mfirrn.cli import main
+
+    photo = tmp_path / "turned.jpg"
+    cv2.imwrite(str(photo), np.ascontiguousarray(sample[::-1, ::-1]))
+    rolls = {}
+    for name, extra in (("plain", []), ("turn", ["--turn-upside-down"])):
+        assert main(["reconstruct", str(photo), "-o", str(tmp_path / name), "--outputs", "json", *extra]) == 0
+        faces = json.loads((tmp_path / name / "turned.jpg.json").read_text())["faces"]
+        rolls[name] = [abs(f["pose"]["roll"]) for f in faces]
+    assert rolls["plain"] and max(rolls["plain"]) < 90
+    assert max(rolls["turn"]) > 135
+    record = json.loads((tmp_path / "turn" / "mfirrn-run.json").read_text())
+    assert record["settings"]["--turn-upside-down"] is True
+    assert "--turn-upside-down" not in json.loads((tmp_path / "plain" / "mfirrn-run.json").read_text())["settings"]
