@@ -126,3 +126,25 @@ def test_a_photo_stored_turned_with_an_exif_tag_is_read_upright(rec, photo, tmp_
     assert len(got) == len(want)
     for a, b in zip(sorted(want, key=lambda f: f.roi[0]), sorted(got, key=lambda f: f.roi[0])):
         assert np.abs(a.landmarks[:, :2] - b.landmarks[:, :2]).mean() < 2.0
+
+
+def test_a_photo_cut_short_is_named_as_such(photo, tmp_path):
+    """A JPEG or PNG missing its end (an interrupted download or copy) is told apart from a file that is not an
+    image: the line says the file ends early and to get it again."""
+    import cv2
+
+    for suffix in (".jpg", ".png"):
+        whole = tmp_path / f"whole{suffix}"
+        cv2.imwrite(str(whole), photo)
+        data = whole.read_bytes()
+        cut = tmp_path / f"cut{suffix}"
+        cut.write_bytes(data[: len(data) // 3])
+        with pytest.raises(ImageError) as exc:
+            read_image(cut)
+        _one_line(exc, f"cut{suffix}", "ends early", "get the file again")
+        assert read_image(whole).shape == photo.shape
+    noise = tmp_path / "noise.jpg"
+    noise.write_bytes(bytes(range(256)) * 40)
+    with pytest.raises(ImageError) as exc:
+        read_image(noise)
+    _one_line(exc, "not a readable image")

@@ -175,8 +175,8 @@ def test_a_corrupt_and_a_huge_photo_are_named_and_the_others_done(photos, tmp_pa
     assert main(["reconstruct", str(photos), "-o", str(out), "--outputs", "json"]) == 1
     assert sorted(outputs_of(out)) == ["a/p1.jpg.json", "b/p2.jpg.json", "p0.jpg.json"]
     err = error_lines(capsys)
-    assert err == [f"failed: {photos / 'a' / 'corrupt.jpg'}: not a readable image (corrupt or not an image format "
-                   f"OpenCV knows)",
+    assert err == [f"failed: {photos / 'a' / 'corrupt.jpg'}: the file ends early (truncated: an interrupted download "
+                   f"or copy?); get the file again",
                    f"failed: {photos / 'b' / 'huge.png'}: 40000x40000 pixels is more than the 268 megapixels "
                    f"reconstruct decodes; downscale it"]
     states = {json.loads(s)["input"]: json.loads(s)["state"] for s in (out / JOURNAL).read_text().splitlines()}

@@ -59,8 +59,27 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
     if img is None:
         if path.suffix.lower() in UNREAD_SUFFIXES:
             raise ImageError(f"{path}: OpenCV cannot decode {path.suffix} photos; convert it to JPEG or PNG")
+        if ends_early(data):
+            raise ImageError(f"{path}: the file ends early (truncated: an interrupted download or copy?); get the "
+                             f"file again")
         raise ImageError(f"{path}: not a readable image (corrupt or not an image format OpenCV knows)")
     return img
+
+
+def ends_early(data: np.ndarray) -> bool:
+    """Whether a file's bytes (uint8 array) begin as a JPEG or a PNG but lack the marker that ends one (JPEG's
+    EOI ``FF D9``, PNG's ``IEND`` chunk): a file cut short, not another format.
+
+    >>> jpeg = np.frombuffer(bytes([0xFF, 0xD8, 0xFF, 0xE0]) + bytes(100) + bytes([0xFF, 0xD9]), np.uint8)
+    >>> ends_early(jpeg), ends_early(jpeg[:60]), ends_early(np.frombuffer(b"GIF89a" + bytes(10), np.uint8))
+    (False, True, False)
+    """
+    head, tail = bytes(data[:8]), bytes(data[-1024:])
+    if head[:3] == b"\xff\xd8\xff":
+        return b"\xff\xd9" not in tail
+    if head == b"\x89PNG\r\n\x1a\n":
+        return b"IEND" not in tail
+    return False
 
 
 def _is_pil(image: Any) -> bool:
