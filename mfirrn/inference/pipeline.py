@@ -428,7 +428,7 @@ class Reconstructor:
 
         Faces come from ``landmarks`` (F, K, 2) if given (roi from landmarks, as in 3DDFA's second step), else from
         ``boxes`` (F, 4 or 5), else from the detector. Returns [] when no face is found. ``times``
-        collects the seconds spent per stage (detect, network, landmarks, refine, verify); the dense mesh of
+        collects the seconds spent per stage (detect, network, landmarks, refine, verify, turn); the dense mesh of
         ``dense=True`` is computed when a face's ``vertices`` is first read. Detected faces the verifier
         rejects (see the class docstring) are left out.
         """
