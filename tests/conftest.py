@@ -99,6 +99,15 @@ def sample_photo() -> Path:
     return fetch("sample-jianzhuguo")
 
 
+@pytest.fixture(scope="session")
+def two_faces():
+    """The two-face sample photo (``trump_hillary.jpg``) as a BGR uint8 array."""
+    from mfirrn.inference.pipeline import read_image
+    from mfirrn.io.assets import fetch
+
+    return read_image(fetch("sample-trump-hillary"))
+
+
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))])
 def device(request):
     return torch.device(request.param)

@@ -9,16 +9,8 @@ from mfirrn.detect.registry import available_detectors, create_detector
 
 
 @pytest.fixture(scope="module")
-def sample():
-    from mfirrn.inference.pipeline import read_image
-    from mfirrn.io.assets import fetch
-
-    return read_image(fetch("sample-trump-hillary"))
-
-
-@pytest.fixture(scope="module")
-def faceboxes_boxes(sample):
-    return create_detector("faceboxes")(sample)
+def faceboxes_boxes(two_faces):
+    return create_detector("faceboxes")(two_faces)
 
 
 def test_mtcnn_nets_have_the_published_shapes():
@@ -45,20 +37,20 @@ def test_crop_boxes_zero_pads_outside_the_image():
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
-def test_onet_scores_faces_high_and_a_flat_patch_low(sample, faceboxes_boxes, backend):
+def test_onet_scores_faces_high_and_a_flat_patch_low(two_faces, faceboxes_boxes, backend):
     onet = ONetScorer(backend=backend, threads=1)
-    p = onet(sample, faceboxes_boxes[:, :4])
+    p = onet(two_faces, faceboxes_boxes[:, :4])
     assert len(p) == 2 and (p > 0.9).all()
-    assert onet(np.full_like(sample, 120), faceboxes_boxes[:, :4]).max() < 0.5
-    np.testing.assert_allclose(p, ONetScorer()(sample, faceboxes_boxes[:, :4]), atol=1e-4)  # the backends agree
+    assert onet(np.full_like(two_faces, 120), faceboxes_boxes[:, :4]).max() < 0.5
+    np.testing.assert_allclose(p, ONetScorer()(two_faces, faceboxes_boxes[:, :4]), atol=1e-4)  # the backends agree
 
 
 @pytest.mark.parametrize("name", ["mtcnn", "blazeface"])
-def test_detector_finds_the_two_sample_faces(name, sample, faceboxes_boxes):
+def test_detector_finds_the_two_sample_faces(name, two_faces, faceboxes_boxes):
     if name == "blazeface":
         pytest.importorskip("ai_edge_litert")
     assert name in available_detectors()
-    boxes = create_detector(name)(sample)
+    boxes = create_detector(name)(two_faces)
     assert boxes.shape[1] == 5 and (np.diff(boxes[:, 4]) <= 0).all()  # best first
     centres = (boxes[:, :2] + boxes[:, 2:4]) / 2
     for x0, y0, x1, y1, _ in faceboxes_boxes:  # each face has a box whose centre is inside FaceBoxes' box

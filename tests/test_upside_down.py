@@ -9,14 +9,6 @@ from mfirrn.geometry.frames import image_camera_turned, params_from_image_camera
 
 
 @pytest.fixture(scope="module")
-def sample():
-    from mfirrn.inference.pipeline import read_image
-    from mfirrn.io.assets import fetch
-
-    return read_image(fetch("sample-trump-hillary"))
-
-
-@pytest.fixture(scope="module")
 def rec():
     from mfirrn.inference.pipeline import Reconstructor
 
@@ -44,17 +36,17 @@ def test_a_camera_turned_twice_is_itself_and_turns_its_points(bfm):
     np.testing.assert_allclose(turned_boxes(np.array([[0.0, 0, w - 1, h - 1]]), w, h), [[0.0, 0, w - 1, h - 1]])
 
 
-def test_upside_down_faces_are_turned_and_upright_ones_are_not(rec, sample):
+def test_upside_down_faces_are_turned_and_upright_ones_are_not(rec, two_faces):
     """The two-face sample photo turned by 180 degrees: without the rule its faces are fitted as upright faces
     (roll within 90 degrees); with it (the default) each face that O-Net finds upside down is fitted on the turned
     photo: roll near 180 degrees, and its landmarks, turned back, land on the upright photo's fit of that face.
     The upright photo turns nothing; the rule is off unless asked for."""
     from mfirrn.inference.pipeline import Reconstructor
 
-    h, w = sample.shape[:2]
-    upright = rec(sample)
+    h, w = two_faces.shape[:2]
+    upright = rec(two_faces)
     assert len(upright) == 2 and all(abs(f.pose["roll"]) < 45 for f in upright)
-    photo = np.ascontiguousarray(sample[::-1, ::-1])
+    photo = np.ascontiguousarray(two_faces[::-1, ::-1])
     plain = Reconstructor("3ddfa-v2-mb05", dense=False)(photo)
     assert plain and all(abs(f.pose["roll"]) < 90 for f in plain)
     faces = rec(photo)
@@ -71,19 +63,19 @@ def test_upside_down_faces_are_turned_and_upright_ones_are_not(rec, sample):
         assert np.min(np.linalg.norm(f.vertices[None, :, :2] - f.landmarks[:5, None, :2], axis=-1), axis=1).max() < 1.0
 
 
-def test_faces_given_as_landmarks_are_never_turned(rec, sample):
+def test_faces_given_as_landmarks_are_never_turned(rec, two_faces):
     """The upright fits of the turned photo's faces, given back as landmarks: each is fitted in place, upright,
     even where the rule would turn the detected face."""
     from mfirrn.inference.pipeline import Reconstructor
 
-    photo = np.ascontiguousarray(sample[::-1, ::-1])
+    photo = np.ascontiguousarray(two_faces[::-1, ::-1])
     plain = Reconstructor("3ddfa-v2-mb05", dense=False, turn_upside_down=False)(photo)
     assert any(abs(f.pose["roll"]) > 135 for f in rec(photo))  # detected, one of them is turned
     again = rec(photo, landmarks=np.stack([f.landmarks[:, :2] for f in plain]))
     assert len(again) == len(plain) and all(abs(f.pose["roll"]) < 90 for f in again)
 
 
-def test_cli_turns_faces_only_when_asked(sample, tmp_path):
+def test_cli_turns_faces_only_when_asked(two_faces, tmp_path):
     """`mfirrn reconstruct --turn-upside-down` on a photo turned by 180 degrees writes a face with a roll near 180
     degrees; without the option every face is fitted upright; the option is part of the run's record."""
     import json
@@ -93,7 +85,7 @@ def test_cli_turns_faces_only_when_asked(sample, tmp_path):
     from mfirrn.cli import main
 
     photo = tmp_path / "turned.jpg"
-    cv2.imwrite(str(photo), np.ascontiguousarray(sample[::-1, ::-1]))
+    cv2.imwrite(str(photo), np.ascontiguousarray(two_faces[::-1, ::-1]))
     rolls = {}
     for name, extra in (("plain", []), ("turn", ["--turn-upside-down"])):
         assert main(["reconstruct", str(photo), "-o", str(tmp_path / name), "--outputs", "json", *extra]) == 0

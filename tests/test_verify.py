@@ -18,14 +18,6 @@ from mfirrn.inference.verify import (
 
 
 @pytest.fixture(scope="module")
-def sample():
-    from mfirrn.inference.pipeline import read_image
-    from mfirrn.io.assets import fetch
-
-    return read_image(fetch("sample-trump-hillary"))
-
-
-@pytest.fixture(scope="module")
 def rec():
     from mfirrn.inference.pipeline import Reconstructor
 
@@ -71,48 +63,48 @@ def test_landmark_boxes_bound_the_points():
     assert (b[:, :2] <= lm.min(1)).all() and (b[:, 2:] >= lm.max(1)).all()
 
 
-def test_faces_are_confident_and_their_faces_are_kept(rec, sample):
-    faces = rec(sample)
+def test_faces_are_confident_and_their_faces_are_kept(rec, two_faces):
+    faces = rec(two_faces)
     assert len(faces) == 2
     for f in faces:
         assert rec.min_confidence <= f.confidence <= 1
         assert f.to_dict()["confidence"] == pytest.approx(f.confidence, abs=1e-4)
 
 
-def test_a_box_on_a_non_face_gets_a_low_confidence(rec, sample):
+def test_a_box_on_a_non_face_gets_a_low_confidence(rec, two_faces):
     """A face-sized box on the suit and on a flat wall: the pipeline still returns a full face there (a box is
     never dropped) and the verifier scores it below the threshold."""
-    h, w = sample.shape[:2]
-    flat = np.full_like(sample, 140)
+    h, w = two_faces.shape[:2]
+    flat = np.full_like(two_faces, 140)
     cv2.circle(flat, (w // 2, h // 2), 40, (90, 100, 120), -1)
     faces = rec(flat, boxes=np.array([[w / 2 - 60, h / 2 - 60, w / 2 + 60, h / 2 + 60]]))
     assert len(faces) == 1 and faces[0].confidence < rec.min_confidence
 
 
-def test_thresholds_drop_detections_only(sample):
+def test_thresholds_drop_detections_only(two_faces):
     from mfirrn.inference.pipeline import Reconstructor
 
     strict = Reconstructor("3ddfa-v2-mb05", dense=False, min_confidence=1.0)
-    assert strict(sample) == []  # no confidence reaches 1.0 exactly
-    boxes = strict.detector(sample)
-    kept = strict(sample, boxes=boxes)  # given boxes are never dropped
+    assert strict(two_faces) == []  # no confidence reaches 1.0 exactly
+    boxes = strict.detector(two_faces)
+    kept = strict(two_faces, boxes=boxes)  # given boxes are never dropped
     assert len(kept) == len(boxes) and all(f.confidence < 1.0 for f in kept)
-    assert len(Reconstructor("3ddfa-v2-mb05", dense=False, min_confidence=0.0)(sample)) == 2
-    assert Reconstructor("3ddfa-v2-mb05", dense=False, min_face_size=10_000)(sample) == []
-    off = Reconstructor("3ddfa-v2-mb05", dense=False, verify=False)(sample)
+    assert len(Reconstructor("3ddfa-v2-mb05", dense=False, min_confidence=0.0)(two_faces)) == 2
+    assert Reconstructor("3ddfa-v2-mb05", dense=False, min_face_size=10_000)(two_faces) == []
+    off = Reconstructor("3ddfa-v2-mb05", dense=False, verify=False)(two_faces)
     assert len(off) == 2 and all(np.isnan(f.confidence) for f in off)
     assert off[0].to_dict()["confidence"] is None
     with pytest.raises(ValueError, match="min_confidence"):
         Reconstructor("3ddfa-v2-mb05", dense=False, min_confidence=1.5)
 
 
-def test_one_face_found_twice_is_returned_once(sample):
+def test_one_face_found_twice_is_returned_once(two_faces):
     """A detector that gives each face a second box, shifted by a sixth of its side (as FaceBoxes' NMS can leave,
     IoU under 0.3 after scaling): every box is reconstructed, the two fits of one face meet, and the surer one
     is returned, with or without the verifier; boxes given by the caller are all kept."""
     from mfirrn.inference.pipeline import Reconstructor
 
-    found = Reconstructor("3ddfa-v2-mb05", dense=False).detector(sample)
+    found = Reconstructor("3ddfa-v2-mb05", dense=False).detector(two_faces)
     side = (found[:, 2:4] - found[:, :2]).mean(axis=1, keepdims=True)
     shifted = found.copy()
     shifted[:, :4] += np.hstack([side, side, side, side]) / 6
@@ -125,53 +117,53 @@ def test_one_face_found_twice_is_returned_once(sample):
             return np.vstack([found, shifted])
 
     sure = Reconstructor("3ddfa-v2-mb05", detector=Twice(), dense=False)
-    all_fits = sure(sample, boxes=np.vstack([found, shifted]))
-    faces = sure(sample)
+    all_fits = sure(two_faces, boxes=np.vstack([found, shifted]))
+    faces = sure(two_faces)
     assert len(all_fits) == 4 and len(faces) == 2
     for f in faces:  # the surer of the two fits of each face
         pair = [g.confidence for g in all_fits if np.abs(g.landmarks - f.landmarks).mean() < 0.1 * side.max()]
         assert len(pair) == 2 and f.confidence == pytest.approx(max(pair))
-    faces = Reconstructor("3ddfa-v2-mb05", detector=Twice(), dense=False, verify=False)(sample)
+    faces = Reconstructor("3ddfa-v2-mb05", detector=Twice(), dense=False, verify=False)(two_faces)
     assert sorted(f.score for f in faces) == sorted(found[:, 4])  # without confidences, the better box's fit
 
 
-def test_the_verifier_runs_without_refinement(sample):
+def test_the_verifier_runs_without_refinement(two_faces):
     """refine="off" gives the verifier the second pass it needs; the faces are the single pass's."""
     from mfirrn.inference.pipeline import Reconstructor
 
     single = Reconstructor("3ddfa-v2-mb05", dense=False, refine="off")
-    faces = single(sample)
+    faces = single(two_faces)
     assert len(faces) == 2 and all(not f.refined and f.confidence >= single.min_confidence for f in faces)
 
 
-def test_verifier_features_see_a_face_where_there_is_one(rec, sample):
+def test_verifier_features_see_a_face_where_there_is_one(rec, two_faces):
     """O-Net sees a face on the photo and none on a flat image at the same place; the other features are the
     passes' agreement as given; the confidence falls with the agreement."""
-    face = rec(sample)[0]
+    face = rec(two_faces)[0]
     verifier = FaceVerifier()
     agreeing = (np.array([0.01]), np.array([0.95]))
-    x = verifier.features(sample, face.landmarks[None], *agreeing)
+    x = verifier.features(two_faces, face.landmarks[None], *agreeing)
     assert x.shape == (1, len(FEATURES)) == (1, 3 + len(EMBEDDING)) and x[0, 0] > 0.9
     assert x[0, 1:3].tolist() == [0.01, 0.95]
-    flat = verifier.features(np.full_like(sample, 128), face.landmarks[None], *agreeing)
+    flat = verifier.features(np.full_like(two_faces, 128), face.landmarks[None], *agreeing)
     assert flat[0, 0] < 0.5 and not np.allclose(flat[0, 3:], x[0, 3:])  # O-Net's features see the difference
-    wandering = verifier(sample, face.landmarks[None], np.array([0.3]), np.array([0.5]))
-    assert wandering[0] < verifier(sample, face.landmarks[None], *agreeing)[0]
+    wandering = verifier(two_faces, face.landmarks[None], np.array([0.3]), np.array([0.5]))
+    assert wandering[0] < verifier(two_faces, face.landmarks[None], *agreeing)[0]
 
 
-def test_onet_probability_is_read_from_its_features(sample):
+def test_onet_probability_is_read_from_its_features(two_faces):
     """The verifier's O-Net embedding is the layer O-Net's own face probability comes from, in both backends."""
     import torch
 
     from mfirrn.detect.mtcnn import ONetScorer
 
     boxes = np.array([[100.0, 80, 220, 200], [10, 10, 60, 60]])
-    prob, features = ONetScorer().score(sample, boxes)
+    prob, features = ONetScorer().score(two_faces, boxes)
     onet = ONetScorer().net.onet
     with torch.no_grad():
         again = onet.face_prob(torch.tensor(features, dtype=torch.float32)).numpy()
     np.testing.assert_allclose(prob, again, atol=1e-6)
-    ort_prob, ort_features = ONetScorer(backend="onnxruntime", threads=1).score(sample, boxes)
+    ort_prob, ort_features = ONetScorer(backend="onnxruntime", threads=1).score(two_faces, boxes)
     np.testing.assert_allclose(ort_prob, prob, atol=1e-4)
     np.testing.assert_allclose(ort_features, features, atol=1e-3)
 
