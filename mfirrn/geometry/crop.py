@@ -104,16 +104,17 @@ def same_face_kept(rois: np.ndarray, landmarks: np.ndarray, priority: np.ndarray
     pts = np.asarray(landmarks, np.float64)[..., :2]
     boxes = np.concatenate([pts.min(axis=-2), pts.max(axis=-2)], axis=-1)  # (F, 4) landmark boxes
     area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-12)
+    a, b = boxes[:, None], boxes[None]  # every pair at once: (F, F) overlaps
+    inter = (np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+             * np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None))
+    same = ((roi_iou(rois[:, None], rois[None]) > SAME_FACE_IOU)
+            | (inter >= SAME_FACE_INSIDE * np.minimum(area[:, None], area[None])))
     keep = np.ones(len(rois), bool)
     order = np.argsort(-np.asarray(priority, np.float64), kind="stable")
     for k, i in enumerate(order):
-        if not keep[i]:
-            continue
-        for j in order[k + 1:]:  # only faces of lower priority are dropped by face i
-            iw = np.clip(min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]), 0, None)
-            ih = np.clip(min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]), 0, None)
-            if roi_iou(rois[i], rois[j]) > SAME_FACE_IOU or iw * ih >= SAME_FACE_INSIDE * min(area[i], area[j]):
-                keep[j] = False
+        if keep[i]:
+            lower = order[k + 1:]  # only faces of lower priority are dropped by face i
+            keep[lower[same[i, lower]]] = False
     return keep
 
 
