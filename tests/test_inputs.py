@@ -148,3 +148,23 @@ def test_a_photo_cut_short_is_named_as_such(photo, tmp_path):
     with pytest.raises(ImageError) as exc:
         read_image(noise)
     _one_line(exc, "not a readable image")
+    empty = tmp_path / "empty.jpg"
+    empty.touch()
+    with pytest.raises(ImageError) as exc:
+        read_image(empty)
+    _one_line(exc, "empty.jpg", "the file is empty", "get the file again")
+
+
+def test_float_and_16_bit_images_are_read_as_8_bit(photo, tmp_path):
+    """A TIFF of 32-bit float samples within 0..1 (which OpenCV's 8-bit reading refuses) and a 16-bit PNG read
+    as the 8-bit photo they were made from; floats beyond 0..1 (radiance) get one line naming the fix."""
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "float.tif"), photo.astype(np.float32) / 255)
+    cv2.imwrite(str(tmp_path / "deep.png"), photo.astype(np.uint16) * 257)
+    for name in ("float.tif", "deep.png"):
+        assert np.array_equal(read_image(tmp_path / name), photo), name
+    cv2.imwrite(str(tmp_path / "radiance.tif"), photo.astype(np.float32) * 4)
+    with pytest.raises(ImageError) as exc:
+        read_image(tmp_path / "radiance.tif")
+    _one_line(exc, "radiance.tif", "float32 pixels spanning", "8-bit JPEG or PNG")

@@ -467,6 +467,33 @@ def test_an_impossible_pose_ends_the_track_and_is_never_output(rec, monkeypatch)
     assert all(abs(f.face.pose["pitch"]) <= 90 for f in faces)
 
 
+def test_a_crop_out_of_the_image_that_the_detector_confirms_keeps_its_track(rec, monkeypatch):
+    """A face cut by the image border: its crop from the landmarks reaches mostly outside ("left the image")
+    while the detector, run on that frame, still finds it in place. The track goes on with its id and without
+    events, from the detection; only when the detector finds nothing there does it end, with that reason."""
+    frames = _sample_frames(3, 0, lambda p: p)
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
+    tracker(frames[0], 0.0)
+    real_track, real_detect = tracker.track_rec.__call__, tracker.detect_rec.__call__
+    h = frames[0].shape[0]
+
+    def pushed_out(image, **kw):  # every tracked crop slides below the image, as a cut-off face's does
+        faces = real_track(image, **kw)
+        for f in faces:
+            f.roi = f.roi + np.array([0.0, h, 0.0, h])
+        return faces
+
+    monkeypatch.setattr(tracker, "track_rec", pushed_out)
+    faces = tracker(frames[1], 1 / 30)
+    assert tracker.last_events == [] and [f.id for f in faces] == [0, 1]
+    assert all(f.detected for f in faces) and tracker.n_detections == 2
+
+    monkeypatch.setattr(tracker, "detect_rec", lambda image: [f for f in real_detect(image) if f.roi[0] > 300])
+    faces = tracker(frames[2], 2 / 30)  # the detector finds only the face on the right: the other track ends
+    ended = [e for e in tracker.last_events if e["event"] == "end"]
+    assert len(ended) == 1 and ended[0]["reason"] == "left the image" and len(faces) == 1
+
+
 # ------------------------------------------------------------------------------------ CLI
 @pytest.mark.slow
 def test_cli_video_writes_jsonl_overlay_and_meshes(tmp_path, lenna, capsys):

@@ -3,7 +3,8 @@
 Images (:func:`to_bgr`) become BGR ``uint8`` arrays (H, W, 3), the layout OpenCV's ``cv2.imread`` gives:
 
 * a path (``str`` or ``Path``): read with OpenCV (:func:`read_image`), upright: a photo stored turned with an
-  EXIF orientation tag (phone cameras) is turned as viewers show it; a URL is refused (download it first);
+  EXIF orientation tag (phone cameras) is turned as viewers show it; 16-bit files and float TIFFs within 0..1
+  are scaled to 8 bits; a URL is refused (download it first), so is an empty file;
 * a PIL image: converted from its mode (RGB, RGBA, L, P, ...) to RGB, then to BGR, its pixels as they are (PIL
   does not apply an EXIF orientation tag: ``PIL.ImageOps.exif_transpose(img)`` first, or pass the path);
 * an array: (H, W, 3) is taken as **BGR**, (H, W, 4) as BGRA, (H, W) as grey; ``uint8`` as it is; other
@@ -55,7 +56,11 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
         where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
         raise ImageError(f"{path}: no such file{where}; check the path")
     data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if not data.size:
+        raise ImageError(f"{path}: the file is empty (0 bytes: an interrupted download or copy?); get the file again")
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is None:  # OpenCV reads 32-bit samples (float TIFF) only at their own depth
+        img = _eight_bit(cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH), path)
     if img is None:
         if path.suffix.lower() in UNREAD_SUFFIXES:
             raise ImageError(f"{path}: OpenCV cannot decode {path.suffix} photos; convert it to JPEG or PNG")
@@ -64,6 +69,25 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
                              f"file again")
         raise ImageError(f"{path}: not a readable image (corrupt or not an image format OpenCV knows)")
     return img
+
+
+def _eight_bit(img: Any, path: Path) -> Any:
+    """A decoded BGR image of another depth as uint8, as OpenCV's 8-bit reading scales it: 16-bit by 1/257,
+    floats within 0..1 by 255 (higher floats are refused: radiance, not pixels); ``None`` stays ``None``.
+
+    >>> _eight_bit(np.array([[[0.0, 0.5, 1.0]]], np.float32), Path("x.tif")).tolist()
+    [[[0, 128, 255]]]
+    """
+    if img is None or img.dtype == np.uint8:
+        return img
+    if img.dtype == np.uint16:
+        return np.rint(img / 257.0).astype(np.uint8)
+    finite = np.isfinite(img)
+    lo, hi = (float(img[finite].min()), float(img[finite].max())) if finite.any() else (0.0, 0.0)
+    if not np.issubdtype(img.dtype, np.floating) or not finite.all() or lo < 0 or hi > 1:
+        raise ImageError(f"{path}: {img.dtype} pixels spanning {lo:g}..{hi:g} (not 0..1): save it as an 8-bit "
+                         f"JPEG or PNG, tone-mapped if it holds radiance")
+    return np.rint(img * 255.0).astype(np.uint8)
 
 
 def ends_early(data: np.ndarray) -> bool:

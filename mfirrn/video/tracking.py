@@ -10,7 +10,8 @@
   (:mod:`mfirrn.inference.verify`) stays below the threshold, when its pose is impossible
   (|pitch| > 90 degrees: such a face is never output), when detections stop confirming it (no detection
   over it on ``max_unconfirmed`` detection frames in a row), on a scene cut, or when its roi leaves
-  the image, shrinks below ``min_face`` or jumps in size by more than ``max_scale_jump``.
+  the image, shrinks below ``min_face`` or jumps in size by more than ``max_scale_jump`` and the detector,
+  run on that frame, does not find the face there.
 * **Identities**: each track keeps an integer id; a detection overlapping a tracked face (roi IoU >
   ``match_iou``) is that face; a new detection overlapping a face lost in the last ``reuse_frames``
   frames gets its id back (short occlusions keep ids); two tracks that converge on one face are
@@ -152,7 +153,9 @@ class TrackerSettings:
     starts a track); when no detection
     overlaps it on ``max_unconfirmed`` detection frames in a row; when its roi leaves the image (less than
     ``min_inside`` of it inside), shrinks below ``min_face`` pixels or changes size by more than
-    ``max_scale_jump`` in one frame.
+    ``max_scale_jump`` in one frame, unless the detector, run on that frame, finds the face where the track
+    was: a face cut by the image border, whose crop from its landmarks reaches far outside, goes on with its
+    id from the detection frame after frame instead of ending and starting again.
 
     ``max_faces``: keep at most this many faces (largest first; 0 = all); ``match_iou``: roi overlap
     that makes a detection the same face; ``reuse_frames``: how long an ended track's id can be given
@@ -221,6 +224,7 @@ class _Track:
     unconfirmed: int = 0  # detection frames in a row without a detection on it
 
 
+_GEOMETRIC = ("too small", "size jump", "left the image")  # the reasons of FaceTracker._alive
 MAX_PITCH = 90.0  # degrees: no tracked face with |pitch| beyond this is output
 
 
@@ -378,6 +382,7 @@ class FaceTracker:
         self._previous = frame
         current: dict[int, tuple[object, bool]] = {}  # track id -> (the reconstructor's Face, detected)
         lost_now = False
+        pending: list[tuple[_Track, str]] = []  # tracks whose crop failed a geometric test: the detector decides
         if cut:  # another shot: every face in it is a new face, wherever it is
             for tr in self._tracks:
                 self._lose(tr, "scene cut")
@@ -398,6 +403,9 @@ class FaceTracker:
                     kept.append(tr)
                     if tr.low == 0 and tr.bad == 0:  # a face in doubt is not output
                         current[tr.id] = (f, False)
+                elif why in _GEOMETRIC:  # the crop, not the face, is in doubt: ends unless a detection confirms it
+                    pending.append((tr, why))
+                    lost_now = True
                 else:
                     self._lose(tr, why)
                     lost_now = True
@@ -410,13 +418,17 @@ class FaceTracker:
             found.sort(key=lambda f: -(f.roi[2] - f.roi[0]))
             rois = np.array([f.roi for f in found]).reshape(-1, 4)
             kept = []
-            for tr in self._tracks:  # a track must stay on a face the detector confirms
+            why_pending = {id(tr): why for tr, why in pending}
+            for tr in self._tracks + [tr for tr, _ in pending]:  # a track must stay on a face the detector confirms
                 iou = roi_iou(tr.roi, rois) if len(rois) else np.zeros(0)
                 if len(iou) and iou.max() > s.match_iou:
                     f = found[int(np.argmax(iou))]
                     tr.unconfirmed, tr.low, tr.bad, tr.landmarks, tr.roi = 0, 0, 0, f.landmarks, f.roi
                     current[tr.id] = (f, True)
                     kept.append(tr)
+                    continue
+                if id(tr) in why_pending:
+                    self._lose(tr, why_pending[id(tr)])
                     continue
                 tr.unconfirmed += 1
                 if tr.unconfirmed >= s.max_unconfirmed:
