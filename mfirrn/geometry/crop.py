@@ -14,7 +14,7 @@ from mfirrn.geometry.frames import CROP_SIZE
 from mfirrn.io.checks import check_shape
 
 __all__ = ["roi_from_box", "roi_from_landmarks", "roi_iou", "SAME_FACE_IOU", "SAME_FACE_INSIDE", "same_face_kept",
-           "turned_boxes", "turned_rois", "crop_image", "crops_to_tensor", "read_crop"]
+           "turned_boxes", "turned_rois", "CROP_PADDINGS", "crop_image", "crops_to_tensor", "read_crop"]
 
 
 def roi_from_box(box: np.ndarray) -> np.ndarray:
@@ -144,19 +144,47 @@ def turned_rois(rois: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.stack([width - r[..., 2], height - r[..., 3], width - r[..., 0], height - r[..., 1]], axis=-1)
 
 
-def crop_image(image: np.ndarray, roi: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
-    """Cut ``roi`` (4,) out of ``image`` (H, W, C) uint8, zero-padding outside, and resize to (size, size, C).
+CROP_PADDINGS = ("zero", "edge")
+EDGE_BLUR = 0.15  # the "edge" padding's blur: a Gaussian kernel of this fraction of the crop side
 
-    The roi is rounded to integer pixels first (3DDFA's ``crop_img``); resize is bilinear.
+
+def crop_image(image: np.ndarray, roi: np.ndarray, size: int = CROP_SIZE, pad: str = "zero") -> np.ndarray:
+    """Cut ``roi`` (4,) out of ``image`` (H, W, C) uint8 and resize to (size, size, C); ``pad`` fills what lies
+    outside the image.
+
+    The roi is rounded to integer pixels first (3DDFA's ``crop_img``); resize is bilinear. ``pad="zero"``:
+    black, as 3DDFA. ``pad="edge"``: the image's border pixels carried outward and blurred (a Gaussian of
+    :data:`EDGE_BLUR` of the crop side), so that a face cut by the border continues in its own colours
+    instead of ending at a black edge the network takes for its outline.
+
+    >>> img = np.full((4, 4, 3), 200, np.uint8)
+    >>> crop_image(img, np.array([-4, 0, 4, 8]), size=8, pad="zero")[0, :, 0].tolist()
+    [0, 0, 0, 0, 200, 200, 200, 200]
+    >>> crop_image(img, np.array([-4, 0, 4, 8]), size=8, pad="edge")[0, :, 0].tolist()
+    [200, 200, 200, 200, 200, 200, 200, 200]
     """
     check_shape(np.asarray(roi), (4,), "roi")
     if image.ndim != 3:
         raise ValueError(f"image: expected (H, W, C), got shape {image.shape}")
+    if pad not in CROP_PADDINGS:
+        raise ValueError(f"pad must be one of {', '.join(CROP_PADDINGS)}, got {pad!r}")
     h, w = image.shape[:2]
     sx, sy, ex, ey = (int(round(float(v))) for v in roi)
     dh, dw = ey - sy, ex - sx
     if dh <= 0 or dw <= 0:
         raise ValueError(f"roi {list(roi)} is empty")
+    top, left, bottom, right = max(0, -sy), max(0, -sx), max(0, ey - h), max(0, ex - w)
+    if pad == "edge" and (top or left or bottom or right) and ex > 0 and ey > 0 and sx < w and sy < h:
+        inner = image[max(0, sy):min(h, ey), max(0, sx):min(w, ex)]
+        out = cv2.resize(cv2.copyMakeBorder(inner, top, bottom, left, right, cv2.BORDER_REPLICATE),
+                         dsize=(size, size), interpolation=cv2.INTER_LINEAR)
+        k = max(3, int(EDGE_BLUR * size) | 1)
+        blurred = cv2.GaussianBlur(out, (k, k), 0)
+        inside = np.zeros((size, size), bool)  # output pixels whose centres map into the image
+        sc_y, sc_x = size / dh, size / dw
+        inside[int(np.ceil(top * sc_y - 0.5)):int(np.ceil((dh - bottom) * sc_y - 0.5)),
+               int(np.ceil(left * sc_x - 0.5)):int(np.ceil((dw - right) * sc_x - 0.5))] = True
+        return np.where(inside[..., None], out, blurred)
     out = np.zeros((dh, dw, image.shape[2]), dtype=image.dtype)
     dsx, dsy = max(0, -sx), max(0, -sy)
     sx, sy = max(0, sx), max(0, sy)

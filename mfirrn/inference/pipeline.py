@@ -20,6 +20,7 @@ from torch import nn
 from mfirrn.detect.registry import Detector, create_detector, names_faceboxes
 from mfirrn.geometry.bfm import MeshName, MorphableModel
 from mfirrn.geometry.crop import (
+    CROP_PADDINGS,
     crop_image,
     crops_to_tensor,
     roi_from_box,
@@ -273,6 +274,8 @@ class Reconstructor:
     of being fitted as an upright face; its roll is then near 180 degrees. Faces given as ``landmarks`` are never
     turned. Off by default: on a stage clip it also turned a few small, dark upright faces
     (``docs/experiments/wild.md``, "Faces upside down").
+    ``crop_padding``: what fills a crop where it reaches outside the image (:func:`mfirrn.geometry.crop.crop_image`):
+    ``"zero"`` (black, as 3DDFA) or ``"edge"`` (the image's border carried outward, blurred).
     """
 
     def __init__(self, model: Union[str, nn.Module] = "3ddfa-v2-mb05", detector: Union[str, Detector] = DEFAULT_DETECTOR,
@@ -283,7 +286,7 @@ class Reconstructor:
                  min_confidence: Optional[float] = None, min_face_size: float = 0.0, verify: bool = True,
                  detector_threshold: Optional[float] = None,
                  detector_size: Optional[tuple[int, int]] = None, detector_tint_grey: bool = False,
-                 detector_min_size: int = 0, turn_upside_down: bool = False) -> None:
+                 detector_min_size: int = 0, turn_upside_down: bool = False, crop_padding: str = "zero") -> None:
         from mfirrn import models
         from mfirrn.inference.onnx import model_for_backend, resolve_backend
         from mfirrn.io.threads import apply_threads
@@ -326,6 +329,9 @@ class Reconstructor:
                              f"FaceBoxes(min_size=...), or drop detector_min_size)")
         self.detector_min_size = int(detector_min_size)
         self.turn_upside_down = bool(turn_upside_down)
+        if crop_padding not in CROP_PADDINGS:
+            raise ValueError(f"crop_padding must be one of {', '.join(CROP_PADDINGS)}, got {crop_padding!r}")
+        self.crop_padding = crop_padding
 
     @staticmethod
     def _resolve_detector_size(detector: Union[str, Detector],
@@ -389,7 +395,7 @@ class Reconstructor:
         return self.model.card.name
 
     def _predict(self, image: np.ndarray, rois: np.ndarray) -> torch.Tensor:
-        crops = crops_to_tensor([crop_image(image, r) for r in rois])
+        crops = crops_to_tensor([crop_image(image, r, pad=self.crop_padding) for r in rois])
         return predict_params(self.model, crops, bf16=self.bf16, device=self.device)
 
     def _landmarks(self, params: torch.Tensor, rois: np.ndarray) -> torch.Tensor:
