@@ -28,6 +28,39 @@ def test_crop_pads_with_zeros_outside_the_image():
     assert crop[:59, :59].max() == 0 and crop[61:, 61:].min() == 200
 
 
+def test_edge_padding_continues_the_border_and_leaves_the_inside_alone():
+    """``pad="edge"``: a crop inside the image is the zero-padded one; outside, a vertical stripe pattern at the
+    border is carried outward (each column keeps its colour, blurred); inside, away from the border by more than the
+    resize's and the blur's reach, the pixels are those of the zero-padded crop."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)
+    inside = np.array([10.0, 20.0, 250.0, 260.0])
+    np.testing.assert_array_equal(crop_image(img, inside, pad="edge"), crop_image(img, inside))
+    stripes = np.zeros((100, 100, 3), np.uint8)
+    stripes[:, ::2] = 255  # columns alternate black and white: below the image they continue as the column's mean
+    roi = np.array([0.0, 40.0, 100.0, 140.0])  # its bottom 40 % below the image
+    edge, zero = crop_image(stripes, roi, size=100, pad="edge"), crop_image(stripes, roi, size=100)
+    assert zero[70:].max() == 0 and abs(float(edge[70:].mean()) - 127.5) < 3
+    np.testing.assert_array_equal(edge[:50], zero[:50])
+    with pytest.raises(ValueError, match="pad must be one of zero, edge"):
+        crop_image(img, inside, pad="mirror")
+
+
+def test_a_face_cut_by_the_border_keeps_its_yaw_with_edge_padding():
+    """A frontal face (yaw about -2) cut by the right border of the photo so that 60 % of its width is left: with
+    black outside the crop it comes back turned by about 40 degrees, with the border carried outward within 20."""
+    from mfirrn.inference.pipeline import Reconstructor, read_image
+    from mfirrn.io.assets import fetch
+
+    img = read_image(fetch("sample-jianzhuguo"))
+    whole = Reconstructor(dense=False)(img)[0]
+    x0, x1 = whole.landmarks[:, 0].min(), whole.landmarks[:, 0].max()
+    cut = np.ascontiguousarray(img[:, : int(x0 + 0.6 * (x1 - x0))])
+    yaw = {pad: Reconstructor(dense=False, crop_padding=pad)(cut)[0].pose["yaw"] for pad in ("zero", "edge")}
+    assert abs(whole.pose["yaw"]) < 10
+    assert abs(yaw["zero"] - whole.pose["yaw"]) > 30 and abs(yaw["edge"] - whole.pose["yaw"]) < 20, yaw
+
+
 def test_crop_of_a_120px_roi_is_exact():
     img = np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)
     np.testing.assert_array_equal(crop_image(img, np.array([10.0, 20.0, 130.0, 140.0])), img[20:140, 10:130])
@@ -78,3 +111,26 @@ def test_crops_to_tensor_equals_the_torch_formula_bit_for_bit():
     crops = np.random.default_rng(0).integers(0, 256, (3, 120, 120, 3), dtype=np.uint8)
     expected = (torch.from_numpy(crops).permute(0, 3, 1, 2).float() - 127.5) / 128.0
     assert torch.equal(crops_to_tensor(crops), expected) and torch.equal(crops_to_tensor(list(crops)), expected)
+
+
+def test_cli_crop_padding_reaches_the_pipeline_and_the_run_record(tmp_path):
+    """`mfirrn reconstruct --crop-padding edge` gives the cut face of the test above its yaw back, and is part of the
+    run's record (the default is not written, so older records still resume)."""
+    import json
+
+    import cv2
+
+    from mfirrn.cli import main
+    from mfirrn.inference.pipeline import read_image
+    from mfirrn.io.assets import fetch
+
+    img = read_image(fetch("sample-jianzhuguo"))
+    cv2.imwrite(str(tmp_path / "cut.png"), img[:, : img.shape[1] // 2 + 10])
+    yaws = {}
+    for name, extra in (("zero", []), ("edge", ["--crop-padding", "edge"])):
+        assert main(["reconstruct", str(tmp_path / "cut.png"), "-o", str(tmp_path / name), "--outputs", "json",
+                     *extra]) == 0
+        yaws[name] = json.loads((tmp_path / name / "cut.png.json").read_text())["faces"][0]["pose"]["yaw"]
+        settings = json.loads((tmp_path / name / "mfirrn-run.json").read_text())["settings"]
+        assert settings.get("--crop-padding") == (None if name == "zero" else "edge")
+    assert yaws["zero"] != yaws["edge"]

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from mfirrn.cli.args import add_trust_checkpoint_arg
-from mfirrn.io.defaults import BACKENDS
+from mfirrn.io.defaults import BACKENDS, DEFAULT_CROP_PADDING
 
 if TYPE_CHECKING:
     from torch import nn
@@ -131,4 +131,5 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
                          detector_threshold=threshold,
                          detector_size=None if size is None else detector_size(size, "--detector-size"),
                          detector_tint_grey=tint, detector_min_size=min_size,
-                         turn_upside_down=bool(getattr(args, "turn_upside_down", False)))
+                         turn_upside_down=bool(getattr(args, "turn_upside_down", False)),
+                         crop_padding=getattr(args, "crop_padding", DEFAULT_CROP_PADDING))

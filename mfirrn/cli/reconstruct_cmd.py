@@ -31,6 +31,8 @@ MIN_INPUTS_PER_EXTRA_WORKER = 8
 def register(sub: argparse._SubParsersAction) -> None:
     from mfirrn.cli.outputs import DEFAULT_OUTPUTS
     from mfirrn.io.defaults import (
+        CROP_PADDINGS,
+        DEFAULT_CROP_PADDING,
         DEFAULT_DETECTOR,
         DEFAULT_MODEL,
         DETECTOR_SIZE,
@@ -92,6 +94,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="more passes on rois rebuilt from the landmarks: robust (default: the mean of three "
                         "passes where their rois agree, else the first), always (3DDFA's two-step), off (single pass)")
     p.add_argument("--no-refine", dest="refine", action="store_const", const="off", help="same as --refine off")
+    p.add_argument("--crop-padding", default=DEFAULT_CROP_PADDING, choices=CROP_PADDINGS,
+                   help="what fills a face's crop where it reaches outside the image: edge (the image's border "
+                        "carried outward, blurred: a face cut by the border is not fitted as a turned face) or zero "
+                        f"(black, as 3DDFA); default {DEFAULT_CROP_PADDING}")
     p.add_argument("--mesh", default="full", choices=("full", "noneck"), help="dense mesh (default full)")
     p.add_argument("--min-confidence", type=float, default=None, metavar="C",
                    help="keep detected faces whose face-verifier confidence (0-1, in the JSON) is at least C "
@@ -207,6 +213,7 @@ def _settings(args: argparse.Namespace, outputs: list[str], boxes, landmarks_fil
             **({"--detector-tint-grey": True} if args.detector_tint_grey else {}),
             **({"--detector-min-size": args.detector_min_size} if args.detector_min_size else {}),
             **({"--turn-upside-down": True} if args.turn_upside_down else {}),
+            **({"--crop-padding": args.crop_padding} if args.crop_padding != "zero" else {}),
             "--device": device, "--bf16": bool(args.bf16),
             "--backend": resolve_backend(args.backend, device, args.bf16),
             "--box": None if boxes is None else [[float(v) for v in b] for b in boxes],

@@ -12,9 +12,10 @@ import torch
 
 from mfirrn.geometry.frames import CROP_SIZE
 from mfirrn.io.checks import check_shape
+from mfirrn.io.defaults import CROP_PADDINGS, DEFAULT_CROP_PADDING
 
 __all__ = ["roi_from_box", "roi_from_landmarks", "roi_iou", "SAME_FACE_IOU", "SAME_FACE_INSIDE", "same_face_kept",
-           "turned_boxes", "turned_rois", "CROP_PADDINGS", "crop_image", "crops_to_tensor", "read_crop"]
+           "turned_boxes", "turned_rois", "CROP_PADDINGS", "DEFAULT_CROP_PADDING", "crop_image", "crops_to_tensor", "read_crop"]
 
 
 def roi_from_box(box: np.ndarray) -> np.ndarray:
@@ -144,7 +145,6 @@ def turned_rois(rois: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.stack([width - r[..., 2], height - r[..., 3], width - r[..., 0], height - r[..., 1]], axis=-1)
 
 
-CROP_PADDINGS = ("zero", "edge")
 EDGE_BLUR = 0.15  # the "edge" padding's blur: a Gaussian kernel of this fraction of the crop side
 
 

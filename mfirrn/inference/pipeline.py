@@ -21,6 +21,7 @@ from mfirrn.detect.registry import Detector, create_detector, names_faceboxes
 from mfirrn.geometry.bfm import MeshName, MorphableModel
 from mfirrn.geometry.crop import (
     CROP_PADDINGS,
+    DEFAULT_CROP_PADDING,
     crop_image,
     crops_to_tensor,
     roi_from_box,
@@ -286,7 +287,8 @@ class Reconstructor:
                  min_confidence: Optional[float] = None, min_face_size: float = 0.0, verify: bool = True,
                  detector_threshold: Optional[float] = None,
                  detector_size: Optional[tuple[int, int]] = None, detector_tint_grey: bool = False,
-                 detector_min_size: int = 0, turn_upside_down: bool = False, crop_padding: str = "zero") -> None:
+                 detector_min_size: int = 0, turn_upside_down: bool = False,
+                 crop_padding: str = DEFAULT_CROP_PADDING) -> None:
         from mfirrn import models
         from mfirrn.inference.onnx import model_for_backend, resolve_backend
         from mfirrn.io.threads import apply_threads
