@@ -258,6 +258,31 @@ def test_cli_detector_min_size_on_a_tight_crop(tmp_path, sample_photo, capsys):
     assert len(json.loads((tmp_path / "o7" / "group.png.json").read_text())["faces"]) == 35
 
 
+def test_cli_notes_small_faces_in_a_photo_detected_downscaled(tmp_path, two_faces, capsys):
+    """A 2600 x 1800 photo is detected downscaled (0.4): when its faces span under 32 pixels at the detector's input
+    (FaceBoxes' smallest anchor) the run ends with a note naming the photo and --detector-size full; with larger
+    faces, with --detector-size full, and for faces given as boxes, no note."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, f in (("small.png", 0.3), ("large.png", 0.5)):
+        photo = cv2.resize(two_faces, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        canvas = np.full((1800, 2600, 3), 127, np.uint8)
+        canvas[100:100 + photo.shape[0], 100:100 + photo.shape[1]] = photo
+        cv2.imwrite(str(folder / name), canvas)
+    capsys.readouterr()
+    assert main(["reconstruct", str(folder), "-o", str(tmp_path / "o1"), "--outputs", "json"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "1 photo(s)" in notes[0] and "(small.png)" in notes[0], notes
+    assert "--detector-size full may find more faces" in notes[0]
+    assert len(json.loads((tmp_path / "o1" / "small.png.json").read_text())["faces"]) == 2
+    assert main(["reconstruct", str(folder), "-o", str(tmp_path / "o2"), "--outputs", "json", "--detector-size",
+                 "full"]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert main(["reconstruct", str(folder / "small.png"), "-o", str(tmp_path / "o3"), "--outputs", "json",
+                 "--box", "100,100,400,400"]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
 def test_cli_renderer_outputs(tmp_path, sample_photo):
     """depth / pncc / render / texture images come from the z-buffer renderer and sit on the face."""
     out = tmp_path / "out"

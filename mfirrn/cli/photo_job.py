@@ -31,6 +31,10 @@ SMALL_PHOTO = 240
 GROUP_PHOTO = 2000
 #: Smaller images (longer side, pixels) get no hint but their size: no face of a few pixels is reconstructed
 TOO_SMALL = 20
+#: A photo FaceBoxes saw downscaled in which it found a face whose landmarks span fewer pixels than this at its
+#: input (FaceBoxes' smallest anchor) gets the run's note on ``--detector-size full``: smaller faces are likely
+#: there, too small to find at that scale (docs/experiments/wild.md, "Small faces in a downscaled photo")
+SMALL_AT_DETECTION = 32
 #: An input: (its path as the workers open it, its name relative to the inputs' root)
 Item = tuple[str, str]
 
@@ -204,14 +208,26 @@ class PhotoProcessor:
                 hint = f"the image is only {image.shape[1]}x{image.shape[0]} pixels"
             reason = f"{show_path(item[0])}: no face found{f' ({hint})' if hint else ''}"
             raise InputFailure(InputResult(item[1], NO_FACE, reason=reason))
-        return item, image, faces, seconds + time.perf_counter() - t0
+        return item, image, faces, seconds + time.perf_counter() - t0, self._small_faces(image, faces)
+
+    def _small_faces(self, image, faces) -> bool:
+        """Whether FaceBoxes saw ``image`` downscaled and found a face spanning fewer than
+        :data:`SMALL_AT_DETECTION` pixels at its input (detected faces only)."""
+        import numpy as np
+
+        scale_for = getattr(self.rec.detector, "scale_for", None)
+        if self.job.boxes is not None or self.job.landmarks is not None or scale_for is None:
+            return False
+        scale = scale_for(*image.shape[:2])
+        smallest = min(float(np.ptp(f.landmarks[:, :2], axis=0).max()) for f in faces)
+        return scale < 1.0 and smallest * scale < SMALL_AT_DETECTION
 
     def write(self, inferred: tuple) -> InputResult:
         from mfirrn.cli.outputs import OutputContext, available_outputs, build_outputs
         from mfirrn.inference.sources import show_path
         from mfirrn.io.fileio import StagedOutputs
 
-        item, image, faces, seconds = inferred
+        item, image, faces, seconds, small = inferred
         t0 = time.perf_counter()
         missing = [o for o in self.files if o not in available_outputs()]
         if missing:  # registered by the calling process only, not in this worker
@@ -237,7 +253,7 @@ class PhotoProcessor:
         except (OSError, ValueError, RuntimeError) as e:
             return InputResult(item[1], FAILED, reason=f"{show_path(item[0])}: cannot write its outputs ({e})")
         return InputResult(item[1], DONE, faces=len(faces), files=written, rows=rows,
-                           seconds=seconds + time.perf_counter() - t0)
+                           seconds=seconds + time.perf_counter() - t0, small_faces=small)
 
     def __call__(self, item: Item) -> InputResult:
         from mfirrn.inference.engine import InputFailure

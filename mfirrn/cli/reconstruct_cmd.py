@@ -477,6 +477,9 @@ def _report(summary, lone: bool, n_run: int, seconds: float, rate: float, worker
         else "1 process"
     print(f"{summary.line()}; {summary.faces} face(s) in {seconds:.1f} s on {where}{speed}; results in "
           f"{show_path(out_dir.resolve())}" + (f" (table {table_path.name})" if table_path else ""))
+    note = summary.small_faces_line()
+    if note:
+        print(note, file=sys.stderr)
     for line in summary.failure_lines():
         print(line, file=sys.stderr)
     if summary.failed:

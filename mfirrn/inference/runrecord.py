@@ -42,7 +42,9 @@ RECORD_FILES = (MANIFEST, JOURNAL, INPUTS, LOCK)
 class InputResult:
     """What one input came to: ``state`` :data:`DONE` (``files`` written, relative to the output folder, and
     ``faces``), :data:`NO_FACE` or :data:`FAILED` (``reason``: one line). ``rows``: the input's rows of the
-    results table (columns -> lists), not kept in the record; ``seconds``: its processing time."""
+    results table (columns -> lists), not kept in the record; ``seconds``: its processing time; ``small_faces``:
+    a done photo that the detector saw downscaled and in which it found faces as small as it finds (more may be
+    there at a larger detector size), not kept in the record."""
 
     input: str
     state: str
@@ -51,6 +53,7 @@ class InputResult:
     reason: str = ""
     rows: Optional[dict[str, list]] = None
     seconds: float = 0.0
+    small_faces: bool = False
 
     def to_record(self) -> dict:
         d: dict[str, Any] = {"input": self.input, "state": self.state}
@@ -338,7 +341,8 @@ def _read_journal(path: Path, repair: bool = True) -> dict[str, dict]:
 @dataclass
 class RunSummary:
     """Counts of a run: ``done``, ``no_face``, ``failed`` [(input, reason)], ``earlier`` (done in an earlier run,
-    skipped now), ``faces`` (faces written now)."""
+    skipped now), ``faces`` (faces written now), ``small_faces`` (the done inputs of
+    :attr:`InputResult.small_faces`)."""
 
     total: int
     done: int = 0
@@ -347,12 +351,15 @@ class RunSummary:
     earlier: int = 0
     faces: int = 0
     no_face_reason: str = ""
+    small_faces: list[str] = field(default_factory=list)
 
     def add(self, result: InputResult, earlier: bool = False) -> None:
         if result.state == DONE:
             self.done += 1
             self.faces += result.faces
             self.earlier += earlier
+            if result.small_faces:
+                self.small_faces.append(result.input)
         elif result.state == NO_FACE:
             self.no_face += 1
             self.earlier += earlier
@@ -365,6 +372,16 @@ class RunSummary:
         earlier = f" ({self.earlier} finished earlier)" if self.earlier else ""
         return (f"{self.total} input(s): {self.done} done, {self.no_face} without a face, {len(self.failed)} "
                 f"failed{earlier}")
+
+    def small_faces_line(self, limit: int = 3) -> str:
+        """The note on photos detected downscaled with faces as small as FaceBoxes finds ("" if none)."""
+        if not self.small_faces:
+            return ""
+        names = ", ".join(self.small_faces[:limit]) + (f" and {len(self.small_faces) - limit} more"
+                                                       if len(self.small_faces) > limit else "")
+        return (f"note: {len(self.small_faces)} photo(s) were detected downscaled and hold faces near the smallest "
+                f"the detector finds at that scale ({names}); --detector-size full may find more faces in them "
+                f"(slower)")
 
     def failure_lines(self, limit: int = 10) -> list[str]:
         lines = [f"failed: {reason}" for _, reason in self.failed[:limit]]
