@@ -161,8 +161,8 @@ def test_cli_folder_and_glob_inputs(tmp_path, sample_photo):
 
 
 def test_cli_folder_takes_every_format_opencv_reads_and_names_the_others(tmp_path, sample_photo, capsys):
-    """A folder's .jfif and .gif photos are reconstructed; HEIC photos are counted in a note; a folder of clips,
-    or clips beside photos, say how to give them."""
+    """A folder's .jfif and .gif photos are reconstructed; HEIC photos are counted in a note; a folder of clips is
+    tracked; clips beside photos are left out with a note that says how to give them."""
     src = tmp_path / "imgs"
     src.mkdir()
     jpeg = cv2.imencode(".jpg", read_image(sample_photo))[1].tobytes()
@@ -179,10 +179,15 @@ def test_cli_folder_takes_every_format_opencv_reads_and_names_the_others(tmp_pat
         read_image(src / "c.heic")
     clips = tmp_path / "clips"
     clips.mkdir()
-    (clips / "x.mp4").write_bytes(b"")
-    assert main(["reconstruct", str(clips), "-o", str(tmp_path / "o2")]) == 2
-    err = capsys.readouterr().err
-    assert "no images found" in err and "1 video(s): give them as files or a glob" in err and "*.mp4" in err
+    frame = cv2.resize(read_image(sample_photo), (320, 240))
+    writer = cv2.VideoWriter(str(clips / "x.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (320, 240))
+    for _ in range(3):
+        writer.write(frame)
+    writer.release()
+    # a folder that holds clips and no photo: its clips are tracked
+    assert main(["reconstruct", str(clips), "-o", str(tmp_path / "o2"), "--outputs", "json"]) == 0
+    assert len((tmp_path / "o2" / "x.mp4.jsonl").read_text().splitlines()) == 3
+    capsys.readouterr()
     # beside photos, the clips of a folder are left out with a note that names the way to track them
     (clips / "y.MOV").write_bytes(b"")
     (clips / "p.jpg").write_bytes(jpeg)

@@ -76,9 +76,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def wants_video(args: argparse.Namespace) -> bool:
-    from mfirrn.video.io import is_video
+    """Whether ``reconstruct`` tracks videos: a camera, a video among the inputs, or only folders that hold videos
+    and no image."""
+    from mfirrn.inference.sources import IMAGE_SUFFIXES, holds_file
+    from mfirrn.video.io import VIDEO_SUFFIXES, is_video
 
-    return getattr(args, "camera", None) is not None or any(is_video(i) for i in args.images)
+    if getattr(args, "camera", None) is not None or any(is_video(i) for i in args.images):
+        return True
+    folders = [Path(i) for i in args.images]
+    return (bool(folders) and all(p.is_dir() for p in folders)
+            and not any(holds_file(p, IMAGE_SUFFIXES) for p in folders)
+            and any(holds_file(p, VIDEO_SUFFIXES) for p in folders))
 
 
 def _settings(args: argparse.Namespace):
@@ -262,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         return fail("--box/--landmarks/--list apply to images; videos are tracked from detections")
     if args.camera is not None and args.images:
         return fail("give either --camera INDEX or VIDEO files, not both")
-    others = [i for i in args.images if not is_video(i)]
+    others = [i for i in args.images if not is_video(i) and not Path(i).is_dir()]
     if others:
         return fail(f"mix of videos and other inputs ({others[0]}); reconstruct videos and images in separate runs")
     if args.max_frames is not None and args.max_frames < 1:

@@ -49,10 +49,11 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _walk_images(folder: Path, others: Optional[Counter] = None) -> list[Path]:
-    """Image files under ``folder``, recursively, sorted; hidden entries and symlinked folders are not entered
-    (a symlink loop cannot repeat inputs). The other (non-hidden) files are counted by lower-case suffix in
-    ``others``."""
+def _walk_images(folder: Path, others: Optional[Counter] = None,
+                 suffixes: frozenset[str] = IMAGE_SUFFIXES) -> list[Path]:
+    """Files under ``folder`` with one of ``suffixes`` (default: images), recursively, sorted; hidden entries and
+    symlinked folders are not entered (a symlink loop cannot repeat inputs). The other (non-hidden) files are
+    counted by lower-case suffix in ``others``."""
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d))
@@ -60,11 +61,21 @@ def _walk_images(folder: Path, others: Optional[Counter] = None) -> list[Path]:
             if _is_hidden(f):
                 continue
             p, suffix = Path(dirpath) / f, os.path.splitext(f)[1].lower()
-            if suffix in IMAGE_SUFFIXES and p.is_file():
+            if suffix in suffixes and p.is_file():
                 found.append(p)
             elif others is not None:
                 others[suffix] += 1
     return sorted(found)
+
+
+def holds_file(folder: Path, suffixes: frozenset[str]) -> bool:
+    """Whether ``folder`` holds, at any depth, a file with one of ``suffixes`` (the entries :func:`expand_inputs`
+    walks; stops at the first)."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not _is_hidden(d)]
+        if any(not _is_hidden(f) and os.path.splitext(f)[1].lower() in suffixes for f in filenames):
+            return True
+    return False
 
 
 def unread_note(others: Counter) -> str:
@@ -117,7 +128,7 @@ def expand_inputs(items: Sequence[str], suffixes: Iterable[str] = IMAGE_SUFFIXES
     for item in items:
         p = Path(item)
         if p.is_dir():
-            out += [q for q in _walk_images(p, others) if q.suffix.lower() in suffixes]
+            out += _walk_images(p, others, suffixes)
         elif not p.exists() and is_glob(item):
             matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
             files = [m for m in matches if m.is_file()]
