@@ -37,7 +37,8 @@ _OVERLAYS = ("landmarks", "dense", "render", "pose")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("video (IMAGE may be a .mp4/.avi/.mov/.mkv/.webm video, an animated GIF or a folder of videos)",
+    g = p.add_argument_group("video (IMAGE may be a .mp4/.avi/.mov/.mkv/.webm video, an animated GIF or a folder "
+                             "of videos)",
                              f"Video outputs: {', '.join(VIDEO_OUTPUTS)} (default {VIDEO_DEFAULT_OUTPUTS}): json -> "
                              f"<name>.jsonl, the drawings -> <name>_overlay.mp4, obj/ply -> per-frame meshes "
                                   f"(<name>: the video's file name, e.g. clip.mp4.jsonl).")
