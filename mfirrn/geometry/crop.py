@@ -1,7 +1,7 @@
 """Face crops for the network, exactly as 3DDFA builds them (roi from a detector box or from landmarks).
 
 Boxes are ``(x0, y0, x1, y1)`` in image pixels; a *roi* is the square crop box ``(sx, sy, ex, ey)`` that
-is cut out (zero-padded outside the image) and resized to 120x120.
+is cut out (zero-padded outside the image, or filled with its border: :func:`crop_image`) and resized to 120x120.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from mfirrn.io.checks import check_shape
 from mfirrn.io.defaults import CROP_PADDINGS, DEFAULT_CROP_PADDING
 
 __all__ = ["roi_from_box", "roi_from_landmarks", "roi_iou", "SAME_FACE_IOU", "SAME_FACE_INSIDE", "same_face_kept",
-           "turned_boxes", "turned_rois", "CROP_PADDINGS", "DEFAULT_CROP_PADDING", "crop_image", "crops_to_tensor", "read_crop"]
+           "turned_boxes", "turned_rois", "CROP_PADDINGS", "DEFAULT_CROP_PADDING", "crop_image", "crops_to_tensor",
+           "read_crop"]
 
 
 def roi_from_box(box: np.ndarray) -> np.ndarray:

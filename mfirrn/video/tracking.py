@@ -299,7 +299,8 @@ class FaceTracker:
         det = rec.detector  # built once, shared
         backend = getattr(rec, "backend", "auto")  # the model as rec runs it (a PyTorch module stays one)
         common = dict(dense=False, backend=backend, device=rec.device, bf16=rec.bf16, bfm=rec.bfm,
-                      crop_padding=rec.crop_padding, min_confidence=settings.min_confidence if settings.min_confidence is not None
+                      crop_padding=rec.crop_padding,
+                      min_confidence=settings.min_confidence if settings.min_confidence is not None
                       else rec.min_confidence, min_face_size=rec.min_face_size,
                       turn_upside_down=False)  # a track follows its landmarks in upright crops: upright faces only
         self.detect_rec = Reconstructor(rec.model, det, refine=rec.refine, **common)
