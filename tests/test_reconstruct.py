@@ -288,6 +288,20 @@ def test_cli_notes_small_faces_in_a_photo_detected_downscaled(tmp_path, two_face
     assert "note:" not in capsys.readouterr().err
 
 
+def test_cli_folder_without_any_face_ends_with_the_first_images_hint(tmp_path, capsys):
+    """No image of a folder has a face: the run fails with one line that carries the first image's hint (a small
+    grey image: the grey tint and --detector-min-size 240 come first), not a generic one."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((32, 32, 3), 90 + 40 * i, np.uint8))
+    capsys.readouterr()
+    assert main(["reconstruct", str(folder), "-o", str(tmp_path / "o"), "--outputs", "json"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("mfirrn: error: no face found in any of the 2 images; for the first, try "), last
+    assert "--detector-min-size 240 for a small photo" in last and not (tmp_path / "o").exists()
+
+
 def test_cli_renderer_outputs(tmp_path, sample_photo):
     """depth / pncc / render / texture images come from the z-buffer renderer and sit on the face."""
     out = tmp_path / "out"

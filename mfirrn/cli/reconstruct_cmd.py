@@ -485,5 +485,7 @@ def _report(summary, lone: bool, n_run: int, seconds: float, rate: float, worker
     if summary.failed:
         return 1 if summary.done else 2
     if summary.done == 0:
-        return fail(f"no face found in any of the {summary.total} images (try --detector dlib-hog or dlib-cnn)")
+        first = summary.no_face_reason.partition(": no face found")[2].strip()  # "(try ...)" of the first image
+        what = f"; for the first, {first[1:-1]}" if first.startswith("(") and first.endswith(")") else ""
+        return fail(f"no face found in any of the {summary.total} images{what}")
     return 0
