@@ -470,7 +470,8 @@ def test_an_impossible_pose_ends_the_track_and_is_never_output(rec, monkeypatch)
 def test_a_crop_out_of_the_image_that_the_detector_confirms_keeps_its_track(rec, monkeypatch):
     """A face cut by the image border: its crop from the landmarks reaches mostly outside ("left the image")
     while the detector, run on that frame, still finds it in place. The track goes on with its id and without
-    events, from the detection; only when the detector finds nothing there does it end, with that reason."""
+    events, from the detection, then from its detector box; only when the detector finds nothing there does it
+    end, with that reason."""
     frames = _sample_frames(3, 0, lambda p: p)
     tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
     tracker(frames[0], 0.0)
@@ -488,8 +489,26 @@ def test_a_crop_out_of_the_image_that_the_detector_confirms_keeps_its_track(rec,
     assert tracker.last_events == [] and [f.id for f in faces] == [0, 1]
     assert all(f.detected for f in faces) and tracker.n_detections == 2
 
-    monkeypatch.setattr(tracker, "detect_rec", lambda image: [f for f in real_detect(image) if f.roi[0] > 300])
-    faces = tracker(frames[2], 2 / 30)  # the detector finds only the face on the right: the other track ends
+    # confirmed so, the tracks follow their detector boxes (the photo pipeline from a box, no detector run),
+    # until their landmarks' crop fits the image again
+    assert all(tr.box is not None for tr in tracker._tracks)
+    from_boxes = []
+
+    def spy(image, boxes=None, **kw):
+        from_boxes.append(boxes is not None)
+        return real_detect(image, boxes=boxes, **kw)
+
+    monkeypatch.setattr(tracker, "detect_rec", spy)
+    faces = tracker(frames[2], 2 / 30)
+    assert from_boxes == [True] and tracker.n_detections == 2 and [f.id for f in faces] == [0, 1]
+    assert not any(f.detected for f in faces) and tracker.last_events == []
+    assert all(tr.box is None for tr in tracker._tracks)  # the real crops fit the image: landmarks again
+
+    def only_right(image, boxes=None, **kw):  # the detector finds only the face on the right
+        return [f for f in real_detect(image) if f.roi[0] > 300]
+
+    monkeypatch.setattr(tracker, "detect_rec", only_right)
+    faces = tracker(frames[2], 3 / 30)  # pushed out again: the track on the left is not confirmed and ends
     ended = [e for e in tracker.last_events if e["event"] == "end"]
     assert len(ended) == 1 and ended[0]["reason"] == "left the image" and len(faces) == 1
 

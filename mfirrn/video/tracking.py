@@ -2,7 +2,8 @@
 
 * **Tracking** (after 3DDFA / 3DDFA_V2's video demos): between detections each face's crop comes from
   its previous frame's 68 landmarks (:func:`mfirrn.geometry.crop.roi_from_landmarks`), and a second
-  network pass from the new landmarks' crop refines it (3DDFA's two-step, per frame).
+  network pass from the new landmarks' crop refines it (3DDFA's two-step, per frame). A face cut by the
+  image border, whose landmarks' crop leaves the image, is followed from its detector box instead.
 * **Detection** runs on the first frame, every ``redetect_every`` frames, on scene cuts (a cheap test: the
   frame changes, :func:`frame_difference`, and so does its histogram, :func:`histogram_change`) and whenever
   a track ends or none is left; it is the photo pipeline, so its faces are verified.
@@ -49,7 +50,7 @@ import numpy as np
 import torch
 
 from mfirrn.evaluation.metrics import nme
-from mfirrn.geometry.crop import SAME_FACE_IOU, roi_iou
+from mfirrn.geometry.crop import SAME_FACE_IOU, roi_from_landmarks, roi_iou
 from mfirrn.geometry.frames import Convention, params_from_image_camera, params_to_image_camera
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.video.smoothing import OneEuroFilter, OneEuroSettings
@@ -155,7 +156,8 @@ class TrackerSettings:
     ``min_inside`` of it inside), shrinks below ``min_face`` pixels or changes size by more than
     ``max_scale_jump`` in one frame, unless the detector, run on that frame, finds the face where the track
     was: a face cut by the image border, whose crop from its landmarks reaches far outside, goes on with its
-    id from the detection frame after frame instead of ending and starting again.
+    id instead of ending and starting again, and is then followed from its detector box (the photo pipeline
+    from that box, moved with the face's landmarks) until its landmarks' crop fits the image again.
 
     ``max_faces``: keep at most this many faces (largest first; 0 = all); ``match_iou``: roi overlap
     that makes a detection the same face; ``reuse_frames``: how long an ended track's id can be given
@@ -222,6 +224,7 @@ class _Track:
     low: int = 0  # frames in a row below the confidence threshold
     bad: int = 0  # frames in a row with an implausible pose
     unconfirmed: int = 0  # detection frames in a row without a detection on it
+    box: Optional[np.ndarray] = None  # (4,) set: followed from its detector box (a face cut by the border)
 
 
 _GEOMETRIC = ("too small", "size jump", "left the image")  # the reasons of FaceTracker._alive
@@ -370,6 +373,22 @@ class FaceTracker:
                     landmarks=lm[0].cpu().numpy(), vertices=None if verts is None else verts[0].cpu().numpy(),
                     triangles=self.bfm.triangles if dense else None, score=score, confidence=confidence)
 
+    def _follow(self, frame: np.ndarray) -> list:
+        """This frame's face of each track, in track order: from the last frame's landmarks (3DDFA's tracking), or,
+        for a track whose landmarks' crop left the image, from its detector box as the detector would give it."""
+        faces: list = [None] * len(self._tracks)
+        by_lm = [i for i, tr in enumerate(self._tracks) if tr.box is None]
+        by_box = [i for i, tr in enumerate(self._tracks) if tr.box is not None]
+        if by_lm:
+            got = self.track_rec(frame, landmarks=np.stack([self._tracks[i].landmarks[:, :2] for i in by_lm]))
+            for i, f in zip(by_lm, got):
+                faces[i] = f
+        if by_box:
+            got = self.detect_rec(frame, boxes=np.stack([self._tracks[i].box for i in by_box]))
+            for i, f in zip(by_box, got):
+                faces[i] = f
+        return faces
+
     # -- one frame
     def __call__(self, frame: np.ndarray, t: float) -> list[TrackedFace]:
         """Faces of ``frame`` (BGR uint8) at time ``t`` (seconds), sorted by track id."""
@@ -389,7 +408,7 @@ class FaceTracker:
                 self._lose(tr, "scene cut")
             self._tracks, self._lost = [], []
         if self._tracks:
-            faces = self.track_rec(frame, landmarks=np.stack([tr.landmarks[:, :2] for tr in self._tracks]))
+            faces = self._follow(frame)
             kept = []
             for tr, f in zip(self._tracks, faces):
                 tr.low = tr.low + 1 if f.confidence < self.min_confidence else 0
@@ -400,6 +419,10 @@ class FaceTracker:
                 if why is None and tr.low >= s.low_confidence_frames:
                     why = "low confidence"
                 if why is None:
+                    if tr.box is not None:  # the box moves with the face; back to landmarks once their crop fits
+                        tr.box = tr.box + np.tile(f.landmarks[:, :2].mean(0) - tr.landmarks[:, :2].mean(0), 2)
+                        if self._alive(f.roi, roi_from_landmarks(f.landmarks[:, :2]), f.landmarks, shape) is None:
+                            tr.box = None
                     tr.landmarks, tr.roi = f.landmarks, f.roi
                     kept.append(tr)
                     if tr.low == 0 and tr.bad == 0:  # a face in doubt is not output
@@ -425,6 +448,8 @@ class FaceTracker:
                 if len(iou) and iou.max() > s.match_iou:
                     f = found[int(np.argmax(iou))]
                     tr.unconfirmed, tr.low, tr.bad, tr.landmarks, tr.roi = 0, 0, 0, f.landmarks, f.roi
+                    if (id(tr) in why_pending or tr.box is not None) and f.box is not None:
+                        tr.box = np.asarray(f.box[:4], np.float64).copy()  # its landmarks' crop fails: follow the box
                     current[tr.id] = (f, True)
                     kept.append(tr)
                     continue
