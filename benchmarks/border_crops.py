@@ -32,15 +32,13 @@ import numpy as np
 
 from mfirrn import models
 from mfirrn.evaluation.benchmark import AFLW21
-from mfirrn.evaluation.metrics import bbox_normaliser, map_68_to_21, nme, yaw_bin_index
+from mfirrn.evaluation.metrics import bbox_normaliser, map_68_to_21, yaw_bin_index
 from mfirrn.geometry.crop import CROP_PADDINGS
 from mfirrn.inference.pipeline import Reconstructor, read_image
-from mfirrn.inference.verify import landmark_boxes
 from mfirrn.io.machine import machine_line
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from photos68 import match  # noqa: E402
-from wild import dev_split, load_photos, score_photo  # noqa: E402
+from wild import dev_nme, dev_split, face_boxes, load_photos, score_photo  # noqa: E402
 
 CUTS = [("whole", 1.0)] + [(side, kept) for side in ("left", "right", "top", "bottom") for kept in (0.5, 0.7)]
 
@@ -133,12 +131,7 @@ def held_out(datasets: Path) -> None:
     print("| padding | kept | NME mean on kept (original GT) |")
     print("|---|---:|---:|")
     for pad, rec in recs.items():
-        errors = []
-        for path, gt in dev:
-            lms = [f.landmarks for f in rec(read_image(path))]
-            pairs = match([lm[None, :, :2].mean(1) for lm in lms], gt) if lms else []
-            if pairs:
-                errors.append(float(nme(lms[pairs[0][0]][None, :, :2], gt)[0]) * 100)
+        errors = dev_nme(rec, dev)
         print(f"| {pad} | {len(errors)}/{len(dev)} | {np.mean(errors):.3f} % |", flush=True)
 
     photos = load_photos(datasets)
@@ -146,11 +139,7 @@ def held_out(datasets: Path) -> None:
     print("| padding | found | false | missed |")
     print("|---|---:|---:|---:|")
     for pad, rec in recs.items():
-        rows = []
-        for _, path, labels in photos:
-            faces = rec(read_image(path))
-            boxes = landmark_boxes(np.array([f.landmarks for f in faces])) if faces else np.zeros((0, 4))
-            rows.append(score_photo(boxes, labels))
+        rows = [score_photo(face_boxes(rec(read_image(path))), labels) for _, path, labels in photos]
         t, f, m = np.sum(rows, axis=0)
         print(f"| {pad} | {t} | {f} | {m} |", flush=True)
 

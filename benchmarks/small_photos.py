@@ -32,15 +32,12 @@ import cv2
 import numpy as np
 
 from mfirrn import models
-from mfirrn.evaluation.metrics import nme
 from mfirrn.inference.pipeline import Reconstructor, read_image
-from mfirrn.inference.verify import landmark_boxes
 from mfirrn.io.assets import fetch_asset, read_asset_table
 from mfirrn.io.machine import machine_line
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from photos68 import match  # noqa: E402
-from wild import dev_split, load_photos, score_photo  # noqa: E402
+from wild import dev_nme, dev_split, face_boxes, load_photos, score_photo  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 SIZE = 240  # S chosen on the tuning rows by the rule of docs/experiments/wild.md ("Small photos")
@@ -129,9 +126,7 @@ def held_out(datasets: Path) -> None:
                 labels = {k: (np.array(v, np.float64).reshape(-1, 4) * s).tolist() for k, v in labels.items()}
             upscaled += max(img.shape[:2]) < SIZE
             for name, rec in recs.items():
-                faces = rec(img)
-                boxes = landmark_boxes(np.array([f.landmarks for f in faces])) if faces else np.zeros((0, 4))
-                r = score_photo(boxes, labels)
+                r = score_photo(face_boxes(rec(img)), labels)
                 rows[name].append(r)
                 if r[1] or r[2]:
                     where[name].append(f"{photo} (false {r[1]}, missed {r[2]})")
@@ -147,12 +142,7 @@ def held_out(datasets: Path) -> None:
     print("| pipeline | kept | NME mean on kept |")
     print("|---|---:|---:|")
     for name, rec in recs.items():
-        errors = []
-        for path, gt in dev:
-            lms = [f.landmarks for f in rec(read_image(path))]
-            pairs = match([lm[None, :, :2].mean(1) for lm in lms], gt) if lms else []
-            if pairs:
-                errors.append(float(nme(lms[pairs[0][0]][None, :, :2], gt)[0]) * 100)
+        errors = dev_nme(rec, dev)
         print(f"| {name} | {len(errors)}/{len(dev)} | {np.mean(errors):.3f} % |")
 
 

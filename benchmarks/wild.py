@@ -114,6 +114,23 @@ def dev_split(datasets: Path):
     return [(data.root / "AFLW2000-3D" / name, data.gt[i][None]) for i, name in enumerate(data.names)]
 
 
+def face_boxes(faces) -> np.ndarray:
+    """Landmark boxes (F, 4) of reconstructed faces, (0, 4) for none: what the photo scores compare."""
+    return landmark_boxes(np.array([f.landmarks for f in faces])) if faces else np.zeros((0, 4))
+
+
+def dev_nme(rec: Reconstructor, dev) -> list[float]:
+    """68-point NME (%) of the face ``rec`` keeps nearest the annotated face, for each dev-split photo (``dev``:
+    :func:`dev_split`) where it keeps one."""
+    errors = []
+    for path, gt in dev:
+        lms = [f.landmarks for f in rec(read_image(path))]
+        pairs = match([lm[None, :, :2].mean(1) for lm in lms], gt) if lms else []
+        if pairs:
+            errors.append(float(nme(lms[pairs[0][0]][None, :, :2], gt)[0]) * 100)
+    return errors
+
+
 # ------------------------------------------------------------------------------------ 1. detectors
 def detectors_section(photos, dev, names: list[str]) -> None:
     print("\n## Detectors: raw boxes on the held-out photos, recall over all poses on the dev split")
@@ -184,8 +201,7 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
             t0 = time.perf_counter()
             faces = rec(img)
             times[key].append((time.perf_counter() - t0) * 1000)
-            boxes = landmark_boxes(np.array([f.landmarks for f in faces])) if faces else np.zeros((0, 4))
-            rows[key].append(score_photo(boxes, lab))
+            rows[key].append(score_photo(face_boxes(faces), lab))
         confid.append((verified_any(verified, img), lab))
         proposals.append((every_proposal(low, img), lab))
     print("| pipeline | faces found | false faces | missed faces | ms per photo (median) |")
@@ -283,7 +299,7 @@ def verified_any(rec: Reconstructor, img: np.ndarray, landmarks: bool = False):
     boxes = rec.detector(img)
     faces = rec(img, boxes=boxes) if len(boxes) else []
     conf = np.array([f.confidence for f in faces])
-    lb = landmark_boxes(np.array([f.landmarks for f in faces])) if faces else np.zeros((0, 4))
+    lb = face_boxes(faces)
     if landmarks:
         return conf, lb, np.array([f.landmarks for f in faces]).reshape(-1, 68, 3)
     return conf, lb
