@@ -2,6 +2,7 @@
 (a real photo moved smoothly, true landmarks known per frame)."""
 
 import json
+import struct
 
 import cv2
 import numpy as np
@@ -42,6 +43,31 @@ def test_reader_opens_the_usual_containers(tmp_path, ext, fourcc):
     w.release()
     with VideoReader(path) as r:
         assert [f.shape for _, _, f in r] == [(48, 64, 3)] * 4
+
+
+def test_a_phone_clips_display_matrix_turns_its_frames_as_players_do(tmp_path):
+    """A phone held upright records landscape frames and a display matrix in the track header (ISO/IEC 14496-12
+    ``tkhd``); players turn the frames by it. With (a, b, c, d) = (0, 1, -1, 0) a point (x, y) is shown at
+    (x', y') = (a x + c y + tx, b x + d y) = (tx - y, x): with y pointing down, a quarter turn clockwise."""
+    frame = np.zeros((48, 80, 3), np.uint8)
+    frame[:24, :40], frame[:, 60:], frame[40:, :10] = (0, 0, 255), (255, 0, 0), (0, 255, 0)  # no symmetry
+    plain, turned = tmp_path / "plain.mp4", tmp_path / "turned.mp4"
+    with VideoWriter(plain, fps=10) as w:
+        for _ in range(3):
+            w.write(frame)
+    data = bytearray(plain.read_bytes())
+    k = data.find(b"tkhd")
+    assert k > 0 and data[k + 4] == 0  # a version-0 track header: its matrix follows 40 bytes of fields
+    m = k + 4 + 40
+    assert struct.unpack(">9i", data[m:m + 36]) == (1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)  # the identity
+    data[m:m + 36] = struct.pack(">9i", 0, 1 << 16, 0, -(1 << 16), 0, 0, 48 << 16, 0, 1 << 30)
+    turned.write_bytes(bytes(data))
+    with VideoReader(plain) as r:
+        original = next(iter(r))[2].astype(int)
+    with VideoReader(turned) as r:
+        assert (r.info.width, r.info.height) == (48, 80)
+        got = [f.astype(int) for _, _, f in r]
+    assert len(got) == 3 and all(np.array_equal(f, np.rot90(original, k=-1)) for f in got)  # k=-1: clockwise
 
 
 def test_writer_leaves_nothing_on_error(tmp_path):
