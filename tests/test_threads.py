@@ -170,3 +170,22 @@ def test_reconstructor_runs_onnx_runtime_by_default_on_a_cpu(mb05):
     finally:
         torch.set_num_threads(before[0])
         T._applied = before[1]
+
+
+@pytest.mark.parametrize("flags, warned", [({"avx2"}, True), ({"avx2", "avx512f", "avx512_bf16"}, False),
+                                           ({"avx2", "amx_tile", "amx_bf16"}, False), (set(), False)])
+def test_bf16_on_a_cpu_without_bf16_instructions_is_a_warning_line(flags, warned, monkeypatch, tmp_path, capsys):
+    """``--bf16`` where the CPU would emulate it (about 8x slower than the default on an AVX2-only EPYC) is run,
+    with one line that says so and names the fix; with AVX512-BF16 or AMX, or flags unknown, nothing is said."""
+    from mfirrn.cli import main
+    from mfirrn.io import machine
+
+    monkeypatch.setattr(machine, "cpu_info", lambda *a: machine.CpuInfo("Test CPU", frozenset(flags)))
+    missing = tmp_path / "missing.jpg"
+    assert main(["reconstruct", str(missing), "--bf16", "-o", str(tmp_path / "out")]) == 2  # fails after the checks
+    err = capsys.readouterr().err.splitlines()
+    lines = [e for e in err if e.startswith("warning: --bf16")]
+    assert lines == (["warning: --bf16: this CPU (Test CPU) has no AVX512-BF16 or AMX, so bf16 runs emulated and "
+                      "several times slower than fp32; drop --bf16 (the default is faster here)"] if warned else [])
+    assert main(["reconstruct", str(missing), "--bf16", "--device", "cuda", "-o", str(tmp_path / "o2")]) != 0
+    assert not [e for e in capsys.readouterr().err.splitlines() if e.startswith("warning: --bf16")]

@@ -240,7 +240,8 @@ class Reconstructor:
     (:func:`refined_roi_agrees`), gives the mean of the three passes (:func:`average_passes`, in the
     frame of the second crop; ``roi`` is that crop); elsewhere the face keeps its first pass. A single
     pass that lands badly is thus diluted rather than taken. ``"off"`` (or ``False``) is a single pass. ``mesh``: ``"full"`` (53215 vertices) or ``"noneck"`` (38365); ``dense=False`` skips
-    the dense mesh. ``bf16``: bfloat16 autocast for the network (fast on AVX512-BF16/AMX CPUs and GPUs).
+    the dense mesh. ``bf16``: bfloat16 autocast for the network (fast on AVX512-BF16/AMX CPUs and GPUs; on other CPUs
+    emulated and several times slower than the default, :func:`mfirrn.io.machine.bf16_emulated_note`).
     ``backend``: how the networks run (regressor, and a network detector named by string): ``"auto"``
     (default: ONNX Runtime for fp32 on a CPU, the fastest there; PyTorch on CUDA or with ``bf16``),
     ``"torch"`` (the module itself, e.g. to see a model you keep training) or ``"onnxruntime"``;

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-__all__ = ["CpuInfo", "ISA_FLAGS", "cpu_info", "machine_line"]
+__all__ = ["CpuInfo", "ISA_FLAGS", "bf16_emulated_note", "cpu_info", "machine_line"]
 
 #: ``/proc/cpuinfo`` flags reported, in this order: vector width, then the int8/bf16 instructions.
 ISA_FLAGS: tuple[str, ...] = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
@@ -84,3 +84,22 @@ def machine_line() -> str:
         load = "load average unknown"
     return (f"{info.model} ({', '.join(info.isa) or 'no AVX2'}); {available_cores()} cores available to this "
             f"process, {os.cpu_count()} online; {load}")
+
+
+def bf16_emulated_note(info: CpuInfo | None = None) -> str | None:
+    """Why bf16 on this CPU is a bad idea, or ``None`` where it pays (or the flags are unknown, e.g. not Linux).
+
+    Without AVX512-BF16 or AMX, PyTorch emulates bf16 arithmetic: ``mfirrn reconstruct --bf16`` ran about 8x slower
+    than the default (fp32 in ONNX Runtime) on an AVX2-only AMD EPYC (docs/experiments/speed.md).
+
+    >>> bf16_emulated_note(CpuInfo("AMD EPYC", frozenset({"avx2", "avx512_bf16"}))) is None
+    True
+    >>> bf16_emulated_note(CpuInfo("Apple M2", frozenset())) is None
+    True
+    >>> bf16_emulated_note(CpuInfo("AMD EPYC", frozenset({"avx2"})))
+    'this CPU (AMD EPYC) has no AVX512-BF16 or AMX, so bf16 runs emulated and several times slower than fp32'
+    """
+    info = cpu_info() if info is None else info
+    if not info.flags or info.has_bf16:
+        return None
+    return f"this CPU ({info.model}) has no AVX512-BF16 or AMX, so bf16 runs emulated and several times slower than fp32"

@@ -216,6 +216,11 @@ class Trainer:
         self.dist, self.device = init_distributed(cfg.device)
         if cfg.precision == "amp" and self.device.type != "cuda":
             raise ConfigError("precision=amp needs CUDA; use precision=bf16 or fp32 on CPU")
+        if cfg.precision == "bf16" and self.device.type == "cpu" and self.dist.rank == 0:
+            from mfirrn.io.machine import bf16_emulated_note
+
+            if note := bf16_emulated_note():
+                print(f"mfirrn train: warning: precision bf16: {note}; use precision: fp32", file=sys.stderr)
         if self.device.type == "cuda" and not cfg.deterministic:
             torch.backends.cudnn.benchmark = True  # fixed 120x120 input: let cuDNN time and pick its fastest kernels
         self.out_dir = Path(cfg.out_dir)
