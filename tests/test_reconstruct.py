@@ -410,6 +410,45 @@ def test_cli_missing_or_corrupt_detector_weights(tmp_path, sample_photo, capsys,
     assert not out.exists()
 
 
+@pytest.mark.parametrize("missing, outputs", [("bfm-uv", "json,uv_tex"), ("pncc-code", "json,pncc"),
+                                              ("mtcnn-onet", "json")])
+def test_cli_an_asset_missing_for_every_image_stops_the_run_before_any(missing, outputs, tmp_path, sample_photo,
+                                                                      capsys, monkeypatch):
+    """An asset that every image needs (an output's, the verifier's O-Net) is fetched before the first image: when it
+    cannot be had, the run stops at once with one line and writes nothing, instead of failing image after image."""
+    import shutil
+
+    from mfirrn.io import assets
+
+    real = assets.fetch
+
+    def fetch(name, **kw):
+        if name == missing:
+            raise assets.AssetError(f"asset {name!r} is not cached and could not be downloaded (test)")
+        return real(name, **kw)
+
+    monkeypatch.setattr(assets, "fetch", fetch)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k in range(12):
+        shutil.copy(sample_photo, folder / f"p{k}.jpg")
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(folder), "--outputs", outputs, "--workers", "1", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mfirrn: error: asset") and missing in err[0], err
+    assert not out.exists()
+
+
+def test_failures_beyond_the_listed_ten_are_found_where_the_run_left_them():
+    from mfirrn.inference.runrecord import RunSummary
+
+    s = RunSummary(total=12)
+    s.failed = [(f"p{k}.jpg", f"p{k}.jpg: not a readable image") for k in range(12)]
+    assert s.failure_lines()[-1] == "... and 2 more failed (every reason: mfirrn-run.jsonl)"
+    assert s.failure_lines(journal_kept=False)[-1] == "... and 2 more failed (each named above)"
+    assert len(s.failure_lines()) == 11
+
+
 def test_cli_help_shows_real_defaults_and_cli_words(capsys, sample_photo, tmp_path):
     with pytest.raises(SystemExit):
         main(["reconstruct", "--help"])

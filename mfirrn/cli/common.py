@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from mfirrn.cli.args import add_trust_checkpoint_arg
 from mfirrn.io.defaults import BACKENDS, DEFAULT_CROP_PADDING
@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
     from mfirrn.inference.pipeline import Reconstructor
 
-__all__ = ["fail", "show_progress", "add_model_args", "model_from_args", "reconstructor_from_args", "resolve_backend",
-           "resolve_device", "BACKENDS"]
+__all__ = ["fail", "show_progress", "add_model_args", "model_from_args", "prefetch", "reconstructor_from_args",
+           "resolve_backend", "resolve_device", "BACKENDS"]
 
 
 
@@ -43,7 +43,8 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str | None, defaul
     add_trust_checkpoint_arg(p)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
     p.add_argument("--bf16", action="store_true",
-                   help="bfloat16 autocast for the network (CPUs with AVX512-BF16 or AMX, GPUs; other CPUs emulate it, several times slower, and get a warning)")
+                   help="bfloat16 autocast for the network (CPUs with AVX512-BF16 or AMX, GPUs; other CPUs emulate "
+                        "it, several times slower, and say so)")
     p.add_argument("--backend", choices=list(BACKENDS), default=default_backend,
                    help="run the networks (regressor; in reconstruct also the FaceBoxes detector) in PyTorch or in "
                         "ONNX Runtime (CPU, fp32; exported once into the asset cache); auto: ONNX Runtime on the CPU "
@@ -95,6 +96,19 @@ def model_from_args(args: argparse.Namespace, default_model: str | None) -> nn.M
         except ExportError as e:
             raise ValueError(str(e)) from None
     return model
+
+
+def prefetch(rec: "Reconstructor", outputs: Sequence[str], mesh: str) -> None:
+    """Fetch, before any input is read, what the run would otherwise fetch at its first face: the verifier's O-Net
+    and the assets of the requested ``outputs`` for ``mesh`` (:func:`mfirrn.cli.outputs.output_assets`). A missing
+    one raises :class:`mfirrn.io.assets.AssetError` (one line, with the fix) instead of failing every image."""
+    from mfirrn.cli.outputs import output_assets
+    from mfirrn.io import assets
+
+    if rec.verify:
+        rec.verifier.onet
+    for name in output_assets(outputs, mesh):
+        assets.fetch(name)
 
 
 def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Reconstructor":

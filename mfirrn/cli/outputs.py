@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["OutputContext", "Output", "OUTPUTS", "register_output", "build_outputs", "available_outputs",
-           "encode_image", "mesh_file_names", "DEFAULT_OUTPUTS"]
+           "output_assets", "encode_image", "mesh_file_names", "DEFAULT_OUTPUTS"]
 
 DEFAULT_OUTPUTS = "json,landmarks,dense"
 
@@ -37,23 +37,44 @@ class OutputContext:
     stem: str
 
 
+def _no_assets(mesh: str) -> tuple[str, ...]:
+    return ()
+
+
 @dataclass(frozen=True)
 class Output:
-    """A registered output: ``write`` builds its files; ``dense`` says it needs the dense mesh."""
+    """A registered output: ``write`` builds its files; ``dense`` says it needs the dense mesh; ``assets(mesh)``
+    names the assets (:mod:`mfirrn.io.assets`) it reads beyond the pipeline's own, for the mesh ``"full"`` or
+    ``"noneck"`` (fetched before a run, so that a missing one stops it at once rather than failing every image)."""
 
     name: str
     write: Callable[[OutputContext], list[tuple[str, bytes]]]
     dense: bool
     help: str
+    assets: Callable[[str], tuple[str, ...]] = _no_assets
 
 
 OUTPUTS: dict[str, Output] = {}
 
 
 def register_output(name: str, write: Callable[[OutputContext], list[tuple[str, bytes]]], *, dense: bool,
-                    help: str) -> None:
+                    help: str, assets: Callable[[str], tuple[str, ...]] = _no_assets) -> None:
     """Add an output named ``name`` (``--outputs name``)."""
-    OUTPUTS[name] = Output(name, write, dense, help)
+    OUTPUTS[name] = Output(name, write, dense, help, assets)
+
+
+def output_assets(names: Sequence[str], mesh: str) -> list[str]:
+    """The assets the outputs ``names`` read for the mesh ``mesh``, each once, in order.
+
+    >>> output_assets(["json", "pncc", "uv_tex", "uv_glb"], "full")
+    ['pncc-code', 'bfm-uv', 'bfm-noneck-indices']
+    """
+    _register_renderer_outputs()
+    found: list[str] = []
+    for n in names:
+        if n in OUTPUTS:
+            found += [a for a in OUTPUTS[n].assets(mesh) if a not in found]
+    return found
 
 
 def available_outputs() -> tuple[str, ...]:
@@ -146,9 +167,11 @@ def _register_renderer_outputs() -> None:
     for name, fn in render_outputs.RENDER_OUTPUTS.items():
         w = _png(fn)
         w.output_name = name  # type: ignore[attr-defined]
-        register_output(name, w, dense=True, help=f"<name>_{name}.png (z-buffer renderer)")
+        register_output(name, w, dense=True, help=f"<name>_{name}.png (z-buffer renderer)",
+                        assets=render_outputs.ASSETS.get(name, _no_assets))
     for name, fn in render_outputs.FILE_OUTPUTS.items():
-        register_output(name, _files(fn), dense=True, help=f"{name}: several files per face (textured mesh)")
+        register_output(name, _files(fn), dense=True, help=f"{name}: several files per face (textured mesh)",
+                        assets=render_outputs.ASSETS.get(name, _no_assets))
 
 
 def _files(fn: Callable) -> Callable[[OutputContext], list[tuple[str, bytes]]]:

@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
-from mfirrn.cli.common import add_model_args, fail, reconstructor_from_args, show_progress
+from mfirrn.cli.common import add_model_args, fail, prefetch, reconstructor_from_args, show_progress
 
 #: With automatic ``--workers``, runs of fewer inputs than this stay in one process (starting a worker and its
 #: model costs seconds).
@@ -354,6 +354,7 @@ def _run(args: argparse.Namespace) -> int:
         rec = reconstructor_from_args(args, dense=needs_dense)
         if boxes is None and landmarks is None:
             rec.detector  # build it now so a bad detector name or missing weights fail before any image is read
+        prefetch(rec, outputs, args.mesh)  # and what the verifier and the outputs read: every image needs it
     except (ValueError, KeyError, assets.AssetError, LandmarkFileError, OSError) as e:
         return fail(str(e).strip("'\""))
     try:
@@ -463,11 +464,12 @@ def _execute(args, record, job, rec, paths, names, out_dir: Path, table: bool, d
         table_path = finish_table(out_dir, keep, {"run": record.manifest})
     rate = ((len(finished_at) - 1) / (finished_at[-1] - finished_at[0])
             if len(finished_at) > 1 and finished_at[-1] > finished_at[0] else len(todo) / max(seconds, 1e-9))
-    return _report(summary, lone, len(todo), seconds, rate, workers, args.engine, out_dir, table_path)
+    return _report(summary, lone, len(todo), seconds, rate, workers, args.engine, out_dir, table_path,
+                   journal_kept=not (summary.done == 0 and record.fresh))
 
 
 def _report(summary, lone: bool, n_run: int, seconds: float, rate: float, workers: int, engine_name: str,
-            out_dir: Path, table_path) -> int:
+            out_dir: Path, table_path, journal_kept: bool = True) -> int:
     from mfirrn.inference.sources import show_path
 
     if lone and summary.done == 0:
@@ -480,7 +482,7 @@ def _report(summary, lone: bool, n_run: int, seconds: float, rate: float, worker
     note = summary.small_faces_line()
     if note:
         print(note, file=sys.stderr)
-    for line in summary.failure_lines():
+    for line in summary.failure_lines(journal_kept=journal_kept):
         print(line, file=sys.stderr)
     if summary.failed:
         return 1 if summary.done else 2

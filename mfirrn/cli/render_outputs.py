@@ -41,3 +41,15 @@ RENDER_OUTPUTS = {
     "texture": _lazy("mfirrn.vis", "render_textured"),
     "pose": _enlarged(_lazy("mfirrn.vis.pose", "draw_pose")),  # a drawing, not a render: enlarged when small
 }
+
+
+def _uv_assets(mesh: str) -> tuple[str, ...]:
+    return ("bfm-uv", "bfm-noneck-indices")  # mfirrn.render.uvtex: the UV layout is the no-neck mesh's
+
+
+# output -> the assets it reads for the mesh "full" or "noneck" (mfirrn.vis.overlays._pncc_code, mfirrn.render.uvtex)
+ASSETS: dict[str, Callable[[str], tuple[str, ...]]] = {
+    "pncc": lambda mesh: ("pncc-code",) if mesh == "full" else ("ncc-code",),
+    "uv_tex": _uv_assets,
+    "uv_glb": _uv_assets,
+}

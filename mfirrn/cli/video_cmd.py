@@ -257,7 +257,7 @@ def _no_face_hints(args: argparse.Namespace, result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mfirrn.cli.common import reconstructor_from_args
+    from mfirrn.cli.common import prefetch, reconstructor_from_args
     from mfirrn.cli.outputs import DEFAULT_OUTPUTS
     from mfirrn.io import assets
     from mfirrn.video.io import is_video
@@ -291,6 +291,7 @@ def run(args: argparse.Namespace) -> int:
         settings = _settings(args)
         rec = reconstructor_from_args(args, dense=False)
         rec.detector  # build it now so a bad detector name fails before any frame is read
+        prefetch(rec, outputs, args.mesh)  # and the verifier's O-Net and what the outputs read
     except (ValueError, KeyError, assets.AssetError, OSError) as e:
         return fail(str(e).strip("'\""))
     sources = [args.camera] if args.camera is not None else [str(p) for p in paths]

@@ -383,8 +383,12 @@ class RunSummary:
                 f"the detector finds at that scale ({names}); --detector-size full may find more faces in them "
                 f"(slower)")
 
-    def failure_lines(self, limit: int = 10) -> list[str]:
+    def failure_lines(self, limit: int = 10, journal_kept: bool = True) -> list[str]:
+        """The first ``limit`` failures, one line each, then where the others are: the run's journal, or, where
+        no record was kept (nothing reconstructed), the lines printed as they happened (a run of more than
+        ``limit`` inputs prints each failure when it comes)."""
         lines = [f"failed: {reason}" for _, reason in self.failed[:limit]]
         if len(self.failed) > limit:
-            lines.append(f"... and {len(self.failed) - limit} more failed (every reason: {JOURNAL})")
+            where = f"every reason: {JOURNAL}" if journal_kept else "each named above"
+            lines.append(f"... and {len(self.failed) - limit} more failed ({where})")
         return lines

@@ -102,4 +102,5 @@ def bf16_emulated_note(info: CpuInfo | None = None) -> str | None:
     info = cpu_info() if info is None else info
     if not info.flags or info.has_bf16:
         return None
-    return f"this CPU ({info.model}) has no AVX512-BF16 or AMX, so bf16 runs emulated and several times slower than fp32"
+    return (f"this CPU ({info.model}) has no AVX512-BF16 or AMX, so bf16 runs emulated and several times slower "
+            f"than fp32")
