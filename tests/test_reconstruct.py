@@ -439,6 +439,30 @@ def test_cli_an_asset_missing_for_every_image_stops_the_run_before_any(missing, 
     assert not out.exists()
 
 
+@pytest.mark.parametrize("blocked, args, message", [
+    (("ai_edge_litert", "tflite_runtime", "tensorflow"), ["--detector", "blazeface"], "TensorFlow Lite runtime"),
+    (("ai_edge_litert", "tflite_runtime", "tensorflow"), ["--detector", "faceboxes,blazeface"],
+     "TensorFlow Lite runtime"),  # the chain's second detector: it used to fail at the first image FaceBoxes missed
+    (("trimesh",), ["--outputs", "json,uv_glb"], "GLB export needs trimesh"),
+])
+def test_cli_a_package_missing_for_every_image_stops_the_run_before_any(blocked, args, message, tmp_path, sample_photo,
+                                                                       capsys, monkeypatch):
+    import shutil
+    import sys
+
+    for name in blocked:
+        monkeypatch.setitem(sys.modules, name, None)  # `import name` raises ImportError
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k in range(3):
+        shutil.copy(sample_photo, folder / f"p{k}.jpg")
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(folder), *args, "--workers", "1", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mfirrn: error:") and message in err[0], err
+    assert not out.exists()
+
+
 def test_failures_beyond_the_listed_ten_are_found_where_the_run_left_them():
     from mfirrn.inference.runrecord import RunSummary
 

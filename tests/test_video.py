@@ -540,6 +540,23 @@ def test_a_crop_out_of_the_image_that_the_detector_confirms_keeps_its_track(rec,
 
 
 # ------------------------------------------------------------------------------------ CLI
+def test_cli_video_with_a_detector_whose_package_is_missing_is_one_line_before_any_frame(tmp_path, capsys,
+                                                                                      monkeypatch):
+    import sys
+
+    clip = tmp_path / "clip.mp4"
+    with VideoWriter(clip, fps=10) as w:
+        for _ in range(3):
+            w.write(np.full((48, 64, 3), 90, np.uint8))
+    for name in ("ai_edge_litert", "tflite_runtime", "tensorflow"):
+        monkeypatch.setitem(sys.modules, name, None)
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(clip), "--detector", "faceboxes,blazeface", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mfirrn: error:") and "TensorFlow Lite runtime" in err[0], err
+    assert not out.exists() or not any(out.iterdir())
+
+
 @pytest.mark.slow
 def test_cli_video_writes_jsonl_overlay_and_meshes(tmp_path, lenna, capsys):
     from mfirrn.video.synthetic import make_clip

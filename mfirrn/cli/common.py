@@ -98,17 +98,20 @@ def model_from_args(args: argparse.Namespace, default_model: str | None) -> nn.M
     return model
 
 
-def prefetch(rec: "Reconstructor", outputs: Sequence[str], mesh: str) -> None:
-    """Fetch, before any input is read, what the run would otherwise fetch at its first face: the verifier's O-Net
-    and the assets of the requested ``outputs`` for ``mesh`` (:func:`mfirrn.cli.outputs.output_assets`). A missing
-    one raises :class:`mfirrn.io.assets.AssetError` (one line, with the fix) instead of failing every image."""
-    from mfirrn.cli.outputs import output_assets
-    from mfirrn.io import assets
+def prefetch(rec: "Reconstructor", outputs: Sequence[str], mesh: str, *, detect: bool) -> None:
+    """Build and fetch, before any input is read, what the run would otherwise build at its first image: the
+    detector (``detect``: the faces are not given), every detector of a ``--detector`` chain, the verifier's O-Net and
+    what the requested ``outputs`` need for ``mesh`` (:func:`mfirrn.cli.outputs.prepare_outputs`). A bad detector
+    name, missing weights, a missing asset or package raise here (``ValueError``, ``AssetError``, ``ImportError``:
+    one line, with the fix) instead of failing every image, or the run half-way."""
+    from mfirrn.cli.outputs import prepare_outputs
+    from mfirrn.detect.registry import FirstOf
 
+    if detect and isinstance(rec.detector, FirstOf):
+        rec.detector.build_all()
     if rec.verify:
         rec.verifier.onet
-    for name in output_assets(outputs, mesh):
-        assets.fetch(name)
+    prepare_outputs(outputs, mesh)
 
 
 def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Reconstructor":

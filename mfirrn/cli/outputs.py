@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["OutputContext", "Output", "OUTPUTS", "register_output", "build_outputs", "available_outputs",
-           "output_assets", "encode_image", "mesh_file_names", "DEFAULT_OUTPUTS"]
+           "prepare_outputs", "encode_image", "mesh_file_names", "DEFAULT_OUTPUTS"]
 
 DEFAULT_OUTPUTS = "json,landmarks,dense"
 
@@ -37,44 +37,40 @@ class OutputContext:
     stem: str
 
 
-def _no_assets(mesh: str) -> tuple[str, ...]:
-    return ()
+def _nothing_to_prepare(mesh: str) -> None:
+    return None
 
 
 @dataclass(frozen=True)
 class Output:
-    """A registered output: ``write`` builds its files; ``dense`` says it needs the dense mesh; ``assets(mesh)``
-    names the assets (:mod:`mfirrn.io.assets`) it reads beyond the pipeline's own, for the mesh ``"full"`` or
-    ``"noneck"`` (fetched before a run, so that a missing one stops it at once rather than failing every image)."""
+    """A registered output: ``write`` builds its files; ``dense`` says it needs the dense mesh; ``prepare(mesh)``
+    fetches the assets (:mod:`mfirrn.io.assets`) and checks the packages it needs beyond the pipeline's own, for the
+    mesh ``"full"`` or ``"noneck"``, raising :class:`mfirrn.io.assets.AssetError` or ``ValueError`` (one line, with
+    the fix) when it could write no image: a run calls it first, so that it stops at once rather than failing every
+    image."""
 
     name: str
     write: Callable[[OutputContext], list[tuple[str, bytes]]]
     dense: bool
     help: str
-    assets: Callable[[str], tuple[str, ...]] = _no_assets
+    prepare: Callable[[str], None] = _nothing_to_prepare
 
 
 OUTPUTS: dict[str, Output] = {}
 
 
 def register_output(name: str, write: Callable[[OutputContext], list[tuple[str, bytes]]], *, dense: bool,
-                    help: str, assets: Callable[[str], tuple[str, ...]] = _no_assets) -> None:
+                    help: str, prepare: Callable[[str], None] = _nothing_to_prepare) -> None:
     """Add an output named ``name`` (``--outputs name``)."""
-    OUTPUTS[name] = Output(name, write, dense, help, assets)
+    OUTPUTS[name] = Output(name, write, dense, help, prepare)
 
 
-def output_assets(names: Sequence[str], mesh: str) -> list[str]:
-    """The assets the outputs ``names`` read for the mesh ``mesh``, each once, in order.
-
-    >>> output_assets(["json", "pncc", "uv_tex", "uv_glb"], "full")
-    ['pncc-code', 'bfm-uv', 'bfm-noneck-indices']
-    """
+def prepare_outputs(names: Sequence[str], mesh: str) -> None:
+    """:attr:`Output.prepare` of each output of ``names`` for the mesh ``mesh``."""
     _register_renderer_outputs()
-    found: list[str] = []
     for n in names:
         if n in OUTPUTS:
-            found += [a for a in OUTPUTS[n].assets(mesh) if a not in found]
-    return found
+            OUTPUTS[n].prepare(mesh)
 
 
 def available_outputs() -> tuple[str, ...]:
@@ -168,10 +164,10 @@ def _register_renderer_outputs() -> None:
         w = _png(fn)
         w.output_name = name  # type: ignore[attr-defined]
         register_output(name, w, dense=True, help=f"<name>_{name}.png (z-buffer renderer)",
-                        assets=render_outputs.ASSETS.get(name, _no_assets))
+                        prepare=render_outputs.PREPARE.get(name, _nothing_to_prepare))
     for name, fn in render_outputs.FILE_OUTPUTS.items():
         register_output(name, _files(fn), dense=True, help=f"{name}: several files per face (textured mesh)",
-                        assets=render_outputs.ASSETS.get(name, _no_assets))
+                        prepare=render_outputs.PREPARE.get(name, _nothing_to_prepare))
 
 
 def _files(fn: Callable) -> Callable[[OutputContext], list[tuple[str, bytes]]]:

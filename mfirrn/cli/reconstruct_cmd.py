@@ -352,10 +352,8 @@ def _run(args: argparse.Namespace) -> int:
     set_threads(threads)
     try:
         rec = reconstructor_from_args(args, dense=needs_dense)
-        if boxes is None and landmarks is None:
-            rec.detector  # build it now so a bad detector name or missing weights fail before any image is read
-        prefetch(rec, outputs, args.mesh)  # and what the verifier and the outputs read: every image needs it
-    except (ValueError, KeyError, assets.AssetError, LandmarkFileError, OSError) as e:
+        prefetch(rec, outputs, args.mesh, detect=boxes is None and landmarks is None)  # fails before any image
+    except (ValueError, KeyError, ImportError, assets.AssetError, LandmarkFileError, OSError) as e:
         return fail(str(e).strip("'\""))
     try:
         record = RunRecord.open(out_dir, root=root, inputs=names, settings=settings, model=model, resume=args.resume)

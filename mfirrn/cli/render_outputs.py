@@ -43,13 +43,25 @@ RENDER_OUTPUTS = {
 }
 
 
-def _uv_assets(mesh: str) -> tuple[str, ...]:
-    return ("bfm-uv", "bfm-noneck-indices")  # mfirrn.render.uvtex: the UV layout is the no-neck mesh's
+def _prepare_pncc(mesh: str) -> None:
+    from mfirrn.io.assets import fetch
+
+    fetch("pncc-code" if mesh == "full" else "ncc-code")  # mfirrn.vis.overlays._pncc_code
 
 
-# output -> the assets it reads for the mesh "full" or "noneck" (mfirrn.vis.overlays._pncc_code, mfirrn.render.uvtex)
-ASSETS: dict[str, Callable[[str], tuple[str, ...]]] = {
-    "pncc": lambda mesh: ("pncc-code",) if mesh == "full" else ("ncc-code",),
-    "uv_tex": _uv_assets,
-    "uv_glb": _uv_assets,
-}
+def _prepare_uv(mesh: str) -> None:
+    from mfirrn.io.assets import fetch
+
+    fetch("bfm-uv")  # mfirrn.render.uvtex: the UV layout is the no-neck mesh's, whatever the mesh
+    fetch("bfm-noneck-indices")
+
+
+def _prepare_glb(mesh: str) -> None:
+    from mfirrn.render.uvtex import glb_modules
+
+    _prepare_uv(mesh)
+    glb_modules()
+
+
+# output -> what it fetches and checks before a run (mfirrn.cli.outputs.Output.prepare)
+PREPARE: dict[str, Callable[[str], None]] = {"pncc": _prepare_pncc, "uv_tex": _prepare_uv, "uv_glb": _prepare_glb}

@@ -290,9 +290,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
         rec = reconstructor_from_args(args, dense=False)
-        rec.detector  # build it now so a bad detector name fails before any frame is read
-        prefetch(rec, outputs, args.mesh)  # and the verifier's O-Net and what the outputs read
-    except (ValueError, KeyError, assets.AssetError, OSError) as e:
+        prefetch(rec, outputs, args.mesh, detect=True)  # a bad detector or a missing asset fail before any frame
+    except (ValueError, KeyError, ImportError, assets.AssetError, OSError) as e:
         return fail(str(e).strip("'\""))
     sources = [args.camera] if args.camera is not None else [str(p) for p in paths]
     n_ok = 0

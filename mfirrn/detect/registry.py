@@ -113,6 +113,10 @@ class FirstOf:
             self._built.append(_build(self.names[len(self._built)], **self._options))
         return self._built[i]
 
+    def build_all(self) -> None:
+        """Build every detector of the chain now (a missing package or weights file fails here, not mid-run)."""
+        self._get(len(self.names) - 1)
+
     def __call__(self, image: np.ndarray) -> np.ndarray:
         boxes = np.zeros((0, 5))
         for i, name in enumerate(self.names):

@@ -287,14 +287,20 @@ def textured_obj(vertices: np.ndarray, triangles: np.ndarray, uv: np.ndarray, mt
     return obj.encode(), mtl.encode()
 
 
-def textured_glb(vertices: np.ndarray, triangles: np.ndarray, uv: np.ndarray, texture_bgr: np.ndarray) -> bytes:
-    """Binary glTF (GLB) of the textured mesh, via trimesh (needs ``trimesh`` and ``pillow``)."""
+def glb_modules():
+    """``(trimesh, PIL.Image)``, which GLB export needs; ValueError naming the missing one and the fix."""
     try:
         import trimesh
         from PIL import Image
     except ImportError as e:
         raise ValueError(f"GLB export needs trimesh and pillow ({e.name} is missing): "
                          "pip install trimesh pillow") from None
+    return trimesh, Image
+
+
+def textured_glb(vertices: np.ndarray, triangles: np.ndarray, uv: np.ndarray, texture_bgr: np.ndarray) -> bytes:
+    """Binary glTF (GLB) of the textured mesh, via trimesh (needs ``trimesh`` and ``pillow``)."""
+    trimesh, Image = glb_modules()
     material = trimesh.visual.material.SimpleMaterial(image=Image.fromarray(texture_bgr[..., ::-1].copy()))
     visual = trimesh.visual.TextureVisuals(uv=np.asarray(uv, np.float64), material=material)
     mesh = trimesh.Trimesh(np.asarray(vertices, np.float64), np.asarray(triangles, np.int64), visual=visual,
