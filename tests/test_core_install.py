@@ -56,3 +56,15 @@ def test_benchmark_runs_without_any_extra(tmp_path):
     r = run_core_only(["benchmark", "--limit", "20"], tmp_path)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert "NME" in r.stdout
+
+
+def test_training_runs_without_any_extra(tmp_path):
+    from _hostile import tiny_train_config
+
+    from mfirrn.data import make_synthetic_dataset
+
+    syn = make_synthetic_dataset(tmp_path / "syn", 20, seed=0)["root"]
+    cfg = tiny_train_config(tmp_path / "t.yaml", syn, tmp_path / "run", **{"model.arch": "3ddfa-mb05", "epochs": 1})
+    r = run_core_only(["train", "--config", str(cfg)], tmp_path)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert (tmp_path / "run" / "last.pt").is_file()
