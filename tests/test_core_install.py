@@ -11,7 +11,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
 from conftest import need_aflw2000
 
 ROOT = Path(__file__).resolve().parents[1]
