@@ -4,7 +4,6 @@ command does any work; the value checks themselves are :mod:`mfirrn.io.options`.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -101,17 +100,3 @@ def check_args(args: Any) -> None:
     for dest, (option, check) in rules.items():
         if hasattr(args, dest):
             check(getattr(args, dest), option)
-    if getattr(args, "bf16", False) and _on_cpu(getattr(args, "device", "cpu")):
-        from mfirrn.io.machine import bf16_emulated_note
-
-        if note := bf16_emulated_note():
-            print(f"warning: --bf16: {note}; drop --bf16 (the default is faster here)", file=sys.stderr)
-
-
-def _on_cpu(device: str) -> bool:
-    """Whether ``--device`` (already checked) runs on the CPU."""
-    if device == "auto":
-        import torch
-
-        return not torch.cuda.is_available()
-    return device.split(":")[0] == "cpu"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mfirrn.cli.common import add_model_args, fail, model_from_args
+from mfirrn.cli.common import add_model_args, fail, model_from_args, warn_bf16
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output != "fused" and not isinstance(model, MFIRRN):
         return fail(f"--output {args.output} scores one head of an MFIRRN model; {model.card.name} has a single "
                     f"output: drop --output, or benchmark an MFIRRN checkpoint (--model mfirrn-... --checkpoint FILE)")
+    warn_bf16(args)
     name = None if args.output == "fused" else f"{model.card.name}[{args.output}]"
     try:
         result = evaluate(model, data, batch_size=args.batch_size, bf16=args.bf16, output=args.output, name=name)
@@ -169,6 +170,7 @@ def run_compare(args: argparse.Namespace) -> int:
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         return fail(f"--compare names must be unique, got {names}")
+    warn_bf16(args)
     bfm = MorphableModel("full")
     results, cis = [], {}
     aflw_absent = "skipped (--no-aflw21)" if args.no_aflw21 else report.AFLW21_ABSENT

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from mfirrn.inference.pipeline import Reconstructor
 
 __all__ = ["fail", "show_progress", "add_model_args", "model_from_args", "prefetch", "reconstructor_from_args",
-           "resolve_backend", "resolve_device", "BACKENDS"]
+           "resolve_backend", "resolve_device", "warn_bf16", "BACKENDS"]
 
 
 
@@ -112,6 +112,17 @@ def prefetch(rec: "Reconstructor", outputs: Sequence[str], mesh: str, *, detect:
     if rec.verify:
         rec.verifier.onet
     prepare_outputs(outputs, mesh)
+
+
+def warn_bf16(args: argparse.Namespace) -> None:
+    """One ``warning:`` line when ``--bf16`` would run emulated on this CPU (:func:`mfirrn.io.machine.bf16_emulated_note`):
+    said once the command's checks have passed and its work is about to start."""
+    if not getattr(args, "bf16", False) or resolve_device(getattr(args, "device", "cpu")).split(":")[0] != "cpu":
+        return
+    from mfirrn.io.machine import bf16_emulated_note
+
+    if note := bf16_emulated_note():
+        print(f"warning: --bf16: {note}; drop --bf16 (the default is faster here)", file=sys.stderr)
 
 
 def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Reconstructor":

@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
-from mfirrn.cli.common import add_model_args, fail, prefetch, reconstructor_from_args, show_progress
+from mfirrn.cli.common import add_model_args, fail, prefetch, reconstructor_from_args, show_progress, warn_bf16
 
 #: With automatic ``--workers``, runs of fewer inputs than this stay in one process (starting a worker and its
 #: model costs seconds).
@@ -360,6 +360,7 @@ def _run(args: argparse.Namespace) -> int:
     except ResumeError as e:
         return fail(show_path(str(e)))
     with record:
+        warn_bf16(args)
         for note in record.notes:
             print(f"note: {note}", file=sys.stderr)
         options = {k: v for k, v in vars(args).items() if k not in ("func", "images")} | {"threads": threads}

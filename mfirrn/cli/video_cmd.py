@@ -257,7 +257,7 @@ def _no_face_hints(args: argparse.Namespace, result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mfirrn.cli.common import prefetch, reconstructor_from_args
+    from mfirrn.cli.common import prefetch, reconstructor_from_args, warn_bf16
     from mfirrn.cli.outputs import DEFAULT_OUTPUTS
     from mfirrn.io import assets
     from mfirrn.video.io import is_video
@@ -293,6 +293,7 @@ def run(args: argparse.Namespace) -> int:
         prefetch(rec, outputs, args.mesh, detect=True)  # a bad detector or a missing asset fail before any frame
     except (ValueError, KeyError, ImportError, assets.AssetError, OSError) as e:
         return fail(str(e).strip("'\""))
+    warn_bf16(args)
     sources = [args.camera] if args.camera is not None else [str(p) for p in paths]
     n_ok = 0
     import torch

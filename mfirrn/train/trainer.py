@@ -216,11 +216,6 @@ class Trainer:
         self.dist, self.device = init_distributed(cfg.device)
         if cfg.precision == "amp" and self.device.type != "cuda":
             raise ConfigError("precision=amp needs CUDA; use precision=bf16 or fp32 on CPU")
-        if cfg.precision == "bf16" and self.device.type == "cpu" and self.dist.rank == 0:
-            from mfirrn.io.machine import bf16_emulated_note
-
-            if note := bf16_emulated_note():
-                print(f"mfirrn train: warning: precision bf16: {note}; use precision: fp32", file=sys.stderr)
         if self.device.type == "cuda" and not cfg.deterministic:
             torch.backends.cudnn.benchmark = True  # fixed 120x120 input: let cuDNN time and pick its fastest kernels
         self.out_dir = Path(cfg.out_dir)
@@ -514,6 +509,11 @@ class Trainer:
             resume_step = self.step
         elif last.is_file():
             raise TrainError(f"{self.out_dir} already holds a run (last.pt); pass --resume to continue it or set out_dir=NEW_DIR")
+        if main and cfg.precision == "bf16" and self.device.type == "cpu":  # said once the run is sure to start
+            from mfirrn.io.machine import bf16_emulated_note
+
+            if note := bf16_emulated_note():
+                print(f"mfirrn train: warning: precision bf16: {note}; use precision: fp32", file=sys.stderr)
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             from mfirrn.io.fileio import atomic_write
