@@ -115,8 +115,8 @@ def prefetch(rec: "Reconstructor", outputs: Sequence[str], mesh: str, *, detect:
 
 
 def warn_bf16(args: argparse.Namespace) -> None:
-    """One ``warning:`` line when ``--bf16`` would run emulated on this CPU (:func:`mfirrn.io.machine.bf16_emulated_note`):
-    said once the command's checks have passed and its work is about to start."""
+    """One ``warning:`` line when ``--bf16`` would run emulated on this CPU
+    (:func:`mfirrn.io.machine.bf16_emulated_note`): said once the command's checks have passed and its work starts."""
     if not getattr(args, "bf16", False) or resolve_device(getattr(args, "device", "cpu")).split(":")[0] != "cpu":
         return
     from mfirrn.io.machine import bf16_emulated_note
