@@ -207,6 +207,10 @@ def test_rerun_with_other_options_or_model_is_refused(photos, tmp_path, capsys, 
         assert len(err) == 1 and f"-o {out} holds another run (" in err[0], err
     assert main(["reconstruct", str(photos / "a"), "-o", str(out), "--outputs", "json", "--resume"]) == 2
     assert "inputs under" in error_lines(capsys)[0]
+    shutil.copy(photos / "p0.jpg", photos / "a" / "p3.jpg")  # a photo added to the folder since: named
+    assert main(["reconstruct", str(photos), "-o", str(out), "--outputs", "json", "--resume"]) == 2
+    assert "other inputs (3 -> 4: a/p3.jpg is new)" in error_lines(capsys)[0]
+    (photos / "a" / "p3.jpg").unlink()
     assert main(["reconstruct", str(photos), "-o", str(out), "--outputs", "json", "--model", "3ddfa-mb05-aflw21"]) == 2
     assert "--model 3ddfa-v2-mb05 -> 3ddfa-mb05-aflw21" in error_lines(capsys)[0]
     assert outputs_of(out) == before

@@ -139,7 +139,7 @@ class RunRecord:
             raise
         try:
             manifest = _manifest(root, inputs, settings, model)
-            old, notes = _compare(out_dir, manifest, resume)
+            old, notes = _compare(out_dir, manifest, resume, inputs)
             n_swept = sweep_temporaries(out_dir)
             if n_swept:
                 notes.append(f"removed {n_swept} temporary file(s) a killed run left in {out_dir}")
@@ -162,7 +162,7 @@ class RunRecord:
         model)."""
         out_dir = Path(out_dir)
         if out_dir.is_dir():
-            _compare(out_dir, _manifest(root, inputs, settings, model), resume)
+            _compare(out_dir, _manifest(root, inputs, settings, model), resume, inputs)
 
     def add(self, result: InputResult) -> None:
         """Record that an input finished (after its files are published)."""
@@ -213,9 +213,9 @@ def _manifest(root: PathLike, inputs: Sequence[str], settings: dict, model: dict
             "code": {"package": _package_version()}, "code_version": code_version()}
 
 
-def _compare(out_dir: Path, manifest: dict, resume: bool) -> tuple[Optional[dict], list[str]]:
+def _compare(out_dir: Path, manifest: dict, resume: bool, inputs: Sequence[str]) -> tuple[Optional[dict], list[str]]:
     """The run recorded in ``out_dir`` (``None`` for none) and notes; :class:`ResumeError` when ``out_dir``
-    holds another run or files no run recorded."""
+    holds another run or files no run recorded (``inputs``: the new run's, to name what changed)."""
     notes: list[str] = []
     old = _read_manifest(out_dir)
     if old is None:
@@ -225,9 +225,9 @@ def _compare(out_dir: Path, manifest: dict, resume: bool) -> tuple[Optional[dict
             raise ResumeError(f"-o {out_dir} already holds files that no mfirrn run recorded (e.g. {others[0]}); "
                               f"choose a new or empty -o folder")
         return None, notes
-    diffs = _differences(old, manifest, out_dir)
+    diffs = _differences(old, manifest, out_dir, inputs)
     if diffs:
-        raise ResumeError(f"-o {out_dir} holds another run ({'; '.join(diffs)}); rerun with its options to "
+        raise ResumeError(f"-o {out_dir} holds another run ({'; '.join(diffs)}); rerun with its inputs and options to "
                           f"{'resume' if resume else 'redo'} it, or choose a new -o (or delete {out_dir})")
     if old.get("code_version") != manifest["code_version"]:
         notes.append(f"the run in {out_dir} was started by mfirrn {old.get('code_version')}; continuing with "
@@ -292,7 +292,7 @@ def _read_manifest(out_dir: Path) -> Optional[dict]:
     return old
 
 
-def _differences(old: dict, new: dict, out_dir: Path) -> list[str]:
+def _differences(old: dict, new: dict, out_dir: Path, inputs: Sequence[str]) -> list[str]:
     diffs = []
     if old.get("format") != new["format"]:
         diffs.append(f"run format {old.get('format')} -> {new['format']}")
@@ -303,17 +303,37 @@ def _differences(old: dict, new: dict, out_dir: Path) -> list[str]:
     if old.get("root") != new["root"]:
         diffs.append(f"inputs under {old.get('root')} -> {new['root']}")
     elif old.get("inputs", {}).get("sha256") != new["inputs"]["sha256"]:
-        diffs.append(_describe_input_change(out_dir / INPUTS, old.get("inputs", {}).get("count"),
-                                            new["inputs"]["count"]))
+        diffs.append(_describe_input_change(out_dir / INPUTS, old.get("inputs", {}).get("count"), inputs))
     return diffs
 
 
-def _describe_input_change(listing: Path, n_old: Optional[int], n_new: int) -> str:
+def _describe_input_change(listing: Path, n_old: Optional[int], inputs: Sequence[str]) -> str:
+    """``other inputs (N -> M: ...)``, naming an input that is new and one that is gone (from the run's listing).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = (Path(d) / "inputs").write_bytes(b"a.jpg\\nb.jpg\\n")
+    ...     print(_describe_input_change(Path(d) / "inputs", 2, ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]))
+    ...     print(_describe_input_change(Path(d) / "inputs", 2, ["b.jpg"]))
+    ...     print(_describe_input_change(Path(d) / "inputs", 2, ["b.jpg", "a.jpg"]))
+    other inputs (2 -> 4: c.jpg and 1 more are new)
+    other inputs (2 -> 1: a.jpg is gone)
+    other inputs (2 -> 2: the same in another order)
+    """
     try:
         old_names = [os.fsdecode(s) for s in listing.read_bytes().splitlines()]
     except OSError:
-        return f"other inputs ({n_old} -> {n_new})"
-    return f"other inputs ({n_old} -> {n_new}; e.g. {old_names[0] if old_names else '?'} was one)"
+        return f"other inputs ({n_old} -> {len(inputs)})"
+    before, now = set(old_names), set(inputs)
+    added = [n for n in inputs if n not in before]
+    gone = [n for n in old_names if n not in now]
+
+    def named(names: list[str], what: str) -> str:
+        more = f" and {len(names) - 1} more are" if len(names) > 1 else " is"
+        return f"{names[0]}{more} {what}"
+
+    parts = ([named(added, "new")] if added else []) + ([named(gone, "gone")] if gone else [])
+    return f"other inputs ({n_old} -> {len(inputs)}: {', '.join(parts) or 'the same in another order'})"
 
 
 def _read_journal(path: Path, repair: bool = True) -> dict[str, dict]:
