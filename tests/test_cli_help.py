@@ -74,6 +74,27 @@ def test_lazy_and_full_parsers_agree(capsys):
     assert "invalid choice: 'recontruct'" in err and "'reconstruct'" in err and err.count("\n") == 1
 
 
+
+@pytest.mark.parametrize("argv, line", [
+    (["reconstrct"], "mfirrn: error: argument COMMAND: invalid choice: 'reconstrct' (did you mean 'reconstruct'? "
+                     "choices: 'assets', 'models', 'reconstruct', 'benchmark', 'data', 'train', 'export-onnx'); "
+                     "see `mfirrn --help`"),
+    (["reconstruct", "--refine", "robus"], "mfirrn reconstruct: error: argument --refine: invalid choice: 'robus' "
+                                           "(did you mean 'robust'? choices: 'robust', 'always', 'off'); see "
+                                           "`mfirrn reconstruct --help`"),
+    (["benchmark", "--limt", "3"], "mfirrn benchmark: error: unrecognized arguments: --limt 3 (did you mean "
+                                   "--limit?); see `mfirrn benchmark --help`"),
+    (["data", "fetch", "aflw", "--with-orignals"], "mfirrn data fetch: error: unrecognized arguments: --with-orignals "
+                                                   "(did you mean --with-originals?); see `mfirrn data fetch --help`"),
+    (["models", "--foo"], "mfirrn models: error: unrecognized arguments: --foo; see `mfirrn models --help`"),
+])
+def test_a_mistyped_command_or_option_names_the_closest(argv, line, capsys):
+    from mfirrn.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and capsys.readouterr().err.splitlines() == [line]
+
 def _help_of(*path: str) -> str:
     parser = build_parser(lazy=False)
     for name in path:

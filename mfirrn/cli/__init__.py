@@ -51,7 +51,27 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+        self.exit(2, f"{self.prog}: error: {_with_suggestion(message)}; see `{self.prog} --help`\n")
+
+
+def _with_suggestion(message: str) -> str:
+    """argparse's ``invalid choice: 'X' (choose from ...)`` with the closest choice named first, for a mistyped
+    command or option value.
+
+    >>> _with_suggestion("argument COMMAND: invalid choice: 'reconstrct' (choose from 'assets', 'reconstruct')")
+    "argument COMMAND: invalid choice: 'reconstrct' (did you mean 'reconstruct'? choices: 'assets', 'reconstruct')"
+    """
+    import difflib
+    import re
+
+    m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+    if not m:
+        return message
+    choices = re.findall(r"'([^']*)'", m.group(2))
+    close = difflib.get_close_matches(m.group(1), choices, n=1)
+    if not close:
+        return message
+    return message[:m.start(0)] + f"invalid choice: '{m.group(1)}' (did you mean '{close[0]}'? choices: {m.group(2)})"
 
 
 class _LazyCommands(argparse._SubParsersAction):
@@ -109,6 +129,33 @@ def build_parser(*, lazy: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost (sub-)command parser that ``args`` went through (``mfirrn data fetch``: that of ``fetch``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            name = getattr(args, action.dest, None)
+            child = action._name_parser_map.get(name) if name else None
+            if isinstance(child, argparse.ArgumentParser):
+                return _command_parser(child, args)
+    return parser
+
+
+def _unrecognized(extras: Sequence[str], parser: argparse.ArgumentParser) -> str:
+    """``unrecognized arguments: ...``, with the closest option of ``parser`` for each mistyped one.
+
+    >>> p = argparse.ArgumentParser(); _ = p.add_argument("--outputs"); _ = p.add_argument("--workers")
+    >>> _unrecognized(["--outptus", "json", "--wrokers"], p)
+    'unrecognized arguments: --outptus json --wrokers (did you mean --outputs? --workers?)'
+    """
+    import difflib
+
+    options = [o for o in parser._option_string_actions if o.startswith("--")]
+    close = [m[0] for e in extras if e.startswith("--")
+             for m in [difflib.get_close_matches(e.split("=")[0], options, n=1)] if m]
+    hint = f" (did you mean {'? '.join(close)}?)" if close else ""
+    return f"unrecognized arguments: {' '.join(extras)}{hint}"
+
+
 def _stdout_closed() -> bool:
     """Whether standard output is a pipe whose reader has gone (``| head`` after its lines)."""
     import select
@@ -125,7 +172,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mfirrn.cli.args import check_args
     from mfirrn.io.options import InputError
 
-    args = build_parser().parse_args(None if argv is None else [str(a) for a in argv])
+    parser = build_parser()
+    args, extras = parser.parse_known_args(None if argv is None else [str(a) for a in argv])
+    if extras:  # as parse_args would, from the command's own parser, with the closest option named
+        command = _command_parser(parser, args)
+        command.error(_unrecognized(extras, command))
     prog = " ".join(["mfirrn", args.command, *([args.action] if getattr(args, "action", None) else [])])
     try:
         check_args(args)
