@@ -602,6 +602,19 @@ def test_cli_animated_gif_is_tracked_as_a_clip(tmp_path, lenna, capsys):
     assert "4 frames" in capsys.readouterr().out
     lines = [json.loads(s) for s in (out / "clip.gif.jsonl").read_text().splitlines()]
     assert [d["frame"] for d in lines] == [0, 1, 2, 3] and all(len(d["faces"]) == 1 for d in lines)
+    # in folders the same rule: an animated GIF is a clip, a one-frame GIF a photo
+    clips, mixed = tmp_path / "clips", tmp_path / "mixed"
+    clips.mkdir(), mixed.mkdir()
+    (clips / "c.mp4").write_bytes((tmp_path / "c.mp4").read_bytes())
+    (clips / "clip.gif").write_bytes((tmp_path / "clip.gif").read_bytes())
+    assert main(["reconstruct", str(clips), "-o", str(tmp_path / "o2"), "--outputs", "json"]) == 0
+    assert sorted(p.name for p in (tmp_path / "o2").glob("*.jsonl")) == ["c.mp4.jsonl", "clip.gif.jsonl"]
+    (mixed / "clip.gif").write_bytes((tmp_path / "clip.gif").read_bytes())
+    (mixed / "still.gif").write_bytes((tmp_path / "still.gif").read_bytes())
+    capsys.readouterr()
+    assert main(["reconstruct", str(mixed), "-o", str(tmp_path / "o3"), "--outputs", "json"]) == 0
+    assert "note: 1 video(s) in the folders were left out (1 .gif)" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "o3").glob("*.gif.json")) == ["still.gif.json"]
 
 
 def test_cli_smoothing_tolerances_are_percentages(tmp_path, lenna, capsys):

@@ -309,7 +309,7 @@ def _run(args: argparse.Namespace) -> int:
     unread = unread_note(others)
     from mfirrn.video.io import VIDEO_SUFFIXES
 
-    videos = sorted(s for s in others if s in VIDEO_SUFFIXES)
+    videos = sorted(s for s in others if s in VIDEO_SUFFIXES or s == ".gif")  # a GIF left out is an animated one
     folder = next((Path(i) for i in items if Path(i).is_dir()), Path(items[0]) if items else Path("."))
     clips = (f"give them as files or a glob ({show_path(folder / ('*' + videos[0]))}) to track their faces"
              if videos else "")

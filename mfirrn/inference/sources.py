@@ -17,11 +17,12 @@ import numpy as np
 
 __all__ = ["IMAGE_SUFFIXES", "UNREAD_SUFFIXES", "MAX_PIXELS", "InputListError", "expand_inputs", "read_path_list",
            "unread_note", "common_root", "relative_name", "image_size", "check_pixel_count", "check_boxes_in_image",
-           "glob_base", "show_path"]
+           "glob_base", "show_path", "takes"]
 
 PathLike = Union[str, Path]
 
-#: The suffixes a folder is searched for: the formats OpenCV decodes (a GIF gives its first frame).
+#: The suffixes a folder is searched for: the formats OpenCV decodes (a GIF of one frame; an animated GIF is a clip,
+#: :func:`takes`).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".avif",
                             ".jp2", ".gif", ".ppm", ".pgm", ".pbm", ".pnm"})
 #: Photo formats OpenCV does not decode (phones' HEIC, cameras' raw files): counted in folders, so the
@@ -49,32 +50,46 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
+def takes(path: Path, suffixes: frozenset[str]) -> bool:
+    """Whether a folder walk for ``suffixes`` (images, or :data:`mfirrn.video.io.VIDEO_SUFFIXES`) takes the file
+    ``path``: by its suffix, except a GIF, which is a clip when animated (:func:`mfirrn.video.io.is_video`, as for a
+    GIF given as a file) and a photo otherwise."""
+    suffix = path.suffix.lower()
+    if suffix != ".gif":
+        return suffix in suffixes
+    from mfirrn.video.io import VIDEO_SUFFIXES, is_video
+
+    return bool(suffixes & VIDEO_SUFFIXES) if is_video(path) else ".gif" in suffixes
+
+
 def _walk_images(folder: Path, others: Optional[Counter] = None,
                  suffixes: frozenset[str] = IMAGE_SUFFIXES) -> list[Path]:
-    """Files under ``folder`` with one of ``suffixes`` (default: images), recursively, sorted; hidden entries and
-    symlinked folders are not entered (a symlink loop cannot repeat inputs). The other (non-hidden) files are
-    counted by lower-case suffix in ``others``."""
+    """Files under ``folder`` that a walk for ``suffixes`` (default: images) :func:`takes`, recursively, sorted;
+    hidden entries and symlinked folders are not entered (a symlink loop cannot repeat inputs). The other
+    (non-hidden) files are counted by lower-case suffix in ``others`` (an animated GIF of a walk for images as
+    ``.gif``)."""
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d))
         for f in filenames:
             if _is_hidden(f):
                 continue
-            p, suffix = Path(dirpath) / f, os.path.splitext(f)[1].lower()
-            if suffix in suffixes and p.is_file():
+            p = Path(dirpath) / f
+            if p.is_file() and takes(p, suffixes):
                 found.append(p)
             elif others is not None:
-                others[suffix] += 1
+                others[os.path.splitext(f)[1].lower()] += 1
     return sorted(found)
 
 
 def holds_file(folder: Path, suffixes: frozenset[str]) -> bool:
-    """Whether ``folder`` holds, at any depth, a file with one of ``suffixes`` (the entries :func:`expand_inputs`
-    walks; stops at the first)."""
+    """Whether ``folder`` holds, at any depth, a file that a walk for ``suffixes`` :func:`takes` (the entries
+    :func:`expand_inputs` walks; stops at the first)."""
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if not _is_hidden(d)]
-        if any(not _is_hidden(f) and os.path.splitext(f)[1].lower() in suffixes for f in filenames):
-            return True
+        for f in filenames:
+            if not _is_hidden(f) and takes(Path(dirpath) / f, suffixes):
+                return True
     return False
 
 
