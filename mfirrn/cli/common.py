@@ -43,8 +43,8 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str | None, defaul
     add_trust_checkpoint_arg(p)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
     p.add_argument("--bf16", action="store_true",
-                   help="bfloat16 autocast for the network (CPUs with AVX512-BF16 or AMX, GPUs; other CPUs emulate "
-                        "it, several times slower, and say so)")
+                   help="bfloat16 autocast for the network (CPUs with AVX512-BF16 or AMX, GPUs; on other CPUs "
+                        "PyTorch emulates it, several times slower, and a warning says so)")
     p.add_argument("--backend", choices=list(BACKENDS), default=default_backend,
                    help="run the networks (regressor; in reconstruct also the FaceBoxes detector) in PyTorch or in "
                         "ONNX Runtime (CPU, fp32; exported once into the asset cache); auto: ONNX Runtime on the CPU "
