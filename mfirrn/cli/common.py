@@ -105,10 +105,9 @@ def prefetch(rec: "Reconstructor", outputs: Sequence[str], mesh: str, *, detect:
     name, missing weights, a missing asset or package raise here (``ValueError``, ``AssetError``, ``ImportError``:
     one line, with the fix) instead of failing every image, or the run half-way."""
     from mfirrn.cli.outputs import prepare_outputs
-    from mfirrn.detect.registry import FirstOf
 
-    if detect and isinstance(rec.detector, FirstOf):
-        rec.detector.build_all()
+    if detect:
+        rec.detector  # a chain's detectors are all built (mfirrn.detect.registry.create_detector)
     if rec.verify:
         rec.verifier.onet
     prepare_outputs(outputs, mesh)

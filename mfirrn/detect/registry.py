@@ -92,7 +92,7 @@ class DlibCNN:
 
 
 class FirstOf:
-    """Ask detectors in turn; the first that finds a face answers (later ones are built only when needed).
+    """Ask detectors in turn; the first that finds a face answers (built on first use, or by :meth:`build_all`).
 
     ``FirstOf(["faceboxes", "dlib-hog"])``: FaceBoxes, and dlib HOG on images where FaceBoxes finds
     nothing. ``name`` is the comma list.
@@ -187,7 +187,7 @@ def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", dev
     largest input (height, width; default ``None``: 3DDFA_V2's 720 x 1080; ``(0, 0)``: full resolution).
     ``tint_grey``: FaceBoxes detects black-and-white photos in a skin tint (:func:`mfirrn.detect.faceboxes.tint_grey`).
     ``min_size``: FaceBoxes upscales an image whose longer side is shorter (pixels) to it (0: never).
-    The first detector of a chain is built now, so missing weights fail here rather than mid-folder.
+    Every detector of a chain is built now, so missing weights or packages fail here rather than mid-folder.
     """
     names = [n.strip() for n in name.split(",") if n.strip()]
     if not names:
@@ -210,7 +210,7 @@ def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", dev
     chain = FirstOf(names, backend=backend, device=device, threads=threads, score_threshold=score_threshold,
                     max_size=max_size, **({"tint_grey": True} if tint_grey else {}),
                     **({"min_size": min_size} if min_size else {}))
-    chain._get(0)
+    chain.build_all()
     return chain._built[0] if len(names) == 1 else chain
 
 
