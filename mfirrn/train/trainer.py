@@ -271,7 +271,9 @@ class Trainer:
         if d.format == "3ddfa":
             options.update(list_file=d.list_file, param_file=d.param_file)
         if not d.root:
-            raise ConfigError("data.root is empty; set it in the config or with data.root=PATH")
+            raise ConfigError("data.root is empty; set it in the config or with data.root=PATH (300W-LP's "
+                              "train_aug_120x120 with data.format=3ddfa, or a crops+params folder, e.g. one "
+                              "`mfirrn data build` makes from the AFLW pool: docs/training.md)")
         if d.format == "shards":
             from mfirrn.data.shards import ShardSet
 
