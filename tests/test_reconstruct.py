@@ -387,6 +387,24 @@ def test_cli_default_outputs_and_detector(tmp_path, sample_photo):
     assert written(out) == sorted([f"{stem}.json", f"{stem}_landmarks.jpg", f"{stem}_dense.jpg"])
 
 
+def test_cli_summary_gives_a_rate_only_from_enough_results(tmp_path, sample_photo, capsys):
+    """A rate between the first and the last of two results says nothing (they may come together: hundreds of
+    images a second for a run of seconds); from ten results on, the summary gives one."""
+    import shutil
+
+    from mfirrn.cli.reconstruct_cmd import RATE_MIN_RESULTS
+
+    for n, rated in ((2, False), (RATE_MIN_RESULTS, True)):
+        folder = tmp_path / f"p{n}"
+        folder.mkdir()
+        for k in range(n):
+            shutil.copy(sample_photo, folder / f"{k}.jpg")
+        assert main(["reconstruct", str(folder), "-o", str(tmp_path / f"o{n}"), "--outputs", "json",
+                     "--workers", "1"]) == 0
+        summary = capsys.readouterr().out.strip().splitlines()[-1]
+        assert summary.startswith(f"{n} input(s): {n} done") and ("images/s once running" in summary) == rated
+
+
 def test_cli_missing_or_corrupt_detector_weights(tmp_path, sample_photo, capsys, monkeypatch):
     from mfirrn.io import assets
 

@@ -23,6 +23,8 @@ from typing import Optional
 
 from mfirrn.cli.common import add_model_args, fail, prefetch, reconstructor_from_args, show_progress, warn_bf16
 
+#: The summary gives a rate once running (start-up left out) from this many results on.
+RATE_MIN_RESULTS = 10
 #: With automatic ``--workers``, runs of fewer inputs than this stay in one process (starting a worker and its
 #: model costs seconds).
 MIN_INPUTS_PER_EXTRA_WORKER = 8
@@ -461,19 +463,21 @@ def _execute(args, record, job, rec, paths, names, out_dir: Path, table: bool, d
         states = record.states()
         keep = [n for n in names if states.get(n, {}).get("state") == DONE]
         table_path = finish_table(out_dir, keep, {"run": record.manifest})
+    # the rate between the first and the last result: start-up left out; from fewer results than RATE_MIN_RESULTS
+    # it says little (two photos whose results come together read as hundreds a second), so it is not printed
     rate = ((len(finished_at) - 1) / (finished_at[-1] - finished_at[0])
-            if len(finished_at) > 1 and finished_at[-1] > finished_at[0] else len(todo) / max(seconds, 1e-9))
+            if len(finished_at) >= RATE_MIN_RESULTS and finished_at[-1] > finished_at[0] else None)
     return _report(summary, lone, len(todo), seconds, rate, workers, args.engine, out_dir, table_path,
                    journal_kept=not (summary.done == 0 and record.fresh))
 
 
-def _report(summary, lone: bool, n_run: int, seconds: float, rate: float, workers: int, engine_name: str,
+def _report(summary, lone: bool, n_run: int, seconds: float, rate: Optional[float], workers: int, engine_name: str,
             out_dir: Path, table_path, journal_kept: bool = True) -> int:
     from mfirrn.inference.sources import show_path
 
     if lone and summary.done == 0:
         return fail(summary.failed[0][1] if summary.failed else summary.no_face_reason or "no face found")
-    speed = f", {rate:.1f} images/s once running" if n_run else ""
+    speed = f", {rate:.1f} images/s once running" if n_run and rate is not None else ""
     where = f"{workers} Ray actor(s)" if engine_name == "ray" else f"{workers} worker processes" if workers > 1 \
         else "1 process"
     print(f"{summary.line()}; {summary.faces} face(s) in {seconds:.1f} s on {where}{speed}; results in "
