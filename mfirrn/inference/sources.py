@@ -15,6 +15,8 @@ from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from mfirrn.io.media import VIDEO_SUFFIXES, is_video
+
 __all__ = ["IMAGE_SUFFIXES", "UNREAD_SUFFIXES", "MAX_PIXELS", "InputListError", "expand_inputs", "read_path_list",
            "unread_note", "common_root", "relative_name", "image_size", "check_pixel_count", "check_boxes_in_image",
            "glob_base", "show_path", "takes"]
@@ -51,14 +53,12 @@ def _is_hidden(name: str) -> bool:
 
 
 def takes(path: Path, suffixes: frozenset[str]) -> bool:
-    """Whether a folder walk for ``suffixes`` (images, or :data:`mfirrn.video.io.VIDEO_SUFFIXES`) takes the file
-    ``path``: by its suffix, except a GIF, which is a clip when animated (:func:`mfirrn.video.io.is_video`, as for a
+    """Whether a folder walk for ``suffixes`` (images, or :data:`mfirrn.io.media.VIDEO_SUFFIXES`) takes the file
+    ``path``: by its suffix, except a GIF, which is a clip when animated (:func:`mfirrn.io.media.is_video`, as for a
     GIF given as a file) and a photo otherwise."""
     suffix = path.suffix.lower()
     if suffix != ".gif":
         return suffix in suffixes
-    from mfirrn.video.io import VIDEO_SUFFIXES, is_video
-
     return bool(suffixes & VIDEO_SUFFIXES) if is_video(path) else ".gif" in suffixes
 
 

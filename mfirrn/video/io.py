@@ -18,9 +18,10 @@ from typing import Iterator, Optional, Union
 import cv2
 import numpy as np
 
+from mfirrn.io.media import VIDEO_SUFFIXES, is_video  # re-exported: what a clip is
+
 __all__ = ["VIDEO_SUFFIXES", "VideoError", "VideoInfo", "VideoReader", "VideoWriter", "is_video"]
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm"})
 
 
 @contextlib.contextmanager
@@ -41,21 +42,6 @@ def _quiet():
 
 class VideoError(ValueError):
     """A video (or camera) cannot be opened or decoded; the message names it and the fix."""
-
-
-def is_video(path: Union[str, Path]) -> bool:
-    """Whether ``path`` is a clip: a video suffix (mp4, m4v, avi, mov, mkv, webm), or a GIF file of more than
-    one frame (an animated GIF; a one-frame GIF is a photo)."""
-    p = Path(str(path))
-    suffix = p.suffix.lower()
-    if suffix in VIDEO_SUFFIXES:
-        return True
-    if suffix != ".gif" or not p.is_file():
-        return False
-    try:
-        return cv2.imcount(str(p)) > 1
-    except cv2.error:  # not a GIF inside: the photo reader reports it
-        return False
 
 
 @dataclass(frozen=True)
