@@ -613,8 +613,13 @@ def test_cli_animated_gif_is_tracked_as_a_clip(tmp_path, lenna, capsys):
     (mixed / "still.gif").write_bytes((tmp_path / "still.gif").read_bytes())
     capsys.readouterr()
     assert main(["reconstruct", str(mixed), "-o", str(tmp_path / "o3"), "--outputs", "json"]) == 0
-    assert "note: 1 video(s) in the folders were left out (1 .gif)" in capsys.readouterr().err
+    assert "note: 1 video(s) in the folders were left out (1 .gif); give them as files" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "o3").glob("*.gif.json")) == ["still.gif.json"]
+    # and in a glob pattern given quoted (expanded by mfirrn, not by the shell): the same rule
+    assert main(["reconstruct", str(mixed / "*.gif"), "-o", str(tmp_path / "o4"), "--outputs", "json"]) == 0
+    assert sorted(p.name for p in (tmp_path / "o4").glob("*.gif.json")) == ["still.gif.json"]
+    assert main(["reconstruct", str(clips / "*.gif"), "-o", str(tmp_path / "o5"), "--outputs", "json"]) == 0
+    assert sorted(p.name for p in (tmp_path / "o5").glob("*.jsonl")) == ["clip.gif.jsonl"]
 
 
 def test_cli_smoothing_tolerances_are_percentages(tmp_path, lenna, capsys):

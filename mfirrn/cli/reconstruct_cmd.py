@@ -254,6 +254,8 @@ def _run(args: argparse.Namespace) -> int:
         InputListError,
         common_root,
         expand_inputs,
+        glob_base,
+        is_glob,
         read_path_list,
         relative_name,
         show_path,
@@ -312,9 +314,11 @@ def _run(args: argparse.Namespace) -> int:
     from mfirrn.video.io import VIDEO_SUFFIXES
 
     videos = sorted(s for s in others if s in VIDEO_SUFFIXES or s == ".gif")  # a GIF left out is an animated one
-    folder = next((Path(i) for i in items if Path(i).is_dir()), Path(items[0]) if items else Path("."))
-    clips = (f"give them as files or a glob ({show_path(folder / ('*' + videos[0]))}) to track their faces"
-             if videos else "")
+    folder = next((Path(i) if Path(i).is_dir() else glob_base(i) for i in items if Path(i).is_dir() or is_glob(i)),
+                  Path(items[0]).parent if items else Path("."))
+    kinds = [s for s in videos if s != ".gif"]  # a glob of GIFs would take the one-frame ones (photos) too
+    clips = ("" if not videos else "give them as files to track their faces" if not kinds else
+             f"give them as files or a glob ({show_path(folder / ('*' + kinds[0]))}) to track their faces")
     if not paths:
         also = f"; {unread}" if unread else ""
         if videos:

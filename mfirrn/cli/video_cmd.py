@@ -77,17 +77,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def wants_video(args: argparse.Namespace) -> bool:
-    """Whether ``reconstruct`` tracks videos: a camera, a video among the inputs, or only folders that hold videos
-    and no image."""
-    from mfirrn.inference.sources import IMAGE_SUFFIXES, holds_file
+    """Whether ``reconstruct`` tracks videos: a camera, a video among the inputs, or only folders and glob patterns
+    whose files hold videos and no image (an animated GIF is a video, :func:`mfirrn.io.media.is_video`)."""
+    from mfirrn.inference.sources import IMAGE_SUFFIXES, holds_file, is_glob, takes
     from mfirrn.video.io import VIDEO_SUFFIXES, is_video
 
     if getattr(args, "camera", None) is not None or any(is_video(i) for i in args.images):
         return True
-    folders = [Path(i) for i in args.images]
-    return (bool(folders) and all(p.is_dir() for p in folders)
-            and not any(holds_file(p, IMAGE_SUFFIXES) for p in folders)
-            and any(holds_file(p, VIDEO_SUFFIXES) for p in folders))
+
+    def holds(item: str, suffixes: frozenset[str]) -> bool:
+        if Path(item).is_dir():
+            return holds_file(Path(item), suffixes)
+        return any(Path(m).is_file() and takes(Path(m), suffixes) for m in glob.glob(item, recursive=True))
+
+    groups = [i for i in args.images if Path(i).is_dir() or (not Path(i).exists() and is_glob(i))]
+    return (bool(groups) and len(groups) == len(args.images)
+            and not any(holds(i, IMAGE_SUFFIXES) for i in groups)
+            and any(holds(i, VIDEO_SUFFIXES) for i in groups))
 
 
 def _settings(args: argparse.Namespace):
@@ -271,7 +277,9 @@ def run(args: argparse.Namespace) -> int:
         return fail("--box/--landmarks/--list apply to images; videos are tracked from detections")
     if args.camera is not None and args.images:
         return fail("give either --camera INDEX or VIDEO files, not both")
-    others = [i for i in args.images if not is_video(i) and not Path(i).is_dir()]
+    from mfirrn.inference.sources import is_glob
+
+    others = [i for i in args.images if not is_video(i) and not Path(i).is_dir() and not is_glob(i)]
     if others:
         return fail(f"mix of videos and other inputs ({others[0]}); reconstruct videos and images in separate runs")
     if args.max_frames is not None and args.max_frames < 1:

@@ -62,6 +62,13 @@ def takes(path: Path, suffixes: frozenset[str]) -> bool:
     return bool(suffixes & VIDEO_SUFFIXES) if is_video(path) else ".gif" in suffixes
 
 
+def _other_medium(path: Path, suffixes: frozenset[str]) -> bool:
+    """Whether ``path`` is a clip in a walk for images, or a photo in a walk for clips (:func:`takes`); files of
+    neither kind are not (a glob keeps them, to be reported)."""
+    clip = is_video(path)
+    return clip != bool(suffixes & VIDEO_SUFFIXES) and (clip or path.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def _walk_images(folder: Path, others: Optional[Counter] = None,
                  suffixes: frozenset[str] = IMAGE_SUFFIXES) -> list[Path]:
     """Files under ``folder`` that a walk for ``suffixes`` (default: images) :func:`takes`, recursively, sorted;
@@ -132,9 +139,10 @@ def glob_base(pattern: str) -> Path:
 def expand_inputs(items: Sequence[str], suffixes: Iterable[str] = IMAGE_SUFFIXES,
                   others: Optional[Counter] = None) -> tuple[list[Path], int]:
     """Paths of ``items``: files as given, folders -> their images at any depth (sorted), glob patterns -> their
-    matches (sorted; ``**`` recurses). Returns ``(paths, n_duplicates)``: a file reached twice (the same file
-    through a symlink loop, or named by two arguments) is kept once, at its first place. ``others`` counts, by
-    lower-case suffix, the other files found in folders (see :func:`unread_note`).
+    matches (sorted; ``**`` recurses; a clip matched in a walk for images, or a photo in a walk for clips, is left to
+    the other kind of run). Returns ``(paths, n_duplicates)``: a file reached twice (the same file through a symlink
+    loop, or named by two arguments) is kept once, at its first place. ``others`` counts, by lower-case suffix, the
+    other files found in folders and the files a glob left to the other kind of run (see :func:`unread_note`).
 
     A pattern that matches nothing is kept as a path, so it is reported as a missing file.
     """
@@ -147,7 +155,10 @@ def expand_inputs(items: Sequence[str], suffixes: Iterable[str] = IMAGE_SUFFIXES
         elif not p.exists() and is_glob(item):
             matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
             files = [m for m in matches if m.is_file()]
-            out += files if files or matches else [p]
+            for m in files:  # a clip matched in a walk for images, a photo in a walk for clips: the other run's
+                if _other_medium(m, suffixes) and others is not None:
+                    others[m.suffix.lower()] += 1
+            out += [m for m in files if not _other_medium(m, suffixes)] if files or matches else [p]
         else:
             out.append(p)
     seen: set[str] = set()
