@@ -82,7 +82,7 @@ def _walk_images(folder: Path, others: Optional[Counter] = None,
             if _is_hidden(f):
                 continue
             p = Path(dirpath) / f
-            if p.is_file() and takes(p, suffixes):
+            if takes(p, suffixes) and p.is_file():  # by name first: no stat for the other files
                 found.append(p)
             elif others is not None:
                 others[os.path.splitext(f)[1].lower()] += 1
