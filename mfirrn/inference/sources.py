@@ -155,10 +155,13 @@ def expand_inputs(items: Sequence[str], suffixes: Iterable[str] = IMAGE_SUFFIXES
         elif not p.exists() and is_glob(item):
             matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
             files = [m for m in matches if m.is_file()]
+            if not files and not matches:
+                out.append(p)
             for m in files:  # a clip matched in a walk for images, a photo in a walk for clips: the other run's
-                if _other_medium(m, suffixes) and others is not None:
+                if not _other_medium(m, suffixes):
+                    out.append(m)
+                elif others is not None:
                     others[m.suffix.lower()] += 1
-            out += [m for m in files if not _other_medium(m, suffixes)] if files or matches else [p]
         else:
             out.append(p)
     seen: set[str] = set()
