@@ -411,6 +411,32 @@ def test_a_scene_cut_ends_the_tracks_and_finds_the_new_face(rec, lenna):
     assert tracker.n_detections == 2
 
 
+def test_a_transition_over_several_frames_keeps_the_ids_of_the_faces_found_during_it(rec):
+    """A wipe or a push moves the picture over several frames and fires the cut test on more than one of them.
+    Here the picture slides 40 pixels a frame and darkens, then brightens: cuts on frames 3 and 4. The first cut
+    ends the tracks of the shot before (ids 0, 1); the faces found on it (ids 2, 3) keep their ids through the
+    second cut, where the detection confirms them. Without the transition rule they would get ids 4 and 5, and
+    an id ended by a cut is never given back to a face after it."""
+    from mfirrn.video.tracking import frame_difference, histogram_change
+
+    frames = _sample_frames(3, 0, np.copy)
+    shifted = [np.roll(frames[0], -40 * k, axis=1) for k in (1, 2)]
+    frames += [(shifted[0] * 0.45).astype(np.uint8), shifted[1], shifted[1]]
+    s = TrackerSettings()
+    for a, b in ((frames[2], frames[3]), (frames[3], frames[4])):  # both frames are cuts by the default test
+        assert frame_difference(a, b) > s.scene_cut and histogram_change(a, b) > s.scene_cut_histogram
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
+    events, seen = _events(tracker, frames)
+    assert seen[:3] == [[0, 1]] * 3 and seen[3:] == [[2, 3]] * 3, seen
+    assert events[4] == [] and events[5] == [], events
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0, transition_frames=0))
+    events, seen = _events(tracker, frames)
+    assert seen[3] == [2, 3] and seen[4:] == [[4, 5]] * 2, seen
+    assert {"id": 2, "event": "end", "reason": "scene cut"} in events[4]
+    with pytest.raises(ValueError, match="transition_frames"):
+        TrackerSettings(transition_frames=-1)
+
+
 def test_a_fast_move_within_the_shot_is_no_scene_cut(rec):
     """The whole picture jumps sideways by 48 pixels, a quarter of a face (a fast pan, a close-up face that moves,
     a jump cut within one shot): most thumbnail pixels change, but not how many pixels have each grey level, so

@@ -15,8 +15,9 @@
   run on that frame, does not find the face there.
 * **Identities**: each track keeps an integer id; a detection overlapping a tracked face (roi IoU >
   ``match_iou``) is that face; a new detection overlapping a face lost in the last ``reuse_frames``
-  frames gets its id back (short occlusions keep ids); two tracks that converge on one face are
-  merged (the older id stays). Each frame's ``events`` say which tracks started and ended, and why.
+  frames gets its id back (short occlusions keep ids), never across a scene cut; a cut within
+  ``transition_frames`` of the previous one (a wipe) keeps the ids of the faces found since that cut where
+  the detector finds them again; two tracks that converge on one face are merged (the older id stays). Each frame's ``events`` say which tracks started and ended, and why.
 * **Smoothing** of all 62 params expressed in the *image* frame
   (:func:`mfirrn.geometry.frames.params_to_image_camera`, so crops that move with the face do not move the params). Two filters:
 
@@ -147,7 +148,10 @@ class TrackerSettings:
     (:func:`histogram_change`, 0-1; 0: the difference alone decides). The histogram keeps a face that fills
     the frame and moves fast (a close-up, a jump cut within one shot) from passing for a cut.
 
-    When a track ends: on a scene cut (the faces after it are new faces, with new ids); when its
+    When a track ends: on a scene cut (the faces after it are new faces, with new ids), except that a cut within
+    ``transition_frames`` frames of the previous one continues one transition (a wipe or a push, which moves
+    the picture over several frames, fires the test on several of them): a track started since that earlier
+    cut goes on with its id where the cut frame's detection confirms it, and ends if none does; when its
     confidence (the face verifier's, computed every frame) stays below ``min_confidence`` (``None``: the
     pipeline's threshold) for ``low_confidence_frames`` frames in a row, or its pitch leaves +-90 degrees
     for as many (:func:`plausible`; a face in doubt is not output, and no detection with such a pitch
@@ -174,6 +178,7 @@ class TrackerSettings:
     redetect_every: int = 10
     scene_cut: float = 15.0
     scene_cut_histogram: float = 0.1
+    transition_frames: int = 5
     min_confidence: Optional[float] = None
     low_confidence_frames: int = 2
     max_unconfirmed: int = 2
@@ -195,9 +200,10 @@ class TrackerSettings:
                              f"{self.window_tolerance}, {self.window_raw_tolerance} and {self.one_euro_tolerance}")
         if self.min_confidence is not None and not 0 <= self.min_confidence <= 1:
             raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
-        if self.redetect_every < 0 or self.scene_cut < 0 or self.low_confidence_frames < 1 or self.max_unconfirmed < 1:
-            raise ValueError("redetect_every and scene_cut take numbers >= 0, low_confidence_frames and "
-                             "max_unconfirmed numbers >= 1")
+        if (self.redetect_every < 0 or self.scene_cut < 0 or self.transition_frames < 0 or self.low_confidence_frames < 1
+                or self.max_unconfirmed < 1):
+            raise ValueError("redetect_every, scene_cut and transition_frames take numbers >= 0, "
+                             "low_confidence_frames and max_unconfirmed numbers >= 1")
         if not 0 <= self.scene_cut_histogram <= 1:
             raise ValueError(f"scene_cut_histogram must lie in [0, 1], got {self.scene_cut_histogram}")
 
@@ -316,6 +322,7 @@ class FaceTracker:
         self._next_id = 0
         self._frame = -1
         self._previous: Optional[np.ndarray] = None
+        self._last_cut: Optional[int] = None  # frame index of the last scene cut
         self.n_detections = 0
         self.last_events: list[dict] = []
         self.events: dict[int, list[dict]] = {}  # frame index -> its events, filled by track_video
@@ -349,7 +356,8 @@ class FaceTracker:
         return _Track(tid, lm, roi, smoother)
 
     def _lose(self, track: _Track, reason: str = "lost") -> None:
-        self._lost.append((track.id, self._frame, track.roi))
+        if reason != "scene cut":  # the id of a face at this place before a cut is not given to one after it
+            self._lost.append((track.id, self._frame, track.roi))
         self._lost = [x for x in self._lost if self._frame - x[1] <= self.settings.reuse_frames]
         self.last_events.append({"id": track.id, "event": "end", "reason": reason})
 
@@ -402,11 +410,17 @@ class FaceTracker:
         self._previous = frame
         current: dict[int, tuple[object, bool]] = {}  # track id -> (the reconstructor's Face, detected)
         lost_now = False
-        pending: list[tuple[_Track, str]] = []  # tracks whose crop failed a geometric test: the detector decides
-        if cut:  # another shot: every face in it is a new face, wherever it is
+        pending: list[tuple[_Track, str]] = []  # a geometric test failed, or a transition: the detector decides
+        if cut and self._last_cut is not None and self._frame - self._last_cut <= s.transition_frames:
+            # the same transition: its tracks (all started since its first cut) go on where the detector confirms them
+            pending += [(tr, "scene cut") for tr in self._tracks]
+            self._tracks = []
+        elif cut:  # another shot: every face in it is a new face, wherever it is
             for tr in self._tracks:
                 self._lose(tr, "scene cut")
-            self._tracks, self._lost = [], []
+            self._tracks = []
+        if cut:  # no id ended before a cut is given to a face after it
+            self._lost, self._last_cut = [], self._frame
         if self._tracks:
             faces = self._follow(frame)
             kept = []
@@ -448,7 +462,7 @@ class FaceTracker:
                 if len(iou) and iou.max() > s.match_iou:
                     f = found[int(np.argmax(iou))]
                     tr.unconfirmed, tr.low, tr.bad, tr.landmarks, tr.roi = 0, 0, 0, f.landmarks, f.roi
-                    if (id(tr) in why_pending or tr.box is not None) and f.box is not None:
+                    if (why_pending.get(id(tr)) in _GEOMETRIC or tr.box is not None) and f.box is not None:
                         tr.box = np.asarray(f.box[:4], np.float64).copy()  # its landmarks' crop fails: follow the box
                     current[tr.id] = (f, True)
                     kept.append(tr)
