@@ -413,17 +413,17 @@ def test_a_scene_cut_ends_the_tracks_and_finds_the_new_face(rec, lenna):
 
 def test_a_transition_over_several_frames_keeps_the_ids_of_the_faces_found_during_it(rec):
     """A wipe or a push moves the picture over several frames and fires the cut test on more than one of them.
-    Here the picture slides 40 pixels a frame and darkens, then brightens: cuts on frames 3 and 4. The first cut
-    ends the tracks of the shot before (ids 0, 1); the faces found on it (ids 2, 3) keep their ids through the
-    second cut, where the detection confirms them. Without the transition rule they would get ids 4 and 5, and
-    an id ended by a cut is never given back to a face after it."""
+    Here the picture slides 40 pixels a frame and darkens twice: cuts on frames 3 and 4, and the picture of before
+    does not come back. The first cut ends the tracks of the shot before (ids 0, 1); the faces found on it (ids 2,
+    3) keep their ids through the second cut, where the detection confirms them. Without the transition rule
+    they get ids 4 and 5: an id ended by a cut is never given back to a face after it."""
     from mfirrn.video.tracking import frame_difference, histogram_change
 
     frames = _sample_frames(3, 0, np.copy)
     shifted = [np.roll(frames[0], -40 * k, axis=1) for k in (1, 2)]
-    frames += [(shifted[0] * 0.45).astype(np.uint8), shifted[1], shifted[1]]
+    frames += [(shifted[0] * 0.6).astype(np.uint8)] + [(shifted[1] * 0.35).astype(np.uint8)] * 2
     s = TrackerSettings()
-    for a, b in ((frames[2], frames[3]), (frames[3], frames[4])):  # both frames are cuts by the default test
+    for a, b in ((frames[2], frames[3]), (frames[3], frames[4]), (frames[2], frames[5])):  # cuts by the default test
         assert frame_difference(a, b) > s.scene_cut and histogram_change(a, b) > s.scene_cut_histogram
     tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
     events, seen = _events(tracker, frames)
@@ -435,6 +435,29 @@ def test_a_transition_over_several_frames_keeps_the_ids_of_the_faces_found_durin
     assert {"id": 2, "event": "end", "reason": "scene cut"} in events[4]
     with pytest.raises(ValueError, match="transition_frames"):
         TrackerSettings(transition_frames=-1)
+
+
+def test_a_flash_keeps_the_ids(rec):
+    """A camera flash: one frame much brighter (a cut by the test), then the picture of before is back (a cut
+    from the flash, none from the frame before it). Frame by frame the flash's faces get new ids for that frame
+    and the faces after it take back their ids; through the look-ahead window (the default for files) the flash's
+    faces are given the ids of before too, and the flash leaves no event."""
+    from mfirrn.video.tracking import track_video
+
+    frames = _sample_frames(3, 0, np.copy)
+    frames += [np.clip(frames[0] * 2.2 + 60.0, 0, 255).astype(np.uint8)] + [frames[0]] * 3
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
+    events, seen = _events(tracker, frames)
+    assert seen == [[0, 1]] * 3 + [[2, 3]] + [[0, 1]] * 3, seen
+    assert {"id": 0, "event": "end", "reason": "scene cut"} in events[3] and {"id": 2, "event": "start"} in events[3]
+    assert {"id": 0, "event": "start", "reused": True} in events[4]
+    tracker = FaceTracker(rec, TrackerSettings(smooth="window", redetect_every=0))
+    out = list(track_video(((i, i / 30, f) for i, f in enumerate(frames)), tracker))
+    assert [[tf.id for tf in faces] for _, _, _, faces in out] == [[0, 1]] * 7
+    for k in range(2):  # each id stays on its face through the flash
+        xs = [float(faces[k].face.landmarks[:, 0].mean()) for _, _, _, faces in out]
+        assert max(xs) - min(xs) < 15, xs
+    assert tracker.events == {0: [{"id": 0, "event": "start"}, {"id": 1, "event": "start"}]}, tracker.events
 
 
 def test_a_fast_move_within_the_shot_is_no_scene_cut(rec):

@@ -17,7 +17,10 @@
   ``match_iou``) is that face; a new detection overlapping a face lost in the last ``reuse_frames``
   frames gets its id back (short occlusions keep ids), never across a scene cut; a cut within
   ``transition_frames`` of the previous one (a wipe) keeps the ids of the faces found since that cut where
-  the detector finds them again; two tracks that converge on one face are merged (the older id stays). Each frame's ``events`` say which tracks started and ended, and why.
+  the detector finds them again, and when the picture of before the cut comes back within as many frames (a
+  camera flash), its faces take back their ids (through the look-ahead window, the flash's faces too); two
+  tracks that converge on one face are merged (the older id stays). Each frame's ``events`` say which tracks
+  started and ended, and why.
 * **Smoothing** of all 62 params expressed in the *image* frame
   (:func:`mfirrn.geometry.frames.params_to_image_camera`, so crops that move with the face do not move the params). Two filters:
 
@@ -151,7 +154,9 @@ class TrackerSettings:
     When a track ends: on a scene cut (the faces after it are new faces, with new ids), except that a cut within
     ``transition_frames`` frames of the previous one continues one transition (a wipe or a push, which moves
     the picture over several frames, fires the test on several of them): a track started since that earlier
-    cut goes on with its id where the cut frame's detection confirms it, and ends if none does; when its
+    cut goes on with its id where the cut frame's detection confirms it, and ends if none does; and when a frame
+    within ``transition_frames`` of the transition's first cut is no cut from the frame before that cut (a camera
+    flash: the picture of before is back), the tracks of the flash end and the faces of before take back their ids; when its
     confidence (the face verifier's, computed every frame) stays below ``min_confidence`` (``None``: the
     pipeline's threshold) for ``low_confidence_frames`` frames in a row, or its pitch leaves +-90 degrees
     for as many (:func:`plausible`; a face in doubt is not output, and no detection with such a pitch
@@ -200,8 +205,8 @@ class TrackerSettings:
                              f"{self.window_tolerance}, {self.window_raw_tolerance} and {self.one_euro_tolerance}")
         if self.min_confidence is not None and not 0 <= self.min_confidence <= 1:
             raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
-        if (self.redetect_every < 0 or self.scene_cut < 0 or self.transition_frames < 0 or self.low_confidence_frames < 1
-                or self.max_unconfirmed < 1):
+        if (self.redetect_every < 0 or self.scene_cut < 0 or self.transition_frames < 0
+                or self.low_confidence_frames < 1 or self.max_unconfirmed < 1):
             raise ValueError("redetect_every, scene_cut and transition_frames take numbers >= 0, "
                              "low_confidence_frames and max_unconfirmed numbers >= 1")
         if not 0 <= self.scene_cut_histogram <= 1:
@@ -323,8 +328,11 @@ class FaceTracker:
         self._frame = -1
         self._previous: Optional[np.ndarray] = None
         self._last_cut: Optional[int] = None  # frame index of the last scene cut
+        # the open transition: (its first cut's frame index, the frame before it, (id, roi) of the tracks it ended)
+        self._transition: Optional[tuple[int, np.ndarray, list[tuple[int, np.ndarray]]]] = None
         self.n_detections = 0
         self.last_events: list[dict] = []
+        self.last_renames: list[tuple[int, int, int]] = []  # (id of a flash's face, its id before, the flash's frame)
         self.events: dict[int, list[dict]] = {}  # frame index -> its events, filled by track_video
 
     # -- helpers
@@ -397,30 +405,46 @@ class FaceTracker:
                 faces[i] = f
         return faces
 
+    def _is_cut(self, a: np.ndarray, b: np.ndarray) -> bool:
+        """Whether frame ``b`` is another shot than frame ``a`` by the scene-cut test (see :class:`TrackerSettings`)."""
+        s = self.settings
+        return bool(s.scene_cut > 0 and frame_difference(a, b) > s.scene_cut
+                    and histogram_change(a, b) > s.scene_cut_histogram)
+
     # -- one frame
     def __call__(self, frame: np.ndarray, t: float) -> list[TrackedFace]:
         """Faces of ``frame`` (BGR uint8) at time ``t`` (seconds), sorted by track id."""
         s = self.settings
         self._frame += 1
-        self.last_events = []
+        self.last_events, self.last_renames = [], []
         shape = frame.shape[:2]
-        cut = (self._previous is not None and s.scene_cut > 0
-               and frame_difference(self._previous, frame) > s.scene_cut
-               and histogram_change(self._previous, frame) > s.scene_cut_histogram)
-        self._previous = frame
+        previous, self._previous = self._previous, frame
+        cut = previous is not None and self._is_cut(previous, frame)
+        back = False  # the picture of before the open transition is back: it was a flash (or a short insert)
+        if self._transition is not None:
+            if self._frame - self._transition[0] > s.transition_frames:
+                self._transition = None
+            else:
+                back = not self._is_cut(self._transition[1], frame)
         current: dict[int, tuple[object, bool]] = {}  # track id -> (the reconstructor's Face, detected)
         lost_now = False
         pending: list[tuple[_Track, str]] = []  # a geometric test failed, or a transition: the detector decides
-        if cut and self._last_cut is not None and self._frame - self._last_cut <= s.transition_frames:
-            # the same transition: its tracks (all started since its first cut) go on where the detector confirms them
-            pending += [(tr, "scene cut") for tr in self._tracks]
-            self._tracks = []
-        elif cut:  # another shot: every face in it is a new face, wherever it is
+        flash: list[tuple[int, np.ndarray]] = []  # (id, roi) of the faces found during a flash
+        if back:  # the faces of the flash end; those of before it take back their ids where the detector finds them
+            flash, flash_from = [(tr.id, tr.roi) for tr in self._tracks], self._transition[0]
             for tr in self._tracks:
                 self._lose(tr, "scene cut")
-            self._tracks = []
-        if cut:  # no id ended before a cut is given to a face after it
-            self._lost, self._last_cut = [], self._frame
+            self._tracks, self._lost = [], [(tid, self._frame, roi) for tid, roi in self._transition[2]]
+            self._transition, self._last_cut = None, self._frame
+        elif cut and self._last_cut is not None and self._frame - self._last_cut <= s.transition_frames:
+            # the same transition: its tracks (all started since its first cut) go on where the detector confirms them
+            pending += [(tr, "scene cut") for tr in self._tracks]
+            self._tracks, self._lost, self._last_cut = [], [], self._frame
+        elif cut:  # another shot: every face in it is a new face, wherever it is
+            self._transition = (self._frame, previous, [(tr.id, tr.roi) for tr in self._tracks])
+            for tr in self._tracks:
+                self._lose(tr, "scene cut")
+            self._tracks, self._lost, self._last_cut = [], [], self._frame  # no id ended before a cut comes back
         if self._tracks:
             faces = self._follow(frame)
             kept = []
@@ -448,7 +472,7 @@ class FaceTracker:
                     self._lose(tr, why)
                     lost_now = True
             self._tracks = kept
-        detect = (not self._tracks or lost_now or self._frame == 0 or cut
+        detect = (not self._tracks or lost_now or self._frame == 0 or cut or back
                   or (s.redetect_every > 0 and self._frame % s.redetect_every == 0))
         if detect:
             self.n_detections += 1
@@ -486,6 +510,15 @@ class FaceTracker:
                 tr = self._new_track(f.roi, f.landmarks)
                 self._tracks.append(tr)
                 current[tr.id] = (f, True)
+        if flash:  # each face of the flash is the face of before it that took its id back where it is
+            back_ids = {e["id"] for e in self.last_events if e.get("reused")}
+            revived = {tr.id: tr.roi for tr in self._tracks if tr.id in back_ids}
+            for fid, froi in flash:
+                overlap = {tid: float(roi_iou(froi, r)) for tid, r in revived.items()}
+                best = max(overlap, key=overlap.__getitem__, default=None)
+                if best is not None and overlap[best] > s.match_iou:
+                    self.last_renames.append((fid, best, flash_from))
+                    del revived[best]
         # merge tracks that converged on one face (keep the older id)
         if len(self._tracks) > 1:
             rois = np.array([tr.roi for tr in self._tracks])
@@ -566,6 +599,23 @@ class WindowSmoother:
             ready.append(self._emit(self._frames.pop(0)))
         return ready
 
+    def rename(self, renames: list[tuple[int, int, int]], events: dict[int, list[dict]]) -> None:
+        """Give the faces of a flash still in the window the ids they had before it (``renames``:
+        :attr:`FaceTracker.last_renames`): their frames, samples and ``events`` (frame index -> events, not yet
+        taken) are rewritten, and the ends and starts of the flash cancel out. A flash whose first frame has
+        left the window keeps its own id there."""
+        for flash_id, old_id, since in renames:
+            if not self._frames or self._frames[0][0] > since:
+                continue
+            self._frames = [(i, t, frame, sorted((TrackedFace(old_id, tf.detected, tf.face) if tf.id == flash_id else tf
+                                                  for tf in faces), key=lambda tf: tf.id))
+                            for i, t, frame, faces in self._frames]
+            self._samples.setdefault(old_id, {}).update(self._samples.pop(flash_id, {}))
+            for i in [i for i in events if i >= since]:
+                events[i] = [e for e in events[i] if e["id"] not in (flash_id, old_id)]
+                if not events[i]:
+                    del events[i]
+
     def flush(self):
         out = [self._emit(f) for f in self._frames]
         self._frames = []
@@ -619,6 +669,8 @@ def track_video(frames, tracker: FaceTracker):
         faces = tracker(frame, t)
         if tracker.last_events:
             tracker.events[index] = tracker.last_events
+        if window is not None and tracker.last_renames:
+            window.rename(tracker.last_renames, tracker.events)
         if window is None:
             yield index, t, frame, faces
         else:
