@@ -131,3 +131,17 @@ def test_pose_box_lines_stay_thin_on_a_small_face_of_a_large_photo():
     thin = draw_pose(np.zeros((800, 800, 3), np.uint8), [face(600)], text=False)  # 800 px: 2-pixel lines
     thick = draw_pose(large, [face(600)], text=False)  # 2000 px: 5-pixel lines
     assert lit(thick) > 1.25 * lit(thin)  # the same box; the anti-aliased edges add a pixel or two to both
+
+
+def test_pose_labels_round_small_negative_angles_to_0_not_minus_0():
+    from types import SimpleNamespace
+
+    from mfirrn.vis.pose import pose_label_layout
+
+    params = np.zeros(62)
+    params[:12] = [1e-3, 0, 0, 60, 0, 1e-3, 0, 60, 0, 0, 1e-3, 0]
+    lm = np.stack([np.linspace(100, 160, 68), np.linspace(100, 160, 68), np.zeros(68)], 1)
+    face = SimpleNamespace(params=params, roi=np.array([100.0, 100, 160, 160]), landmarks=lm,
+                           pose={"yaw": -0.4, "pitch": -12.6, "roll": 0.2})
+    lay = pose_label_layout((400, 400, 3), [face])
+    assert [lab.lines for lab in lay.labels] == [["yaw 0 pitch -13 roll 0"]]

@@ -759,7 +759,7 @@ def worst_gallery(result: BenchmarkResult, data: AFLW2000, k: int = 8, cols: int
         ax.imshow(photo[..., ::-1])
         ax.scatter(gt[:, 0], gt[:, 1], s=4, c="lime", label="GT")
         ax.scatter(pred[:, 0], pred[:, 1], s=4, c="red", label="prediction")
-        ax.set_title(f"{data.names[i]}\nNME {result.nme[i] * 100:.2f}%, yaw {data.yaw[i]:.0f}°", fontsize=7)
+        ax.set_title(f"{data.names[i]}\nNME {result.nme[i] * 100:.2f}%, yaw {round(float(data.yaw[i]))}°", fontsize=7)
     axes.ravel()[0].legend(fontsize=6, loc="lower left")
     fig.tight_layout()
     return fig

@@ -68,7 +68,7 @@ def pose_label_layout(image_shape: Sequence[int], faces: Sequence, numbered: Opt
         boxes.append((*drawn.min(axis=0), *drawn.max(axis=0)))
         pose = getattr(f, "pose", None)
         yaw, pitch, roll = ((pose["yaw"], pose["pitch"], pose["roll"]) if pose else angles_from_params(f.params))
-        texts.append(f"yaw {yaw:.0f} pitch {pitch:.0f} roll {roll:.0f}")
+        texts.append(f"yaw {round(yaw)} pitch {round(pitch)} roll {round(roll)}")  # round(): no "-0"
     if names is not None:
         texts = [f"{n} {t}" for n, t in zip(names, texts)]
     return layout_labels(texts, boxes, image_shape, numbered=numbered, names=names)
