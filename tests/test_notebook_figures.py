@@ -39,6 +39,7 @@ REQUIRED = {
     "03_benchmark": (5, 0),       # yaw bars, CED, per-landmark, worst gallery, dense heat map
     "04_visualization": (4, 2),   # 3D mesh, prediction vs GT (plotly); 3DMM coefficients; dense-alignment grid
     "05_paper_figures": (5, 0),   # dense alignment, reconstruction strip, NME-by-yaw table (two widths), CED
+    "06_video": (3, 0),           # pose over time, nose-tip error raw vs smoothed, overlay frames
 }
 PLOTLY_JS = "plotly.js v"  # the banner at the top of the embedded library
 # datasets a notebook needs: under $MFIRRN_DATASETS (as CI has them), or the copy `mfirrn data fetch NAME` left

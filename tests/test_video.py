@@ -457,6 +457,14 @@ def test_a_flash_keeps_the_ids(rec):
     for k in range(2):  # each id stays on its face through the flash
         xs = [float(faces[k].face.landmarks[:, 0].mean()) for _, _, _, faces in out]
         assert max(xs) - min(xs) < 15, xs
+    # a flash that hides one face (the right half painted over): it is missing on that frame, without events
+    left = min(out[0][3], key=lambda tf: tf.face.landmarks[:, 0].mean()).id
+    frames[3] = frames[3].copy()
+    frames[3][:, frames[3].shape[1] // 2:] = 128
+    tracker = FaceTracker(rec, TrackerSettings(smooth="window", redetect_every=0))
+    out = list(track_video(((i, i / 30, f) for i, f in enumerate(frames)), tracker))
+    assert [[tf.id for tf in faces] for _, _, _, faces in out] == [[0, 1]] * 3 + [[left]] + [[0, 1]] * 3
+    assert tracker.events == {0: [{"id": 0, "event": "start"}, {"id": 1, "event": "start"}]}, tracker.events
     assert tracker.events == {0: [{"id": 0, "event": "start"}, {"id": 1, "event": "start"}]}, tracker.events
 
 
@@ -698,3 +706,22 @@ def test_cli_clip_without_a_face_names_what_to_try(tmp_path, capsys):
                  "0.05", "--detector-min-size", "1000"]) == 0
     assert ("empty.mp4: no face found in any frame (try --detector dlib-cnn or --min-confidence 0)\n"
             in capsys.readouterr().err)
+
+
+def test_a_synthetic_clip_can_fill_its_frame_with_the_photo():
+    """``face_size=None``: through the whole motion every frame corner comes from inside the photo (no reflected
+    border), and the photo is not scaled more than that needs (a corner comes close to its edge)."""
+    from mfirrn.video.synthetic import ClipMotion, make_clip
+
+    photo = np.zeros((400, 900, 3), np.uint8)
+    lm = np.array([[300.0, 150.0], [600.0, 260.0]])  # two "faces", moved as one
+    motion = ClipMotion(pan_x=30, pan_y=15, zoom=0.1, rotation=6, noise=0)
+    clip = make_clip(photo, lm, n_frames=120, size=(480, 240), face_size=None, motion=motion, seed=3)
+    w, h = clip.size
+    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64)
+    margin = []
+    for A in clip.transforms:
+        inv = np.linalg.inv(np.vstack([A, [0, 0, 1]]))[:2]
+        p = corners @ inv[:, :2].T + inv[:, 2]
+        margin.append(min(p[:, 0].min(), p[:, 1].min(), 900 - p[:, 0].max(), 400 - p[:, 1].max()))
+    assert min(margin) >= 0 and min(margin) < 40, min(margin)  # 900 x 400 photo: scale 0.66 at most

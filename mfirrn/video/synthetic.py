@@ -77,12 +77,13 @@ class SyntheticClip:
 
 
 def make_clip(photo: np.ndarray, landmarks: np.ndarray, *, n_frames: int = 90, fps: float = 30.0,
-              size: tuple[int, int] = (640, 480), face_size: float = 170.0, motion: ClipMotion = ClipMotion(),
-              seed: int = 0, phase: Optional[float] = None) -> SyntheticClip:
+              size: tuple[int, int] = (640, 480), face_size: Optional[float] = 170.0,
+              motion: ClipMotion = ClipMotion(), seed: int = 0, phase: Optional[float] = None) -> SyntheticClip:
     """A clip of ``n_frames`` frames of ``photo`` (BGR uint8) whose face, annotated by ``landmarks`` (68, 2)
-    photo pixels, is scaled to ``face_size`` pixels (sqrt of its landmark box area) and moved by
-    ``motion`` around the canvas centre. ``phase`` (s) shifts the motion in time (default: random from
-    ``seed``)."""
+    photo pixels (or the points of several faces), is scaled to ``face_size`` pixels (sqrt of their box's
+    area) and moved by ``motion`` around the canvas centre. ``face_size=None``: the photo itself fills the
+    frame, its centre moved by ``motion``, at the smallest scale that keeps every frame inside it (no reflected
+    copy of the photo shows). ``phase`` (s) shifts the motion in time (default: random from ``seed``)."""
     lm = np.asarray(landmarks, np.float64)
     check_shape(lm, (None, 2), "landmarks")
     w, h = size
@@ -90,9 +91,16 @@ def make_clip(photo: np.ndarray, landmarks: np.ndarray, *, n_frames: int = 90, f
     phase = float(rng.uniform(0, 10)) if phase is None else phase
     centre = (lm.min(0) + lm.max(0)) / 2
     extent = lm.max(0) - lm.min(0)
-    base = face_size / np.sqrt(extent[0] * extent[1])
-    t = np.arange(n_frames) / fps + phase
     m = motion
+    if face_size is None:  # the photo's centre moves; the frame, turned by the largest rotation, fits in the photo
+        centre = np.array(photo.shape[1::-1], np.float64) / 2
+        a = np.radians(abs(m.rotation))
+        half = np.array([w * np.cos(a) + h * np.sin(a), w * np.sin(a) + h * np.cos(a)]) / 2 + [abs(m.pan_x),
+                                                                                              abs(m.pan_y)]
+        base = float(np.max(half / centre)) / max(1.0 - m.zoom, 0.1)
+    else:
+        base = face_size / np.sqrt(extent[0] * extent[1])
+    t = np.arange(n_frames) / fps + phase
     scale = base * (1 + m.zoom * np.sin(2 * np.pi * t / m.zoom_period))
     angle = np.radians(m.rotation * np.sin(2 * np.pi * t / m.rotation_period))
     cx = w / 2 + m.pan_x * np.sin(2 * np.pi * t / m.pan_period_x)

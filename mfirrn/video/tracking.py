@@ -332,7 +332,8 @@ class FaceTracker:
         self._transition: Optional[tuple[int, np.ndarray, list[tuple[int, np.ndarray]]]] = None
         self.n_detections = 0
         self.last_events: list[dict] = []
-        self.last_renames: list[tuple[int, int, int]] = []  # (id of a flash's face, its id before, the flash's frame)
+        # (id of a flash's face or None, an id of before that came back, the flash's first frame)
+        self.last_renames: list[tuple[Optional[int], int, int]] = []
         self.events: dict[int, list[dict]] = {}  # frame index -> its events, filled by track_video
 
     # -- helpers
@@ -429,7 +430,7 @@ class FaceTracker:
         current: dict[int, tuple[object, bool]] = {}  # track id -> (the reconstructor's Face, detected)
         lost_now = False
         pending: list[tuple[_Track, str]] = []  # a geometric test failed, or a transition: the detector decides
-        flash: list[tuple[int, np.ndarray]] = []  # (id, roi) of the faces found during a flash
+        flash: Optional[list[tuple[int, np.ndarray]]] = None  # (id, roi) of the faces found during a flash
         if back:  # the faces of the flash end; those of before it take back their ids where the detector finds them
             flash, flash_from = [(tr.id, tr.roi) for tr in self._tracks], self._transition[0]
             for tr in self._tracks:
@@ -510,7 +511,7 @@ class FaceTracker:
                 tr = self._new_track(f.roi, f.landmarks)
                 self._tracks.append(tr)
                 current[tr.id] = (f, True)
-        if flash:  # each face of the flash is the face of before it that took its id back where it is
+        if flash is not None:  # each face of the flash is the face of before it that took its id back where it is
             back_ids = {e["id"] for e in self.last_events if e.get("reused")}
             revived = {tr.id: tr.roi for tr in self._tracks if tr.id in back_ids}
             for fid, froi in flash:
@@ -519,6 +520,7 @@ class FaceTracker:
                 if best is not None and overlap[best] > s.match_iou:
                     self.last_renames.append((fid, best, flash_from))
                     del revived[best]
+            self.last_renames += [(None, tid, flash_from) for tid in revived]  # back without a face in the flash
         # merge tracks that converged on one face (keep the older id)
         if len(self._tracks) > 1:
             rois = np.array([tr.roi for tr in self._tracks])
@@ -599,18 +601,19 @@ class WindowSmoother:
             ready.append(self._emit(self._frames.pop(0)))
         return ready
 
-    def rename(self, renames: list[tuple[int, int, int]], events: dict[int, list[dict]]) -> None:
+    def rename(self, renames: list[tuple[Optional[int], int, int]], events: dict[int, list[dict]]) -> None:
         """Give the faces of a flash still in the window the ids they had before it (``renames``:
         :attr:`FaceTracker.last_renames`): their frames, samples and ``events`` (frame index -> events, not yet
-        taken) are rewritten, and the ends and starts of the flash cancel out. A flash whose first frame has
-        left the window keeps its own id there."""
+        taken) are rewritten, and the ends and starts of the flash cancel out (a face of before that the flash
+        hid is missing there, without events). A flash whose first frame has left the window keeps its own ids."""
         for flash_id, old_id, since in renames:
             if not self._frames or self._frames[0][0] > since:
                 continue
-            self._frames = [(i, t, frame, sorted((TrackedFace(old_id, tf.detected, tf.face) if tf.id == flash_id else tf
-                                                  for tf in faces), key=lambda tf: tf.id))
-                            for i, t, frame, faces in self._frames]
-            self._samples.setdefault(old_id, {}).update(self._samples.pop(flash_id, {}))
+            if flash_id is not None:
+                self._frames = [(i, t, frame, sorted((TrackedFace(old_id, tf.detected, tf.face) if tf.id == flash_id
+                                                      else tf for tf in faces), key=lambda tf: tf.id))
+                                for i, t, frame, faces in self._frames]
+                self._samples.setdefault(old_id, {}).update(self._samples.pop(flash_id, {}))
             for i in [i for i in events if i >= since]:
                 events[i] = [e for e in events[i] if e["id"] not in (flash_id, old_id)]
                 if not events[i]:
