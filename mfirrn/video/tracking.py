@@ -156,8 +156,8 @@ class TrackerSettings:
     the picture over several frames, fires the test on several of them): a track started since that earlier
     cut goes on with its id where the cut frame's detection confirms it, and ends if none does; and when a frame
     within ``transition_frames`` of the transition's first cut is no cut from the frame before that cut (a camera
-    flash: the picture of before is back), the tracks of the flash end and the faces of before take back their ids; when its
-    confidence (the face verifier's, computed every frame) stays below ``min_confidence`` (``None``: the
+    flash: the picture of before is back), the tracks of the flash end and the faces of before take back their
+    ids; when its confidence (the face verifier's, computed every frame) stays below ``min_confidence`` (``None``: the
     pipeline's threshold) for ``low_confidence_frames`` frames in a row, or its pitch leaves +-90 degrees
     for as many (:func:`plausible`; a face in doubt is not output, and no detection with such a pitch
     starts a track); when no detection
