@@ -362,6 +362,7 @@ def video_section(clips, model_name: str, max_frames: int) -> None:
     print(f"\n## Video: the tracker against the photo pipeline on every frame (first {max_frames} frames per clip)")
     configs = {"former tracker (detect on loss only, no verification)": None,
                "defaults, frame difference alone as the cut test": TrackerSettings(scene_cut_histogram=0.0),
+               "defaults, a track starts at any confidence": TrackerSettings(start_confidence=0.0),
                "defaults": TrackerSettings()}
     print("| clip | frames | tracker | tracked face-frames | ghost | missed confident | implausible | ids "
           "| detector frames | frames/s |")
@@ -378,7 +379,8 @@ def video_section(clips, model_name: str, max_frames: int) -> None:
             if settings is None:
                 old = Reconstructor(model, dense=False, verify=False, detector_backend="onnxruntime",
                                     detector_threads=1)
-                tracker = FaceTracker(old, TrackerSettings(redetect_every=0, scene_cut=0, max_unconfirmed=10 ** 9))
+                tracker = FaceTracker(old, TrackerSettings(redetect_every=0, scene_cut=0, max_unconfirmed=10 ** 9,
+                                                           start_confidence=0.0))
             else:
                 tracker = FaceTracker(rec, settings)
             out = [[] for _ in frames]

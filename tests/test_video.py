@@ -550,6 +550,38 @@ def test_an_impossible_pose_ends_the_track_and_is_never_output(rec, monkeypatch)
     assert all(abs(f.face.pose["pitch"]) <= 90 for f in faces)
 
 
+def test_a_track_starts_only_from_a_sure_detection_and_goes_on_while_in_doubt(rec, monkeypatch):
+    """Detections below ``start_confidence`` start no track (here: every detection scored 0.3, then 0.6); a
+    track that exists goes on while its confidence stays above ``min_confidence`` (0.3 on tracked frames)."""
+    frames = _sample_frames(6, 0, np.copy)
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=1))
+    real_detect, real_track = tracker.detect_rec.__call__, tracker.track_rec.__call__
+    score = {"detect": 0.3}
+
+    def detect(image, **kw):
+        faces = real_detect(image, **kw)
+        for f in faces:
+            f.confidence = score["detect"]
+        return faces
+
+    def track(image, **kw):
+        faces = real_track(image, **kw)
+        for f in faces:
+            f.confidence = 0.3
+        return faces
+
+    monkeypatch.setattr(tracker, "detect_rec", detect)
+    monkeypatch.setattr(tracker, "track_rec", track)
+    assert tracker(frames[0], 0.0) == [] and tracker.last_events == []  # in doubt: nothing starts
+    score["detect"] = 0.6
+    assert [f.id for f in tracker(frames[1], 1 / 30)] == [0, 1]  # sure: both start
+    score["detect"] = 0.3
+    for k in range(2, 6):  # in doubt again, on detection and tracked frames: the tracks go on
+        assert [f.id for f in tracker(frames[k], k / 30)] == [0, 1] and tracker.last_events == []
+    with pytest.raises(ValueError, match="start_confidence"):
+        TrackerSettings(start_confidence=1.5)
+
+
 def test_a_crop_out_of_the_image_that_the_detector_confirms_keeps_its_track(rec, monkeypatch):
     """A face cut by the image border: its crop from the landmarks reaches mostly outside ("left the image")
     while the detector, run on that frame, still finds it in place. The track goes on with its id and without

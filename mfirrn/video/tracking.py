@@ -144,6 +144,9 @@ class TrackerSettings:
     off) how it follows fast moves (:class:`WindowSmoother`); ``one_euro``: the causal filter's settings and
     ``one_euro_tolerance`` the bound on its lag (a fraction of the face size, :class:`FaceSmoother`; 0: unbounded).
 
+    A detection starts a track when its confidence is at least ``start_confidence`` (a face in doubt is not
+    followed until a detection is surer of it); a track goes on down to ``min_confidence``.
+
     When the detector runs: on the first frame, whenever no face is tracked or a track ends, every
     ``redetect_every`` frames (0: never periodically) and on scene cuts: frames whose mean absolute
     grey-level difference to the previous frame, both shrunk to 64 pixels wide, exceeds ``scene_cut``
@@ -185,6 +188,7 @@ class TrackerSettings:
     scene_cut_histogram: float = 0.1
     transition_frames: int = 5
     min_confidence: Optional[float] = None
+    start_confidence: float = 0.5
     low_confidence_frames: int = 2
     max_unconfirmed: int = 2
     max_faces: int = 0
@@ -205,6 +209,8 @@ class TrackerSettings:
                              f"{self.window_tolerance}, {self.window_raw_tolerance} and {self.one_euro_tolerance}")
         if self.min_confidence is not None and not 0 <= self.min_confidence <= 1:
             raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
+        if not 0 <= self.start_confidence <= 1:
+            raise ValueError(f"start_confidence must lie in [0, 1], got {self.start_confidence}")
         if (self.redetect_every < 0 or self.scene_cut < 0 or self.transition_frames < 0
                 or self.low_confidence_frames < 1 or self.max_unconfirmed < 1):
             raise ValueError("redetect_every, scene_cut and transition_frames take numbers >= 0, "
@@ -506,6 +512,8 @@ class FaceTracker:
                 tracked = np.array([tr.roi for tr in self._tracks]).reshape(-1, 4)
                 if len(tracked) and roi_iou(f.roi, tracked).max() > s.match_iou:
                     continue  # already tracked
+                if f.confidence < s.start_confidence:
+                    continue  # too doubtful to start a track (one that exists goes on down to min_confidence)
                 if s.max_faces and len(self._tracks) >= s.max_faces:
                     break
                 tr = self._new_track(f.roi, f.landmarks)
