@@ -578,6 +578,9 @@ def test_a_track_starts_only_from_a_sure_detection_and_goes_on_while_in_doubt(re
     score["detect"] = 0.3
     for k in range(2, 6):  # in doubt again, on detection and tracked frames: the tracks go on
         assert [f.id for f in tracker(frames[k], k / 30)] == [0, 1] and tracker.last_events == []
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", min_confidence=0.0))  # filters nothing: any start
+    monkeypatch.setattr(tracker, "detect_rec", detect)
+    assert [f.id for f in tracker(frames[0], 0.0)] == [0, 1]
     with pytest.raises(ValueError, match="start_confidence"):
         TrackerSettings(start_confidence=1.5)
 

@@ -145,7 +145,8 @@ class TrackerSettings:
     ``one_euro_tolerance`` the bound on its lag (a fraction of the face size, :class:`FaceSmoother`; 0: unbounded).
 
     A detection starts a track when its confidence is at least ``start_confidence`` (a face in doubt is not
-    followed until a detection is surer of it); a track goes on down to ``min_confidence``.
+    followed until a detection is surer of it); a track goes on down to ``min_confidence``. With a
+    ``min_confidence`` of 0 (the verifier filters nothing) every detection starts a track.
 
     When the detector runs: on the first frame, whenever no face is tracked or a track ends, every
     ``redetect_every`` frames (0: never periodically) and on scene cuts: frames whose mean absolute
@@ -512,7 +513,7 @@ class FaceTracker:
                 tracked = np.array([tr.roi for tr in self._tracks]).reshape(-1, 4)
                 if len(tracked) and roi_iou(f.roi, tracked).max() > s.match_iou:
                     continue  # already tracked
-                if f.confidence < s.start_confidence:
+                if self.min_confidence > 0 and f.confidence < s.start_confidence:
                     continue  # too doubtful to start a track (one that exists goes on down to min_confidence)
                 if s.max_faces and len(self._tracks) >= s.max_faces:
                     break
