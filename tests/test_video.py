@@ -429,12 +429,23 @@ def test_a_transition_over_several_frames_keeps_the_ids_of_the_faces_found_durin
     events, seen = _events(tracker, frames)
     assert seen[:3] == [[0, 1]] * 3 and seen[3:] == [[2, 3]] * 3, seen
     assert events[4] == [] and events[5] == [], events
-    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0, transition_frames=0))
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0, transition_seconds=0))
     events, seen = _events(tracker, frames)
     assert seen[3] == [2, 3] and seen[4:] == [[4, 5]] * 2, seen
     assert {"id": 2, "event": "end", "reason": "scene cut"} in events[4]
-    with pytest.raises(ValueError, match="transition_frames"):
-        TrackerSettings(transition_frames=-1)
+    with pytest.raises(ValueError, match="transition_seconds"):
+        TrackerSettings(transition_seconds=-1)
+
+
+def test_a_slide_show_gives_every_slide_new_ids(rec):
+    """A slide show (an animated GIF at one frame a second) cuts on every frame, each slide another picture with
+    faces at the same places: the cuts are a second apart, no transition, and every slide's faces are new."""
+    frames = _sample_frames(1, 0, np.copy)
+    other = np.clip(frames[0] * 0.45, 0, 255).astype(np.uint8)  # another picture by the cut test
+    frames = [frames[0], other, frames[0], other]
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
+    seen = [[tf.id for tf in tracker(f, float(i))] for i, f in enumerate(frames)]  # one frame a second
+    assert seen == [[0, 1], [2, 3], [4, 5], [6, 7]], seen
 
 
 def test_a_flash_keeps_the_ids(rec):

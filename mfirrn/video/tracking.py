@@ -16,7 +16,7 @@
 * **Identities**: each track keeps an integer id; a detection overlapping a tracked face (roi IoU >
   ``match_iou``) is that face; a new detection overlapping a face lost in the last ``reuse_frames``
   frames gets its id back (short occlusions keep ids), never across a scene cut; a cut within
-  ``transition_frames`` of the previous one (a wipe) keeps the ids of the faces found since that cut where
+  ``transition_seconds`` of the previous one (a wipe) keeps the ids of the faces found since that cut where
   the detector finds them again, and when the picture of before the cut comes back within as many frames (a
   camera flash), its faces take back their ids (through the look-ahead window, the flash's faces too); two
   tracks that converge on one face are merged (the older id stays). Each frame's ``events`` say which tracks
@@ -156,10 +156,10 @@ class TrackerSettings:
     the frame and moves fast (a close-up, a jump cut within one shot) from passing for a cut.
 
     When a track ends: on a scene cut (the faces after it are new faces, with new ids), except that a cut within
-    ``transition_frames`` frames of the previous one continues one transition (a wipe or a push, which moves
+    ``transition_seconds`` of the previous one continues one transition (a wipe or a push, which moves
     the picture over several frames, fires the test on several of them): a track started since that earlier
     cut goes on with its id where the cut frame's detection confirms it, and ends if none does; and when a frame
-    within ``transition_frames`` of the transition's first cut is no cut from the frame before that cut (a camera
+    within ``transition_seconds`` of the transition's first cut is no cut from the frame before that cut (a camera
     flash: the picture of before is back), the tracks of the flash end and the faces of before take back their
     ids; when its confidence (the face verifier's, computed every frame) stays below ``min_confidence`` (``None``: the
     pipeline's threshold) for ``low_confidence_frames`` frames in a row, or its pitch leaves +-90 degrees
@@ -187,7 +187,7 @@ class TrackerSettings:
     redetect_every: int = 10
     scene_cut: float = 15.0
     scene_cut_histogram: float = 0.1
-    transition_frames: int = 5
+    transition_seconds: float = 0.25
     min_confidence: Optional[float] = None
     start_confidence: float = 0.5
     low_confidence_frames: int = 2
@@ -212,9 +212,9 @@ class TrackerSettings:
             raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
         if not 0 <= self.start_confidence <= 1:
             raise ValueError(f"start_confidence must lie in [0, 1], got {self.start_confidence}")
-        if (self.redetect_every < 0 or self.scene_cut < 0 or self.transition_frames < 0
+        if (self.redetect_every < 0 or self.scene_cut < 0 or not self.transition_seconds >= 0
                 or self.low_confidence_frames < 1 or self.max_unconfirmed < 1):
-            raise ValueError("redetect_every, scene_cut and transition_frames take numbers >= 0, "
+            raise ValueError("redetect_every, scene_cut and transition_seconds take numbers >= 0, "
                              "low_confidence_frames and max_unconfirmed numbers >= 1")
         if not 0 <= self.scene_cut_histogram <= 1:
             raise ValueError(f"scene_cut_histogram must lie in [0, 1], got {self.scene_cut_histogram}")
@@ -334,9 +334,10 @@ class FaceTracker:
         self._next_id = 0
         self._frame = -1
         self._previous: Optional[np.ndarray] = None
-        self._last_cut: Optional[int] = None  # frame index of the last scene cut
-        # the open transition: (its first cut's frame index, the frame before it, (id, roi) of the tracks it ended)
-        self._transition: Optional[tuple[int, np.ndarray, list[tuple[int, np.ndarray]]]] = None
+        self._last_cut: Optional[float] = None  # time (s) of the last scene cut
+        # the open transition: its first cut's frame index and time, the frame before it, (id, roi) of the tracks it
+        # ended
+        self._transition: Optional[tuple[int, float, np.ndarray, list[tuple[int, np.ndarray]]]] = None
         self.n_detections = 0
         self.last_events: list[dict] = []
         # (id of a flash's face or None, an id of before that came back, the flash's first frame)
@@ -430,10 +431,10 @@ class FaceTracker:
         cut = previous is not None and self._is_cut(previous, frame)
         back = False  # the picture of before the open transition is back: it was a flash (or a short insert)
         if self._transition is not None:
-            if self._frame - self._transition[0] > s.transition_frames:
+            if t - self._transition[1] > s.transition_seconds:
                 self._transition = None
             else:
-                back = not self._is_cut(self._transition[1], frame)
+                back = not self._is_cut(self._transition[2], frame)
         current: dict[int, tuple[object, bool]] = {}  # track id -> (the reconstructor's Face, detected)
         lost_now = False
         pending: list[tuple[_Track, str]] = []  # a geometric test failed, or a transition: the detector decides
@@ -442,17 +443,17 @@ class FaceTracker:
             flash, flash_from = [(tr.id, tr.roi) for tr in self._tracks], self._transition[0]
             for tr in self._tracks:
                 self._lose(tr, "scene cut")
-            self._tracks, self._lost = [], [(tid, self._frame, roi) for tid, roi in self._transition[2]]
-            self._transition, self._last_cut = None, self._frame
-        elif cut and self._last_cut is not None and self._frame - self._last_cut <= s.transition_frames:
+            self._tracks, self._lost = [], [(tid, self._frame, roi) for tid, roi in self._transition[3]]
+            self._transition, self._last_cut = None, t
+        elif cut and self._last_cut is not None and t - self._last_cut <= s.transition_seconds:
             # the same transition: its tracks (all started since its first cut) go on where the detector confirms them
             pending += [(tr, "scene cut") for tr in self._tracks]
-            self._tracks, self._lost, self._last_cut = [], [], self._frame
+            self._tracks, self._lost, self._last_cut = [], [], t
         elif cut:  # another shot: every face in it is a new face, wherever it is
-            self._transition = (self._frame, previous, [(tr.id, tr.roi) for tr in self._tracks])
+            self._transition = (self._frame, t, previous, [(tr.id, tr.roi) for tr in self._tracks])
             for tr in self._tracks:
                 self._lose(tr, "scene cut")
-            self._tracks, self._lost, self._last_cut = [], [], self._frame  # no id ended before a cut comes back
+            self._tracks, self._lost, self._last_cut = [], [], t  # no id ended before a cut comes back
         if self._tracks:
             faces = self._follow(frame)
             kept = []
