@@ -17,8 +17,8 @@
   ``match_iou``) is that face; a new detection overlapping a face lost in the last ``reuse_frames``
   frames gets its id back (short occlusions keep ids), never across a scene cut; a cut within
   ``transition_seconds`` of the previous one (a wipe) keeps the ids of the faces found since that cut where
-  the detector finds them again, and when the picture of before the cut comes back within as many frames (a
-  camera flash), its faces take back their ids (through the look-ahead window, the flash's faces too); two
+  the detector finds them again, and when the picture of before the cut comes back as soon (a camera
+  flash), its faces take back their ids (through the look-ahead window, the flash's faces too); two
   tracks that converge on one face are merged (the older id stays). Each frame's ``events`` say which tracks
   started and ended, and why.
 * **Smoothing** of all 62 params expressed in the *image* frame
@@ -47,7 +47,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import cv2
 import numpy as np
@@ -245,6 +245,16 @@ class _Track:
     box: Optional[np.ndarray] = None  # (4,) set: followed from its detector box (a face cut by the border)
 
 
+class _Transition(NamedTuple):
+    """An open transition: its first cut's frame index and time (s), the frame before that cut, and (id, roi) of
+    the tracks the cut ended."""
+
+    frame: int
+    time: float
+    before: np.ndarray
+    ended: list[tuple[int, np.ndarray]]
+
+
 _GEOMETRIC = ("too small", "size jump", "left the image")  # the reasons of FaceTracker._alive
 MAX_PITCH = 90.0  # degrees: no tracked face with |pitch| beyond this is output
 
@@ -335,9 +345,7 @@ class FaceTracker:
         self._frame = -1
         self._previous: Optional[np.ndarray] = None
         self._last_cut: Optional[float] = None  # time (s) of the last scene cut
-        # the open transition: its first cut's frame index and time, the frame before it, (id, roi) of the tracks it
-        # ended
-        self._transition: Optional[tuple[int, float, np.ndarray, list[tuple[int, np.ndarray]]]] = None
+        self._transition: Optional[_Transition] = None
         self.n_detections = 0
         self.last_events: list[dict] = []
         # (id of a flash's face or None, an id of before that came back, the flash's first frame)
@@ -431,26 +439,26 @@ class FaceTracker:
         cut = previous is not None and self._is_cut(previous, frame)
         back = False  # the picture of before the open transition is back: it was a flash (or a short insert)
         if self._transition is not None:
-            if t - self._transition[1] > s.transition_seconds:
+            if t - self._transition.time > s.transition_seconds:
                 self._transition = None
             else:
-                back = not self._is_cut(self._transition[2], frame)
+                back = not self._is_cut(self._transition.before, frame)
         current: dict[int, tuple[object, bool]] = {}  # track id -> (the reconstructor's Face, detected)
         lost_now = False
         pending: list[tuple[_Track, str]] = []  # a geometric test failed, or a transition: the detector decides
         flash: Optional[list[tuple[int, np.ndarray]]] = None  # (id, roi) of the faces found during a flash
         if back:  # the faces of the flash end; those of before it take back their ids where the detector finds them
-            flash, flash_from = [(tr.id, tr.roi) for tr in self._tracks], self._transition[0]
+            flash, flash_from = [(tr.id, tr.roi) for tr in self._tracks], self._transition.frame
             for tr in self._tracks:
                 self._lose(tr, "scene cut")
-            self._tracks, self._lost = [], [(tid, self._frame, roi) for tid, roi in self._transition[3]]
+            self._tracks, self._lost = [], [(tid, self._frame, roi) for tid, roi in self._transition.ended]
             self._transition, self._last_cut = None, t
         elif cut and self._last_cut is not None and t - self._last_cut <= s.transition_seconds:
             # the same transition: its tracks (all started since its first cut) go on where the detector confirms them
             pending += [(tr, "scene cut") for tr in self._tracks]
             self._tracks, self._lost, self._last_cut = [], [], t
         elif cut:  # another shot: every face in it is a new face, wherever it is
-            self._transition = (self._frame, t, previous, [(tr.id, tr.roi) for tr in self._tracks])
+            self._transition = _Transition(self._frame, t, previous, [(tr.id, tr.roi) for tr in self._tracks])
             for tr in self._tracks:
                 self._lose(tr, "scene cut")
             self._tracks, self._lost, self._last_cut = [], [], t  # no id ended before a cut comes back
