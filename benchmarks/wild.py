@@ -20,10 +20,11 @@ its centre lies in an ignore box (whatever its size); an unmatched counted face 
 2. **photos**: ``mfirrn reconstruct``'s pipeline (networks in ONNX Runtime on one thread, as the CLI
    runs them on a CPU) without the face verifier (FaceBoxes at 3DDFA_V2's 0.5), with it and FaceBoxes at
    0.5, and with it as by default (FaceBoxes at the proposal threshold,
-   :data:`mfirrn.inference.pipeline.PROPOSAL_THRESHOLD`; a sweep of the verifier's threshold on it):
+   :data:`mfirrn.inference.pipeline.PROPOSAL_THRESHOLD`; a sweep of the verifier's threshold on it), and
+   with it but without the recheck of near misses in downscaled photos (``--no-detector-recheck``):
    false and missed faces on the held-out photos, dev-split faces kept and their NME (68 points, GT
    box normaliser), and the time per photo of each, measured side by side (each photo through all
-   three, in rotating order);
+   of them, in rotating order);
 3. **video**: the tracker (``mfirrn reconstruct VIDEO``'s defaults) against the photo pipeline run on every
    frame: *ghost* face-frames (a tracked face with no photo-pipeline face under it, landmark boxes' IoU
    > 0.3, for 5 or more frames in a row), *missed confident* face-frames (a photo-pipeline face with
@@ -190,6 +191,10 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
         at_half = Reconstructor(model, detector_threshold=SCORE_THRESHOLD, **opts)
         at_half._verifier = verified.verifier
         recs[f"with verifier, FaceBoxes {SCORE_THRESHOLD:g}"] = at_half
+    if verified.detector_recheck:
+        once = Reconstructor(model, detector_recheck=False, **opts)
+        once._verifier = verified.verifier
+        recs["with verifier, near misses of downscaled photos not rechecked (--no-detector-recheck)"] = once
     rows: dict[str, list] = {key: [] for key in recs}
     confid: list[tuple[tuple, dict]] = []
     proposals: list[tuple[tuple, dict]] = []

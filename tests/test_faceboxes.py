@@ -2,6 +2,7 @@
 
 from itertools import product
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -234,3 +235,88 @@ def test_the_smallest_input_is_asked_for_faceboxes_only():
     with pytest.raises(ValueError, match="detector_min_size must be a number of pixels"):
         Reconstructor(detector_min_size=-5)
     assert Reconstructor(detector_min_size=240).detector.min_size == 240
+
+
+def _fake_detect(calls):
+    """A stand-in for ``FaceBoxes._detect`` on a 2000 x 3000 photo (detected at 0.36): a sure face, near misses
+    (small ones at A and in a row, a large one, one beside the sure face) and one below the recheck score; on a
+    crop, one face filling its middle third (every near miss is a face at full resolution), scored 0.8."""
+    photo = np.array([[100, 100, 300, 300, 0.9],  # sure
+                      [1000, 1000, 1100, 1100, 0.3],  # A: 36 px at the input
+                      [1500, 200, 2000, 700, 0.3],  # 180 px at the input: not rechecked
+                      [120, 120, 310, 310, 0.25],  # beside the sure face: its recheck overlaps it
+                      *[[400 + 200 * i, 1600, 480 + 200 * i, 1680, 0.2 - 0.01 * i] for i in range(6)],  # a row
+                      [2500, 1500, 2560, 1560, 0.05]])  # below RECHECK_SCORE
+
+    def detect(self, image, scale, threshold):
+        calls.append((image.shape[:2], scale, threshold))
+        if image.shape[:2] == (2000, 3000):
+            return photo[photo[:, 4] > threshold]
+        h, w = image.shape[:2]
+        return np.array([[w / 3, h / 3, 2 * w / 3, 2 * h / 3, 0.8]])
+    return detect
+
+
+def test_near_misses_of_a_downscaled_photo_are_detected_again_on_a_crop(faceboxes, monkeypatch):
+    """Hand-made proposals: the small near miss A comes back as found on its crop (3 times its side, full
+    resolution), the sure face stays as it was, a large near miss and one overlapping the sure face add nothing,
+    and at most RECHECK_MAX near misses are looked at again."""
+    from mfirrn.detect.faceboxes import RECHECK_MAX, RECHECK_SCORE
+
+    calls: list = []
+    monkeypatch.setattr(FaceBoxes, "_detect", _fake_detect(calls))
+    monkeypatch.setattr(faceboxes, "recheck", True)
+    boxes = faceboxes(np.zeros((2000, 3000, 3), np.uint8))
+    assert calls[0] == ((2000, 3000), pytest.approx(0.36), RECHECK_SCORE)
+    crops = calls[1:]
+    assert len(crops) == RECHECK_MAX  # A, the one beside the sure face, three of the row
+    assert crops[0] == ((300, 300), 1.0, 0.5)  # A's crop: 3 x 100 pixels, at full resolution
+    np.testing.assert_array_equal(boxes[0], [100, 100, 300, 300, 0.9])
+    np.testing.assert_allclose(boxes[1], [1000, 1000, 1100, 1100, 0.8])
+    assert len(boxes) == 1 + 1 + 3  # the sure face, A, the first three of the row
+    assert not any(roi_iou(b[:4], [1500, 200, 2000, 700]) > 0.3 for b in boxes)
+    # at a lower threshold the same near misses are rechecked and the same boxes come back; a confirmed near miss
+    # is replaced by its rechecked box, the others are kept if they score above the threshold
+    monkeypatch.setattr(faceboxes, "score_threshold", 0.155)
+    calls.clear()
+    low = faceboxes(np.zeros((2000, 3000, 3), np.uint8))
+    assert len(calls) == 1 + RECHECK_MAX
+    for row in boxes:
+        assert any(np.array_equal(row, r) for r in low)
+    assert sorted(low[:, 4].round(2).tolist()) == [0.16, 0.17, 0.25, 0.3, 0.8, 0.8, 0.8, 0.8, 0.9]
+    assert not any(np.array_equal(r, [1000, 1000, 1100, 1100, 0.3]) for r in low)  # A's proposal: replaced
+    monkeypatch.setattr(faceboxes, "score_threshold", 0.5)
+    monkeypatch.setattr(faceboxes, "recheck", False)
+    calls.clear()
+    np.testing.assert_array_equal(faceboxes(np.zeros((2000, 3000, 3), np.uint8)), [[100, 100, 300, 300, 0.9]])
+    assert calls == [((2000, 3000), pytest.approx(0.36), 0.5)]
+
+
+def test_recheck_keeps_every_box_and_leaves_photos_at_their_own_size_alone(sample_photo):
+    """The real network: with ``recheck`` the boxes above the threshold are the same rows, and an image
+    detected at its own size gives the same boxes bit for bit."""
+    img = read_image(sample_photo)
+    plain, again = FaceBoxes(), FaceBoxes(recheck=True)
+    assert plain.scale_for(*img.shape[:2]) == 1.0
+    np.testing.assert_array_equal(plain(img), again(img))
+    canvas = np.full((1800, 2700, 3), 90, np.uint8)  # the photo four times, small, on a large canvas
+    h, w = img.shape[:2]
+    for i, (y, x) in enumerate([(100, 100), (100, 1500), (1000, 300), (1100, 1900)]):
+        s = 0.4 + 0.1 * i
+        small = cv2.resize(img, (int(w * s), int(h * s)))
+        canvas[y:y + small.shape[0], x:x + small.shape[1]] = small[:1800 - y, :2700 - x]
+    assert plain.scale_for(*canvas.shape[:2]) < 1
+    base, more = plain(canvas), again(canvas)
+    assert len(more) >= len(base)
+    for row in base:
+        assert any(np.array_equal(row, m) for m in more)
+
+
+def test_recheck_is_asked_of_faceboxes_and_ignored_by_the_others():
+    from mfirrn.inference.pipeline import Reconstructor
+
+    assert create_detector("faceboxes", recheck=True).recheck is True
+    assert create_detector("faceboxes").recheck is False
+    assert create_detector("faceboxes,dlib-hog", recheck=True)._get(0).recheck is True
+    create_detector("dlib-hog", recheck=True)  # no FaceBoxes, nothing to recheck
+    assert Reconstructor(detector_recheck=False).detector.recheck is False

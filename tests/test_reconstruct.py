@@ -212,6 +212,22 @@ def test_cli_detector_tint_grey_on_a_grey_photo(tmp_path, sample_photo, capsys):
     assert "--detector-tint-grey tints grey photos for FaceBoxes" in capsys.readouterr().err
 
 
+def test_cli_no_detector_recheck_reaches_the_detector_and_the_run_record(tmp_path, sample_photo, monkeypatch):
+    """The recheck of near misses is on by default and not written in the run record; --no-detector-recheck turns
+    it off in the detector the run builds and is recorded (a --resume with other settings is refused)."""
+    from mfirrn.detect.faceboxes import FaceBoxes
+
+    seen: list[bool] = []
+    init = FaceBoxes.__init__
+    monkeypatch.setattr(FaceBoxes, "__init__", lambda self, **kw: (seen.append(kw.get("recheck")), init(self, **kw))[1])
+    for flags, out in (([], tmp_path / "on"), (["--no-detector-recheck"], tmp_path / "off")):
+        assert main(["reconstruct", str(sample_photo), "-o", str(out), "--outputs", "json", "--workers", "1",
+                     *flags]) == 0
+    assert seen == [True, False]
+    assert "--no-detector-recheck" not in json.loads((tmp_path / "on" / "mfirrn-run.json").read_text())["settings"]
+    assert json.loads((tmp_path / "off" / "mfirrn-run.json").read_text())["settings"]["--no-detector-recheck"] is True
+
+
 def test_cli_detector_min_size_on_a_tight_crop(tmp_path, sample_photo, capsys):
     """A 64-pixel crop of the middle of the sample face (half its box: eyes, nose, mouth): the no-face line names
     --detector-min-size 240, which finds the face, reaches FaceBoxes and is kept in the run record (the overlays of

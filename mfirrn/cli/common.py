@@ -130,6 +130,7 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
     from mfirrn import models
     from mfirrn.detect.registry import names_faceboxes
     from mfirrn.inference.pipeline import Reconstructor
+    from mfirrn.io.defaults import DETECTOR_RECHECK
     from mfirrn.io.options import detector_size
 
     faceboxes = names_faceboxes(args.detector)
@@ -149,6 +150,7 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
     if min_size and not faceboxes:
         raise ValueError(f"--detector-min-size upscales small photos for FaceBoxes; --detector {args.detector} sizes "
                          f"its own (name faceboxes in --detector, or drop --detector-min-size)")
+    recheck = bool(getattr(args, "detector_recheck", DETECTOR_RECHECK))
     model = model_from_args(args, default_model=models.DEFAULT_MODEL)
     device = resolve_device(args.device)
     return Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=dense,
@@ -157,6 +159,6 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
                          min_face_size=getattr(args, "min_face_size", 0.0),
                          detector_threshold=threshold,
                          detector_size=None if size is None else detector_size(size, "--detector-size"),
-                         detector_tint_grey=tint, detector_min_size=min_size,
+                         detector_tint_grey=tint, detector_min_size=min_size, detector_recheck=recheck,
                          turn_upside_down=bool(getattr(args, "turn_upside_down", False)),
                          crop_padding=getattr(args, "crop_padding", DEFAULT_CROP_PADDING))

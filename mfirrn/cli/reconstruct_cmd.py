@@ -79,6 +79,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "of tight face crops and thumbnails (masked faces above all) that it misses as they are, and "
                         "a few more false faces on small animal photos. 240 is a good value; 2000 finds faces under 30 "
                         "pixels in a small group photo; default 0: as they are")
+    p.add_argument("--no-detector-recheck", dest="detector_recheck", action="store_false",
+                   help="do not look again at FaceBoxes' near misses in a downscaled photo. By default, a proposal "
+                        "scoring 0.1-0.5 that is small at the detector's input is detected again on a full-resolution "
+                        "crop around it (the score of such faces moves with the exact downscale); photos detected at "
+                        "their own size are not touched")
     p.add_argument("--detector-tint-grey", action="store_true",
                    help="FaceBoxes sees black-and-white photos in a skin tint: it finds far more small and faint "
                         "faces in them (old prints, grey cameras), and a few more false ones. Colour photos are "
@@ -213,6 +218,7 @@ def _settings(args: argparse.Namespace, outputs: list[str], boxes, landmarks_fil
             "--detector-threshold": args.detector_threshold,
             "--detector-size": args.detector_size,
             **({"--detector-tint-grey": True} if args.detector_tint_grey else {}),
+            **({"--no-detector-recheck": True} if not args.detector_recheck else {}),
             **({"--detector-min-size": args.detector_min_size} if args.detector_min_size else {}),
             **({"--turn-upside-down": True} if args.turn_upside_down else {}),
             **({"--crop-padding": args.crop_padding} if args.crop_padding != "zero" else {}),

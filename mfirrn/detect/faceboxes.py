@@ -24,10 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mfirrn.geometry.crop import roi_iou
 from mfirrn.io.defaults import DETECTOR_SIZE
 
 __all__ = ["FaceBoxesNet", "FaceBoxes", "prior_boxes", "decode_boxes", "nms", "is_grey", "tint_grey", "MIN_SIZES",
-           "STEPS", "VARIANCES", "SCORE_THRESHOLD", "MAX_SIZE", "GREY_TINT", "GREY_SPREAD"]
+           "STEPS", "VARIANCES", "SCORE_THRESHOLD", "MAX_SIZE", "GREY_TINT", "GREY_SPREAD", "RECHECK_SCORE",
+           "RECHECK_SIDE", "RECHECK_CONTEXT", "RECHECK_MAX"]
 
 MIN_SIZES: tuple[tuple[int, ...], ...] = ((32, 64, 128), (256,), (512,))
 STEPS: tuple[int, ...] = (32, 64, 128)
@@ -44,6 +46,14 @@ GREY_TINT: tuple[float, float, float] = (0.803, 0.935, 1.212)
 #: A photo is grey when its pixels' spread over the three channels (max - min) averages at most this many
 #: grey levels (JPEG keeps a little colour noise in black-and-white photos).
 GREY_SPREAD = 2.0
+#: Near misses of a downscaled photo that are detected again (``FaceBoxes(recheck=True)``): proposals scoring
+#: above ``RECHECK_SCORE`` (and at most the threshold) whose box spans fewer than ``RECHECK_SIDE`` pixels at the
+#: detector's input, at most ``RECHECK_MAX`` a photo, each on a crop ``RECHECK_CONTEXT`` times its side
+#: (docs/experiments/wild.md, "Near misses in a downscaled photo").
+RECHECK_SCORE = 0.1
+RECHECK_SIDE = 128.0
+RECHECK_CONTEXT = 3.0
+RECHECK_MAX = 5
 # anchors per feature-map cell: a 32 px anchor is densified 4x4, a 64 px one 2x2 (FaceBoxes §3.3)
 _DENSITY = {32: 4, 64: 2}
 
@@ -297,7 +307,15 @@ class FaceBoxes:
     below 1, so such a face still spans FaceBoxes' smallest anchor (32 pixels; ``min_face=32``: 3DDFA_V2's
     full resolution). Detection time falls with the square of the scale. ``tint_grey``: a black-and-white photo
     (:func:`is_grey`) is detected in a skin tint (:func:`tint_grey`, :data:`GREY_TINT`); colour photos are
-    detected as they are. ``weights``:
+    detected as they are. ``recheck``: in a downscaled image, FaceBoxes' score of a face of 50-130 pixels at its
+    input moves with the exact scale (a dark face of a grid of faces: 0.36 at one width, 0.65 a pixel wider,
+    0.995 at full resolution); each near miss (a proposal scoring above :data:`RECHECK_SCORE` and at most the
+    threshold, or 0.5 if the threshold is lower; under :data:`RECHECK_SIDE` pixels at the input; at most
+    :data:`RECHECK_MAX`, best first) is detected again on a crop of :data:`RECHECK_CONTEXT` times its side at full
+    resolution (or the largest ``max_size`` allows). A box found there above that score, overlapping the proposal
+    (IoU > 0.3) and no box already kept, takes the proposal's place (a near miss not confirmed so is kept only if
+    it scores above the threshold). The boxes above it stay as they are, a lower threshold still only adds boxes,
+    and images detected at their own size are not touched. ``weights``:
     a checkpoint path (default: the registered asset ``detector-faceboxes``). ``backend``: ``"torch"``
     or ``"onnxruntime"`` (CPU; needs onnx and onnxruntime). ``threads``: ONNX Runtime intra-op threads
     (0: the budget of the threading policy, :mod:`mfirrn.io.threads`).
@@ -307,7 +325,7 @@ class FaceBoxes:
 
     def __init__(self, *, score_threshold: float = SCORE_THRESHOLD, iou_threshold: float = 0.3,
                  max_size: tuple[int, int] = MAX_SIZE, min_size: int = 0, min_face: float = 32.0,
-                 tint_grey: bool = False,
+                 tint_grey: bool = False, recheck: bool = False,
                  weights: Optional[Union[str, Path]] = None, backend: str = "torch",
                  device: Union[str, torch.device] = "cpu", threads: int = 0) -> None:
         if backend not in ("torch", "onnxruntime"):
@@ -328,6 +346,7 @@ class FaceBoxes:
         self.min_size = int(min_size)
         self.min_face = float(min_face)
         self.tint_grey = bool(tint_grey)
+        self.recheck = bool(recheck)
         self.backend, self.device = backend, torch.device(device)
         net = _load_net(weights)
         self._session = _onnx_session(net, weights, threads) if backend == "onnxruntime" else None
@@ -364,16 +383,57 @@ class FaceBoxes:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         scale = self.scale_for(h, w)
+        if not (self.recheck and scale < 1):
+            return self._detect(image, scale, self.score_threshold)
+        boxes = self._detect(image, scale, min(RECHECK_SCORE, self.score_threshold))
+        # greedy NMS: the boxes above a score are those detecting at that score gives. A near miss scores above
+        # RECHECK_SCORE and at most `top`, whatever the threshold, so a lower threshold only adds boxes
+        top = max(self.score_threshold, SCORE_THRESHOLD)
+        sure = boxes[:, 4] > top
+        kept = boxes[sure]
+        side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * scale
+        rechecked = np.zeros(len(boxes), bool)
+        for i in np.flatnonzero(~sure & (boxes[:, 4] > RECHECK_SCORE) & (side < RECHECK_SIDE))[:RECHECK_MAX]:
+            found = self._recheck(image, boxes[i], top)
+            if found is not None and not (len(kept) and roi_iou(kept[:, :4], found[None, :4]).max() > 0.3):
+                kept, rechecked[i] = np.concatenate([kept, found[None]]), True
+        kept = np.concatenate([kept, boxes[~sure & ~rechecked & (boxes[:, 4] > self.score_threshold)]])
+        return kept[np.argsort(-kept[:, 4], kind="stable")]
+
+    def _recheck(self, image: np.ndarray, box: np.ndarray, threshold: float) -> Optional[np.ndarray]:
+        """The best box (5,) scoring above ``threshold`` that overlaps ``box`` (IoU > 0.3), detected on a crop
+        :data:`RECHECK_CONTEXT` times its side around it; ``None`` if there is none."""
+        h, w = image.shape[:2]
+        half = 0.5 * RECHECK_CONTEXT * max(box[2] - box[0], box[3] - box[1])
+        cx, cy = 0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])
+        x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+        x1, y1 = int(min(w, np.ceil(cx + half))), int(min(h, np.ceil(cy + half)))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return None
+        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+        found = self._detect(crop, self.scale_for(*crop.shape[:2]), threshold)
+        if len(found) == 0:
+            return None
+        found[:, :4] += np.array([x0, y0, x0, y0], np.float64)
+        iou = roi_iou(found[:, :4], box[None, :4])
+        best = int(iou.argmax())
+        return found[best] if iou[best] > 0.3 else None
+
+    def _detect(self, image: np.ndarray, scale: float, threshold: float) -> np.ndarray:
+        """Boxes (K, 5) scoring above ``threshold`` in ``image`` detected at ``scale``, after NMS, best first."""
+        h, w = image.shape[:2]
         small = image if scale == 1.0 else cv2.resize(image, (int(w * scale), int(h * scale)))
         if self.tint_grey and is_grey(small):
             small = tint_grey(small)
         sh, sw = small.shape[:2]
         loc, score = self._forward(np.ascontiguousarray(small))
-        keep = np.flatnonzero(score > self.score_threshold)
+        keep = np.flatnonzero(score > threshold)
         if len(keep) == 0:
             return np.zeros((0, 5))
         if (sh, sw) not in self._priors:
-            self._priors = {(sh, sw): prior_boxes(sh, sw)}  # one size cached (folders usually share one)
+            if len(self._priors) >= 4:  # a few sizes cached (a folder usually shares one, rechecks add crops)
+                self._priors.clear()
+            self._priors[(sh, sw)] = prior_boxes(sh, sw)
         boxes = decode_boxes(loc[keep].astype(np.float64), self._priors[(sh, sw)][keep].astype(np.float64))
         boxes *= np.array([w, h, w, h], np.float64)  # fractions of the resized image = of the original
         scores = score[keep].astype(np.float64)

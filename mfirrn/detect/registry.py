@@ -128,12 +128,13 @@ class FirstOf:
 
 def _faceboxes(backend: str = "torch", device: str = "cpu", threads: int = 0,
                score_threshold: Optional[float] = None, max_size: Optional[tuple[int, int]] = None,
-               tint_grey: bool = False, min_size: int = 0) -> Detector:
+               tint_grey: bool = False, min_size: int = 0, recheck: bool = False) -> Detector:
     from mfirrn.detect.faceboxes import MAX_SIZE, SCORE_THRESHOLD, FaceBoxes
 
     threshold = SCORE_THRESHOLD if score_threshold is None else score_threshold
     return FaceBoxes(backend=backend, device=device, threads=threads, score_threshold=threshold,
-                     max_size=MAX_SIZE if max_size is None else max_size, tint_grey=tint_grey, min_size=min_size)
+                     max_size=MAX_SIZE if max_size is None else max_size, tint_grey=tint_grey, min_size=min_size,
+                     recheck=recheck)
 
 
 def _mtcnn(device: str = "cpu", **_) -> Detector:
@@ -177,7 +178,7 @@ def names_faceboxes(spec: object) -> bool:
 def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", device: str = "cpu",
                     threads: int = 0, score_threshold: Optional[float] = None,
                     max_size: Optional[tuple[int, int]] = None, tint_grey: bool = False,
-                    min_size: int = 0) -> Detector:
+                    min_size: int = 0, recheck: bool = False) -> Detector:
     """Build a registered detector by name, or a :class:`FirstOf` chain from a comma list.
 
     ``backend`` (``torch`` or ``onnxruntime``), ``device`` and ``threads`` (ONNX Runtime intra-op
@@ -187,6 +188,8 @@ def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", dev
     largest input (height, width; default ``None``: 3DDFA_V2's 720 x 1080; ``(0, 0)``: full resolution).
     ``tint_grey``: FaceBoxes detects black-and-white photos in a skin tint (:func:`mfirrn.detect.faceboxes.tint_grey`).
     ``min_size``: FaceBoxes upscales an image whose longer side is shorter (pixels) to it (0: never).
+    ``recheck``: FaceBoxes detects the near misses of a downscaled photo again at full resolution
+    (:class:`mfirrn.detect.faceboxes.FaceBoxes`); other detectors ignore it.
     Every detector of a chain is built now, so missing weights or packages fail here rather than mid-folder.
     """
     names = [n.strip() for n in name.split(",") if n.strip()]
@@ -209,7 +212,7 @@ def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", dev
                          f"(drop the size or add faceboxes to the detectors)")
     chain = FirstOf(names, backend=backend, device=device, threads=threads, score_threshold=score_threshold,
                     max_size=max_size, **({"tint_grey": True} if tint_grey else {}),
-                    **({"min_size": min_size} if min_size else {}))
+                    **({"min_size": min_size} if min_size else {}), **({"recheck": True} if recheck else {}))
     chain.build_all()
     return chain._built[0] if len(names) == 1 else chain
 

@@ -36,7 +36,7 @@ from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.inference.inputs import ImageError, ImageInput, check_boxes, check_landmarks, read_image, to_bgr
 from mfirrn.inference.predict import predict_params
 from mfirrn.inference.verify import FaceVerifier, landmark_boxes, pass_agreement
-from mfirrn.io.defaults import DEFAULT_DETECTOR, PROPOSAL_THRESHOLD, REFINE_MODES
+from mfirrn.io.defaults import DEFAULT_DETECTOR, DETECTOR_RECHECK, PROPOSAL_THRESHOLD, REFINE_MODES
 
 __all__ = ["Face", "Reconstructor", "reconstruct", "read_image", "ImageError", "NoFaceError", "StageTimes",
            "RefineMode", "REFINE_MODES", "average_passes", "refined_roi_agrees", "PROPOSAL_THRESHOLD",
@@ -271,6 +271,10 @@ class Reconstructor:
     ``detector_min_size``: FaceBoxes upscales a photo whose longer side is shorter (pixels) to it before detection
     (default 0: never). 240 finds most faces of tight face crops and thumbnails that FaceBoxes misses as they are
     (masked faces above all), and a few more false faces on small animal photos (``docs/experiments/wild.md``).
+    ``detector_recheck``: in a photo detected downscaled, FaceBoxes' near misses (proposals scoring 0.1 up to its
+    threshold, small at its input) are detected again on a full-resolution crop around them
+    (:class:`mfirrn.detect.faceboxes.FaceBoxes`, ``recheck``); its score of such faces moves with the exact scale.
+    Default :data:`mfirrn.io.defaults.DETECTOR_RECHECK`; photos detected at their own size are not touched.
     ``turn_upside_down`` (with the verifier): a detected face that MTCNN's O-Net finds far more face-like with the
     photo turned by 180 degrees (:meth:`_upside_down`) is reconstructed on the turned photo and mapped back, instead
     of being fitted as an upright face; its roll is then near 180 degrees. Faces given as ``landmarks`` are never
@@ -288,8 +292,8 @@ class Reconstructor:
                  min_confidence: Optional[float] = None, min_face_size: float = 0.0, verify: bool = True,
                  detector_threshold: Optional[float] = None,
                  detector_size: Optional[tuple[int, int]] = None, detector_tint_grey: bool = False,
-                 detector_min_size: int = 0, turn_upside_down: bool = False,
-                 crop_padding: str = DEFAULT_CROP_PADDING) -> None:
+                 detector_min_size: int = 0, detector_recheck: bool = DETECTOR_RECHECK,
+                 turn_upside_down: bool = False, crop_padding: str = DEFAULT_CROP_PADDING) -> None:
         from mfirrn import models
         from mfirrn.inference.onnx import model_for_backend, resolve_backend
         from mfirrn.io.threads import apply_threads
@@ -331,6 +335,7 @@ class Reconstructor:
                              f"{getattr(detector, 'name', detector)} is not FaceBoxes built by name (build it with "
                              f"FaceBoxes(min_size=...), or drop detector_min_size)")
         self.detector_min_size = int(detector_min_size)
+        self.detector_recheck = bool(detector_recheck)
         self.turn_upside_down = bool(turn_upside_down)
         if crop_padding not in CROP_PADDINGS:
             raise ValueError(f"crop_padding must be one of {', '.join(CROP_PADDINGS)}, got {crop_padding!r}")
@@ -389,7 +394,7 @@ class Reconstructor:
             self._detector = (create_detector(spec, backend=self.detector_backend, device=dev,
                                               threads=self.detector_threads, score_threshold=self.detector_threshold,
                                               max_size=self.detector_size, tint_grey=self.detector_tint_grey,
-                                              min_size=self.detector_min_size)
+                                              min_size=self.detector_min_size, recheck=self.detector_recheck)
                               if isinstance(spec, str) else spec)
         return self._detector
 

@@ -11,7 +11,7 @@ True
 from __future__ import annotations
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_DETECTOR", "DETECTORS", "REFINE_MODES", "PROPOSAL_THRESHOLD", "DETECTOR_SIZE",
-           "BACKENDS", "HEAD_OUTPUTS", "CROP_PADDINGS", "DEFAULT_CROP_PADDING"]
+           "DETECTOR_RECHECK", "BACKENDS", "HEAD_OUTPUTS", "CROP_PADDINGS", "DEFAULT_CROP_PADDING"]
 
 #: The model ``mfirrn reconstruct`` and ``Reconstructor()`` run without ``--model`` (see ``mfirrn models``).
 DEFAULT_MODEL = "3ddfa-v2-mb05"
@@ -33,6 +33,11 @@ PROPOSAL_THRESHOLD = 0.5
 
 #: FaceBoxes' largest input (height, width), 3DDFA_V2's: larger photos are downscaled to fit before detection.
 DETECTOR_SIZE: tuple[int, int] = (720, 1080)
+
+#: Whether FaceBoxes detects the near misses of a downscaled photo again on a full-resolution crop around them
+#: (:class:`mfirrn.detect.faceboxes.FaceBoxes`, ``recheck``; docs/experiments/wild.md, "Near misses in a
+#: downscaled photo").
+DETECTOR_RECHECK = True
 
 #: What fills a face's crop where it reaches outside the image (:func:`mfirrn.geometry.crop.crop_image`): ``zero``
 #: (black, as 3DDFA) or ``edge`` (the image's border carried outward, blurred), and the pipeline's default
