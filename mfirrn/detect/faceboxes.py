@@ -47,7 +47,7 @@ GREY_TINT: tuple[float, float, float] = (0.803, 0.935, 1.212)
 #: grey levels (JPEG keeps a little colour noise in black-and-white photos).
 GREY_SPREAD = 2.0
 #: Near misses of a downscaled photo that are detected again (``FaceBoxes(recheck=True)``): proposals scoring
-#: above ``RECHECK_SCORE`` (and at most the threshold) whose box spans fewer than ``RECHECK_SIDE`` pixels at the
+#: above ``RECHECK_SCORE`` (and at most the threshold, or 0.5) whose box spans fewer than ``RECHECK_SIDE`` pixels at the
 #: detector's input, at most ``RECHECK_MAX`` a photo, each on a crop ``RECHECK_CONTEXT`` times its side
 #: (docs/experiments/wild.md, "Near misses in a downscaled photo").
 RECHECK_SCORE = 0.1
@@ -386,8 +386,8 @@ class FaceBoxes:
         if not (self.recheck and scale < 1):
             return self._detect(image, scale, self.score_threshold)
         boxes = self._detect(image, scale, min(RECHECK_SCORE, self.score_threshold))
-        # greedy NMS: the boxes above a score are those detecting at that score gives. A near miss scores above
-        # RECHECK_SCORE and at most `top`, whatever the threshold, so a lower threshold only adds boxes
+        # greedy NMS: the boxes above any score are those that detecting at that score would give. Near misses
+        # score in (RECHECK_SCORE, top] whatever the threshold, so a lower threshold only adds boxes
         top = max(self.score_threshold, SCORE_THRESHOLD)
         sure = boxes[:, 4] > top
         kept = boxes[sure]
