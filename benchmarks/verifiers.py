@@ -72,9 +72,9 @@ class RecordingVerifier(FaceVerifier):
 
     last: np.ndarray = np.zeros((0, len(FEATURES)))
 
-    def __call__(self, image, landmarks, lmdiff, agree):
-        self.last = self.features(image, landmarks, lmdiff, agree)
-        return self.head(self.last)
+    def features(self, image, landmarks, lmdiff, agree):
+        self.last = super().features(image, landmarks, lmdiff, agree)
+        return self.last
 
 
 def fbcrop(faceboxes, image: np.ndarray, roi: np.ndarray, landmarks: np.ndarray) -> float:
