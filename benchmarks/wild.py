@@ -21,12 +21,14 @@ its centre lies in an ignore box (whatever its size); an unmatched counted face 
    runs them on a CPU) without the face verifier (FaceBoxes at 3DDFA_V2's 0.5), with it and FaceBoxes at
    0.5, and with it as by default (FaceBoxes at the proposal threshold,
    :data:`mfirrn.inference.pipeline.PROPOSAL_THRESHOLD`; a sweep of the verifier's threshold on it), and
-   with it but without the recheck of near misses in downscaled photos (``--no-detector-recheck``):
+   with it but without the recheck of near misses in downscaled photos (``--no-detector-recheck``), and with it but
+   without the higher confidence asked of faces looking steeply down (``--looking-down-confidence 0``):
    false and missed faces on the held-out photos, dev-split faces kept and their NME (68 points, GT
    box normaliser), and the time per photo of each, measured side by side (each photo through all
    of them, in rotating order);
 3. **video**: the tracker (``mfirrn reconstruct VIDEO``'s defaults) against the photo pipeline run on every
-   frame: *ghost* face-frames (a tracked face with no photo-pipeline face under it, landmark boxes' IoU
+   frame (its faces kept as the pipeline keeps them, :func:`mfirrn.inference.verify.confidence_needed`): *ghost*
+   face-frames (a tracked face with no photo-pipeline face under it, landmark boxes' IoU
    > 0.3, for 5 or more frames in a row), *missed confident* face-frames (a photo-pipeline face with
    confidence >= 0.9 that no tracked face overlaps), *implausible* poses (|pitch| > 90 degrees), for the
    defaults, for the defaults with the former scene-cut test (the frame difference alone, no histogram)
@@ -56,7 +58,7 @@ from mfirrn.detect.registry import available_detectors, create_detector
 from mfirrn.evaluation.metrics import nme
 from mfirrn.geometry.crop import roi_iou
 from mfirrn.inference.pipeline import Reconstructor, read_image
-from mfirrn.inference.verify import landmark_boxes
+from mfirrn.inference.verify import confidence_needed, landmark_boxes
 from mfirrn.io.assets import fetch_asset, read_asset_table, sha256_of
 from mfirrn.io.machine import machine_line
 
@@ -195,6 +197,11 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
         once = Reconstructor(model, detector_recheck=False, **opts)
         once._verifier = verified.verifier
         recs["with verifier, near misses of downscaled photos not rechecked (--no-detector-recheck)"] = once
+    if verified.looking_down_confidence > verified.min_confidence:
+        level = Reconstructor(model, looking_down_confidence=0.0, **opts)
+        level._verifier = verified.verifier
+        recs["with verifier, faces looking steeply down held to the default threshold only "
+             "(--looking-down-confidence 0)"] = level
     rows: dict[str, list] = {key: [] for key in recs}
     confid: list[tuple[tuple, dict]] = []
     proposals: list[tuple[tuple, dict]] = []
@@ -228,8 +235,8 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
     print("|---:|---:|---:|")
     for thr in sweep:
         f = m = 0
-        for (conf, boxes), lab in confid:
-            _, ff, mm = score_photo(boxes[conf >= thr], lab)
+        for (conf, boxes, angles), lab in confid:
+            _, ff, mm = score_photo(boxes[conf >= confidence_needed(*angles.T, thr)], lab)
             f, m = f + ff, m + mm
         print(f"| {thr:g} | {f} | {m} |")
     print(f"\nFaceBoxes threshold sweep (information only; the default was chosen on tuning data, "
@@ -241,11 +248,12 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
     print("|---:|---:|---:|---:|---:|---:|")
     for t in PROPOSAL_SWEEP:
         n = f1 = m1 = f2 = m2 = 0
-        for (score, conf, boxes, _), lab in proposals:
+        for (score, conf, boxes, _, angles), lab in proposals:
             n += int((score > t).sum())
-            _, ff, mm = score_photo(boxes[(score > t) & (conf >= threshold)], lab)
+            needed = confidence_needed(*angles.T, threshold)
+            _, ff, mm = score_photo(boxes[(score > t) & (conf >= needed)], lab)
             f1, m1 = f1 + ff, m1 + mm
-            sure = np.where(score > SCORE_THRESHOLD, threshold, max(SURE, threshold))
+            sure = np.maximum(np.where(score > SCORE_THRESHOLD, threshold, max(SURE, threshold)), needed)
             _, ff, mm = score_photo(boxes[(score > t) & (conf >= sure)], lab)
             f2, m2 = f2 + ff, m2 + mm
         print(f"| {t:g} | {n / len(proposals):.2f} | {f1} | {m1} | {f2} | {m2} |")
@@ -253,12 +261,17 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
 
 
 def every_proposal(rec: Reconstructor, img: np.ndarray):
-    """Every face ``rec`` reconstructs (its ``min_confidence`` 0): scores, confidences (F,), landmark boxes (F, 4)
-    and landmarks (F, 68, 3)."""
+    """Every face ``rec`` reconstructs (its ``min_confidence`` 0): scores, confidences (F,), landmark boxes (F, 4),
+    landmarks (F, 68, 3) and (yaw, pitch) (F, 2) in degrees (for :func:`confidence_needed`)."""
     faces = rec(img)
     lms = np.array([f.landmarks for f in faces]).reshape(-1, 68, 3)
     return (np.array([f.score for f in faces]), np.array([f.confidence for f in faces]),
-            landmark_boxes(lms) if faces else np.zeros((0, 4)), lms)
+            landmark_boxes(lms) if faces else np.zeros((0, 4)), lms, pose_angles(faces))
+
+
+def pose_angles(faces) -> np.ndarray:
+    """(yaw, pitch) (F, 2) in degrees of ``faces``: what :func:`confidence_needed` reads."""
+    return np.array([[f.pose["yaw"], f.pose["pitch"]] for f in faces], np.float64).reshape(-1, 2)
 
 
 def dev_sweep(low: Reconstructor, dev, threshold: float, proposal: float) -> None:
@@ -277,12 +290,12 @@ def dev_sweep(low: Reconstructor, dev, threshold: float, proposal: float) -> Non
     for t in PROPOSAL_SWEEP:
         found = kept = extra = 0
         nmes, same = [], []
-        for k, ((score, conf, _, lms), gt) in enumerate(runs):
+        for k, ((score, conf, _, lms, angles), gt) in enumerate(runs):
             take = score > t
             pairs = match([lm[None, :, :2].mean(1) for lm in lms[take]], gt) if take.any() else []
             if pairs:
                 found += 1
-            keep = take & (conf >= threshold)
+            keep = take & (conf >= confidence_needed(*angles.T, threshold))
             pairs = match([lm[None, :, :2].mean(1) for lm in lms[keep]], gt) if keep.any() else []
             extra += int(keep.sum()) - len(pairs)
             if not pairs:
@@ -298,16 +311,12 @@ def dev_sweep(low: Reconstructor, dev, threshold: float, proposal: float) -> Non
               f"| {extra} |")
 
 
-def verified_any(rec: Reconstructor, img: np.ndarray, landmarks: bool = False):
-    """Every detected face with its confidence, nothing dropped: confidence (F,) and landmark boxes (F, 4), and
-    with ``landmarks`` the landmarks (F, 68, 3)."""
+def verified_any(rec: Reconstructor, img: np.ndarray):
+    """Every detected face with its confidence, nothing dropped: confidence (F,), landmark boxes (F, 4) and (yaw,
+    pitch) (F, 2) in degrees (a face is kept when its confidence reaches :func:`confidence_needed` of them)."""
     boxes = rec.detector(img)
     faces = rec(img, boxes=boxes) if len(boxes) else []
-    conf = np.array([f.confidence for f in faces])
-    lb = face_boxes(faces)
-    if landmarks:
-        return conf, lb, np.array([f.landmarks for f in faces]).reshape(-1, 68, 3)
-    return conf, lb
+    return np.array([f.confidence for f in faces]), face_boxes(faces), pose_angles(faces)
 
 
 # ------------------------------------------------------------------------------------ 3. video
@@ -378,8 +387,9 @@ def video_section(clips, model_name: str, max_frames: int) -> None:
             frames = [(i, t, f) for i, t, f in reader]
         reference = []
         for _, _, frame in frames:
-            conf, boxes = verified_any(rec, frame)
-            reference.append([(b, c) for b, c in zip(boxes, conf) if c >= rec.min_confidence])
+            conf, boxes, angles = verified_any(rec, frame)
+            needed = rec.confidence_needed(*angles.T)
+            reference.append([(b, c) for b, c, n in zip(boxes, conf, needed) if c >= n])
         for label, settings in configs.items():
             if settings is None:
                 old = Reconstructor(model, dense=False, verify=False, detector_backend="onnxruntime",

@@ -228,6 +228,31 @@ def test_cli_no_detector_recheck_reaches_the_detector_and_the_run_record(tmp_pat
     assert json.loads((tmp_path / "off" / "mfirrn-run.json").read_text())["settings"]["--no-detector-recheck"] is True
 
 
+def test_cli_looking_down_confidence_reaches_the_pipeline_and_the_run_record(tmp_path, sample_photo, capsys):
+    """--looking-down-confidence is the pipeline's looking_down_confidence, written in the run record when it is not
+    the default; a value outside [0, 1] is one line and exit 2, before any photo."""
+    from mfirrn.cli import build_parser
+    from mfirrn.cli.common import reconstructor_from_args
+    from mfirrn.io.defaults import LOOKING_DOWN_CONFIDENCE
+
+    parse = build_parser().parse_args
+    default = reconstructor_from_args(parse(["reconstruct", str(sample_photo)]), dense=False)
+    given = reconstructor_from_args(parse(["reconstruct", str(sample_photo), "--looking-down-confidence", "0.5"]),
+                                    dense=False)
+    assert (default.looking_down_confidence, given.looking_down_confidence) == (LOOKING_DOWN_CONFIDENCE, 0.5)
+    for flags, out in (([], tmp_path / "default"), (["--looking-down-confidence", "0"], tmp_path / "off")):
+        assert main(["reconstruct", str(sample_photo), "-o", str(out), "--outputs", "json", "--workers", "1",
+                     *flags]) == 0
+    assert "--looking-down-confidence" not in json.loads((tmp_path / "default" / "mfirrn-run.json").read_text())[
+        "settings"]
+    assert json.loads((tmp_path / "off" / "mfirrn-run.json").read_text())["settings"]["--looking-down-confidence"] == 0
+    capsys.readouterr()
+    assert main(["reconstruct", str(sample_photo), "-o", str(tmp_path / "bad"), "--looking-down-confidence",
+                 "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--looking-down-confidence" in err and "Traceback" not in err and not (tmp_path / "bad").exists()
+
+
 def test_cli_detector_min_size_on_a_tight_crop(tmp_path, sample_photo, capsys):
     """A 64-pixel crop of the middle of the sample face (half its box: eyes, nose, mouth): the no-face line names
     --detector-min-size 240, which finds the face, reaches FaceBoxes and is kept in the run record (the overlays of

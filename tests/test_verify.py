@@ -192,3 +192,55 @@ def test_cli_writes_the_confidence_and_keeps_everything_at_zero(tmp_path):
     faces = faces["faces"] if isinstance(faces, dict) else faces
     assert len(faces) == 2 and all(VerifierHead.load().threshold <= f["confidence"] <= 1 for f in faces)
     assert main(["reconstruct", photo, "-o", str(tmp_path / "b"), "--outputs", "json", "--min-face-size", "5000"]) != 0
+
+
+def test_facing_down_by_hand():
+    """The forward direction's downward component: pitch -30 (chin down) with no yaw is sin 30; roll never
+    changes it; yaw shortens it by cos(yaw); a profile fitted with pitch -60 at yaw 80 points almost sideways."""
+    from mfirrn.geometry.pose import facing_down, rotation_from_angles
+
+    assert facing_down(0.0, -30.0) == pytest.approx(0.5)
+    assert facing_down(0.0, -90.0) == pytest.approx(1.0) and facing_down(0.0, 30.0) == pytest.approx(-0.5)
+    assert facing_down(60.0, -30.0) == pytest.approx(0.25) and facing_down(-60.0, -30.0) == pytest.approx(0.25)
+    assert facing_down(80.0, -60.0) == pytest.approx(np.sin(np.radians(60)) * np.cos(np.radians(80)))
+    rng = np.random.default_rng(3)
+    yaw, pitch, roll = rng.uniform(-89, 89, 50), rng.uniform(-89, 89, 50), rng.uniform(-180, 180, 50)
+    forward = rotation_from_angles(yaw, pitch, roll) @ np.array([0.0, 0.0, 1.0])  # model +z through the nose
+    np.testing.assert_allclose(facing_down(yaw, pitch), -forward[:, 1], atol=1e-12)
+
+
+def test_confidence_needed_raises_the_bar_only_for_faces_looking_steeply_down():
+    from mfirrn.inference.verify import confidence_needed
+
+    yaw = np.array([0.0, 0.0, 0.0, 70.0])
+    pitch = np.array([-29.0, -31.0, 40.0, -60.0])  # 29 and 31 degrees down, looking up, a turned face 17 down
+    np.testing.assert_allclose(confidence_needed(yaw, pitch, 0.05), [0.05, 0.9, 0.05, 0.05])
+    np.testing.assert_allclose(confidence_needed(yaw, pitch, 0.95), [0.95, 0.95, 0.95, 0.95])  # never lowers it
+    np.testing.assert_allclose(confidence_needed(yaw, pitch, 0.0), 0.0)  # 0 keeps every face
+    np.testing.assert_allclose(confidence_needed(yaw, pitch, 0.05, looking_down_confidence=0.0), 0.05)
+
+
+def test_the_pipeline_asks_each_detected_face_for_the_confidence_its_own_pose_needs(rec, two_faces, monkeypatch):
+    """The two frontal faces keep the plain threshold (even with looking_down_confidence 1.0); the pipeline
+    hands the rule each face's own yaw and pitch, and drops what it asks more than the face has."""
+    from mfirrn.inference import pipeline
+    from mfirrn.inference.pipeline import Reconstructor
+
+    faces = rec(two_faces)
+    yaw, pitch = np.array([[f.pose["yaw"], f.pose["pitch"]] for f in faces]).T
+    np.testing.assert_allclose(rec.confidence_needed(yaw, pitch), rec.min_confidence)
+    assert len(Reconstructor("3ddfa-v2-mb05", dense=False, looking_down_confidence=1.0)(two_faces)) == 2
+    seen = []
+
+    def needed(yaw, pitch, min_confidence, looking_down_confidence):
+        seen.append((np.asarray(yaw).copy(), np.asarray(pitch).copy()))
+        return np.where(np.asarray(yaw) == max(yaw), 1.01, min_confidence)  # asks too much of one face
+
+    monkeypatch.setattr(pipeline, "confidence_needed", needed)
+    kept = rec(two_faces)
+    np.testing.assert_allclose(np.sort(seen[-1][0]), np.sort(yaw), atol=1e-4)
+    np.testing.assert_allclose(np.sort(seen[-1][1]), np.sort(pitch), atol=1e-4)
+    assert len(kept) == 1 and kept[0].pose["yaw"] == pytest.approx(min(yaw), abs=1e-4)
+    assert len(rec(two_faces, boxes=rec.detector(two_faces))) == 2  # given boxes are never dropped
+    with pytest.raises(ValueError, match="looking_down_confidence"):
+        Reconstructor("3ddfa-v2-mb05", dense=False, looking_down_confidence=-0.1)

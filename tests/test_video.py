@@ -771,3 +771,29 @@ def test_a_synthetic_clip_can_fill_its_frame_with_the_photo():
         p = corners @ inv[:, :2].T + inv[:, 2]
         margin.append(min(p[:, 0].min(), p[:, 1].min(), 900 - p[:, 0].max(), 400 - p[:, 1].max()))
     assert min(margin) >= 0 and min(margin) < 40, min(margin)  # 900 x 400 photo: scale 0.66 at most
+
+
+def test_a_track_looking_steeply_down_needs_the_looking_down_confidence(rec, monkeypatch):
+    """A tracked face at confidence 0.6 goes on while it looks ahead, and ends ("low confidence") after
+    ``low_confidence_frames`` frames read as looking 45 degrees down: the back of a head is read so, and such a
+    face must reach the pipeline's ``looking_down_confidence`` (0.9)."""
+    frames = _sample_frames(6, 0, np.copy)
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
+    assert [f.id for f in tracker(frames[0], 0.0)] == [0, 1]
+    real_track = tracker.track_rec.__call__
+    pitch = {"value": 0.0}
+
+    def track(image, **kw):
+        faces = real_track(image, **kw)
+        for f in faces:
+            f.confidence, f.pose["yaw"], f.pose["pitch"] = 0.6, 0.0, pitch["value"]
+        return faces
+
+    monkeypatch.setattr(tracker, "track_rec", track)
+    for k in (1, 2):  # level: 0.6 is sure enough
+        assert [f.id for f in tracker(frames[k], k / 30)] == [0, 1] and tracker.last_events == []
+    pitch["value"] = -45.0
+    tracker(frames[3], 3 / 30)
+    assert tracker.last_events == []  # one frame in doubt
+    tracker(frames[4], 4 / 30)
+    assert {e["reason"] for e in tracker.last_events if e["event"] == "end"} == {"low confidence"}

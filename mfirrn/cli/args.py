@@ -80,6 +80,7 @@ ARG_RULES: dict[str, dict[str, tuple[str, Any]]] = {
     "reconstruct": {
         "min_confidence": ("--min-confidence", lambda v, o: number_in(v, o, 0, 1, allow_none=True)),
         "min_face_size": ("--min-face-size", lambda v, o: number_in(v, o, 0)),
+        "looking_down_confidence": ("--looking-down-confidence", lambda v, o: number_in(v, o, 0, 1)),
         "detector_threshold": ("--detector-threshold",
                                lambda v, o: number_in(v, o, 0, 1, low_open=True, high_open=True, allow_none=True)),
         "detector_size": ("--detector-size", _none_or(detector_size)),

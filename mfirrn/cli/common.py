@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Sequence
 
 from mfirrn.cli.args import add_trust_checkpoint_arg
-from mfirrn.io.defaults import BACKENDS, DEFAULT_CROP_PADDING
+from mfirrn.io.defaults import BACKENDS, DEFAULT_CROP_PADDING, LOOKING_DOWN_CONFIDENCE
 
 if TYPE_CHECKING:
     from torch import nn
@@ -157,6 +157,7 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
                          device=device, bf16=args.bf16, backend=args.backend, threads=args.threads or None,
                          min_confidence=getattr(args, "min_confidence", None),
                          min_face_size=getattr(args, "min_face_size", 0.0),
+                         looking_down_confidence=getattr(args, "looking_down_confidence", LOOKING_DOWN_CONFIDENCE),
                          detector_threshold=threshold,
                          detector_size=None if size is None else detector_size(size, "--detector-size"),
                          detector_tint_grey=tint, detector_min_size=min_size, detector_recheck=recheck,

@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         DEFAULT_MODEL,
         DETECTOR_SIZE,
         DETECTORS,
+        LOOKING_DOWN_CONFIDENCE,
+        LOOKING_DOWN_DEGREES,
         PROPOSAL_THRESHOLD,
         REFINE_MODES,
     )
@@ -111,6 +113,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: the verifier's threshold, chosen by measurement; 0 keeps every detection)")
     p.add_argument("--min-face-size", type=float, default=0.0, metavar="PX",
                    help="keep detected faces whose 68 landmarks span at least PX pixels (default 0)")
+    p.add_argument("--looking-down-confidence", type=float, default=LOOKING_DOWN_CONFIDENCE, metavar="C",
+                   help=f"a detected face looking down more than {LOOKING_DOWN_DEGREES:g} degrees needs a confidence of "
+                        f"at least C (default {LOOKING_DOWN_CONFIDENCE:g}: the back of a head comes back as a face looking "
+                        "steeply down); 0 leaves it to --min-confidence")
     p.add_argument("--threads", type=int, default=0, metavar="N",
                    help="CPU threads of each worker for the networks (ONNX Runtime, PyTorch), OpenCV and the renderer: "
                         "threads that sleep while they wait. Default 0: $OMP_NUM_THREADS, else the cores this process "
@@ -210,11 +216,14 @@ def _model_identity(args: argparse.Namespace) -> dict:
 def _settings(args: argparse.Namespace, outputs: list[str], boxes, landmarks_file: Optional[str]) -> dict:
     """The options that change results, as the user types them (the run record compares them on --resume)."""
     from mfirrn.cli.common import resolve_backend, resolve_device
+    from mfirrn.io.defaults import LOOKING_DOWN_CONFIDENCE
     from mfirrn.io.resume import file_sha256
 
     device = resolve_device(args.device)
     return {"--outputs": sorted(outputs), "--detector": args.detector, "--refine": args.refine, "--mesh": args.mesh,
             "--min-confidence": args.min_confidence, "--min-face-size": args.min_face_size,
+            **({"--looking-down-confidence": args.looking_down_confidence}
+               if args.looking_down_confidence != LOOKING_DOWN_CONFIDENCE else {}),
             "--detector-threshold": args.detector_threshold,
             "--detector-size": args.detector_size,
             **({"--detector-tint-grey": True} if args.detector_tint_grey else {}),

@@ -39,6 +39,7 @@ __all__ = [
     "rotation_from_params",
     "angles_from_params",
     "params_from_fit",
+    "facing_down",
 ]
 
 ANGLE_NAMES = ("yaw", "pitch", "roll")
@@ -61,6 +62,27 @@ def rotation_from_angles(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray) -
     ry = mat([[np.cos(b), zero, -np.sin(b)], [zero, one, zero], [np.sin(b), zero, np.cos(b)]])
     rz = mat([[np.cos(c), np.sin(c), zero], [-np.sin(c), np.cos(c), zero], [zero, zero, one]])
     return rx @ ry @ rz
+
+
+def facing_down(yaw, pitch) -> np.ndarray:
+    """How steeply a face looks down: the sine (*,) of the angle between its forward direction (from the back of
+    the head through the nose, model axis +z) and the camera's horizontal plane, positive below it, from angles
+    (*,) in **degrees** in the dataset's convention. Roll does not change where the face points.
+
+    The forward direction in the camera is the third column of ``Rx(pitch) · Ry(yaw) · Rz(roll)``:
+    ``(-sin yaw, sin pitch · cos yaw, cos pitch · cos yaw)`` (model y up, before the flip to the image), so
+    ``down = -sin(pitch) · cos(yaw)``. The pitch angle alone does not say it: a profile fitted with yaw 80 and
+    pitch -60 degrees points almost sideways (0.15).
+
+    >>> facing_down(0.0, -30.0).round(6).tolist(), facing_down(0.0, 20.0).round(6).tolist()
+    (0.5, -0.34202)
+    >>> facing_down(80.0, -60.0).round(3).tolist()
+    0.15
+    >>> abs(float(facing_down(40.0, -25.0)) + float(rotation_from_angles(40.0, -25.0, 70.0)[1, 2])) < 1e-12
+    True
+    """
+    b, a = (np.radians(np.asarray(x, np.float64)) for x in (yaw, pitch))
+    return -np.sin(a) * np.cos(b)
 
 
 def angles_from_rotation(R: np.ndarray) -> np.ndarray:

@@ -35,8 +35,14 @@ from mfirrn.geometry.frames import Convention, image_camera_turned, params_from_
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.inference.inputs import ImageError, ImageInput, check_boxes, check_landmarks, read_image, to_bgr
 from mfirrn.inference.predict import predict_params
-from mfirrn.inference.verify import FaceVerifier, landmark_boxes, pass_agreement
-from mfirrn.io.defaults import DEFAULT_DETECTOR, DETECTOR_RECHECK, PROPOSAL_THRESHOLD, REFINE_MODES
+from mfirrn.inference.verify import FaceVerifier, confidence_needed, landmark_boxes, pass_agreement
+from mfirrn.io.defaults import (
+    DEFAULT_DETECTOR,
+    DETECTOR_RECHECK,
+    LOOKING_DOWN_CONFIDENCE,
+    PROPOSAL_THRESHOLD,
+    REFINE_MODES,
+)
 
 __all__ = ["Face", "Reconstructor", "reconstruct", "read_image", "ImageError", "NoFaceError", "StageTimes",
            "RefineMode", "REFINE_MODES", "average_passes", "refined_roi_agrees", "PROPOSAL_THRESHOLD",
@@ -291,7 +297,7 @@ class Reconstructor:
                  bfm: Optional[MorphableModel] = None, backend: str = "auto", threads: Optional[int] = None,
                  detector_backend: Optional[str] = None, detector_threads: Optional[int] = None,
                  min_confidence: Optional[float] = None, min_face_size: float = 0.0, verify: bool = True,
-                 detector_threshold: Optional[float] = None,
+                 looking_down_confidence: float = LOOKING_DOWN_CONFIDENCE, detector_threshold: Optional[float] = None,
                  detector_size: Optional[tuple[int, int]] = None, detector_tint_grey: bool = False,
                  detector_min_size: int = 0, detector_recheck: bool = DETECTOR_RECHECK,
                  turn_upside_down: bool = False, crop_padding: str = DEFAULT_CROP_PADDING) -> None:
@@ -320,7 +326,10 @@ class Reconstructor:
             raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
         if not min_face_size >= 0.0:
             raise ValueError(f"min_face_size must be >= 0 pixels, got {min_face_size}")
+        if not 0.0 <= looking_down_confidence <= 1.0:
+            raise ValueError(f"looking_down_confidence must lie in [0, 1], got {looking_down_confidence}")
         self._min_confidence, self.min_face_size, self.verify = min_confidence, float(min_face_size), verify
+        self.looking_down_confidence = float(looking_down_confidence)
         self._verifier: Optional[FaceVerifier] = None
         self.detector_threshold = self._resolve_detector_threshold(detector, detector_threshold)
         self.detector_size = self._resolve_detector_size(detector, detector_size)
@@ -386,6 +395,12 @@ class Reconstructor:
     def min_confidence(self) -> float:
         """The confidence a detected face needs to be kept (the verifier's default unless given)."""
         return self._min_confidence if self._min_confidence is not None else self.verifier.threshold
+
+    def confidence_needed(self, yaw, pitch) -> np.ndarray:
+        """The confidence (F,) detected faces with these pose angles (F,) in degrees need to be kept:
+        :attr:`min_confidence`, and ``looking_down_confidence`` for a face looking steeply down
+        (:func:`mfirrn.inference.verify.confidence_needed`)."""
+        return confidence_needed(yaw, pitch, self.min_confidence, self.looking_down_confidence)
 
     @property
     def detector(self) -> Detector:
@@ -522,7 +537,7 @@ class Reconstructor:
         if landmarks is None and boxes is None:
             keep = np.ptp(lms[..., :2], axis=-2).max(axis=-1) >= self.min_face_size
             if self.verify:
-                keep &= confidence >= self.min_confidence
+                keep &= confidence >= self.confidence_needed(pose.yaw.cpu().numpy(), pose.pitch.cpu().numpy())
             if keep.sum() > 1:  # one face reconstructed twice (from two detector boxes): the surer one stays
                 idx = np.flatnonzero(keep)  # detector order (best score first) decides a tie
                 keep[idx] = same_face_kept(rois[idx], lms[idx], confidence[idx] if self.verify else np.zeros(len(idx)))

@@ -30,9 +30,12 @@ from typing import Optional, Union
 import numpy as np
 
 from mfirrn.geometry.crop import roi_iou
+from mfirrn.geometry.pose import facing_down
 from mfirrn.io.assets import project_weights_dir
+from mfirrn.io.defaults import LOOKING_DOWN_CONFIDENCE, LOOKING_DOWN_DEGREES
 
 __all__ = ["CUES", "EMBEDDING", "FEATURES", "VerifierHead", "FaceVerifier", "pass_agreement", "landmark_boxes",
+           "confidence_needed",
            "DEFAULT_HEAD_PATH"]
 
 #: The three scalar cues.
@@ -70,6 +73,28 @@ def pass_agreement(first: np.ndarray, second: np.ndarray, second_roi: np.ndarray
     d = np.linalg.norm(np.asarray(second, np.float64)[..., :2] - np.asarray(first, np.float64)[..., :2], axis=-1)
     side = np.maximum(second_roi[:, 2] - second_roi[:, 0], 1e-9)
     return d.mean(axis=-1) / side, roi_iou(second_roi, third_roi)
+
+
+def confidence_needed(yaw, pitch, min_confidence: float, looking_down_confidence: float = LOOKING_DOWN_CONFIDENCE,
+                      looking_down_degrees: float = LOOKING_DOWN_DEGREES) -> np.ndarray:
+    """The confidence (F,) each detected face needs to be kept, from its pose angles (F,) in degrees.
+
+    ``min_confidence``, and for a face that looks down more steeply than ``looking_down_degrees``
+    (:func:`mfirrn.geometry.pose.facing_down`) the larger of it and ``looking_down_confidence``: the back of a
+    head is read as a face looking steeply down, and the verifier, which never saw one, can pass it; real faces that
+    look down so steeply are few and the verifier is sure of them (docs/experiments/wild.md, "Backs of heads").
+    ``min_confidence`` 0 keeps every face, looking down or not.
+
+    >>> confidence_needed([0.0, 0.0, 80.0], [-10.0, -40.0, -60.0], 0.05).tolist()
+    [0.05, 0.9, 0.05]
+    >>> confidence_needed([0.0], [-40.0], 0.0).tolist()
+    [0.0]
+    """
+    down = facing_down(yaw, pitch)
+    needed = np.full(down.shape, float(min_confidence))
+    if min_confidence > 0:
+        needed[down > np.sin(np.radians(looking_down_degrees))] = max(min_confidence, looking_down_confidence)
+    return needed
 
 
 @dataclass(frozen=True)

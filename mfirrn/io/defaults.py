@@ -11,7 +11,7 @@ True
 from __future__ import annotations
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_DETECTOR", "DETECTORS", "REFINE_MODES", "PROPOSAL_THRESHOLD", "DETECTOR_SIZE",
-           "DETECTOR_RECHECK", "BACKENDS", "HEAD_OUTPUTS", "CROP_PADDINGS", "DEFAULT_CROP_PADDING"]
+           "DETECTOR_RECHECK", "LOOKING_DOWN_DEGREES", "LOOKING_DOWN_CONFIDENCE", "BACKENDS", "HEAD_OUTPUTS", "CROP_PADDINGS", "DEFAULT_CROP_PADDING"]
 
 #: The model ``mfirrn reconstruct`` and ``Reconstructor()`` run without ``--model`` (see ``mfirrn models``).
 DEFAULT_MODEL = "3ddfa-v2-mb05"
@@ -38,6 +38,13 @@ DETECTOR_SIZE: tuple[int, int] = (720, 1080)
 #: (:class:`mfirrn.detect.faceboxes.FaceBoxes`, ``recheck``; docs/experiments/wild.md, "Near misses in a
 #: downscaled photo").
 DETECTOR_RECHECK = True
+
+#: A detected face that looks down more steeply than ``LOOKING_DOWN_DEGREES`` below the camera's horizontal plane
+#: (:func:`mfirrn.geometry.pose.facing_down`) is kept only with a confidence of at least ``LOOKING_DOWN_CONFIDENCE``:
+#: the back of a head comes back as a face looking steeply down, real faces that look down so are rare and sure
+#: (docs/experiments/wild.md, "Backs of heads").
+LOOKING_DOWN_DEGREES = 30.0
+LOOKING_DOWN_CONFIDENCE = 0.9
 
 #: What fills a face's crop where it reaches outside the image (:func:`mfirrn.geometry.crop.crop_image`): ``zero``
 #: (black, as 3DDFA) or ``edge`` (the image's border carried outward, blurred), and the pipeline's default

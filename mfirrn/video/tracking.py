@@ -8,7 +8,8 @@
   frame changes, :func:`frame_difference`, and so does its histogram, :func:`histogram_change`) and whenever
   a track ends or none is left; it is the photo pipeline, so its faces are verified.
 * **Every track is verified every frame** and ends when the face verifier's confidence
-  (:mod:`mfirrn.inference.verify`) stays below the threshold, when its pose is impossible
+  (:mod:`mfirrn.inference.verify`) stays below the threshold (higher for a face looking steeply down: the back
+  of a head is read as one), when its pose is impossible
   (|pitch| > 90 degrees: such a face is never output), when detections stop confirming it (no detection
   over it on ``max_unconfirmed`` detection frames in a row), on a scene cut, or when its roi leaves
   the image, shrinks below ``min_face`` or jumps in size by more than ``max_scale_jump`` and the detector,
@@ -162,7 +163,8 @@ class TrackerSettings:
     within ``transition_seconds`` of the transition's first cut is no cut from the frame before that cut (a camera
     flash: the picture of before is back), the tracks of the flash end and the faces of before take back their
     ids; when its confidence (the face verifier's, computed every frame) stays below ``min_confidence`` (``None``: the
-    pipeline's threshold) for ``low_confidence_frames`` frames in a row, or its pitch leaves +-90 degrees
+    pipeline's threshold; for a face looking steeply down, the pipeline's ``looking_down_confidence``,
+    :func:`mfirrn.inference.verify.confidence_needed`) for ``low_confidence_frames`` frames in a row, or its pitch leaves +-90 degrees
     for as many (:func:`plausible`; a face in doubt is not output, and no detection with such a pitch
     starts a track); when no detection
     overlaps it on ``max_unconfirmed`` detection frames in a row; when its roi leaves the image (less than
@@ -333,11 +335,13 @@ class FaceTracker:
                       crop_padding=rec.crop_padding,
                       min_confidence=settings.min_confidence if settings.min_confidence is not None
                       else rec.min_confidence, min_face_size=rec.min_face_size,
+                      looking_down_confidence=rec.looking_down_confidence,
                       turn_upside_down=False)  # a track follows its landmarks in upright crops: upright faces only
         self.detect_rec = Reconstructor(rec.model, det, refine=rec.refine, **common)
         self.track_rec = Reconstructor(rec.model, det, refine="always", **common)
         self.detect_rec._verifier = self.track_rec._verifier = rec.verifier  # one verifier (networks built once)
         self.min_confidence = self.detect_rec.min_confidence
+        self.confidence_needed = self.detect_rec.confidence_needed  # per face: a face looking steeply down needs more
         self.bfm, self.convention = rec.bfm, rec.model.card.convention
         self._tracks: list[_Track] = []
         self._lost: list[tuple[int, int, np.ndarray]] = []  # (id, frame lost, last roi)
@@ -466,7 +470,8 @@ class FaceTracker:
             faces = self._follow(frame)
             kept = []
             for tr, f in zip(self._tracks, faces):
-                tr.low = tr.low + 1 if f.confidence < self.min_confidence else 0
+                needed = float(self.confidence_needed(f.pose["yaw"], f.pose["pitch"]))
+                tr.low = tr.low + 1 if f.confidence < needed else 0
                 tr.bad = tr.bad + 1 if not plausible(f) else 0
                 why = self._alive(tr.roi, f.roi, f.landmarks, shape)
                 if why is None and tr.bad >= s.low_confidence_frames:
