@@ -244,3 +244,29 @@ def test_the_pipeline_asks_each_detected_face_for_the_confidence_its_own_pose_ne
     assert len(rec(two_faces, boxes=rec.detector(two_faces))) == 2  # given boxes are never dropped
     with pytest.raises(ValueError, match="looking_down_confidence"):
         Reconstructor("3ddfa-v2-mb05", dense=False, looking_down_confidence=-0.1)
+
+
+def test_the_verifier_benchmark_records_the_features_the_pipeline_computes(rec, two_faces):
+    """benchmarks/verifiers.py reads each face's 259 features by wrapping the verifier: the pipeline must go
+    through the wrapped method (an empty record gave empty sets, and fits on nothing)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "verifiers.py"
+    spec = importlib.util.spec_from_file_location("verifiers_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from mfirrn.inference.pipeline import Reconstructor
+
+    recording = Reconstructor("3ddfa-v2-mb05", dense=False)
+    recording._verifier = bench.RecordingVerifier(head=rec.verifier.head)
+    boxes = rec.detector(two_faces)[:, :4]
+    mean = np.asarray(recording.model.stats.mean, np.float64).ravel()
+    std = np.asarray(recording.model.stats.std, np.float64).ravel()
+    rows = bench.candidate(recording, two_faces, boxes, mean, std)
+    assert len(rows) == len(boxes) == 2
+    faces = rec(two_faces, boxes=boxes)
+    for row, face in zip(rows, faces):
+        x = np.array([row[name] for name in FEATURES])
+        assert np.isfinite(x).all()
+        assert rec.verifier.head(x[None])[0] == pytest.approx(face.confidence, abs=1e-6)
