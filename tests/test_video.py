@@ -774,9 +774,9 @@ def test_a_synthetic_clip_can_fill_its_frame_with_the_photo():
 
 
 def test_a_track_looking_steeply_down_needs_the_looking_down_confidence(rec, monkeypatch):
-    """A tracked face at confidence 0.6 goes on while it looks ahead, and ends ("low confidence") after
+    """A tracked face at confidence 0.2 goes on while it looks ahead, and ends ("low confidence") after
     ``low_confidence_frames`` frames read as looking 45 degrees down: the back of a head is read so, and such a
-    face must reach the pipeline's ``looking_down_confidence`` (0.9)."""
+    face must reach the pipeline's ``looking_down_confidence`` (0.3)."""
     frames = _sample_frames(6, 0, np.copy)
     tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
     assert [f.id for f in tracker(frames[0], 0.0)] == [0, 1]
@@ -786,11 +786,11 @@ def test_a_track_looking_steeply_down_needs_the_looking_down_confidence(rec, mon
     def track(image, **kw):
         faces = real_track(image, **kw)
         for f in faces:
-            f.confidence, f.pose["yaw"], f.pose["pitch"] = 0.6, 0.0, pitch["value"]
+            f.confidence, f.pose["yaw"], f.pose["pitch"] = 0.2, 0.0, pitch["value"]
         return faces
 
     monkeypatch.setattr(tracker, "track_rec", track)
-    for k in (1, 2):  # level: 0.6 is sure enough
+    for k in (1, 2):  # level: 0.2 is sure enough
         assert [f.id for f in tracker(frames[k], k / 30)] == [0, 1] and tracker.last_events == []
     pitch["value"] = -45.0
     tracker(frames[3], 3 / 30)

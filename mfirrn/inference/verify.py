@@ -82,11 +82,12 @@ def confidence_needed(yaw, pitch, min_confidence: float, looking_down_confidence
     ``min_confidence``, and for a face that looks down more steeply than ``looking_down_degrees``
     (:func:`mfirrn.geometry.pose.facing_down`) the larger of it and ``looking_down_confidence``: the back of a
     head is read as a face looking steeply down, and the verifier, which never saw one, can pass it; real faces that
-    look down so steeply are few and the verifier is sure of them (docs/experiments/wild.md, "Backs of heads").
+    look down so steeply are few and the verifier is fairly sure of them (docs/experiments/wild.md, "Backs of
+    heads").
     ``min_confidence`` 0 keeps every face, looking down or not.
 
     >>> confidence_needed([0.0, 0.0, 80.0], [-10.0, -40.0, -60.0], 0.05).tolist()
-    [0.05, 0.9, 0.05]
+    [0.05, 0.3, 0.05]
     >>> confidence_needed([0.0], [-40.0], 0.0).tolist()
     [0.0]
     """
