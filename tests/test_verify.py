@@ -215,7 +215,8 @@ def test_confidence_needed_raises_the_bar_only_for_faces_looking_steeply_down():
 
     yaw = np.array([0.0, 0.0, 0.0, 70.0])
     pitch = np.array([-29.0, -31.0, 40.0, -60.0])  # 29 and 31 degrees down, looking up, a turned face 17 down
-    np.testing.assert_allclose(confidence_needed(yaw, pitch, 0.05, looking_down_confidence=0.9), [0.05, 0.9, 0.05, 0.05])
+    np.testing.assert_allclose(confidence_needed(yaw, pitch, 0.05, looking_down_confidence=0.9),
+                               [0.05, 0.9, 0.05, 0.05])
     np.testing.assert_allclose(confidence_needed(yaw, pitch, 0.05), [0.05, LOOKING_DOWN_CONFIDENCE, 0.05, 0.05])
     np.testing.assert_allclose(confidence_needed(yaw, pitch, 0.95), [0.95, 0.95, 0.95, 0.95])  # never lowers it
     np.testing.assert_allclose(confidence_needed(yaw, pitch, 0.0), 0.0)  # 0 keeps every face

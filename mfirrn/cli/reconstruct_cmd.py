@@ -114,9 +114,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-face-size", type=float, default=0.0, metavar="PX",
                    help="keep detected faces whose 68 landmarks span at least PX pixels (default 0)")
     p.add_argument("--looking-down-confidence", type=float, default=LOOKING_DOWN_CONFIDENCE, metavar="C",
-                   help=f"a detected face looking down more than {LOOKING_DOWN_DEGREES:g} degrees needs a confidence of "
-                        f"at least C (default {LOOKING_DOWN_CONFIDENCE:g}: the back of a head comes back as a face looking "
-                        "steeply down); 0 leaves it to --min-confidence")
+                   help=f"a detected face looking down more than {LOOKING_DOWN_DEGREES:g} degrees needs a confidence "
+                        f"of at least C (default {LOOKING_DOWN_CONFIDENCE:g}: the back of a head comes back as a face "
+                        "looking steeply down); 0 leaves it to --min-confidence")
     p.add_argument("--threads", type=int, default=0, metavar="N",
                    help="CPU threads of each worker for the networks (ONNX Runtime, PyTorch), OpenCV and the renderer: "
                         "threads that sleep while they wait. Default 0: $OMP_NUM_THREADS, else the cores this process "

@@ -259,8 +259,11 @@ class Reconstructor:
     with ``refine="off"`` it runs the second network pass it needs). Detected faces are kept when their
     confidence is at least ``min_confidence`` (``None``: the verifier's default, chosen by measurement in
     docs/experiments/wild.md; 0 keeps every face) and their landmarks' box is at least ``min_face_size``
-    pixels on its longer side. Faces given as ``boxes`` or ``landmarks`` are never dropped (they get a
-    confidence).
+    pixels on its longer side; a detected face that looks down more than
+    :data:`mfirrn.io.defaults.LOOKING_DOWN_DEGREES` needs ``looking_down_confidence`` (default
+    :data:`~mfirrn.io.defaults.LOOKING_DOWN_CONFIDENCE`; the back of a head is read as such a face;
+    :meth:`confidence_needed`), unless ``min_confidence`` is 0. Faces given as ``boxes`` or ``landmarks`` are
+    never dropped (they get a confidence).
     ``verify=False`` skips the verifier (confidence NaN, no face dropped for it; ``min_face_size`` still
     applies).
     ``detector_threshold``: the score a FaceBoxes box needs to become a face (``detector`` given by name). Default

@@ -35,8 +35,7 @@ from mfirrn.io.assets import project_weights_dir
 from mfirrn.io.defaults import LOOKING_DOWN_CONFIDENCE, LOOKING_DOWN_DEGREES
 
 __all__ = ["CUES", "EMBEDDING", "FEATURES", "VerifierHead", "FaceVerifier", "pass_agreement", "landmark_boxes",
-           "confidence_needed",
-           "DEFAULT_HEAD_PATH"]
+           "confidence_needed", "DEFAULT_HEAD_PATH"]
 
 #: The three scalar cues.
 CUES: tuple[str, ...] = ("onet", "lmdiff", "agree")

@@ -164,8 +164,8 @@ class TrackerSettings:
     flash: the picture of before is back), the tracks of the flash end and the faces of before take back their
     ids; when its confidence (the face verifier's, computed every frame) stays below ``min_confidence`` (``None``: the
     pipeline's threshold; for a face looking steeply down, the pipeline's ``looking_down_confidence``,
-    :func:`mfirrn.inference.verify.confidence_needed`) for ``low_confidence_frames`` frames in a row, or its pitch leaves +-90 degrees
-    for as many (:func:`plausible`; a face in doubt is not output, and no detection with such a pitch
+    :func:`mfirrn.inference.verify.confidence_needed`) for ``low_confidence_frames`` frames in a row, or its pitch
+    leaves +-90 degrees for as many (:func:`plausible`; a face in doubt is not output, and no detection with such a pitch
     starts a track); when no detection
     overlaps it on ``max_unconfirmed`` detection frames in a row; when its roi leaves the image (less than
     ``min_inside`` of it inside), shrinks below ``min_face`` pixels or changes size by more than
