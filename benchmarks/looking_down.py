@@ -29,9 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mfirrn.geometry.pose import facing_down
 from mfirrn.inference.pipeline import Reconstructor, read_image
-from mfirrn.inference.verify import confidence_needed
+from mfirrn.inference.verify import confidence_needed, looking_down
 from mfirrn.io.assets import fetch_asset, read_asset_table
 from mfirrn.io.defaults import LOOKING_DOWN_CONFIDENCE, LOOKING_DOWN_DEGREES
 
@@ -73,7 +72,7 @@ def main() -> None:
     for split in ("train", "val"):
         s = sets[split]
         face, conf = s["face"].astype(bool), s["confidence"]
-        down = facing_down(s["yaw"], s["pitch"]) > np.sin(np.radians(LOOKING_DOWN_DEGREES))
+        down = s["down"] = looking_down(s["yaw"], s["pitch"])
         for c in asked:
             kept = conf >= confidence_needed(s["yaw"], s["pitch"], base, looking_down_confidence=c)
             print(f"| {split} | {face.sum()} | {(~face).sum()} | {(face & down).sum()} | {(~face & down).sum()} "
@@ -82,8 +81,7 @@ def main() -> None:
         print(f"| | | | lowest confidences of the faces looking down: {', '.join(f'{v:.3f}' for v in below)} "
               f"| | | | |")
     s = sets["train"]
-    down = facing_down(s["yaw"], s["pitch"]) > np.sin(np.radians(LOOKING_DOWN_DEGREES))
-    lowest = s["confidence"][s["face"].astype(bool) & down].min()
+    lowest = s["confidence"][s["face"].astype(bool) & s["down"]].min()
     print(f"\nThe threshold rule on the train rows: the lowest confidence of their faces looking down more than "
           f"{LOOKING_DOWN_DEGREES:g} degrees, {lowest:.3f}, rounded down to a multiple of 0.05: "
           f"{np.floor(lowest * 20) / 20:.2f} (shipped: {LOOKING_DOWN_CONFIDENCE:g})")

@@ -35,7 +35,7 @@ from mfirrn.io.assets import project_weights_dir
 from mfirrn.io.defaults import LOOKING_DOWN_CONFIDENCE, LOOKING_DOWN_DEGREES
 
 __all__ = ["CUES", "EMBEDDING", "FEATURES", "VerifierHead", "FaceVerifier", "pass_agreement", "landmark_boxes",
-           "confidence_needed", "DEFAULT_HEAD_PATH"]
+           "looking_down", "confidence_needed", "DEFAULT_HEAD_PATH"]
 
 #: The three scalar cues.
 CUES: tuple[str, ...] = ("onet", "lmdiff", "agree")
@@ -74,6 +74,16 @@ def pass_agreement(first: np.ndarray, second: np.ndarray, second_roi: np.ndarray
     return d.mean(axis=-1) / side, roi_iou(second_roi, third_roi)
 
 
+def looking_down(yaw, pitch, degrees: float = LOOKING_DOWN_DEGREES) -> np.ndarray:
+    """Whether faces with these pose angles (F,) in degrees look down more steeply than ``degrees`` below the
+    camera's horizontal plane (:func:`mfirrn.geometry.pose.facing_down`), (F,) bool.
+
+    >>> looking_down([0.0, 0.0, 80.0], [-29.0, -31.0, -60.0]).tolist()
+    [False, True, False]
+    """
+    return facing_down(yaw, pitch) > np.sin(np.radians(degrees))
+
+
 def confidence_needed(yaw, pitch, min_confidence: float, looking_down_confidence: float = LOOKING_DOWN_CONFIDENCE,
                       looking_down_degrees: float = LOOKING_DOWN_DEGREES) -> np.ndarray:
     """The confidence (F,) each detected face needs to be kept, from its pose angles (F,) in degrees.
@@ -90,10 +100,10 @@ def confidence_needed(yaw, pitch, min_confidence: float, looking_down_confidence
     >>> confidence_needed([0.0], [-40.0], 0.0).tolist()
     [0.0]
     """
-    down = facing_down(yaw, pitch)
-    needed = np.full(down.shape, float(min_confidence))
+    steep = looking_down(yaw, pitch, looking_down_degrees)
+    needed = np.full(steep.shape, float(min_confidence))
     if min_confidence > 0:
-        needed[down > np.sin(np.radians(looking_down_degrees))] = max(min_confidence, looking_down_confidence)
+        needed[steep] = max(min_confidence, looking_down_confidence)
     return needed
 
 
