@@ -29,7 +29,7 @@ import verifiers as V
 from mfirrn.detect.faceboxes import FaceBoxes
 from mfirrn.detect.mtcnn import crop_boxes, load_mtcnn_net, square_boxes
 from mfirrn.inference.pipeline import Reconstructor
-from mfirrn.inference.verify import FEATURES, VerifierHead, landmark_boxes
+from mfirrn.inference.verify import CUES, EMBEDDING, FEATURES, VerifierHead, landmark_boxes
 
 SETS = ("fit faces", "val faces", "fit non-faces", "val non-faces", "fit animals", "val animals")
 
@@ -68,7 +68,7 @@ def collect(n_fit: int, datasets: Path, builders: Optional[dict] = None) -> dict
         for name, make in (builders or made).items():
             cands = make(rec, mean, std)
             sets[name] = {"x": np.stack([c["onet_input"] for c in cands]).astype(np.float32),
-                          "features": np.array([[c[f] for f in FEATURES] for c in cands]),
+                          "features": np.array([[c[f] for f in CUES + EMBEDDING] for c in cands]),
                           "nme": np.array([c.get("nme21", np.nan) for c in cands])}
     finally:
         V.candidate = plain

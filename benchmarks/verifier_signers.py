@@ -29,7 +29,7 @@ import verifiers as V
 
 from mfirrn.geometry.crop import roi_iou
 from mfirrn.inference.pipeline import read_image
-from mfirrn.inference.verify import FEATURES, VerifierHead
+from mfirrn.inference.verify import CUES, EMBEDDING, VerifierHead
 from mfirrn.io.assets import fetch_asset, read_asset_table
 
 EXTRA = ("fit signers", "v2 faces", "v2 animals")
@@ -47,7 +47,7 @@ def signer_faces(rec, shipped: VerifierHead, mean, std) -> list[dict]:
         hands = np.array(json.loads(row["labels"])["hands"], np.float64).reshape(-1, 4)
         best = None
         for c in V.candidate(rec, img, boxes, mean, std) if len(boxes) else []:
-            conf = float(shipped(np.array([[c[f] for f in FEATURES]]))[0])
+            conf = float(shipped(np.array([[c[f] for f in shipped.names]]))[0])
             cx, cy = c["centre"]
             if conf >= 0.5 and not any(x0 <= cx <= x1 and y0 <= cy <= y1 for x0, y0, x1, y1 in hands):
                 if best is None or conf > best[0]:
@@ -72,7 +72,7 @@ def v2_faces(rec, shipped: VerifierHead, mean, std) -> list[dict]:
     for _, img, found in v2_photos(rec, "faces"):
         boxes = found[found[:, 4] > 0.5, :4] if len(found) else found
         for c in V.candidate(rec, img, boxes, mean, std) if len(boxes) else []:
-            if shipped(np.array([[c[f] for f in FEATURES]]))[0] >= shipped.threshold:
+            if shipped(np.array([[c[f] for f in shipped.names]]))[0] >= shipped.threshold:
                 out.append(c)
     return out
 
@@ -153,7 +153,7 @@ def main() -> None:
         note = (f"benchmarks/verifier_signers.py: logistic fit (L2 {l2:g}) on {len(pos)} faces (AFLW and the signers') "
                 f"and {len(neg)} non-faces, on the features of O-Net fine-tuned with them (seeds {args.seeds} "
                 f"averaged); threshold: rule R on the faces of verifier-v2.tsv")
-        head = VerifierHead(FEATURES, tuple(map(float, mu)), tuple(map(float, sd)), tuple(map(float, w)), float(b),
+        head = VerifierHead(CUES + EMBEDDING, tuple(map(float, mu)), tuple(map(float, sd)), tuple(map(float, w)), float(b),
                             threshold, note=note)
         (out / "face-verifier.json").write_text(
             json.dumps({**json.loads(head.to_json()), "onet": "onet-verifier.pt"}, indent=1) + "\n")

@@ -53,7 +53,16 @@ import torch
 from mfirrn.evaluation.metrics import map_68_to_21
 from mfirrn.geometry.crop import crop_image, roi_iou
 from mfirrn.inference.pipeline import Reconstructor, read_image
-from mfirrn.inference.verify import CUES, DEFAULT_HEAD_PATH, FEATURES, FaceVerifier, VerifierHead, landmark_boxes
+from mfirrn.inference.verify import (
+    COEFFICIENTS,
+    CUES,
+    DEFAULT_HEAD_PATH,
+    EMBEDDING,
+    FEATURES,
+    FaceVerifier,
+    VerifierHead,
+    landmark_boxes,
+)
 from mfirrn.io.assets import fetch_asset, read_asset_table
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -72,8 +81,8 @@ class RecordingVerifier(FaceVerifier):
 
     last: np.ndarray = np.zeros((0, len(FEATURES)))
 
-    def features(self, image, landmarks, lmdiff, agree):
-        self.last = super().features(image, landmarks, lmdiff, agree)
+    def features(self, image, landmarks, lmdiff, agree, params):
+        self.last = super().features(image, landmarks, lmdiff, agree, params)
         return self.last
 
 
@@ -273,8 +282,39 @@ def animal_rule(full: dict, sets: dict, good: np.ndarray, fitted: tuple, thresho
     note = (f"benchmarks/verifiers.py --n-fit {n_fit}: logistic fit (L2 {al2:g}) on {len(full['fit faces'])} AFLW faces "
             f"and {len(neg)} non-faces ({len(full['fit animals'])} of them FaceBoxes proposals on cats and dogs); "
             f"threshold: every validation face with 21-point NME <= {GOOD_NME:.0%} kept")
-    return (VerifierHead(FEATURES, tuple(map(float, amu)), tuple(map(float, asd)), tuple(map(float, aw)), ab, t1,
+    return (VerifierHead(CUES + EMBEDDING, tuple(map(float, amu)), tuple(map(float, asd)), tuple(map(float, aw)), ab, t1,
                          note=note), aw, ab)
+
+
+def coefficient_head(sets: dict, good: np.ndarray, kinds: np.ndarray, others: dict, n_fit: int) -> VerifierHead:
+    """The head over ``onet``, ``lmdiff``, ``agree`` and the 40 shape and 10 expression coefficients (docs/experiments/
+    wild.md, "The regressor's coefficients as a verifier cue"), fitted as the embedding head (the same rows, L2 by
+    5-fold cross-validation, threshold by the rule); prints its validation counts beside ``others`` (name -> fitted
+    mean, std, weights, bias, threshold) and returns it."""
+    names = CUES + COEFFICIENTS
+    if "shape_0" not in sets["fit faces"][0]:
+        raise SystemExit("the --cache file is from before the coefficient features: delete it and run again")
+    m = {k: np.array([[c[f] for f in names] for c in v]) for k, v in sets.items()}
+    print("\nThe head over onet, lmdiff, agree and the 50 shape and expression coefficients:")
+    l2 = cross_validated_l2(m["fit faces"], m["fit non-faces"])
+    fitted = fit_head(m["fit faces"], m["fit non-faces"], l2)
+    threshold = rule_threshold(head_scores(fitted, m["val faces"])[good])
+    yaw = np.array([c["yaw"] for c in sets["val faces"]])
+    print("| head | threshold (rule) | validation faces kept (at yaw 60-90) | hands passing | random squares passing "
+          "| hard non-faces passing | animal proposals passing |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, (mu, sd, w, b, t) in {**others, f"the coefficient head (L2 {l2:g})": (*fitted, threshold)}.items():
+        cols = CUES + EMBEDDING if len(w) == len(CUES + EMBEDDING) else names
+        x = {k: np.array([[c[f] for f in cols] for c in v]) for k, v in sets.items()}
+        p, n = head_scores((mu, sd, w, b), x["val faces"]) >= t, head_scores((mu, sd, w, b), x["val non-faces"]) >= t
+        hard, animal = (int((head_scores((mu, sd, w, b), x[k]) >= t).sum()) for k in ("hard non-faces", "val animals"))
+        print(f"| {name} | {t:.2f} | {p.sum()}/{len(p)} ({p[yaw >= 60].sum()}/{(yaw >= 60).sum()}) | "
+              f"{(n & (kinds == 'hand')).sum()}/{(kinds == 'hand').sum()} | {(n & (kinds == 'random')).sum()}/"
+              f"{(kinds == 'random').sum()} | {hard}/{len(x['hard non-faces'])} | {animal}/{len(x['val animals'])} |")
+    note = (f"benchmarks/verifiers.py --n-fit {n_fit} --head coefficients: logistic fit (L2 {l2:g}) on "
+            f"{len(sets['fit faces'])} AFLW faces and {len(sets['fit non-faces'])} non-faces; threshold: every "
+            f"validation face with 21-point NME <= {GOOD_NME:.0%} kept")
+    return VerifierHead(names, *(tuple(map(float, a)) for a in fitted[:3]), float(fitted[3]), threshold, note=note)
 
 
 def rule_threshold(confidence_of_good_faces: np.ndarray) -> float:
@@ -306,7 +346,11 @@ def main() -> None:
     ap.add_argument("--datasets", default=os.environ.get("MFIRRN_DATASETS", "../shared/datasets"))
     ap.add_argument("--n-fit", type=int, default=3000, help="AFLW faces of the fit split (default %(default)s)")
     ap.add_argument("--n-val", type=int, default=600, help="AFLW faces of the validation split (default %(default)s)")
-    ap.add_argument("--fit", action="store_true", help=f"write the fitted head to {DEFAULT_HEAD_PATH}")
+    ap.add_argument("--fit", action="store_true", help="write the fitted head to --out")
+    ap.add_argument("--head", choices=("embedding", "coefficients"), default="embedding",
+                    help="the head --fit writes: onet, lmdiff, agree with O-Net's 256 features (embedding) or with "
+                         "the 50 shape and expression coefficients (coefficients); default: embedding, the shipped one")
+    ap.add_argument("--out", type=Path, default=DEFAULT_HEAD_PATH, help="where --fit writes (default %(default)s)")
     ap.add_argument("--cache", default=None, metavar="FILE.json",
                     help="keep the candidates' numbers in FILE (reused when it exists: a refit without the pipeline)")
     args = ap.parse_args()
@@ -356,14 +400,15 @@ def main() -> None:
 
     _, three = logistic(CUES)
     _, four = logistic((*CUES, "fbcrop"))
-    full = matrix(FEATURES)
+    embedding_names = CUES + EMBEDDING
+    full = matrix(embedding_names)
     l2 = cross_validated_l2(full["fit faces"], full["fit non-faces"])
-    (mu, sd, w, b), shipped = logistic(FEATURES, l2)
+    (mu, sd, w, b), shipped = logistic(embedding_names, l2)
     vf, vn = sets["val faces"], sets["val non-faces"]
     yaw = np.array([c["yaw"] for c in vf])
     cands = {"onet": 1, "fbcrop": 1, "lmdiff": -1, "agree": 1, "prior": -1, "aspect": 1}
     score = {k: (np.array([s * c[k] for c in vf]), np.array([s * c[k] for c in vn])) for k, s in cands.items()}
-    verifier = f"logistic head (onet, lmdiff, agree, O-Net's 256 features; L2 {l2:g}): the verifier"
+    verifier = f"logistic head (onet, lmdiff, agree, O-Net's 256 features; L2 {l2:g})"
     score["logistic head (onet, lmdiff, agree)"] = three
     score["logistic head (onet, lmdiff, agree, fbcrop)"] = four
     score[verifier] = shipped
@@ -390,7 +435,7 @@ def main() -> None:
         print(f"- {name}: threshold {chosen:.2f} ({p[good].min():.3f}) keeps {(p >= chosen).sum()}/{len(p)} faces "
               f"({(p[yaw >= 60] >= chosen).sum()}/{(yaw >= 60).sum()} at |yaw| 60-90); {(n >= chosen).sum()}/{len(n)} "
               f"non-faces pass ({((n >= chosen) & (kinds == 'hand')).sum()} hands)")
-    head = VerifierHead(FEATURES, tuple(map(float, mu)), tuple(map(float, sd)), tuple(map(float, w)), b,
+    head = VerifierHead(embedding_names, tuple(map(float, mu)), tuple(map(float, sd)), tuple(map(float, w)), b,
                         chosen, note=f"benchmarks/verifiers.py --n-fit {args.n_fit}: logistic fit (L2 {l2:g}) on "
                         f"{len(sets['fit faces'])} AFLW faces and {len(sets['fit non-faces'])} non-faces; threshold: "
                         f"every validation face with 21-point NME <= {GOOD_NME:.0%} kept")
@@ -415,10 +460,12 @@ def main() -> None:
     head, w, b = animal_rule(full, sets, good, (mu, sd, w, b), chosen, head, l2, args.n_fit)
     top = np.argsort(-np.abs(w))[:6]
     print(f"\nhead: {len(w)} weights (standardised features), the largest "
-          + ", ".join(f"{FEATURES[i]} {w[i]:+.3f}" for i in top) + f"; bias {b:.3f}, threshold {head.threshold}")
+          + ", ".join(f"{embedding_names[i]} {w[i]:+.3f}" for i in top) + f"; bias {b:.3f}, threshold {head.threshold}")
+    coefficients = coefficient_head(sets, good, kinds, {"the embedding head": (mu, sd, w, b, chosen)}, args.n_fit)
     if args.fit:
-        DEFAULT_HEAD_PATH.write_text(head.to_json() + "\n")
-        print(f"wrote {DEFAULT_HEAD_PATH}")
+        chosen_head = coefficients if args.head == "coefficients" else head
+        args.out.write_text(chosen_head.to_json() + "\n")
+        print(f"wrote the {args.head} head to {args.out}")
 
 
 if __name__ == "__main__":

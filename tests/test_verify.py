@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mfirrn.inference.verify import (
+    COEFFICIENTS,
     CUES,
     EMBEDDING,
     FEATURES,
@@ -33,18 +34,32 @@ def test_head_is_a_logistic_model_on_standardised_features():
 
 def test_shipped_head_loads_and_round_trips(tmp_path):
     head = VerifierHead.load()
-    assert head.names == FEATURES and 0 < head.threshold < 1
+    assert set(head.names) <= set(FEATURES) and head.names[:3] == CUES and 0 < head.threshold < 1
     path = tmp_path / "head.json"
     path.write_text(head.to_json())
     assert VerifierHead.load(path) == head
     d = json.loads(path.read_text())
-    d["names"] = ["onet"]
-    path.write_text(json.dumps(d))
-    with pytest.raises(ValueError, match="expected the 259 features.*refit"):
-        VerifierHead.load(path)
+    for names in (["onet"], [*head.names[:-1], "nose_length"], [head.names[0]] * len(head.names)):
+        d["names"] = names  # a weight without a name, an unknown feature, a feature twice
+        path.write_text(json.dumps(d))
+        with pytest.raises(ValueError, match="expected distinct names among the verifier's features.*refit"):
+            VerifierHead.load(path)
     path.write_text("{not json")
     with pytest.raises(ValueError, match="unreadable.*refit"):
         VerifierHead.load(path)
+
+
+def test_a_head_reads_its_own_columns_of_the_feature_matrix():
+    """FaceVerifier.score gives a head the columns it names, whatever their place among the 309 features."""
+    names = ("agree", "expression_9", "onet")
+    head = VerifierHead(names, (0.0, 1.0, 0.0), (1.0, 2.0, 1.0), (1.0, 1.0, 0.0), 0.0, 0.5)
+    assert FEATURES[head.columns()[1]] == "expression_9" and len(FEATURES) == 3 + 256 + 50
+    x = np.zeros((2, len(FEATURES)))
+    x[:, FEATURES.index("agree")] = [0.5, -1.0]
+    x[:, FEATURES.index("expression_9")] = [3.0, 1.0]
+    x[:, FEATURES.index("onet")] = 100.0  # weight 0
+    # z = agree + (expression_9 - 1) / 2: 1.5 and -1
+    np.testing.assert_allclose(FaceVerifier(head=head).score(x), 1 / (1 + np.exp([-1.5, 1.0])))
 
 
 def test_pass_agreement_of_identical_passes_is_perfect():
@@ -142,13 +157,15 @@ def test_verifier_features_see_a_face_where_there_is_one(rec, two_faces):
     face = rec(two_faces)[0]
     verifier = FaceVerifier()
     agreeing = (np.array([0.01]), np.array([0.95]))
-    x = verifier.features(two_faces, face.landmarks[None], *agreeing)
-    assert x.shape == (1, len(FEATURES)) == (1, 3 + len(EMBEDDING)) and x[0, 0] > 0.9
+    x = verifier.features(two_faces, face.landmarks[None], *agreeing, params=face.params[None])
+    assert x.shape == (1, len(FEATURES)) == (1, 3 + len(EMBEDDING) + len(COEFFICIENTS)) and x[0, 0] > 0.9
     assert x[0, 1:3].tolist() == [0.01, 0.95]
-    flat = verifier.features(np.full_like(two_faces, 128), face.landmarks[None], *agreeing)
-    assert flat[0, 0] < 0.5 and not np.allclose(flat[0, 3:], x[0, 3:])  # O-Net's features see the difference
-    wandering = verifier(two_faces, face.landmarks[None], np.array([0.3]), np.array([0.5]))
-    assert wandering[0] < verifier(two_faces, face.landmarks[None], *agreeing)[0]
+    np.testing.assert_array_equal(x[0, -50:], face.params[12:])  # the 40 shape and 10 expression coefficients
+    flat = verifier.features(np.full_like(two_faces, 128), face.landmarks[None], *agreeing, params=face.params[None])
+    emb = slice(3, 3 + len(EMBEDDING))
+    assert flat[0, 0] < 0.5 and not np.allclose(flat[0, emb], x[0, emb])  # O-Net's features see the difference
+    wandering = verifier(two_faces, face.landmarks[None], np.array([0.3]), np.array([0.5]), face.params[None])
+    assert wandering[0] < verifier(two_faces, face.landmarks[None], *agreeing, face.params[None])[0]
 
 
 def test_onet_probability_is_read_from_its_features(two_faces):
@@ -272,4 +289,4 @@ def test_the_verifier_benchmark_records_the_features_the_pipeline_computes(rec, 
     for row, face in zip(rows, faces):
         x = np.array([row[name] for name in FEATURES])
         assert np.isfinite(x).all()
-        assert rec.verifier.head(x[None])[0] == pytest.approx(face.confidence, abs=1e-6)
+        assert rec.verifier.score(x[None])[0] == pytest.approx(face.confidence, abs=1e-6)

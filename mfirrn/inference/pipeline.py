@@ -522,8 +522,9 @@ class Reconstructor:
                     rois2 = roi_from_landmarks(first_lms[..., :2])
                     second_lms = self._landmarks(self._predict(image, rois2), rois2).cpu().numpy()
                 rois3 = roi_from_landmarks(second_lms[..., :2]) if rois3 is None else rois3
-                features = self.verifier.features(image, lms, *pass_agreement(first_lms, second_lms, rois2, rois3))
-                confidence = self.verifier.head(features)
+                features = self.verifier.features(image, lms, *pass_agreement(first_lms, second_lms, rois2, rois3),
+                                                  params=params.detach().cpu().numpy())
+                confidence = self.verifier.score(features)
             if turn and box_arr is not None:
                 with timer("turn"):
                     k = self._upside_down(image, lms, features[:, 0])

@@ -13,11 +13,13 @@ measurement, docs/experiments/wild.md):
   robust refinement's own settling test, :func:`mfirrn.inference.pipeline.refined_roi_agrees`);
 - O-Net's 256 features (the layer its face probability is read from) on the same square: O-Net was
   trained for faces turned less than about 60 degrees, and a new linear read of its features, fitted on
-  faces of every pose against hands and background, tells a profile from a fist better than its own.
+  faces of every pose against hands and background, tells a profile from a fist better than its own;
+- the face's 40 shape and 10 expression coefficients (its final params, de-normalised): the regressor
+  fits anything it is shown, but a hand or a patch of background with coefficients no face has.
 
 A logistic model (:class:`VerifierHead`, weights in ``data/weights/face-verifier.json``, fitted by
-``benchmarks/verifiers.py``) turns the 259 numbers into the confidence. O-Net runs once per face for all
-of them.
+``benchmarks/verifiers.py``) turns the features it names (a subset of :data:`FEATURES`) into the confidence.
+O-Net runs once per face for all of them.
 """
 
 from __future__ import annotations
@@ -30,19 +32,23 @@ from typing import Optional, Union
 import numpy as np
 
 from mfirrn.geometry.crop import roi_iou
+from mfirrn.geometry.params import PARAM_SPEC
 from mfirrn.geometry.pose import facing_down
 from mfirrn.io.assets import project_weights_dir
 from mfirrn.io.defaults import LOOKING_DOWN_CONFIDENCE, LOOKING_DOWN_DEGREES
 
-__all__ = ["CUES", "EMBEDDING", "FEATURES", "VerifierHead", "FaceVerifier", "pass_agreement", "landmark_boxes",
+__all__ = ["CUES", "EMBEDDING", "COEFFICIENTS", "FEATURES", "VerifierHead", "FaceVerifier", "pass_agreement", "landmark_boxes",
            "looking_down", "confidence_needed", "DEFAULT_HEAD_PATH"]
 
 #: The three scalar cues.
 CUES: tuple[str, ...] = ("onet", "lmdiff", "agree")
 #: O-Net's 256 features, named ``onet_feature_0`` ... ``onet_feature_255``.
 EMBEDDING: tuple[str, ...] = tuple(f"onet_feature_{i}" for i in range(256))
-#: The verifier's features, in the order of :meth:`FaceVerifier.features`.
-FEATURES: tuple[str, ...] = CUES + EMBEDDING
+#: The face's shape and expression coefficients, ``shape_0`` ... ``shape_39``, ``expression_0`` ... ``expression_9``.
+COEFFICIENTS: tuple[str, ...] = (tuple(f"shape_{i}" for i in range(PARAM_SPEC.shape))
+                                 + tuple(f"expression_{i}" for i in range(PARAM_SPEC.exp)))
+#: Every feature the verifier computes, in the order of :meth:`FaceVerifier.features`; a head reads some of them.
+FEATURES: tuple[str, ...] = CUES + EMBEDDING + COEFFICIENTS
 DEFAULT_HEAD_PATH = project_weights_dir() / "face-verifier.json"
 
 
@@ -121,6 +127,7 @@ class VerifierHead:
     note: str = ""
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
+        """Confidences (F,) from the head's own features (F, K), in the order of ``names``."""
         x = (np.asarray(features, np.float64) - np.asarray(self.mean)) / np.asarray(self.std)
         z = x @ np.asarray(self.weights) + self.bias
         return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
@@ -136,11 +143,22 @@ class VerifierHead:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"face verifier weights {path}: unreadable ({type(exc).__name__}: {exc}); restore the "
                              f"file from the repository or refit it with benchmarks/verifiers.py --fit") from None
-        if head.names != FEATURES or not (len(head.mean) == len(head.std) == len(head.weights) == len(FEATURES)):
-            raise ValueError(f"face verifier weights {path}: expected the {len(FEATURES)} features {CUES} + O-Net's "
-                             f"{len(EMBEDDING)}, got {len(head.names)} ({head.names[:4]}...); restore the file from "
-                             "the repository or refit it with benchmarks/verifiers.py --fit")
+        unknown = [n for n in head.names if n not in FEATURES]
+        if (unknown or not head.names or len(set(head.names)) != len(head.names)
+                or not (len(head.mean) == len(head.std) == len(head.weights) == len(head.names))):
+            raise ValueError(f"face verifier weights {path}: expected distinct names among the verifier's features "
+                             f"({', '.join(CUES)}, onet_feature_*, shape_*, expression_*), each with a mean, std and "
+                             f"weight; got {len(head.names)} names{f' ({unknown[:3]} unknown)' if unknown else ''}; "
+                             "restore the file from the repository or refit it with benchmarks/verifiers.py --fit")
         return head
+
+    def columns(self) -> np.ndarray:
+        """Indices (K,) of the head's features in :data:`FEATURES` (the columns of :meth:`FaceVerifier.features`).
+
+        >>> VerifierHead(("agree", "shape_0"), (0.0, 0.0), (1.0, 1.0), (1.0, 1.0), 0.0, 0.5).columns().tolist()
+        [2, 259]
+        """
+        return np.array([FEATURES.index(n) for n in self.names], dtype=np.intp)
 
     def to_json(self) -> str:
         return json.dumps({"names": list(self.names), "mean": list(self.mean), "std": list(self.std),
@@ -160,6 +178,7 @@ class FaceVerifier:
                  head: Optional[VerifierHead] = None) -> None:
         self.device, self.backend, self.threads = device, backend, threads
         self.head = head if head is not None else VerifierHead.load()
+        self._columns = self.head.columns()
         self._onet = None
 
     @property
@@ -174,16 +193,23 @@ class FaceVerifier:
             self._onet = ONetScorer(backend=self.backend, device=self.device, threads=self.threads)
         return self._onet
 
-    def features(self, image: np.ndarray, landmarks: np.ndarray, lmdiff: np.ndarray,
-                 agree: np.ndarray) -> np.ndarray:
-        """The feature matrix (F, 259) in :data:`FEATURES` order for faces with final ``landmarks`` (F, 68, 2+) in
-        a BGR uint8 ``image``; ``lmdiff``, ``agree`` (F,) from :func:`pass_agreement`."""
+    def features(self, image: np.ndarray, landmarks: np.ndarray, lmdiff: np.ndarray, agree: np.ndarray,
+                 params: np.ndarray) -> np.ndarray:
+        """The feature matrix (F, 309) in :data:`FEATURES` order for faces with final ``landmarks`` (F, 68, 2+) and
+        de-normalised ``params`` (F, 62) in a BGR uint8 ``image``; ``lmdiff``, ``agree`` (F,) from
+        :func:`pass_agreement`."""
         prob, embedding = self.onet.score(image, landmark_boxes(landmarks))
         cues = np.stack([prob, np.asarray(lmdiff, np.float64), np.asarray(agree, np.float64)], axis=1)
-        return np.concatenate([cues, embedding], axis=1)
+        coefficients = np.asarray(params, np.float64).reshape(len(cues), PARAM_SPEC.dim)[:, PARAM_SPEC.pose:]
+        return np.concatenate([cues, embedding, coefficients], axis=1)
 
-    def __call__(self, image: np.ndarray, landmarks: np.ndarray, lmdiff: np.ndarray, agree: np.ndarray) -> np.ndarray:
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """Confidence (F,) from the feature matrix (F, 309) of :meth:`features` (the head reads its own columns)."""
+        return self.head(np.asarray(features)[:, self._columns])
+
+    def __call__(self, image: np.ndarray, landmarks: np.ndarray, lmdiff: np.ndarray, agree: np.ndarray,
+                 params: np.ndarray) -> np.ndarray:
         """Confidence (F,) of each face (arguments as :meth:`features`)."""
         if len(landmarks) == 0:
             return np.zeros(0)
-        return self.head(self.features(image, landmarks, lmdiff, agree))
+        return self.score(self.features(image, landmarks, lmdiff, agree, params))
