@@ -59,6 +59,7 @@ from mfirrn.inference.verify import (
     DEFAULT_HEAD_PATH,
     EMBEDDING,
     FEATURES,
+    STRICT_HEAD_PATH,
     FaceVerifier,
     VerifierHead,
     landmark_boxes,
@@ -183,6 +184,22 @@ def animals(rec, split: str, mean, std) -> list[dict]:
     return out
 
 
+def masked_faces(rec, split: str, mean, std) -> list[dict]:
+    """The face of each ``split`` photo of ``masked-faces.tsv`` (people in masks): FaceBoxes' best box if it scores
+    above 0.5, through the pipeline from it."""
+    out = []
+    for asset, row in read_asset_table(DATA / "masked-faces.tsv"):
+        if row["split"] != split:
+            continue
+        img = read_image(fetch_asset(asset))
+        found = rec.detector(img)
+        if len(found) and found[0, 4] > 0.5:
+            for c in candidate(rec, img, found[:1, :4], mean, std):
+                c.pop("landmarks")
+                out.append(dict(c, kind="masked", photo=asset.path))
+    return out
+
+
 def hard_negatives(rec, mean, std) -> list[dict]:
     """The non-faces of ``proposals-labels.tsv`` on the fit split's photos (what FaceBoxes proposes below 0.5 and
     the three-cue head kept: hands, necks, walls beside a face), through the pipeline from their landmark boxes."""
@@ -286,36 +303,47 @@ def animal_rule(full: dict, sets: dict, good: np.ndarray, fitted: tuple, thresho
                          note=note), aw, ab)
 
 
-def coefficient_head(sets: dict, good: np.ndarray, kinds: np.ndarray, others: dict, n_fit: int) -> VerifierHead:
-    """The head over ``onet``, ``lmdiff``, ``agree`` and the 40 shape and 10 expression coefficients (docs/experiments/
+def coefficient_heads(sets: dict, good: np.ndarray, kinds: np.ndarray, others: dict,
+                      n_fit: int) -> dict[str, VerifierHead]:
+    """The heads over ``onet``, ``lmdiff``, ``agree`` and the 40 shape and 10 expression coefficients (docs/experiments/
     wild.md, "The regressor's coefficients as a verifier cue"), fitted as the embedding head (the same rows, L2 by
-    5-fold cross-validation, threshold by the rule); prints its validation counts beside ``others`` (name -> fitted
-    mean, std, weights, bias, threshold) and returns it."""
+    5-fold cross-validation, threshold by the rule): ``coefficients`` on the AFLW fit faces, ``coefficients-masked``
+    with the fit rows' masked faces among its faces. Prints their validation counts beside ``others`` (name ->
+    fitted mean, std, weights, bias, threshold) and returns them by name."""
     names = CUES + COEFFICIENTS
     if "shape_0" not in sets["fit faces"][0]:
         raise SystemExit("the --cache file is from before the coefficient features: delete it and run again")
-    m = {k: np.array([[c[f] for f in names] for c in v]) for k, v in sets.items()}
-    print("\nThe head over onet, lmdiff, agree and the 50 shape and expression coefficients:")
-    l2 = cross_validated_l2(m["fit faces"], m["fit non-faces"])
-    fitted = fit_head(m["fit faces"], m["fit non-faces"], l2)
-    threshold = rule_threshold(head_scores(fitted, m["val faces"])[good])
+    m = {k: np.array([[c[f] for f in names] for c in v]).reshape(len(v), len(names)) for k, v in sets.items()}
+    print(f"\nThe heads over onet, lmdiff, agree and the 50 shape and expression coefficients ({len(m['fit masked'])} "
+          f"fit and {len(m['val masked'])} validation masked faces):")
+    heads, rows = {}, dict(others)
+    for key, faces, what in (("coefficients", m["fit faces"], "AFLW faces"),
+                             ("coefficients-masked", np.concatenate([m["fit faces"], m["fit masked"]]),
+                              "AFLW faces and masked faces")):
+        l2 = cross_validated_l2(faces, m["fit non-faces"])
+        fitted = fit_head(faces, m["fit non-faces"], l2)
+        threshold = rule_threshold(head_scores(fitted, m["val faces"])[good])
+        rows[f"{key} (L2 {l2:g})"] = (*fitted, threshold)
+        note = (f"benchmarks/verifiers.py --n-fit {n_fit} --head {key}: logistic fit (L2 {l2:g}) on {len(faces)} "
+                f"{what} and {len(m['fit non-faces'])} non-faces; threshold: every validation face with 21-point NME "
+                f"<= {GOOD_NME:.0%} kept")
+        heads[key] = VerifierHead(names, *(tuple(map(float, a)) for a in fitted[:3]), float(fitted[3]), threshold,
+                                  note=note)
     yaw = np.array([c["yaw"] for c in sets["val faces"]])
-    print("| head | threshold (rule) | validation faces kept (at yaw 60-90) | hands passing | random squares passing "
-          "| hard non-faces passing | animal proposals passing |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, (mu, sd, w, b, t) in {**others, f"the coefficient head (L2 {l2:g})": (*fitted, threshold)}.items():
+    print("| head | threshold (rule) | validation faces kept (at yaw 60-90) | masked faces kept | hands passing "
+          "| random squares passing | hard non-faces passing | animal proposals passing |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, (mu, sd, w, b, t) in rows.items():
         cols = CUES + EMBEDDING if len(w) == len(CUES + EMBEDDING) else names
-        x = {k: np.array([[c[f] for f in cols] for c in v]) for k, v in sets.items()}
-        p, n = head_scores((mu, sd, w, b), x["val faces"]) >= t, head_scores((mu, sd, w, b), x["val non-faces"]) >= t
-        hard, animal = (int((head_scores((mu, sd, w, b), x[k]) >= t).sum()) for k in ("hard non-faces", "val animals"))
+        x = {k: np.array([[c[f] for f in cols] for c in v]).reshape(len(v), len(cols)) for k, v in sets.items()}
+        passed = {k: head_scores((mu, sd, w, b), x[k]) >= t for k in x}
+        p, n = passed["val faces"], passed["val non-faces"]
         print(f"| {name} | {t:.2f} | {p.sum()}/{len(p)} ({p[yaw >= 60].sum()}/{(yaw >= 60).sum()}) | "
+              f"{passed['val masked'].sum()}/{len(p := passed['val masked'])} | "
               f"{(n & (kinds == 'hand')).sum()}/{(kinds == 'hand').sum()} | {(n & (kinds == 'random')).sum()}/"
-              f"{(kinds == 'random').sum()} | {hard}/{len(x['hard non-faces'])} | {animal}/{len(x['val animals'])} |")
-    note = (f"benchmarks/verifiers.py --n-fit {n_fit} --head coefficients: logistic fit (L2 {l2:g}) on "
-            f"{len(sets['fit faces'])} AFLW faces and {len(sets['fit non-faces'])} non-faces; threshold: every "
-            f"validation face with 21-point NME <= {GOOD_NME:.0%} kept")
-    return VerifierHead(names, *(tuple(map(float, a)) for a in fitted[:3]), float(fitted[3]), threshold, note=note)
-
+              f"{(kinds == 'random').sum()} | {passed['hard non-faces'].sum()}/{len(x['hard non-faces'])} | "
+              f"{passed['val animals'].sum()}/{len(x['val animals'])} |")
+    return heads
 
 def rule_threshold(confidence_of_good_faces: np.ndarray) -> float:
     """The default threshold by the rule: the lowest confidence of the good validation faces, rounded down to a
@@ -347,10 +375,14 @@ def main() -> None:
     ap.add_argument("--n-fit", type=int, default=3000, help="AFLW faces of the fit split (default %(default)s)")
     ap.add_argument("--n-val", type=int, default=600, help="AFLW faces of the validation split (default %(default)s)")
     ap.add_argument("--fit", action="store_true", help="write the fitted head to --out")
-    ap.add_argument("--head", choices=("embedding", "coefficients"), default="embedding",
+    ap.add_argument("--head", choices=("embedding", "coefficients", "coefficients-masked"), default="embedding",
                     help="the head --fit writes: onet, lmdiff, agree with O-Net's 256 features (embedding) or with "
-                         "the 50 shape and expression coefficients (coefficients); default: embedding, the shipped one")
-    ap.add_argument("--out", type=Path, default=DEFAULT_HEAD_PATH, help="where --fit writes (default %(default)s)")
+                         "the 50 shape and expression coefficients, fitted on AFLW faces (coefficients) or on them and "
+                         "masked faces (coefficients-masked); default: embedding, the standard verifier; coefficients is the "
+                         "strict one")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="where --fit writes (default: the package's file of that head, data/weights/face-verifier.json "
+                         "or face-verifier-strict.json)")
     ap.add_argument("--cache", default=None, metavar="FILE.json",
                     help="keep the candidates' numbers in FILE (reused when it exists: a refit without the pipeline)")
     args = ap.parse_args()
@@ -376,6 +408,10 @@ def main() -> None:
             sets["fit animals"] = animals(rec, "train", mean, std)
             sets["val animals"] = animals(rec, "val", mean, std)
             Path(args.cache).write_text(json.dumps(sets))
+        if "fit masked" not in sets:  # a cache from before the masked faces
+            sets["fit masked"] = masked_faces(rec, "fit", mean, std)
+            sets["val masked"] = masked_faces(rec, "val", mean, std)
+            Path(args.cache).write_text(json.dumps(sets))
     else:
         sets = {"fit faces": aflw_faces(rec, root, args.n_fit, True, mean, std),
                 "val faces": aflw_faces(rec, root, args.n_val, False, mean, std),
@@ -383,7 +419,9 @@ def main() -> None:
                 "val non-faces": non_faces(rec, "val", mean, std, rng),
                 "hard non-faces": hard_negatives(rec, mean, std),
                 "fit animals": animals(rec, "train", mean, std),
-                "val animals": animals(rec, "val", mean, std)}
+                "val animals": animals(rec, "val", mean, std),
+                "fit masked": masked_faces(rec, "fit", mean, std),
+                "val masked": masked_faces(rec, "val", mean, std)}
         if args.cache:
             Path(args.cache).write_text(json.dumps(sets))
     print(f"machine {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
@@ -461,11 +499,14 @@ def main() -> None:
     top = np.argsort(-np.abs(w))[:6]
     print(f"\nhead: {len(w)} weights (standardised features), the largest "
           + ", ".join(f"{embedding_names[i]} {w[i]:+.3f}" for i in top) + f"; bias {b:.3f}, threshold {head.threshold}")
-    coefficients = coefficient_head(sets, good, kinds, {"the embedding head": (mu, sd, w, b, chosen)}, args.n_fit)
+    heads = coefficient_heads(sets, good, kinds, {"embedding (shipped)": (mu, sd, w, b, chosen)}, args.n_fit)
     if args.fit:
-        chosen_head = coefficients if args.head == "coefficients" else head
-        args.out.write_text(chosen_head.to_json() + "\n")
-        print(f"wrote the {args.head} head to {args.out}")
+        chosen_head = heads.get(args.head, head)
+        out = args.out or {"embedding": DEFAULT_HEAD_PATH, "coefficients": STRICT_HEAD_PATH}.get(args.head)
+        if out is None:
+            raise SystemExit(f"--head {args.head} is no verifier of the package: name the file with --out")
+        out.write_text(chosen_head.to_json() + "\n")
+        print(f"wrote the {args.head} head to {out}")
 
 
 if __name__ == "__main__":

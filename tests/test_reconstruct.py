@@ -253,6 +253,30 @@ def test_cli_looking_down_confidence_reaches_the_pipeline_and_the_run_record(tmp
     assert "--looking-down-confidence" in err and "Traceback" not in err and not (tmp_path / "bad").exists()
 
 
+def test_cli_verifier_reaches_the_pipeline_and_the_run_record(tmp_path, sample_photo, capsys):
+    """--verifier strict builds the pipeline with the strict head (its threshold the default --min-confidence) and is
+    written in the run record; the default is not; an unknown head is refused before any photo."""
+    from mfirrn.cli import build_parser
+    from mfirrn.cli.common import reconstructor_from_args
+    from mfirrn.inference.verify import STRICT_HEAD_PATH, VerifierHead
+
+    parse = build_parser().parse_args
+    strict = reconstructor_from_args(parse(["reconstruct", str(sample_photo), "--verifier", "strict"]), dense=False)
+    assert strict.verifier.head == VerifierHead.load(STRICT_HEAD_PATH)
+    assert strict.min_confidence == VerifierHead.load(STRICT_HEAD_PATH).threshold
+    for flags, out in (([], tmp_path / "standard"), (["--verifier", "strict"], tmp_path / "strict")):
+        assert main(["reconstruct", str(sample_photo), "-o", str(out), "--outputs", "json", "--workers", "1",
+                     *flags]) == 0
+    assert "--verifier" not in json.loads((tmp_path / "standard" / "mfirrn-run.json").read_text())["settings"]
+    assert json.loads((tmp_path / "strict" / "mfirrn-run.json").read_text())["settings"]["--verifier"] == "strict"
+    standard, strict_json = (json.loads(next((tmp_path / k).glob("*.jpg.json")).read_text())["faces"]
+                             for k in ("standard", "strict"))
+    assert len(standard) == len(strict_json) == 1 and standard[0]["confidence"] != strict_json[0]["confidence"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(["reconstruct", str(sample_photo), "-o", str(tmp_path / "bad"), "--verifier", "lenient"])
+    assert exit_.value.code == 2 and "--verifier" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
 def test_cli_detector_min_size_on_a_tight_crop(tmp_path, sample_photo, capsys):
     """A 64-pixel crop of the middle of the sample face (half its box: eyes, nose, mouth): the no-face line names
     --detector-min-size 240, which finds the face, reaches FaceBoxes and is kept in the run record (the overlays of

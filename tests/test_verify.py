@@ -290,3 +290,22 @@ def test_the_verifier_benchmark_records_the_features_the_pipeline_computes(rec, 
         x = np.array([row[name] for name in FEATURES])
         assert np.isfinite(x).all()
         assert rec.verifier.score(x[None])[0] == pytest.approx(face.confidence, abs=1e-6)
+
+
+def test_the_strict_verifier_reads_the_coefficients_and_keeps_real_faces(two_faces):
+    """Reconstructor(verifier="strict") loads the shipped strict head (the cues and the 50 coefficients, its own
+    threshold): both faces of the sample photo stay, a patch of noise given as a box scores below its threshold, and
+    an unknown name is refused."""
+    from mfirrn.inference.pipeline import Reconstructor
+    from mfirrn.inference.verify import STRICT_HEAD_PATH, VERIFIERS
+
+    strict = Reconstructor("3ddfa-v2-mb05", dense=False, verifier="strict")
+    assert VERIFIERS["strict"] == STRICT_HEAD_PATH and strict.verifier.head == VerifierHead.load(STRICT_HEAD_PATH)
+    assert set(COEFFICIENTS) <= set(strict.verifier.head.names) and strict.min_confidence == strict.verifier.threshold
+    faces = strict(two_faces)
+    assert len(faces) == 2 and all(f.confidence >= strict.min_confidence for f in faces)
+    noise = np.random.default_rng(0).integers(0, 256, (240, 240, 3), dtype=np.uint8)
+    patch = strict(noise, boxes=np.array([[60.0, 60, 180, 180]]))
+    assert len(patch) == 1 and patch[0].confidence < strict.min_confidence
+    with pytest.raises(ValueError, match="verifier must be one of standard, strict"):
+        Reconstructor("3ddfa-v2-mb05", dense=False, verifier="lenient")

@@ -111,6 +111,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-confidence", type=float, default=None, metavar="C",
                    help="keep detected faces whose face-verifier confidence (0-1, in the JSON) is at least C "
                         "(default: the verifier's threshold, chosen by measurement; 0 keeps every detection)")
+    p.add_argument("--verifier", default="standard", choices=("standard", "strict"),
+                   help="the face verifier's head: standard (default) or strict, which also reads each face's fitted "
+                        "shape and expression and drops far more hands, fists and backs of heads, but also some "
+                        "masked faces and small faces in crowds (its own default threshold, 0.35)")
     p.add_argument("--min-face-size", type=float, default=0.0, metavar="PX",
                    help="keep detected faces whose 68 landmarks span at least PX pixels (default 0)")
     p.add_argument("--looking-down-confidence", type=float, default=LOOKING_DOWN_CONFIDENCE, metavar="C",
@@ -222,6 +226,7 @@ def _settings(args: argparse.Namespace, outputs: list[str], boxes, landmarks_fil
     device = resolve_device(args.device)
     return {"--outputs": sorted(outputs), "--detector": args.detector, "--refine": args.refine, "--mesh": args.mesh,
             "--min-confidence": args.min_confidence, "--min-face-size": args.min_face_size,
+            **({"--verifier": args.verifier} if args.verifier != "standard" else {}),
             **({"--looking-down-confidence": args.looking_down_confidence}
                if args.looking_down_confidence != LOOKING_DOWN_CONFIDENCE else {}),
             "--detector-threshold": args.detector_threshold,

@@ -35,7 +35,7 @@ from mfirrn.geometry.frames import Convention, image_camera_turned, params_from_
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.inference.inputs import ImageError, ImageInput, check_boxes, check_landmarks, read_image, to_bgr
 from mfirrn.inference.predict import predict_params
-from mfirrn.inference.verify import FaceVerifier, confidence_needed, landmark_boxes, pass_agreement
+from mfirrn.inference.verify import VERIFIERS, FaceVerifier, confidence_needed, landmark_boxes, pass_agreement
 from mfirrn.io.defaults import (
     DEFAULT_DETECTOR,
     DETECTOR_RECHECK,
@@ -265,7 +265,10 @@ class Reconstructor:
     :meth:`confidence_needed`), unless ``min_confidence`` is 0. Faces given as ``boxes`` or ``landmarks`` are
     never dropped (they get a confidence).
     ``verify=False`` skips the verifier (confidence NaN, no face dropped for it; ``min_face_size`` still
-    applies).
+    applies). ``verifier``: which shipped head reads the cues (:data:`mfirrn.inference.verify.VERIFIERS`):
+    ``"standard"`` (default) or ``"strict"``, which also reads the face's fitted shape and expression and passes far
+    fewer hands, fists and backs of heads, at the cost of some masked faces and small, badly fitted faces in crowds
+    (its own threshold, 0.35).
     ``detector_threshold``: the score a FaceBoxes box needs to become a face (``detector`` given by name). Default
     ``None``: :data:`PROPOSAL_THRESHOLD` when the verifier filters the faces (the detector only proposes), else
     (``verify=False`` or ``min_confidence=0``) 3DDFA_V2's 0.5. A lower threshold only adds faces: those found at a
@@ -300,6 +303,7 @@ class Reconstructor:
                  bfm: Optional[MorphableModel] = None, backend: str = "auto", threads: Optional[int] = None,
                  detector_backend: Optional[str] = None, detector_threads: Optional[int] = None,
                  min_confidence: Optional[float] = None, min_face_size: float = 0.0, verify: bool = True,
+                 verifier: str = "standard",
                  looking_down_confidence: float = LOOKING_DOWN_CONFIDENCE, detector_threshold: Optional[float] = None,
                  detector_size: Optional[tuple[int, int]] = None, detector_tint_grey: bool = False,
                  detector_min_size: int = 0, detector_recheck: bool = DETECTOR_RECHECK,
@@ -331,7 +335,10 @@ class Reconstructor:
             raise ValueError(f"min_face_size must be >= 0 pixels, got {min_face_size}")
         if not 0.0 <= looking_down_confidence <= 1.0:
             raise ValueError(f"looking_down_confidence must lie in [0, 1], got {looking_down_confidence}")
+        if verifier not in VERIFIERS:
+            raise ValueError(f"verifier must be one of {', '.join(VERIFIERS)}, got {verifier!r}")
         self._min_confidence, self.min_face_size, self.verify = min_confidence, float(min_face_size), verify
+        self.verifier_name = verifier
         self.looking_down_confidence = float(looking_down_confidence)
         self._verifier: Optional[FaceVerifier] = None
         self.detector_threshold = self._resolve_detector_threshold(detector, detector_threshold)
@@ -391,7 +398,8 @@ class Reconstructor:
     def verifier(self) -> FaceVerifier:
         if self._verifier is None:
             dev = "cpu" if self.device.type != "cuda" else str(self.device)
-            self._verifier = FaceVerifier(device=dev, backend=self.detector_backend, threads=self.detector_threads)
+            self._verifier = FaceVerifier(device=dev, backend=self.detector_backend, threads=self.detector_threads,
+                                          head=self.verifier_name)
         return self._verifier
 
     @property

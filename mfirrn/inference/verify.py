@@ -17,9 +17,12 @@ measurement, docs/experiments/wild.md):
 - the face's 40 shape and 10 expression coefficients (its final params, de-normalised): the regressor
   fits anything it is shown, but a hand or a patch of background with coefficients no face has.
 
-A logistic model (:class:`VerifierHead`, weights in ``data/weights/face-verifier.json``, fitted by
-``benchmarks/verifiers.py``) turns the features it names (a subset of :data:`FEATURES`) into the confidence.
-O-Net runs once per face for all of them.
+A logistic model (:class:`VerifierHead`, fitted by ``benchmarks/verifiers.py``) turns the features it names (a
+subset of :data:`FEATURES`) into the confidence. Two heads ship (:data:`VERIFIERS`): ``standard`` (the default;
+``data/weights/face-verifier.json``) reads the three cues and O-Net's 256 features; ``strict``
+(``face-verifier-strict.json``) reads the three cues and the 50 coefficients: it passes far fewer hands, fists and
+backs of heads, and loses some masked faces and small, badly fitted faces in crowds (docs/experiments/wild.md,
+"The regressor's coefficients as a verifier cue"). O-Net runs once per face for all of them.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 
@@ -37,7 +40,7 @@ from mfirrn.geometry.pose import facing_down
 from mfirrn.io.assets import project_weights_dir
 from mfirrn.io.defaults import LOOKING_DOWN_CONFIDENCE, LOOKING_DOWN_DEGREES
 
-__all__ = ["CUES", "EMBEDDING", "COEFFICIENTS", "FEATURES", "VerifierHead", "FaceVerifier", "pass_agreement", "landmark_boxes",
+__all__ = ["CUES", "EMBEDDING", "COEFFICIENTS", "FEATURES", "VERIFIERS", "STRICT_HEAD_PATH", "VerifierHead", "FaceVerifier", "pass_agreement", "landmark_boxes",
            "looking_down", "confidence_needed", "DEFAULT_HEAD_PATH"]
 
 #: The three scalar cues.
@@ -50,6 +53,9 @@ COEFFICIENTS: tuple[str, ...] = (tuple(f"shape_{i}" for i in range(PARAM_SPEC.sh
 #: Every feature the verifier computes, in the order of :meth:`FaceVerifier.features`; a head reads some of them.
 FEATURES: tuple[str, ...] = CUES + EMBEDDING + COEFFICIENTS
 DEFAULT_HEAD_PATH = project_weights_dir() / "face-verifier.json"
+STRICT_HEAD_PATH = project_weights_dir() / "face-verifier-strict.json"
+#: The shipped verifier heads by name (``Reconstructor(verifier=...)``, ``--verifier``); the first is the default.
+VERIFIERS: dict[str, Path] = {"standard": DEFAULT_HEAD_PATH, "strict": STRICT_HEAD_PATH}
 
 
 def landmark_boxes(landmarks: np.ndarray) -> np.ndarray:
@@ -170,14 +176,19 @@ class FaceVerifier:
     """Confidence in [0, 1] that reconstructed faces are human faces (see the module docstring).
 
     ``device``: where O-Net runs; ``backend``/``threads``: ``"torch"`` or ``"onnxruntime"`` and its threads
-    (as the pipeline's detector); ``head``: the logistic model (default: the shipped one). O-Net is built
-    on first use.
+    (as the pipeline's detector); ``head``: the logistic model, or the name of a shipped one (:data:`VERIFIERS`;
+    default ``"standard"``). O-Net is built on first use.
     """
 
     def __init__(self, *, device: str = "cpu", backend: str = "torch", threads: int = 0,
-                 head: Optional[VerifierHead] = None) -> None:
+                 head: Union[VerifierHead, str, None] = None) -> None:
         self.device, self.backend, self.threads = device, backend, threads
-        self.head = head if head is not None else VerifierHead.load()
+        if head is None or isinstance(head, str):
+            name = head or next(iter(VERIFIERS))
+            if name not in VERIFIERS:
+                raise ValueError(f"verifier must be one of {', '.join(VERIFIERS)}, got {name!r}")
+            head = VerifierHead.load(VERIFIERS[name])
+        self.head = head
         self._columns = self.head.columns()
         self._onet = None
 
