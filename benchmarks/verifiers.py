@@ -1,6 +1,6 @@
 """Face verifier candidates: precision and recall of each cue, and the fit of the shipped logistic head.
 
-    MFIRRN_ASSET_MIRROR=... MFIRRN_DATASETS=... python benchmarks/verifiers.py [--n-fit 3000] [--n-val 600] [--fit]
+    MFIRRN_ASSET_MIRROR=... MFIRRN_DATASETS=... python benchmarks/verifiers.py [--n-fit 3000] [--n-val 600] [--fit [--head H]]
 
 Faces and non-faces go through the photo pipeline (:class:`~mfirrn.inference.pipeline.Reconstructor`,
 default model and robust refinement) from a given box, and the verifier's features are read on the
@@ -28,13 +28,18 @@ width/height (``aspect``), logistic heads (fitted on the fit split) over the thr
 verifier; its L2 penalty chosen by 5-fold cross-validation on the fit split). For each: the threshold that
 keeps 99.5 % of the validation faces (and all of them), and how many validation non-faces pass it. Then the
 hard negatives (``proposals-labels.tsv``: non-face proposals the three-cue head kept on fit-split photos): how
-many the verifier keeps, and what fitting them as non-faces does (tried, not shipped).
+many the verifier keeps, and what fitting them as non-faces does (tried, not shipped). Last, the heads over the three
+cues and the face's 40 shape and 10 expression coefficients (``coefficients``: the strict verifier,
+``--verifier strict``; ``coefficients-masked``: with the masked faces of ``masked-faces.tsv``'s fit rows among its
+faces, tried, not shipped), beside the standard head, on the validation faces, the masked faces of its val rows,
+hands, random squares, hard non-faces and animal proposals.
 
 The default ``min_confidence``: the head's lowest confidence over the validation faces the pipeline
 reconstructs (21-point NME <= 10 %, AFLW's points against the 68 mapped to them, normalised by the
 crop side / sqrt(2)), rounded down to a multiple of 0.05: a face the pipeline gets right is never
-dropped on the validation set. ``--fit`` writes the head and that threshold to
-``data/weights/face-verifier.json``. The AFLW2000-3D dev split is never used.
+dropped on the validation set. ``--fit`` writes a head (``--head``: ``embedding``, the standard verifier, to
+``data/weights/face-verifier.json``; ``coefficients``, the strict one, to ``face-verifier-strict.json``) with that
+threshold. The AFLW2000-3D dev split is never used.
 """
 
 from __future__ import annotations
