@@ -331,7 +331,8 @@ def test_cli_detector_min_size_on_a_tight_crop(tmp_path, sample_photo, capsys):
 def test_cli_notes_small_faces_in_a_photo_detected_downscaled(tmp_path, two_faces, capsys):
     """A 2600 x 1800 photo is detected downscaled (0.4): when its faces span under 32 pixels at the detector's input
     (FaceBoxes' smallest anchor) the run ends with a note naming the photo and --detector-size full; with larger
-    faces, with --detector-size full, and for faces given as boxes, no note."""
+    faces, with --detector-size full, and for faces given as boxes, no note. A 1000 x 700 photo detected as it is
+    with faces of 23 pixels gets a note naming --detector-min-size 2000 (it upscales the photo), and none with it."""
     folder = tmp_path / "in"
     folder.mkdir()
     for name, f in (("small.png", 0.3), ("large.png", 0.5)):
@@ -351,6 +352,17 @@ def test_cli_notes_small_faces_in_a_photo_detected_downscaled(tmp_path, two_face
     assert main(["reconstruct", str(folder / "small.png"), "-o", str(tmp_path / "o3"), "--outputs", "json",
                  "--box", "100,100,400,400"]) == 0
     assert "note:" not in capsys.readouterr().err
+    group = np.full((700, 1000, 3), 127, np.uint8)
+    photo = cv2.resize(two_faces, None, fx=0.1, fy=0.1, interpolation=cv2.INTER_AREA)
+    group[50:50 + photo.shape[0], 50:50 + photo.shape[1]] = photo
+    cv2.imwrite(str(tmp_path / "group.png"), group)
+    for flags, out in (([], tmp_path / "o4"), (["--detector-min-size", "2000"], tmp_path / "o5")):
+        assert main(["reconstruct", str(tmp_path / "group.png"), "-o", str(out), "--outputs", "json", *flags]) == 0
+        assert len(json.loads((out / "group.png.json").read_text())["faces"]) == 2
+        notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+        assert notes == ([] if flags else ["note: 1 photo(s) hold faces near the smallest the detector finds at the "
+                                           "scale it saw them (group.png); --detector-min-size 2000 may find more "
+                                           "faces in them (slower)"]), notes
 
 
 def test_cli_folder_without_any_face_ends_with_the_first_images_hint(tmp_path, capsys):

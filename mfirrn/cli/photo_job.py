@@ -31,9 +31,9 @@ SMALL_PHOTO = 240
 GROUP_PHOTO = 2000
 #: Smaller images (longer side, pixels) get no hint but their size: no face of a few pixels is reconstructed
 TOO_SMALL = 20
-#: A photo FaceBoxes saw downscaled in which it found a face whose landmarks span fewer pixels than this at its
-#: input (FaceBoxes' smallest anchor) gets the run's note on ``--detector-size full``: smaller faces are likely
-#: there, too small to find at that scale (docs/experiments/wild.md, "Small faces in a downscaled photo")
+#: A photo in which FaceBoxes found a face whose landmarks span fewer pixels than this at its input (FaceBoxes'
+#: smallest anchor) gets the run's note on a larger detector input (:func:`larger_detector_input`): smaller faces
+#: are likely there, too small to find at that scale (docs/experiments/wild.md, "Small faces in a downscaled photo")
 SMALL_AT_DETECTION = 32
 #: An input: (its path as the workers open it, its name relative to the inputs' root)
 Item = tuple[str, str]
@@ -89,6 +89,22 @@ def downscaled_for_detection(shape: tuple, size: Optional[str]) -> bool:
 
     max_h, max_w = DETECTOR_SIZE if size is None else detector_size(size, "--detector-size")
     return (max_h > 0 and shape[0] > max_h) or (max_w > 0 and shape[1] > max_w)
+
+
+def larger_detector_input(shape: tuple, scale: float) -> str:
+    """The option that shows FaceBoxes an image of ``shape`` (H, W, ...), which it saw at ``scale``, larger: upscaled
+    to :data:`GROUP_PHOTO` pixels on its longer side where that is larger than it saw it (``--detector-min-size``),
+    else at full resolution where it saw it downscaled (``--detector-size full``); "" when neither is larger.
+
+    >>> larger_detector_input((732, 1024), 0.98), larger_detector_input((1150, 2048), 0.53)
+    ('--detector-min-size 2000', '--detector-size full')
+    >>> larger_detector_input((732, 1024), 2000 / 1024), larger_detector_input((1150, 2048), 1.0)
+    ('', '')
+    """
+    longer = max(shape[:2])
+    if longer < GROUP_PHOTO and scale < GROUP_PHOTO / longer:
+        return f"--detector-min-size {GROUP_PHOTO}"
+    return "--detector-size full" if scale < 1.0 else ""
 
 
 def set_threads(threads: int) -> None:
@@ -210,17 +226,17 @@ class PhotoProcessor:
             raise InputFailure(InputResult(item[1], NO_FACE, reason=reason))
         return item, image, faces, seconds + time.perf_counter() - t0, self._small_faces(image, faces)
 
-    def _small_faces(self, image, faces) -> bool:
-        """Whether FaceBoxes saw ``image`` downscaled and found a face spanning fewer than
-        :data:`SMALL_AT_DETECTION` pixels at its input (detected faces only)."""
+    def _small_faces(self, image, faces) -> str:
+        """The option that may find more faces in ``image`` (:func:`larger_detector_input`) when FaceBoxes found a face
+        spanning fewer than :data:`SMALL_AT_DETECTION` pixels at its input (detected faces only), else ""."""
         import numpy as np
 
         scale_for = getattr(self.rec.detector, "scale_for", None)
         if self.job.boxes is not None or self.job.landmarks is not None or scale_for is None:
-            return False
+            return ""
         scale = scale_for(*image.shape[:2])
         smallest = min(float(np.ptp(f.landmarks[:, :2], axis=0).max()) for f in faces)
-        return scale < 1.0 and smallest * scale < SMALL_AT_DETECTION
+        return larger_detector_input(image.shape, scale) if smallest * scale < SMALL_AT_DETECTION else ""
 
     def write(self, inferred: tuple) -> InputResult:
         from mfirrn.cli.outputs import OutputContext, available_outputs, build_outputs

@@ -43,8 +43,8 @@ class InputResult:
     """What one input came to: ``state`` :data:`DONE` (``files`` written, relative to the output folder, and
     ``faces``), :data:`NO_FACE` or :data:`FAILED` (``reason``: one line). ``rows``: the input's rows of the
     results table (columns -> lists), not kept in the record; ``seconds``: its processing time; ``small_faces``:
-    a done photo that the detector saw downscaled and in which it found faces as small as it finds (more may be
-    there at a larger detector size), not kept in the record."""
+    for a done photo in which the detector found faces as small as it finds at the scale it saw it, the option that
+    shows it the photo larger (more faces may be there), else ""; not kept in the record."""
 
     input: str
     state: str
@@ -53,7 +53,7 @@ class InputResult:
     reason: str = ""
     rows: Optional[dict[str, list]] = None
     seconds: float = 0.0
-    small_faces: bool = False
+    small_faces: str = ""
 
     def to_record(self) -> dict:
         d: dict[str, Any] = {"input": self.input, "state": self.state}
@@ -361,8 +361,8 @@ def _read_journal(path: Path, repair: bool = True) -> dict[str, dict]:
 @dataclass
 class RunSummary:
     """Counts of a run: ``done``, ``no_face``, ``failed`` [(input, reason)], ``earlier`` (done in an earlier run,
-    skipped now), ``faces`` (faces written now), ``small_faces`` (the done inputs of
-    :attr:`InputResult.small_faces`)."""
+    skipped now), ``faces`` (faces written now), ``small_faces`` (the done inputs with an
+    :attr:`InputResult.small_faces` option, and that option)."""
 
     total: int
     done: int = 0
@@ -371,7 +371,7 @@ class RunSummary:
     earlier: int = 0
     faces: int = 0
     no_face_reason: str = ""
-    small_faces: list[str] = field(default_factory=list)
+    small_faces: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, result: InputResult, earlier: bool = False) -> None:
         if result.state == DONE:
@@ -379,7 +379,7 @@ class RunSummary:
             self.faces += result.faces
             self.earlier += earlier
             if result.small_faces:
-                self.small_faces.append(result.input)
+                self.small_faces.append((result.input, result.small_faces))
         elif result.state == NO_FACE:
             self.no_face += 1
             self.earlier += earlier
@@ -393,15 +393,16 @@ class RunSummary:
         return (f"{self.total} input(s): {self.done} done, {self.no_face} without a face, {len(self.failed)} "
                 f"failed{earlier}")
 
-    def small_faces_line(self, limit: int = 3) -> str:
-        """The note on photos detected downscaled with faces as small as FaceBoxes finds ("" if none)."""
-        if not self.small_faces:
-            return ""
-        names = ", ".join(self.small_faces[:limit]) + (f" and {len(self.small_faces) - limit} more"
-                                                       if len(self.small_faces) > limit else "")
-        return (f"note: {len(self.small_faces)} photo(s) were detected downscaled and hold faces near the smallest "
-                f"the detector finds at that scale ({names}); --detector-size full may find more faces in them "
-                f"(slower)")
+    def small_faces_lines(self, limit: int = 3) -> list[str]:
+        """The notes on photos with faces as small as FaceBoxes finds at the scale it saw them, one per option that
+        shows them larger ([] if none)."""
+        lines = []
+        for option in dict.fromkeys(o for _, o in self.small_faces):
+            inputs = [name for name, o in self.small_faces if o == option]
+            names = ", ".join(inputs[:limit]) + (f" and {len(inputs) - limit} more" if len(inputs) > limit else "")
+            lines.append(f"note: {len(inputs)} photo(s) hold faces near the smallest the detector finds at the scale "
+                         f"it saw them ({names}); {option} may find more faces in them (slower)")
+        return lines
 
     def failure_lines(self, limit: int = 10, journal_kept: bool = True) -> list[str]:
         """The first ``limit`` failures, one line each, then where the others are: the run's journal, or, where
