@@ -114,7 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verifier", default="standard", choices=("standard", "strict"),
                    help="the face verifier's head: standard (default) or strict, which also reads each face's fitted "
                         "shape and expression and drops far more hands, fists and backs of heads, but also some "
-                        "masked faces and small faces in crowds (its own default threshold, 0.35)")
+                        "masked faces and small faces in crowds (with its own default --min-confidence)")
     p.add_argument("--min-face-size", type=float, default=0.0, metavar="PX",
                    help="keep detected faces whose 68 landmarks span at least PX pixels (default 0)")
     p.add_argument("--looking-down-confidence", type=float, default=LOOKING_DOWN_CONFIDENCE, metavar="C",

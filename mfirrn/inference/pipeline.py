@@ -268,7 +268,7 @@ class Reconstructor:
     applies). ``verifier``: which shipped head reads the cues (:data:`mfirrn.inference.verify.VERIFIERS`):
     ``"standard"`` (default) or ``"strict"``, which also reads the face's fitted shape and expression and passes far
     fewer hands, fists and backs of heads, at the cost of some masked faces and small, badly fitted faces in crowds
-    (its own threshold, 0.35).
+    (its own default ``min_confidence``).
     ``detector_threshold``: the score a FaceBoxes box needs to become a face (``detector`` given by name). Default
     ``None``: :data:`PROPOSAL_THRESHOLD` when the verifier filters the faces (the detector only proposes), else
     (``verify=False`` or ``min_confidence=0``) 3DDFA_V2's 0.5. A lower threshold only adds faces: those found at a
