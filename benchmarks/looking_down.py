@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from mfirrn.inference.pipeline import Reconstructor, read_image
-from mfirrn.inference.verify import confidence_needed, looking_down
+from mfirrn.inference.verify import VERIFIERS, confidence_needed, looking_down
 from mfirrn.io.assets import fetch_asset, read_asset_table
 from mfirrn.io.defaults import LOOKING_DOWN_CONFIDENCE, LOOKING_DOWN_DEGREES
 
@@ -58,13 +58,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--confidences", default=f"0,{LOOKING_DOWN_CONFIDENCE:g},0.9",
                     help="confidences asked of faces looking steeply down, compared (default %(default)s; 0: no rule)")
+    ap.add_argument("--verifier", choices=tuple(VERIFIERS), default=next(iter(VERIFIERS)),
+                    help="the verifier head (default %(default)s)")
     args = ap.parse_args()
     asked = [float(v) for v in args.confidences.split(",")]
     t0 = time.time()
-    rec = Reconstructor(dense=False, detector_backend="onnxruntime", detector_threads=1, threads=1)
+    rec = Reconstructor(dense=False, detector_backend="onnxruntime", detector_threads=1, threads=1,
+                        verifier=args.verifier)
     sets = labelled_boxes(rec)
     base = rec.min_confidence
-    print(f"machine {platform.processor() or platform.machine()}; min_confidence {base}; faces looking down more "
+    print(f"machine {platform.processor() or platform.machine()}; verifier {args.verifier}, min_confidence {base}; "
+          f"faces looking down more "
           f"than {LOOKING_DOWN_DEGREES:g} degrees; {time.time() - t0:.0f} s\n")
     print("| split | faces | non-faces | faces looking down | non-faces looking down | confidence asked "
           "| faces kept | non-faces kept |")

@@ -202,6 +202,8 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
         level._verifier = verified.verifier
         recs["with verifier, faces looking steeply down held to the default threshold only "
              "(--looking-down-confidence 0)"] = level
+    strict = Reconstructor(model, verifier="strict", **opts)
+    recs[f"with the strict verifier (--verifier strict, {strict.min_confidence})"] = strict
     rows: dict[str, list] = {key: [] for key in recs}
     confid: list[tuple[tuple, dict]] = []
     proposals: list[tuple[tuple, dict]] = []
