@@ -153,8 +153,8 @@ def main() -> None:
         note = (f"benchmarks/verifier_signers.py: logistic fit (L2 {l2:g}) on {len(pos)} faces (AFLW and the signers') "
                 f"and {len(neg)} non-faces, on the features of O-Net fine-tuned with them (seeds {args.seeds} "
                 f"averaged); threshold: rule R on the faces of verifier-v2.tsv")
-        head = VerifierHead(CUES + EMBEDDING, tuple(map(float, mu)), tuple(map(float, sd)), tuple(map(float, w)), float(b),
-                            threshold, note=note)
+        head = VerifierHead(CUES + EMBEDDING, tuple(map(float, mu)), tuple(map(float, sd)), tuple(map(float, w)),
+                            float(b), threshold, note=note)
         (out / "face-verifier.json").write_text(
             json.dumps({**json.loads(head.to_json()), "onet": "onet-verifier.pt"}, indent=1) + "\n")
         print(f"wrote {out / 'onet-verifier.pt'} and {out / 'face-verifier.json'}")

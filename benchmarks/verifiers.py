@@ -1,6 +1,7 @@
 """Face verifier candidates: precision and recall of each cue, and the fit of the shipped logistic head.
 
-    MFIRRN_ASSET_MIRROR=... MFIRRN_DATASETS=... python benchmarks/verifiers.py [--n-fit 3000] [--n-val 600] [--fit [--head H]]
+    MFIRRN_ASSET_MIRROR=... MFIRRN_DATASETS=... python benchmarks/verifiers.py [--n-fit 3000] [--n-val 600] \
+        [--fit [--head H]]
 
 Faces and non-faces go through the photo pipeline (:class:`~mfirrn.inference.pipeline.Reconstructor`,
 default model and robust refinement) from a given box, and the verifier's features are read on the
@@ -304,8 +305,8 @@ def animal_rule(full: dict, sets: dict, good: np.ndarray, fitted: tuple, thresho
     note = (f"benchmarks/verifiers.py --n-fit {n_fit}: logistic fit (L2 {al2:g}) on {len(full['fit faces'])} AFLW faces "
             f"and {len(neg)} non-faces ({len(full['fit animals'])} of them FaceBoxes proposals on cats and dogs); "
             f"threshold: every validation face with 21-point NME <= {GOOD_NME:.0%} kept")
-    return (VerifierHead(CUES + EMBEDDING, tuple(map(float, amu)), tuple(map(float, asd)), tuple(map(float, aw)), ab, t1,
-                         note=note), aw, ab)
+    return (VerifierHead(CUES + EMBEDDING, tuple(map(float, amu)), tuple(map(float, asd)), tuple(map(float, aw)), ab,
+                         t1, note=note), aw, ab)
 
 
 def coefficient_heads(sets: dict, good: np.ndarray, kinds: np.ndarray, others: dict,
@@ -383,11 +384,11 @@ def main() -> None:
     ap.add_argument("--head", choices=("embedding", "coefficients", "coefficients-masked"), default="embedding",
                     help="the head --fit writes: onet, lmdiff, agree with O-Net's 256 features (embedding) or with "
                          "the 50 shape and expression coefficients, fitted on AFLW faces (coefficients) or on them and "
-                         "masked faces (coefficients-masked); default: embedding, the standard verifier; coefficients is the "
-                         "strict one")
+                         "masked faces (coefficients-masked); default: embedding, the standard verifier; "
+                         "coefficients is the strict one")
     ap.add_argument("--out", type=Path, default=None,
-                    help="where --fit writes (default: the package's file of that head, data/weights/face-verifier.json "
-                         "or face-verifier-strict.json)")
+                    help="where --fit writes (default: the package's file of that head, "
+                         "data/weights/face-verifier.json or face-verifier-strict.json)")
     ap.add_argument("--cache", default=None, metavar="FILE.json",
                     help="keep the candidates' numbers in FILE (reused when it exists: a refit without the pipeline)")
     args = ap.parse_args()

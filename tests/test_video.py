@@ -642,6 +642,53 @@ def test_a_crop_out_of_the_image_that_the_detector_confirms_keeps_its_track(rec,
     assert len(ended) == 1 and ended[0]["reason"] == "left the image" and len(faces) == 1
 
 
+
+def test_a_crop_that_shrinks_below_the_minimum_keeps_its_track_where_the_detector_finds_the_face(rec, monkeypatch):
+    """A small face's crop, fitted from its landmarks, can shrink frame after frame faster than the face until it is
+    "too small"; the detector, run on that frame, finds the face at its real size: the crops share a centre but
+    overlap too little for the IoU test (IoU 0.28). The track goes on with its id (concentric crops); where the
+    detection lies a side away, the track ends with that reason."""
+    frames = _sample_frames(5, 0, lambda p: p)
+
+    def shrinking(tracker):  # every tracked crop shrinks by 0.81 a frame about its centre (never a size jump)
+        real_track, calls = tracker.track_rec.__call__, [0]
+
+        def shrunk(image, **kw):
+            calls[0] += 1
+            faces = real_track(image, **kw)
+            for f in faces:
+                c, half = (f.roi[:2] + f.roi[2:]) / 2, (f.roi[2:] - f.roi[:2]) / 2 * 0.81 ** calls[0]
+                f.roi = np.concatenate([c - half, c + half])
+            return faces
+        return shrunk
+
+    for moved_by in (0.0, 1.0):
+        tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0, min_face=160))
+        tracker(frames[0], 0.0)
+        sides = [tr.roi[2] - tr.roi[0] for tr in tracker._tracks]  # about 330-350 pixels
+        real_detect = tracker.detect_rec.__call__
+
+        def moved(image, boxes=None, shift=moved_by, **kw):  # the detector's faces, moved by `shift` sides
+            found = real_detect(image, boxes=boxes, **kw)
+            for f in found if boxes is None else []:
+                f.roi = f.roi + np.array([1.0, 0.0, 1.0, 0.0]) * shift * (f.roi[2] - f.roi[0])
+            return found
+
+        monkeypatch.setattr(tracker, "track_rec", shrinking(tracker))
+        monkeypatch.setattr(tracker, "detect_rec", moved)
+        for k in (1, 2, 3):  # 0.81, 0.66, 0.53 of the side: still above 160 pixels, no detector run
+            tracker(frames[k], k / 30)
+            assert tracker.last_events == [] and tracker.n_detections == 1
+        faces = tracker(frames[4], 4 / 30)  # 0.43: too small; the crop of the frame before overlaps the detector's
+        assert tracker.n_detections == 2 and all(0.81 ** 4 * side < 160 < 0.81 ** 3 * side for side in sides)
+        if moved_by == 0:
+            assert tracker.last_events == [] and [f.id for f in faces] == [0, 1] and all(f.detected for f in faces)
+            assert all(tr.roi[2] - tr.roi[0] > 300 for tr in tracker._tracks)  # the detector's crops replace them
+        else:
+            ended = [e for e in tracker.last_events if e["event"] == "end"]
+            assert sorted(e["id"] for e in ended) == [0, 1] and {e["reason"] for e in ended} == {"too small"}
+
+
 # ------------------------------------------------------------------------------------ CLI
 def test_cli_video_with_a_detector_whose_package_is_missing_is_one_line_before_any_frame(tmp_path, capsys,
                                                                                       monkeypatch):

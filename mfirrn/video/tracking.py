@@ -13,7 +13,9 @@
   (|pitch| > 90 degrees: such a face is never output), when detections stop confirming it (no detection
   over it on ``max_unconfirmed`` detection frames in a row), on a scene cut, or when its roi leaves
   the image, shrinks below ``min_face`` or jumps in size by more than ``max_scale_jump`` and the detector,
-  run on that frame, does not find the face there.
+  run on that frame, does not find the face there (its crop overlapping the track's, or framing the same place at
+  up to twice or half the size, :func:`concentric`: a small face's crop, fitted from its landmarks, can shrink
+  faster than the face).
 * **Identities**: each track keeps an integer id; a detection overlapping a tracked face (roi IoU >
   ``match_iou``) is that face; a new detection overlapping a face lost in the last ``reuse_frames``
   frames gets its id back (short occlusions keep ids), never across a scene cut; a cut within
@@ -170,9 +172,10 @@ class TrackerSettings:
     overlaps it on ``max_unconfirmed`` detection frames in a row; when its roi leaves the image (less than
     ``min_inside`` of it inside), shrinks below ``min_face`` pixels or changes size by more than
     ``max_scale_jump`` in one frame, unless the detector, run on that frame, finds the face where the track
-    was: a face cut by the image border, whose crop from its landmarks reaches far outside, goes on with its
-    id instead of ending and starting again, and is then followed from its detector box (the photo pipeline
-    from that box, moved with the face's landmarks) until its landmarks' crop fits the image again.
+    was (overlapping its crop, or :func:`concentric` with it): a face cut by the image border, whose crop from its
+    landmarks reaches far outside, goes on with its id instead of ending and starting again, and is then followed
+    from its detector box (the photo pipeline from that box, moved with the face's landmarks) until its landmarks'
+    crop fits the image again.
 
     ``max_faces``: keep at most this many faces (largest first; 0 = all); ``match_iou``: roi overlap
     that makes a detection the same face; ``reuse_frames``: how long an ended track's id can be given
@@ -259,6 +262,27 @@ class _Transition(NamedTuple):
 
 _GEOMETRIC = ("too small", "size jump", "left the image")  # the reasons of FaceTracker._alive
 MAX_PITCH = 90.0  # degrees: no tracked face with |pitch| beyond this is output
+
+
+def concentric(roi: np.ndarray, rois: np.ndarray, max_shift: float = 0.5, max_ratio: float = 2.0) -> Optional[int]:
+    """Index of the crop among ``rois`` (K, 4) that frames the same place as ``roi`` (4,) at another scale, or None:
+    centres at most ``max_shift`` of the larger side apart, sides within a factor ``max_ratio``; the nearest first.
+
+    A small face whose crop, fitted from its landmarks, shrinks faster than the face overlaps the detector's crop of
+    it too little for the IoU test; faces side by side are a side or more apart.
+
+    >>> concentric(np.array([10.0, 10, 36, 36]), np.array([[0.0, 0, 39, 39], [40, 0, 79, 39]]))
+    0
+    >>> concentric(np.array([10.0, 10, 36, 36]), np.array([[30.0, 0, 69, 39], [0, 0, 100, 100]])) is None
+    True
+    """
+    if len(rois) == 0:
+        return None
+    side, sides = roi[2] - roi[0], rois[:, 2] - rois[:, 0]
+    shift = np.hypot(*((rois[:, :2] + rois[:, 2:]) / 2 - (roi[:2] + roi[2:]) / 2).T)
+    larger, smaller = np.maximum(side, sides), np.minimum(side, sides)
+    ok = (shift <= max_shift * larger) & (larger <= max_ratio * smaller)
+    return int(np.flatnonzero(ok)[np.argmin(shift[ok])]) if ok.any() else None
 
 
 def plausible(face) -> bool:
@@ -505,8 +529,9 @@ class FaceTracker:
             why_pending = {id(tr): why for tr, why in pending}
             for tr in self._tracks + [tr for tr, _ in pending]:  # a track must stay on a face the detector confirms
                 iou = roi_iou(tr.roi, rois) if len(rois) else np.zeros(0)
-                if len(iou) and iou.max() > s.match_iou:
-                    f = found[int(np.argmax(iou))]
+                near = concentric(tr.roi, rois) if id(tr) in why_pending else None
+                if (len(iou) and iou.max() > s.match_iou) or near is not None:
+                    f = found[int(np.argmax(iou)) if iou.max() > s.match_iou else near]
                     tr.unconfirmed, tr.low, tr.bad, tr.landmarks, tr.roi = 0, 0, 0, f.landmarks, f.roi
                     if (why_pending.get(id(tr)) in _GEOMETRIC or tr.box is not None) and f.box is not None:
                         tr.box = np.asarray(f.box[:4], np.float64).copy()  # its landmarks' crop fails: follow the box
