@@ -58,7 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--confidences", default=f"0,{LOOKING_DOWN_CONFIDENCE:g},0.9",
                     help="confidences asked of faces looking steeply down, compared (default %(default)s; 0: no rule)")
-    ap.add_argument("--verifier", choices=tuple(VERIFIERS), default=next(iter(VERIFIERS)),
+    ap.add_argument("--verifier", choices=tuple(VERIFIERS), default=tuple(VERIFIERS)[0],
                     help="the verifier head (default %(default)s)")
     args = ap.parse_args()
     asked = [float(v) for v in args.confidences.split(",")]

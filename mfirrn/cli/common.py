@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Sequence
 
 from mfirrn.cli.args import add_trust_checkpoint_arg
-from mfirrn.io.defaults import BACKENDS, DEFAULT_CROP_PADDING, LOOKING_DOWN_CONFIDENCE
+from mfirrn.io.defaults import BACKENDS, DEFAULT_CROP_PADDING, LOOKING_DOWN_CONFIDENCE, VERIFIER_NAMES
 
 if TYPE_CHECKING:
     from torch import nn
@@ -156,7 +156,7 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
     return Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=dense,
                          device=device, bf16=args.bf16, backend=args.backend, threads=args.threads or None,
                          min_confidence=getattr(args, "min_confidence", None),
-                         verifier=getattr(args, "verifier", "standard"),
+                         verifier=getattr(args, "verifier", VERIFIER_NAMES[0]),
                          min_face_size=getattr(args, "min_face_size", 0.0),
                          looking_down_confidence=getattr(args, "looking_down_confidence", LOOKING_DOWN_CONFIDENCE),
                          detector_threshold=threshold,

@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         LOOKING_DOWN_DEGREES,
         PROPOSAL_THRESHOLD,
         REFINE_MODES,
+        VERIFIER_NAMES,
     )
 
     p = sub.add_parser("reconstruct",  # its one-line help: mfirrn.cli.COMMANDS
@@ -111,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-confidence", type=float, default=None, metavar="C",
                    help="keep detected faces whose face-verifier confidence (0-1, in the JSON) is at least C "
                         "(default: the verifier's threshold, chosen by measurement; 0 keeps every detection)")
-    p.add_argument("--verifier", default="standard", choices=("standard", "strict"),
+    p.add_argument("--verifier", default=VERIFIER_NAMES[0], choices=VERIFIER_NAMES,
                    help="the face verifier's head: standard (default) or strict, which also reads each face's fitted "
                         "shape and expression and drops far more hands, fists and backs of heads, but also some "
                         "masked faces and small faces in crowds (with its own default --min-confidence)")
@@ -220,13 +221,13 @@ def _model_identity(args: argparse.Namespace) -> dict:
 def _settings(args: argparse.Namespace, outputs: list[str], boxes, landmarks_file: Optional[str]) -> dict:
     """The options that change results, as the user types them (the run record compares them on --resume)."""
     from mfirrn.cli.common import resolve_backend, resolve_device
-    from mfirrn.io.defaults import LOOKING_DOWN_CONFIDENCE
+    from mfirrn.io.defaults import LOOKING_DOWN_CONFIDENCE, VERIFIER_NAMES
     from mfirrn.io.resume import file_sha256
 
     device = resolve_device(args.device)
     return {"--outputs": sorted(outputs), "--detector": args.detector, "--refine": args.refine, "--mesh": args.mesh,
             "--min-confidence": args.min_confidence, "--min-face-size": args.min_face_size,
-            **({"--verifier": args.verifier} if args.verifier != "standard" else {}),
+            **({"--verifier": args.verifier} if args.verifier != VERIFIER_NAMES[0] else {}),
             **({"--looking-down-confidence": args.looking_down_confidence}
                if args.looking_down_confidence != LOOKING_DOWN_CONFIDENCE else {}),
             "--detector-threshold": args.detector_threshold,

@@ -35,13 +35,14 @@ from mfirrn.geometry.frames import Convention, image_camera_turned, params_from_
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.inference.inputs import ImageError, ImageInput, check_boxes, check_landmarks, read_image, to_bgr
 from mfirrn.inference.predict import predict_params
-from mfirrn.inference.verify import VERIFIERS, FaceVerifier, confidence_needed, landmark_boxes, pass_agreement
+from mfirrn.inference.verify import FaceVerifier, confidence_needed, head_path, landmark_boxes, pass_agreement
 from mfirrn.io.defaults import (
     DEFAULT_DETECTOR,
     DETECTOR_RECHECK,
     LOOKING_DOWN_CONFIDENCE,
     PROPOSAL_THRESHOLD,
     REFINE_MODES,
+    VERIFIER_NAMES,
 )
 
 __all__ = ["Face", "Reconstructor", "reconstruct", "read_image", "ImageError", "NoFaceError", "StageTimes",
@@ -303,7 +304,7 @@ class Reconstructor:
                  bfm: Optional[MorphableModel] = None, backend: str = "auto", threads: Optional[int] = None,
                  detector_backend: Optional[str] = None, detector_threads: Optional[int] = None,
                  min_confidence: Optional[float] = None, min_face_size: float = 0.0, verify: bool = True,
-                 verifier: str = "standard",
+                 verifier: str = VERIFIER_NAMES[0],
                  looking_down_confidence: float = LOOKING_DOWN_CONFIDENCE, detector_threshold: Optional[float] = None,
                  detector_size: Optional[tuple[int, int]] = None, detector_tint_grey: bool = False,
                  detector_min_size: int = 0, detector_recheck: bool = DETECTOR_RECHECK,
@@ -335,8 +336,7 @@ class Reconstructor:
             raise ValueError(f"min_face_size must be >= 0 pixels, got {min_face_size}")
         if not 0.0 <= looking_down_confidence <= 1.0:
             raise ValueError(f"looking_down_confidence must lie in [0, 1], got {looking_down_confidence}")
-        if verifier not in VERIFIERS:
-            raise ValueError(f"verifier must be one of {', '.join(VERIFIERS)}, got {verifier!r}")
+        head_path(verifier)  # an unknown name fails here, not at the first face
         self._min_confidence, self.min_face_size, self.verify = min_confidence, float(min_face_size), verify
         self.verifier_name = verifier
         self.looking_down_confidence = float(looking_down_confidence)

@@ -38,10 +38,11 @@ from mfirrn.geometry.crop import roi_iou
 from mfirrn.geometry.params import PARAM_SPEC
 from mfirrn.geometry.pose import facing_down
 from mfirrn.io.assets import project_weights_dir
-from mfirrn.io.defaults import LOOKING_DOWN_CONFIDENCE, LOOKING_DOWN_DEGREES
+from mfirrn.io.defaults import LOOKING_DOWN_CONFIDENCE, LOOKING_DOWN_DEGREES, VERIFIER_NAMES
 
 __all__ = ["CUES", "EMBEDDING", "COEFFICIENTS", "FEATURES", "VERIFIERS", "STRICT_HEAD_PATH", "VerifierHead",
-           "FaceVerifier", "pass_agreement", "landmark_boxes", "looking_down", "confidence_needed", "DEFAULT_HEAD_PATH"]
+           "FaceVerifier", "pass_agreement", "landmark_boxes", "looking_down", "confidence_needed", "DEFAULT_HEAD_PATH",
+           "head_path"]
 
 #: The three scalar cues.
 CUES: tuple[str, ...] = ("onet", "lmdiff", "agree")
@@ -55,7 +56,18 @@ FEATURES: tuple[str, ...] = CUES + EMBEDDING + COEFFICIENTS
 DEFAULT_HEAD_PATH = project_weights_dir() / "face-verifier.json"
 STRICT_HEAD_PATH = project_weights_dir() / "face-verifier-strict.json"
 #: The shipped verifier heads by name (``Reconstructor(verifier=...)``, ``--verifier``); the first is the default.
-VERIFIERS: dict[str, Path] = {"standard": DEFAULT_HEAD_PATH, "strict": STRICT_HEAD_PATH}
+VERIFIERS: dict[str, Path] = dict(zip(VERIFIER_NAMES, (DEFAULT_HEAD_PATH, STRICT_HEAD_PATH)))
+
+
+def head_path(name: str) -> Path:
+    """The weights file of the shipped verifier head ``name`` (:data:`VERIFIERS`); ValueError naming the choices.
+
+    >>> head_path("strict").name
+    'face-verifier-strict.json'
+    """
+    if name not in VERIFIERS:
+        raise ValueError(f"verifier must be one of {', '.join(VERIFIERS)}, got {name!r}")
+    return VERIFIERS[name]
 
 
 def landmark_boxes(landmarks: np.ndarray) -> np.ndarray:
@@ -184,10 +196,7 @@ class FaceVerifier:
                  head: Union[VerifierHead, str, None] = None) -> None:
         self.device, self.backend, self.threads = device, backend, threads
         if head is None or isinstance(head, str):
-            name = head or next(iter(VERIFIERS))
-            if name not in VERIFIERS:
-                raise ValueError(f"verifier must be one of {', '.join(VERIFIERS)}, got {name!r}")
-            head = VerifierHead.load(VERIFIERS[name])
+            head = VerifierHead.load(head_path(head or VERIFIER_NAMES[0]))
         self.head = head
         self._columns = self.head.columns()
         self._onet = None

@@ -11,7 +11,8 @@ True
 from __future__ import annotations
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_DETECTOR", "DETECTORS", "REFINE_MODES", "PROPOSAL_THRESHOLD", "DETECTOR_SIZE",
-           "DETECTOR_RECHECK", "LOOKING_DOWN_DEGREES", "LOOKING_DOWN_CONFIDENCE", "BACKENDS", "HEAD_OUTPUTS",
+           "DETECTOR_RECHECK", "LOOKING_DOWN_DEGREES", "LOOKING_DOWN_CONFIDENCE", "VERIFIER_NAMES", "BACKENDS",
+           "HEAD_OUTPUTS",
            "CROP_PADDINGS", "DEFAULT_CROP_PADDING"]
 
 #: The model ``mfirrn reconstruct`` and ``Reconstructor()`` run without ``--model`` (see ``mfirrn models``).
@@ -46,6 +47,10 @@ DETECTOR_RECHECK = True
 #: that look down so in the tuning data (docs/experiments/wild.md, "Backs of heads").
 LOOKING_DOWN_DEGREES = 30.0
 LOOKING_DOWN_CONFIDENCE = 0.3
+
+#: The face verifier's shipped heads (:data:`mfirrn.inference.verify.VERIFIERS`, ``--verifier``); the first is the
+#: default, the other drops more hands and heads seen from behind and some masked faces (docs/experiments/wild.md).
+VERIFIER_NAMES = ("standard", "strict")
 
 #: What fills a face's crop where it reaches outside the image (:func:`mfirrn.geometry.crop.crop_image`): ``zero``
 #: (black, as 3DDFA) or ``edge`` (the image's border carried outward, blurred), and the pipeline's default
