@@ -68,8 +68,7 @@ def main() -> None:
     sets = labelled_boxes(rec)
     base = rec.min_confidence
     print(f"machine {platform.processor() or platform.machine()}; verifier {args.verifier}, min_confidence {base}; "
-          f"faces looking down more "
-          f"than {LOOKING_DOWN_DEGREES:g} degrees; {time.time() - t0:.0f} s\n")
+          f"faces looking down more than {LOOKING_DOWN_DEGREES:g} degrees; {time.time() - t0:.0f} s\n")
     print("| split | faces | non-faces | faces looking down | non-faces looking down | confidence asked "
           "| faces kept | non-faces kept |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

@@ -529,9 +529,11 @@ class FaceTracker:
             why_pending = {id(tr): why for tr, why in pending}
             for tr in self._tracks + [tr for tr, _ in pending]:  # a track must stay on a face the detector confirms
                 iou = roi_iou(tr.roi, rois) if len(rois) else np.zeros(0)
-                near = concentric(tr.roi, rois) if id(tr) in why_pending else None
-                if (len(iou) and iou.max() > s.match_iou) or near is not None:
-                    f = found[int(np.argmax(iou)) if iou.max() > s.match_iou else near]
+                k = int(np.argmax(iou)) if len(iou) and iou.max() > s.match_iou else None
+                if k is None and id(tr) in why_pending:  # its crop failed: the face may be found at another scale
+                    k = concentric(tr.roi, rois)
+                if k is not None:
+                    f = found[k]
                     tr.unconfirmed, tr.low, tr.bad, tr.landmarks, tr.roi = 0, 0, 0, f.landmarks, f.roi
                     if (why_pending.get(id(tr)) in _GEOMETRIC or tr.box is not None) and f.box is not None:
                         tr.box = np.asarray(f.box[:4], np.float64).copy()  # its landmarks' crop fails: follow the box
