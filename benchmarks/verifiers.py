@@ -345,7 +345,7 @@ def coefficient_heads(sets: dict, good: np.ndarray, kinds: np.ndarray, others: d
         passed = {k: head_scores((mu, sd, w, b), x[k]) >= t for k in x}
         p, n = passed["val faces"], passed["val non-faces"]
         print(f"| {name} | {t:.2f} | {p.sum()}/{len(p)} ({p[yaw >= 60].sum()}/{(yaw >= 60).sum()}) | "
-              f"{passed['val masked'].sum()}/{len(p := passed['val masked'])} | "
+              f"{passed['val masked'].sum()}/{len(passed['val masked'])} | "
               f"{(n & (kinds == 'hand')).sum()}/{(kinds == 'hand').sum()} | {(n & (kinds == 'random')).sum()}/"
               f"{(kinds == 'random').sum()} | {passed['hard non-faces'].sum()}/{len(x['hard non-faces'])} | "
               f"{passed['val animals'].sum()}/{len(x['val animals'])} |")
@@ -505,7 +505,8 @@ def main() -> None:
     top = np.argsort(-np.abs(w))[:6]
     print(f"\nhead: {len(w)} weights (standardised features), the largest "
           + ", ".join(f"{embedding_names[i]} {w[i]:+.3f}" for i in top) + f"; bias {b:.3f}, threshold {head.threshold}")
-    heads = coefficient_heads(sets, good, kinds, {"embedding (shipped)": (mu, sd, w, b, chosen)}, args.n_fit)
+    heads = coefficient_heads(sets, good, kinds, {"embedding (the standard verifier)": (mu, sd, w, b, chosen)},
+                              args.n_fit)
     if args.fit:
         chosen_head = heads.get(args.head, head)
         out = args.out or {"embedding": DEFAULT_HEAD_PATH, "coefficients": STRICT_HEAD_PATH}.get(args.head)
