@@ -12,8 +12,7 @@ from __future__ import annotations
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_DETECTOR", "DETECTORS", "REFINE_MODES", "PROPOSAL_THRESHOLD", "DETECTOR_SIZE",
            "DETECTOR_RECHECK", "LOOKING_DOWN_DEGREES", "LOOKING_DOWN_CONFIDENCE", "VERIFIER_NAMES", "BACKENDS",
-           "HEAD_OUTPUTS",
-           "CROP_PADDINGS", "DEFAULT_CROP_PADDING"]
+           "HEAD_OUTPUTS", "CROP_PADDINGS", "DEFAULT_CROP_PADDING"]
 
 #: The model ``mfirrn reconstruct`` and ``Reconstructor()`` run without ``--model`` (see ``mfirrn models``).
 DEFAULT_MODEL = "3ddfa-v2-mb05"
