@@ -21,8 +21,9 @@ its centre lies in an ignore box (whatever its size); an unmatched counted face 
    runs them on a CPU) without the face verifier (FaceBoxes at 3DDFA_V2's 0.5), with it and FaceBoxes at
    0.5, and with it as by default (FaceBoxes at the proposal threshold,
    :data:`mfirrn.inference.pipeline.PROPOSAL_THRESHOLD`; a sweep of the verifier's threshold on it), and
-   with it but without the recheck of near misses in downscaled photos (``--no-detector-recheck``), and with it but
-   without the higher confidence asked of faces looking steeply down (``--looking-down-confidence 0``):
+   with it but without the recheck of near misses in downscaled photos (``--no-detector-recheck``), with it but
+   without the higher confidence asked of faces looking steeply down (``--looking-down-confidence 0``), and with
+   the other shipped verifiers (``--verifier strict``, ``--verifier blazeface``, which needs ``mfirrn[detectors]``):
    false and missed faces on the held-out photos, dev-split faces kept and their NME (68 points, GT
    box normaliser), and the time per photo of each, measured side by side (each photo through all
    of them, in rotating order);
@@ -204,6 +205,8 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
              "(--looking-down-confidence 0)"] = level
     strict = Reconstructor(model, verifier="strict", **opts)
     recs[f"with the strict verifier (--verifier strict, {strict.min_confidence})"] = strict
+    recs[f"with BlazeFace's second opinion (--verifier blazeface, {threshold})"] = Reconstructor(
+        model, verifier="blazeface", **opts)
     rows: dict[str, list] = {key: [] for key in recs}
     confid: list[tuple[tuple, dict]] = []
     proposals: list[tuple[tuple, dict]] = []

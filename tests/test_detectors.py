@@ -64,3 +64,18 @@ def test_the_light_list_of_detectors_is_the_registry():
     from mfirrn.io.defaults import DEFAULT_DETECTOR, DETECTORS
 
     assert tuple(available_detectors()) == DETECTORS and DEFAULT_DETECTOR in DETECTORS
+
+
+def test_without_stderr_silences_what_a_library_writes_to_file_descriptor_2_and_restores_it(capfd):
+    """TensorFlow Lite's C++ runtime prints an INFO line on standard error when it builds an interpreter; the CLI's
+    user sees none (the write goes to the null device), and what is written after it shows again."""
+    import os
+
+    from mfirrn.detect.blazeface import without_stderr
+
+    assert without_stderr(lambda: os.write(2, b"INFO: Created delegate\n")) == len(b"INFO: Created delegate\n")
+    os.write(2, b"after\n")
+    with pytest.raises(ZeroDivisionError):
+        without_stderr(lambda: 1 / 0)
+    os.write(2, b"again\n")
+    assert capfd.readouterr().err == "after\nagain\n"

@@ -12,6 +12,7 @@ from mfirrn.inference.verify import (
     EMBEDDING,
     FEATURES,
     FaceVerifier,
+    SecondOpinion,
     VerifierHead,
     landmark_boxes,
     pass_agreement,
@@ -309,3 +310,85 @@ def test_the_strict_verifier_reads_the_coefficients_and_keeps_real_faces(two_fac
     assert len(patch) == 1 and patch[0].confidence < strict.min_confidence
     with pytest.raises(ValueError, match="verifier must be one of standard, strict"):
         Reconstructor("3ddfa-v2-mb05", dense=False, verifier="lenient")
+
+
+def _verifier_asking(rule):
+    return FaceVerifier(head=VerifierHead(("agree",), (0.0,), (1.0,), (0.0,), 0.0, 0.5), second_opinion=rule)
+
+
+class _Detector:
+    """A stand-in for BlazeFace: the boxes (K, 5) of each call in turn, in the 192x192 crop; records the crops."""
+
+    def __init__(self, answers):
+        self.answers, self.crops = list(answers), []
+
+    def __call__(self, crop):
+        self.crops.append(crop)
+        return np.asarray(self.answers.pop(0), np.float64).reshape(-1, 5)
+
+
+def test_the_second_opinion_zeroes_frontal_unsure_faces_it_finds_no_face_on():
+    """Faces turned less than max_yaw, less sure than max_confidence and asked about get BlazeFace's answer on the
+    square 1.6x their crop: crop [0, 0, 100, 100] -> square [-30, -30, 130, 130] seen at 192 px, so the landmark
+    centre (50, 50) is at (96, 96) there. A box holding it scoring >= 0.05 keeps the confidence; none, or one
+    elsewhere, makes it 0. A profile, a face the verifier is sure of and a face not asked about are left alone,
+    unseen."""
+    verifier = _verifier_asking(SecondOpinion(45.0, 0.05, 1.6, 0.99))
+    verifier._blazeface = stub = _Detector([
+        [[90, 90, 100, 100, 0.9]],  # face 0: a face around the centre
+        [[90, 90, 100, 100, 0.04]],  # face 1: too faint
+        [[0, 0, 20, 20, 0.99]],  # face 2: a face elsewhere in the crop
+    ])
+    rois = np.tile([0.0, 0, 100, 100], (6, 1))
+    landmarks = np.tile(np.array([[40.0, 40], [60, 60]]), (6, 1, 1))  # the landmark box's centre: (50, 50)
+    yaw = np.array([10.0, -44.0, 0.0, 60.0, 0.0, 0.0])
+    confidence = np.array([0.8, 0.8, 0.8, 0.8, 0.995, 0.8])
+    ask = np.array([True, True, True, True, True, False])
+    image = np.full((100, 100, 3), 128, np.uint8)
+    out = verifier.second_opinion(image, rois, landmarks, yaw, confidence, ask)
+    np.testing.assert_array_equal(out, [0.8, 0.0, 0.0, 0.8, 0.995, 0.8])
+    assert ask.tolist() == [True, True, True, True, True, False]  # the caller's mask is left as it was
+    assert len(stub.crops) == 3 and all(c.shape == (192, 192, 3) for c in stub.crops)
+    assert stub.crops[0][96, 96, 0] == 128 and stub.crops[0][5, 5].sum() == 0  # the image inside, black outside
+    plain = _verifier_asking(None)
+    plain._blazeface = _Detector([])
+    np.testing.assert_array_equal(plain.second_opinion(image, rois, landmarks, yaw, confidence), confidence)
+
+
+def test_the_blazeface_verifier_asks_blazeface_where_the_standard_head_is_unsure(two_faces, monkeypatch):
+    """Reconstructor(verifier="blazeface"): the standard head with BlazeFace's second opinion (docs/experiments/wild.md,
+    "The second opinion for the default verifier"): the sample photo's faces are kept; faces given as boxes that the
+    head is unsure of are asked when frontal (the stand-in finds nothing: confidence 0); the standard verifier never
+    asks."""
+    from mfirrn.inference.pipeline import Reconstructor
+    from mfirrn.inference.verify import BLAZEFACE_OPINION, DEFAULT_HEAD_PATH, VERIFIERS
+
+    rec = Reconstructor("3ddfa-v2-mb05", dense=False, verifier="blazeface")
+    assert VERIFIERS["blazeface"] == DEFAULT_HEAD_PATH and rec.verifier.opinion == BLAZEFACE_OPINION
+    assert Reconstructor("3ddfa-v2-mb05", dense=False).verifier.opinion is None
+    faces = rec(two_faces)
+    assert len(faces) == 2 and all(f.confidence >= rec.min_confidence for f in faces)
+    boxes = rec.detector(two_faces)[:, :4]
+    sure = rec(two_faces, boxes=boxes)
+    rec.verifier._blazeface = _Detector([np.zeros((0, 5))] * len(boxes))
+    monkeypatch.setattr(rec.verifier, "score", lambda x: np.full(len(x), 0.5))  # every face unsure
+    unsure = rec(two_faces, boxes=boxes)
+    assert [f.confidence for f in unsure] == [0.0 if abs(f.pose["yaw"]) < 45 else 0.5 for f in sure]
+    assert len(rec.verifier._blazeface.crops) == sum(abs(f.pose["yaw"]) < 45 for f in sure) > 0
+
+
+def test_blazeface_missing_is_named_when_the_verifier_is_prepared(monkeypatch):
+    """Without a TensorFlow Lite runtime the blazeface verifier fails when it is prepared (the CLI does so before any
+    input), naming the package; the other verifiers do not need one."""
+    import sys
+
+    from mfirrn.inference.pipeline import Reconstructor
+
+    for name in ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter",
+                 "tensorflow"):
+        monkeypatch.setitem(sys.modules, name, None)
+    Reconstructor("3ddfa-v2-mb05", dense=False).verifier.prepare()
+    rec = Reconstructor("3ddfa-v2-mb05", dense=False, verifier="blazeface")
+    with pytest.raises(ImportError, match=r"blazeface verifier's second opinion needs a TensorFlow Lite runtime: "
+                                          r"pip install 'mfirrn\[detectors\]'"):
+        rec.verifier.prepare()

@@ -698,7 +698,8 @@ def test_cli_video_with_a_detector_whose_package_is_missing_is_one_line_before_a
     with VideoWriter(clip, fps=10) as w:
         for _ in range(3):
             w.write(np.full((48, 64, 3), 90, np.uint8))
-    for name in ("ai_edge_litert", "tflite_runtime", "tensorflow"):
+    for name in ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter",
+                 "tensorflow"):  # the submodules too: one imported by an earlier test would be found in sys.modules
         monkeypatch.setitem(sys.modules, name, None)
     out = tmp_path / "out"
     assert main(["reconstruct", str(clip), "--detector", "faceboxes,blazeface", "-o", str(out)]) == 2

