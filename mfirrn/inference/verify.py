@@ -18,11 +18,11 @@ measurement, docs/experiments/wild.md):
   fits anything it is shown, but a hand or a patch of background with coefficients no face has.
 
 A logistic model (:class:`VerifierHead`, fitted by ``benchmarks/verifiers.py``) turns the features it names (a
-subset of :data:`FEATURES`) into the confidence. Two heads ship (:data:`VERIFIERS`): ``standard`` (the default;
-``data/weights/face-verifier.json``) reads the three cues and O-Net's 256 features; ``strict``
-(``face-verifier-strict.json``) reads the three cues and the 50 coefficients: it passes far fewer hands, fists and
-backs of heads, and loses some masked faces and small, badly fitted faces in crowds (docs/experiments/wild.md,
-"The regressor's coefficients as a verifier cue"). O-Net runs once per face for all of them.
+subset of :data:`FEATURES`) into the confidence. Two heads ship, each the head of a verifier of :data:`VERIFIERS`:
+``standard``'s (the default; ``data/weights/face-verifier.json``) reads the three cues and O-Net's 256 features;
+``strict``'s (``face-verifier-strict.json``) reads the three cues and the 50 coefficients: it passes far fewer
+hands, fists and backs of heads, and loses some masked faces and small, badly fitted faces in crowds
+(docs/experiments/wild.md, "The regressor's coefficients as a verifier cue"). O-Net runs once per face for all.
 
 A third verifier, ``blazeface``, is the standard head with a **second opinion** (:class:`SecondOpinion`,
 :data:`BLAZEFACE_OPINION`): BlazeFace full range, a detector trained on human faces only, run on the crop of each
@@ -50,7 +50,7 @@ from mfirrn.io.assets import project_weights_dir
 from mfirrn.io.defaults import LOOKING_DOWN_CONFIDENCE, LOOKING_DOWN_DEGREES, VERIFIER_NAMES
 
 __all__ = ["CUES", "EMBEDDING", "COEFFICIENTS", "FEATURES", "VERIFIERS", "STRICT_HEAD_PATH", "VerifierHead",
-           "SecondOpinion", "BLAZEFACE_OPINION", "SECOND_OPINIONS", "FaceVerifier", "crop_square", "centre_scores",
+           "SecondOpinion", "BLAZEFACE_OPINION", "SECOND_OPINIONS", "FaceVerifier", "crop_square", "centre_score",
            "pass_agreement", "landmark_boxes", "looking_down", "confidence_needed", "DEFAULT_HEAD_PATH", "head_path"]
 
 #: The three scalar cues.
@@ -151,12 +151,12 @@ def crop_square(rois: np.ndarray, scale: float) -> np.ndarray:
     return np.concatenate([centre - half, centre + half], axis=1)
 
 
-def centre_scores(found: np.ndarray, point: np.ndarray) -> float:
+def centre_score(found: np.ndarray, point: np.ndarray) -> float:
     """The best score of the boxes ``found`` (K, 5) = (x0, y0, x1, y1, score) that hold ``point`` (2,); 0 if none does.
 
-    >>> centre_scores(np.array([[0.0, 0, 10, 10, 0.9], [20, 20, 30, 30, 0.99]]), np.array([5.0, 5]))
+    >>> centre_score(np.array([[0.0, 0, 10, 10, 0.9], [20, 20, 30, 30, 0.99]]), np.array([5.0, 5]))
     0.9
-    >>> centre_scores(np.zeros((0, 5)), np.array([5.0, 5]))
+    >>> centre_score(np.zeros((0, 5)), np.array([5.0, 5]))
     0.0
     """
     found = np.asarray(found, np.float64).reshape(-1, 5)
@@ -312,7 +312,7 @@ class FaceVerifier:
         for i in np.flatnonzero(ask & (np.abs(np.asarray(yaw, np.float64)) < rule.max_yaw)):
             found = self.blazeface(crop_image(image, squares[i], size))
             point = (centres[i] - squares[i, :2]) * size / (squares[i, 2] - squares[i, 0])
-            if centre_scores(found, point) < rule.min_score:
+            if centre_score(found, point) < rule.min_score:
                 confidence[i] = 0.0
         return confidence
 
