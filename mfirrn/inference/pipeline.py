@@ -481,6 +481,7 @@ class Reconstructor:
              times: Optional[StageTimes], *, turn: bool) -> list[Face]:
         """:meth:`__call__` on a BGR image; ``turn``: faces found upside down are reconstructed turned."""
         timer = times if times is not None else _no_timer
+        detected = landmarks is None and boxes is None  # only detected faces are filtered
         box_arr: Optional[np.ndarray]
         if landmarks is not None:
             lm = check_landmarks(landmarks)
@@ -537,8 +538,7 @@ class Reconstructor:
                 confidence = self.verifier.score(features)
                 if self.verifier.opinion is not None:  # a second opinion, asked only where the answer can matter
                     yaw = pose.yaw.cpu().numpy()
-                    ask = (confidence >= self.confidence_needed(yaw, pose.pitch.cpu().numpy())
-                           if landmarks is None and boxes is None else None)
+                    ask = confidence >= self.confidence_needed(yaw, pose.pitch.cpu().numpy()) if detected else None
                     confidence = self.verifier.second_opinion(image, rois, lms, yaw, confidence, ask)
             if turn and box_arr is not None:
                 with timer("turn"):
@@ -553,7 +553,7 @@ class Reconstructor:
                         refined[k] = [f.refined for f in turned]
                         pose = pose_from_params(params)
         keep = np.ones(len(rois), bool)
-        if landmarks is None and boxes is None:
+        if detected:
             keep = np.ptp(lms[..., :2], axis=-2).max(axis=-1) >= self.min_face_size
             if self.verify:
                 keep &= confidence >= self.confidence_needed(pose.yaw.cpu().numpy(), pose.pitch.cpu().numpy())
