@@ -16,6 +16,10 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_ARCH = "test-mfirrn-tiny"  # a few-thousand-parameter MFIRRN for training tests (registered below)
+# what a test sets to None in sys.modules to run as if no TensorFlow Lite runtime were installed; the submodules too,
+# since one imported by an earlier test would be found in sys.modules without its package
+NO_TFLITE = ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter",
+             "tensorflow")
 
 
 def _register_tiny_arch() -> None:

@@ -5,6 +5,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from conftest import NO_TFLITE
 
 from mfirrn.cli import main
 from mfirrn.inference.pipeline import ImageError, Reconstructor, read_image
@@ -532,10 +533,6 @@ def test_cli_an_asset_missing_for_every_image_stops_the_run_before_any(missing, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("mfirrn: error: asset") and missing in err[0], err
     assert not out.exists()
-
-
-NO_TFLITE = ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter",
-             "tensorflow")  # the submodules too: one imported by an earlier test would be found in sys.modules
 
 
 @pytest.mark.parametrize("blocked, args, message", [

@@ -5,6 +5,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from conftest import NO_TFLITE
 
 from mfirrn.inference.verify import (
     COEFFICIENTS,
@@ -384,8 +385,7 @@ def test_blazeface_missing_is_named_when_the_verifier_is_prepared(monkeypatch):
 
     from mfirrn.inference.pipeline import Reconstructor
 
-    for name in ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter",
-                 "tensorflow"):
+    for name in NO_TFLITE:
         monkeypatch.setitem(sys.modules, name, None)
     Reconstructor("3ddfa-v2-mb05", dense=False).verifier.prepare()
     rec = Reconstructor("3ddfa-v2-mb05", dense=False, verifier="blazeface")

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import NO_TFLITE
 
 from mfirrn.cli import main
 from mfirrn.geometry.crop import roi_iou
@@ -698,8 +699,7 @@ def test_cli_video_with_a_detector_whose_package_is_missing_is_one_line_before_a
     with VideoWriter(clip, fps=10) as w:
         for _ in range(3):
             w.write(np.full((48, 64, 3), 90, np.uint8))
-    for name in ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter",
-                 "tensorflow"):  # the submodules too: one imported by an earlier test would be found in sys.modules
+    for name in NO_TFLITE:
         monkeypatch.setitem(sys.modules, name, None)
     out = tmp_path / "out"
     assert main(["reconstruct", str(clip), "--detector", "faceboxes,blazeface", "-o", str(out)]) == 2
