@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY_ARCH
@@ -348,17 +349,23 @@ def test_new_lr_modules_get_their_own_learning_rate(tmp_path, data_root):
         Trainer(_cfg(data_root, tmp_path / "z", **{**kw, "optim.new_lr_mult": 0}))._setup()
 
 
-def test_augment_settings_mirror_augment_config_fields():
-    """The YAML-side settings must carry every AugmentConfig field (the trainer copies them by name)."""
-    import dataclasses
+def test_augment_group_of_a_config_is_the_augmenters_config():
+    """The YAML augment group gives the Augmenter its settings as they are (a YAML list becomes the scale tuple, the
+    keys left out keep AugmentConfig's defaults), and survives the round trip through a saved config."""
+    from mfirrn.data.augment import Augmenter
+    from mfirrn.data.augment_config import AugmentConfig
 
-    from mfirrn.data.augment import AugmentConfig
-    from mfirrn.train.config import AugmentSettings
-
-    names = {f.name for f in dataclasses.fields(AugmentSettings)}
-    assert names == {f.name for f in dataclasses.fields(AugmentConfig)} | {"enabled"}
-    for f in dataclasses.fields(AugmentConfig):
-        assert getattr(AugmentSettings(), f.name) == f.default
+    cfg = TrainConfig.from_dict({"data": {"root": "x", "augment": {"scale": [0.9, 1.1], "flip_prob": 0.0}}})
+    aug = cfg.data.augment
+    assert isinstance(aug, AugmentConfig) and aug.enabled
+    assert aug.scale == (0.9, 1.1) and aug.flip_prob == 0.0
+    assert aug.max_rotation_deg == AugmentConfig().max_rotation_deg
+    assert TrainConfig.from_dict(cfg.to_dict()).data.augment == aug
+    crop = np.full((120, 120, 3), 100, np.uint8)
+    out, _ = Augmenter(aug, None)(crop, np.zeros(62, np.float32), np.random.default_rng(0))
+    assert out.shape == crop.shape
+    with pytest.raises(ConfigError, match="data.augment.scale"):
+        TrainConfig.from_dict({"data": {"root": "x", "augment": {"scale": "wide"}}})
 
 
 def test_loader_workers_get_one_opencv_thread_and_parent_setting_returns(tmp_path, data_root):

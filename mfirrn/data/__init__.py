@@ -4,7 +4,8 @@ from importlib import import_module
 from typing import Any
 
 _MODULES = {
-    "mfirrn.data.augment": ("FLIP_68", "AugmentConfig", "Augmenter", "ParamMirror", "affine_params", "default_mirror"),
+    "mfirrn.data.augment_config": ("AugmentConfig",),
+    "mfirrn.data.augment": ("FLIP_68", "Augmenter", "ParamMirror", "affine_params", "default_mirror"),
     "mfirrn.data.datasets": ("DATASET_FORMATS", "DatasetError", "ParamsDataset", "load_3ddfa", "load_crops_params",
                              "open_dataset", "split_indices", "write_crops_params"),
     "mfirrn.data.sampler": ("ResumableSampler", "make_loader"),

@@ -20,18 +20,17 @@ which maps to the crop frame by the checkpoint's convention: ``c = G·p + d`` wi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Optional
 
 import cv2
 import numpy as np
 
+from mfirrn.data.augment_config import AugmentConfig
 from mfirrn.geometry.frames import CROP_SIZE, Convention
 from mfirrn.geometry.params import PARAM_SPEC
 from mfirrn.io.checks import check_shape
 
 __all__ = [
-    "AugmentConfig",
     "FLIP_68",
     "ParamMirror",
     "color_jitter",
@@ -65,21 +64,6 @@ def _posed_offset(convention: Convention, size: int = CROP_SIZE) -> np.ndarray:
     if convention == "v2":
         return np.array([-1.0, float(size)])
     raise ValueError(f"unknown pixel convention {convention!r}")
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Augmentation settings (probabilities and ranges); all off gives the identity."""
-
-    flip_prob: float = 0.5
-    scale: tuple[float, float] = (0.95, 1.05)
-    max_rotation_deg: float = 10.0
-    max_translate_px: float = 4.0
-    brightness: float = 0.2
-    contrast: float = 0.2
-    channel_gain: float = 0.1
-    affine_prob: float = 0.5
-    jitter_prob: float = 0.8
 
 
 def color_jitter(img: np.ndarray, rng: np.random.Generator, brightness: float = 0.2, contrast: float = 0.2,

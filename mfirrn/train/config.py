@@ -16,6 +16,8 @@ from typing import Any, Optional, Sequence, Union
 
 import yaml
 
+from mfirrn.data.augment_config import AugmentConfig
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -34,20 +36,12 @@ class ConfigError(ValueError):
     """A config file or override is wrong; the message names the key and the fix."""
 
 
-@dataclass
-class AugmentSettings:
-    """See :class:`mfirrn.data.augment.AugmentConfig`; ``enabled: false`` turns all augmentation off."""
+@dataclass(frozen=True)
+class AugmentSettings(AugmentConfig):
+    """The augmentation group of a config: :class:`mfirrn.data.augment.AugmentConfig` (its fields and defaults), and
+    ``enabled: false`` to turn all augmentation off."""
 
     enabled: bool = True
-    flip_prob: float = 0.5
-    scale: tuple[float, float] = (0.95, 1.05)
-    max_rotation_deg: float = 10.0
-    max_translate_px: float = 4.0
-    brightness: float = 0.2
-    contrast: float = 0.2
-    channel_gain: float = 0.1
-    affine_prob: float = 0.5
-    jitter_prob: float = 0.8
 
 
 @dataclass

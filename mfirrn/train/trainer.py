@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mfirrn.data.augment import AugmentConfig, Augmenter, default_mirror
+from mfirrn.data.augment import Augmenter, default_mirror
 from mfirrn.data.datasets import ParamsDataset, open_dataset, split_indices
 from mfirrn.data.sampler import ResumableSampler, make_loader
 from mfirrn.evaluation.metrics import nme, summarize_by_yaw
@@ -285,11 +285,8 @@ class Trainer:
         self.teacher = self._load_teacher() if cfg.loss.distill_weight > 0 else None
         self.net.card = dataclasses.replace(self.card, convention=full.convention)  # type: ignore[assignment]
         aug = None
-        if d.augment.enabled:
-            # AugmentSettings = AugmentConfig's fields + ``enabled``; copy them over by name
-            settings = {f.name: getattr(d.augment, f.name) for f in dataclasses.fields(AugmentConfig)}
-            acfg = AugmentConfig(**{**settings, "scale": tuple(settings["scale"])})
-            aug = Augmenter(acfg, default_mirror() if acfg.flip_prob > 0 else None, full.convention)
+        if d.augment.enabled:  # the settings are an AugmentConfig
+            aug = Augmenter(d.augment, default_mirror() if d.augment.flip_prob > 0 else None, full.convention)
         split_seed = cfg.seed if d.split_seed is None else d.split_seed
         if d.format == "shards":  # streamed: the stream is its own sampler (set_epoch, state_dict, len)
             from mfirrn.data.shards import ShardSamples, ShardStream
