@@ -5,7 +5,7 @@
 Data: ``benchmarks/data/wild.tsv`` lists public photos and clips (source repository, commit, path,
 sha256; fetched into the asset cache by :func:`mfirrn.io.assets.read_asset_table` /
 :func:`~mfirrn.io.assets.fetch_asset`) with their faces counted by hand: a box for every face 20 pixels
-or larger, and ``ignore`` boxes (a head seen from behind) where a face is neither required nor
+or larger, and ``ignore`` boxes (a head seen from behind, a drawn face) where a face is neither required nor
 false; ``benchmarks/data/wild-faces68.tsv`` does the same for ``$MFIRRN_DATASETS/faces-68``. Rows with
 role ``photo`` and ``clip`` are held out (nothing was chosen on them); ``--tune`` runs the ``tune-clip``
 rows instead of the held-out clips.
