@@ -38,7 +38,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class AugmentSettings(AugmentConfig):
-    """The augmentation group of a config: :class:`mfirrn.data.augment.AugmentConfig` (its fields and defaults), and
+    """The augmentation group of a config: :class:`mfirrn.data.augment_config.AugmentConfig` (its fields and defaults), and
     ``enabled: false`` to turn all augmentation off."""
 
     enabled: bool = True
