@@ -38,8 +38,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class AugmentSettings(AugmentConfig):
-    """The augmentation group of a config: :class:`mfirrn.data.augment_config.AugmentConfig` (its fields and defaults), and
-    ``enabled: false`` to turn all augmentation off."""
+    """The augmentation group of a config: :class:`mfirrn.data.augment_config.AugmentConfig` (its fields and
+    defaults), and ``enabled: false`` to turn all augmentation off."""
 
     enabled: bool = True
 
