@@ -643,7 +643,6 @@ def test_a_crop_out_of_the_image_that_the_detector_confirms_keeps_its_track(rec,
     assert len(ended) == 1 and ended[0]["reason"] == "left the image" and len(faces) == 1
 
 
-
 def test_a_crop_that_shrinks_below_the_minimum_keeps_its_track_where_the_detector_finds_the_face(rec, monkeypatch):
     """A small face's crop, fitted from its landmarks, can shrink frame after frame faster than the face until it is
     "too small"; the detector, run on that frame, finds the face at its real size: the crops share a centre but
