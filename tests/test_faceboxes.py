@@ -105,6 +105,21 @@ def test_onnxruntime_backend_matches_torch(faceboxes, sample_photo):
     np.testing.assert_allclose(a, b, atol=0.05)
 
 
+def test_onnxruntime_input_is_the_image_minus_the_mean_channels_first(monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    img = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)  # odd sizes, every value
+    img[0, :3] = [[0, 0, 0], [255, 255, 255], [104, 117, 123]]
+    ort = FaceBoxes(backend="onnxruntime")
+    seen = []
+    run = ort._session.run
+    monkeypatch.setattr(ort._session, "run", lambda names, feeds: (seen.append(feeds["image"]), run(names, feeds))[1])
+    ort._forward(img)
+    expected = img.astype(np.float32).transpose(2, 0, 1)[None] - np.float32([104, 117, 123]).reshape(1, 3, 1, 1)
+    assert seen[0].dtype == np.float32 and seen[0].flags.c_contiguous
+    np.testing.assert_array_equal(seen[0], expected)
+
+
 def test_chain_falls_back_only_when_the_first_finds_nothing(sample_photo):
     chain = create_detector("faceboxes,dlib-hog")
     assert isinstance(chain, FirstOf) and chain.name == "faceboxes,dlib-hog"
