@@ -54,6 +54,11 @@ RECHECK_SCORE = 0.1
 RECHECK_SIDE = 128.0
 RECHECK_CONTEXT = 3.0
 RECHECK_MAX = 5
+#: Near misses of an image detected at its own size (or upscaled) are small faces: those under
+#: ``RECHECK_SMALL_SIDE`` pixels at the input (FaceBoxes' smallest anchor) are detected again on their crop shown
+#: ``RECHECK_UPSCALE`` times larger than the image was (docs/experiments/wild.md, "Small near misses").
+RECHECK_SMALL_SIDE = 32.0
+RECHECK_UPSCALE = 2.0
 # anchors per feature-map cell: a 32 px anchor is densified 4x4, a 64 px one 2x2 (FaceBoxes §3.3)
 _DENSITY = {32: 4, 64: 2}
 
@@ -314,8 +319,10 @@ class FaceBoxes:
     :data:`RECHECK_MAX`, best first) is detected again on a crop of :data:`RECHECK_CONTEXT` times its side at full
     resolution (or the largest ``max_size`` allows). A box found there above that score, overlapping the proposal
     (IoU > 0.3) and no box already kept, takes the proposal's place (a near miss not confirmed so is kept only if
-    it scores above the threshold). The boxes above it stay as they are, a lower threshold still only adds boxes,
-    and images detected at their own size are not touched. ``weights``:
+    it scores above the threshold). In an image detected at its own size (or upscaled, ``min_size``), the near
+    misses under :data:`RECHECK_SMALL_SIDE` pixels at the input (faces of 15-30 pixels, which FaceBoxes scores low
+    at their own size) are detected again so on a crop shown :data:`RECHECK_UPSCALE` times larger. The boxes above
+    it stay as they are, and a lower threshold still only adds boxes. ``weights``:
     a checkpoint path (default: the registered asset ``detector-faceboxes``). ``backend``: ``"torch"``
     or ``"onnxruntime"`` (CPU; needs onnx and onnxruntime). ``threads``: ONNX Runtime intra-op threads
     (0: the budget of the threading policy, :mod:`mfirrn.io.threads`).
@@ -383,7 +390,7 @@ class FaceBoxes:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         scale = self.scale_for(h, w)
-        if not (self.recheck and scale < 1):
+        if not self.recheck:
             return self._detect(image, scale, self.score_threshold)
         boxes = self._detect(image, scale, min(RECHECK_SCORE, self.score_threshold))
         # greedy NMS: the boxes above any score are those that detecting at that score would give. Near misses
@@ -392,17 +399,22 @@ class FaceBoxes:
         sure = boxes[:, 4] > top
         kept = boxes[sure]
         side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * scale
+        # a downscaled photo's near misses are looked at again at full resolution, the small ones of a photo seen
+        # at its own size (or larger) upscaled
+        limit, crop_scale = (RECHECK_SIDE, None) if scale < 1 else (RECHECK_SMALL_SIDE, RECHECK_UPSCALE * scale)
         rechecked = np.zeros(len(boxes), bool)
-        for i in np.flatnonzero(~sure & (boxes[:, 4] > RECHECK_SCORE) & (side < RECHECK_SIDE))[:RECHECK_MAX]:
-            found = self._recheck(image, boxes[i], top)
+        for i in np.flatnonzero(~sure & (boxes[:, 4] > RECHECK_SCORE) & (side < limit))[:RECHECK_MAX]:
+            found = self._recheck(image, boxes[i], top, crop_scale)
             if found is not None and not (len(kept) and roi_iou(kept[:, :4], found[None, :4]).max() > 0.3):
                 kept, rechecked[i] = np.concatenate([kept, found[None]]), True
         kept = np.concatenate([kept, boxes[~sure & ~rechecked & (boxes[:, 4] > self.score_threshold)]])
         return kept[np.argsort(-kept[:, 4], kind="stable")]
 
-    def _recheck(self, image: np.ndarray, box: np.ndarray, threshold: float) -> Optional[np.ndarray]:
+    def _recheck(self, image: np.ndarray, box: np.ndarray, threshold: float,
+                 scale: Optional[float] = None) -> Optional[np.ndarray]:
         """The best box (5,) scoring above ``threshold`` that overlaps ``box`` (IoU > 0.3), detected on a crop
-        :data:`RECHECK_CONTEXT` times its side around it; ``None`` if there is none."""
+        :data:`RECHECK_CONTEXT` times its side around it, resized by ``scale`` (``None``: as :meth:`scale_for`
+        the crop); ``None`` if there is none."""
         h, w = image.shape[:2]
         half = 0.5 * RECHECK_CONTEXT * max(box[2] - box[0], box[3] - box[1])
         cx, cy = 0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])
@@ -411,7 +423,7 @@ class FaceBoxes:
         if x1 - x0 < 2 or y1 - y0 < 2:
             return None
         crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-        found = self._detect(crop, self.scale_for(*crop.shape[:2]), threshold)
+        found = self._detect(crop, self.scale_for(*crop.shape[:2]) if scale is None else scale, threshold)
         if len(found) == 0:
             return None
         found[:, :4] += np.array([x0, y0, x0, y0], np.float64)
