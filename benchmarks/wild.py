@@ -21,7 +21,7 @@ its centre lies in an ignore box (whatever its size); an unmatched counted face 
    runs them on a CPU) without the face verifier (FaceBoxes at 3DDFA_V2's 0.5), with it and FaceBoxes at
    0.5, and with it as by default (FaceBoxes at the proposal threshold,
    :data:`mfirrn.inference.pipeline.PROPOSAL_THRESHOLD`; a sweep of the verifier's threshold on it), and
-   with it but without the recheck of near misses in downscaled photos (``--no-detector-recheck``), with it but
+   with it but without the recheck of near misses (``--no-detector-recheck``), with it but
    without the higher confidence asked of faces looking steeply down (``--looking-down-confidence 0``), and with
    the other shipped verifiers (``--verifier strict``, ``--verifier blazeface``, which needs ``mfirrn[detectors]``):
    false and missed faces on the held-out photos, dev-split faces kept and their NME (68 points, GT
@@ -197,7 +197,7 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
     if verified.detector_recheck:
         once = Reconstructor(model, detector_recheck=False, **opts)
         once._verifier = verified.verifier
-        recs["with verifier, near misses of downscaled photos not rechecked (--no-detector-recheck)"] = once
+        recs["with verifier, near misses not rechecked (--no-detector-recheck)"] = once
     if verified.looking_down_confidence > verified.min_confidence:
         level = Reconstructor(model, looking_down_confidence=0.0, **opts)
         level._verifier = verified.verifier

@@ -307,13 +307,54 @@ def test_near_misses_of_a_downscaled_photo_are_detected_again_on_a_crop(faceboxe
     assert calls == [((2000, 3000), pytest.approx(0.36), 0.5)]
 
 
-def test_recheck_keeps_every_box_and_leaves_photos_at_their_own_size_alone(sample_photo):
-    """The real network: with ``recheck`` the boxes above the threshold are the same rows, and an image
-    detected at its own size gives the same boxes bit for bit."""
+def test_small_near_misses_of_a_photo_at_its_own_size_are_detected_again_upscaled(faceboxes, monkeypatch):
+    """Hand-made proposals on a 600 x 900 photo (detected at its own size): the near misses under 32 pixels are
+    looked at again on a crop three times their side shown twice as large, at most RECHECK_MAX, best first; a
+    larger near miss is not; the same in a photo upscaled by ``min_size``, at twice its scale."""
+    from mfirrn.detect.faceboxes import RECHECK_MAX, RECHECK_SCORE
+
+    calls: list = []
+    photo = np.array([[100, 100, 200, 200, 0.9],  # sure
+                      [300, 300, 320, 320, 0.3],  # B: 20 px, rechecked
+                      [500, 100, 560, 160, 0.4],  # 60 px: a near miss, but no small face
+                      *[[50 + 40 * i, 500, 74 + 40 * i, 524, 0.2 - 0.01 * i] for i in range(6)],  # a row of 24 px
+                      [700, 400, 720, 420, 0.05]])  # below RECHECK_SCORE
+
+    def detect(self, image, scale, threshold):
+        calls.append((image.shape[:2], scale, threshold))
+        if image.shape[:2] == (600, 900):
+            return photo[photo[:, 4] > threshold]
+        h, w = image.shape[:2]
+        return np.array([[w / 3, h / 3, 2 * w / 3, 2 * h / 3, 0.8]])
+
+    monkeypatch.setattr(FaceBoxes, "_detect", detect)
+    monkeypatch.setattr(faceboxes, "recheck", True)
+    boxes = faceboxes(np.zeros((600, 900, 3), np.uint8))
+    assert calls[0] == ((600, 900), 1.0, RECHECK_SCORE)
+    assert len(calls) == 1 + RECHECK_MAX  # B and the first four of the row; not the 60-pixel one
+    assert calls[1] == ((60, 60), 2.0, 0.5)  # B's crop: 3 x 20 pixels, shown twice as large
+    assert all(shape == (72, 72) and scale == 2.0 for shape, scale, _ in calls[2:])
+    np.testing.assert_array_equal(boxes[0], [100, 100, 200, 200, 0.9])
+    np.testing.assert_allclose(boxes[1], [300, 300, 320, 320, 0.8])
+    assert len(boxes) == 1 + 1 + 4
+    assert not any(roi_iou(b[:4], [500, 100, 560, 160]) > 0.3 for b in boxes)
+    # a photo upscaled for detection (min_size, 1.5 times): B spans 30 pixels at the input, the row 36; B's crop
+    # is shown at twice that scale
+    monkeypatch.setattr(faceboxes, "min_size", 1350)
+    calls.clear()
+    faceboxes(np.zeros((600, 900, 3), np.uint8))
+    assert calls == [((600, 900), pytest.approx(1.5), RECHECK_SCORE), ((60, 60), pytest.approx(3.0), 0.5)]
+
+
+def test_recheck_keeps_every_box_of_a_photo(sample_photo):
+    """The real network: with ``recheck`` the boxes above the threshold are the same rows, in a photo detected at
+    its own size and in one detected downscaled."""
     img = read_image(sample_photo)
     plain, again = FaceBoxes(), FaceBoxes(recheck=True)
     assert plain.scale_for(*img.shape[:2]) == 1.0
-    np.testing.assert_array_equal(plain(img), again(img))
+    base, more = plain(img), again(img)
+    for row in base:
+        assert any(np.array_equal(row, m) for m in more)
     canvas = np.full((1800, 2700, 3), 90, np.uint8)  # the photo four times, small, on a large canvas
     h, w = img.shape[:2]
     for i, (y, x) in enumerate([(100, 100), (100, 1500), (1000, 300), (1100, 1900)]):

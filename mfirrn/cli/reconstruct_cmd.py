@@ -83,10 +83,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "a few more false faces on small animal photos. 240 is a good value; 2000 finds faces under 30 "
                         "pixels in a small group photo; default 0: as they are")
     p.add_argument("--no-detector-recheck", dest="detector_recheck", action="store_false",
-                   help="do not look again at FaceBoxes' near misses in a downscaled photo. By default, a proposal "
-                        "scoring 0.1-0.5 that is small at the detector's input is detected again on a full-resolution "
-                        "crop around it (the score of such faces moves with the exact downscale); photos detected at "
-                        "their own size are not touched")
+                   help="do not look again at FaceBoxes' near misses. By default, a proposal scoring 0.1-0.5 that "
+                        "is small at the detector's input is detected again on a crop around it: at full resolution "
+                        "in a downscaled photo (the score of such faces moves with the exact downscale), twice as "
+                        "large for faces under 32 pixels in a photo seen at its own size (FaceBoxes scores faces of "
+                        "15-30 pixels low)")
     p.add_argument("--detector-tint-grey", action="store_true",
                    help="FaceBoxes sees black-and-white photos in a skin tint: it finds far more small and faint "
                         "faces in them (old prints, grey cameras), and a few more false ones. Colour photos are "

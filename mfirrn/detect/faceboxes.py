@@ -29,7 +29,7 @@ from mfirrn.io.defaults import DETECTOR_SIZE
 
 __all__ = ["FaceBoxesNet", "FaceBoxes", "prior_boxes", "decode_boxes", "nms", "is_grey", "tint_grey", "MIN_SIZES",
            "STEPS", "VARIANCES", "SCORE_THRESHOLD", "MAX_SIZE", "GREY_TINT", "GREY_SPREAD", "RECHECK_SCORE",
-           "RECHECK_SIDE", "RECHECK_CONTEXT", "RECHECK_MAX"]
+           "RECHECK_SIDE", "RECHECK_CONTEXT", "RECHECK_MAX", "RECHECK_SMALL_SIDE", "RECHECK_UPSCALE"]
 
 MIN_SIZES: tuple[tuple[int, ...], ...] = ((32, 64, 128), (256,), (512,))
 STEPS: tuple[int, ...] = (32, 64, 128)

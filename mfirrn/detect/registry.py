@@ -188,7 +188,8 @@ def create_detector(name: str = DEFAULT_DETECTOR, *, backend: str = "torch", dev
     largest input (height, width; default ``None``: 3DDFA_V2's 720 x 1080; ``(0, 0)``: full resolution).
     ``tint_grey``: FaceBoxes detects black-and-white photos in a skin tint (:func:`mfirrn.detect.faceboxes.tint_grey`).
     ``min_size``: FaceBoxes upscales an image whose longer side is shorter (pixels) to it (0: never).
-    ``recheck``: FaceBoxes detects the near misses of a downscaled photo again at full resolution
+    ``recheck``: FaceBoxes detects its near misses again on a crop around them: at full resolution in a downscaled
+    photo, shown twice as large where they are small faces of a photo seen at its own size
     (:class:`mfirrn.detect.faceboxes.FaceBoxes`); other detectors ignore it.
     Every detector of a chain is built now, so missing weights or packages fail here rather than mid-folder.
     """

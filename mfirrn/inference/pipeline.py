@@ -286,11 +286,12 @@ class Reconstructor:
     ``detector_min_size``: FaceBoxes upscales a photo whose longer side is shorter (pixels) to it before detection
     (default 0: never). 240 finds most faces of tight face crops and thumbnails that FaceBoxes misses as they are
     (masked faces above all), and a few more false faces on small animal photos (``docs/experiments/wild.md``).
-    ``detector_recheck`` (FaceBoxes named in ``detector``; a built detector keeps its own setting): in a photo
-    detected downscaled, FaceBoxes' near misses (proposals scoring 0.1-0.5, small at its input) are detected again
-    on a full-resolution crop around them (:class:`mfirrn.detect.faceboxes.FaceBoxes`, ``recheck``); its score of
-    such faces moves with the exact scale. Default :data:`mfirrn.io.defaults.DETECTOR_RECHECK`; photos detected at
-    their own size are not touched.
+    ``detector_recheck`` (FaceBoxes named in ``detector``; a built detector keeps its own setting): FaceBoxes' near
+    misses (proposals scoring 0.1-0.5, small at its input) are detected again on a crop around them
+    (:class:`mfirrn.detect.faceboxes.FaceBoxes`, ``recheck``): at full resolution in a photo detected downscaled
+    (its score of such faces moves with the exact scale), shown twice as large for faces under 32 pixels in a photo
+    detected at its own size (FaceBoxes scores faces of 15-30 pixels low). Default
+    :data:`mfirrn.io.defaults.DETECTOR_RECHECK`.
     ``turn_upside_down`` (with the verifier): a detected face that MTCNN's O-Net finds far more face-like with the
     photo turned by 180 degrees (:meth:`_upside_down`) is reconstructed on the turned photo and mapped back, instead
     of being fitted as an upright face; its roll is then near 180 degrees. Faces given as ``landmarks`` are never

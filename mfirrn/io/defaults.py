@@ -35,9 +35,10 @@ PROPOSAL_THRESHOLD = 0.5
 #: FaceBoxes' largest input (height, width), 3DDFA_V2's: larger photos are downscaled to fit before detection.
 DETECTOR_SIZE: tuple[int, int] = (720, 1080)
 
-#: Whether FaceBoxes detects the near misses of a downscaled photo again on a full-resolution crop around them
-#: (:class:`mfirrn.detect.faceboxes.FaceBoxes`, ``recheck``; docs/experiments/wild.md, "Near misses in a
-#: downscaled photo").
+#: Whether FaceBoxes detects its near misses again on a crop around them, at full resolution in a downscaled photo
+#: and twice as large for faces under 32 pixels in a photo seen at its own size
+#: (:class:`mfirrn.detect.faceboxes.FaceBoxes`, ``recheck``; docs/experiments/wild.md, "Near misses in a downscaled
+#: photo", "Small near misses").
 DETECTOR_RECHECK = True
 
 #: A detected face that looks down more steeply than ``LOOKING_DOWN_DEGREES`` below the camera's horizontal plane
