@@ -321,7 +321,7 @@ class FaceBoxes:
     (IoU > 0.3) and no box already kept, takes the proposal's place (a near miss not confirmed so is kept only if
     it scores above the threshold). In an image detected at its own size (or upscaled, ``min_size``), the near
     misses under :data:`RECHECK_SMALL_SIDE` pixels at the input (faces of 15-30 pixels, which FaceBoxes scores low
-    at their own size) are detected again so on a crop shown :data:`RECHECK_UPSCALE` times larger. The boxes above
+    at their own size) are detected again on such a crop shown :data:`RECHECK_UPSCALE` times larger. The boxes above
     it stay as they are, and a lower threshold still only adds boxes. ``weights``:
     a checkpoint path (default: the registered asset ``detector-faceboxes``). ``backend``: ``"torch"``
     or ``"onnxruntime"`` (CPU; needs onnx and onnxruntime). ``threads``: ONNX Runtime intra-op threads
