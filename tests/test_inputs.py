@@ -168,3 +168,28 @@ def test_float_and_16_bit_images_are_read_as_8_bit(photo, tmp_path):
     with pytest.raises(ImageError) as exc:
         read_image(tmp_path / "radiance.tif")
     _one_line(exc, "radiance.tif", "float32 pixels spanning", "8-bit JPEG or PNG")
+
+
+def test_transparent_images_are_laid_over_white(rec, photo, tmp_path):
+    """A PNG, a lossless WebP and a 16-bit PNG with an alpha channel, a BGRA array and an RGBA PIL image read as
+    the photo laid over white, as viewers show them: what a file keeps under fully transparent pixels (here red
+    streaks) never reaches the pipeline, half-transparent pixels are blended, opaque ones stay exact."""
+    import cv2
+    from PIL import Image
+
+    bgra = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
+    bgra[:, :40, :3], bgra[:, :40, 3] = (0, 0, 255), 0
+    bgra[:, 40:60, 3] = 128
+    expected = photo.copy()
+    expected[:, :40] = 255
+    expected[:, 40:60] = np.rint(photo[:, 40:60] * (128 / 255) + 127)  # c * a + 255 * (1 - a), a = 128 / 255
+    cv2.imwrite(str(tmp_path / "cut.png"), bgra)
+    cv2.imwrite(str(tmp_path / "cut.webp"), bgra, [cv2.IMWRITE_WEBP_QUALITY, 101])  # above 100: lossless
+    for image in (tmp_path / "cut.png", tmp_path / "cut.webp", bgra, Image.fromarray(bgra[..., [2, 1, 0, 3]])):
+        np.testing.assert_array_equal(to_bgr(image), expected)
+    cv2.imwrite(str(tmp_path / "deep.png"), bgra.astype(np.uint16) * 257)
+    np.testing.assert_array_equal(read_image(tmp_path / "deep.png"), expected)
+    bgra[..., 3] = 255  # an alpha channel that hides nothing: the photo, bit for bit
+    cv2.imwrite(str(tmp_path / "opaque.png"), bgra)
+    np.testing.assert_array_equal(read_image(tmp_path / "opaque.png"), bgra[..., :3])
+    assert len(rec(tmp_path / "cut.png")) == len(rec(photo))

@@ -4,12 +4,15 @@ Images (:func:`to_bgr`) become BGR ``uint8`` arrays (H, W, 3), the layout OpenCV
 
 * a path (``str`` or ``Path``): read with OpenCV (:func:`read_image`), upright: a photo stored turned with an
   EXIF orientation tag (phone cameras) is turned as viewers show it; 16-bit files and float TIFFs within 0..1
-  are scaled to 8 bits; a URL is refused (download it first), so is an empty file;
-* a PIL image: converted from its mode (RGB, RGBA, L, P, ...) to RGB, then to BGR, its pixels as they are (PIL
-  does not apply an EXIF orientation tag: ``PIL.ImageOps.exif_transpose(img)`` first, or pass the path);
-* an array: (H, W, 3) is taken as **BGR**, (H, W, 4) as BGRA, (H, W) as grey; ``uint8`` as it is; other
-  integers and floats within 0..255 are rounded to ``uint8``; floats within 0..1 and anything else are refused
-  with the conversion to write. An RGB array (matplotlib, PIL, imageio) must be flipped first: ``img[..., ::-1]``.
+  are scaled to 8 bits; a PNG or WebP with transparency is laid over white, as viewers and web pages show it
+  (:func:`over_white`; the colours a file keeps under fully transparent pixels are often streaks of its
+  edges); a URL is refused (download it first), so is an empty file;
+* a PIL image: converted from its mode (RGB, RGBA, L, P, ...) to RGB, then to BGR, transparency laid over white
+  (PIL does not apply an EXIF orientation tag: ``PIL.ImageOps.exif_transpose(img)`` first, or pass the path);
+* an array: (H, W, 3) is taken as **BGR**, (H, W, 4) as BGRA (laid over white), (H, W) as grey; ``uint8`` as it
+  is; other integers and floats within 0..255 are rounded to ``uint8``; floats within 0..1 and anything else are
+  refused with the conversion to write. An RGB array (matplotlib, PIL, imageio) must be flipped first:
+  ``img[..., ::-1]``.
 
 Every refusal is an :class:`ImageError` (or a :class:`FaceInputError` for boxes and landmarks), both
 subclasses of ``ValueError``, with one sentence that names the problem and the fix.
@@ -26,8 +29,8 @@ import numpy as np
 
 from mfirrn.inference.sources import UNREAD_SUFFIXES
 
-__all__ = ["ImageError", "FaceInputError", "ImageInput", "read_image", "as_bgr", "to_bgr", "check_boxes",
-           "check_landmarks"]
+__all__ = ["ImageError", "FaceInputError", "ImageInput", "read_image", "as_bgr", "to_bgr", "over_white",
+           "check_boxes", "check_landmarks"]
 
 #: A path, a PIL image or an array (see the module docstring).
 ImageInput = Union[str, Path, np.ndarray, Any]
@@ -44,7 +47,7 @@ class FaceInputError(ValueError):
 
 
 def read_image(path: Union[str, Path]) -> np.ndarray:
-    """Read an image file as BGR uint8 (H, W, 3); grey and alpha images are converted."""
+    """Read an image file as BGR uint8 (H, W, 3); grey images are converted, transparent ones laid over white."""
     import cv2
 
     text = str(path)
@@ -68,7 +71,45 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
             raise ImageError(f"{path}: the file ends early (truncated: an interrupted download or copy?); get the "
                              f"file again")
         raise ImageError(f"{path}: not a readable image (corrupt or not an image format OpenCV knows)")
+    if has_alpha(data):  # OpenCV's colour reading drops the alpha channel and keeps what lies under it
+        bgra = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        if bgra is not None and bgra.ndim == 3 and bgra.shape[2] == 4 and bgra.shape[:2] == img.shape[:2]:
+            img = over_white(bgra if bgra.dtype == np.uint8 else np.rint(bgra / 257.0).astype(np.uint8))
     return img
+
+
+def has_alpha(data: np.ndarray) -> bool:
+    """Whether a file's bytes (uint8 array) are a PNG or a WebP that may hold transparent pixels: a PNG with an
+    alpha channel (colour types 4 and 6) or a ``tRNS`` chunk, a WebP with its alpha flag set.
+
+    >>> png = lambda kind: np.frombuffer(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(17) + bytes([kind]) + b"..IDAT", np.uint8)
+    >>> has_alpha(png(6)), has_alpha(png(2)), has_alpha(np.frombuffer(b"\\xff\\xd8\\xff" + bytes(40), np.uint8))
+    (True, False, False)
+    """
+    head = bytes(data[:64])
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) > 25:
+        if head[25] in (4, 6):
+            return True
+        idat = bytes(data[:1 << 16]).find(b"IDAT")  # the chunks before the pixels: tRNS comes before IDAT
+        return b"tRNS" in bytes(data[:idat if idat >= 0 else 1 << 16])
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) > 24:
+        if head[12:16] == b"VP8X":
+            return bool(head[20] & 0x10)
+        if head[12:16] == b"VP8L":  # lossless: 14 + 14 bits of size, then the alpha bit
+            return bool((int.from_bytes(head[21:25], "little") >> 28) & 1)
+    return False
+
+
+def over_white(bgra: np.ndarray) -> np.ndarray:
+    """BGRA uint8 (H, W, 4) laid over a white background: BGR uint8 (H, W, 3), ``round(c·a + 255·(1 - a))`` with
+    ``a`` the alpha over 255; opaque pixels keep their colour exactly, transparent ones become white.
+
+    >>> over_white(np.array([[[10, 20, 30, 255], [10, 20, 30, 0], [0, 0, 0, 128]]], np.uint8)).tolist()
+    [[[10, 20, 30], [255, 255, 255], [127, 127, 127]]]
+    """
+    a = bgra[..., 3:].astype(np.uint32)
+    out = (bgra[..., :3].astype(np.uint32) * a + 255 * (255 - a) + 127) // 255
+    return out.astype(np.uint8)
 
 
 def _eight_bit(img: Any, path: Path) -> Any:
@@ -155,7 +196,7 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2 or image.shape[2] == 1:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        return over_white(image)
     return image
 
 
@@ -164,6 +205,8 @@ def to_bgr(image: ImageInput) -> np.ndarray:
     if isinstance(image, (str, Path)):
         return read_image(image)
     if _is_pil(image):
+        if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+            return as_bgr(np.asarray(image.convert("RGBA"))[..., [2, 1, 0, 3]])  # transparency laid over white
         return as_bgr(np.asarray(image.convert("RGB"))[..., ::-1])
     if isinstance(image, np.ndarray):
         return as_bgr(image)
