@@ -29,7 +29,8 @@ from mfirrn.io.defaults import DETECTOR_SIZE
 
 __all__ = ["FaceBoxesNet", "FaceBoxes", "prior_boxes", "decode_boxes", "nms", "is_grey", "tint_grey", "MIN_SIZES",
            "STEPS", "VARIANCES", "SCORE_THRESHOLD", "MAX_SIZE", "GREY_TINT", "GREY_SPREAD", "RECHECK_SCORE",
-           "RECHECK_SIDE", "RECHECK_CONTEXT", "RECHECK_MAX", "RECHECK_SMALL_SIDE", "RECHECK_UPSCALE"]
+           "RECHECK_SIDE", "RECHECK_CONTEXT", "RECHECK_MAX", "RECHECK_SMALL_SIDE", "RECHECK_UPSCALE",
+           "RECHECK_SMALL_MAX"]
 
 MIN_SIZES: tuple[tuple[int, ...], ...] = ((32, 64, 128), (256,), (512,))
 STEPS: tuple[int, ...] = (32, 64, 128)
@@ -59,6 +60,8 @@ RECHECK_MAX = 5
 #: ``RECHECK_UPSCALE`` times larger than the image was (docs/experiments/wild.md, "Small near misses").
 RECHECK_SMALL_SIDE = 32.0
 RECHECK_UPSCALE = 2.0
+#: At most this many such small near misses a photo (a group photo holds many faces of 15-30 pixels).
+RECHECK_SMALL_MAX = 20
 # anchors per feature-map cell: a 32 px anchor is densified 4x4, a 64 px one 2x2 (FaceBoxes §3.3)
 _DENSITY = {32: 4, 64: 2}
 
@@ -321,7 +324,8 @@ class FaceBoxes:
     (IoU > 0.3) and no box already kept, takes the proposal's place (a near miss not confirmed so is kept only if
     it scores above the threshold). In an image detected at its own size (or upscaled, ``min_size``), the near
     misses under :data:`RECHECK_SMALL_SIDE` pixels at the input (faces of 15-30 pixels, which FaceBoxes scores low
-    at their own size) are detected again on such a crop shown :data:`RECHECK_UPSCALE` times larger. The boxes above
+    at their own size; at most :data:`RECHECK_SMALL_MAX`) are detected again on such a crop shown
+    :data:`RECHECK_UPSCALE` times larger. The boxes above
     it stay as they are, and a lower threshold still only adds boxes. ``weights``:
     a checkpoint path (default: the registered asset ``detector-faceboxes``). ``backend``: ``"torch"``
     or ``"onnxruntime"`` (CPU; needs onnx and onnxruntime). ``threads``: ONNX Runtime intra-op threads
@@ -401,9 +405,10 @@ class FaceBoxes:
         side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * scale
         # a downscaled photo's near misses are looked at again at full resolution, the small ones of a photo seen
         # at its own size (or larger) upscaled
-        limit, crop_scale = (RECHECK_SIDE, None) if scale < 1 else (RECHECK_SMALL_SIDE, RECHECK_UPSCALE * scale)
+        limit, cap, crop_scale = ((RECHECK_SIDE, RECHECK_MAX, None) if scale < 1 else
+                                  (RECHECK_SMALL_SIDE, RECHECK_SMALL_MAX, RECHECK_UPSCALE * scale))
         rechecked = np.zeros(len(boxes), bool)
-        for i in np.flatnonzero(~sure & (boxes[:, 4] > RECHECK_SCORE) & (side < limit))[:RECHECK_MAX]:
+        for i in np.flatnonzero(~sure & (boxes[:, 4] > RECHECK_SCORE) & (side < limit))[:cap]:
             found = self._recheck(image, boxes[i], top, crop_scale)
             if found is not None and not (len(kept) and roi_iou(kept[:, :4], found[None, :4]).max() > 0.3):
                 kept, rechecked[i] = np.concatenate([kept, found[None]]), True
