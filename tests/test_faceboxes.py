@@ -309,15 +309,15 @@ def test_near_misses_of_a_downscaled_photo_are_detected_again_on_a_crop(faceboxe
 
 def test_small_near_misses_of_a_photo_at_its_own_size_are_detected_again_upscaled(faceboxes, monkeypatch):
     """Hand-made proposals on a 600 x 900 photo (detected at its own size): the near misses under 32 pixels are
-    looked at again on a crop three times their side shown twice as large, at most RECHECK_MAX, best first; a
-    larger near miss is not; the same in a photo upscaled by ``min_size``, at twice its scale."""
-    from mfirrn.detect.faceboxes import RECHECK_MAX, RECHECK_SCORE
+    looked at again on a crop three times their side shown twice as large, at most RECHECK_SMALL_MAX, best first;
+    a larger near miss is not; the same in a photo upscaled by ``min_size``, at twice its scale."""
+    from mfirrn.detect.faceboxes import RECHECK_SCORE, RECHECK_SMALL_MAX
 
     calls: list = []
     photo = np.array([[100, 100, 200, 200, 0.9],  # sure
-                      [300, 300, 320, 320, 0.3],  # B: 20 px, rechecked
-                      [500, 100, 560, 160, 0.4],  # 60 px: a near miss, but no small face
-                      *[[50 + 40 * i, 500, 74 + 40 * i, 524, 0.2 - 0.01 * i] for i in range(6)],  # a row of 24 px
+                      [300, 300, 320, 320, 0.46],  # B: 20 px, rechecked
+                      [500, 100, 560, 160, 0.455],  # 60 px: a near miss, but no small face
+                      *[[50 + 32 * i, 500, 74 + 32 * i, 524, 0.45 - 0.01 * i] for i in range(25)],  # a row of 24 px
                       [700, 400, 720, 420, 0.05]])  # below RECHECK_SCORE
 
     def detect(self, image, scale, threshold):
@@ -331,12 +331,12 @@ def test_small_near_misses_of_a_photo_at_its_own_size_are_detected_again_upscale
     monkeypatch.setattr(faceboxes, "recheck", True)
     boxes = faceboxes(np.zeros((600, 900, 3), np.uint8))
     assert calls[0] == ((600, 900), 1.0, RECHECK_SCORE)
-    assert len(calls) == 1 + RECHECK_MAX  # B and the first four of the row; not the 60-pixel one
+    assert len(calls) == 1 + RECHECK_SMALL_MAX  # B and the row's best; not the 60-pixel one, not the row's last
     assert calls[1] == ((60, 60), 2.0, 0.5)  # B's crop: 3 x 20 pixels, shown twice as large
     assert all(shape == (72, 72) and scale == 2.0 for shape, scale, _ in calls[2:])
     np.testing.assert_array_equal(boxes[0], [100, 100, 200, 200, 0.9])
     np.testing.assert_allclose(boxes[1], [300, 300, 320, 320, 0.8])
-    assert len(boxes) == 1 + 1 + 4
+    assert len(boxes) == 1 + RECHECK_SMALL_MAX
     assert not any(roi_iou(b[:4], [500, 100, 560, 160]) > 0.3 for b in boxes)
     # a photo upscaled for detection (min_size, 1.5 times): B spans 30 pixels at the input, the row 36; B's crop
     # is shown at twice that scale
