@@ -252,20 +252,22 @@ def test_the_smallest_input_is_asked_for_faceboxes_only():
     assert Reconstructor(detector_min_size=240).detector.min_size == 240
 
 
-def _fake_detect(calls):
-    """A stand-in for ``FaceBoxes._detect`` on a 2000 x 3000 photo (detected at 0.36): a sure face, near misses
-    (small ones at A and in a row, a large one, one beside the sure face) and one below the recheck score; on a
-    crop, one face filling its middle third (every near miss is a face at full resolution), scored 0.8."""
-    photo = np.array([[100, 100, 300, 300, 0.9],  # sure
-                      [1000, 1000, 1100, 1100, 0.3],  # A: 36 px at the input
-                      [1500, 200, 2000, 700, 0.3],  # 180 px at the input: not rechecked
-                      [120, 120, 310, 310, 0.25],  # beside the sure face: its recheck overlaps it
-                      *[[400 + 200 * i, 1600, 480 + 200 * i, 1680, 0.2 - 0.01 * i] for i in range(6)],  # a row
-                      [2500, 1500, 2560, 1560, 0.05]])  # below RECHECK_SCORE
+def _fake_detect(calls, photo=None, shape=(2000, 3000)):
+    """A stand-in for ``FaceBoxes._detect`` on a photo of ``shape`` holding the proposals ``photo`` (K, 5); by
+    default a 2000 x 3000 photo (detected at 0.36): a sure face, near misses (small ones at A and in a row, a large
+    one, one beside the sure face) and one below the recheck score. On a crop: one face filling its middle third
+    (every near miss is a face when looked at again), scored 0.8."""
+    if photo is None:
+        photo = np.array([[100, 100, 300, 300, 0.9],  # sure
+                          [1000, 1000, 1100, 1100, 0.3],  # A: 36 px at the input
+                          [1500, 200, 2000, 700, 0.3],  # 180 px at the input: not rechecked
+                          [120, 120, 310, 310, 0.25],  # beside the sure face: its recheck overlaps it
+                          *[[400 + 200 * i, 1600, 480 + 200 * i, 1680, 0.2 - 0.01 * i] for i in range(6)],  # a row
+                          [2500, 1500, 2560, 1560, 0.05]])  # below RECHECK_SCORE
 
     def detect(self, image, scale, threshold):
         calls.append((image.shape[:2], scale, threshold))
-        if image.shape[:2] == (2000, 3000):
+        if image.shape[:2] == shape:
             return photo[photo[:, 4] > threshold]
         h, w = image.shape[:2]
         return np.array([[w / 3, h / 3, 2 * w / 3, 2 * h / 3, 0.8]])
@@ -319,15 +321,7 @@ def test_small_near_misses_of_a_photo_at_its_own_size_are_detected_again_upscale
                       [500, 100, 560, 160, 0.455],  # 60 px: a near miss, but no small face
                       *[[50 + 32 * i, 500, 74 + 32 * i, 524, 0.45 - 0.01 * i] for i in range(25)],  # a row of 24 px
                       [700, 400, 720, 420, 0.05]])  # below RECHECK_SCORE
-
-    def detect(self, image, scale, threshold):
-        calls.append((image.shape[:2], scale, threshold))
-        if image.shape[:2] == (600, 900):
-            return photo[photo[:, 4] > threshold]
-        h, w = image.shape[:2]
-        return np.array([[w / 3, h / 3, 2 * w / 3, 2 * h / 3, 0.8]])
-
-    monkeypatch.setattr(FaceBoxes, "_detect", detect)
+    monkeypatch.setattr(FaceBoxes, "_detect", _fake_detect(calls, photo, (600, 900)))
     monkeypatch.setattr(faceboxes, "recheck", True)
     boxes = faceboxes(np.zeros((600, 900, 3), np.uint8))
     assert calls[0] == ((600, 900), 1.0, RECHECK_SCORE)
