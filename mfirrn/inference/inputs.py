@@ -71,19 +71,19 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
             raise ImageError(f"{path}: the file ends early (truncated: an interrupted download or copy?); get the "
                              f"file again")
         raise ImageError(f"{path}: not a readable image (corrupt or not an image format OpenCV knows)")
-    if has_alpha(data):  # OpenCV's colour reading drops the alpha channel and keeps what lies under it
+    if _has_alpha(data):  # OpenCV's colour reading drops the alpha channel and keeps what lies under it
         bgra = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
         if bgra is not None and bgra.ndim == 3 and bgra.shape[2] == 4 and bgra.shape[:2] == img.shape[:2]:
-            img = over_white(bgra if bgra.dtype == np.uint8 else np.rint(bgra / 257.0).astype(np.uint8))
+            img = over_white(_eight_bit(bgra, path))
     return img
 
 
-def has_alpha(data: np.ndarray) -> bool:
+def _has_alpha(data: np.ndarray) -> bool:
     """Whether a file's bytes (uint8 array) are a PNG or a WebP that may hold transparent pixels: a PNG with an
     alpha channel (colour types 4 and 6) or a ``tRNS`` chunk, a WebP with its alpha flag set.
 
     >>> png = lambda kind: np.frombuffer(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(17) + bytes([kind]) + b"..IDAT", np.uint8)
-    >>> has_alpha(png(6)), has_alpha(png(2)), has_alpha(np.frombuffer(b"\\xff\\xd8\\xff" + bytes(40), np.uint8))
+    >>> _has_alpha(png(6)), _has_alpha(png(2)), _has_alpha(np.frombuffer(b"\\xff\\xd8\\xff" + bytes(40), np.uint8))
     (True, False, False)
     """
     head = bytes(data[:64])
