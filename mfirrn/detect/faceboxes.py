@@ -325,9 +325,8 @@ class FaceBoxes:
     it scores above the threshold). In an image detected at its own size (or upscaled, ``min_size``), the near
     misses under :data:`RECHECK_SMALL_SIDE` pixels at the input (faces of 15-30 pixels, which FaceBoxes scores low
     at their own size; at most :data:`RECHECK_SMALL_MAX`) are detected again on such a crop shown
-    :data:`RECHECK_UPSCALE` times larger. The boxes above
-    it stay as they are, and a lower threshold still only adds boxes. ``weights``:
-    a checkpoint path (default: the registered asset ``detector-faceboxes``). ``backend``: ``"torch"``
+    :data:`RECHECK_UPSCALE` times larger. The boxes above it stay as they are, and a lower threshold still only
+    adds boxes. ``weights``: a checkpoint path (default: the registered asset ``detector-faceboxes``). ``backend``: ``"torch"``
     or ``"onnxruntime"`` (CPU; needs onnx and onnxruntime). ``threads``: ONNX Runtime intra-op threads
     (0: the budget of the threading policy, :mod:`mfirrn.io.threads`).
     """
