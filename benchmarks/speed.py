@@ -43,7 +43,6 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-
 HERE = Path(__file__).resolve().parent
 START_ENV = dict(os.environ)  # before `import mfirrn` sets its OpenMP wait policy: the workers get this one
 DEFAULT_VENV = Path.home() / ".cache" / "mfirrn-bench" / "mediapipe"

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _mirrors import C, D, npy_bytes, sha  # the synthetic mirror's helpers
 
 from mfirrn.cli import main
 from mfirrn.evaluation.benchmark import AFLW2000, DatasetError, find_aflw2000_root
 from mfirrn.io import fetch as datafetch
 from mfirrn.io.fetch import COMPLETE_MARKER, DataFetchError, ManifestEntry, fetch_dataset
-
-from _mirrors import C, D, npy_bytes, sha  # the synthetic mirror's helpers
 
 N = 6
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from _hostile import TINY_ARCH, assert_refused, run_cli, snapshot, temporaries, tiny_aflw2000, tiny_train_config
 
 pytestmark = pytest.mark.filterwarnings("ignore")

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from _hostile import assert_refused, run_cli, tiny_aflw2000, tiny_train_config
+
 from mfirrn import models
 from mfirrn.io.safeload import UnsafeFileError, checkpoint_globals, load_checkpoint_file, load_pickle
 

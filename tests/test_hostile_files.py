@@ -12,9 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from _hostile import (assert_refused, run_cli, snapshot, strict_json_load, temporaries, tiny_aflw2000, tiny_labels,
-                      tiny_pool, tiny_train_config, truncate)
+from _hostile import (
+    assert_refused,
+    run_cli,
+    snapshot,
+    strict_json_load,
+    temporaries,
+    tiny_aflw2000,
+    tiny_labels,
+    tiny_pool,
+    tiny_train_config,
+    truncate,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

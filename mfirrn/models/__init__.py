@@ -57,7 +57,8 @@ register_model(ModelCard(
 
 # --- MFIRRN (issue 4) ---
 from mfirrn.models.mfirrn_net import MFIRRN, MFIRRNConfig, MFIRRNOutput  # noqa: E402
-from mfirrn.models.mfirrn_net import R18_HALF as _R18_HALF, R34 as _R34  # noqa: E402
+from mfirrn.models.mfirrn_net import R18_HALF as _R18_HALF  # noqa: E402
+from mfirrn.models.mfirrn_net import R34 as _R34  # noqa: E402
 
 __all__ += ["MFIRRN", "MFIRRNConfig", "MFIRRNOutput"]
 
