@@ -62,6 +62,12 @@ RECHECK_SMALL_SIDE = 32.0
 RECHECK_UPSCALE = 2.0
 #: At most this many such small near misses a photo (a group photo holds many faces of 15-30 pixels).
 RECHECK_SMALL_MAX = 20
+#: A crowd: a photo seen at its own size (or upscaled) with at least ``CROWD_PROPOSALS`` proposals under
+#: ``RECHECK_SMALL_SIDE`` pixels at the input is detected again whole, its longer side shown at ``CROWD_SIDE`` pixels
+#: (at least ``RECHECK_UPSCALE`` times the scale it was seen at), instead of crop by crop (docs/experiments/wild.md,
+#: "A crowd").
+CROWD_PROPOSALS = 20
+CROWD_SIDE = 2000.0
 # anchors per feature-map cell: a 32 px anchor is densified 4x4, a 64 px one 2x2 (FaceBoxes §3.3)
 _DENSITY = {32: 4, 64: 2}
 
@@ -407,7 +413,17 @@ class FaceBoxes:
         limit, cap, crop_scale = ((RECHECK_SIDE, RECHECK_MAX, None) if scale < 1 else
                                   (RECHECK_SMALL_SIDE, RECHECK_SMALL_MAX, RECHECK_UPSCALE * scale))
         rechecked = np.zeros(len(boxes), bool)
-        for i in np.flatnonzero(~sure & (boxes[:, 4] > RECHECK_SCORE) & (side < limit))[:cap]:
+        near = ~sure & (boxes[:, 4] > RECHECK_SCORE) & (side < limit)
+        if scale >= 1 and np.count_nonzero((boxes[:, 4] > RECHECK_SCORE) & (side < RECHECK_SMALL_SIDE)) >= CROWD_PROPOSALS:
+            # a crowd: more small faces than crops are worth, the whole photo shown larger
+            found = self._detect(image, max(RECHECK_UPSCALE * scale, CROWD_SIDE / max(h, w)), top)
+            for box in found:
+                if not (len(kept) and roi_iou(kept[:, :4], box[None, :4]).max() > 0.3):
+                    kept = np.concatenate([kept, box[None]])
+            if len(found) and near.any():  # near misses found again are not kept twice, the others looked at
+                rechecked[near] = roi_iou(boxes[near, None, :4], found[None, :, :4]).max(axis=1) > 0.3
+                near &= ~rechecked
+        for i in np.flatnonzero(near)[:cap]:
             found = self._recheck(image, boxes[i], top, crop_scale)
             if found is not None and not (len(kept) and roi_iou(kept[:, :4], found[None, :4]).max() > 0.3):
                 kept, rechecked[i] = np.concatenate([kept, found[None]]), True
