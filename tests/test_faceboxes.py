@@ -252,11 +252,12 @@ def test_the_smallest_input_is_asked_for_faceboxes_only():
     assert Reconstructor(detector_min_size=240).detector.min_size == 240
 
 
-def _fake_detect(calls, photo=None, shape=(2000, 3000)):
+def _fake_detect(calls, photo=None, shape=(2000, 3000), larger=None):
     """A stand-in for ``FaceBoxes._detect`` on a photo of ``shape`` holding the proposals ``photo`` (K, 5); by
     default a 2000 x 3000 photo (detected at 0.36): a sure face, near misses (small ones at A and in a row, a large
-    one, one beside the sure face) and one below the recheck score. On a crop: one face filling its middle third
-    (every near miss is a face when looked at again), scored 0.8."""
+    one, one beside the sure face) and one below the recheck score. The photo shown more than twice as large gives
+    ``larger`` (K, 5) where given. On a crop: one face filling its middle third (every near miss is a face when
+    looked at again), scored 0.8."""
     if photo is None:
         photo = np.array([[100, 100, 300, 300, 0.9],  # sure
                           [1000, 1000, 1100, 1100, 0.3],  # A: 36 px at the input
@@ -268,7 +269,8 @@ def _fake_detect(calls, photo=None, shape=(2000, 3000)):
     def detect(self, image, scale, threshold):
         calls.append((image.shape[:2], scale, threshold))
         if image.shape[:2] == shape:
-            return photo[photo[:, 4] > threshold]
+            rows = larger if larger is not None and scale > 2 else photo
+            return rows[rows[:, 4] > threshold]
         h, w = image.shape[:2]
         return np.array([[w / 3, h / 3, 2 * w / 3, 2 * h / 3, 0.8]])
     return detect
@@ -312,8 +314,9 @@ def test_near_misses_of_a_downscaled_photo_are_detected_again_on_a_crop(faceboxe
 def test_small_near_misses_of_a_photo_at_its_own_size_are_detected_again_upscaled(faceboxes, monkeypatch):
     """Hand-made proposals on a 600 x 900 photo (detected at its own size): the near misses under 32 pixels are
     looked at again on a crop three times their side shown twice as large, at most RECHECK_SMALL_MAX, best first;
-    a larger near miss is not; the same in a photo upscaled by ``min_size``, at twice its scale."""
-    from mfirrn.detect.faceboxes import RECHECK_SCORE, RECHECK_SMALL_MAX
+    a larger near miss is not; the same in a photo upscaled by ``min_size``, at twice its scale. (So many small
+    proposals make the photo a crowd, shown whole at CROWD_SIDE first, where this stand-in finds no more face.)"""
+    from mfirrn.detect.faceboxes import CROWD_SIDE, RECHECK_SCORE, RECHECK_SMALL_MAX
 
     calls: list = []
     photo = np.array([[100, 100, 200, 200, 0.9],  # sure
@@ -325,9 +328,11 @@ def test_small_near_misses_of_a_photo_at_its_own_size_are_detected_again_upscale
     monkeypatch.setattr(faceboxes, "recheck", True)
     boxes = faceboxes(np.zeros((600, 900, 3), np.uint8))
     assert calls[0] == ((600, 900), 1.0, RECHECK_SCORE)
-    assert len(calls) == 1 + RECHECK_SMALL_MAX  # B and the row's best; not the 60-pixel one, not the row's last
-    assert calls[1] == ((60, 60), 2.0, 0.5)  # B's crop: 3 x 20 pixels, shown twice as large
-    assert all(shape == (72, 72) and scale == 2.0 for shape, scale, _ in calls[2:])
+    assert calls[1] == ((600, 900), pytest.approx(CROWD_SIDE / 900), 0.5)  # the crowd's look, nothing found
+    crops = calls[2:]
+    assert len(crops) == RECHECK_SMALL_MAX  # B and the row's best; not the 60-pixel one, not the row's last
+    assert crops[0] == ((60, 60), 2.0, 0.5)  # B's crop: 3 x 20 pixels, shown twice as large
+    assert all(shape == (72, 72) and scale == 2.0 for shape, scale, _ in crops[1:])
     np.testing.assert_array_equal(boxes[0], [100, 100, 200, 200, 0.9])
     np.testing.assert_allclose(boxes[1], [300, 300, 320, 320, 0.8])
     assert len(boxes) == 1 + RECHECK_SMALL_MAX
@@ -338,6 +343,37 @@ def test_small_near_misses_of_a_photo_at_its_own_size_are_detected_again_upscale
     calls.clear()
     faceboxes(np.zeros((600, 900, 3), np.uint8))
     assert calls == [((600, 900), pytest.approx(1.5), RECHECK_SCORE), ((60, 60), pytest.approx(3.0), 0.5)]
+
+
+def test_a_crowd_is_detected_again_whole_and_larger(faceboxes, monkeypatch):
+    """Hand-made proposals on a 600 x 900 photo seen at its own size: with CROWD_PROPOSALS small proposals (under
+    32 pixels at the input, above RECHECK_SCORE; a sure one counts) the whole photo is detected again with its
+    longer side at CROWD_SIDE; a face found there joins unless it overlaps a kept box, a near miss it overlaps is not
+    looked at again, the others are, on their crops. One small proposal fewer: no whole look."""
+    from mfirrn.detect.faceboxes import CROWD_PROPOSALS, CROWD_SIDE, RECHECK_SCORE
+
+    row = [[20 + 30 * i, 400, 44 + 30 * i, 424, 0.45 - 0.01 * i] for i in range(CROWD_PROPOSALS - 1)]
+    photo = np.array([[100, 100, 120, 120, 0.9], *row,  # a sure small face and a row of 24-pixel near misses
+                      [700, 300, 760, 360, 0.3]])  # 60 px: not small
+    larger = np.array([[101, 99, 121, 119, 0.99],  # the sure face again: not kept twice
+                       [21, 401, 45, 425, 0.7],  # the row's first near miss: found whole
+                       [800, 50, 815, 65, 0.95],  # a face with no proposal at the photo's size
+                       [400, 500, 410, 510, 0.4]])  # below the threshold
+    calls: list = []
+    monkeypatch.setattr(FaceBoxes, "_detect", _fake_detect(calls, photo, (600, 900), larger))
+    monkeypatch.setattr(faceboxes, "recheck", True)
+    boxes = faceboxes(np.zeros((600, 900, 3), np.uint8))
+    assert calls[:2] == [((600, 900), 1.0, RECHECK_SCORE), ((600, 900), pytest.approx(CROWD_SIDE / 900), 0.5)]
+    assert len(calls[2:]) == CROWD_PROPOSALS - 2  # crops of the row but its first
+    np.testing.assert_array_equal(boxes[:2], [[800, 50, 815, 65, 0.95], [100, 100, 120, 120, 0.9]])
+    np.testing.assert_array_equal(boxes[-1], [21, 401, 45, 425, 0.7])
+    assert len(boxes) == 3 + CROWD_PROPOSALS - 2 and (boxes[2:-1, 4] == 0.8).all()  # the crops' faces
+    # one small proposal fewer: no whole look, every small near miss on its crop
+    calls.clear()
+    monkeypatch.setattr(FaceBoxes, "_detect", _fake_detect(calls, photo[1:], (600, 900), larger))
+    faceboxes(np.zeros((600, 900, 3), np.uint8))
+    assert calls[0] == ((600, 900), 1.0, RECHECK_SCORE) and len(calls) == 1 + CROWD_PROPOSALS - 1
+    assert all(scale == 2.0 for _, scale, _ in calls[1:])
 
 
 def test_recheck_keeps_every_box_of_a_photo(sample_photo):

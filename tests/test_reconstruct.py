@@ -366,6 +366,32 @@ def test_cli_notes_small_faces_in_a_photo_detected_downscaled(tmp_path, two_face
                                            "faces in them (slower)"]), notes
 
 
+def test_cli_a_crowd_is_detected_again_larger(tmp_path, sample_photo, capsys):
+    """A 400 x 300 photo of 35 heads whose faces span about 20 pixels (a crowd: FaceBoxes proposes more small boxes
+    than its crops look at): every face is found, and no note asks for a larger detector input, as the crowd was
+    already shown at 2000 pixels; without the second looks fewer are found and the note names
+    --detector-min-size 2000."""
+    img = read_image(sample_photo)
+    face = Reconstructor()(img)[0].box
+    c, half = (face[:2] + face[2:]) / 2, 1.6 * max(face[2] - face[0], face[3] - face[1])
+    head = cv2.resize(img[int(max(0, c[1] - half)):int(c[1] + half), int(max(0, c[0] - half)):int(c[0] + half)],
+                      (52, 52), interpolation=cv2.INTER_AREA)
+    crowd = np.full((300, 400, 3), 200, np.uint8)
+    for y in range(10, 248, 52):
+        for x in range(10, 348, 52):
+            crowd[y:y + 52, x:x + 52] = head
+    cv2.imwrite(str(tmp_path / "crowd.png"), crowd)
+    capsys.readouterr()
+    for flags, out in (([], tmp_path / "o1"), (["--no-detector-recheck"], tmp_path / "o2")):
+        assert main(["reconstruct", str(tmp_path / "crowd.png"), "-o", str(out), "--outputs", "json", *flags]) == 0
+        faces = json.loads((out / "crowd.png.json").read_text())["faces"]
+        notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+        if flags:
+            assert len(faces) < 35 and len(notes) == 1 and "--detector-min-size 2000" in notes[0], (len(faces), notes)
+        else:
+            assert len(faces) == 35 and notes == [], notes
+
+
 def test_cli_folder_without_any_face_ends_with_the_first_images_hint(tmp_path, capsys):
     """No image of a folder has a face: the run fails with one line that carries the first image's hint (a small
     grey image: the grey tint and --detector-min-size 240 come first), not a generic one."""

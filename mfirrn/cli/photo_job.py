@@ -234,7 +234,8 @@ class PhotoProcessor:
         scale_for = getattr(self.rec.detector, "scale_for", None)
         if self.job.boxes is not None or self.job.landmarks is not None or scale_for is None:
             return ""
-        scale = scale_for(*image.shape[:2])
+        # the scale FaceBoxes last saw the whole photo at: a crowd is detected again larger (FaceBoxes.seen_scale)
+        scale = getattr(self.rec.detector, "seen_scale", None) or scale_for(*image.shape[:2])
         smallest = min(float(np.ptp(f.landmarks[:, :2], axis=0).max()) for f in faces)
         return larger_detector_input(image.shape, scale) if smallest * scale < SMALL_AT_DETECTION else ""
 

@@ -331,10 +331,14 @@ class FaceBoxes:
     it scores above the threshold). In an image detected at its own size (or upscaled, ``min_size``), the near
     misses under :data:`RECHECK_SMALL_SIDE` pixels at the input (faces of 15-30 pixels, which FaceBoxes scores low
     at their own size; at most :data:`RECHECK_SMALL_MAX`) are detected again on such a crop shown
-    :data:`RECHECK_UPSCALE` times larger. The boxes above it stay as they are, and a lower threshold still only
-    adds boxes. ``weights``: a checkpoint path (default: the registered asset ``detector-faceboxes``). ``backend``: ``"torch"``
-    or ``"onnxruntime"`` (CPU; needs onnx and onnxruntime). ``threads``: ONNX Runtime intra-op threads
-    (0: the budget of the threading policy, :mod:`mfirrn.io.threads`).
+    :data:`RECHECK_UPSCALE` times larger. A crowd (at least :data:`CROWD_PROPOSALS` proposals under
+    :data:`RECHECK_SMALL_SIDE` pixels in such an image) is detected again whole, its longer side shown at
+    :data:`CROWD_SIDE` pixels (at least :data:`RECHECK_UPSCALE` times its scale): the boxes found there that overlap
+    no kept box join, and only the small near misses that none of them overlaps are looked at on their crops
+    (``seen_scale``: the largest scale the last image was detected at whole). The boxes above it stay as they are,
+    and a lower threshold still only adds boxes. ``weights``: a checkpoint path (default: the registered asset
+    ``detector-faceboxes``). ``backend``: ``"torch"`` or ``"onnxruntime"`` (CPU; needs onnx and onnxruntime).
+    ``threads``: ONNX Runtime intra-op threads (0: the budget of the threading policy, :mod:`mfirrn.io.threads`).
     """
 
     name = "faceboxes"
@@ -369,6 +373,7 @@ class FaceBoxes:
         # channels-last: the HWC image is already in that layout, and oneDNN's convolutions run faster in it
         self.net = net.fuse().to(self.device, memory_format=torch.channels_last)
         self._priors: dict[tuple[int, int], np.ndarray] = {}
+        self.seen_scale = 1.0
 
     def scale_for(self, height: int, width: int) -> float:
         """The factor an image is resized by before detection: > 1 for an image whose longer side is below
@@ -399,6 +404,7 @@ class FaceBoxes:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         scale = self.scale_for(h, w)
+        self.seen_scale = scale  # the largest scale this image is detected at whole (a crowd's look raises it)
         if not self.recheck:
             return self._detect(image, scale, self.score_threshold)
         boxes = self._detect(image, scale, min(RECHECK_SCORE, self.score_threshold))
@@ -414,9 +420,11 @@ class FaceBoxes:
                                   (RECHECK_SMALL_SIDE, RECHECK_SMALL_MAX, RECHECK_UPSCALE * scale))
         rechecked = np.zeros(len(boxes), bool)
         near = ~sure & (boxes[:, 4] > RECHECK_SCORE) & (side < limit)
-        if scale >= 1 and np.count_nonzero((boxes[:, 4] > RECHECK_SCORE) & (side < RECHECK_SMALL_SIDE)) >= CROWD_PROPOSALS:
+        small = (boxes[:, 4] > RECHECK_SCORE) & (side < RECHECK_SMALL_SIDE)  # sure or not
+        if scale >= 1 and np.count_nonzero(small) >= CROWD_PROPOSALS:
             # a crowd: more small faces than crops are worth, the whole photo shown larger
-            found = self._detect(image, max(RECHECK_UPSCALE * scale, CROWD_SIDE / max(h, w)), top)
+            self.seen_scale = max(RECHECK_UPSCALE * scale, CROWD_SIDE / max(h, w))
+            found = self._detect(image, self.seen_scale, top)
             for box in found:
                 if not (len(kept) and roi_iou(kept[:, :4], box[None, :4]).max() > 0.3):
                     kept = np.concatenate([kept, box[None]])
