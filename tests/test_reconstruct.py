@@ -392,6 +392,16 @@ def test_cli_a_crowd_is_detected_again_larger(tmp_path, sample_photo, capsys):
             assert len(faces) == 35 and notes == [], notes
 
 
+def test_cli_a_photo_upside_down_is_told_to_be_turned(tmp_path, sample_photo, capsys):
+    """The sample photo stored upside down (no EXIF tag): no face is found, and the line says that the photo turned
+    by 180 degrees holds one, instead of the detector options; upright, the photo has its face."""
+    cv2.imwrite(str(tmp_path / "over.png"), read_image(sample_photo)[::-1, ::-1])
+    capsys.readouterr()
+    assert main(["reconstruct", str(tmp_path / "over.png"), "-o", str(tmp_path / "o"), "--outputs", "json"]) == 2
+    err = capsys.readouterr().err
+    assert "over.png: no face found (turned by 180 degrees it holds 1 face(s): turn the photo upright)" in err, err
+
+
 def test_cli_folder_without_any_face_ends_with_the_first_images_hint(tmp_path, capsys):
     """No image of a folder has a face: the run fails with one line that carries the first image's hint (a small
     grey image: the grey tint and --detector-min-size 240 come first), not a generic one."""

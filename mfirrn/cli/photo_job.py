@@ -220,11 +220,22 @@ class PhotoProcessor:
             rest = [*other_detectors(opts.get("detector")),
                     *(["--min-confidence 0"] if suggest_confidence(opts) else []), "--box or --landmarks"]
             hint = f"try {faint}{', '.join(rest)}" if self.job.boxes is None and self.job.landmarks is None else ""
+            if hint and (turned := self._faces_turned_over(image)):
+                hint = f"turned by 180 degrees it holds {turned} face(s): turn the photo upright"
             if max(image.shape[:2]) < TOO_SMALL:
                 hint = f"the image is only {image.shape[1]}x{image.shape[0]} pixels"
             reason = f"{show_path(item[0])}: no face found{f' ({hint})' if hint else ''}"
             raise InputFailure(InputResult(item[1], NO_FACE, reason=reason))
         return item, image, faces, seconds + time.perf_counter() - t0, self._small_faces(image, faces)
+
+    def _faces_turned_over(self, image) -> int:
+        """How many faces the photo turned by 180 degrees holds (a photo stored upside down, without an EXIF
+        orientation tag, in which no face was found): asked only of photos without a face."""
+        import numpy as np
+
+        if min(image.shape[:2]) < TOO_SMALL:
+            return 0
+        return len(self.rec(np.ascontiguousarray(image[::-1, ::-1])))
 
     def _small_faces(self, image, faces) -> str:
         """The option that may find more faces in ``image`` (:func:`larger_detector_input`) when FaceBoxes found a face
