@@ -255,8 +255,8 @@ def test_the_smallest_input_is_asked_for_faceboxes_only():
 def _fake_detect(calls, photo=None, shape=(2000, 3000), larger=None):
     """A stand-in for ``FaceBoxes._detect`` on a photo of ``shape`` holding the proposals ``photo`` (K, 5); by
     default a 2000 x 3000 photo (detected at 0.36): a sure face, near misses (small ones at A and in a row, a large
-    one, one beside the sure face) and one below the recheck score. The photo shown more than twice as large gives
-    ``larger`` (K, 5) where given. On a crop: one face filling its middle third (every near miss is a face when
+    one, one beside the sure face) and one below the recheck score. The photo detected again whole gives ``larger``
+    (K, 5) where given. On a crop: one face filling its middle third (every near miss is a face when
     looked at again), scored 0.8."""
     if photo is None:
         photo = np.array([[100, 100, 300, 300, 0.9],  # sure
@@ -269,7 +269,8 @@ def _fake_detect(calls, photo=None, shape=(2000, 3000), larger=None):
     def detect(self, image, scale, threshold):
         calls.append((image.shape[:2], scale, threshold))
         if image.shape[:2] == shape:
-            rows = larger if larger is not None and scale > 2 else photo
+            again = any(shape_ == shape for shape_, _, _ in calls[:-1])  # the photo detected again, whole
+            rows = larger if larger is not None and again else photo
             return rows[rows[:, 4] > threshold]
         h, w = image.shape[:2]
         return np.array([[w / 3, h / 3, 2 * w / 3, 2 * h / 3, 0.8]])
@@ -349,7 +350,8 @@ def test_a_crowd_is_detected_again_whole_and_larger(faceboxes, monkeypatch):
     """Hand-made proposals on a 600 x 900 photo seen at its own size: with CROWD_PROPOSALS small proposals (under
     32 pixels at the input, above RECHECK_SCORE; a sure one counts) the whole photo is detected again with its
     longer side at CROWD_SIDE; a face found there joins unless it overlaps a kept box, a near miss it overlaps is not
-    looked at again, the others are, on their crops. One small proposal fewer: no whole look."""
+    looked at again, the others are, on their crops. One small proposal fewer, or a photo seen at CROWD_SIDE pixels
+    already: no whole look."""
     from mfirrn.detect.faceboxes import CROWD_PROPOSALS, CROWD_SIDE, RECHECK_SCORE
 
     row = [[20 + 30 * i, 400, 44 + 30 * i, 424, 0.45 - 0.01 * i] for i in range(CROWD_PROPOSALS - 1)]
@@ -368,6 +370,14 @@ def test_a_crowd_is_detected_again_whole_and_larger(faceboxes, monkeypatch):
     np.testing.assert_array_equal(boxes[:2], [[800, 50, 815, 65, 0.95], [100, 100, 120, 120, 0.9]])
     np.testing.assert_array_equal(boxes[-1], [21, 401, 45, 425, 0.7])
     assert len(boxes) == 3 + CROWD_PROPOSALS - 2 and (boxes[2:-1, 4] == 0.8).all()  # the crops' faces
+    # the photo upscaled (min_size) to 1000 pixels: still a crowd (the row spans 27 pixels at the input), shown at
+    # CROWD_SIDE; upscaled to CROWD_SIDE pixels already, no whole look
+    for min_size, whole in ((1000, [((600, 900), pytest.approx(CROWD_SIDE / 900), 0.5)]), (int(CROWD_SIDE), [])):
+        monkeypatch.setattr(faceboxes, "min_size", min_size)
+        calls.clear()
+        faceboxes(np.zeros((600, 900, 3), np.uint8))
+        assert [c for c in calls[1:] if c[0] == (600, 900)] == whole
+    monkeypatch.setattr(faceboxes, "min_size", 0)
     # one small proposal fewer: no whole look, every small near miss on its crop
     calls.clear()
     monkeypatch.setattr(FaceBoxes, "_detect", _fake_detect(calls, photo[1:], (600, 900), larger))
