@@ -420,6 +420,29 @@ def test_vertex_normals_and_shading():
     np.testing.assert_allclose(over[32, 32], 0.5 * 0.2 + 0.5 * img[32, 32], atol=1e-5)
 
 
+def test_shade_lights_in_pieces_and_takes_known_normals(monkeypatch):
+    """Three separate bumps: their normals computed bump by bump (mfirrn.vis.overlays.face_normals, as for the
+    faces of a crowd) are the merged mesh's, bit for bit; shade with them, and shade lighting its vertices a few at
+    a time, give the same image, bit for bit; normals of the wrong shape are refused."""
+    from types import SimpleNamespace
+
+    from mfirrn.render import raster
+    from mfirrn.vis.overlays import face_normals, merge_face_meshes
+
+    v, tri = grid_mesh(20, 30, z=lambda x, y: np.sqrt(np.maximum(20.0**2 - (x - 15) ** 2 - (y - 15) ** 2, 0)))
+    pieces = [SimpleNamespace(vertices=v + [dx, dy, 0], triangles=tri) for dx, dy in ((0, 0), (30, 5), (12, 30))]
+    mv, mt = merge_face_meshes(pieces)
+    normals = face_normals(pieces)
+    assert normals.dtype == np.float32 and np.array_equal(normals, render.vertex_normals(mv, mt))
+    bg = np.full((64, 64, 3), 0.2, np.float32)
+    whole = render.shade(mv, mt, 64, 64, background=bg)
+    assert np.array_equal(render.shade(mv, mt, 64, 64, background=bg, normals=normals), whole)
+    monkeypatch.setattr(raster, "_SHADE_CHUNK", 7)  # pieces that split every bump
+    assert np.array_equal(render.shade(mv, mt, 64, 64, background=bg), whole)
+    with pytest.raises(ValueError, match="normals"):
+        render.shade(mv, mt, 64, 64, normals=normals[:-1])
+
+
 def test_uv_texture():
     v, tri = grid_mesh(3, 32)
     uv = np.c_[(v[:, 0] - 1) / 30, 1 - (v[:, 1] - 1) / 30]  # v up: top row has v = 1

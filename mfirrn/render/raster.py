@@ -389,11 +389,15 @@ def vertex_normals(vertices: ArrayLike, triangles: ArrayLike) -> np.ndarray:
     return (n / np.where(norm > 0, norm, 1.0)).astype(np.float32)
 
 
+# vertices lit at a time by shade (its float64 temporaries stay in cache)
+_SHADE_CHUNK = 1 << 16
+
+
 def shade(vertices: ArrayLike, triangles: ArrayLike, height: int, width: int, *,
           light_dir: Sequence[float] = (0.0, 0.0, 1.0), ambient: float = 0.3, diffuse: float = 0.6,
           specular: float = 0.1, shininess: float = 5.0, colors: Optional[ArrayLike] = None,
           background: Optional[ArrayLike] = None, alpha: float = 0.6, cull_backfaces: bool = False,
-          num_threads: Optional[int] = None) -> np.ndarray:
+          num_threads: Optional[int] = None, normals: Optional[ArrayLike] = None) -> np.ndarray:
     """Phong-shaded render float32 (H, W, C), by default 3DDFA_V2's grey mesh overlay.
 
     Per vertex (Gouraud), with the unit normal ``n`` (:func:`vertex_normals`), the unit direction
@@ -406,6 +410,8 @@ def shade(vertices: ArrayLike, triangles: ArrayLike, height: int, width: int, *,
     (``colors`` (N, C), default white 1.0). Without ``background`` the render is on zeros. With a
     ``background`` (H, W, C) (e.g. ``photo / 255``) the mesh is blended onto it,
     ``(1 - alpha) * background + alpha * render`` on covered pixels, the background elsewhere.
+    ``normals``: the unit vertex normals (N, 3) when already known (default: :func:`vertex_normals` of the mesh;
+    a mesh of many separate pieces can pass theirs, computed piece by piece).
     """
     v = _vertices(vertices)
     t = _triangles(triangles, v.shape[0])
@@ -417,12 +423,16 @@ def shade(vertices: ArrayLike, triangles: ArrayLike, height: int, width: int, *,
     if not np.linalg.norm(light) > 0:
         raise ValueError("light_dir must be a non-zero vector")
     light = light / np.linalg.norm(light)
-    n = vertex_normals(v, t).astype(np.float64)
-    ndotl = n @ light
-    r = 2.0 * ndotl[:, None] * n - light
-    spec = np.where(ndotl > 0, np.clip(r[:, 2], 0.0, None) ** shininess, 0.0)
-    intensity = np.clip(ambient + diffuse * np.clip(ndotl, 0.0, None) + specular * spec, 0.0, 1.0)
-    vc = (base * intensity[:, None]).astype(np.float32)
+    normals = vertex_normals(v, t) if normals is None else np.asarray(normals)
+    check_shape(normals, (v.shape[0], 3), "normals")
+    vc = np.empty(base.shape, np.float32)
+    for s in range(0, v.shape[0], _SHADE_CHUNK):  # per vertex: in cache-sized pieces (a crowd has millions)
+        n = normals[s:s + _SHADE_CHUNK].astype(np.float64)
+        ndotl = n @ light
+        r = 2.0 * ndotl[:, None] * n - light
+        spec = np.where(ndotl > 0, np.clip(r[:, 2], 0.0, None) ** shininess, 0.0)
+        intensity = np.clip(ambient + diffuse * np.clip(ndotl, 0.0, None) + specular * spec, 0.0, 1.0)
+        vc[s:s + _SHADE_CHUNK] = base[s:s + _SHADE_CHUNK] * intensity[:, None]
     if background is None:
         image, _ = rasterize(v, t, vc, h, w, cull_backfaces=cull_backfaces, num_threads=num_threads)
         return image
