@@ -417,7 +417,9 @@ def test_a_transition_over_several_frames_keeps_the_ids_of_the_faces_found_durin
     Here the picture slides 40 pixels a frame and darkens twice: cuts on frames 3 and 4, and the picture of before
     does not come back. The first cut ends the tracks of the shot before (ids 0, 1); the faces found on it (ids 2,
     3) keep their ids through the second cut, where the detection confirms them. Without the transition rule
-    they get ids 4 and 5: an id ended by a cut is never given back to a face after it."""
+    they get ids 4 and 5: an id ended by a cut is never given back to a face after it. (The picture here is the
+    same picture moved and darkened, whose faces go on across the cuts: the tracks keep ids 0 and 1 by
+    ``cut_continuity``, which is turned off to see the transition rule.)"""
     from mfirrn.video.tracking import frame_difference, histogram_change
 
     frames = _sample_frames(3, 0, np.copy)
@@ -427,10 +429,13 @@ def test_a_transition_over_several_frames_keeps_the_ids_of_the_faces_found_durin
     for a, b in ((frames[2], frames[3]), (frames[3], frames[4]), (frames[2], frames[5])):  # cuts by the default test
         assert frame_difference(a, b) > s.scene_cut and histogram_change(a, b) > s.scene_cut_histogram
     tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
+    assert _events(tracker, frames)[1] == [[0, 1]] * 6  # the faces go on across the cuts
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0, cut_continuity=0))
     events, seen = _events(tracker, frames)
     assert seen[:3] == [[0, 1]] * 3 and seen[3:] == [[2, 3]] * 3, seen
     assert events[4] == [] and events[5] == [], events
-    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0, transition_seconds=0))
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0, transition_seconds=0,
+                                               cut_continuity=0))
     events, seen = _events(tracker, frames)
     assert seen[3] == [2, 3] and seen[4:] == [[4, 5]] * 2, seen
     assert {"id": 2, "event": "end", "reason": "scene cut"} in events[4]
@@ -438,20 +443,44 @@ def test_a_transition_over_several_frames_keeps_the_ids_of_the_faces_found_durin
         TrackerSettings(transition_seconds=-1)
 
 
+def test_a_cut_to_other_faces_at_the_same_places_gives_new_ids(rec):
+    """A cut (the picture darkened: the cut test fires) where the two faces have swapped places: each track's
+    crop now shows the other face, which does not go on from it (crop_continuity below ``cut_continuity``), so
+    both tracks end at the cut and the faces after it get new ids; the same cut without the swap keeps the ids."""
+    from mfirrn.video.tracking import crop_continuity
+
+    photo = _sample_frames(1, 0, np.copy)[0]
+    rois = np.array([f.roi for f in rec(photo)]).round().astype(int)
+    side = int((rois[:, 2:] - rois[:, :2]).min())
+    (x0, y0), (x1, y1) = rois[0, :2], rois[1, :2]
+    swapped = photo.copy()
+    swapped[y0:y0 + side, x0:x0 + side] = photo[y1:y1 + side, x1:x1 + side]
+    swapped[y1:y1 + side, x1:x1 + side] = photo[y0:y0 + side, x0:x0 + side]
+    assert crop_continuity(photo[y0:y0 + side, x0:x0 + side], swapped[y0:y0 + side, x0:x0 + side]) < 0.6
+    for after, ids in ((swapped, [2, 3]), (photo, [0, 1])):
+        frames = [photo] * 3 + [(after * 0.45).astype(np.uint8)] * 2
+        tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
+        events, seen = _events(tracker, frames)
+        assert seen == [[0, 1]] * 3 + [ids] * 2, seen
+        assert ({"id": 0, "event": "end", "reason": "scene cut"} in events[3]) == (ids == [2, 3]), events
+
+
 def test_a_slide_show_gives_every_slide_new_ids(rec):
     """A slide show (an animated GIF at one frame a second) cuts on every frame, each slide another picture with
-    faces at the same places: the cuts are a second apart, no transition, and every slide's faces are new."""
+    faces at the same places: the cuts are a second apart, no transition, and every slide's faces are new. (The
+    other slide is the first darkened, whose faces would go on across the cuts by ``cut_continuity``: off here.)"""
     frames = _sample_frames(1, 0, np.copy)
     other = np.clip(frames[0] * 0.45, 0, 255).astype(np.uint8)  # another picture by the cut test
     frames = [frames[0], other, frames[0], other]
-    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0, cut_continuity=0))
     seen = [[tf.id for tf in tracker(f, float(i))] for i, f in enumerate(frames)]  # one frame a second
     assert seen == [[0, 1], [2, 3], [4, 5], [6, 7]], seen
 
 
 def test_a_flash_keeps_the_ids(rec):
     """A camera flash: one frame much brighter (a cut by the test), then the picture of before is back (a cut
-    from the flash, none from the frame before it). Frame by frame the flash's faces get new ids for that frame
+    from the flash, none from the frame before it). The faces go on across it (``cut_continuity``); without that
+    test, frame by frame the flash's faces get new ids for that frame
     and the faces after it take back their ids; through the look-ahead window (the default for files) the flash's
     faces are given the ids of before too, and the flash leaves no event."""
     from mfirrn.video.tracking import track_video
@@ -459,6 +488,9 @@ def test_a_flash_keeps_the_ids(rec):
     frames = _sample_frames(3, 0, np.copy)
     frames += [np.clip(frames[0] * 2.2 + 60.0, 0, 255).astype(np.uint8)] + [frames[0]] * 3
     tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
+    events, seen = _events(tracker, frames)  # the faces go on across the flash (cut_continuity)
+    assert seen == [[0, 1]] * 7 and not any(events[1:]), (seen, events)
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0, cut_continuity=0))
     events, seen = _events(tracker, frames)
     assert seen == [[0, 1]] * 3 + [[2, 3]] + [[0, 1]] * 3, seen
     assert {"id": 0, "event": "end", "reason": "scene cut"} in events[3] and {"id": 2, "event": "start"} in events[3]

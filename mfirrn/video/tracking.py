@@ -57,7 +57,7 @@ import numpy as np
 import torch
 
 from mfirrn.evaluation.metrics import nme
-from mfirrn.geometry.crop import SAME_FACE_IOU, roi_from_landmarks, roi_iou
+from mfirrn.geometry.crop import SAME_FACE_IOU, crop_image, roi_from_landmarks, roi_iou
 from mfirrn.geometry.frames import Convention, params_from_image_camera, params_to_image_camera
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.video.smoothing import OneEuroFilter, OneEuroSettings
@@ -156,7 +156,11 @@ class TrackerSettings:
     grey-level difference to the previous frame, both shrunk to 64 pixels wide, exceeds ``scene_cut``
     (0-255; 0: no cut test) *and* whose grey-level histogram changes by more than ``scene_cut_histogram``
     (:func:`histogram_change`, 0-1; 0: the difference alone decides). The histogram keeps a face that fills
-    the frame and moves fast (a close-up, a jump cut within one shot) from passing for a cut.
+    the frame and moves fast (a close-up, a jump cut within one shot) from passing for a cut. A track whose face
+    goes on across a frame the test takes for a cut is no face of another shot: when the grey crop the track
+    follows it to and its crop in the frame before correlate by at least ``cut_continuity``
+    (:func:`crop_continuity`; 0: never) it goes on (a dancer under stage lights, a webcam's exposure, a low frame
+    rate), the other tracks end.
 
     When a track ends: on a scene cut (the faces after it are new faces, with new ids), except that a cut within
     ``transition_seconds`` of the previous one continues one transition (a wipe or a push, which moves
@@ -192,6 +196,7 @@ class TrackerSettings:
     redetect_every: int = 10
     scene_cut: float = 15.0
     scene_cut_histogram: float = 0.1
+    cut_continuity: float = 0.6
     transition_seconds: float = 0.25
     min_confidence: Optional[float] = None
     start_confidence: float = 0.5
@@ -223,6 +228,8 @@ class TrackerSettings:
                              "low_confidence_frames and max_unconfirmed numbers >= 1")
         if not 0 <= self.scene_cut_histogram <= 1:
             raise ValueError(f"scene_cut_histogram must lie in [0, 1], got {self.scene_cut_histogram}")
+        if not 0 <= self.cut_continuity <= 1:
+            raise ValueError(f"cut_continuity must lie in [0, 1] (0: never), got {self.cut_continuity}")
 
 
 @dataclass
@@ -251,13 +258,14 @@ class _Track:
 
 
 class _Transition(NamedTuple):
-    """An open transition: its first cut's frame index and time (s), the frame before that cut, and (id, roi) of
-    the tracks the cut ended."""
+    """An open transition: its first cut's frame index and time (s), the frame before that cut, (id, roi) of
+    the tracks the cut ended, and the ids of those whose face went on across it (:func:`crop_continuity`)."""
 
     frame: int
     time: float
     before: np.ndarray
     ended: list[tuple[int, np.ndarray]]
+    continued: frozenset = frozenset()
 
 
 _GEOMETRIC = ("too small", "size jump", "left the image")  # the reasons of FaceTracker._alive
@@ -332,6 +340,22 @@ def histogram_change(a: np.ndarray, b: np.ndarray, width: int = 64, bins: int = 
         return counts / counts.sum()
 
     return 0.5 * float(np.abs(hist(a) - hist(b)).sum())
+
+
+def crop_continuity(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised cross-correlation (-1 to 1) of two crops (H, W, 3) BGR uint8 of the same size, in grey: near 1
+    when ``b`` shows what ``a`` shows, under another exposure too (a gain and an offset of the grey levels change
+    nothing); low for another face or another picture; 0 when either crop is flat.
+
+    >>> a = np.random.default_rng(0).integers(0, 200, (8, 8, 3), dtype=np.uint8)
+    >>> round(crop_continuity(a, a // 2 + 40), 2), round(crop_continuity(a, a[::-1]), 2) < 0.5
+    (1.0, True)
+    """
+    x = cv2.cvtColor(a, cv2.COLOR_BGR2GRAY).astype(np.float64).ravel()
+    y = cv2.cvtColor(b, cv2.COLOR_BGR2GRAY).astype(np.float64).ravel()
+    x, y = x - x.mean(), y - y.mean()
+    norm = float(np.sqrt((x @ x) * (y @ y)))
+    return float(x @ y) / norm if norm > 0 else 0.0
 
 
 class FaceTracker:
@@ -450,6 +474,16 @@ class FaceTracker:
                 faces[i] = f
         return faces
 
+    def _continuing(self, before: np.ndarray, frame: np.ndarray) -> list[_Track]:
+        """The tracks whose face goes on from frame ``before`` into ``frame``: its crop there and the crop this
+        frame's network passes follow it to correlate by at least ``cut_continuity`` (:func:`crop_continuity`)."""
+        threshold = self.settings.cut_continuity
+        if threshold <= 0 or not self._tracks:
+            return []
+        pad = self.detect_rec.crop_padding
+        return [tr for tr, f in zip(self._tracks, self._follow(frame))
+                if crop_continuity(crop_image(before, tr.roi, pad=pad), crop_image(frame, f.roi, pad=pad)) >= threshold]
+
     def _is_cut(self, a: np.ndarray, b: np.ndarray) -> bool:
         """Whether frame ``b`` is another shot than frame ``a`` by the scene-cut test (see :class:`TrackerSettings`)."""
         s = self.settings
@@ -476,20 +510,25 @@ class FaceTracker:
         pending: list[tuple[_Track, str]] = []  # a geometric test failed, or a transition: the detector decides
         flash: Optional[list[tuple[int, np.ndarray]]] = None  # (id, roi) of the faces found during a flash
         if back:  # the faces of the flash end; those of before it take back their ids where the detector finds them
-            flash, flash_from = [(tr.id, tr.roi) for tr in self._tracks], self._transition.frame
-            for tr in self._tracks:
+            went_on = [tr for tr in self._tracks if tr.id in self._transition.continued]  # never left: go on
+            flashed = [tr for tr in self._tracks if tr.id not in self._transition.continued]
+            flash, flash_from = [(tr.id, tr.roi) for tr in flashed], self._transition.frame
+            for tr in flashed:
                 self._lose(tr, "scene cut")
-            self._tracks, self._lost = [], [(tid, self._frame, roi) for tid, roi in self._transition.ended]
+            self._tracks, self._lost = went_on, [(tid, self._frame, roi) for tid, roi in self._transition.ended]
             self._transition, self._last_cut = None, t
         elif cut and self._last_cut is not None and t - self._last_cut <= s.transition_seconds:
             # the same transition: its tracks (all started since its first cut) go on where the detector confirms them
             pending += [(tr, "scene cut") for tr in self._tracks]
             self._tracks, self._lost, self._last_cut = [], [], t
-        elif cut:  # another shot: every face in it is a new face, wherever it is
-            self._transition = _Transition(self._frame, t, previous, [(tr.id, tr.roi) for tr in self._tracks])
-            for tr in self._tracks:
+        elif cut:  # another shot: every face in it is a new face, wherever it is, but a face that goes on across it
+            went_on = self._continuing(previous, frame)
+            ended = [tr for tr in self._tracks if all(tr is not k for k in went_on)]
+            self._transition = _Transition(self._frame, t, previous, [(tr.id, tr.roi) for tr in ended],
+                                           frozenset(tr.id for tr in went_on))
+            for tr in ended:
                 self._lose(tr, "scene cut")
-            self._tracks, self._lost, self._last_cut = [], [], t  # no id ended before a cut comes back
+            self._tracks, self._lost, self._last_cut = went_on, [], t  # no id ended before a cut comes back
         if self._tracks:
             faces = self._follow(frame)
             kept = []
