@@ -18,7 +18,8 @@
   faster than the face).
 * **Identities**: each track keeps an integer id; a detection overlapping a tracked face (roi IoU >
   ``match_iou``) is that face; a new detection overlapping a face lost in the last ``reuse_frames``
-  frames gets its id back (short occlusions keep ids), never across a scene cut; a cut within
+  frames gets its id back (short occlusions keep ids), never across a scene cut (a face whose crop goes on
+  across a frame the cut test fires on is no face of another shot: it keeps its id); a cut within
   ``transition_seconds`` of the previous one (a wipe) keeps the ids of the faces found since that cut where
   the detector finds them again, and when the picture of before the cut comes back as soon (a camera
   flash), its faces take back their ids (through the look-ahead window, the flash's faces too); two
