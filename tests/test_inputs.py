@@ -128,6 +128,33 @@ def test_a_photo_stored_turned_with_an_exif_tag_is_read_upright(rec, photo, tmp_
         assert np.abs(a.landmarks[:, :2] - b.landmarks[:, :2]).mean() < 2.0
 
 
+def test_a_phones_heic_photo_is_read_upright(rec, photo, tmp_path):
+    """A HEIC photo (libheif, the pillow-heif wheel) is read as the photo it holds, HEVC's loss aside, whatever its
+    name; one stored turned (its rotation property, as phones write it: here from an EXIF orientation of 6) is
+    read upright, with the upright photo's faces; a truncated one is refused in one sentence."""
+    import pillow_heif
+    from PIL import Image
+
+    stored = np.ascontiguousarray(np.rot90(photo[..., ::-1], k=1))  # the upright photo turned 90 degrees anticlockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to show"
+    heif = pillow_heif.from_pillow(Image.fromarray(stored))
+    heif.save(tmp_path / "turned.heic", exif=exif.tobytes(), quality=95)
+    pillow_heif.from_pillow(Image.fromarray(photo[..., ::-1].copy())).save(tmp_path / "named.jpg", format="HEIF",
+                                                                          quality=95)
+    for name in ("turned.heic", "named.jpg"):
+        img = read_image(tmp_path / name)
+        assert img.shape == photo.shape and np.abs(img.astype(int) - photo).mean() < 3, name  # HEVC's loss only
+    want, got = rec(photo), rec(tmp_path / "turned.heic")
+    assert len(got) == len(want)
+    for a, b in zip(sorted(want, key=lambda f: f.roi[0]), sorted(got, key=lambda f: f.roi[0])):
+        assert np.abs(a.landmarks[:, :2] - b.landmarks[:, :2]).mean() < 2.0
+    (tmp_path / "cut.heic").write_bytes((tmp_path / "turned.heic").read_bytes()[:3000])
+    with pytest.raises(ImageError) as e:
+        read_image(tmp_path / "cut.heic")
+    _one_line(e, "cut.heic", "libheif cannot decode this HEIC/HEIF photo", "get the file again")
+
+
 def test_a_photo_cut_short_is_named_as_such(photo, tmp_path):
     """A JPEG or PNG missing its end (an interrupted download or copy) is told apart from a file that is not an
     image: the line says the file ends early and to get it again."""

@@ -162,8 +162,8 @@ def test_cli_folder_and_glob_inputs(tmp_path, sample_photo):
 
 
 def test_cli_folder_takes_every_format_opencv_reads_and_names_the_others(tmp_path, sample_photo, capsys):
-    """A folder's .jfif and .gif photos are reconstructed; HEIC photos are counted in a note; a folder of clips is
-    tracked; clips beside photos are left out with a note that says how to give them."""
+    """A folder's .jfif, .gif and .heic photos are reconstructed; JPEG XL photos are counted in a note; a folder of
+    clips is tracked; clips beside photos are left out with a note that says how to give them."""
     src = tmp_path / "imgs"
     src.mkdir()
     jpeg = cv2.imencode(".jpg", read_image(sample_photo))[1].tobytes()
@@ -171,13 +171,16 @@ def test_cli_folder_takes_every_format_opencv_reads_and_names_the_others(tmp_pat
     from PIL import Image
 
     Image.open(sample_photo).save(src / "b.GIF")
-    (src / "c.heic").write_bytes(b"\0\0\0\x18ftypheic")
+    import pillow_heif
+
+    pillow_heif.from_pillow(Image.open(sample_photo)).save(src / "c.HEIC", quality=90)
+    (src / "d.jxl").write_bytes(b"\xff\x0a")
     (src / "notes.txt").write_text("not a photo")
     assert main(["reconstruct", str(src), "-o", str(tmp_path / "o"), "--outputs", "json"]) == 0
-    assert written(tmp_path / "o") == ["a.jfif.json", "b.GIF.json"]
-    assert "1 photo(s) in formats OpenCV cannot decode were left out (1 .heic); convert them" in capsys.readouterr().err
-    with pytest.raises(ImageError, match=r"c.heic: OpenCV cannot decode .heic photos; convert it to JPEG or PNG"):
-        read_image(src / "c.heic")
+    assert written(tmp_path / "o") == ["a.jfif.json", "b.GIF.json", "c.HEIC.json"]
+    assert "1 photo(s) in formats OpenCV cannot decode were left out (1 .jxl); convert them" in capsys.readouterr().err
+    with pytest.raises(ImageError, match=r"d.jxl: OpenCV cannot decode .jxl photos; convert it to JPEG or PNG"):
+        read_image(src / "d.jxl")
     clips = tmp_path / "clips"
     clips.mkdir()
     frame = cv2.resize(read_image(sample_photo), (320, 240))

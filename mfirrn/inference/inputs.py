@@ -2,8 +2,9 @@
 
 Images (:func:`to_bgr`) become BGR ``uint8`` arrays (H, W, 3), the layout OpenCV's ``cv2.imread`` gives:
 
-* a path (``str`` or ``Path``): read with OpenCV (:func:`read_image`), upright: a photo stored turned with an
-  EXIF orientation tag (phone cameras) is turned as viewers show it; 16-bit files and float TIFFs within 0..1
+* a path (``str`` or ``Path``): read with OpenCV (:func:`read_image`; a phone's HEIC/HEIF photo with libheif, the
+  ``pillow-heif`` wheel), upright: a photo stored turned with an EXIF orientation tag (phone cameras), or a HEIF
+  photo with its rotation and mirror properties, is turned as viewers show it; 16-bit files and float TIFFs within 0..1
   are scaled to 8 bits; a PNG or WebP with transparency is laid over white, as viewers and web pages show it
   (:func:`over_white`; the colours a file keeps under fully transparent pixels are often streaks of its
   edges); a URL is refused (download it first), so is an empty file;
@@ -27,7 +28,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from mfirrn.inference.sources import UNREAD_SUFFIXES
+from mfirrn.inference.sources import HEIF_SUFFIXES, UNREAD_SUFFIXES
 
 __all__ = ["ImageError", "FaceInputError", "ImageInput", "read_image", "as_bgr", "to_bgr", "over_white",
            "check_boxes", "check_landmarks"]
@@ -61,6 +62,8 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8)
     if not data.size:
         raise ImageError(f"{path}: the file is empty (0 bytes: an interrupted download or copy?); get the file again")
+    if path.suffix.lower() in HEIF_SUFFIXES or _is_heif(data):
+        return _read_heif(data, path)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:  # OpenCV reads 32-bit samples (float TIFF) only at their own depth
         img = _eight_bit(cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH), path)
@@ -76,6 +79,41 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
         if bgra is not None and bgra.ndim == 3 and bgra.shape[2] == 4 and bgra.shape[:2] == img.shape[:2]:
             img = over_white(_eight_bit(bgra, path))
     return img
+
+
+#: ISO base media file brands of HEIF still images (HEVC-coded: phones' HEIC; ``mif1``/``msf1``: any HEIF)
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+
+
+def _is_heif(data: np.ndarray) -> bool:
+    """Whether a file's bytes begin as a HEIF image (an ``ftyp`` box of a HEIF brand), whatever its name.
+
+    >>> _is_heif(np.frombuffer(bytes(4) + b"ftypheic" + bytes(12), np.uint8)), _is_heif(np.zeros(16, np.uint8))
+    (True, False)
+    """
+    head = bytes(data[:12])
+    return head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
+
+
+def _read_heif(data: np.ndarray, path: Path) -> np.ndarray:
+    """A HEIF photo's bytes as BGR uint8 (H, W, 3) with libheif: its primary image, turned and mirrored as its
+    properties say (libheif applies them), 10- and 12-bit images scaled to 8 bits, transparency laid over white."""
+    try:
+        import pillow_heif
+    except ImportError:
+        raise ImageError(f"{path}: reading HEIC/HEIF photos needs the pillow-heif package (pip install pillow-heif), "
+                         f"or convert it to JPEG or PNG") from None
+    try:
+        heif = pillow_heif.open_heif(data.tobytes(), convert_hdr_to_8bit=True)
+        rgb = np.asarray(heif)
+    except (ValueError, RuntimeError, OSError, EOFError) as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(".")
+        raise ImageError(f"{path}: libheif cannot decode this HEIC/HEIF photo ({why}): truncated or corrupt? get the "
+                         f"file again") from None
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
+    bgr = np.ascontiguousarray(rgb[..., [2, 1, 0, 3][:rgb.shape[2]]])
+    return over_white(bgr) if bgr.shape[2] == 4 else bgr
 
 
 def _has_alpha(data: np.ndarray) -> bool:

@@ -17,20 +17,21 @@ import numpy as np
 
 from mfirrn.io.media import VIDEO_SUFFIXES, is_video
 
-__all__ = ["IMAGE_SUFFIXES", "UNREAD_SUFFIXES", "MAX_PIXELS", "InputListError", "expand_inputs", "read_path_list",
-           "unread_note", "common_root", "relative_name", "image_size", "check_pixel_count", "check_boxes_in_image",
+__all__ = ["IMAGE_SUFFIXES", "HEIF_SUFFIXES", "UNREAD_SUFFIXES", "MAX_PIXELS", "InputListError", "expand_inputs",
+           "read_path_list", "unread_note", "common_root", "relative_name", "image_size", "check_pixel_count", "check_boxes_in_image",
            "glob_base", "show_path", "takes"]
 
 PathLike = Union[str, Path]
 
+#: HEIF photos (phones' HEIC): decoded by libheif (the ``pillow-heif`` wheel), not by OpenCV.
+HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})
 #: The suffixes a folder is searched for: the formats OpenCV decodes (a GIF of one frame; an animated GIF is a clip,
-#: :func:`takes`).
+#: :func:`takes`) and HEIF.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".avif",
-                            ".jp2", ".gif", ".ppm", ".pgm", ".pbm", ".pnm"})
-#: Photo formats OpenCV does not decode (phones' HEIC, cameras' raw files): counted in folders, so the
-#: summary can say they were left out.
-UNREAD_SUFFIXES = frozenset({".heic", ".heif", ".jxl", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf",
-                             ".rw2"})
+                            ".jp2", ".gif", ".ppm", ".pgm", ".pbm", ".pnm"}) | HEIF_SUFFIXES
+#: Photo formats that are not decoded (JPEG XL, cameras' raw files): counted in folders, so the summary can say
+#: they were left out.
+UNREAD_SUFFIXES = frozenset({".jxl", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"})
 #: Largest image decoded (pixels): 2^28 = 268 megapixels, 800 MB as BGR. Above it one line names the image.
 MAX_PIXELS = 1 << 28
 
@@ -104,9 +105,9 @@ def unread_note(others: Counter) -> str:
     """How many photos of formats OpenCV does not read (:data:`UNREAD_SUFFIXES`) are among ``others`` (file counts
     by suffix, from :func:`expand_inputs`), and the fix; "" when none.
 
-    >>> for part in unread_note(Counter({".heic": 2, ".txt": 5, ".dng": 1})).split("; "):
+    >>> for part in unread_note(Counter({".jxl": 2, ".txt": 5, ".dng": 1, ".heic": 4})).split("; "):
     ...     print(part)
-    3 photo(s) in formats OpenCV cannot decode were left out (2 .heic, 1 .dng)
+    3 photo(s) in formats OpenCV cannot decode were left out (2 .jxl, 1 .dng)
     convert them to JPEG or PNG to include them
     """
     unread = Counter({s: n for s, n in others.items() if s in UNREAD_SUFFIXES})
