@@ -128,10 +128,11 @@ def test_a_photo_stored_turned_with_an_exif_tag_is_read_upright(rec, photo, tmp_
         assert np.abs(a.landmarks[:, :2] - b.landmarks[:, :2]).mean() < 2.0
 
 
-def test_a_phones_heic_photo_is_read_upright(rec, photo, tmp_path):
+def test_a_phones_heic_photo_is_read_upright(rec, photo, tmp_path, monkeypatch):
     """A HEIC photo (libheif, the pillow-heif wheel) is read as the photo it holds, HEVC's loss aside, whatever its
     name; one stored turned (its rotation property, as phones write it: here from an EXIF orientation of 6) is
-    read upright, with the upright photo's faces; a truncated one is refused in one sentence."""
+    read upright, with the upright photo's faces; a truncated one, or one larger than reconstruct decodes, is
+    refused in one sentence."""
     import pillow_heif
     from PIL import Image
 
@@ -153,6 +154,12 @@ def test_a_phones_heic_photo_is_read_upright(rec, photo, tmp_path):
     with pytest.raises(ImageError) as e:
         read_image(tmp_path / "cut.heic")
     _one_line(e, "cut.heic", "libheif cannot decode this HEIC/HEIF photo", "get the file again")
+    from mfirrn.inference import inputs
+
+    monkeypatch.setattr(inputs, "MAX_PIXELS", 1000)  # the size its header gives is checked before decoding
+    with pytest.raises(ImageError) as e:
+        read_image(tmp_path / "turned.heic")
+    _one_line(e, "turned.heic", f"{photo.shape[1]}x{photo.shape[0]} pixels is more than", "downscale it")
 
 
 def test_a_photo_cut_short_is_named_as_such(photo, tmp_path):

@@ -28,7 +28,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from mfirrn.inference.sources import HEIF_SUFFIXES, UNREAD_SUFFIXES
+from mfirrn.inference.sources import HEIF_SUFFIXES, MAX_PIXELS, UNREAD_SUFFIXES
 
 __all__ = ["ImageError", "FaceInputError", "ImageInput", "read_image", "as_bgr", "to_bgr", "over_white",
            "check_boxes", "check_landmarks"]
@@ -103,13 +103,22 @@ def _read_heif(data: np.ndarray, path: Path) -> np.ndarray:
     except ImportError:
         raise ImageError(f"{path}: reading HEIC/HEIF photos needs the pillow-heif package (pip install pillow-heif), "
                          f"or convert it to JPEG or PNG") from None
+    def undecodable(e: Exception) -> ImageError:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(".")
+        return ImageError(f"{path}: libheif cannot decode this HEIC/HEIF photo ({why}): truncated or corrupt? get the "
+                          f"file again")
+
     try:
-        heif = pillow_heif.open_heif(data.tobytes(), convert_hdr_to_8bit=True)
+        heif = pillow_heif.open_heif(data.tobytes(), convert_hdr_to_8bit=True)  # decoded at the first read of its data
+    except (ValueError, RuntimeError, OSError, EOFError) as e:
+        raise undecodable(e) from None
+    if heif.size[0] * heif.size[1] > MAX_PIXELS:
+        raise ImageError(f"{path}: {heif.size[0]}x{heif.size[1]} pixels is more than the {MAX_PIXELS / 1e6:.0f} "
+                         f"megapixels reconstruct decodes; downscale it")
+    try:
         rgb = np.asarray(heif)
     except (ValueError, RuntimeError, OSError, EOFError) as e:
-        why = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(".")
-        raise ImageError(f"{path}: libheif cannot decode this HEIC/HEIF photo ({why}): truncated or corrupt? get the "
-                         f"file again") from None
+        raise undecodable(e) from None
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[..., None], 3, axis=2)
     bgr = np.ascontiguousarray(rgb[..., [2, 1, 0, 3][:rgb.shape[2]]])
