@@ -120,7 +120,9 @@ def _read_heif(data: np.ndarray, path: Path) -> np.ndarray:
     except (ValueError, RuntimeError, OSError, EOFError) as e:
         raise undecodable(e) from None
     if rgb.ndim == 2:
-        rgb = np.repeat(rgb[..., None], 3, axis=2)
+        rgb = rgb[..., None]
+    if rgb.shape[2] < 3:  # grey, or grey and alpha
+        rgb = np.concatenate([np.repeat(rgb[..., :1], 3, axis=2), rgb[..., 1:]], axis=2)
     bgr = np.ascontiguousarray(rgb[..., [2, 1, 0, 3][:rgb.shape[2]]])
     return over_white(bgr) if bgr.shape[2] == 4 else bgr
 
