@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from mfirrn.io.checks import check_shape
+from mfirrn.render.meshio import format_table
 
 __all__ = ["UVTexture", "load_uv", "load_mirror", "visibility_weight", "uv_texture", "textured_obj",
            "textured_glb", "push_pull_fill"]
@@ -277,14 +278,13 @@ def textured_obj(vertices: np.ndarray, triangles: np.ndarray, uv: np.ndarray, mt
     check_shape(vertices, (None, 3), "vertices")
     check_shape(uv, (len(vertices), 2), "uv")
     head = f"# mfirrn reconstruction, textured (x right, y up, z toward the camera)\nmtllib {mtl_name}\n"
-    v = "\n".join(f"v {a:.4f} {b:.4f} {c:.4f}" for a, b, c in np.asarray(vertices, np.float64))
-    vt = "\n".join(f"vt {a:.6f} {b:.6f}" for a, b in np.asarray(uv, np.float64))
     t = np.asarray(triangles, np.int64) + 1
-    f = "\n".join(f"f {a}/{a} {b}/{b} {c}/{c}" for a, b, c in t)
-    obj = f"{head}{v}\n{vt}\nusemtl {material}\n{f}\n"
+    f = ("f %d/%d %d/%d %d/%d\n" * len(t)) % tuple(np.repeat(t, 2, axis=1).ravel().tolist())  # one C-level format
+    obj = (head.encode() + format_table("v", np.asarray(vertices, np.float64), 4)
+           + format_table("vt", np.asarray(uv, np.float64), 6) + f"usemtl {material}\n{f}".encode())
     mtl = (f"# mfirrn texture material\nnewmtl {material}\nKa 1.000 1.000 1.000\nKd 1.000 1.000 1.000\n"
            f"Ks 0.000 0.000 0.000\nd 1.0\nillum 1\nmap_Kd {texture_name}\n")
-    return obj.encode(), mtl.encode()
+    return obj, mtl.encode()
 
 
 def glb_modules():
