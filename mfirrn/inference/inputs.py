@@ -28,7 +28,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from mfirrn.inference.sources import HEIF_SUFFIXES, MAX_PIXELS, UNREAD_SUFFIXES
+from mfirrn.inference.sources import HEIF_SUFFIXES, MAX_PIXELS, UNREAD_SUFFIXES, too_many_pixels
 
 __all__ = ["ImageError", "FaceInputError", "ImageInput", "read_image", "as_bgr", "to_bgr", "over_white",
            "check_boxes", "check_landmarks"]
@@ -112,9 +112,8 @@ def _read_heif(data: np.ndarray, path: Path) -> np.ndarray:
         heif = pillow_heif.open_heif(data.tobytes(), convert_hdr_to_8bit=True)  # decoded at the first read of its data
     except (ValueError, RuntimeError, OSError, EOFError) as e:
         raise undecodable(e) from None
-    if heif.size[0] * heif.size[1] > MAX_PIXELS:
-        raise ImageError(f"{path}: {heif.size[0]}x{heif.size[1]} pixels is more than the {MAX_PIXELS / 1e6:.0f} "
-                         f"megapixels reconstruct decodes; downscale it")
+    if line := too_many_pixels(str(path), *heif.size, MAX_PIXELS):  # from its header, before decoding
+        raise ImageError(line)
     try:
         rgb = np.asarray(heif)
     except (ValueError, RuntimeError, OSError, EOFError) as e:

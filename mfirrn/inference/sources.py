@@ -18,7 +18,8 @@ import numpy as np
 from mfirrn.io.media import VIDEO_SUFFIXES, is_video
 
 __all__ = ["IMAGE_SUFFIXES", "HEIF_SUFFIXES", "UNREAD_SUFFIXES", "MAX_PIXELS", "InputListError", "expand_inputs",
-           "read_path_list", "unread_note", "common_root", "relative_name", "image_size", "check_pixel_count", "check_boxes_in_image",
+           "read_path_list", "unread_note", "common_root", "relative_name", "image_size", "too_many_pixels",
+           "check_pixel_count", "check_boxes_in_image",
            "glob_base", "show_path", "takes"]
 
 PathLike = Union[str, Path]
@@ -310,12 +311,24 @@ def image_size(path: PathLike) -> Optional[tuple[int, int]]:
         return None
 
 
+def too_many_pixels(name: str, width: int, height: int, max_pixels: int = MAX_PIXELS) -> str:
+    """The line that refuses an image ``name`` of ``width`` x ``height`` pixels when that is more than ``max_pixels``,
+    else "".
+
+    >>> too_many_pixels("huge.png", 40000, 40000), too_many_pixels("a.png", 10, 10)
+    ('huge.png: 40000x40000 pixels is more than the 268 megapixels reconstruct decodes; downscale it', '')
+    """
+    if width * height <= max_pixels:
+        return ""
+    return (f"{name}: {width}x{height} pixels is more than the {max_pixels / 1e6:.0f} megapixels reconstruct "
+            f"decodes; downscale it")
+
+
 def check_pixel_count(path: PathLike, max_pixels: int = MAX_PIXELS) -> None:
     """Raise ``ValueError`` naming the image when its header says it has more than ``max_pixels`` pixels."""
     size = image_size(path)
-    if size is not None and size[0] * size[1] > max_pixels:
-        raise ValueError(f"{show_path(path)}: {size[0]}x{size[1]} pixels is more than the {max_pixels / 1e6:.0f} "
-                         f"megapixels reconstruct decodes; downscale it")
+    if size is not None and (line := too_many_pixels(show_path(path), size[0], size[1], max_pixels)):
+        raise ValueError(line)
 
 
 def check_boxes_in_image(boxes: np.ndarray, width: int, height: int, max_scale: float = 4.0) -> None:

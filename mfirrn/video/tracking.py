@@ -524,9 +524,9 @@ class FaceTracker:
             self._tracks, self._lost, self._last_cut = [], [], t
         elif cut:  # another shot: every face in it is a new face, wherever it is, but a face that goes on across it
             went_on = self._continuing(previous, frame)
-            ended = [tr for tr in self._tracks if all(tr is not k for k in went_on)]
-            self._transition = _Transition(self._frame, t, previous, [(tr.id, tr.roi) for tr in ended],
-                                           frozenset(tr.id for tr in went_on))
+            continued = frozenset(tr.id for tr in went_on)
+            ended = [tr for tr in self._tracks if tr.id not in continued]
+            self._transition = _Transition(self._frame, t, previous, [(tr.id, tr.roi) for tr in ended], continued)
             for tr in ended:
                 self._lose(tr, "scene cut")
             self._tracks, self._lost, self._last_cut = went_on, [], t  # no id ended before a cut comes back
