@@ -405,6 +405,41 @@ def test_cli_a_photo_upside_down_is_told_to_be_turned(tmp_path, sample_photo, ca
     assert "over.png: no face found (turned by 180 degrees it holds 1 face(s): turn the photo upright)" in err, err
 
 
+def test_cli_a_very_dark_photo_is_told_to_be_brightened(tmp_path, sample_photo, capsys):
+    """The sample photo at a twentieth of its brightness (its brightest pixels at 11 of 255, as a photo taken in the
+    dark): no face is found, and the line says the photo is too dark instead of the detector options (a dark colour
+    photo has too little colour left to be taken for a black-and-white one)."""
+    dark = np.round(read_image(sample_photo) * 0.05).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "night.png"), dark)
+    capsys.readouterr()
+    assert main(["reconstruct", str(tmp_path / "night.png"), "-o", str(tmp_path / "o"), "--outputs", "json"]) == 2
+    err = capsys.readouterr().err
+    assert ("night.png: no face found (a very dark photo, its brightest pixels at 11 of 255: brighten it and try "
+            "again)") in err, err
+    assert "--detector-tint-grey" not in err, err
+
+
+def test_a_photo_is_told_to_be_turned_only_for_a_sure_face_upside_down():
+    """Only faces at least TURNED_CONFIDENCE sure in the photo turned over count for the hint: an upright photo of an
+    animal whose turned copy holds a doubtful fit (confidence 0.07-0.44 seen on a cheetah and an orangutan) is not
+    told to be turned."""
+    from types import SimpleNamespace
+
+    from mfirrn.cli.photo_job import TURNED_CONFIDENCE, PhotoProcessor
+
+    seen = []
+
+    def rec(image):
+        seen.append(image)
+        return [SimpleNamespace(confidence=c) for c in (0.07, TURNED_CONFIDENCE - 0.01, TURNED_CONFIDENCE, 0.99)]
+
+    photo = np.arange(40 * 30 * 3, dtype=np.uint8).reshape(40, 30, 3)
+    assert PhotoProcessor(SimpleNamespace(outputs=()), rec=rec)._faces_turned_over(photo) == 2
+    np.testing.assert_array_equal(seen[0], photo[::-1, ::-1])
+    assert PhotoProcessor(SimpleNamespace(outputs=()), rec=rec)._faces_turned_over(photo[:10]) == 0  # too small
+    assert len(seen) == 1
+
+
 def test_cli_folder_without_any_face_ends_with_the_first_images_hint(tmp_path, capsys):
     """No image of a folder has a face: the run fails with one line that carries the first image's hint (a small
     grey image: the grey tint and --detector-min-size 240 come first), not a generic one."""

@@ -35,6 +35,10 @@ TOO_SMALL = 20
 #: smallest anchor) gets the run's note on a larger detector input (:func:`larger_detector_input`): smaller faces
 #: are likely there, too small to find at that scale (docs/experiments/wild.md, "Small faces in a downscaled photo")
 SMALL_AT_DETECTION = 32
+#: A photo without a face is told to be turned upright when, turned by 180 degrees, it holds a face at least this
+#: confident: of 150 dev-split photos turned over, 41 hold one (56 at the verifier's own threshold); of 700 upright
+#: photos without a face, 11 do (25) (docs/experiments/wild.md, "Looked at by eye: animals, people in the dark")
+TURNED_CONFIDENCE = 0.5
 #: An input: (its path as the workers open it, its name relative to the inputs' root)
 Item = tuple[str, str]
 
@@ -212,15 +216,17 @@ class PhotoProcessor:
                          f"for a small group photo), " + faint)
             elif upscale == GROUP_PHOTO:
                 faint = f"--detector-min-size {GROUP_PHOTO} for faces under 30 pixels (a group photo), " + faint
-            if fb and not opts.get("detector_tint_grey"):
-                from mfirrn.detect.faceboxes import is_grey
+            from mfirrn.detect.faceboxes import DARK_LEVEL, brightest_level, is_grey
 
-                if is_grey(image):
-                    faint = "--detector-tint-grey for a black-and-white photo, " + faint
+            dark = brightest_level(image)
+            if fb and not opts.get("detector_tint_grey") and dark > DARK_LEVEL and is_grey(image):
+                faint = "--detector-tint-grey for a black-and-white photo, " + faint
             rest = [*other_detectors(opts.get("detector")),
                     *(["--min-confidence 0"] if suggest_confidence(opts) else []), "--box or --landmarks"]
             hint = f"try {faint}{', '.join(rest)}" if self.job.boxes is None and self.job.landmarks is None else ""
-            if hint and (turned := self._faces_turned_over(image)):
+            if hint and dark <= DARK_LEVEL:
+                hint = f"a very dark photo, its brightest pixels at {dark} of 255: brighten it and try again"
+            elif hint and (turned := self._faces_turned_over(image)):
                 hint = f"turned by 180 degrees it holds {turned} face(s): turn the photo upright"
             if max(image.shape[:2]) < TOO_SMALL:
                 hint = f"the image is only {image.shape[1]}x{image.shape[0]} pixels"
@@ -229,13 +235,14 @@ class PhotoProcessor:
         return item, image, faces, seconds + time.perf_counter() - t0, self._small_faces(image, faces)
 
     def _faces_turned_over(self, image) -> int:
-        """How many faces the photo turned by 180 degrees holds (a photo stored upside down, without an EXIF
-        orientation tag, in which no face was found): asked only of photos without a face."""
+        """How many faces at least :data:`TURNED_CONFIDENCE` sure the photo turned by 180 degrees holds (a photo stored
+        upside down, without an EXIF orientation tag, in which no face was found): asked only of photos without a
+        face."""
         import numpy as np
 
         if min(image.shape[:2]) < TOO_SMALL:
             return 0
-        return len(self.rec(np.ascontiguousarray(image[::-1, ::-1])))
+        return sum(f.confidence >= TURNED_CONFIDENCE for f in self.rec(np.ascontiguousarray(image[::-1, ::-1])))
 
     def _small_faces(self, image, faces) -> str:
         """The option that may find more faces in ``image`` (:func:`larger_detector_input`) when FaceBoxes found a face

@@ -27,8 +27,9 @@ from torch import nn
 from mfirrn.geometry.crop import roi_iou
 from mfirrn.io.defaults import DETECTOR_SIZE
 
-__all__ = ["FaceBoxesNet", "FaceBoxes", "prior_boxes", "decode_boxes", "nms", "is_grey", "tint_grey", "MIN_SIZES",
-           "STEPS", "VARIANCES", "SCORE_THRESHOLD", "MAX_SIZE", "GREY_TINT", "GREY_SPREAD", "RECHECK_SCORE",
+__all__ = ["FaceBoxesNet", "FaceBoxes", "prior_boxes", "decode_boxes", "nms", "is_grey", "brightest_level", "tint_grey",
+           "MIN_SIZES", "STEPS", "VARIANCES", "SCORE_THRESHOLD", "MAX_SIZE", "GREY_TINT", "GREY_SPREAD", "DARK_LEVEL",
+           "RECHECK_SCORE",
            "RECHECK_SIDE", "RECHECK_CONTEXT", "RECHECK_MAX", "RECHECK_SMALL_SIDE", "RECHECK_UPSCALE",
            "RECHECK_SMALL_MAX"]
 
@@ -47,6 +48,11 @@ GREY_TINT: tuple[float, float, float] = (0.803, 0.935, 1.212)
 #: A photo is grey when its pixels' spread over the three channels (max - min) averages at most this many
 #: grey levels (JPEG keeps a little colour noise in black-and-white photos).
 GREY_SPREAD = 2.0
+#: A photo is too dark for the detector when its brightest pixels (the 99.5th percentile of its grey levels) stay at
+#: or below this level: photos of a low-light face detection set (brightest 6-22 of 255) gave no face, even at
+#: ``--detector-threshold 0.05``, where the low-light photos of enhancement papers that were found reach higher
+#: (docs/experiments/wild.md, "Looked at by eye: animals, people in the dark")
+DARK_LEVEL = 40
 #: Near misses of a downscaled photo that are detected again (``FaceBoxes(recheck=True)``): proposals scoring
 #: above ``RECHECK_SCORE`` (and at most the threshold, or 0.5) whose box spans fewer than ``RECHECK_SIDE`` pixels at the
 #: detector's input, at most ``RECHECK_MAX`` a photo, each on a crop ``RECHECK_CONTEXT`` times its side
@@ -227,6 +233,19 @@ def is_grey(image: np.ndarray, spread: float = GREY_SPREAD) -> bool:
     """
     b, g, r = cv2.split(np.ascontiguousarray(image[::4, ::4]))
     return float(cv2.max(cv2.max(cv2.absdiff(b, g), cv2.absdiff(g, r)), cv2.absdiff(b, r)).mean()) <= spread
+
+
+def brightest_level(image: np.ndarray) -> int:
+    """The grey level (0-255) that 99.5 % of a BGR uint8 image's pixels do not exceed (read on every 4th pixel of
+    every 4th row); a photo at or below :data:`DARK_LEVEL` is too dark for the detector.
+
+    >>> dark = np.zeros((40, 40, 3), np.uint8); dark[:20] = 12
+    >>> brightest_level(dark), brightest_level(dark + 100)
+    (12, 112)
+    """
+    grey = cv2.cvtColor(np.ascontiguousarray(image[::4, ::4]), cv2.COLOR_BGR2GRAY)
+    counts = np.cumsum(np.bincount(grey.ravel(), minlength=256))
+    return int(np.searchsorted(counts, 0.995 * counts[-1]))
 
 
 def tint_grey(image: np.ndarray, gains: tuple[float, float, float] = GREY_TINT) -> np.ndarray:
