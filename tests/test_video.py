@@ -721,6 +721,38 @@ def test_a_crop_that_shrinks_below_the_minimum_keeps_its_track_where_the_detecto
             assert sorted(e["id"] for e in ended) == [0, 1] and {e["reason"] for e in ended} == {"too small"}
 
 
+def test_a_crop_that_drifts_off_its_face_keeps_its_track_where_the_detector_finds_the_face(rec, monkeypatch):
+    """A small face's crop can creep up its forehead, smaller, until the detector's crop of the face overlaps it too
+    little for the IoU test (0.27 here: 0.7 of the side, moved up by 0.4 of it); the detector, run on that frame,
+    must not start a second track beside it. The track takes the detection that frames its place (concentric
+    crops) and keeps its id; without that (``concentric_drift=False``) two new ids start on the same faces."""
+    frames = _sample_frames(3, 0, lambda p: p)
+    for drift in (True, False):
+        tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=2, concentric_drift=drift))
+        real_track = tracker.track_rec.__call__
+
+        def drifted(image, **kw):  # every tracked crop: 0.7 of the face's side, 0.4 of the side above its centre
+            faces = real_track(image, **kw)
+            for f in faces:
+                c, side = (f.roi[:2] + f.roi[2:]) / 2, f.roi[2] - f.roi[0]
+                c = c - np.array([0.0, 0.4 * side])
+                f.roi = np.concatenate([c - 0.35 * side, c + 0.35 * side])
+            return faces
+
+        monkeypatch.setattr(tracker, "track_rec", drifted)
+        assert [f.id for f in tracker(frames[0], 0.0)] == [0, 1]
+        real = np.array([tr.roi for tr in tracker._tracks])
+        assert [f.id for f in tracker(frames[1], 1 / 30)] == [0, 1] and tracker.n_detections == 1
+        assert all(roi_iou(tr.roi, r) < 0.3 for tr, r in zip(tracker._tracks, real))  # the crops drifted off
+        faces = tracker(frames[2], 2 / 30)  # the detector runs (every 2 frames) and finds the faces where they are
+        assert tracker.n_detections == 2
+        if drift:
+            assert [f.id for f in faces] == [0, 1] and all(f.detected for f in faces) and tracker.last_events == []
+            np.testing.assert_allclose([tr.roi for tr in tracker._tracks], real, atol=2.0)
+        else:
+            assert [f.id for f in faces] == [0, 1, 2, 3]  # the drifted tracks stay beside the new ones
+
+
 # ------------------------------------------------------------------------------------ CLI
 def test_cli_video_with_a_detector_whose_package_is_missing_is_one_line_before_any_frame(tmp_path, capsys,
                                                                                       monkeypatch):

@@ -51,7 +51,7 @@ GREY_SPREAD = 2.0
 #: A photo is too dark for the detector when its brightest pixels (the 99.5th percentile of its grey levels) stay at
 #: or below this level: photos of a low-light face detection set (brightest 6-22 of 255) gave no face, even at
 #: ``--detector-threshold 0.05``, where the low-light photos of enhancement papers that were found reach higher
-#: (docs/experiments/wild.md, "Looked at by eye: animals, people in the dark")
+#: (docs/experiments/wild.md, "Looked at by eye: animals, sports, people in the dark, street crowds")
 DARK_LEVEL = 40
 #: Near misses of a downscaled photo that are detected again (``FaceBoxes(recheck=True)``): proposals scoring
 #: above ``RECHECK_SCORE`` (and at most the threshold, or 0.5) whose box spans fewer than ``RECHECK_SIDE`` pixels at the

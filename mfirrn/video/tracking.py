@@ -174,7 +174,10 @@ class TrackerSettings:
     :func:`mfirrn.inference.verify.confidence_needed`) for ``low_confidence_frames`` frames in a row, or its pitch
     leaves +-90 degrees for as many (:func:`plausible`; a face in doubt is not output, and no detection with such a pitch
     starts a track); when no detection
-    overlaps it on ``max_unconfirmed`` detection frames in a row; when its roi leaves the image (less than
+    overlaps it on ``max_unconfirmed`` detection frames in a row (with ``concentric_drift``, a detection that frames
+    its place at another scale, :func:`concentric`, and that no other track overlaps confirms it and becomes its crop:
+    a small face's crop that creeps up its forehead, smaller, is not left beside a second track the detector starts on
+    the same face); when its roi leaves the image (less than
     ``min_inside`` of it inside), shrinks below ``min_face`` pixels or changes size by more than
     ``max_scale_jump`` in one frame, unless the detector, run on that frame, finds the face where the track
     was (overlapping its crop, or :func:`concentric` with it): a face cut by the image border, whose crop from its
@@ -209,6 +212,7 @@ class TrackerSettings:
     min_inside: float = 0.5
     match_iou: float = 0.3
     reuse_frames: int = 30
+    concentric_drift: bool = True
 
     def __post_init__(self) -> None:
         if self.smooth not in SMOOTHERS:
@@ -567,11 +571,18 @@ class FaceTracker:
             rois = np.array([f.roi for f in found]).reshape(-1, 4)
             kept = []
             why_pending = {id(tr): why for tr, why in pending}
-            for tr in self._tracks + [tr for tr, _ in pending]:  # a track must stay on a face the detector confirms
+            checked = self._tracks + [tr for tr, _ in pending]
+            held = (roi_iou(np.array([tr.roi for tr in checked])[:, None], rois[None]) > s.match_iou
+                    if len(checked) and len(rois) else np.zeros((len(checked), len(rois)), bool))
+            for i, tr in enumerate(checked):  # a track must stay on a face the detector confirms
                 iou = roi_iou(tr.roi, rois) if len(rois) else np.zeros(0)
                 k = int(np.argmax(iou)) if len(iou) and iou.max() > s.match_iou else None
                 if k is None and id(tr) in why_pending:  # its crop failed: the face may be found at another scale
                     k = concentric(tr.roi, rois)
+                elif k is None and s.concentric_drift:  # its crop drifted (up a small face's forehead): the
+                    free = np.flatnonzero(~np.delete(held, i, axis=0).any(axis=0))  # detection framing its place that
+                    j = concentric(tr.roi, rois[free])  # no other track holds
+                    k = None if j is None else int(free[j])
                 if k is not None:
                     f = found[k]
                     tr.unconfirmed, tr.low, tr.bad, tr.landmarks, tr.roi = 0, 0, 0, f.landmarks, f.roi
