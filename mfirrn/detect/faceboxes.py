@@ -29,8 +29,7 @@ from mfirrn.io.defaults import DETECTOR_SIZE
 
 __all__ = ["FaceBoxesNet", "FaceBoxes", "prior_boxes", "decode_boxes", "nms", "is_grey", "brightest_level", "tint_grey",
            "MIN_SIZES", "STEPS", "VARIANCES", "SCORE_THRESHOLD", "MAX_SIZE", "GREY_TINT", "GREY_SPREAD", "DARK_LEVEL",
-           "RECHECK_SCORE",
-           "RECHECK_SIDE", "RECHECK_CONTEXT", "RECHECK_MAX", "RECHECK_SMALL_SIDE", "RECHECK_UPSCALE",
+           "RECHECK_SCORE", "RECHECK_SIDE", "RECHECK_CONTEXT", "RECHECK_MAX", "RECHECK_SMALL_SIDE", "RECHECK_UPSCALE",
            "RECHECK_SMALL_MAX"]
 
 MIN_SIZES: tuple[tuple[int, ...], ...] = ((32, 64, 128), (256,), (512,))

@@ -572,11 +572,11 @@ class FaceTracker:
             kept = []
             why_pending = {id(tr): why for tr, why in pending}
             checked = self._tracks + [tr for tr, _ in pending]
-            held = (roi_iou(np.array([tr.roi for tr in checked])[:, None], rois[None]) > s.match_iou
-                    if len(checked) and len(rois) else np.zeros((len(checked), len(rois)), bool))
+            ious = roi_iou(np.array([tr.roi for tr in checked]).reshape(-1, 4)[:, None], rois[None])  # (T, K)
+            held = ious > s.match_iou
             for i, tr in enumerate(checked):  # a track must stay on a face the detector confirms
-                iou = roi_iou(tr.roi, rois) if len(rois) else np.zeros(0)
-                k = int(np.argmax(iou)) if len(iou) and iou.max() > s.match_iou else None
+                iou = ious[i]
+                k = int(np.argmax(iou)) if iou.size and iou.max() > s.match_iou else None
                 if k is None and id(tr) in why_pending:  # its crop failed: the face may be found at another scale
                     k = concentric(tr.roi, rois)
                 elif k is None and s.concentric_drift:  # its crop drifted (up a small face's forehead): the
