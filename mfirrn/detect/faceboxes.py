@@ -48,7 +48,7 @@ GREY_TINT: tuple[float, float, float] = (0.803, 0.935, 1.212)
 #: grey levels (JPEG keeps a little colour noise in black-and-white photos).
 GREY_SPREAD = 2.0
 #: A photo is too dark for the detector when its brightest pixels (the 99.5th percentile of its grey levels) stay at
-#: or below this level: photos of a low-light face detection set (brightest 6-22 of 255) gave no face, even at
+#: or below this level: photos of a low-light face detection set (brightest 7-23 of 255) gave no face, even at
 #: ``--detector-threshold 0.05``; the 73 low-light photos of enhancement papers reach 79-255 and their faces are found
 #: (docs/experiments/wild.md, "Looked at by eye: animals, sports, people in the dark, street crowds")
 DARK_LEVEL = 40
