@@ -36,8 +36,8 @@ TOO_SMALL = 20
 #: are likely there, too small to find at that scale (docs/experiments/wild.md, "Small faces in a downscaled photo")
 SMALL_AT_DETECTION = 32
 #: A photo without a face is told to be turned upright when, turned by 180 degrees, it holds a face at least this
-#: confident: the 77 of 150 dev-split photos stored upside down without a face found still are (their faces score 0.99
-#: or more); of 700 upright photos without a face, 11 are instead of 25 at the verifier's own threshold
+#: confident: of 59 dev-split photos stored upside down without a face found, 54 still are (55 at the verifier's own
+#: threshold); of 700 upright photos without a face, 11 are instead of 25
 #: (docs/experiments/wild.md, "Looked at by eye: animals, sports, people in the dark, street crowds")
 TURNED_CONFIDENCE = 0.5
 #: An input: (its path as the workers open it, its name relative to the inputs' root)
