@@ -865,6 +865,24 @@ def test_cli_clip_without_a_face_names_what_to_try(tmp_path, capsys):
             in capsys.readouterr().err)
 
 
+def test_cli_a_very_dark_clip_is_told_to_be_brightened(tmp_path, capsys):
+    """A clip filmed in the dark (the sample photo at a twentieth of its brightness, its brightest pixels at 11 of
+    255): no face in any frame, and the warning says the clip is too dark instead of the detector options."""
+    from mfirrn.inference.pipeline import read_image
+    from mfirrn.io.assets import fetch
+    from mfirrn.video.io import VideoWriter
+
+    dark = np.round(read_image(fetch("sample-jianzhuguo")) * 0.05).astype(np.uint8)
+    clip = tmp_path / "night.mp4"
+    with VideoWriter(clip, 30.0) as w:
+        for _ in range(3):
+            w.write(dark)
+    assert main(["reconstruct", str(clip), "-o", str(tmp_path / "out"), "--outputs", "json"]) == 0
+    err = capsys.readouterr().err
+    assert "night.mp4: no face found in any frame (try brightening it: a very dark clip, its brightest pixels at " in err
+    assert "--detector" not in err, err
+
+
 def test_a_synthetic_clip_can_fill_its_frame_with_the_photo():
     """``face_size=None``: through the whole motion every frame corner comes from inside the photo (no reflected
     border), and the photo is not scaled more than that needs (a corner comes close to its edge)."""

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 VIDEO_OUTPUTS = ("json", "landmarks", "dense", "render", "pose", "obj", "ply")
 VIDEO_DEFAULT_OUTPUTS = "json,landmarks,pose"
 _OVERLAYS = ("landmarks", "dense", "render", "pose")
+#: Until a clip has a face, its brightness (:func:`mfirrn.detect.faceboxes.brightest_level`, for the hint of a clip
+#: without a face) is read on every this many frames
+BRIGHTNESS_EVERY = 10
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -163,6 +166,7 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
 
     from tqdm import tqdm
 
+    from mfirrn.detect.faceboxes import brightest_level
     from mfirrn.video.io import VideoReader, VideoWriter
     from mfirrn.video.tracking import FaceTracker, track_video
 
@@ -181,7 +185,7 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
             writer = VideoWriter(tmp_dir / f"{stem}_overlay.mp4", info.fps) if overlays else None
             jsonl = open(tmp_dir / f"{stem}.jsonl", "w") if "json" in outputs else None
             mesh_dir = tmp_dir / f"{stem}_meshes"
-            n = n_faces = 0
+            n = n_faces = brightest = 0
             ids: set[int] = set()
             t0 = time.perf_counter()
             bar = tqdm(total=info.n_frames or None, desc=stem, unit="frame", disable=not progress, file=sys.stderr)
@@ -190,6 +194,8 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
                     for i, t, frame, tracked in track_video(reader, tracker):
                         n, n_faces = n + 1, n_faces + len(tracked)
                         ids.update(tf.id for tf in tracked)
+                        if not n_faces and i % BRIGHTNESS_EVERY == 0:  # for the hint of a clip without a face
+                            brightest = max(brightest, brightest_level(frame))
                         events = tracker.events.pop(i, [])
                         if jsonl is not None:
                             jsonl.write(json.dumps({"frame": i, "time": round(t, 6),
@@ -232,7 +238,8 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
                     break
     return {"frames": n, "faces": n_faces, "ids": len(ids), "detections": tracker.n_detections,
             "fps": n / elapsed if elapsed > 0 else float("nan"), "written": published,
-            "truncated": bool(truncated), "expected_frames": info.n_frames, "size": (info.width, info.height)}
+            "truncated": bool(truncated), "expected_frames": info.n_frames, "size": (info.width, info.height),
+            "brightest": brightest}
 
 
 def _no_face_hints(args: argparse.Namespace, result: dict) -> str:
@@ -244,8 +251,11 @@ def _no_face_hints(args: argparse.Namespace, result: dict) -> str:
         suggest_threshold,
         suggested_min_size,
     )
+    from mfirrn.detect.faceboxes import DARK_LEVEL
     from mfirrn.detect.registry import names_faceboxes
 
+    if result["brightest"] <= DARK_LEVEL:  # nothing else helps (docs/experiments/wild.md, "people in the dark")
+        return f"brightening it: a very dark clip, its brightest pixels at {result['brightest']} of 255"
     hints, options = [], vars(args)
     if names_faceboxes(args.detector):
         w, h = result["size"]
