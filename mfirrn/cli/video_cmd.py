@@ -238,7 +238,8 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
                     break
     return {"frames": n, "faces": n_faces, "ids": len(ids), "detections": tracker.n_detections,
             "fps": n / elapsed if elapsed > 0 else float("nan"), "written": published,
-            "truncated": bool(truncated), "expected_frames": info.n_frames, "size": (info.width, info.height),
+            "truncated": bool(truncated), "expected_frames": info.n_frames, "total_frames": reader.total_frames,
+            "size": (info.width, info.height),
             "brightest": brightest}
 
 
@@ -354,6 +355,8 @@ def _run_sources(sources, rec, out_dir, outputs, settings, args) -> int:
             print(f"warning: {src}: decoding stopped at frame {r['frames']} of {r['expected_frames']} "
                   f"(truncated or corrupt); results cover the decoded frames", file=sys.stderr)
         tracks = f"{r['ids']} track" + ("" if r["ids"] == 1 else "s")
-        print(f"{src}: {r['frames']} frames, {r['faces']} faces in all ({tracks}), detector run on "
+        stopped = args.max_frames and r["frames"] < r["total_frames"]  # the clip goes on past --max-frames
+        frames = f"{r['frames']} of {r['total_frames']} frames (--max-frames)" if stopped else f"{r['frames']} frames"
+        print(f"{src}: {frames}, {r['faces']} faces in all ({tracks}), detector run on "
               f"{r['detections']} frame(s), {r['fps']:.1f} frames/s -> {', '.join(p.name for p in r['written'])}")
     return n_ok
