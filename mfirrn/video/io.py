@@ -93,10 +93,10 @@ class VideoReader:
         self._first = first
         self._first_ms = cap.get(cv2.CAP_PROP_POS_MSEC)
         fps = cap.get(cv2.CAP_PROP_FPS)
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not isinstance(source, int) else 0
-        self.total_frames = max(n, 0)  # the container's count, whatever max_frames reads (0 when unknown)
+        n = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0) if not isinstance(source, int) else 0
+        self.total_frames = n  # the container's count, whatever max_frames reads (0 when unknown)
         self.info = VideoInfo(first.shape[1], first.shape[0], float(fps) if fps and 0 < fps < 1000 else 30.0,
-                              max(n, 0) if max_frames is None else min(max(n, 0), max_frames) or max_frames)
+                              n if max_frames is None else min(n, max_frames) or max_frames)
 
     def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
         if self._cap is None:
