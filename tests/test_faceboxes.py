@@ -386,6 +386,36 @@ def test_a_crowd_is_detected_again_whole_and_larger(faceboxes, monkeypatch):
     assert all(scale == 2.0 for _, scale, _ in calls[1:])
 
 
+def test_a_crowd_in_a_downscaled_photo_is_detected_again_whole_at_its_own_pixels(faceboxes, monkeypatch):
+    """A downscaled photo with CROWD_PROPOSALS small proposals (under 32 pixels at the detector's input) is detected
+    again whole at twice its scale or, if larger, with its longer side at CROWD_LARGE_SIDE pixels but never beyond
+    its own size: a 4000 x 6000 photo (seen at 0.18) at 4000 / 6000, a 2000 x 3000 one (0.36) at its own size, an
+    800 x 1200 one (0.9) at twice its scale. Its faces join as in a photo seen at its own size."""
+    from mfirrn.detect.faceboxes import CROWD_LARGE_SIDE, CROWD_PROPOSALS, RECHECK_SCORE
+
+    def crowd(h, w, side):  # a row of CROWD_PROPOSALS near misses spanning 24 pixels at the detector's input
+        row = [[20 + 1.2 * side * i, h / 2, 20 + 1.2 * side * i + side, h / 2 + side, 0.45 - 0.01 * i]
+               for i in range(CROWD_PROPOSALS)]
+        return np.array([[100, 100, 300, 300, 0.9], *row])
+
+    for (h, w), seen in (((4000, 6000), 4000 / 6000), ((2000, 3000), 1.0), ((800, 1200), 1.8)):
+        scale = FaceBoxes().scale_for(h, w)
+        assert seen == pytest.approx(max(2 * scale, min(1.0, CROWD_LARGE_SIDE / w)))
+        larger = np.array([[2 * w / 3, h / 4, 2 * w / 3 + 20, h / 4 + 20, 0.95]])  # a face no proposal showed
+        calls: list = []
+        monkeypatch.setattr(FaceBoxes, "_detect", _fake_detect(calls, crowd(h, w, 24 / scale), (h, w), larger))
+        monkeypatch.setattr(faceboxes, "recheck", True)
+        boxes = faceboxes(np.zeros((h, w, 3), np.uint8))
+        assert calls[:2] == [((h, w), pytest.approx(scale), RECHECK_SCORE), ((h, w), pytest.approx(seen), 0.5)]
+        assert faceboxes.seen_scale == pytest.approx(seen)
+        np.testing.assert_array_equal(boxes[0], larger[0])
+    # one small proposal fewer: the near misses are looked at on their crops only (at most RECHECK_MAX)
+    calls.clear()
+    monkeypatch.setattr(FaceBoxes, "_detect", _fake_detect(calls, crowd(2000, 3000, 24 / 0.36)[:-1], (2000, 3000)))
+    faceboxes(np.zeros((2000, 3000, 3), np.uint8))
+    assert [c for c in calls if c[0] == (2000, 3000)] == [((2000, 3000), pytest.approx(0.36), RECHECK_SCORE)]
+
+
 def test_recheck_keeps_every_box_of_a_photo(sample_photo):
     """The real network: with ``recheck`` the boxes above the threshold are the same rows, in a photo detected at
     its own size and in one detected downscaled."""

@@ -67,12 +67,16 @@ RECHECK_SMALL_SIDE = 32.0
 RECHECK_UPSCALE = 2.0
 #: At most this many such small near misses a photo (a group photo holds many faces of 15-30 pixels).
 RECHECK_SMALL_MAX = 20
-#: A crowd: a photo seen at its own size (or upscaled), smaller than ``CROWD_SIDE`` pixels, with at least
-#: ``CROWD_PROPOSALS`` proposals under ``RECHECK_SMALL_SIDE`` pixels at the input is detected again whole, its
-#: longer side shown at ``CROWD_SIDE`` pixels (at least ``RECHECK_UPSCALE`` times the scale it was seen at), instead
-#: of crop by crop (docs/experiments/wild.md, "A crowd").
+#: A crowd: a photo seen smaller than ``CROWD_SIDE`` pixels with at least ``CROWD_PROPOSALS`` proposals under
+#: ``RECHECK_SMALL_SIDE`` pixels at the input is detected again whole, instead of crop by crop, at least
+#: ``RECHECK_UPSCALE`` times larger than it was seen: a photo seen at its own size (or upscaled) with its longer side
+#: at ``CROWD_SIDE`` pixels if that is more, a downscaled one at ``CROWD_LARGE_SIDE`` pixels if that is more, but not
+#: beyond its own size for that (its own pixels hold its faces; docs/experiments/wild.md, "A crowd", "A crowd in a
+#: large photo"). Photos seen at a scale below ``CROWD_MIN_SCALE`` are not looked at so (0: every photo is).
 CROWD_PROPOSALS = 20
 CROWD_SIDE = 2000.0
+CROWD_LARGE_SIDE = 4000.0
+CROWD_MIN_SCALE = 0.0
 # anchors per feature-map cell: a 32 px anchor is densified 4x4, a 64 px one 2x2 (FaceBoxes §3.3)
 _DENSITY = {32: 4, 64: 2}
 
@@ -350,10 +354,11 @@ class FaceBoxes:
     misses under :data:`RECHECK_SMALL_SIDE` pixels at the input (faces of 15-30 pixels, which FaceBoxes scores low
     at their own size; at most :data:`RECHECK_SMALL_MAX`) are detected again on such a crop shown
     :data:`RECHECK_UPSCALE` times larger. A crowd (at least :data:`CROWD_PROPOSALS` proposals under
-    :data:`RECHECK_SMALL_SIDE` pixels in such an image, seen smaller than :data:`CROWD_SIDE` pixels) is detected
-    again whole, its longer side shown at :data:`CROWD_SIDE` pixels (at least :data:`RECHECK_UPSCALE` times its
-    scale): the boxes found there that overlap no kept box join, and only the small near misses that none of them
-    overlaps are looked at on their crops
+    :data:`RECHECK_SMALL_SIDE` pixels at the input of an image seen smaller than :data:`CROWD_SIDE` pixels) is
+    detected again whole, at least :data:`RECHECK_UPSCALE` times larger: its longer side at :data:`CROWD_SIDE` pixels
+    if it was seen at its own size or upscaled, at :data:`CROWD_LARGE_SIDE` (at most its own size) if it was
+    downscaled, where that is larger. The boxes found there that overlap no kept box join, and only the small near
+    misses that none of them overlaps are looked at on their crops
     (``seen_scale``: the largest scale the last image was detected at whole). The boxes above it stay as they are,
     and a lower threshold still only adds boxes. ``weights``: a checkpoint path (default: the registered asset
     ``detector-faceboxes``). ``backend``: ``"torch"`` or ``"onnxruntime"`` (CPU; needs onnx and onnxruntime).
@@ -440,9 +445,11 @@ class FaceBoxes:
         rechecked = np.zeros(len(boxes), bool)
         near = ~sure & (boxes[:, 4] > RECHECK_SCORE) & (side < limit)
         small = (boxes[:, 4] > RECHECK_SCORE) & (side < RECHECK_SMALL_SIDE)  # sure or not
-        if scale >= 1 and max(h, w) * scale < CROWD_SIDE and np.count_nonzero(small) >= CROWD_PROPOSALS:
-            # a crowd: more small faces than crops are worth, the whole photo shown larger
-            self.seen_scale = max(RECHECK_UPSCALE * scale, CROWD_SIDE / max(h, w))
+        if scale >= CROWD_MIN_SCALE and max(h, w) * scale < CROWD_SIDE and np.count_nonzero(small) >= CROWD_PROPOSALS:
+            # a crowd: more small faces than crops are worth, the whole photo shown larger (a downscaled one at most
+            # at its own size for CROWD_LARGE_SIDE)
+            side_scale = CROWD_SIDE / max(h, w) if scale >= 1 else min(1.0, CROWD_LARGE_SIDE / max(h, w))
+            self.seen_scale = max(RECHECK_UPSCALE * scale, side_scale)
             found = self._detect(image, self.seen_scale, top)
             for box in found:
                 if not (len(kept) and roi_iou(kept[:, :4], box[None, :4]).max() > 0.3):
