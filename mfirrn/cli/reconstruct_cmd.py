@@ -87,8 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "is small at the detector's input is detected again on a crop around it: at full resolution "
                         "in a downscaled photo (the score of such faces moves with the exact downscale), twice as "
                         "large for faces under 32 pixels in a photo seen at its own size (FaceBoxes scores faces of "
-                        "15-30 pixels low); a crowd (20 or more such proposals) is detected again whole, at least twice as "
-                        "large: at 2000 pixels, a downscaled photo at 4000 pixels at most its own size")
+                        "15-30 pixels low); a crowd (20 or more such proposals) is detected again whole, at least "
+                        "twice as large: at 2000 pixels, a downscaled photo at 4000 pixels at most its own size")
     p.add_argument("--detector-tint-grey", action="store_true",
                    help="FaceBoxes sees black-and-white photos in a skin tint: it finds far more small and faint "
                         "faces in them (old prints, grey cameras), and a few more false ones. Colour photos are "
