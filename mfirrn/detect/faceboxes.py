@@ -72,11 +72,10 @@ RECHECK_SMALL_MAX = 20
 #: ``RECHECK_UPSCALE`` times larger than it was seen: a photo seen at its own size (or upscaled) with its longer side
 #: at ``CROWD_SIDE`` pixels if that is more, a downscaled one at ``CROWD_LARGE_SIDE`` pixels if that is more, but not
 #: beyond its own size for that (its own pixels hold its faces; docs/experiments/wild.md, "A crowd", "A crowd in a
-#: large photo"). Photos seen at a scale below ``CROWD_MIN_SCALE`` are not looked at so (0: every photo is).
+#: large photo").
 CROWD_PROPOSALS = 20
 CROWD_SIDE = 2000.0
 CROWD_LARGE_SIDE = 4000.0
-CROWD_MIN_SCALE = 0.0
 # anchors per feature-map cell: a 32 px anchor is densified 4x4, a 64 px one 2x2 (FaceBoxes §3.3)
 _DENSITY = {32: 4, 64: 2}
 
@@ -445,7 +444,7 @@ class FaceBoxes:
         rechecked = np.zeros(len(boxes), bool)
         near = ~sure & (boxes[:, 4] > RECHECK_SCORE) & (side < limit)
         small = (boxes[:, 4] > RECHECK_SCORE) & (side < RECHECK_SMALL_SIDE)  # sure or not
-        if scale >= CROWD_MIN_SCALE and max(h, w) * scale < CROWD_SIDE and np.count_nonzero(small) >= CROWD_PROPOSALS:
+        if max(h, w) * scale < CROWD_SIDE and np.count_nonzero(small) >= CROWD_PROPOSALS:
             # a crowd: more small faces than crops are worth, the whole photo shown larger (a downscaled one at most
             # at its own size for CROWD_LARGE_SIDE)
             side_scale = CROWD_SIDE / max(h, w) if scale >= 1 else min(1.0, CROWD_LARGE_SIDE / max(h, w))
