@@ -3,12 +3,13 @@ and arrays in their documented channel order, and one clear sentence for everyth
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mfirrn.inference.inputs import FaceInputError, ImageError, as_bgr, check_boxes, read_image, to_bgr
+from mfirrn.inference.inputs import FaceInputError, ImageError, ImageWarning, as_bgr, check_boxes, read_image, to_bgr
 from mfirrn.inference.pipeline import Reconstructor
 
 
@@ -187,6 +188,34 @@ def test_a_photo_cut_short_is_named_as_such(photo, tmp_path):
     with pytest.raises(ImageError) as exc:
         read_image(empty)
     _one_line(exc, "empty.jpg", "the file is empty", "get the file again")
+
+
+def test_a_damaged_jpeg_that_decodes_is_read_with_one_warning_naming_it(sample_photo, tmp_path, capfd):
+    """A JPEG with stray bytes before its end marker decodes whole; libjpeg's own line ("Corrupt JPEG data: 11
+    extraneous bytes before marker 0xd9", printed on standard error without the file's name) becomes an
+    ImageWarning naming the file, and the CLI prints it as one ``warning:`` line."""
+    from mfirrn.cli import main
+
+    data = Path(sample_photo).read_bytes()
+    assert data[-2:] == b"\xff\xd9"
+    damaged = tmp_path / "damaged.jpg"
+    damaged.write_bytes(data[:-2] + bytes(12) + data[-2:])
+    capfd.readouterr()
+    with pytest.warns(ImageWarning) as caught:
+        img = read_image(damaged)
+    assert np.array_equal(img, read_image(sample_photo))
+    assert len(caught) == 1
+    msg = str(caught[0].message)
+    assert "damaged.jpg" in msg and "extraneous bytes before marker 0xd9" in msg and "\n" not in msg, msg
+    assert capfd.readouterr().err == ""  # libjpeg's line is not left on the process's standard error
+    assert main(["reconstruct", str(damaged), "-o", str(tmp_path / "out"), "--outputs", "json", "--workers", "1"]) == 0
+    err = capfd.readouterr().err.splitlines()
+    said = [line for line in err if "Corrupt JPEG" in line]
+    assert len(said) == 1 and said[0].startswith(f"warning: {damaged}: damaged JPEG data, read as far as it decodes "
+                                                 "(libjpeg: Corrupt JPEG data: "), err
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImageWarning)
+        read_image(sample_photo)  # an intact JPEG: no warning
 
 
 def test_float_and_16_bit_images_are_read_as_8_bit(photo, tmp_path):

@@ -154,9 +154,10 @@ class PhotoProcessor:
 
     def __init__(self, job: PhotoJob, rec: Any = None) -> None:
         from mfirrn.cli.common import reconstructor_from_args
-        from mfirrn.inference.engine import silence_opencv
+        from mfirrn.inference.engine import plain_image_warnings, silence_opencv
 
         silence_opencv()  # OpenCV's own [ WARN] lines: the outcome of each photo is reported on one line
+        plain_image_warnings()  # a damaged JPEG's libjpeg message, with the file's name
         self.job = job
         if rec is None:
             set_threads(job.threads)

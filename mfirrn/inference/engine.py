@@ -49,6 +49,26 @@ def silence_opencv() -> None:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
+def plain_image_warnings() -> None:
+    """Print each :class:`~mfirrn.inference.inputs.ImageWarning` (a damaged file that was read) in this process as
+    one line of the job's, ``warning: <file>: ...``, not in Python's warning format; other warnings as before."""
+    import sys
+    import warnings
+
+    from mfirrn.inference.inputs import ImageWarning
+    from mfirrn.inference.sources import show_path
+
+    python_format = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ImageWarning):
+            print(f"warning: {show_path(str(message))}", file=file or sys.stderr, flush=True)
+        else:
+            python_format(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 _processor: Any = None  # the processor of this worker process (set by _init_worker)
 
 

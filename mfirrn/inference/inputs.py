@@ -7,7 +7,9 @@ Images (:func:`to_bgr`) become BGR ``uint8`` arrays (H, W, 3), the layout OpenCV
   photo with its rotation and mirror properties, is turned as viewers show it; 16-bit files and float TIFFs within 0..1
   are scaled to 8 bits; a PNG or WebP with transparency is laid over white, as viewers and web pages show it
   (:func:`over_white`; the colours a file keeps under fully transparent pixels are often streaks of its
-  edges); a URL is refused (download it first), so is an empty file;
+  edges); a URL is refused (download it first), so is an empty file; a JPEG whose data libjpeg finds damaged but
+  decodes is read, with an :class:`ImageWarning` that names the file and libjpeg's message (libjpeg would print the
+  message alone on the process's standard error);
 * a PIL image: converted from its mode (RGB, RGBA, L, P, ...) to RGB, then to BGR, transparency laid over white
   (PIL does not apply an EXIF orientation tag: ``PIL.ImageOps.exif_transpose(img)`` first, or pass the path);
 * an array: (H, W, 3) is taken as **BGR**, (H, W, 4) as BGRA (laid over white), (H, W) as grey; ``uint8`` as it
@@ -21,8 +23,12 @@ subclasses of ``ValueError``, with one sentence that names the problem and the f
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+import tempfile
+import threading
+import warnings
 from pathlib import Path
 from typing import Any, Union
 
@@ -30,7 +36,7 @@ import numpy as np
 
 from mfirrn.inference.sources import HEIF_SUFFIXES, MAX_PIXELS, UNREAD_SUFFIXES, too_many_pixels
 
-__all__ = ["ImageError", "FaceInputError", "ImageInput", "read_image", "as_bgr", "to_bgr", "over_white",
+__all__ = ["ImageError", "ImageWarning", "FaceInputError", "ImageInput", "read_image", "as_bgr", "to_bgr", "over_white",
            "check_boxes", "check_landmarks"]
 
 #: A path, a PIL image or an array (see the module docstring).
@@ -40,6 +46,10 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # http://..., also as Path() l
 
 class ImageError(ValueError):
     """An image is missing, unreadable, or not an image the pipeline can take; the message names the fix."""
+
+
+class ImageWarning(UserWarning):
+    """An image was read, but its file is damaged (the message names the file and what the decoder found)."""
 
 
 class FaceInputError(ValueError):
@@ -64,7 +74,7 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
         raise ImageError(f"{path}: the file is empty (0 bytes: an interrupted download or copy?); get the file again")
     if path.suffix.lower() in HEIF_SUFFIXES or _is_heif(data):
         return _read_heif(data, path)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    img = _decode_jpeg(data, path) if bytes(data[:2]) == b"\xff\xd8" else cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:  # OpenCV reads 32-bit samples (float TIFF) only at their own depth
         img = _eight_bit(cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH), path)
     if img is None:
@@ -78,6 +88,39 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
         bgra = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
         if bgra is not None and bgra.ndim == 3 and bgra.shape[2] == 4 and bgra.shape[:2] == img.shape[:2]:
             img = over_white(_eight_bit(bgra, path))
+    return img
+
+
+#: Held while file descriptor 2 is redirected (:func:`_decode_jpeg`): one thread at a time may move it.
+_STDERR_MOVED = threading.Lock()
+
+
+def _decode_jpeg(data: np.ndarray, path: Path) -> "np.ndarray | None":
+    """``cv2.imdecode`` of a JPEG file's bytes, with the warnings libjpeg prints on the process's standard error
+    (file descriptor 2: "Corrupt JPEG data: 12 extraneous bytes before marker 0xd9") caught during the call and
+    issued as one :class:`ImageWarning` naming the file. While another thread decodes so, this one decodes
+    without catching them (the descriptor is the process's: two threads moving it would lose it)."""
+    import cv2
+
+    if not _STDERR_MOVED.acquire(blocking=False):
+        return cv2.imdecode(data, cv2.IMREAD_COLOR)
+    try:
+        sys.stderr.flush()
+        with tempfile.TemporaryFile() as caught:
+            saved = os.dup(2)
+            os.dup2(caught.fileno(), 2)
+            try:
+                img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            caught.seek(0)
+            said = [line.strip() for line in caught.read().decode(errors="replace").splitlines() if line.strip()]
+    finally:
+        _STDERR_MOVED.release()
+    if said and img is not None:
+        warnings.warn(f"{path}: damaged JPEG data, read as far as it decodes (libjpeg: {'; '.join(dict.fromkeys(said))})",
+                      ImageWarning, stacklevel=3)
     return img
 
 
