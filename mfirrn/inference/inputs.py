@@ -119,8 +119,9 @@ def _decode_jpeg(data: np.ndarray, path: Path) -> "np.ndarray | None":
     finally:
         _STDERR_MOVED.release()
     if said and img is not None:
-        warnings.warn(f"{path}: damaged JPEG data, read as far as it decodes (libjpeg: {'; '.join(dict.fromkeys(said))})",
-                      ImageWarning, stacklevel=3)
+        libjpeg = "; ".join(dict.fromkeys(said))
+        warnings.warn(f"{path}: damaged JPEG data, read as far as it decodes (libjpeg: {libjpeg})", ImageWarning,
+                      stacklevel=3)
     return img
 
 
