@@ -190,10 +190,16 @@ def test_a_photo_cut_short_is_named_as_such(photo, tmp_path):
     _one_line(exc, "empty.jpg", "the file is empty", "get the file again")
 
 
-def test_a_damaged_jpeg_that_decodes_is_read_with_one_warning_naming_it(sample_photo, tmp_path, capfd):
+def test_a_damaged_file_that_decodes_is_read_with_one_warning_naming_it(sample_photo, tmp_path, capfd):
     """A JPEG with stray bytes before its end marker decodes whole; libjpeg's own line ("Corrupt JPEG data: 11
     extraneous bytes before marker 0xd9", printed on standard error without the file's name) becomes an
-    ImageWarning naming the file, and the CLI prints it as one ``warning:`` line."""
+    ImageWarning naming the file, and the CLI prints it as one ``warning:`` line. So does libpng's for a PNG with a
+    malformed colour profile."""
+    import struct
+    import zlib
+
+    import cv2
+
     from mfirrn.cli import main
 
     data = Path(sample_photo).read_bytes()
@@ -216,6 +222,15 @@ def test_a_damaged_jpeg_that_decodes_is_read_with_one_warning_naming_it(sample_p
     with warnings.catch_warnings():
         warnings.simplefilter("error", ImageWarning)
         read_image(sample_photo)  # an intact JPEG: no warning
+    png = cv2.imencode(".png", read_image(sample_photo)[:64, :64])[1].tobytes()
+    body = b"ICC Profile\x00\x00" + zlib.compress(bytes(128) + b"acsp" + bytes(124))  # a profile cut short
+    iccp = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    profiled = tmp_path / "profiled.png"
+    profiled.write_bytes(png[:33] + iccp + png[33:])  # after the IHDR chunk
+    capfd.readouterr()
+    with pytest.warns(ImageWarning, match=r"profiled.png: read, with its decoder's warning \(libpng warning: iCCP"):
+        assert read_image(profiled).shape == (64, 64, 3)
+    assert capfd.readouterr().err == ""
 
 
 def test_float_and_16_bit_images_are_read_as_8_bit(photo, tmp_path):

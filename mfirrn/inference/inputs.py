@@ -7,9 +7,10 @@ Images (:func:`to_bgr`) become BGR ``uint8`` arrays (H, W, 3), the layout OpenCV
   photo with its rotation and mirror properties, is turned as viewers show it; 16-bit files and float TIFFs within 0..1
   are scaled to 8 bits; a PNG or WebP with transparency is laid over white, as viewers and web pages show it
   (:func:`over_white`; the colours a file keeps under fully transparent pixels are often streaks of its
-  edges); a URL is refused (download it first), so is an empty file; a JPEG whose data libjpeg finds damaged but
-  decodes is read, with an :class:`ImageWarning` that names the file and libjpeg's message (libjpeg would print the
-  message alone on the process's standard error);
+  edges); a URL is refused (download it first), so is an empty file; a file its decoder warns about (a JPEG whose
+  data libjpeg finds damaged but decodes, a PNG with a malformed colour profile) is read, with an
+  :class:`ImageWarning` that names the file and the decoder's message (which the decoder itself would print alone,
+  without the file's name, on the process's standard error);
 * a PIL image: converted from its mode (RGB, RGBA, L, P, ...) to RGB, then to BGR, transparency laid over white
   (PIL does not apply an EXIF orientation tag: ``PIL.ImageOps.exif_transpose(img)`` first, or pass the path);
 * an array: (H, W, 3) is taken as **BGR**, (H, W, 4) as BGRA (laid over white), (H, W) as grey; ``uint8`` as it
@@ -74,7 +75,7 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
         raise ImageError(f"{path}: the file is empty (0 bytes: an interrupted download or copy?); get the file again")
     if path.suffix.lower() in HEIF_SUFFIXES or _is_heif(data):
         return _read_heif(data, path)
-    img = _decode_jpeg(data, path) if bytes(data[:2]) == b"\xff\xd8" else cv2.imdecode(data, cv2.IMREAD_COLOR)
+    img = _decode(data, path)
     if img is None:  # OpenCV reads 32-bit samples (float TIFF) only at their own depth
         img = _eight_bit(cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH), path)
     if img is None:
@@ -91,15 +92,16 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
     return img
 
 
-#: Held while file descriptor 2 is redirected (:func:`_decode_jpeg`): one thread at a time may move it.
+#: Held while file descriptor 2 is redirected (:func:`_decode`): one thread at a time may move it.
 _STDERR_MOVED = threading.Lock()
 
 
-def _decode_jpeg(data: np.ndarray, path: Path) -> "np.ndarray | None":
-    """``cv2.imdecode`` of a JPEG file's bytes, with the warnings libjpeg prints on the process's standard error
-    (file descriptor 2: "Corrupt JPEG data: 12 extraneous bytes before marker 0xd9") caught during the call and
-    issued as one :class:`ImageWarning` naming the file. While another thread decodes so, this one decodes
-    without catching them (the descriptor is the process's: two threads moving it would lose it)."""
+def _decode(data: np.ndarray, path: Path) -> "np.ndarray | None":
+    """``cv2.imdecode`` of an image file's bytes (colour), with the warnings its decoder prints on the process's
+    standard error (file descriptor 2: libjpeg's "Corrupt JPEG data: 12 extraneous bytes before marker 0xd9",
+    libpng's "libpng warning: iCCP: ...") caught during the call and issued as one :class:`ImageWarning` naming the
+    file. While another thread decodes so, this one decodes without catching them (the descriptor is the process's:
+    two threads moving it would lose it)."""
     import cv2
 
     if not _STDERR_MOVED.acquire(blocking=False):
@@ -119,9 +121,12 @@ def _decode_jpeg(data: np.ndarray, path: Path) -> "np.ndarray | None":
     finally:
         _STDERR_MOVED.release()
     if said and img is not None:
-        libjpeg = "; ".join(dict.fromkeys(said))
-        warnings.warn(f"{path}: damaged JPEG data, read as far as it decodes (libjpeg: {libjpeg})", ImageWarning,
-                      stacklevel=3)
+        told = "; ".join(dict.fromkeys(said))
+        if bytes(data[:2]) == b"\xff\xd8":
+            what = f"damaged JPEG data, read as far as it decodes (libjpeg: {told})"
+        else:
+            what = f"read, with its decoder's warning ({told})"
+        warnings.warn(f"{path}: {what}", ImageWarning, stacklevel=3)
     return img
 
 
