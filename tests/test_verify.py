@@ -187,6 +187,35 @@ def test_onet_probability_is_read_from_its_features(two_faces):
     np.testing.assert_allclose(ort_features, features, atol=1e-3)
 
 
+def test_a_head_that_names_its_own_onet_weights_reads_o_nets_features_from_them(two_faces, tmp_path):
+    """A head whose JSON names an O-Net weights file beside it (a fine-tuned O-Net) scores with that O-Net, in both
+    backends; a missing or unreadable file is refused in one line naming it."""
+    import torch
+
+    from mfirrn.detect.mtcnn import ONetScorer
+
+    state = ONetScorer().net.onet.state_dict()
+    state = {k: v * 0.5 if k.startswith("dense5") else v for k, v in state.items()}  # another O-Net
+    torch.save(state, tmp_path / "my-onet.pt")
+    d = json.loads(VerifierHead.load().to_json())
+    (tmp_path / "head.json").write_text(json.dumps({**d, "onet": "my-onet.pt"}))
+    head = VerifierHead.load(tmp_path / "head.json")
+    assert head.onet == str(tmp_path / "my-onet.pt") and json.loads(head.to_json())["onet"] == "my-onet.pt"
+    boxes = np.array([[100.0, 80, 220, 200], [10, 10, 60, 60]])
+    shipped = ONetScorer().score(two_faces, boxes)[1]
+    for backend in ("torch", "onnxruntime"):
+        mine = FaceVerifier(head=head, backend=backend, threads=1).onet.score(two_faces, boxes)[1]
+        expected = ONetScorer(weights=tmp_path / "my-onet.pt").score(two_faces, boxes)[1]
+        np.testing.assert_allclose(mine, expected, atol=1e-3)
+        assert np.abs(mine - shipped).max() > 0.1
+    (tmp_path / "head.json").write_text(json.dumps({**d, "onet": "gone.pt"}))
+    with pytest.raises(ValueError, match="gone.pt are missing; restore"):
+        VerifierHead.load(tmp_path / "head.json")
+    (tmp_path / "junk.pt").write_bytes(b"not a state dict")
+    with pytest.raises(ValueError, match="junk.pt: cannot be read as weights of MTCNN's onet"):
+        ONetScorer(weights=tmp_path / "junk.pt")
+
+
 @pytest.mark.parametrize("option, value", [("--min-confidence", "1.5"), ("--min-confidence", "x"),
                                            ("--min-face-size", "-3")])
 def test_cli_rejects_bad_thresholds_in_one_line(tmp_path, capsys, option, value):

@@ -294,10 +294,11 @@ def _onnx_session(net: FaceBoxesNet, weights: Path, threads: int):
 
 
 def onnx_session(net: nn.Module, weights: Path, threads: int, example: torch.Tensor, input_names: list[str],
-                 output_names: list[str], dynamic_axes: dict, variant: str = ""):
+                 output_names: list[str], dynamic_axes: dict, variant: str = "", export_dir: Optional[Path] = None):
     """An ONNX Runtime session of a detector network ``net`` (CPU, ``threads`` intra-op threads, 0: all cores);
-    the export (from ``example``) is kept beside its ``weights``, keyed by their sha256, the torch version and
-    ``variant`` (a name for a network that wraps the weights differently, e.g. with other outputs)."""
+    the export (from ``example``) is kept beside its ``weights`` (or in ``export_dir``), keyed by their sha256, the
+    torch version and ``variant`` (a name for a network that wraps the weights differently, e.g. with other
+    outputs)."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -306,7 +307,8 @@ def onnx_session(net: nn.Module, weights: Path, threads: int, example: torch.Ten
 
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
     tag = f"-{variant}" if variant else ""
-    path: Optional[Path] = weights.with_name(f"{weights.stem}{tag}-{digest}-torch{torch.__version__.split('+')[0]}.onnx")
+    name = f"{weights.stem}{tag}-{digest}-torch{torch.__version__.split('+')[0]}.onnx"
+    path: Optional[Path] = (export_dir or weights.parent) / name
     if not path.is_file():
         import io
         import warnings

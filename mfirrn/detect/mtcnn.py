@@ -13,7 +13,8 @@ alone.
 
 from __future__ import annotations
 
-from typing import Union
+from pathlib import Path
+from typing import Optional, Union
 
 import cv2
 import numpy as np
@@ -109,13 +110,20 @@ class _ProbAndFeatures(nn.Module):
 _NETS = {"pnet": PNet, "rnet": RNet, "onet": ONet}
 
 
-def load_mtcnn_net(name: str, device: Union[str, torch.device] = "cpu") -> nn.Module:
-    """One of ``"pnet"``, ``"rnet"``, ``"onet"`` with its weights (asset ``mtcnn-<name>``), in eval mode."""
+def load_mtcnn_net(name: str, device: Union[str, torch.device] = "cpu", weights: Optional[Path] = None) -> nn.Module:
+    """One of ``"pnet"``, ``"rnet"``, ``"onet"`` with its weights (asset ``mtcnn-<name>``, or the state dict file
+    ``weights``, read without running code), in eval mode; ValueError naming a ``weights`` file that does not fit."""
     from mfirrn.io.assets import fetch
 
     net = _NETS[name]()
-    state = torch.load(fetch(f"mtcnn-{name}"), map_location="cpu", weights_only=True)
-    net.load_state_dict(state)
+    path = weights if weights is not None else fetch(f"mtcnn-{name}")
+    try:
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as e:  # a file from someone else: torch's weights-only reader runs no code, whatever it holds
+        if weights is None:
+            raise
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"{weights}: cannot be read as weights of MTCNN's {name} ({why}); restore the file") from None
     return net.to(device).eval()
 
 
@@ -168,20 +176,22 @@ class ONetScorer:
     :meth:`score` also returns the 256-d features O-Net's heads read (the face verifier's embedding).
 
     ``backend``: ``"torch"`` or ``"onnxruntime"`` (CPU; the export is cached beside the weights);
-    ``threads``: ONNX Runtime's intra-op threads (0: all cores).
+    ``threads``: ONNX Runtime's intra-op threads (0: all cores); ``weights``: a state dict file in place of
+    MTCNN's O-Net (the face verifier's fine-tuned one; its export is cached in the asset cache).
     """
 
-    def __init__(self, *, backend: str = "torch", device: Union[str, torch.device] = "cpu", threads: int = 0) -> None:
-        self.net = _ProbAndFeatures(load_mtcnn_net("onet", device)).eval()
+    def __init__(self, *, backend: str = "torch", device: Union[str, torch.device] = "cpu", threads: int = 0,
+                 weights: Optional[Path] = None) -> None:
+        self.net = _ProbAndFeatures(load_mtcnn_net("onet", device, weights)).eval()
         self._session = None
         if backend == "onnxruntime":
             from mfirrn.detect.faceboxes import onnx_session
-            from mfirrn.io.assets import fetch
+            from mfirrn.io.assets import cache_dir, fetch
 
-            self._session = onnx_session(self.net, fetch("mtcnn-onet"), threads, torch.zeros(1, 3, 48, 48),
+            self._session = onnx_session(self.net, weights or fetch("mtcnn-onet"), threads, torch.zeros(1, 3, 48, 48),
                                          ["crops"], ["prob", "features"],
                                          {"crops": {0: "n"}, "prob": {0: "n"}, "features": {0: "n"}},
-                                         variant="prob-features")
+                                         variant="prob-features", export_dir=cache_dir() / "onnx" if weights else None)
 
     def score(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(face probability (N,), features (N, 256)) float64 of ``boxes`` (N, 4) in a BGR uint8 ``image``."""

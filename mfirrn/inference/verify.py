@@ -189,7 +189,8 @@ SECOND_OPINIONS: dict[str, SecondOpinion] = {"blazeface": BLAZEFACE_OPINION}
 @dataclass(frozen=True)
 class VerifierHead:
     """Logistic model: ``confidence = sigmoid(sum_k weights[k] * (x[k] - mean[k]) / std[k] + bias)`` over the
-    features ``names`` (F, K) -> (F,). ``threshold`` is the default ``min_confidence`` chosen with it."""
+    features ``names`` (F, K) -> (F,). ``threshold`` is the default ``min_confidence`` chosen with it; ``onet``: the
+    O-Net weights its O-Net features come from (a PyTorch state dict, e.g. fine-tuned), or "" for MTCNN's own."""
 
     names: tuple[str, ...]
     mean: tuple[float, ...]
@@ -198,6 +199,7 @@ class VerifierHead:
     bias: float
     threshold: float
     note: str = ""
+    onet: str = ""
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         """Confidences (F,) from the head's own features (F, K), in the order of ``names``."""
@@ -211,8 +213,9 @@ class VerifierHead:
         path = Path(path) if path is not None else DEFAULT_HEAD_PATH
         try:
             d = json.loads(path.read_text())
+            onet = str(path.parent / d["onet"]) if d.get("onet") else ""  # a file beside the JSON
             head = cls(tuple(d["names"]), tuple(d["mean"]), tuple(d["std"]), tuple(d["weights"]), float(d["bias"]),
-                       float(d["threshold"]), d.get("note", ""))
+                       float(d["threshold"]), d.get("note", ""), onet)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"face verifier weights {path}: unreadable ({type(exc).__name__}: {exc}); restore the "
                              f"file from the repository or refit it with benchmarks/verifiers.py --fit") from None
@@ -223,6 +226,9 @@ class VerifierHead:
                              f"({', '.join(CUES)}, onet_feature_*, shape_*, expression_*), each with a mean, std and "
                              f"weight; got {len(head.names)} names{f' ({unknown[:3]} unknown)' if unknown else ''}; "
                              "restore the file from the repository or refit it with benchmarks/verifiers.py --fit")
+        if head.onet and not Path(head.onet).is_file():
+            raise ValueError(f"face verifier weights {path}: its O-Net weights {head.onet} are missing; restore the "
+                             "file from the repository")
         return head
 
     def columns(self) -> np.ndarray:
@@ -234,9 +240,10 @@ class VerifierHead:
         return np.array([FEATURES.index(n) for n in self.names], dtype=np.intp)
 
     def to_json(self) -> str:
+        """The head as :meth:`load` reads it (``onet`` by its file name: the weights go beside the JSON)."""
         return json.dumps({"names": list(self.names), "mean": list(self.mean), "std": list(self.std),
                            "weights": list(self.weights), "bias": self.bias, "threshold": self.threshold,
-                           "note": self.note}, indent=1)
+                           "note": self.note, **({"onet": Path(self.onet).name} if self.onet else {})}, indent=1)
 
 
 class FaceVerifier:
@@ -269,7 +276,8 @@ class FaceVerifier:
         if self._onet is None:
             from mfirrn.detect.mtcnn import ONetScorer
 
-            self._onet = ONetScorer(backend=self.backend, device=self.device, threads=self.threads)
+            self._onet = ONetScorer(backend=self.backend, device=self.device, threads=self.threads,
+                                    weights=Path(self.head.onet) if self.head.onet else None)
         return self._onet
 
     @property
