@@ -89,10 +89,30 @@ def occlude_faces(batch: torch.Tensor, is_face: torch.Tensor, patches: torch.Ten
     return out
 
 
+def degrade_inputs(batch: torch.Tensor, share: float, rng: np.random.Generator) -> torch.Tensor:
+    """``batch`` (N, 3, 48, 48) of O-Net inputs with a ``share`` of them, faces and non-faces alike, made as a poor
+    photo makes them: shrunk to 25-70 % and enlarged back, saved as JPEG at quality 10-50, darkened to 30-100 % of
+    their brightness, with Gaussian noise of 0-12 grey levels (so that poor quality is no cue to either class)."""
+    import cv2
+
+    out = batch.clone()
+    for i in np.flatnonzero(rng.random(len(batch)) < share):
+        img = np.clip(batch[i].permute(1, 2, 0).numpy() * 128.0 + 127.5, 0, 255).astype(np.uint8)
+        side = int(48 * rng.uniform(0.25, 0.7))
+        img = cv2.resize(cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA), (48, 48),
+                         interpolation=cv2.INTER_LINEAR)
+        img = cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(10, 51))])[1],
+                           cv2.IMREAD_COLOR)
+        img = img.astype(np.float32) * rng.uniform(0.3, 1.0) + rng.normal(0, rng.uniform(0, 12), img.shape)
+        out[i] = torch.from_numpy((np.clip(img, 0, 255) - 127.5) / 128.0).permute(2, 0, 1)
+    return out
+
+
 def finetune(sets: dict, epochs: int, animal_weight: float = 0.5, seed: int = 0,
-             occlude: float = 0.0) -> torch.nn.Module:
+             occlude: float = 0.0, degrade: float = 0.0) -> torch.nn.Module:
     """O-Net fine-tuned on the fit sets (faces 1, non-faces 0), returned in eval mode; ``occlude``: the share of
-    faces in each batch partly covered by a piece of a non-face (:func:`occlude_faces`)."""
+    faces in each batch partly covered by a piece of a non-face (:func:`occlude_faces`); ``degrade``: the share of
+    inputs in each batch made poor (:func:`degrade_inputs`)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = load_mtcnn_net("onet").train()
@@ -111,6 +131,8 @@ def finetune(sets: dict, epochs: int, animal_weight: float = 0.5, seed: int = 0,
             batch = x[j]
             if occlude:
                 batch = occlude_faces(batch, y[j] == 1, x[len(xs[0]):], occlude, rng)
+            if degrade:
+                batch = degrade_inputs(batch, degrade, rng)
             flip = torch.rand(len(j)) < 0.5
             batch = torch.where(flip[:, None, None, None], batch.flip(3), batch)
             batch = batch * (1 + 0.4 * (torch.rand(len(j), 1, 1, 1) - 0.5)) + 0.2 * (torch.rand(len(j), 1, 1, 1) - 0.5)

@@ -39,6 +39,7 @@ EXTRA = ("fit signers", "fit masked", "val masked", "v2 faces", "v2 animals",
 MORE = ("fit hands", "fit squares", "hair faces", "hair non-faces",
         "v4 fit faces", "v4 val faces", "v4 fit animals", "v4 val animals")
 V5 = ("v5 val faces", "v5 val animals")
+V6 = ("v6 val faces", "v6 val animals")
 #: Each candidate's fit faces, fit non-faces of the fine-tuning and of the head, fit animals, and the rows that judge
 #: it (docs/experiments/wild.md, "A fifth candidate", "A sixth candidate").
 CANDIDATES = {
@@ -53,6 +54,11 @@ CANDIDATES = {
 }
 #: C6b: C6's O-Net and head (read from its saved seeds), its threshold set on the rows of verifier-v5.tsv
 CANDIDATES["c6b"] = dict(CANDIDATES["c6"], val="v5", seeds_of="c6")
+#: C7: C6 with half of each batch's inputs degraded (faces and non-faces alike), all of v4 and v5 among its fit data;
+#: judged on verifier-v6.tsv (val rows only)
+CANDIDATES["c7"] = dict(CANDIDATES["c6"], faces=CANDIDATES["c6"]["faces"] + ("v4 val faces", "v5 val faces"),
+                        animals=CANDIDATES["c6"]["animals"] + ("v4 val animals", "v5 val animals"), val="v6",
+                        degrade=0.5)
 ONET_FILE = "face-verifier-onet.pt"
 
 
@@ -147,7 +153,7 @@ def joined(sets: dict, names: tuple[str, ...]) -> dict[str, np.ndarray]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--candidate", choices=tuple(CANDIDATES), default="c5",
-                    help="c5, c6, or c6b (C6 with its threshold on verifier-v5.tsv; needs C6's seeds in --save)")
+                    help="c5, c6, c6b (C6 with its threshold on verifier-v5.tsv; needs C6's seeds in --save) or c7")
     ap.add_argument("--datasets", default=os.environ.get("MFIRRN_DATASETS", "../shared/datasets"))
     ap.add_argument("--n-fit", type=int, default=9000)
     ap.add_argument("--epochs", type=int, default=10)
@@ -156,6 +162,7 @@ def main() -> None:
     ap.add_argument("--extra-cache", default=None, metavar="FILE.npz", help="C5's extra sets (reused when it exists)")
     ap.add_argument("--more-cache", default=None, metavar="FILE.npz", help="C6's further sets (reused when it exists)")
     ap.add_argument("--v5-cache", default=None, metavar="FILE.npz", help="C6b's rows (reused when it exists)")
+    ap.add_argument("--v6-cache", default=None, metavar="FILE.npz", help="C7's rows (reused when it exists)")
     ap.add_argument("--save", default=None, metavar="DIR", help="each seed's fine-tuned O-Net (read when it exists)")
     ap.add_argument("--write", default=None, metavar="DIR", help="write the averaged O-Net and its head to DIR")
     args = ap.parse_args()
@@ -167,15 +174,21 @@ def main() -> None:
             **O.load_or_collect(args.extra_cache, EXTRA, lambda: extra_sets(args.n_fit, datasets), args.n_fit)}
     if args.candidate != "c5":
         sets.update(O.load_or_collect(args.more_cache, MORE, lambda: more_sets(args.n_fit, datasets), args.n_fit))
-    if cand["val"] == "v5":
+    if args.candidate in ("c6b", "c7"):
         table = {k: v for k, v in table_sets("v5", "verifier-v5.tsv").items() if k in V5}
         sets.update(O.load_or_collect(args.v5_cache, V5, lambda: O.collect(args.n_fit, datasets, builders=table),
+                                      args.n_fit))
+    if cand["val"] == "v6":
+        table = {k: v for k, v in table_sets("v6", "verifier-v6.tsv").items() if k in V6}
+        sets.update(O.load_or_collect(args.v6_cache, V6, lambda: O.collect(args.n_fit, datasets, builders=table),
                                       args.n_fit))
     print(", ".join(f"{k}: {len(v['x'])}" for k, v in sets.items()) + f"; {time.time() - t0:.0f} s", flush=True)
     train = {"fit faces": joined(sets, cand["faces"]), "fit non-faces": joined(sets, cand["tune_non_faces"]),
              "fit animals": joined(sets, cand["animals"])}
+    tuned_as = cand.get("seeds_of", args.candidate)
     states = [O.seed_state(train, args.epochs, seed, args.save,
-                           f"onet-{cand.get('seeds_of', args.candidate)}-seed{seed}-n{args.n_fit}-epochs{args.epochs}.pt")
+                           f"onet-{tuned_as}-seed{seed}-n{args.n_fit}-epochs{args.epochs}.pt",
+                           **({"degrade": cand["degrade"]} if "degrade" in cand else {}))
               for seed in (int(v) for v in args.seeds.split(","))]
     soup = {k: torch.stack([s[k].float() for s in states]).mean(0) for k in states[0]}
     net = O.load_mtcnn_net("onet", "cpu")
