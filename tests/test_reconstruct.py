@@ -281,6 +281,35 @@ def test_cli_verifier_reaches_the_pipeline_and_the_run_record(tmp_path, sample_p
         main(["reconstruct", str(sample_photo), "-o", str(tmp_path / "bad"), "--verifier", "lenient"])
     assert exit_.value.code == 2 and "--verifier" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
+def test_cli_verifier_of_ones_own_from_its_head_json(tmp_path, sample_photo, capsys):
+    """--verifier HEAD.json: a head of one's own (as benchmarks/verifier_sources.py --write DIR writes it, naming its
+    O-Net weights beside it) scores the faces with its threshold as the default --min-confidence; the run record
+    keeps the file's sha256; a missing file is refused in one line before anything is written."""
+    import shutil
+
+    from mfirrn.inference.verify import DEFAULT_HEAD_PATH
+    from mfirrn.io.assets import fetch
+    from mfirrn.io.resume import file_sha256
+
+    head = json.loads(DEFAULT_HEAD_PATH.read_text())
+    shutil.copy(fetch("mtcnn-onet"), tmp_path / "my-onet.pt")  # MTCNN's own O-Net, under another name
+    (tmp_path / "head.json").write_text(json.dumps({**head, "threshold": 0.2, "onet": "my-onet.pt"}))
+    for flags, out in (([], tmp_path / "standard"), (["--verifier", str(tmp_path / "head.json")], tmp_path / "mine")):
+        assert main(["reconstruct", str(sample_photo), "-o", str(out), "--outputs", "json", "--workers", "1",
+                     *flags]) == 0
+    settings = json.loads((tmp_path / "mine" / "mfirrn-run.json").read_text())["settings"]
+    assert settings["--verifier"] == str(tmp_path / "head.json")
+    assert settings["--verifier sha256"] == file_sha256(tmp_path / "head.json")
+    standard, mine = (json.loads(next((tmp_path / k).glob("*.jpg.json")).read_text())["faces"]
+                      for k in ("standard", "mine"))
+    assert len(mine) == 1 and abs(mine[0]["confidence"] - standard[0]["confidence"]) < 1e-3
+    capsys.readouterr()
+    assert main(["reconstruct", str(sample_photo), "-o", str(tmp_path / "bad"), "--verifier",
+                 str(tmp_path / "gone.json")]) == 2
+    err = capsys.readouterr().err
+    assert "gone.json: no such file" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+
+
 def test_cli_detector_min_size_on_a_tight_crop(tmp_path, sample_photo, capsys):
     """A 64-pixel crop of the middle of the sample face (half its box: eyes, nose, mouth): the no-face line names
     --detector-min-size 240, which finds the face, reaches FaceBoxes and is kept in the run record (the overlays of

@@ -114,12 +114,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-confidence", type=float, default=None, metavar="C",
                    help="keep detected faces whose face-verifier confidence (0-1, in the JSON) is at least C "
                         "(default: the verifier's threshold, chosen by measurement; 0 keeps every detection)")
-    p.add_argument("--verifier", default=VERIFIER_NAMES[0], choices=VERIFIER_NAMES,
+    p.add_argument("--verifier", default=VERIFIER_NAMES[0], metavar="NAME|HEAD.json", type=_verifier_choice,
                    help="the face verifier: standard (default); strict, which also reads each face's fitted shape and "
                         "expression and drops far more hands, fists and backs of heads, but also some masked faces and "
                         "small faces in crowds (with its own default --min-confidence); blazeface, the standard one "
                         "asking BlazeFace about the frontal faces it is unsure of: drops most cats' and dogs' faces, "
-                        "and a rare heavily masked face (needs pip install 'mfirrn[detectors]')")
+                        "and a rare heavily masked face (needs pip install 'mfirrn[detectors]'); or a verifier head's "
+                        "JSON file of your own (benchmarks/verifier_sources.py --write DIR writes one, with its "
+                        "fine-tuned O-Net; its threshold is the default --min-confidence)")
     p.add_argument("--min-face-size", type=float, default=0.0, metavar="PX",
                    help="keep detected faces whose 68 landmarks span at least PX pixels (default 0)")
     p.add_argument("--looking-down-confidence", type=float, default=LOOKING_DOWN_CONFIDENCE, metavar="C",
@@ -170,6 +172,16 @@ def _parse_boxes(boxes: Optional[list[str]]):
     if (arr[:, 2] <= arr[:, 0]).any() or (arr[:, 3] <= arr[:, 1]).any():
         raise ValueError(f"--box takes X0,Y0,X1,Y1 with X1 > X0 and Y1 > Y0, got {' '.join(boxes)}")
     return arr
+
+
+def _verifier_choice(value: str) -> str:
+    """``--verifier``: a shipped verifier's name or a head's JSON file (read when the pipeline is built)."""
+    from mfirrn.io.defaults import VERIFIER_NAMES
+
+    if value in VERIFIER_NAMES or value.endswith(".json"):
+        return value
+    raise argparse.ArgumentTypeError(f"must be one of {', '.join(VERIFIER_NAMES)} or a verifier head's JSON file, "
+                                     f"got {value}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -232,6 +244,8 @@ def _settings(args: argparse.Namespace, outputs: list[str], boxes, landmarks_fil
     return {"--outputs": sorted(outputs), "--detector": args.detector, "--refine": args.refine, "--mesh": args.mesh,
             "--min-confidence": args.min_confidence, "--min-face-size": args.min_face_size,
             **({"--verifier": args.verifier} if args.verifier != VERIFIER_NAMES[0] else {}),
+            **({"--verifier sha256": file_sha256(args.verifier)}  # a head of one's own, refitted under its name
+               if args.verifier not in VERIFIER_NAMES and Path(args.verifier).is_file() else {}),
             **({"--looking-down-confidence": args.looking_down_confidence}
                if args.looking_down_confidence != LOOKING_DOWN_CONFIDENCE else {}),
             "--detector-threshold": args.detector_threshold,

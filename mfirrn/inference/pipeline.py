@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator, Literal, Optional, Sequence, Union
 
 import numpy as np
@@ -35,7 +36,14 @@ from mfirrn.geometry.frames import Convention, image_camera_turned, params_from_
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.inference.inputs import ImageError, ImageInput, check_boxes, check_landmarks, read_image, to_bgr
 from mfirrn.inference.predict import predict_params
-from mfirrn.inference.verify import FaceVerifier, confidence_needed, head_path, landmark_boxes, pass_agreement
+from mfirrn.inference.verify import (
+    FaceVerifier,
+    VerifierHead,
+    confidence_needed,
+    head_path,
+    landmark_boxes,
+    pass_agreement,
+)
 from mfirrn.io.defaults import (
     DEFAULT_DETECTOR,
     DETECTOR_RECHECK,
@@ -271,7 +279,9 @@ class Reconstructor:
     and backs of heads, at the cost of some masked faces and small, badly fitted faces in crowds (its own default
     ``min_confidence``); ``"blazeface"``, the standard head asking BlazeFace about the frontal faces it is unsure of
     (:class:`mfirrn.inference.verify.SecondOpinion`): it drops most cats' and dogs' faces, and a rare heavily masked
-    face (needs a TensorFlow Lite runtime, ``pip install 'mfirrn[detectors]'``).
+    face (needs a TensorFlow Lite runtime, ``pip install 'mfirrn[detectors]'``); or a verifier head's JSON file of your
+    own (``benchmarks/verifier_sources.py --write DIR`` writes one with a fine-tuned O-Net beside it; its threshold is
+    the default ``min_confidence``).
     ``detector_threshold``: the score a FaceBoxes box needs to become a face (``detector`` given by name). Default
     ``None``: :data:`PROPOSAL_THRESHOLD` when the verifier filters the faces (the detector only proposes), else
     (``verify=False`` or ``min_confidence=0``) 3DDFA_V2's 0.5. A lower threshold only adds faces: those found at a
@@ -307,7 +317,7 @@ class Reconstructor:
                  bfm: Optional[MorphableModel] = None, backend: str = "auto", threads: Optional[int] = None,
                  detector_backend: Optional[str] = None, detector_threads: Optional[int] = None,
                  min_confidence: Optional[float] = None, min_face_size: float = 0.0, verify: bool = True,
-                 verifier: str = VERIFIER_NAMES[0],
+                 verifier: Union[str, Path] = VERIFIER_NAMES[0],
                  looking_down_confidence: float = LOOKING_DOWN_CONFIDENCE, detector_threshold: Optional[float] = None,
                  detector_size: Optional[tuple[int, int]] = None, detector_tint_grey: bool = False,
                  detector_min_size: int = 0, detector_recheck: bool = DETECTOR_RECHECK,
@@ -339,9 +349,11 @@ class Reconstructor:
             raise ValueError(f"min_face_size must be >= 0 pixels, got {min_face_size}")
         if not 0.0 <= looking_down_confidence <= 1.0:
             raise ValueError(f"looking_down_confidence must lie in [0, 1], got {looking_down_confidence}")
-        head_path(verifier)  # an unknown name fails here, not at the first face
+        path = head_path(verifier)  # an unknown name fails here, not at the first face
+        if str(verifier) not in VERIFIER_NAMES:  # a head's JSON file: read now, so that a bad one fails here too
+            VerifierHead.load(path)
         self._min_confidence, self.min_face_size, self.verify = min_confidence, float(min_face_size), verify
-        self.verifier_name = verifier
+        self.verifier_name = str(verifier)
         self.looking_down_confidence = float(looking_down_confidence)
         self._verifier: Optional[FaceVerifier] = None
         self.detector_threshold = self._resolve_detector_threshold(detector, detector_threshold)

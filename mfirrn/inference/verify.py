@@ -68,15 +68,22 @@ STRICT_HEAD_PATH = project_weights_dir() / "face-verifier-strict.json"
 VERIFIERS: dict[str, Path] = dict(zip(VERIFIER_NAMES, (DEFAULT_HEAD_PATH, STRICT_HEAD_PATH, DEFAULT_HEAD_PATH)))
 
 
-def head_path(name: str) -> Path:
-    """The weights file of the shipped verifier head ``name`` (:data:`VERIFIERS`); ValueError naming the choices.
+def head_path(name: Union[str, Path]) -> Path:
+    """The weights file of the shipped verifier head ``name`` (:data:`VERIFIERS`), or ``name`` itself when it is a
+    head's JSON file (one written by ``benchmarks/verifiers.py --fit`` or ``benchmarks/verifier_sources.py --write``);
+    ValueError naming the choices.
 
     >>> head_path("strict").name
     'face-verifier-strict.json'
     """
-    if name not in VERIFIERS:
-        raise ValueError(f"verifier must be one of {', '.join(VERIFIERS)}, got {name!r}")
-    return VERIFIERS[name]
+    if str(name) in VERIFIERS:
+        return VERIFIERS[str(name)]
+    if str(name).endswith(".json"):
+        if not Path(name).is_file():
+            raise ValueError(f"verifier {name}: no such file; give one of {', '.join(VERIFIERS)} or a verifier head's "
+                             "JSON file (benchmarks/verifier_sources.py --write DIR writes one)")
+        return Path(name)
+    raise ValueError(f"verifier must be one of {', '.join(VERIFIERS)} or a verifier head's JSON file, got {name}")
 
 
 def landmark_boxes(landmarks: np.ndarray) -> np.ndarray:
@@ -250,16 +257,17 @@ class FaceVerifier:
     """Confidence in [0, 1] that reconstructed faces are human faces (see the module docstring).
 
     ``device``: where O-Net runs; ``backend``/``threads``: ``"torch"`` or ``"onnxruntime"`` and its threads
-    (as the pipeline's detector); ``head``: the logistic model, or the name of a shipped verifier (:data:`VERIFIERS`;
-    default ``"standard"``), which brings its second opinion (:data:`SECOND_OPINIONS`); ``second_opinion``: one to
-    ask (default: the named verifier's, else none). O-Net and BlazeFace are built on first use.
+    (as the pipeline's detector); ``head``: the logistic model, a head's JSON file, or the name of a shipped verifier
+    (:data:`VERIFIERS`; default ``"standard"``), which brings its second opinion (:data:`SECOND_OPINIONS`);
+    ``second_opinion``: one to ask (default: the named verifier's, else none). O-Net and BlazeFace are built on first
+    use.
     """
 
     def __init__(self, *, device: str = "cpu", backend: str = "torch", threads: int = 0,
                  head: Union[VerifierHead, str, None] = None, second_opinion: Optional[SecondOpinion] = None) -> None:
         self.device, self.backend, self.threads = device, backend, threads
-        if head is None or isinstance(head, str):
-            name = head or VERIFIER_NAMES[0]
+        if head is None or isinstance(head, (str, Path)):
+            name = str(head or VERIFIER_NAMES[0])
             head = VerifierHead.load(head_path(name))
             second_opinion = second_opinion or SECOND_OPINIONS.get(name)
         self.head, self.opinion = head, second_opinion
