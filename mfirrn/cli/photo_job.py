@@ -157,7 +157,7 @@ class PhotoProcessor:
         from mfirrn.inference.engine import plain_image_warnings, silence_opencv
 
         silence_opencv()  # OpenCV's own [ WARN] lines: the outcome of each photo is reported on one line
-        plain_image_warnings()  # a damaged JPEG's libjpeg message, with the file's name
+        plain_image_warnings()  # a decoder's warning on a damaged file, with the file's name
         self.job = job
         if rec is None:
             set_threads(job.threads)
