@@ -23,6 +23,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -118,6 +119,13 @@ def table_sets(name: str, table: str) -> dict:
             for kind in ("faces", "animals") for split in ("fit", "val")}
 
 
+def val_sets(name: str, names: tuple[str, ...], cache: Optional[str], n_fit: int,
+             datasets: Path) -> dict[str, dict[str, np.ndarray]]:
+    """The sets ``names`` of a table with ``val`` rows only (``verifier-<name>.tsv``), from ``cache`` when it exists."""
+    builders = {k: v for k, v in table_sets(name, f"verifier-{name}.tsv").items() if k in names}
+    return O.load_or_collect(cache, names, lambda: O.collect(n_fit, datasets, builders=builders), n_fit)
+
+
 def hair_rows(rec, kind: str, mean, std) -> list[dict]:
     """The labelled ``kind`` (``faces`` or ``non_faces``) of the ``train`` rows of ``hair-photos.tsv``, each through
     the pipeline from its box."""
@@ -175,13 +183,9 @@ def main() -> None:
     if args.candidate != "c5":
         sets.update(O.load_or_collect(args.more_cache, MORE, lambda: more_sets(args.n_fit, datasets), args.n_fit))
     if args.candidate in ("c6b", "c7"):
-        table = {k: v for k, v in table_sets("v5", "verifier-v5.tsv").items() if k in V5}
-        sets.update(O.load_or_collect(args.v5_cache, V5, lambda: O.collect(args.n_fit, datasets, builders=table),
-                                      args.n_fit))
+        sets.update(val_sets("v5", V5, args.v5_cache, args.n_fit, datasets))
     if cand["val"] == "v6":
-        table = {k: v for k, v in table_sets("v6", "verifier-v6.tsv").items() if k in V6}
-        sets.update(O.load_or_collect(args.v6_cache, V6, lambda: O.collect(args.n_fit, datasets, builders=table),
-                                      args.n_fit))
+        sets.update(val_sets("v6", V6, args.v6_cache, args.n_fit, datasets))
     print(", ".join(f"{k}: {len(v['x'])}" for k, v in sets.items()) + f"; {time.time() - t0:.0f} s", flush=True)
     train = {"fit faces": joined(sets, cand["faces"]), "fit non-faces": joined(sets, cand["tune_non_faces"]),
              "fit animals": joined(sets, cand["animals"])}
