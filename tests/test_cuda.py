@@ -168,7 +168,7 @@ def test_cli_on_cuda_writes_every_output_for_photos_and_clips(tmp_path, sample_p
     clip = make_clip(read_image(sample_photo), face.landmarks[:, :2], n_frames=8, seed=3).write(tmp_path / "c.mp4")
     name = sample_photo.name
     photo_files = [f"{name}{s}" for s in (".json", ".obj", ".ply", "_landmarks.jpg", "_dense.jpg", "_depth.png",
-                                          "_pncc.png", "_render.png", "_texture.png", "_pose.png", "_face0_uv.png",
+                                          "_pncc.png", "_render.jpg", "_texture.png", "_pose.jpg", "_face0_uv.png",
                                           "_face0_uv.glb")] + ["faces.parquet"]
     runs = {}
     for dev in ("cpu", "cuda"):
@@ -189,6 +189,6 @@ def test_cli_on_cuda_writes_every_output_for_photos_and_clips(tmp_path, sample_p
     for a, b in zip(frames["cpu"], frames["cuda"]):
         assert len(a["faces"]) == len(b["faces"]) == 1
         assert _max_diff(a["faces"][0]["landmarks"], b["faces"][0]["landmarks"]) < 0.05
-    for suffix in ("_depth.png", "_render.png", "_pncc.png"):  # rasterised on the CPU from either device's mesh
+    for suffix in ("_depth.png", "_render.jpg", "_pncc.png"):  # rasterised on the CPU from either device's mesh
         img_c, img_g = (cv2.imread(str(runs[d] / f"{name}{suffix}")) for d in ("cpu", "cuda"))
         assert img_c.shape == img_g.shape and (np.abs(img_c.astype(int) - img_g).max(-1) > 8).mean() < 1e-3

@@ -197,4 +197,4 @@ def test_cli_uv_tex_files_open_textured_in_trimesh(tmp_path, sample_photo):
     glb = trimesh.load(out / f"{stem}_face0_uv.glb")
     g = next(iter(glb.geometry.values())) if hasattr(glb, "geometry") else glb
     assert g.visual.uv.shape == (53215, 2)
-    assert cv2.imread(str(out / f"{stem}_pose.png")).shape == cv2.imread(str(sample_photo)).shape
+    assert cv2.imread(str(out / f"{stem}_pose.jpg")).shape == cv2.imread(str(sample_photo)).shape

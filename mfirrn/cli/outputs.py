@@ -135,13 +135,11 @@ def _mesh(ext: str) -> Callable[[OutputContext], list[tuple[str, bytes]]]:
     return write
 
 
-def _png(fn: Callable) -> Callable[[OutputContext], list[tuple[str, bytes]]]:
-    name = fn.__name__
-
+def _picture(name: str, ext: str, fn: Callable) -> Callable[[OutputContext], list[tuple[str, bytes]]]:
+    """Output ``name`` written as ``<stem>_<name><ext>`` (``.jpg`` or ``.png``) from ``fn(image, faces)``."""
     def write(ctx: OutputContext) -> list[tuple[str, bytes]]:
-        return [(f"{ctx.stem}_{write.output_name}.png", encode_image(".png", fn(ctx.image, ctx.faces)))]
+        return [(f"{ctx.stem}_{name}{ext}", encode_image(ext, fn(ctx.image, ctx.faces)))]
 
-    write.output_name = name  # type: ignore[attr-defined]
     return write
 
 
@@ -160,10 +158,8 @@ def _register_renderer_outputs() -> None:
         from mfirrn.cli import render_outputs
     except ImportError:
         return
-    for name, fn in render_outputs.RENDER_OUTPUTS.items():
-        w = _png(fn)
-        w.output_name = name  # type: ignore[attr-defined]
-        register_output(name, w, dense=True, help=f"<name>_{name}.png (z-buffer renderer)",
+    for name, (ext, fn) in render_outputs.RENDER_OUTPUTS.items():
+        register_output(name, _picture(name, ext, fn), dense=True, help=f"<name>_{name}{ext}",
                         prepare=render_outputs.PREPARE.get(name, _nothing_to_prepare))
     for name, fn in render_outputs.FILE_OUTPUTS.items():
         register_output(name, _files(fn), dense=True, help=f"{name}: several files per face (textured mesh)",

@@ -33,13 +33,15 @@ def _enlarged(draw: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-# output -> function (BGR uint8 image, faces) -> uint8 image written as <name>_<output>.png
-RENDER_OUTPUTS = {
-    "depth": _lazy("mfirrn.vis", "render_depth"),
-    "pncc": _lazy("mfirrn.vis", "render_pncc"),
-    "render": _lazy("mfirrn.vis", "render_shaded"),
-    "texture": _lazy("mfirrn.vis", "render_textured"),
-    "pose": _enlarged(_lazy("mfirrn.vis.pose", "draw_pose")),  # a drawing, not a render: enlarged when small
+# output -> (file extension, function (BGR uint8 image, faces) -> uint8 image), written as <name>_<output><ext>.
+# What is drawn over the photo is a photo: JPEG, as the landmarks and dense drawings (a PNG of a 36-megapixel
+# photo is tens of megabytes); the renders on black (depth, PNCC code, texture) stay lossless PNG.
+RENDER_OUTPUTS: dict[str, tuple[str, Callable[..., Any]]] = {
+    "depth": (".png", _lazy("mfirrn.vis", "render_depth")),
+    "pncc": (".png", _lazy("mfirrn.vis", "render_pncc")),
+    "render": (".jpg", _lazy("mfirrn.vis", "render_shaded")),
+    "texture": (".png", _lazy("mfirrn.vis", "render_textured")),
+    "pose": (".jpg", _enlarged(_lazy("mfirrn.vis.pose", "draw_pose"))),  # a drawing, not a render: enlarged when small
 }
 
 
