@@ -88,8 +88,8 @@ class RecordingVerifier(FaceVerifier):
 
     last: np.ndarray = np.zeros((0, len(FEATURES)))
 
-    def features(self, image, landmarks, lmdiff, agree, params):
-        self.last = super().features(image, landmarks, lmdiff, agree, params)
+    def features(self, image, landmarks, lmdiff, agree, params, crops=None):
+        self.last = super().features(image, landmarks, lmdiff, agree, params, crops)
         return self.last
 
 

@@ -61,6 +61,7 @@ from mfirrn.geometry.crop import roi_iou
 from mfirrn.inference.pipeline import Reconstructor, read_image
 from mfirrn.inference.verify import confidence_needed, landmark_boxes
 from mfirrn.io.assets import fetch_asset, read_asset_table, sha256_of
+from mfirrn.io.defaults import VERIFIER_NAMES
 from mfirrn.io.machine import machine_line
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -372,13 +373,14 @@ def video_metrics(reference: list[list[tuple[np.ndarray, float]]], tracked: list
     return ghosts, n_tracked, missed, confident, implausible
 
 
-def video_section(clips, model_name: str, max_frames: int) -> None:
+def video_section(clips, model_name: str, max_frames: int, verifier: str = VERIFIER_NAMES[0]) -> None:
     from mfirrn.video.io import VideoReader
     from mfirrn.video.tracking import FaceTracker, TrackerSettings, track_video
 
     model = cli_model(model_name)
-    rec = Reconstructor(model, dense=False, detector_backend="onnxruntime", detector_threads=1)
-    print(f"\n## Video: the tracker against the photo pipeline on every frame (first {max_frames} frames per clip)")
+    rec = Reconstructor(model, dense=False, detector_backend="onnxruntime", detector_threads=1, verifier=verifier)
+    print(f"\n## Video: the tracker against the photo pipeline on every frame (first {max_frames} frames per clip; "
+          f"verifier {verifier})")
     configs = {"former tracker (detect on loss only, no verification)": None,
                "defaults, frame difference alone as the cut test": TrackerSettings(scene_cut_histogram=0.0),
                "defaults, a track starts at any confidence": TrackerSettings(start_confidence=0.0),
@@ -463,6 +465,8 @@ def main() -> None:
     ap.add_argument("--sweep", default="0,0.1,0.2,0.3,0.5,0.7,0.9", help="min-confidence values of the sweep")
     ap.add_argument("--max-frames", type=int, default=300, help="frames per clip (default %(default)s)")
     ap.add_argument("--tune", action="store_true", help="video on the tune-clip rows instead of the held-out clips")
+    ap.add_argument("--verifier", choices=VERIFIER_NAMES, default=VERIFIER_NAMES[0],
+                    help="the verifier of the video section's tracker and photo pipeline (default %(default)s)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     datasets = Path(args.datasets)
@@ -475,7 +479,7 @@ def main() -> None:
     if "photos" in sections:
         photos_section(photos, dev, args.model, [float(v) for v in args.sweep.split(",")])
     if "video" in sections:
-        video_section(load_clips(args.tune), args.model, args.max_frames)
+        video_section(load_clips(args.tune), args.model, args.max_frames, args.verifier)
     if "cuts" in sections:
         cuts_section(load_clips(True), args.max_frames)
 

@@ -388,14 +388,14 @@ def test_the_second_opinion_zeroes_frontal_unsure_faces_it_finds_no_face_on():
 def test_the_blazeface_verifier_asks_blazeface_where_the_standard_head_is_unsure(two_faces, monkeypatch):
     """Reconstructor(verifier="blazeface"): the standard head with BlazeFace's second opinion (docs/experiments/wild.md,
     "The second opinion for the default verifier"): the sample photo's faces are kept; faces given as boxes that the
-    head is unsure of are asked when frontal (the stand-in finds nothing: confidence 0); the standard verifier never
+    head is unsure of are asked when frontal (the stand-in finds nothing: confidence 0); the strict verifier never
     asks."""
     from mfirrn.inference.pipeline import Reconstructor
     from mfirrn.inference.verify import BLAZEFACE_OPINION, DEFAULT_HEAD_PATH, VERIFIERS
 
     rec = Reconstructor("3ddfa-v2-mb05", dense=False, verifier="blazeface")
     assert VERIFIERS["blazeface"] == DEFAULT_HEAD_PATH and rec.verifier.opinion == BLAZEFACE_OPINION
-    assert Reconstructor("3ddfa-v2-mb05", dense=False).verifier.opinion is None
+    assert Reconstructor("3ddfa-v2-mb05", dense=False, verifier="strict").verifier.opinion is None
     faces = rec(two_faces)
     assert len(faces) == 2 and all(f.confidence >= rec.min_confidence for f in faces)
     boxes = rec.detector(two_faces)[:, :4]
@@ -421,3 +421,72 @@ def test_blazeface_missing_is_named_when_the_verifier_is_prepared(monkeypatch):
     with pytest.raises(ImportError, match=r"blazeface verifier's second opinion needs a TensorFlow Lite runtime: "
                                           r"pip install 'mfirrn\[detectors\]'"):
         rec.verifier.prepare()
+
+
+class _ONet:
+    """A stand-in for O-Net's scorer: face probabilities ``prob`` (one per face asked, in order) and features of
+    zeros; records the boxes it is given."""
+
+    def __init__(self, prob):
+        self.prob, self.boxes = np.asarray(prob, np.float64), []
+
+    def score(self, image, boxes, crops=None):
+        self.boxes.append(np.asarray(boxes))
+        return self.prob[:len(boxes)], np.zeros((len(boxes), len(EMBEDDING)))
+
+
+def test_a_second_heads_opinion_vetoes_only_the_unsure_faces_it_is_sure_are_none(tmp_path):
+    """HeadOpinion: faces asked and less sure than max_confidence (0.999) are read by the second head, with its own
+    O-Net's probability and the faces' own lmdiff; where it says below min_confidence (0.02) the confidence becomes
+    its answer. Second head: sigmoid(10 onet - 10 lmdiff - 5): own O-Net 0.1 -> sigmoid(-4) = 0.018 (vetoed); 0.9 ->
+    sigmoid(4) = 0.982 (kept); 0.9 with lmdiff 1 -> sigmoid(-6) = 0.0025 (vetoed). The first O-Net's 0.99 is not
+    read."""
+    from mfirrn.inference.verify import HeadOpinion
+
+    head_file = tmp_path / "second.json"
+    head_file.write_text(VerifierHead(("onet", "lmdiff"), (0.0, 0.0), (1.0, 1.0), (10.0, -10.0), -5.0, 0.5).to_json())
+    verifier = _verifier_asking(HeadOpinion(head_file, min_confidence=0.02, max_confidence=0.999))
+    verifier._second = (VerifierHead.load(head_file), stub := _ONet([0.1, 0.9, 0.9]))
+    features = np.zeros((5, len(FEATURES)))
+    features[:, 0], features[:, 1] = 0.99, [0.0, 0.0, 1.0, 0.0, 0.0]
+    confidence = np.array([0.8, 0.8, 0.8, 0.9995, 0.8])
+    ask = np.array([True, True, True, True, False])
+    landmarks = np.stack([np.array([[0.0, 0], [10, 20]]) + 100 * k for k in range(5)])
+    out = verifier.second_opinion(np.zeros((500, 500, 3), np.uint8), np.zeros((5, 4)), landmarks, np.zeros(5),
+                                  confidence, ask, features)
+    expected = [1 / (1 + np.exp(4)), 0.8, 1 / (1 + np.exp(6)), 0.9995, 0.8]
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    (boxes,) = stub.boxes  # one O-Net run, on the landmark boxes of the three faces asked
+    np.testing.assert_array_equal(boxes, [[0, 0, 10, 20], [100, 100, 110, 120], [200, 200, 210, 220]])
+    with pytest.raises(ValueError, match="pass features="):
+        verifier.second_opinion(np.zeros((500, 500, 3), np.uint8), np.zeros((5, 4)), landmarks, np.zeros(5),
+                                confidence, ask)
+
+
+def test_the_standard_verifier_asks_its_animal_head_about_detected_faces_it_is_unsure_of(two_faces, monkeypatch):
+    """Reconstructor(): the standard head with C7's opinion (data/weights/face-verifier-animals.json and the O-Net
+    weights it names): the sample photo's two faces are kept with the standard head's confidences, and the second
+    head's own O-Net sees faces in them; when the standard head is unsure of every face, the second head is asked
+    about the detected faces only (not about given boxes, as a video's tracking frames give them)."""
+    from mfirrn.inference.pipeline import Reconstructor
+    from mfirrn.inference.verify import ANIMALS_HEAD_PATH, ANIMALS_OPINION, DEFAULT_HEAD_PATH, VERIFIERS
+
+    rec = Reconstructor("3ddfa-v2-mb05", dense=False)
+    assert VERIFIERS["standard"] == DEFAULT_HEAD_PATH and rec.verifier.opinion == ANIMALS_OPINION
+    assert ANIMALS_OPINION.head == ANIMALS_HEAD_PATH and not ANIMALS_OPINION.given_boxes
+    rec.verifier.prepare()
+    head, onet = rec.verifier.second_head
+    assert head.onet == str(ANIMALS_HEAD_PATH.parent / "face-verifier-animals-onet.pt")
+    faces = rec(two_faces)
+    plain = Reconstructor("3ddfa-v2-mb05", dense=False, verifier=str(DEFAULT_HEAD_PATH))  # the head alone
+    assert plain.verifier.opinion is None
+    assert len(faces) == 2 and [f.confidence for f in faces] == [f.confidence for f in plain(two_faces)]
+    prob, _ = onet.score(two_faces, landmark_boxes(np.array([f.landmarks for f in faces])))
+    assert (prob > 0.5).all()  # its own O-Net sees the two faces too
+    asked = []
+    monkeypatch.setattr(rec.verifier, "score", lambda x: np.full(len(x), 0.5))  # every face unsure
+    monkeypatch.setattr(type(rec.verifier), "second_opinion",
+                        lambda self, image, rois, *a, **k: asked.append(len(rois)) or np.full(len(rois), 0.5))
+    assert len(rec(two_faces)) == 2 and asked == [2]
+    rec(two_faces, boxes=rec.detector(two_faces)[:, :4])
+    assert asked == [2]  # given boxes: not asked

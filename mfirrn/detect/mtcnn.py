@@ -193,11 +193,19 @@ class ONetScorer:
                                          {"crops": {0: "n"}, "prob": {0: "n"}, "features": {0: "n"}},
                                          variant="prob-features", export_dir=cache_dir() / "onnx" if weights else None)
 
-    def score(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(face probability (N,), features (N, 256)) float64 of ``boxes`` (N, 4) in a BGR uint8 ``image``."""
+    @staticmethod
+    def crops(image: np.ndarray, boxes: np.ndarray) -> torch.Tensor:
+        """O-Net's inputs (N, 3, 48, 48) float32, RGB, for ``boxes`` (N, 4) in a BGR uint8 ``image`` (what
+        :meth:`score` reads; two scorers of the same boxes can share them)."""
+        return crop_boxes(image, square_boxes(np.asarray(boxes, np.float64).reshape(-1, 4)), 48).flip(1)
+
+    def score(self, image: np.ndarray, boxes: np.ndarray,
+              crops: Optional[torch.Tensor] = None) -> tuple[np.ndarray, np.ndarray]:
+        """(face probability (N,), features (N, 256)) float64 of ``boxes`` (N, 4) in a BGR uint8 ``image``, or of
+        their ``crops`` (:meth:`crops`) when given."""
         if len(boxes) == 0:
             return np.zeros(0), np.zeros((0, 256))
-        x = crop_boxes(image, square_boxes(np.asarray(boxes, np.float64)), 48).flip(1)  # BGR crops -> RGB
+        x = self.crops(image, boxes) if crops is None else crops
         if self._session is not None:
             prob, features = self._session.run(["prob", "features"], {"crops": x.numpy()})
         else:

@@ -546,13 +546,15 @@ class Reconstructor:
                     rois2 = roi_from_landmarks(first_lms[..., :2])
                     second_lms = self._landmarks(self._predict(image, rois2), rois2).cpu().numpy()
                 rois3 = roi_from_landmarks(second_lms[..., :2]) if rois3 is None else rois3
+                crops = self.verifier.crops(image, lms)  # O-Net's inputs, read by a second head's opinion too
                 features = self.verifier.features(image, lms, *pass_agreement(first_lms, second_lms, rois2, rois3),
-                                                  params=params.detach().cpu().numpy())
+                                                  params=params.detach().cpu().numpy(), crops=crops)
                 confidence = self.verifier.score(features)
-                if self.verifier.opinion is not None:  # a second opinion, asked only where the answer can matter
+                opinion = self.verifier.opinion  # a second opinion, asked only where the answer can matter
+                if opinion is not None and (detected or opinion.given_boxes):
                     yaw = pose.yaw.cpu().numpy()
                     ask = confidence >= self.confidence_needed(yaw, pose.pitch.cpu().numpy()) if detected else None
-                    confidence = self.verifier.second_opinion(image, rois, lms, yaw, confidence, ask)
+                    confidence = self.verifier.second_opinion(image, rois, lms, yaw, confidence, ask, features, crops)
             if turn and box_arr is not None:
                 with timer("turn"):
                     k = self._upside_down(image, lms, features[:, 0])

@@ -19,7 +19,8 @@ measurement, docs/experiments/wild.md):
 
 A logistic model (:class:`VerifierHead`, fitted by ``benchmarks/verifiers.py``) turns the features it names (a
 subset of :data:`FEATURES`) into the confidence. Two heads ship, each the head of a verifier of :data:`VERIFIERS`:
-``standard``'s (the default; ``data/weights/face-verifier.json``) reads the three cues and O-Net's 256 features;
+``standard``'s (the default; ``data/weights/face-verifier.json``) reads the three cues and O-Net's 256 features, and
+asks a second head about the faces it is unsure of (below);
 ``strict``'s (``face-verifier-strict.json``) reads the three cues and the 50 coefficients: it passes far fewer
 hands, fists and backs of heads, and loses some masked faces and small, badly fitted faces in crowds
 (docs/experiments/wild.md, "The regressor's coefficients as a verifier cue"). O-Net runs once per face for all.
@@ -31,6 +32,12 @@ finds no face there, the confidence is 0. Cats' and dogs' faces, which O-Net and
 mostly fail it; a few human faces do too (a man in a gas mask and foil hood), and it costs about 3 % of a photo,
 which kept it from the default (docs/experiments/wild.md, "The second opinion for the default verifier"). It needs a
 TensorFlow Lite runtime (``pip install 'mfirrn[detectors]'``).
+
+The ``standard`` verifier's own second opinion is another head (:class:`HeadOpinion`, :data:`ANIMALS_OPINION`) with
+an O-Net of its own, fine-tuned on faces against cats', dogs' and other animals' faces and on poor photos
+(``data/weights/face-verifier-animals.json``, C7 of docs/experiments/wild.md), asked about each detected face the
+standard head keeps but is not sure of (below 0.999); where it is sure there is no face (below 0.02), the face's
+confidence becomes its own. O-Net's crops are made once for both heads.
 """
 
 from __future__ import annotations
@@ -49,8 +56,9 @@ from mfirrn.geometry.pose import facing_down
 from mfirrn.io.assets import project_weights_dir
 from mfirrn.io.defaults import LOOKING_DOWN_CONFIDENCE, LOOKING_DOWN_DEGREES, VERIFIER_NAMES
 
-__all__ = ["CUES", "EMBEDDING", "COEFFICIENTS", "FEATURES", "VERIFIERS", "STRICT_HEAD_PATH", "VerifierHead",
-           "SecondOpinion", "BLAZEFACE_OPINION", "SECOND_OPINIONS", "FaceVerifier", "crop_square", "centre_score",
+__all__ = ["CUES", "EMBEDDING", "COEFFICIENTS", "FEATURES", "VERIFIERS", "STRICT_HEAD_PATH", "ANIMALS_HEAD_PATH",
+           "VerifierHead", "SecondOpinion", "HeadOpinion", "BLAZEFACE_OPINION", "ANIMALS_OPINION", "SECOND_OPINIONS",
+           "FaceVerifier", "crop_square", "centre_score",
            "pass_agreement", "landmark_boxes", "looking_down", "confidence_needed", "DEFAULT_HEAD_PATH", "head_path"]
 
 #: The three scalar cues.
@@ -64,6 +72,8 @@ COEFFICIENTS: tuple[str, ...] = (tuple(f"shape_{i}" for i in range(PARAM_SPEC.sh
 FEATURES: tuple[str, ...] = CUES + EMBEDDING + COEFFICIENTS
 DEFAULT_HEAD_PATH = project_weights_dir() / "face-verifier.json"
 STRICT_HEAD_PATH = project_weights_dir() / "face-verifier-strict.json"
+#: The standard verifier's second head (it names its own O-Net weights, beside it).
+ANIMALS_HEAD_PATH = project_weights_dir() / "face-verifier-animals.json"
 #: The shipped verifiers' heads by name (``Reconstructor(verifier=...)``, ``--verifier``); the first is the default.
 VERIFIERS: dict[str, Path] = dict(zip(VERIFIER_NAMES, (DEFAULT_HEAD_PATH, STRICT_HEAD_PATH, DEFAULT_HEAD_PATH)))
 
@@ -177,20 +187,40 @@ class SecondOpinion:
     """A veto by BlazeFace full range (:class:`mfirrn.detect.blazeface.BlazeFace`) on faces turned less than
     ``max_yaw`` degrees whose confidence is below ``max_confidence`` (faces the head is surer of are not asked): its
     best score, on the square ``crop_scale`` times the face's crop seen at its 192x192 input, for a box holding the
-    centre of the face's landmark box; below ``min_score`` the face's confidence becomes 0."""
+    centre of the face's landmark box; below ``min_score`` the face's confidence becomes 0. ``given_boxes``: asked
+    about faces fitted from given boxes too (a video's tracked faces), not only about the detector's."""
 
     max_yaw: float
     min_score: float
     crop_scale: float
     max_confidence: float = 1.0
+    given_boxes: bool = True
+
+
+@dataclass(frozen=True)
+class HeadOpinion:
+    """A veto by a second verifier head ``head`` (a :class:`VerifierHead` JSON file naming O-Net weights of its own)
+    on the faces whose confidence is below ``max_confidence``: its confidence, from its O-Net on the same square and
+    the same ``lmdiff`` and ``agree``; below ``min_confidence`` the face's confidence becomes it. ``given_boxes``: as
+    :class:`SecondOpinion`'s (by default only the detector's faces are asked: in a video, a track starts from a
+    detection it passed, and the tracking frames do not pay for a second O-Net)."""
+
+    head: Path
+    min_confidence: float
+    max_confidence: float
+    given_boxes: bool = False
 
 
 #: The ``blazeface`` verifier's second opinion, chosen by the rule of docs/experiments/wild.md ("A human face
 #: detector's second opinion", "The second opinion for the default verifier"): faces turned less than 45 degrees and
 #: less sure than 0.99, BlazeFace's score below 0.05 (the 0.5 % quantile of the good AFLW fit faces, rounded down).
 BLAZEFACE_OPINION = SecondOpinion(max_yaw=45.0, min_score=0.05, crop_scale=1.6, max_confidence=0.99)
+#: The ``standard`` verifier's second opinion, chosen by the rule of docs/experiments/wild.md ("C7 asked only where
+#: the default verifier is unsure"): C7's head asked below 0.999, its veto below 0.02.
+ANIMALS_OPINION = HeadOpinion(ANIMALS_HEAD_PATH, min_confidence=0.02, max_confidence=0.999)
 #: The second opinion each shipped verifier asks (none for the others).
-SECOND_OPINIONS: dict[str, SecondOpinion] = {"blazeface": BLAZEFACE_OPINION}
+SECOND_OPINIONS: dict[str, Union[SecondOpinion, HeadOpinion]] = {"standard": ANIMALS_OPINION,
+                                                                 "blazeface": BLAZEFACE_OPINION}
 
 
 @dataclass(frozen=True)
@@ -264,7 +294,8 @@ class FaceVerifier:
     """
 
     def __init__(self, *, device: str = "cpu", backend: str = "torch", threads: int = 0,
-                 head: Union[VerifierHead, str, None] = None, second_opinion: Optional[SecondOpinion] = None) -> None:
+                 head: Union[VerifierHead, str, None] = None,
+                 second_opinion: Union[SecondOpinion, HeadOpinion, None] = None) -> None:
         self.device, self.backend, self.threads = device, backend, threads
         if head is None or isinstance(head, (str, Path)):
             name = str(head or VERIFIER_NAMES[0])
@@ -274,6 +305,7 @@ class FaceVerifier:
         self._columns = self.head.columns()
         self._onet = None
         self._blazeface = None
+        self._second: Optional[tuple[VerifierHead, object]] = None  # a HeadOpinion's head and its O-Net
 
     @property
     def threshold(self) -> float:
@@ -303,25 +335,64 @@ class FaceVerifier:
                                   "verifier") from None
         return self._blazeface
 
+    @property
+    def second_head(self):
+        """A :class:`HeadOpinion`'s head and its O-Net scorer (built on first use)."""
+        if self._second is None:
+            from mfirrn.detect.mtcnn import ONetScorer
+
+            head = VerifierHead.load(self.opinion.head)
+            self._second = head, ONetScorer(backend=self.backend, device=self.device, threads=self.threads,
+                                            weights=Path(head.onet) if head.onet else None)
+        return self._second
+
     def prepare(self) -> None:
-        """Build O-Net and, if the verifier asks a second opinion, BlazeFace (raises here, not at the first face)."""
+        """Build O-Net and the second opinion's network, if the verifier asks one (raises here, not at the first
+        face)."""
         self.onet
-        if self.opinion is not None:
+        if isinstance(self.opinion, HeadOpinion):
+            self.second_head
+        elif self.opinion is not None:
             self.blazeface
 
+    def crops(self, image: np.ndarray, landmarks: np.ndarray):
+        """O-Net's inputs (F, 3, 48, 48) for faces with ``landmarks`` (F, 68, 2+) in a BGR uint8 ``image``: the square
+        around each landmark box, as :meth:`features` and a second head's opinion read it (computed once for both)."""
+        from mfirrn.detect.mtcnn import ONetScorer
+
+        return ONetScorer.crops(image, landmark_boxes(landmarks))
+
     def second_opinion(self, image: np.ndarray, rois: np.ndarray, landmarks: np.ndarray, yaw: np.ndarray,
-                       confidence: np.ndarray, ask: Optional[np.ndarray] = None) -> np.ndarray:
-        """The confidences (F,) after the verifier's second opinion (unchanged if it asks none): 0 for each face turned
-        less than its ``max_yaw`` (``yaw`` (F,) degrees) and less sure than its ``max_confidence`` where BlazeFace
-        finds no face on its crop (``rois`` (F, 4) square crops, ``landmarks`` (F, 68, 2+) in image pixels).
-        ``ask`` (F,) bool: the faces it may be asked about (default all; the pipeline asks only about faces it would
-        otherwise keep, as no other answer matters)."""
+                       confidence: np.ndarray, ask: Optional[np.ndarray] = None,
+                       features: Optional[np.ndarray] = None, crops=None) -> np.ndarray:
+        """The confidences (F,) after the verifier's second opinion (unchanged if it asks none), for the faces less
+        sure than its ``max_confidence``. BlazeFace's (:class:`SecondOpinion`): 0 for each face turned less than its
+        ``max_yaw`` (``yaw`` (F,) degrees) where BlazeFace finds no face on its crop (``rois`` (F, 4) square crops,
+        ``landmarks`` (F, 68, 2+) in image pixels). A second head's (:class:`HeadOpinion`): its confidence where it is
+        below its ``min_confidence``; it reads ``features`` (F, 309), the faces' :meth:`features`, with O-Net's
+        columns replaced by its own O-Net's on the faces' :meth:`crops` (given, or made here). ``ask`` (F,) bool: the
+        faces it may be asked about (default all; the pipeline asks only about faces it would otherwise keep, as no
+        other answer matters)."""
         rule = self.opinion
         confidence = np.array(confidence, np.float64)
         if rule is None or len(confidence) == 0:
             return confidence
         ask = np.ones(len(confidence), bool) if ask is None else np.asarray(ask, bool)
         ask = ask & (confidence < rule.max_confidence)
+        if isinstance(rule, HeadOpinion):
+            if features is None:
+                raise ValueError("a second head's opinion reads the faces' features: pass features=")
+            idx = np.flatnonzero(ask)
+            if len(idx):
+                head, onet = self.second_head
+                boxes = landmark_boxes(np.asarray(landmarks)[idx])
+                prob, embedding = onet.score(image, boxes, None if crops is None else crops[idx])
+                own = np.array(features, np.float64)[idx]
+                own[:, 0], own[:, len(CUES):len(CUES) + len(EMBEDDING)] = prob, embedding
+                second = head(own[:, head.columns()])
+                veto = second < rule.min_confidence
+                confidence[idx[veto]] = second[veto]
+            return confidence
         squares = crop_square(rois, rule.crop_scale)
         centres = landmark_boxes(landmarks).reshape(-1, 2, 2).mean(axis=1)
         size = BLAZEFACE_INPUT  # the crop is not resized again
@@ -333,11 +404,11 @@ class FaceVerifier:
         return confidence
 
     def features(self, image: np.ndarray, landmarks: np.ndarray, lmdiff: np.ndarray, agree: np.ndarray,
-                 params: np.ndarray) -> np.ndarray:
+                 params: np.ndarray, crops=None) -> np.ndarray:
         """The feature matrix (F, 309) in :data:`FEATURES` order for faces with final ``landmarks`` (F, 68, 2+) and
         de-normalised ``params`` (F, 62) in a BGR uint8 ``image``; ``lmdiff``, ``agree`` (F,) from
-        :func:`pass_agreement`."""
-        prob, embedding = self.onet.score(image, landmark_boxes(landmarks))
+        :func:`pass_agreement`; ``crops``: the faces' :meth:`crops`, when made already."""
+        prob, embedding = self.onet.score(image, landmark_boxes(landmarks), crops)
         cues = np.stack([prob, np.asarray(lmdiff, np.float64), np.asarray(agree, np.float64)], axis=1)
         coefficients = np.asarray(params, np.float64).reshape(len(cues), PARAM_SPEC.dim)[:, PARAM_SPEC.pose:]
         return np.concatenate([cues, embedding, coefficients], axis=1)
