@@ -456,6 +456,7 @@ def test_a_second_heads_opinion_vetoes_only_the_unsure_faces_it_is_sure_are_none
                                   confidence, ask, features)
     expected = [1 / (1 + np.exp(4)), 0.8, 1 / (1 + np.exp(6)), 0.9995, 0.8]
     np.testing.assert_allclose(out, expected, rtol=1e-12)
+    assert (features[:, 0] == 0.99).all() and (confidence == [0.8, 0.8, 0.8, 0.9995, 0.8]).all()  # inputs as given
     (boxes,) = stub.boxes  # one O-Net run, on the landmark boxes of the three faces asked
     np.testing.assert_array_equal(boxes, [[0, 0, 10, 20], [100, 100, 110, 120], [200, 200, 210, 220]])
     with pytest.raises(ValueError, match="pass features="):

@@ -120,9 +120,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "fitted shape and expression and drops far more hands, fists and backs of heads, but also "
                         "some masked faces and small faces in crowds (with its own default --min-confidence); "
                         "blazeface, the standard head asking BlazeFace instead about the frontal faces it is unsure "
-                        "of: drops most "
-                        "cats' and dogs' faces, "
-                        "and a rare heavily masked face (needs pip install 'mfirrn[detectors]'); or a verifier head's "
+                        "of: drops most cats' and dogs' faces, and a rare heavily masked face (needs pip install "
+                        "'mfirrn[detectors]'); or a verifier head's "
                         "JSON file of your own (benchmarks/verifier_sources.py --write DIR writes one, with its "
                         "fine-tuned O-Net; its threshold is the default --min-confidence)")
     p.add_argument("--min-face-size", type=float, default=0.0, metavar="PX",

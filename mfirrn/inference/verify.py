@@ -23,7 +23,8 @@ subset of :data:`FEATURES`) into the confidence. Two heads ship, each the head o
 asks a second head about the faces it is unsure of (below);
 ``strict``'s (``face-verifier-strict.json``) reads the three cues and the 50 coefficients: it passes far fewer
 hands, fists and backs of heads, and loses some masked faces and small, badly fitted faces in crowds
-(docs/experiments/wild.md, "The regressor's coefficients as a verifier cue"). O-Net runs once per face for all.
+(docs/experiments/wild.md, "The regressor's coefficients as a verifier cue"). O-Net runs once per face for all
+(and a second head's O-Net on the faces it is asked about).
 
 A third verifier, ``blazeface``, is the standard head with a **second opinion** (:class:`SecondOpinion`,
 :data:`BLAZEFACE_OPINION`): BlazeFace full range, a detector trained on human faces only, run on the crop of each
@@ -387,7 +388,7 @@ class FaceVerifier:
                 head, onet = self.second_head
                 boxes = landmark_boxes(np.asarray(landmarks)[idx])
                 prob, embedding = onet.score(image, boxes, None if crops is None else crops[idx])
-                own = np.array(features, np.float64)[idx]
+                own = np.asarray(features, np.float64)[idx]  # a copy: the caller's features stay as they are
                 own[:, 0], own[:, len(CUES):len(CUES) + len(EMBEDDING)] = prob, embedding
                 second = head(own[:, head.columns()])
                 veto = second < rule.min_confidence
