@@ -707,3 +707,19 @@ def test_dense_mesh_is_computed_at_first_read_for_all_faces_and_pickles(rec, sam
     given = eager[0].copy()  # a Face made by hand keeps the mesh it is given
     assert Face(box=None, roi=np.zeros(4), params=np.zeros(62), pose={}, landmarks=np.zeros((68, 3)),
                 vertices=given).vertices is given
+
+
+def test_cli_no_face_line_says_when_the_verifier_dropped_the_detections(tmp_path, capsys, sample_photo):
+    """A photo whose detections the verifier all drops (here: a threshold no face reaches) says so, with the option
+    that keeps them, before the detector's hints; --min-confidence 0 is not suggested twice. A photo with no detection
+    keeps its plain hint, and so does a run with --min-face-size (which may be what dropped them)."""
+    assert main(["reconstruct", str(sample_photo), "-o", str(tmp_path / "o"), "--outputs", "json",
+                 "--min-confidence", "1"]) == 2
+    err = capsys.readouterr().err
+    assert (f"{sample_photo.name}: no face found (1 detection below the face verifier's threshold, taken for no "
+            "human face (an animal, a hand, a pattern): --min-confidence 0 keeps it; or try ") in err, err
+    assert err.count("--min-confidence 0") == 1 and not (tmp_path / "o").exists()
+    assert main(["reconstruct", str(sample_photo), "-o", str(tmp_path / "o2"), "--outputs", "json",
+                 "--min-confidence", "1", "--min-face-size", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "below the face verifier's threshold" not in err and "--min-confidence 0" in err, err

@@ -223,9 +223,18 @@ class PhotoProcessor:
             dark = brightest_level(image)
             if fb and not opts.get("detector_tint_grey") and dark > DARK_LEVEL and is_grey(image):
                 faint = "--detector-tint-grey for a black-and-white photo, " + faint
+            detected = self.job.boxes is None and self.job.landmarks is None
+            # detections the verifier dropped (with no --min-face-size, nothing else drops every face of a photo)
+            rejected = (len(self.rec.detector(image)) if detected and suggest_confidence(opts)
+                        and not opts.get("min_face_size") else 0)
             rest = [*other_detectors(opts.get("detector")),
-                    *(["--min-confidence 0"] if suggest_confidence(opts) else []), "--box or --landmarks"]
-            hint = f"try {faint}{', '.join(rest)}" if self.job.boxes is None and self.job.landmarks is None else ""
+                    *(["--min-confidence 0"] if suggest_confidence(opts) and not rejected else []),
+                    "--box or --landmarks"]
+            hint = f"try {faint}{', '.join(rest)}" if detected else ""
+            if rejected:
+                them = "them" if rejected > 1 else "it"
+                hint = (f"{rejected} detection{'s' * (rejected > 1)} below the face verifier's threshold, taken for no "
+                        f"human face (an animal, a hand, a pattern): --min-confidence 0 keeps {them}; or {hint}")
             if hint and dark <= DARK_LEVEL:
                 hint = f"a very dark photo, its brightest pixels at {dark} of 255: brighten it and try again"
             elif hint and (turned := self._faces_turned_over(image)):
