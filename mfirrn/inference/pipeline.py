@@ -275,12 +275,14 @@ class Reconstructor:
     never dropped (they get a confidence).
     ``verify=False`` skips the verifier (confidence NaN, no face dropped for it; ``min_face_size`` still
     applies). ``verifier``: which shipped verifier (:data:`mfirrn.inference.verify.VERIFIERS`): ``"standard"``
-    (default); ``"strict"``, which also reads the face's fitted shape and expression and passes far fewer hands, fists
-    and backs of heads, at the cost of some masked faces and small, badly fitted faces in crowds (its own default
-    ``min_confidence``); ``"blazeface"``, the standard head asking BlazeFace about the frontal faces it is unsure of
-    (:class:`mfirrn.inference.verify.SecondOpinion`): it drops most cats' and dogs' faces, and a rare heavily masked
-    face (needs a TensorFlow Lite runtime, ``pip install 'mfirrn[detectors]'``); or a verifier head's JSON file of your
-    own (``benchmarks/verifier_sources.py --write DIR`` writes one with a fine-tuned O-Net beside it; its threshold is
+    (default; it asks a second head, fine-tuned against cats' and dogs' faces, about the detected faces it is unsure
+    of: :data:`mfirrn.inference.verify.ANIMALS_OPINION`); ``"strict"``, which also reads the face's fitted shape and
+    expression and passes far fewer hands, fists and backs of heads, at the cost of some masked faces and small, badly
+    fitted faces in crowds (its own default ``min_confidence``); ``"blazeface"``, the standard head asking BlazeFace
+    instead about the frontal faces it is unsure of (:class:`mfirrn.inference.verify.SecondOpinion`): it drops most
+    cats' and dogs' faces, and a rare heavily masked face (needs a TensorFlow Lite runtime,
+    ``pip install 'mfirrn[detectors]'``); or a verifier head's JSON file of your own
+    (``benchmarks/verifier_sources.py --write DIR`` writes one with a fine-tuned O-Net beside it; its threshold is
     the default ``min_confidence``).
     ``detector_threshold``: the score a FaceBoxes box needs to become a face (``detector`` given by name). Default
     ``None``: :data:`PROPOSAL_THRESHOLD` when the verifier filters the faces (the detector only proposes), else
