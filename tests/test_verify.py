@@ -491,3 +491,18 @@ def test_the_standard_verifier_asks_its_animal_head_about_detected_faces_it_is_u
     assert len(rec(two_faces)) == 2 and asked == [2]
     rec(two_faces, boxes=rec.detector(two_faces)[:, :4])
     assert asked == [2]  # given boxes: not asked
+
+
+def test_a_head_of_ones_own_is_read_once_and_asks_no_second_opinion(tmp_path, monkeypatch):
+    """Reconstructor(verifier="HEAD.json") reads the file when it is built (a bad file fails there) and its verifier
+    uses that reading: the file is read once, and a head of one's own asks no second opinion."""
+    from mfirrn.inference.pipeline import Reconstructor
+
+    path = tmp_path / "mine.json"
+    path.write_text(VerifierHead(("agree",), (0.0,), (1.0,), (2.0,), 0.0, 0.4).to_json())
+    reads = []
+    load = VerifierHead.load.__func__
+    monkeypatch.setattr(VerifierHead, "load", classmethod(lambda cls, p=None: reads.append(p) or load(cls, p)))
+    rec = Reconstructor("3ddfa-v2-mb05", dense=False, verifier=str(path))
+    assert rec.verifier.head.weights == (2.0,) and rec.min_confidence == 0.4 and rec.verifier.opinion is None
+    assert reads == [path]

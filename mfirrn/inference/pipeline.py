@@ -352,8 +352,8 @@ class Reconstructor:
         if not 0.0 <= looking_down_confidence <= 1.0:
             raise ValueError(f"looking_down_confidence must lie in [0, 1], got {looking_down_confidence}")
         path = head_path(verifier)  # an unknown name fails here, not at the first face
-        if str(verifier) not in VERIFIER_NAMES:  # a head's JSON file: read now, so that a bad one fails here too
-            VerifierHead.load(path)
+        # a head's JSON file: read now (a bad one fails here too), and kept for the verifier
+        self._own_head = VerifierHead.load(path) if str(verifier) not in VERIFIER_NAMES else None
         self._min_confidence, self.min_face_size, self.verify = min_confidence, float(min_face_size), verify
         self.verifier_name = str(verifier)
         self.looking_down_confidence = float(looking_down_confidence)
@@ -416,7 +416,7 @@ class Reconstructor:
         if self._verifier is None:
             dev = "cpu" if self.device.type != "cuda" else str(self.device)
             self._verifier = FaceVerifier(device=dev, backend=self.detector_backend, threads=self.detector_threads,
-                                          head=self.verifier_name)
+                                          head=self._own_head or self.verifier_name)
         return self._verifier
 
     @property
