@@ -312,13 +312,17 @@ class FaceVerifier:
     def threshold(self) -> float:
         return self.head.threshold
 
+    def _onet_of(self, head: VerifierHead):
+        """The O-Net scorer ``head`` reads its O-Net features from (its own weights, or MTCNN's)."""
+        from mfirrn.detect.mtcnn import ONetScorer
+
+        return ONetScorer(backend=self.backend, device=self.device, threads=self.threads,
+                          weights=Path(head.onet) if head.onet else None)
+
     @property
     def onet(self):
         if self._onet is None:
-            from mfirrn.detect.mtcnn import ONetScorer
-
-            self._onet = ONetScorer(backend=self.backend, device=self.device, threads=self.threads,
-                                    weights=Path(self.head.onet) if self.head.onet else None)
+            self._onet = self._onet_of(self.head)
         return self._onet
 
     @property
@@ -340,11 +344,8 @@ class FaceVerifier:
     def second_head(self):
         """A :class:`HeadOpinion`'s head and its O-Net scorer (built on first use)."""
         if self._second is None:
-            from mfirrn.detect.mtcnn import ONetScorer
-
             head = VerifierHead.load(self.opinion.head)
-            self._second = head, ONetScorer(backend=self.backend, device=self.device, threads=self.threads,
-                                            weights=Path(head.onet) if head.onet else None)
+            self._second = head, self._onet_of(head)
         return self._second
 
     def prepare(self) -> None:
