@@ -99,17 +99,25 @@ def extra_sets(n_fit: int, datasets: Path) -> dict[str, dict[str, np.ndarray]]:
         "v2 animals": v2_animals})
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def fine_tuning_parser(doc: str, extra_cache: str, *caches: tuple[str, str]) -> argparse.ArgumentParser:
+    """The options of a fine-tuning script (this one's and ``verifier_sources.py``'s): the data, the run, the cached
+    sets (``--cache``, ``--extra-cache`` described as ``extra_cache``, then each ``(option, help)`` of ``caches``), the
+    seeds' weights and the written result."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--datasets", default=os.environ.get("MFIRRN_DATASETS", "../shared/datasets"))
     ap.add_argument("--n-fit", type=int, default=9000)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--cache", default=None, metavar="FILE.npz", help="verifier_onet.py's sets (reused when it exists)")
-    ap.add_argument("--extra-cache", default=None, metavar="FILE.npz", help="the signers' faces and the new rows")
+    for option, text in (("--cache", "verifier_onet.py's sets (reused when it exists)"),
+                         ("--extra-cache", extra_cache), *caches):
+        ap.add_argument(option, default=None, metavar="FILE.npz", help=text)
     ap.add_argument("--save", default=None, metavar="DIR", help="each seed's fine-tuned O-Net (read when it exists)")
     ap.add_argument("--write", default=None, metavar="DIR", help="write the averaged O-Net and its head to DIR")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = fine_tuning_parser(__doc__, "the signers' faces and the new rows").parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     t0 = time.time()
     base = O.load_or_collect(args.cache, O.SETS, lambda: O.collect(args.n_fit, Path(args.datasets)), args.n_fit)

@@ -18,7 +18,6 @@ beside them. ``--write DIR`` writes the averaged O-Net (``face-verifier-onet.pt`
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -159,20 +158,12 @@ def joined(sets: dict, names: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = S.fine_tuning_parser(__doc__, "C5's extra sets (reused when it exists)",
+                              ("--more-cache", "C6's further sets (reused when it exists)"),
+                              ("--v5-cache", "C6b's rows (reused when it exists)"),
+                              ("--v6-cache", "C7's rows (reused when it exists)"))
     ap.add_argument("--candidate", choices=tuple(CANDIDATES), default="c5",
                     help="c5, c6, c6b (C6 with its threshold on verifier-v5.tsv; needs C6's seeds in --save) or c7")
-    ap.add_argument("--datasets", default=os.environ.get("MFIRRN_DATASETS", "../shared/datasets"))
-    ap.add_argument("--n-fit", type=int, default=9000)
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--cache", default=None, metavar="FILE.npz", help="verifier_onet.py's sets (reused when it exists)")
-    ap.add_argument("--extra-cache", default=None, metavar="FILE.npz", help="C5's extra sets (reused when it exists)")
-    ap.add_argument("--more-cache", default=None, metavar="FILE.npz", help="C6's further sets (reused when it exists)")
-    ap.add_argument("--v5-cache", default=None, metavar="FILE.npz", help="C6b's rows (reused when it exists)")
-    ap.add_argument("--v6-cache", default=None, metavar="FILE.npz", help="C7's rows (reused when it exists)")
-    ap.add_argument("--save", default=None, metavar="DIR", help="each seed's fine-tuned O-Net (read when it exists)")
-    ap.add_argument("--write", default=None, metavar="DIR", help="write the averaged O-Net and its head to DIR")
     args = ap.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     t0 = time.time()

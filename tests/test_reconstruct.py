@@ -712,7 +712,8 @@ def test_dense_mesh_is_computed_at_first_read_for_all_faces_and_pickles(rec, sam
 def test_cli_no_face_line_says_when_the_verifier_dropped_the_detections(tmp_path, capsys, sample_photo):
     """A photo whose detections the verifier all drops (here: a threshold no face reaches) says so, with the option
     that keeps them, before the detector's hints; --min-confidence 0 is not suggested twice. A photo with no detection
-    keeps its plain hint, and so does a run with --min-face-size (which may be what dropped them)."""
+    keeps its plain hint, and so does a run whose --min-face-size drops the faces first (the verifier's rejections
+    are counted among the faces of the size kept; the detector is not run again)."""
     assert main(["reconstruct", str(sample_photo), "-o", str(tmp_path / "o"), "--outputs", "json",
                  "--min-confidence", "1"]) == 2
     err = capsys.readouterr().err
@@ -720,6 +721,24 @@ def test_cli_no_face_line_says_when_the_verifier_dropped_the_detections(tmp_path
             "human face (an animal, a hand, a pattern): --min-confidence 0 keeps it; or try ") in err, err
     assert err.count("--min-confidence 0") == 1 and not (tmp_path / "o").exists()
     assert main(["reconstruct", str(sample_photo), "-o", str(tmp_path / "o2"), "--outputs", "json",
-                 "--min-confidence", "1", "--min-face-size", "1"]) == 2
+                 "--min-confidence", "1", "--min-face-size", "100000"]) == 2
     err = capsys.readouterr().err
     assert "below the face verifier's threshold" not in err and "--min-confidence 0" in err, err
+    assert main(["reconstruct", str(sample_photo), "-o", str(tmp_path / "o3"), "--outputs", "json",
+                 "--min-confidence", "1", "--min-face-size", "1"]) == 2
+    assert "1 detection below the face verifier's threshold" in capsys.readouterr().err
+
+
+def test_stage_times_count_the_detections_the_verifier_rejects(rec, sample_photo):
+    """``times.rejected``: the detected faces left out for their confidence alone, summed over calls; not the faces
+    too small for ``min_face_size``, nor given boxes (never dropped)."""
+    from mfirrn.inference.pipeline import StageTimes
+
+    img, t = read_image(sample_photo), StageTimes()
+    assert len(rec(img, times=t)) == 1 and t.rejected == 0
+    doubting = Reconstructor(rec.model, min_confidence=1.0)
+    assert doubting(img, times=t) == [] and t.rejected == 1
+    assert doubting(img, times=t) == [] and t.rejected == 2  # summed over calls
+    box = np.array([[120.0, 90.0, 290.0, 310.0]])
+    assert len(doubting(img, boxes=box, times=t)) == 1 and t.rejected == 2
+    assert Reconstructor(rec.model, min_confidence=1.0, min_face_size=1e5)(img, times=t) == [] and t.rejected == 2

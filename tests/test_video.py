@@ -865,6 +865,30 @@ def test_cli_clip_without_a_face_names_what_to_try(tmp_path, capsys):
             in capsys.readouterr().err)
 
 
+def test_cli_clip_whose_detections_the_verifier_doubts_says_so(tmp_path, capsys):
+    """A clip whose faces the verifier never takes for human ones (here: a threshold no face reaches) says how many
+    detections it doubted and the option that follows them, before the detector's hints (--min-confidence 0 not
+    twice); with that option the face is tracked."""
+    from mfirrn.inference.pipeline import read_image
+    from mfirrn.io.assets import fetch
+    from mfirrn.video.io import VideoWriter
+
+    photo = read_image(fetch("sample-jianzhuguo"))
+    clip = tmp_path / "doubted.mp4"
+    with VideoWriter(clip, 30.0) as w:
+        for _ in range(3):
+            w.write(photo)
+    assert main(["reconstruct", str(clip), "-o", str(tmp_path / "out"), "--outputs", "json",
+                 "--min-confidence", "1"]) == 0
+    err = capsys.readouterr().err
+    assert ("doubted.mp4: no face found in any frame (3 detections the face verifier doubted, taken for no human "
+            "face (an animal, a hand, a pattern): --min-confidence 0 follows them; or try ") in err, err
+    assert err.count("--min-confidence 0") == 1
+    assert main(["reconstruct", str(clip), "-o", str(tmp_path / "out2"), "--outputs", "json",
+                 "--min-confidence", "0"]) == 0
+    assert "no face found" not in capsys.readouterr().err
+
+
 def test_cli_a_very_dark_clip_is_told_to_be_brightened(tmp_path, capsys):
     """A clip filmed in the dark (the sample photo at a twentieth of its brightness, its brightest pixels at 11 of
     255): no face in any frame, and the warning says the clip is too dark instead of the detector options."""

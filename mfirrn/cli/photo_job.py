@@ -192,12 +192,14 @@ class PhotoProcessor:
     def infer(self, loaded: tuple) -> tuple:
         from mfirrn.detect.registry import names_faceboxes
         from mfirrn.inference.engine import InputFailure
+        from mfirrn.inference.pipeline import StageTimes
         from mfirrn.inference.sources import show_path
 
         item, image, seconds = loaded
         t0 = time.perf_counter()
+        counted = StageTimes()  # the detections the verifier rejects, for the line of a photo without a face
         try:
-            faces = self.rec(image, boxes=self.job.boxes, landmarks=self.job.landmarks)
+            faces = self.rec(image, boxes=self.job.boxes, landmarks=self.job.landmarks, times=counted)
         except ValueError as e:
             raise InputFailure(InputResult(item[1], FAILED, reason=f"{show_path(item[0])}: {e}")) from None
         except (RuntimeError, MemoryError) as e:  # a network runtime's error on this image: the others go on
@@ -224,9 +226,7 @@ class PhotoProcessor:
             if fb and not opts.get("detector_tint_grey") and dark > DARK_LEVEL and is_grey(image):
                 faint = "--detector-tint-grey for a black-and-white photo, " + faint
             detected = self.job.boxes is None and self.job.landmarks is None
-            # detections the verifier dropped (with no --min-face-size, nothing else drops every face of a photo)
-            rejected = (len(self.rec.detector(image)) if detected and suggest_confidence(opts)
-                        and not opts.get("min_face_size") else 0)
+            rejected = counted.rejected if detected and suggest_confidence(opts) else 0
             rest = [*other_detectors(opts.get("detector")),
                     *(["--min-confidence 0"] if suggest_confidence(opts) and not rejected else []),
                     "--box or --landmarks"]

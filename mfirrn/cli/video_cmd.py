@@ -237,6 +237,7 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
                 except OSError:
                     break
     return {"frames": n, "faces": n_faces, "ids": len(ids), "detections": tracker.n_detections,
+            "doubted": tracker.n_doubted,
             "fps": n / elapsed if elapsed > 0 else float("nan"), "written": published,
             "truncated": bool(truncated), "expected_frames": info.n_frames, "total_frames": reader.total_frames,
             "size": (info.width, info.height),
@@ -244,7 +245,8 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
 
 
 def _no_face_hints(args: argparse.Namespace, result: dict) -> str:
-    """What to try on a clip where no frame had a face: the photo hints that apply to its frames."""
+    """What to try on a clip where no frame had a face: the photo hints that apply to its frames, after the
+    detections the face verifier doubted, when there were some."""
     from mfirrn.cli.photo_job import (
         GROUP_PHOTO,
         other_detectors,
@@ -256,7 +258,7 @@ def _no_face_hints(args: argparse.Namespace, result: dict) -> str:
     from mfirrn.detect.registry import names_faceboxes
 
     if result["brightest"] <= DARK_LEVEL:  # nothing else helps (docs/experiments/wild.md, "people in the dark")
-        return f"brightening it: a very dark clip, its brightest pixels at {result['brightest']} of 255"
+        return f"try brightening it: a very dark clip, its brightest pixels at {result['brightest']} of 255"
     hints, options = [], vars(args)
     if names_faceboxes(args.detector):
         w, h = result["size"]
@@ -265,12 +267,16 @@ def _no_face_hints(args: argparse.Namespace, result: dict) -> str:
         if suggest_threshold(options):
             hints.append("--detector-threshold 0.05 for faint faces")
     hints += ["--detector dlib-cnn"] if "dlib-cnn" in " ".join(other_detectors(args.detector)) else []
-    hints += ["--min-confidence 0"] if suggest_confidence(options) else []
+    doubted = result["doubted"] if suggest_confidence(options) else 0
+    hints += ["--min-confidence 0"] if suggest_confidence(options) and not doubted else []
     if result["detections"] < result["frames"]:  # frames the detector did not see
         hints.append("a smaller --redetect-every")
-    if not hints:
-        return ""
-    return hints[0] if len(hints) == 1 else ", ".join(hints[:-1]) + " or " + hints[-1]
+    tried = "" if not hints else "try " + (hints[0] if len(hints) == 1 else ", ".join(hints[:-1]) + " or " + hints[-1])
+    if doubted:
+        them = "them" if doubted > 1 else "it"
+        return (f"{doubted} detection{'s' * (doubted > 1)} the face verifier doubted, taken for no human face (an "
+                f"animal, a hand, a pattern): --min-confidence 0 follows {them}" + (f"; or {tried}" if tried else ""))
+    return tried
 
 
 def run(args: argparse.Namespace) -> int:
@@ -350,7 +356,7 @@ def _run_sources(sources, rec, out_dir, outputs, settings, args) -> int:
         n_ok += 1
         if r["faces"] == 0:
             hints = _no_face_hints(args, r)
-            print(f"warning: {src}: no face found in any frame" + (f" (try {hints})" if hints else ""), file=sys.stderr)
+            print(f"warning: {src}: no face found in any frame" + (f" ({hints})" if hints else ""), file=sys.stderr)
         if r["truncated"]:
             print(f"warning: {src}: decoding stopped at frame {r['frames']} of {r['expected_frames']} "
                   f"(truncated or corrupt); results cover the decoded frames", file=sys.stderr)

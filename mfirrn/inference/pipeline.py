@@ -167,17 +167,20 @@ class _DenseMeshes:
 
 
 class StageTimes:
-    """Wall time per pipeline stage, summed over calls (seconds): ``times["detect"]``.
+    """Wall time per pipeline stage, summed over calls (seconds): ``times.seconds["detect"]``; and ``rejected``, the
+    detected faces the face verifier left out (below its threshold, of the size ``min_face_size`` keeps), summed over
+    calls: what tells "no face" from "faces not taken for human ones".
 
     >>> t = StageTimes()
     >>> with t("detect"):
     ...     pass
-    >>> sorted(t.seconds)
-    ['detect']
+    >>> sorted(t.seconds), t.rejected
+    (['detect'], 0)
     """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.rejected = 0
 
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
@@ -486,9 +489,9 @@ class Reconstructor:
 
         Faces come from ``landmarks`` (F, K, 2) if given (roi from landmarks, as in 3DDFA's second step), else from
         ``boxes`` (F, 4 or 5), else from the detector. Returns [] when no face is found. ``times``
-        collects the seconds spent per stage (detect, network, landmarks, refine, verify, turn); the dense mesh of
-        ``dense=True`` is computed when a face's ``vertices`` is first read. Detected faces the verifier
-        rejects (see the class docstring) are left out.
+        collects the seconds spent per stage (detect, network, landmarks, refine, verify, turn) and counts the
+        detected faces the verifier rejects (see the class docstring), which are left out; the dense mesh of
+        ``dense=True`` is computed when a face's ``vertices`` is first read.
         """
         return self._run(to_bgr(image), boxes, landmarks, times, turn=self.turn_upside_down)
 
@@ -573,7 +576,10 @@ class Reconstructor:
         if detected:
             keep = np.ptp(lms[..., :2], axis=-2).max(axis=-1) >= self.min_face_size
             if self.verify:
-                keep &= confidence >= self.confidence_needed(pose.yaw.cpu().numpy(), pose.pitch.cpu().numpy())
+                sure = confidence >= self.confidence_needed(pose.yaw.cpu().numpy(), pose.pitch.cpu().numpy())
+                if times is not None:
+                    times.rejected += int((keep & ~sure).sum())
+                keep &= sure
             if keep.sum() > 1:  # one face reconstructed twice (from two detector boxes): the surer one stays
                 idx = np.flatnonzero(keep)  # detector order (best score first) decides a tie
                 keep[idx] = same_face_kept(rois[idx], lms[idx], confidence[idx] if self.verify else np.zeros(len(idx)))

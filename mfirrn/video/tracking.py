@@ -373,13 +373,14 @@ class FaceTracker:
 
     Calling it returns each frame's faces at once, smoothed only with ``smooth="one-euro"``;
     :func:`track_video` adds the look-ahead window. ``n_detections`` counts the frames the detector ran
-    on; ``last_events`` lists what happened to tracks in the last frame (``{"id", "event": "start"}``,
+    on, ``n_doubted`` the detections not followed for their confidence (below the verifier's threshold, or
+    below ``start_confidence`` where no track holds them); ``last_events`` lists what happened to tracks in the last frame (``{"id", "event": "start"}``,
     with ``"reused": true`` when an ended track's id came back, or ``{"id", "event": "end", "reason"}``);
     :func:`track_video` keeps them by frame index in ``events`` for the caller to take.
     """
 
     def __init__(self, rec, settings: TrackerSettings = TrackerSettings(), *, dense: bool = False) -> None:
-        from mfirrn.inference.pipeline import Reconstructor
+        from mfirrn.inference.pipeline import Reconstructor, StageTimes
 
         self.settings, self.dense = settings, dense
         det = rec.detector  # built once, shared
@@ -404,10 +405,17 @@ class FaceTracker:
         self._last_cut: Optional[float] = None  # time (s) of the last scene cut
         self._transition: Optional[_Transition] = None
         self.n_detections = 0
+        self._counted = StageTimes()  # its ``rejected``: the detections the verifier left out
+        self._doubtful = 0  # detections that started no track for their confidence
         self.last_events: list[dict] = []
         # (id of a flash's face or None, an id of before that came back, the flash's first frame)
         self.last_renames: list[tuple[Optional[int], int, int]] = []
         self.events: dict[int, list[dict]] = {}  # frame index -> its events, filled by track_video
+
+    @property
+    def n_doubted(self) -> int:
+        """The detections not followed for their confidence, summed over the frames so far."""
+        return self._counted.rejected + self._doubtful
 
     # -- helpers
     def _alive(self, old_roi: np.ndarray, roi: np.ndarray, lm: np.ndarray, shape: tuple[int, int]) -> Optional[str]:
@@ -566,7 +574,7 @@ class FaceTracker:
                   or (s.redetect_every > 0 and self._frame % s.redetect_every == 0))
         if detect:
             self.n_detections += 1
-            found = [f for f in self.detect_rec(frame) if plausible(f)]
+            found = [f for f in self.detect_rec(frame, times=self._counted) if plausible(f)]
             found.sort(key=lambda f: -(f.roi[2] - f.roi[0]))
             rois = np.array([f.roi for f in found]).reshape(-1, 4)
             kept = []
@@ -606,6 +614,7 @@ class FaceTracker:
                 if len(tracked) and roi_iou(f.roi, tracked).max() > s.match_iou:
                     continue  # already tracked
                 if self.min_confidence > 0 and f.confidence < s.start_confidence:
+                    self._doubtful += 1
                     continue  # too doubtful to start a track (one that exists goes on down to min_confidence)
                 if s.max_faces and len(self._tracks) >= s.max_faces:
                     break
