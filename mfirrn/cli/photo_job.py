@@ -234,7 +234,8 @@ class PhotoProcessor:
             if rejected:
                 them = "them" if rejected > 1 else "it"
                 hint = (f"{rejected} detection{'s' * (rejected > 1)} below the face verifier's threshold, taken for no "
-                        f"human face (an animal, a hand, a pattern): --min-confidence 0 keeps {them}; or {hint}")
+                        f"human face (an animal, a hand, a pattern, a face mostly hidden): --min-confidence 0 keeps "
+                        f"{them}; or {hint}")
             if hint and dark <= DARK_LEVEL:
                 hint = f"a very dark photo, its brightest pixels at {dark} of 255: brighten it and try again"
             elif hint and (turned := self._faces_turned_over(image)):

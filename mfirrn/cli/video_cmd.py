@@ -275,7 +275,8 @@ def _no_face_hints(args: argparse.Namespace, result: dict) -> str:
     if doubted:
         them = "them" if doubted > 1 else "it"
         return (f"{doubted} detection{'s' * (doubted > 1)} the face verifier doubted, taken for no human face (an "
-                f"animal, a hand, a pattern): --min-confidence 0 follows {them}" + (f"; or {tried}" if tried else ""))
+                f"animal, a hand, a pattern, a face mostly hidden): --min-confidence 0 follows {them}"
+                + (f"; or {tried}" if tried else ""))
     return tried
 
 

@@ -395,11 +395,20 @@ class RunSummary:
 
     def small_faces_lines(self, limit: int = 3) -> list[str]:
         """The notes on photos with faces as small as FaceBoxes finds at the scale it saw them, one per option that
-        shows them larger ([] if none)."""
+        shows them larger ([] if none): the first ``limit`` photos named, all of them when one more would be left.
+
+        >>> r = RunSummary(5, small_faces=[(f"{k}.jpg", "--detector-min-size 2000") for k in "abcd"])
+        >>> r.small_faces_lines()[0].split("them (")[1].split(")")[0]
+        'a.jpg, b.jpg, c.jpg and d.jpg'
+        >>> r.small_faces.append(("e.jpg", "--detector-min-size 2000"))
+        >>> r.small_faces_lines()[0].split("them (")[1].split(")")[0]
+        'a.jpg, b.jpg, c.jpg and 2 more'
+        """
         lines = []
         for option in dict.fromkeys(o for _, o in self.small_faces):
             inputs = [name for name, o in self.small_faces if o == option]
-            names = ", ".join(inputs[:limit]) + (f" and {len(inputs) - limit} more" if len(inputs) > limit else "")
+            shown = inputs if len(inputs) <= limit + 1 else inputs[:limit] + [f"{len(inputs) - limit} more"]
+            names = ", ".join(shown[:-1]) + f" and {shown[-1]}" if len(shown) > 1 else shown[0]
             lines.append(f"note: {len(inputs)} photo(s) hold faces near the smallest the detector finds at the scale "
                          f"it saw them ({names}); {option} may find more faces in them (slower)")
         return lines
