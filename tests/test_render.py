@@ -420,6 +420,59 @@ def test_vertex_normals_and_shading():
     np.testing.assert_allclose(over[32, 32], 0.5 * 0.2 + 0.5 * img[32, 32], atol=1e-5)
 
 
+def test_fade_in_is_the_distance_from_the_outline_over_the_width():
+    """A disk of radius 20 in a 64x64 image: 0 outside, about (20 - r) / width inside, 1 deeper than the width; the
+    image border is no outline (a mask that fills the image is 1 everywhere); a per-pixel width of 0 gives 1."""
+    from mfirrn.render.raster import fade_in
+
+    yy, xx = np.mgrid[:64, :64]
+    r = np.hypot(xx - 32, yy - 32)
+    disk = r <= 20
+    f = fade_in(disk, 8.0)
+    assert f.dtype == np.float32 and (f[~disk] == 0).all() and (f[r <= 11] == 1).all()
+    ring = disk & (r > 13)  # within the width of the outline: the distance to it, over 8
+    np.testing.assert_allclose(f[ring], np.clip((20.5 - r[ring]) / 8, 0, 1), atol=0.1)
+    assert (fade_in(np.ones((10, 12), bool), 5.0) == 1).all()
+    widths = np.where(xx < 32, 8.0, 0.0).astype(np.float32)
+    g = fade_in(disk, widths)
+    assert np.array_equal(g[:, :32], f[:, :32]) and (g[:, 32:][disk[:, 32:]] == 1).all() and (g[~disk] == 0).all()
+    assert (fade_in(disk, 0.0) == disk).all() and not fade_in(np.zeros((5, 5), bool), 3.0).any()
+
+
+def test_shade_feather_fades_the_mesh_in_from_its_outline():
+    """``feather``: the blend's alpha times the fade-in; pixels deeper than the width and the background outside
+    are those of the hard-edged overlay, bit for bit, and an outline pixel keeps more of the background."""
+    from mfirrn.render.raster import fade_in
+
+    v, tri = grid_mesh(40, 64, z=lambda x, y: np.sqrt(np.maximum(40.0**2 - (x - 32) ** 2 - (y - 32) ** 2, 0)))
+    bg = np.full((64, 64, 3), 0.2, np.float32)
+    hard = render.shade(v, tri, 64, 64, background=bg, alpha=0.5)
+    soft = render.shade(v, tri, 64, 64, background=bg, alpha=0.5, feather=6.0)
+    plain = render.shade(v, tri, 64, 64)
+    covered = np.isfinite(render.rasterize(v, tri, np.ones((len(v), 1), np.float32), 64, 64)[1])
+    f = fade_in(covered, 6.0)
+    assert np.array_equal(soft[f == 1], hard[f == 1]) and np.array_equal(soft[~covered], bg[~covered])
+    edge = covered & (f < 1)
+    assert edge.any()
+    np.testing.assert_allclose(soft[edge], ((1 - 0.5 * f[edge]))[:, None] * 0.2 + (0.5 * f[edge])[:, None]
+                               * plain[edge], atol=1e-6)
+
+
+def test_render_shaded_fades_each_face_over_its_own_size():
+    """The fade-in width is RENDER_FEATHER times each face's mesh size: a scalar for one face, a map for several
+    (the larger face where their boxes overlap, 0 elsewhere)."""
+    from types import SimpleNamespace
+
+    from mfirrn.vis.overlays import RENDER_FEATHER, feather_widths
+
+    small = SimpleNamespace(vertices=np.array([[10.0, 10, 0], [30, 20, 0], [20, 30, 0]]))  # size 20
+    large = SimpleNamespace(vertices=np.array([[25.0, 25, 0], [75, 40, 0], [40, 60, 0]]))  # size 50
+    assert feather_widths((100, 100), [small]) == pytest.approx(RENDER_FEATHER * 20)
+    w = feather_widths((100, 100), [large, small], feather=0.1)
+    assert w.shape == (100, 100) and w[15, 15] == pytest.approx(2.0) and w[50, 50] == pytest.approx(5.0)
+    assert w[27, 27] == pytest.approx(5.0) and w[90, 90] == 0  # the overlap goes to the larger face
+
+
 def test_shade_lights_in_pieces_and_takes_known_normals(monkeypatch):
     """Three separate bumps: their normals computed bump by bump (mfirrn.vis.overlays.face_normals, as for the
     faces of a crowd) are the merged mesh's, bit for bit; shade with them, and shade lighting its vertices a few at

@@ -393,11 +393,47 @@ def vertex_normals(vertices: ArrayLike, triangles: ArrayLike) -> np.ndarray:
 _SHADE_CHUNK = 1 << 16
 
 
+def fade_in(covered: np.ndarray, width: Union[float, np.ndarray]) -> np.ndarray:
+    """How far each pixel of ``covered`` (H, W) bool lies inside it, as a fraction of ``width`` (pixels; a scalar or
+    a per-pixel (H, W) map) -> (H, W) float32 in [0, 1]: the Euclidean distance to the nearest uncovered pixel
+    (OpenCV's 5x5 approximation) over ``width``, clipped to 1; 0 on uncovered pixels. The image border is not an
+    edge (a mesh cut by it does not fade there). A width of 0 gives 1 on every covered pixel.
+
+    >>> m = np.zeros((1, 7), bool); m[0, 1:] = True
+    >>> fade_in(m, 4.0).round(2).tolist()
+    [[0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 1.0]]
+    """
+    import cv2
+
+    out = np.zeros(covered.shape, np.float32)
+    rows, cols = np.flatnonzero(covered.any(1)), np.flatnonzero(covered.any(0))
+    if not len(rows):
+        return out
+    # the covered pixels' box and one uncovered row / column around it (not past the image border)
+    y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, covered.shape[0])
+    x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, covered.shape[1])
+    inside = np.ascontiguousarray(covered[y0:y1, x0:x1], np.uint8)
+    dist = cv2.distanceTransform(inside, cv2.DIST_L2, 5)  # 0 on uncovered pixels
+    w = np.asarray(width, np.float32)
+    if w.ndim == 2:
+        w = w[y0:y1, x0:x1]
+        np.divide(dist, w, out=dist, where=w > 0)
+        dist[w <= 0] = 1.0
+        np.minimum(dist, inside, out=dist)  # 0 again on the uncovered pixels
+    elif w > 0:
+        dist *= 1.0 / w
+    else:
+        dist = inside.astype(np.float32)
+    np.minimum(dist, 1.0, out=out[y0:y1, x0:x1])
+    return out
+
+
 def shade(vertices: ArrayLike, triangles: ArrayLike, height: int, width: int, *,
           light_dir: Sequence[float] = (0.0, 0.0, 1.0), ambient: float = 0.3, diffuse: float = 0.6,
           specular: float = 0.1, shininess: float = 5.0, colors: Optional[ArrayLike] = None,
           background: Optional[ArrayLike] = None, alpha: float = 0.6, cull_backfaces: bool = False,
-          num_threads: Optional[int] = None, normals: Optional[ArrayLike] = None) -> np.ndarray:
+          num_threads: Optional[int] = None, normals: Optional[ArrayLike] = None,
+          feather: Union[float, ArrayLike] = 0.0) -> np.ndarray:
     """Phong-shaded render float32 (H, W, C), by default 3DDFA_V2's grey mesh overlay.
 
     Per vertex (Gouraud), with the unit normal ``n`` (:func:`vertex_normals`), the unit direction
@@ -409,9 +445,11 @@ def shade(vertices: ArrayLike, triangles: ArrayLike, height: int, width: int, *,
     with ``r = 2 (n.l) n - l`` (no specular where n.l <= 0); vertex colour = ``colors * intensity``
     (``colors`` (N, C), default white 1.0). Without ``background`` the render is on zeros. With a
     ``background`` (H, W, C) (e.g. ``photo / 255``) the mesh is blended onto it,
-    ``(1 - alpha) * background + alpha * render`` on covered pixels, the background elsewhere.
-    ``normals``: the unit vertex normals (N, 3) when already known (default: :func:`vertex_normals` of the mesh;
-    a mesh of many separate pieces can pass theirs, computed piece by piece).
+    ``(1 - alpha) * background + alpha * render`` on covered pixels, the background elsewhere; ``feather`` (pixels,
+    a scalar or an (H, W) map) fades the mesh in from its outline over that distance (``alpha`` times
+    :func:`fade_in`), which softens the steps of the BFM mesh's cut edge on large faces. ``normals``: the unit
+    vertex normals (N, 3) when already known (default: :func:`vertex_normals` of the mesh; a mesh of many separate
+    pieces can pass theirs, computed piece by piece).
     """
     v = _vertices(vertices)
     t = _triangles(triangles, v.shape[0])
@@ -439,7 +477,10 @@ def shade(vertices: ArrayLike, triangles: ArrayLike, height: int, width: int, *,
     bg = _canvas(background, h, w, vc.shape[1])
     image, depth = rasterize(v, t, vc, h, w, bg, cull_backfaces=cull_backfaces, num_threads=num_threads)
     covered = np.isfinite(depth)
-    bg[covered] = (1.0 - alpha) * bg[covered] + alpha * image[covered]
+    a: Union[float, np.ndarray] = alpha
+    if np.any(np.asarray(feather) > 0):
+        a = (alpha * fade_in(covered, np.asarray(feather, np.float32))[covered])[:, None]
+    bg[covered] = (1.0 - a) * bg[covered] + a * image[covered]
     return bg
 
 
