@@ -779,7 +779,7 @@ def test_cli_video_writes_jsonl_overlay_and_meshes(tmp_path, lenna, capsys):
     out = tmp_path / "out"
     assert main(["reconstruct", str(clip_path), "-o", str(out), "--outputs", "json,landmarks,pose,obj",
                  "--max-frames", "6", "--smooth-window", "5"]) == 0
-    assert "clip.mp4: 6 of 12 frames (--max-frames), 6 faces in all (1 track)" in capsys.readouterr().out
+    assert "clip.mp4: 6 of 12 frames (--max-frames), 6 face-frames in all (1 track)" in capsys.readouterr().out
     lines = [json.loads(s) for s in (out / "clip.mp4.jsonl").read_text().splitlines()]
     assert [d["frame"] for d in lines] == list(range(6)) and all(len(d["faces"]) == 1 for d in lines)
     face = lines[3]["faces"][0]

@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the column of paths in a --list .parquet table (default path)")
     p.add_argument("-o", "--out", default="results/reconstruct",
                    help="output folder (default results/reconstruct); outputs mirror the inputs' tree below their "
-                        "common folder, and the folder keeps the run's record (mfirrn-run.json)")
+                        "common folder, and the folder keeps a photo run's record (mfirrn-run.json)")
     p.add_argument("--outputs", default=DEFAULT_OUTPUTS,
                    help=f"comma list of {', '.join(all_outputs())} (default {DEFAULT_OUTPUTS}); table: one "
                         f"Parquet row per face in OUT/faces.parquet")

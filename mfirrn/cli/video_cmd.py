@@ -364,6 +364,6 @@ def _run_sources(sources, rec, out_dir, outputs, settings, args) -> int:
         tracks = f"{r['ids']} track" + ("" if r["ids"] == 1 else "s")
         stopped = args.max_frames and r["frames"] < r["total_frames"]  # the clip goes on past --max-frames
         frames = f"{r['frames']} of {r['total_frames']} frames (--max-frames)" if stopped else f"{r['frames']} frames"
-        print(f"{src}: {frames}, {r['faces']} faces in all ({tracks}), detector run on "
+        print(f"{src}: {frames}, {r['faces']} face-frames in all ({tracks}), detector run on "
               f"{r['detections']} frame(s), {r['fps']:.1f} frames/s -> {', '.join(p.name for p in r['written'])}")
     return n_ok
