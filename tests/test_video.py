@@ -951,3 +951,19 @@ def test_a_track_looking_steeply_down_needs_the_looking_down_confidence(rec, mon
     assert tracker.last_events == []  # one frame in doubt
     tracker(frames[4], 4 / 30)
     assert {e["reason"] for e in tracker.last_events if e["event"] == "end"} == {"low confidence"}
+
+
+def test_a_crop_that_jumps_in_size_at_the_border_has_left_the_image():
+    """The reason a track's crop fails: ``size jump`` inside the image, ``left the image`` when the jumping crop
+    reaches past the border (a face leaving through it), and when less than ``min_inside`` of it is inside."""
+    from types import SimpleNamespace
+
+    from mfirrn.video.tracking import FaceTracker, TrackerSettings
+
+    me, lm, shape = SimpleNamespace(settings=TrackerSettings()), np.zeros((68, 3)), (480, 640)
+    old = np.array([100.0, 100, 200, 200])
+    alive = FaceTracker._alive
+    assert alive(me, old, np.array([110.0, 110, 210, 210]), lm, shape) is None
+    assert alive(me, old, np.array([50.0, 50, 350, 350]), lm, shape) == "size jump"
+    assert alive(me, old, np.array([400.0, 50, 700, 350]), lm, shape) == "left the image"  # jumps, cut by the border
+    assert alive(me, old, np.array([600.0, 100, 700, 200]), lm, shape) == "left the image"  # 60 % outside

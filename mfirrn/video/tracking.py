@@ -179,7 +179,8 @@ class TrackerSettings:
     a small face's crop that creeps up its forehead, smaller, is not left beside a second track the detector starts on
     the same face); when its roi leaves the image (less than
     ``min_inside`` of it inside), shrinks below ``min_face`` pixels or changes size by more than
-    ``max_scale_jump`` in one frame, unless the detector, run on that frame, finds the face where the track
+    ``max_scale_jump`` in one frame (said ``left the image`` when that crop reaches past the border), unless the
+    detector, run on that frame, finds the face where the track
     was (overlapping its crop, or :func:`concentric` with it): a face cut by the image border, whose crop from its
     landmarks reaches far outside, goes on with its id instead of ending and starting again, and is then followed
     from its detector box (the photo pipeline from that box, moved with the face's landmarks) until its landmarks'
@@ -425,11 +426,11 @@ class FaceTracker:
         side, old_side = roi[2] - roi[0], old_roi[2] - old_roi[0]
         if not (np.isfinite(lm).all() and np.isfinite(roi).all()) or side < s.min_face:
             return "too small"
-        if not (1 / s.max_scale_jump <= side / old_side <= s.max_scale_jump):
-            return "size jump"
         ix = max(0.0, min(roi[2], w) - max(roi[0], 0.0))
         iy = max(0.0, min(roi[3], h) - max(roi[1], 0.0))
         frac = ix * iy / ((roi[2] - roi[0]) * (roi[3] - roi[1]))
+        if not (1 / s.max_scale_jump <= side / old_side <= s.max_scale_jump):
+            return "size jump" if frac >= 1 else "left the image"  # a crop cut by the border: the face is leaving
         return None if frac >= s.min_inside else "left the image"
 
     def _new_track(self, roi: np.ndarray, lm: np.ndarray) -> _Track:
