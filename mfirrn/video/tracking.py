@@ -180,8 +180,7 @@ class TrackerSettings:
     the same face); when its roi leaves the image (less than
     ``min_inside`` of it inside), shrinks below ``min_face`` pixels or changes size by more than
     ``max_scale_jump`` in one frame (said ``left the image`` when that crop reaches past the border), unless the
-    detector, run on that frame, finds the face where the track
-    was (overlapping its crop, or :func:`concentric` with it): a face cut by the image border, whose crop from its
+    detector, run on that frame, finds the face where the track was (overlapping its crop, or :func:`concentric` with it): a face cut by the image border, whose crop from its
     landmarks reaches far outside, goes on with its id instead of ending and starting again, and is then followed
     from its detector box (the photo pipeline from that box, moved with the face's landmarks) until its landmarks'
     crop fits the image again.
@@ -375,8 +374,9 @@ class FaceTracker:
     Calling it returns each frame's faces at once, smoothed only with ``smooth="one-euro"``;
     :func:`track_video` adds the look-ahead window. ``n_detections`` counts the frames the detector ran
     on, ``n_doubted`` the detections not followed for their confidence (below the verifier's threshold, or
-    below ``start_confidence`` where no track holds them); ``last_events`` lists what happened to tracks in the last frame (``{"id", "event": "start"}``,
-    with ``"reused": true`` when an ended track's id came back, or ``{"id", "event": "end", "reason"}``);
+    below ``start_confidence`` where no track holds them); ``last_events`` lists what happened to tracks in the
+    last frame (``{"id", "event": "start"}``, with ``"reused": true`` when an ended track's id came back, or
+    ``{"id", "event": "end", "reason"}``);
     :func:`track_video` keeps them by frame index in ``events`` for the caller to take.
     """
 
