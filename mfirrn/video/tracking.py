@@ -177,10 +177,10 @@ class TrackerSettings:
     overlaps it on ``max_unconfirmed`` detection frames in a row (with ``concentric_drift``, a detection that frames
     its place at another scale, :func:`concentric`, and that no other track overlaps confirms it and becomes its crop:
     a small face's crop that creeps up its forehead, smaller, is not left beside a second track the detector starts on
-    the same face); when its roi leaves the image (less than
-    ``min_inside`` of it inside), shrinks below ``min_face`` pixels or changes size by more than
-    ``max_scale_jump`` in one frame (said ``left the image`` when that crop reaches past the border), unless the
-    detector, run on that frame, finds the face where the track was (overlapping its crop, or :func:`concentric` with it): a face cut by the image border, whose crop from its
+    the same face); when its roi leaves the image (less than ``min_inside`` of it inside), shrinks below ``min_face``
+    pixels or changes size by more than ``max_scale_jump`` in one frame (said ``left the image`` when that crop
+    reaches past the border), unless the detector, run on that frame, finds the face where the track was
+    (overlapping its crop, or :func:`concentric` with it): a face cut by the image border, whose crop from its
     landmarks reaches far outside, goes on with its id instead of ending and starting again, and is then followed
     from its detector box (the photo pipeline from that box, moved with the face's landmarks) until its landmarks'
     crop fits the image again.
