@@ -35,6 +35,19 @@ def test_gimbal_lock_keeps_the_rotation():
     np.testing.assert_allclose(pose.rotation_from_angles(*a), R, atol=1e-9)
 
 
+def test_near_a_profile_pitch_and_roll_trade_against_each_other():
+    """docs/pose.md, "Profiles": at yaw -82 (+82) degrees, 10 degrees more pitch and 10 less (more) roll turn the head
+    by 1.4 degrees, where at yaw 0 they turn it by 14; a profile read as pitch -89, roll 93 is a nearly level head."""
+    def turn(a, b):  # the angle (degrees) of the rotation between two rotations
+        return np.degrees(np.arccos(np.clip((np.trace(a.T @ b) - 1) / 2, -1, 1)))
+
+    at = pose.rotation_from_angles
+    assert turn(at(-82.0, 0.0, 0.0), at(-82.0, 10.0, -10.0)) == pytest.approx(1.4, abs=0.05)
+    assert turn(at(82.0, 0.0, 0.0), at(82.0, 10.0, 10.0)) == pytest.approx(1.4, abs=0.05)
+    assert turn(at(0.0, 0.0, 0.0), at(0.0, 10.0, -10.0)) == pytest.approx(14.1, abs=0.05)
+    assert turn(at(-82.0, -89.0, 93.0), at(-88.0, -16.0, 20.0)) < 8
+
+
 def test_params_rotation_is_scale_free_and_pose_from_params_agrees():
     R = pose.rotation_from_angles(25.0, -12.0, 7.0)
     p = np.zeros(62)
