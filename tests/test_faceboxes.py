@@ -158,6 +158,31 @@ def test_min_face_sets_the_detection_scale(faceboxes):
         FaceBoxes(min_face=0)
 
 
+def test_a_panorama_is_detected_at_the_pixel_count_of_the_largest_input():
+    """fit_scale: 3DDFA_V2's rule (height to 720, then width to 1080) for images at most twice as long as high (or
+    high as long), the pixel count 720 x 1080 for more elongated ones (never upscaled), nothing with no limit."""
+    from mfirrn.detect.faceboxes import ELONGATED, fit_scale
+
+    for h, w in ((1440, 1080), (3024, 4032), (4032, 3024), (2160, 3840), (1000, 2000), (2000, 1000), (450, 450)):
+        assert max(h, w) <= ELONGATED * min(h, w)
+        assert fit_scale(h, w) == pytest.approx(min(1.0, 720 / h, 1080 / w))
+    for h, w in ((332, 6000), (2656, 500), (1000, 2001), (2532, 1170)):
+        assert fit_scale(h, w) == pytest.approx(min(1.0, (720 * 1080 / (h * w)) ** 0.5))
+        assert fit_scale(h, w) > min(1.0, 720 / h, 1080 / w)  # larger than the sides allow
+    assert fit_scale(100, 6000) == 1.0 and fit_scale(332, 6000, (0, 0)) == 1.0
+    assert FaceBoxes(min_face=64).scale_for(332, 6000) == 0.5  # min_face still caps it
+
+
+def test_the_faces_of_a_panorama_are_found(faceboxes, two_faces):
+    """The two-face sample photo tiled into a 12 x 1 strip (about 18 400 x 690 pixels, its faces 150-200 pixels):
+    fitted into 1080 pixels of width its faces would be 10 pixels wide; at the largest input's pixel count all 24
+    are found."""
+    strip = np.ascontiguousarray(np.hstack([two_faces] * 12))
+    found = faceboxes(strip)
+    centres = (found[:, 0] + found[:, 2]) / 2
+    assert len(found) == 24 and len(np.unique(centres // two_faces.shape[1])) == 12
+
+
 def test_small_images_are_upscaled_to_min_size(faceboxes):
     assert faceboxes.min_size == 0 and faceboxes.scale_for(100, 80) == 1.0  # default: never upscaled (3DDFA_V2)
     up = FaceBoxes(min_size=240)

@@ -89,11 +89,11 @@ def other_detectors(detector: Optional[str]) -> list[str]:
 
 def downscaled_for_detection(shape: tuple, size: Optional[str]) -> bool:
     """Whether FaceBoxes saw an image of ``shape`` (H, W, ...) downscaled, at ``--detector-size`` ``size``."""
+    from mfirrn.detect.faceboxes import fit_scale
     from mfirrn.io.defaults import DETECTOR_SIZE
     from mfirrn.io.options import detector_size
 
-    max_h, max_w = DETECTOR_SIZE if size is None else detector_size(size, "--detector-size")
-    return (max_h > 0 and shape[0] > max_h) or (max_w > 0 and shape[1] > max_w)
+    return fit_scale(shape[0], shape[1], DETECTOR_SIZE if size is None else detector_size(size, "--detector-size")) < 1
 
 
 def larger_detector_input(shape: tuple, scale: float) -> str:
