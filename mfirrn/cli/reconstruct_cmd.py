@@ -75,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"--min-confidence 0). Lower finds faint faces (old prints) and more false faces")
     p.add_argument("--detector-size", default=None, metavar="HxW",
                    help=f"FaceBoxes' largest input, HEIGHTxWIDTH pixels or full: larger photos are downscaled to fit "
-                        f"before detection (default {DETECTOR_SIZE[0]}x{DETECTOR_SIZE[1]}, 3DDFA_V2's). Larger (e.g. "
+                        f"before detection, and an image more than twice as long as high (a panorama, a screenshot) to "
+                        f"that many pixels (default {DETECTOR_SIZE[0]}x{DETECTOR_SIZE[1]}, 3DDFA_V2's). Larger (e.g. "
                         f"1080x1620, full) finds faces the downscale makes too small in large photos; slower on them")
     p.add_argument("--detector-min-size", type=int, default=0, metavar="PX",
                    help="FaceBoxes sees photos whose longer side is below PX pixels upscaled to PX: it finds the faces "

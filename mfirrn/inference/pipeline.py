@@ -292,7 +292,9 @@ class Reconstructor:
     (``verify=False`` or ``min_confidence=0``) 3DDFA_V2's 0.5. A lower threshold only adds faces: those found at a
     higher one stay, unchanged. The other detectors keep their own thresholds.
     ``detector_size``: FaceBoxes' largest input (height, width) in pixels; larger photos are downscaled to fit
-    before detection (default ``None``: 3DDFA_V2's 720 x 1080; ``(0, 0)``: full resolution). A larger size
+    before detection, an image more than twice as long as high (or high as long) to that many pixels
+    (:func:`mfirrn.detect.faceboxes.fit_scale`) (default ``None``: 3DDFA_V2's 720 x 1080; ``(0, 0)``: full
+    resolution). A larger size
     finds faces that the downscale makes too small or too faint in large photos (``docs/experiments/wild.md``),
     at a detection cost that grows with the pixels detected.
     ``detector_tint_grey``: FaceBoxes detects black-and-white photos in a skin tint
