@@ -456,6 +456,9 @@ def test_shade_feather_fades_the_mesh_in_from_its_outline():
     assert edge.any()
     np.testing.assert_allclose(soft[edge], ((1 - 0.5 * f[edge]))[:, None] * 0.2 + (0.5 * f[edge])[:, None]
                                * plain[edge], atol=1e-6)
+    assert np.array_equal(render.shade(v, tri, 64, 64, background=bg, alpha=0.5, feather=np.full((64, 64), 6.0)), soft)
+    with pytest.raises(ValueError, match="feather"):
+        render.shade(v, tri, 64, 64, background=bg, feather=np.ones((32, 64)))
 
 
 def test_render_shaded_fades_each_face_over_its_own_size():

@@ -421,7 +421,7 @@ def fade_in(covered: np.ndarray, width: Union[float, np.ndarray]) -> np.ndarray:
         dist[w <= 0] = 1.0
         np.minimum(dist, inside, out=dist)  # 0 again on the uncovered pixels
     elif w > 0:
-        dist *= 1.0 / w
+        dist /= w  # as the map's division, to the bit
     else:
         dist = inside.astype(np.float32)
     np.minimum(dist, 1.0, out=out[y0:y1, x0:x1])
@@ -478,8 +478,11 @@ def shade(vertices: ArrayLike, triangles: ArrayLike, height: int, width: int, *,
     image, depth = rasterize(v, t, vc, h, w, bg, cull_backfaces=cull_backfaces, num_threads=num_threads)
     covered = np.isfinite(depth)
     a: Union[float, np.ndarray] = alpha
-    if np.any(np.asarray(feather) > 0):
-        a = (alpha * fade_in(covered, np.asarray(feather, np.float32))[covered])[:, None]
+    widths = np.asarray(feather, np.float32)
+    if widths.ndim:
+        check_shape(widths, (h, w), "feather")
+    if np.any(widths > 0):
+        a = (alpha * fade_in(covered, widths)[covered])[:, None]
     bg[covered] = (1.0 - a) * bg[covered] + a * image[covered]
     return bg
 
