@@ -40,7 +40,8 @@ SCORE_THRESHOLD = 0.5
 #: 3DDFA_V2's largest detector input (height, width): larger images are downscaled to fit.
 MAX_SIZE: tuple[int, int] = DETECTOR_SIZE
 #: An image whose longer side is more than this many times its shorter one (a panorama, a strip of photos, a phone
-#: screenshot) is detected at the pixel count of the largest input rather than fitted into its sides (:func:`fit_scale`).
+#: screenshot) is detected at the pixel count of the largest input rather than fitted into its sides
+#: (:func:`fit_scale`).
 ELONGATED = 2.0
 BGR_MEAN: tuple[float, float, float] = (104.0, 117.0, 123.0)
 #: Gains (B, G, R) that turn a grey level into a skin tone of the same luminance: the median colour of the
