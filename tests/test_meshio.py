@@ -36,3 +36,25 @@ def test_obj_bytes_of_a_reconstructed_face(bfm, mb05, sample_photo):
     colors = meshio.sample_colors(img, face.vertices)
     v, t = meshio.to_viewer_frame(face.vertices, face.triangles, img.shape[0])
     assert meshio.obj_bytes(v, t, colors) == meshio.obj_bytes_reference(v, t, colors)
+
+
+def test_photo_colors_of_a_face_cut_by_the_border_come_from_its_other_side(bfm):
+    """The BFM mean face, 200 pixels wide, its right half and a little more beyond the image's right border: its
+    vertices inside keep the photo's colours; those outside take their mirror vertex's colour where that one is
+    inside (not the border column smeared outward), grey where it is outside too (the middle of the face)."""
+    from mfirrn.render.uvtex import load_mirror
+
+    u = bfm.u.reshape(-1, 3).numpy().astype(np.float64)
+    v = (u - u.mean(0)) * (200 / np.ptp(u[:, 0])) * [1, -1, 1] + [100, 150, 0]  # x in [0, 200], y down
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (300, 91, 3), dtype=np.uint8)  # the border at x = 90, left of the nose
+    got = meshio.photo_colors(photo, v)
+    plain = meshio.sample_colors(photo, v)
+    out = v[:, 0] > 90
+    mirror = load_mirror(len(v))
+    assert out.any() and (~out[mirror] & out).any() and (out[mirror] & out).any()
+    np.testing.assert_array_equal(got[~out], plain[~out])
+    side = out & ~out[mirror]
+    np.testing.assert_array_equal(got[side], plain[mirror[side]])
+    assert (got[out & out[mirror]] == 0.5).all()
+    assert not np.array_equal(got[side], plain[side])  # the smeared border column is gone

@@ -197,4 +197,14 @@ def test_cli_uv_tex_files_open_textured_in_trimesh(tmp_path, sample_photo):
     glb = trimesh.load(out / f"{stem}_face0_uv.glb")
     g = next(iter(glb.geometry.values())) if hasattr(glb, "geometry") else glb
     assert g.visual.uv.shape == (53215, 2)
+    # the photo at full strength on a matte material, as the MTL says (Kd 1): not darkened, not a metal
+    m = g.visual.material
+    assert np.array_equal(m.baseColorFactor, [255, 255, 255, 255]) and m.metallicFactor == 0.0
+    assert m.baseColorTexture is not None and m.baseColorTexture.size == (512, 512)
+    import json
+    import struct
+
+    blob = (out / f"{stem}_face0_uv.glb").read_bytes()
+    gltf = json.loads(blob[20:20 + struct.unpack("<I", blob[12:16])[0]])
+    assert "NORMAL" in gltf["meshes"][0]["primitives"][0]["attributes"]
     assert cv2.imread(str(out / f"{stem}_pose.jpg")).shape == cv2.imread(str(sample_photo)).shape

@@ -127,7 +127,7 @@ def _mesh(ext: str) -> Callable[[OutputContext], list[tuple[str, bytes]]]:
         for name, face in zip(mesh_file_names(ctx.stem, len(ctx.faces), ext), ctx.faces):
             if face.vertices is None or face.triangles is None:
                 raise ValueError("faces have no dense mesh; reconstruct with dense=True")
-            colors = meshio.sample_colors(ctx.image, face.vertices)
+            colors = meshio.photo_colors(ctx.image, face.vertices)  # outside the photo: the mirror side, or grey
             v, t = meshio.to_viewer_frame(face.vertices, face.triangles, ctx.image.shape[0])
             files.append((name, to_bytes(v, t, colors)))
         return files

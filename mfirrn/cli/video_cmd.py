@@ -144,11 +144,13 @@ def _overlay(frame: np.ndarray, tracked: list, outputs: list[str]) -> np.ndarray
 
 
 def _write_meshes(frame: np.ndarray, tracked: list, mesh_dir: Path, name: str, outputs: list[str]) -> None:
+    import numpy as np
+
     from mfirrn import vis
     from mfirrn.render import meshio
 
     v, tri = vis.merge_face_meshes([tf.face for tf in tracked])
-    c = meshio.sample_colors(frame, v)
+    c = np.concatenate([meshio.photo_colors(frame, tf.face.vertices) for tf in tracked])  # face by face: its mirror
     v, tri = meshio.to_viewer_frame(v, tri, frame.shape[0])
     mesh_dir.mkdir(exist_ok=True)
     for ext, fn in (("obj", meshio.obj_bytes), ("ply", meshio.ply_bytes)):

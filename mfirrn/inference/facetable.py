@@ -35,7 +35,7 @@ COLUMNS = {
     "image_height": "image height, pixels",
     "box": "detector box x0, y0, x1, y1 in pixels (null when the face came from --landmarks)",
     "score": "detector score (null when the box was given)",
-    "confidence": "the reconstruction's confidence in [0, 1] where the pipeline gives one, else null",
+    "confidence": "the face verifier's confidence in [0, 1] that it is a human face, null where it did not run",
     "roi": "crop box x0, y0, x1, y1 in pixels that the network saw",
     "refined": "whether the face got the refinement passes",
     "params": "the 62 de-normalised 3DMM parameters (12 pose, 40 shape, 10 expression)",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+from typing import Optional
 
 import numpy as np
 
 from mfirrn.io.checks import check_shape
 
-__all__ = ["sample_colors", "to_viewer_frame", "format_table", "obj_bytes", "obj_bytes_reference", "ply_bytes"]
+__all__ = ["sample_colors", "photo_colors", "to_viewer_frame", "format_table", "obj_bytes", "obj_bytes_reference",
+           "ply_bytes"]
 
 
 def sample_colors(image: np.ndarray, vertices: np.ndarray) -> np.ndarray:
@@ -26,6 +28,41 @@ def sample_colors(image: np.ndarray, vertices: np.ndarray) -> np.ndarray:
     c = (img[y0, x0] * (1 - fx) * (1 - fy) + img[y0, x1] * fx * (1 - fy)
          + img[y1, x0] * (1 - fx) * fy + img[y1, x1] * fx * fy)
     return c[:, ::-1] / 255.0
+
+
+def photo_colors(image: np.ndarray, vertices: np.ndarray, mirror_map: Optional[np.ndarray] = None) -> np.ndarray:
+    """The photo's colour of each vertex of a face mesh, RGB float (N, 3) in [0, 1]: :func:`sample_colors`, except
+    that a vertex outside the image (a face cut by the border) takes its mirror vertex's colour where that one is
+    inside (the other side of the face, as the UV texture fills it), else mid-grey, instead of the border pixel
+    smeared outward. ``mirror_map`` (N,): each vertex's mirror (default: the BFM's, for its full or no-neck mesh;
+    for another mesh, outside vertices are grey).
+
+    >>> img = np.zeros((4, 4, 3), np.uint8); img[:, :2] = (0, 0, 255)  # red left half, black right half (BGR)
+    >>> v = np.array([[0.0, 1, 0], [3, 1, 0], [-2.0, 1, 0], [9.0, 1, 0]])
+    >>> photo_colors(img, v, mirror_map=np.array([1, 0, 1, 2])).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.5, 0.5, 0.5]]
+    """
+    c = sample_colors(image, vertices)
+    h, w = image.shape[:2]
+    x, y = vertices[:, 0], vertices[:, 1]
+    outside = np.flatnonzero((x < 0) | (x > w - 1) | (y < 0) | (y > h - 1))
+    if not len(outside):
+        return c
+    if mirror_map is None:
+        from mfirrn.render.uvtex import load_mirror
+
+        try:
+            mirror_map = load_mirror(len(vertices))
+        except ValueError:  # not a BFM mesh: no mirror to ask
+            mirror_map = None
+    c[outside] = 0.5
+    if mirror_map is not None:
+        inside = np.ones(len(vertices), bool)
+        inside[outside] = False
+        mirror = np.asarray(mirror_map, np.int64)[outside]
+        seen = inside[mirror]
+        c[outside[seen]] = c[mirror[seen]]
+    return c
 
 
 def to_viewer_frame(vertices: np.ndarray, triangles: np.ndarray, image_height: int) -> tuple[np.ndarray, np.ndarray]:
