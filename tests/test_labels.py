@@ -61,6 +61,19 @@ def test_crowd_is_numbered_with_a_legend():
     assert draw_labels(image, lay) is image and image.any()
 
 
+def test_the_legend_of_a_crowd_with_faces_in_every_corner_covers_none():
+    """A 600x400 photo with faces in all four corners and along the edges, and a face-free gap in its middle: the
+    legend covers no face (it goes to the gap), where a corner legend would cover one at any font size."""
+    boxes = [(x, y, x + 60, y + 60) for x in range(0, 600, 90) for y in (0, 340)]
+    boxes += [(x, 170, x + 60, 230) for x in (0, 540)]
+    texts = [f"yaw {i} pitch {-i} roll {i % 7}" for i in range(len(boxes))]
+    lay = layout_labels(texts, boxes, (400, 600), style=STYLE, numbered=True)
+    (legend,) = [lab for lab in lay.labels if lab.face == -1]
+    assert all(_overlap(legend.rect, b) == 0 for b in boxes), legend.rect
+    assert len(legend.lines) == len(boxes)
+    _check(lay, (400, 600))
+
+
 def test_a_crowd_of_tracks_is_numbered_by_its_track_ids():
     """A video names its faces by track id: in a crowd the numbers are the ids, and the legend lists only the
     texts that say more than the id (ids alone: no legend at all)."""

@@ -116,11 +116,31 @@ def _place(box: Rect, w: int, h: int, gap: int, width: int, height: int, taken: 
     return None
 
 
+def _least_covering(w: int, h: int, width: int, height: int, step: int, faces: list[Rect]) -> tuple[Rect, int]:
+    """The ``w`` x ``h`` rectangle on a grid of ``step`` pixels inside a ``width`` x ``height`` image that covers the
+    least area of ``faces`` (the first in reading order on a tie), and that area. The areas of all places at once: a
+    face's overlap is its overlap in x times its overlap in y, so the grid's areas are a product of two matrices.
+
+    >>> _least_covering(10, 10, 40, 20, 5, [(0, 0, 20, 20)])
+    ((20, 0, 30, 10), 0)
+    """
+    xs, ys = np.arange(0, width - w + 1, step), np.arange(0, height - h + 1, step)
+    f = np.asarray(faces, np.int64).reshape(-1, 4)
+    ox = np.clip(np.minimum(xs[None] + w, f[:, 2:3]) - np.maximum(xs[None], f[:, 0:1]), 0, None)  # (F, X)
+    oy = np.clip(np.minimum(ys[None] + h, f[:, 3:4]) - np.maximum(ys[None], f[:, 1:2]), 0, None)  # (F, Y)
+    cover = oy.T @ ox  # (Y, X): the area of the faces under each place
+    k = int(np.argmin(cover))
+    x, y = int(xs[k % len(xs)]), int(ys[k // len(xs)])
+    return (x, y, x + w, y + h), int(cover.flat[k])
+
+
 def _legend(lines: list[str], style: TextStyle, width: int, height: int, faces: list[Rect],
             max_area: float = 0.25) -> Optional[Label]:
     """The legend block of ``lines`` in an image corner, in the number of columns that covers the least of
-    ``faces`` (then the fewest); its font shrunk (down to 0.35) while it covers a face or more than
-    ``max_area`` of the image; lines that still do not fit are summed up in a last line ("+N more")."""
+    ``faces`` (their area in pixels); where every corner covers a face, the place on a grid of the line height over
+    the whole image that covers the least (a gap in a crowd); its font shrunk (down to 0.35) while it still covers a
+    face or more than ``max_area`` of the image; lines that still do not fit are summed up in a last line
+    ("+N more")."""
     floor = min(style.scale, 0.35)
     while True:
         line_w = max(style.size(t)[0] for t in lines)
@@ -130,12 +150,18 @@ def _legend(lines: list[str], style: TextStyle, width: int, height: int, faces: 
                            max(1, int(max_area * width * height) // (line_w * line_h)))
             shown = lines if len(lines) <= capacity else lines[:capacity - 1] + [f"+{len(lines) - capacity + 1} more"]
             best, best_cover = None, None
-            for cols in range(math.ceil(len(shown) / (height // line_h)), width // line_w + 1):
-                w, h = cols * line_w, math.ceil(len(shown) / cols) * line_h
+            shapes = [(cols * line_w, math.ceil(len(shown) / cols) * line_h)
+                      for cols in range(math.ceil(len(shown) / (height // line_h)), width // line_w + 1)]
+            for w, h in shapes:  # the corners first: a legend reads best there
                 for x, y in ((width - w, 0), (0, 0), (width - w, height - h), (0, height - h)):
                     r = (x, y, x + w, y + h)
                     cover = sum(_overlap(r, f) for f in faces)
                     if best_cover is None or cover < best_cover:
+                        best, best_cover = r, cover
+            if best_cover:  # every corner covers a face: anywhere else on a grid of the line height
+                for w, h in shapes:
+                    r, cover = _least_covering(w, h, width, height, line_h, faces)
+                    if cover < best_cover:
                         best, best_cover = r, cover
             if best is not None and (style.scale <= floor or (len(shown) == len(lines) and best_cover == 0)):
                 return Label(shown, best, -1, style)
