@@ -24,7 +24,7 @@ from mfirrn.geometry.params import PARAM_SPEC, split_params
 from mfirrn.io.checks import check_shape
 from mfirrn.io.safeload import load_pickle
 
-__all__ = ["MorphableModel", "MeshName", "load_bfm_arrays", "mirror_vertex_map", "N_LANDMARKS"]
+__all__ = ["MorphableModel", "MeshName", "load_bfm_arrays", "mirror_vertex_map", "load_mirror", "N_LANDMARKS"]
 
 MeshName = Literal["full", "noneck"]
 N_LANDMARKS = 68
@@ -180,3 +180,18 @@ def mirror_vertex_map(bfm: MorphableModel) -> np.ndarray:
     mirrored = u.copy()
     mirrored[:, 0] = 2 * u[:, 0].mean() - u[:, 0]
     return cKDTree(u).query(mirrored)[1].astype(np.int64)
+
+
+@functools.lru_cache(maxsize=2)
+def _bfm_mirror(mesh: str) -> np.ndarray:
+    return mirror_vertex_map(MorphableModel(mesh))  # type: ignore[arg-type]
+
+
+def load_mirror(n_vertices: int) -> np.ndarray:
+    """(N,) index of each vertex's left/right mirror for the full (53215) or no-neck (38365) BFM mesh
+    (:func:`mirror_vertex_map` of its mean shape; computed once per process); ValueError for another mesh."""
+    meshes = {53215: "full", 38365: "noneck"}
+    if n_vertices not in meshes:
+        raise ValueError(f"no mirror map for a mesh of {n_vertices} vertices (full: 53215, no-neck: 38365); "
+                         "pass mirror_map= or mirror=False")
+    return _bfm_mirror(meshes[n_vertices]).copy()

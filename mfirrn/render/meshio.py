@@ -49,7 +49,7 @@ def photo_colors(image: np.ndarray, vertices: np.ndarray, mirror_map: Optional[n
     if not len(outside):
         return c
     if mirror_map is None:
-        from mfirrn.render.uvtex import load_mirror
+        from mfirrn.geometry.bfm import load_mirror
 
         try:
             mirror_map = load_mirror(len(vertices))

@@ -30,6 +30,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from mfirrn.geometry.bfm import load_mirror
 from mfirrn.io.checks import check_shape
 from mfirrn.render.meshio import format_table
 
@@ -50,23 +51,6 @@ def load_uv(n_vertices: int) -> np.ndarray:
     if n_vertices == len(idx):
         return uv[idx]
     raise ValueError(f"no UV layout for a mesh of {n_vertices} vertices (full: {len(uv)}, no-neck: {len(idx)})")
-
-
-@functools.lru_cache(maxsize=2)
-def _bfm_mirror(mesh: str) -> np.ndarray:
-    from mfirrn.geometry.bfm import MorphableModel, mirror_vertex_map
-
-    return mirror_vertex_map(MorphableModel(mesh))  # type: ignore[arg-type]
-
-
-def load_mirror(n_vertices: int) -> np.ndarray:
-    """(N,) index of each vertex's left/right mirror for the full (53215) or no-neck (38365) BFM mesh
-    (:func:`mfirrn.geometry.bfm.mirror_vertex_map` of its mean shape; computed once per process)."""
-    meshes = {53215: "full", 38365: "noneck"}
-    if n_vertices not in meshes:
-        raise ValueError(f"no mirror map for a mesh of {n_vertices} vertices (full: 53215, no-neck: 38365); "
-                         "pass mirror_map= or mirror=False")
-    return _bfm_mirror(meshes[n_vertices]).copy()
 
 
 def push_pull_fill(image: np.ndarray, weight: np.ndarray) -> np.ndarray:
