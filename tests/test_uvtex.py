@@ -207,4 +207,7 @@ def test_cli_uv_tex_files_open_textured_in_trimesh(tmp_path, sample_photo):
     blob = (out / f"{stem}_face0_uv.glb").read_bytes()
     gltf = json.loads(blob[20:20 + struct.unpack("<I", blob[12:16])[0]])
     assert "NORMAL" in gltf["meshes"][0]["primitives"][0]["attributes"]
+    # at a person's size in metres (glTF's unit), centred: a head 12-40 cm wide, its box's middle at the origin
+    lo, hi = g.bounds
+    assert 0.12 < (hi - lo)[0] < 0.4 and np.abs((lo + hi) / 2).max() < 1e-6
     assert cv2.imread(str(out / f"{stem}_pose.jpg")).shape == cv2.imread(str(sample_photo)).shape
