@@ -43,6 +43,7 @@ confidence becomes its own. O-Net's crops are made once for both heads.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,6 +225,15 @@ SECOND_OPINIONS: dict[str, Union[SecondOpinion, HeadOpinion]] = {"standard": ANI
                                                                  "blazeface": BLAZEFACE_OPINION}
 
 
+@functools.lru_cache(maxsize=16)
+def _columns_of(names: tuple[str, ...]) -> np.ndarray:
+    """:meth:`VerifierHead.columns` of a head reading ``names``, found once per process (a second head is asked on
+    every photo with an unsure face); read-only."""
+    columns = np.array([FEATURES.index(n) for n in names], dtype=np.intp)
+    columns.setflags(write=False)
+    return columns
+
+
 @dataclass(frozen=True)
 class VerifierHead:
     """Logistic model: ``confidence = sigmoid(sum_k weights[k] * (x[k] - mean[k]) / std[k] + bias)`` over the
@@ -275,7 +285,7 @@ class VerifierHead:
         >>> VerifierHead(("agree", "shape_0"), (0.0, 0.0), (1.0, 1.0), (1.0, 1.0), 0.0, 0.5).columns().tolist()
         [2, 259]
         """
-        return np.array([FEATURES.index(n) for n in self.names], dtype=np.intp)
+        return _columns_of(self.names)
 
     def to_json(self) -> str:
         """The head as :meth:`load` reads it (``onet`` by its file name: the weights go beside the JSON)."""
