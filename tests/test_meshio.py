@@ -58,3 +58,11 @@ def test_photo_colors_of_a_face_cut_by_the_border_come_from_its_other_side(bfm):
     np.testing.assert_array_equal(got[side], plain[mirror[side]])
     assert (got[out & out[mirror]] == 0.5).all()
     assert not np.array_equal(got[side], plain[side])  # the smeared border column is gone
+
+
+def test_photo_colors_refuses_a_mirror_map_that_is_not_one_index_per_vertex():
+    img, v = np.zeros((4, 4, 3), np.uint8), np.array([[0.0, 1, 0], [9.0, 1, 0]])
+    with pytest.raises(ValueError, match=r"mirror_map: expected shape \(2\)"):
+        meshio.photo_colors(img, v, mirror_map=np.array([1, 0, 0]))
+    with pytest.raises(ValueError, match=r"mirror_map: indices must lie in \[0, 2\)"):
+        meshio.photo_colors(img, v, mirror_map=[1, 2])

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mfirrn.cli import main
-from mfirrn.render.uvtex import load_mirror, load_uv, push_pull_fill, textured_obj, uv_texture, visibility_weight
+from mfirrn.render.uvtex import (life_size, load_mirror, load_uv, push_pull_fill, textured_glb, textured_obj, uv_texture,
+                                 visibility_weight)
 
 
 @pytest.fixture(scope="module")
@@ -183,13 +184,38 @@ def test_textured_obj_is_pythons_formatting_byte_for_byte():
     assert obj == want.encode()
 
 
+def test_life_size_scales_the_eyes_3d_distance_to_63_mm():
+    """Eye centres 126 pixels apart, the head turned by 60 degrees (63 pixels apart in the image): 0.5 mm a pixel
+    whatever the turn, the box's middle at the origin."""
+    lm = np.zeros((68, 3))
+    a = np.radians(60)
+    lm[42:48] = [126 * np.cos(a), 0, 126 * np.sin(a)]
+    v = np.array([[10.0, 20, 30], [210, 120, 70]])
+    got = life_size(v, lm)
+    np.testing.assert_allclose(got, [[-0.05, -0.025, -0.01], [0.05, 0.025, 0.01]])
+
+
+def test_textured_glb_refuses_a_mesh_in_pixels():
+    v, t, uv = np.array([[0, 0, 0], [300.0, 0, 0], [0, 300, 0]]), np.array([[0, 1, 2]]), np.zeros((3, 2))
+    with pytest.raises(ValueError, match="300 units wide.*metre.*life_size"):
+        textured_glb(v, t, uv, np.zeros((4, 4, 3), np.uint8))
+
+
 @pytest.mark.slow
 def test_cli_uv_tex_files_open_textured_in_trimesh(tmp_path, sample_photo):
+    import shutil
+
     import trimesh
 
-    out = tmp_path / "out"
-    assert main(["reconstruct", str(sample_photo), "-o", str(out), "--outputs", "uv_tex,uv_glb,pose"]) == 0
-    stem = sample_photo.name  # file names keep the image's extension
+    out, photo = tmp_path / "out", tmp_path / "my photo #1.jpg"  # a space and a '#': OBJ readers end names there
+    shutil.copy(sample_photo, photo)
+    assert main(["reconstruct", str(photo), "-o", str(out), "--outputs", "uv_tex,uv_glb,pose"]) == 0
+    stem = photo.name  # file names keep the image's extension
+    obj_text = (out / f"{stem}_face0_uv.obj").read_text()
+    mtl_name = obj_text.splitlines()[1].split(maxsplit=1)[1]
+    assert mtl_name == "my_photo__1.jpg_face0_uv.mtl" and (out / mtl_name).is_file()
+    png_name = (out / mtl_name).read_text().splitlines()[-1].split(maxsplit=1)[1]
+    assert png_name == "my_photo__1.jpg_face0_uv.png" and (out / png_name).is_file()
     mesh = trimesh.load(out / f"{stem}_face0_uv.obj", process=False)
     assert isinstance(mesh.visual, trimesh.visual.TextureVisuals)
     assert mesh.visual.uv.shape == (53215, 2) and mesh.vertices.shape == (53215, 3)

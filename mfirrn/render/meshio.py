@@ -34,14 +34,20 @@ def photo_colors(image: np.ndarray, vertices: np.ndarray, mirror_map: Optional[n
     """The photo's colour of each vertex of a face mesh, RGB float (N, 3) in [0, 1]: :func:`sample_colors`, except
     that a vertex outside the image (a face cut by the border) takes its mirror vertex's colour where that one is
     inside (the other side of the face, as the UV texture fills it), else mid-grey, instead of the border pixel
-    smeared outward. ``mirror_map`` (N,): each vertex's mirror (default: the BFM's, for its full or no-neck mesh;
-    for another mesh, outside vertices are grey).
+    smeared outward. ``mirror_map`` (N,) int: each vertex's mirror, an index into ``vertices`` (default: the BFM's,
+    for its full or no-neck mesh; for another mesh, outside vertices are grey).
 
     >>> img = np.zeros((4, 4, 3), np.uint8); img[:, :2] = (0, 0, 255)  # red left half, black right half (BGR)
     >>> v = np.array([[0.0, 1, 0], [3, 1, 0], [-2.0, 1, 0], [9.0, 1, 0]])
     >>> photo_colors(img, v, mirror_map=np.array([1, 0, 1, 2])).tolist()
     [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.5, 0.5, 0.5]]
     """
+    if mirror_map is not None:
+        mirror_map = np.asarray(mirror_map)
+        check_shape(mirror_map, (len(vertices),), "mirror_map")
+        if len(vertices) and not (0 <= np.min(mirror_map) and np.max(mirror_map) < len(vertices)):
+            raise ValueError(f"mirror_map: indices must lie in [0, {len(vertices)}), the vertices' count; got "
+                             f"{np.min(mirror_map)}..{np.max(mirror_map)}")
     c = sample_colors(image, vertices)
     h, w = image.shape[:2]
     x, y = vertices[:, 0], vertices[:, 1]

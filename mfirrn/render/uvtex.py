@@ -35,7 +35,7 @@ from mfirrn.io.checks import check_shape
 from mfirrn.render.meshio import format_table
 
 __all__ = ["UVTexture", "load_uv", "load_mirror", "visibility_weight", "uv_texture", "textured_obj",
-           "textured_glb", "push_pull_fill"]
+           "textured_glb", "life_size", "push_pull_fill"]
 
 
 def load_uv(n_vertices: int) -> np.ndarray:
@@ -282,10 +282,45 @@ def glb_modules():
     return trimesh, Image
 
 
+#: The distance between the eye centres (metres) a GLB head is scaled to by :func:`life_size`: an adult's average.
+EYE_DISTANCE_M = 0.063
+
+
+def life_size(vertices: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Viewer-frame vertices (N, 3) in image pixels -> metres, centred on the mesh's centre (the box's middle) and
+    scaled so that the centres of the 68 landmarks' eyes (points 36-41 and 42-47, pixels) lie
+    :data:`EYE_DISTANCE_M` apart (in 3D: a turned head keeps its size): glTF's unit is the metre, and a viewer shows the head at a person's size.
+
+    >>> v = np.array([[0.0, 0, 0], [200, 100, 40]])
+    >>> lm = np.zeros((68, 3)); lm[42:48, 0] = 63.0  # eye centres 63 pixels apart
+    >>> life_size(v, lm).tolist()
+    [[-0.1, -0.05, -0.02], [0.1, 0.05, 0.02]]
+    """
+    check_shape(vertices, (None, 3), "vertices")
+    check_shape(landmarks, (68, 3), "landmarks")
+    eyes = np.linalg.norm(landmarks[42:48].mean(0) - landmarks[36:42].mean(0))
+    centre = (vertices.min(0) + vertices.max(0)) / 2
+    return (vertices - centre) * (EYE_DISTANCE_M / max(float(eyes), 1e-9))
+
+
+#: The largest extent (metres) :func:`textured_glb` takes for a head: a mesh larger than this is in pixels.
+MAX_HEAD_M = 2.0
+
+
 def textured_glb(vertices: np.ndarray, triangles: np.ndarray, uv: np.ndarray, texture_bgr: np.ndarray) -> bytes:
     """Binary glTF (GLB) of the textured mesh, via trimesh (needs ``trimesh`` and ``pillow``): the texture embedded
     as the base colour at full strength, a matte, non-metallic material (the MTL's ``Kd 1``; glTF's defaults would be
-    a metal, and trimesh's simple material a 0.4 grey factor that darkens the photo), smooth vertex normals."""
+    a metal, and trimesh's simple material a 0.4 grey factor that darkens the photo), smooth vertex normals.
+
+    ``vertices`` (N, 3) in metres, y up (glTF's frame): ``life_size(to_viewer_frame(face.vertices, ...)[0],
+    face.landmarks)``. A mesh larger than :data:`MAX_HEAD_M` (image pixels, a head hundreds of metres wide in a
+    viewer) is refused with that fix.
+    """
+    check_shape(vertices, (None, 3), "vertices")
+    extent = float(np.ptp(vertices, axis=0).max()) if len(vertices) else 0.0
+    if extent > MAX_HEAD_M:
+        raise ValueError(f"textured_glb: the mesh is {extent:.0f} units wide, and glTF's unit is the metre; pass "
+                         f"its vertices in metres: mfirrn.render.uvtex.life_size(vertices, landmarks)")
     trimesh, Image = glb_modules()
     material = trimesh.visual.material.PBRMaterial(
         baseColorTexture=Image.fromarray(texture_bgr[..., ::-1].copy()), baseColorFactor=[255, 255, 255, 255],
