@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mfirrn.cli import main
-from mfirrn.render.uvtex import (life_size, load_mirror, load_uv, push_pull_fill, textured_glb, textured_obj, uv_texture,
-                                 visibility_weight)
+from mfirrn.render import uvtex
+from mfirrn.render.uvtex import load_mirror, load_uv, push_pull_fill, textured_obj, uv_texture, visibility_weight
 
 
 @pytest.fixture(scope="module")
@@ -191,14 +191,14 @@ def test_life_size_scales_the_eyes_3d_distance_to_63_mm():
     a = np.radians(60)
     lm[42:48] = [126 * np.cos(a), 0, 126 * np.sin(a)]
     v = np.array([[10.0, 20, 30], [210, 120, 70]])
-    got = life_size(v, lm)
+    got = uvtex.life_size(v, lm)
     np.testing.assert_allclose(got, [[-0.05, -0.025, -0.01], [0.05, 0.025, 0.01]])
 
 
 def test_textured_glb_refuses_a_mesh_in_pixels():
     v, t, uv = np.array([[0, 0, 0], [300.0, 0, 0], [0, 300, 0]]), np.array([[0, 1, 2]]), np.zeros((3, 2))
     with pytest.raises(ValueError, match="300 units wide.*metre.*life_size"):
-        textured_glb(v, t, uv, np.zeros((4, 4, 3), np.uint8))
+        uvtex.textured_glb(v, t, uv, np.zeros((4, 4, 3), np.uint8))
 
 
 @pytest.mark.slow
