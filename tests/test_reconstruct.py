@@ -434,6 +434,17 @@ def test_cli_a_photo_upside_down_is_told_to_be_turned(tmp_path, sample_photo, ca
     assert "over.png: no face found (turned by 180 degrees it holds 1 face(s): turn the photo upright)" in err, err
 
 
+def test_cli_a_photo_stored_sideways_is_told_which_way_to_turn(tmp_path, sample_photo, capsys):
+    """The sample photo stored turned by 90 degrees clockwise (no EXIF tag): no face is found, and the line names the
+    turn that shows the face upright (turned by 180 degrees it is still sideways, and was named before)."""
+    cv2.imwrite(str(tmp_path / "side.png"), np.rot90(read_image(sample_photo), -1))
+    capsys.readouterr()
+    assert main(["reconstruct", str(tmp_path / "side.png"), "-o", str(tmp_path / "o"), "--outputs", "json"]) == 2
+    err = capsys.readouterr().err
+    assert ("side.png: no face found (turned by 90 degrees counter-clockwise it holds 1 face(s): turn the photo "
+            "upright)") in err, err
+
+
 def test_cli_a_very_dark_photo_is_told_to_be_brightened(tmp_path, sample_photo, capsys):
     """The sample photo at a twentieth of its brightness (its brightest pixels at 11 of 255, as a photo taken in the
     dark): no face is found, and the line says the photo is too dark instead of the detector options (a dark colour
@@ -448,25 +459,39 @@ def test_cli_a_very_dark_photo_is_told_to_be_brightened(tmp_path, sample_photo, 
     assert "--detector-tint-grey" not in err, err
 
 
-def test_a_photo_is_told_to_be_turned_only_for_a_sure_face_upside_down():
-    """Only faces at least TURNED_CONFIDENCE sure in the photo turned over count for the hint: an upright photo of an
-    animal whose turned copy holds a doubtful fit (confidence 0.07-0.44 seen on a cheetah and an orangutan) is not
-    told to be turned."""
+def test_a_photo_is_told_to_be_turned_only_for_sure_upright_faces_in_its_turned_copy():
+    """Only faces at least TURNED_CONFIDENCE sure and upright (|roll| <= TURNED_ROLL) in a turned copy count for the
+    line: an upright animal photo whose turned copy holds a doubtful fit (confidence 0.07-0.44 seen on a cheetah and
+    an orangutan) is not told to be turned, nor one whose copy holds a sideways fit; the copies are the photo turned
+    clockwise, by 180 degrees and counter-clockwise, in that order."""
     from types import SimpleNamespace
 
-    from mfirrn.cli.photo_job import TURNED_CONFIDENCE, PhotoProcessor
+    from mfirrn.cli.photo_job import TURNED_CONFIDENCE, TURNED_ROLL, PhotoProcessor
+
+    def face(confidence, roll=0.0):
+        return SimpleNamespace(confidence=confidence, pose={"roll": roll})
 
     seen = []
+    answers = {1: [face(0.07), face(TURNED_CONFIDENCE - 0.01)],  # clockwise: doubtful fits
+               2: [face(TURNED_CONFIDENCE), face(0.99, roll=-TURNED_ROLL)],  # 180 degrees: two, the sum 1.49
+               3: [face(1.0, roll=TURNED_ROLL + 1), face(1.0), face(0.98)]}  # counter-clockwise: two upright, 1.98
 
     def rec(image):
         seen.append(image)
-        return [SimpleNamespace(confidence=c) for c in (0.07, TURNED_CONFIDENCE - 0.01, TURNED_CONFIDENCE, 0.99)]
+        return answers[len(seen)]
 
     photo = np.arange(40 * 30 * 3, dtype=np.uint8).reshape(40, 30, 3)
-    assert PhotoProcessor(SimpleNamespace(outputs=()), rec=rec)._faces_turned_over(photo) == 2
-    np.testing.assert_array_equal(seen[0], photo[::-1, ::-1])
-    assert PhotoProcessor(SimpleNamespace(outputs=()), rec=rec)._faces_turned_over(photo[:10]) == 0  # too small
-    assert len(seen) == 1
+    processor = PhotoProcessor(SimpleNamespace(outputs=()), rec=rec)
+    assert processor._turn_upright(photo) == ("by 90 degrees counter-clockwise", 2)
+    for got, want in zip(seen, (photo.transpose(1, 0, 2)[:, ::-1], photo[::-1, ::-1], photo.transpose(1, 0, 2)[::-1])):
+        np.testing.assert_array_equal(got, want)
+    answers[3] = [face(1.0, roll=90)]
+    seen.clear()
+    assert processor._turn_upright(photo) == ("by 180 degrees", 2)
+    seen.clear()
+    answers[2] = []
+    assert processor._turn_upright(photo) is None
+    assert processor._turn_upright(photo[:10]) is None and len(seen) == 3  # too small: not looked at
 
 
 def test_cli_folder_without_any_face_ends_with_the_first_images_hint(tmp_path, capsys):
