@@ -204,6 +204,9 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
         level._verifier = verified.verifier
         recs["with verifier, faces looking steeply down held to the default threshold only "
              "(--looking-down-confidence 0)"] = level
+    turned = Reconstructor(model, turned_faces=True, **opts)
+    turned._verifier = verified.verifier
+    recs["with verifier, the photo also searched turned by 90 and 180 degrees (--turned-faces)"] = turned
     strict = Reconstructor(model, verifier="strict", **opts)
     recs[f"with the strict verifier (--verifier strict, {strict.min_confidence})"] = strict
     recs[f"with BlazeFace's second opinion (--verifier blazeface, {threshold})"] = Reconstructor(

@@ -431,7 +431,8 @@ def test_cli_a_photo_upside_down_is_told_to_be_turned(tmp_path, sample_photo, ca
     capsys.readouterr()
     assert main(["reconstruct", str(tmp_path / "over.png"), "-o", str(tmp_path / "o"), "--outputs", "json"]) == 2
     err = capsys.readouterr().err
-    assert "over.png: no face found (turned by 180 degrees it holds 1 face(s): turn the photo upright)" in err, err
+    assert ("over.png: no face found (turned by 180 degrees it holds 1 face(s): turn the photo that way, or pass "
+            "--turned-faces)") in err, err
 
 
 def test_cli_a_photo_stored_sideways_is_told_which_way_to_turn(tmp_path, sample_photo, capsys):
@@ -442,7 +443,41 @@ def test_cli_a_photo_stored_sideways_is_told_which_way_to_turn(tmp_path, sample_
     assert main(["reconstruct", str(tmp_path / "side.png"), "-o", str(tmp_path / "o"), "--outputs", "json"]) == 2
     err = capsys.readouterr().err
     assert ("side.png: no face found (turned by 90 degrees counter-clockwise it holds 1 face(s): turn the photo "
-            "upright)") in err, err
+            "that way, or pass --turned-faces)") in err, err
+    assert main(["reconstruct", str(tmp_path / "side.png"), "-o", str(tmp_path / "o"), "--outputs", "json",
+                 "--turned-faces"]) == 0
+    faces = json.loads((tmp_path / "o" / "side.png.json").read_text())["faces"]
+    assert len(faces) == 1 and 45 < abs(faces[0]["pose"]["roll"]) < 135, faces
+
+
+def test_turned_faces_are_the_upright_photos_faces_mapped_back(sample_photo):
+    """With ``turned_faces``, a photo stored turned by 90 degrees either way or by 180 gives its face found in the
+    copy turned upright, which is the upright photo itself: the same fit, its landmarks and crop box turned back into
+    the stored photo's pixels (a point (x, y) of a W-wide, H-high photo turned counter-clockwise is (y, W - 1 - x)),
+    its roll by the same angle (image y down: a quarter turn counter-clockwise is -90); the dense mesh turned with
+    them (turned counter-clockwise, the photo's own search finds the face too, sideways and unsure: the copy's surer
+    fit replaces it). Upright, nothing changes."""
+    from mfirrn.inference.pipeline import Reconstructor
+
+    photo = read_image(sample_photo)
+    h, w = photo.shape[:2]
+    (up,) = Reconstructor()(photo)
+    rec = Reconstructor(turned_faces=True)
+    (same,) = rec(photo)
+    np.testing.assert_array_equal(same.landmarks, up.landmarks)
+    x, y, z = up.landmarks.T
+    vx, vy, vz = up.vertices.T
+    turned = {1: lambda x, y, z: np.stack([y, w - 1 - x, z], 1),  # where a point of the photo goes in each copy
+              2: lambda x, y, z: np.stack([w - 1 - x, h - 1 - y, z], 1),
+              3: lambda x, y, z: np.stack([h - 1 - y, x, z], 1)}
+    for k, roll in ((1, -90), (2, 180), (3, 90)):
+        want, mesh = turned[k](x, y, z), turned[k](vx, vy, vz)
+        got = rec(np.ascontiguousarray(np.rot90(photo, k)))
+        assert len(got) == 1, (k, [f.pose for f in got])
+        np.testing.assert_allclose(got[0].landmarks, want, atol=1e-3)
+        np.testing.assert_allclose(got[0].vertices, mesh, atol=1e-2)
+        assert abs((got[0].pose["roll"] - up.pose["roll"] - roll + 180) % 360 - 180) < 1.0, (k, got[0].pose)
+        assert got[0].confidence == pytest.approx(up.confidence)
 
 
 def test_cli_a_very_dark_photo_is_told_to_be_brightened(tmp_path, sample_photo, capsys):
@@ -460,21 +495,22 @@ def test_cli_a_very_dark_photo_is_told_to_be_brightened(tmp_path, sample_photo, 
 
 
 def test_a_photo_is_told_to_be_turned_only_for_sure_upright_faces_in_its_turned_copy():
-    """Only faces at least TURNED_CONFIDENCE sure and upright (|roll| <= TURNED_ROLL) in a turned copy count for the
+    """Only faces at least TURNED_CONFIDENCE sure and upright (|roll| <= UPRIGHT_ROLL) in a turned copy count for the
     line: an upright animal photo whose turned copy holds a doubtful fit (confidence 0.07-0.44 seen on a cheetah and
     an orangutan) is not told to be turned, nor one whose copy holds a sideways fit; the copies are the photo turned
     clockwise, by 180 degrees and counter-clockwise, in that order."""
     from types import SimpleNamespace
 
-    from mfirrn.cli.photo_job import TURNED_CONFIDENCE, TURNED_ROLL, PhotoProcessor
+    from mfirrn.cli.photo_job import TURNED_CONFIDENCE, PhotoProcessor
+    from mfirrn.io.defaults import UPRIGHT_ROLL
 
     def face(confidence, roll=0.0):
         return SimpleNamespace(confidence=confidence, pose={"roll": roll})
 
     seen = []
     answers = {1: [face(0.07), face(TURNED_CONFIDENCE - 0.01)],  # clockwise: doubtful fits
-               2: [face(TURNED_CONFIDENCE), face(0.99, roll=-TURNED_ROLL)],  # 180 degrees: two, the sum 1.49
-               3: [face(1.0, roll=TURNED_ROLL + 1), face(1.0), face(0.98)]}  # counter-clockwise: two upright, 1.98
+               2: [face(TURNED_CONFIDENCE), face(0.99, roll=-UPRIGHT_ROLL)],  # 180 degrees: two, the sum 1.49
+               3: [face(1.0, roll=UPRIGHT_ROLL + 1), face(1.0), face(0.98)]}  # counter-clockwise: two upright, 1.98
 
     def rec(image):
         seen.append(image)

@@ -108,3 +108,20 @@ def test_cli_turns_faces_only_when_asked(two_faces, tmp_path):
     record = json.loads((tmp_path / "turn" / "mfirrn-run.json").read_text())
     assert record["settings"]["--turn-upside-down"] is True
     assert "--turn-upside-down" not in json.loads((tmp_path / "plain" / "mfirrn-run.json").read_text())["settings"]
+
+
+def test_turned_faces_adds_no_upside_down_fit_of_an_upright_face(two_faces):
+    """The photo's two upright faces are upside down in its copy turned by 180 degrees, where one is fitted as an
+    upright face, sure enough to count (>= TURNED_CONFIDENCE, roll within UPRIGHT_ROLL); ``turned_faces`` must not
+    add it (O-Net finds it less face-like in the copy than in the photo, and it is a second fit of a face found):
+    the same two faces come back."""
+    from mfirrn.inference.pipeline import Reconstructor
+    from mfirrn.io.defaults import TURNED_CONFIDENCE, UPRIGHT_ROLL
+
+    plain = Reconstructor()
+    over = plain(np.ascontiguousarray(two_faces[::-1, ::-1]))
+    assert any(f.confidence >= TURNED_CONFIDENCE and abs(f.pose["roll"]) <= UPRIGHT_ROLL for f in over)
+    want, got = plain(two_faces), Reconstructor(turned_faces=True)(two_faces)
+    assert len(got) == len(want) == 2
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a.landmarks, b.landmarks)

@@ -163,4 +163,5 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
                          detector_size=None if size is None else detector_size(size, "--detector-size"),
                          detector_tint_grey=tint, detector_min_size=min_size, detector_recheck=recheck,
                          turn_upside_down=bool(getattr(args, "turn_upside_down", False)),
+                         turned_faces=bool(getattr(args, "turned_faces", False)),
                          crop_padding=getattr(args, "crop_padding", DEFAULT_CROP_PADDING))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from mfirrn.inference.runrecord import DONE, FAILED, NO_FACE, InputResult
+from mfirrn.io.defaults import TURNED_CONFIDENCE, UPRIGHT_ROLL
 
 __all__ = ["PhotoJob", "PhotoProcessor", "TABLE_OUTPUT", "Item", "set_threads"]
 
@@ -35,16 +36,11 @@ TOO_SMALL = 20
 #: smallest anchor) gets the run's note on a larger detector input (:func:`larger_detector_input`): smaller faces
 #: are likely there, too small to find at that scale (docs/experiments/wild.md, "Small faces in a downscaled photo")
 SMALL_AT_DETECTION = 32
-#: A photo without a face is told to be turned upright when, turned by 90 degrees either way or by 180, it holds a face
-#: at least this confident, nearer upright than sideways there (|roll| <= :data:`TURNED_ROLL`; :func:`upright_turn`).
-#: 0.5 was set on the 180-degree look alone (docs/experiments/wild.md, "Looked at by eye: animals, sports, people in
-#: the dark, street crowds"); with the quarter turns, of 717 copies of tuning photos stored turned, no face found,
-#: 675 are told the right turn and 17 a wrong one, and 19 of 537 photos of animals and hands without a face are told
-#: to be turned (`benchmarks/turned_photos.py`; "Photos stored sideways" there)
-TURNED_CONFIDENCE = 0.5
-#: The largest roll (degrees) of a face that counts as upright in a turned copy of the photo: the middle between two
-#: quarter turns (a face upright in the photo turned by 90 degrees is at roll +-90 in the one turned by 180)
-TURNED_ROLL = 45.0
+#: A photo without a face is told to be turned when, turned by 90 degrees either way or by 180, it holds a face at least
+#: TURNED_CONFIDENCE sure, nearer upright than sideways there (|roll| <= UPRIGHT_ROLL; :func:`upright_turn`): of 717
+#: copies of tuning photos stored turned, no face found, 675 are told the right turn and 17 a wrong one, and 19 of 537
+#: photos of animals and hands without a face are told to be turned (`benchmarks/turned_photos.py`;
+#: docs/experiments/wild.md, "Photos stored sideways")
 #: The turns the no-face line tries, as the photo must be turned: (``numpy.rot90``'s k, quarter turns
 #: counter-clockwise; the words for it)
 TURNS = ((-1, "by 90 degrees clockwise"), (2, "by 180 degrees"), (1, "by 90 degrees counter-clockwise"))
@@ -56,7 +52,7 @@ def upright_turn(faces_by_turn) -> Optional[tuple[int, int]]:
     """Which copy of a photo stored turned (without an EXIF orientation tag) shows its faces upright: given the faces
     found in each turned copy (sequences of objects with ``confidence`` and ``pose["roll"]``, degrees), the index of
     the copy holding the most faces at least :data:`TURNED_CONFIDENCE` sure and upright (|roll| <=
-    :data:`TURNED_ROLL`), and their count; None when no copy holds one. Ties go to the larger sum of confidences:
+    :data:`UPRIGHT_ROLL`), and their count; None when no copy holds one. Ties go to the larger sum of confidences:
     an upside-down face is often fitted as an upright one, a little less sure.
 
     >>> from types import SimpleNamespace as F
@@ -69,7 +65,8 @@ def upright_turn(faces_by_turn) -> Optional[tuple[int, int]]:
     """
     best, index = (0, 0.0), None
     for i, faces in enumerate(faces_by_turn):
-        sure = [f.confidence for f in faces if f.confidence >= TURNED_CONFIDENCE and abs(f.pose["roll"]) <= TURNED_ROLL]
+        sure = [f.confidence for f in faces
+                if f.confidence >= TURNED_CONFIDENCE and abs(f.pose["roll"]) <= UPRIGHT_ROLL]
         if (len(sure), sum(sure)) > best:
             best, index = (len(sure), sum(sure)), i
     return (index, best[0]) if index is not None else None
@@ -269,8 +266,8 @@ class PhotoProcessor:
                         f"{them}; or {hint}")
             if hint and dark <= DARK_LEVEL:
                 hint = f"a very dark photo, its brightest pixels at {dark} of 255: brighten it and try again"
-            elif hint and (turn := self._turn_upright(image)):
-                hint = f"turned {turn[0]} it holds {turn[1]} face(s): turn the photo upright"
+            elif hint and not getattr(self.rec, "turned_faces", False) and (turn := self._turn_upright(image)):
+                hint = f"turned {turn[0]} it holds {turn[1]} face(s): turn the photo that way, or pass --turned-faces"
             if max(image.shape[:2]) < TOO_SMALL:
                 hint = f"the image is only {image.shape[1]}x{image.shape[0]} pixels"
             reason = f"{show_path(item[0])}: no face found{f' ({hint})' if hint else ''}"

@@ -99,6 +99,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "photo turned by 180 degrees) is reconstructed on the turned photo, roll near 180, instead "
                         "of being fitted as an upright face; for photos stored upside down. Off by default: it also "
                         "turns a few small, dark upright faces. Clips: not used (tracked faces are upright)")
+    p.add_argument("--turned-faces", action="store_true",
+                   help="photos: also look for faces turned by 90 degrees either way or by 180 (people lying down, "
+                        "a dancer in a dip, a photo stored sideways): the photo is searched turned each way too and "
+                        "such faces are added in its own pixels, roll near 90 or 180. About four times the "
+                        "detection time. Clips: not used")
     p.add_argument("--box", action="append", default=None, metavar="X0,Y0,X1,Y1",
                    help="a face box in pixels instead of detection (repeat for several faces)")
     p.add_argument("--landmarks", default=None, metavar="FILE",
@@ -257,6 +262,7 @@ def _settings(args: argparse.Namespace, outputs: list[str], boxes, landmarks_fil
             **({"--no-detector-recheck": True} if not args.detector_recheck else {}),
             **({"--detector-min-size": args.detector_min_size} if args.detector_min_size else {}),
             **({"--turn-upside-down": True} if args.turn_upside_down else {}),
+            **({"--turned-faces": True} if args.turned_faces else {}),
             **({"--crop-padding": args.crop_padding} if args.crop_padding != "zero" else {}),
             "--device": device, "--bf16": bool(args.bf16),
             "--backend": resolve_backend(args.backend, device, args.bf16),

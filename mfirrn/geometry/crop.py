@@ -11,12 +11,13 @@ import numpy as np
 import torch
 
 from mfirrn.geometry.frames import CROP_SIZE
+from mfirrn.geometry.turns import boxes_back, rois_back, turn_back
 from mfirrn.io.checks import check_shape
 from mfirrn.io.defaults import CROP_PADDINGS, DEFAULT_CROP_PADDING
 
 __all__ = ["roi_from_box", "roi_from_landmarks", "roi_iou", "SAME_FACE_IOU", "SAME_FACE_INSIDE", "same_face_kept",
-           "turned_boxes", "turned_rois", "CROP_PADDINGS", "DEFAULT_CROP_PADDING", "crop_image", "crops_to_tensor",
-           "read_crop"]
+           "centres_inside", "turned_boxes", "turned_rois", "CROP_PADDINGS", "DEFAULT_CROP_PADDING", "crop_image",
+           "crops_to_tensor", "read_crop"]
 
 
 def roi_from_box(box: np.ndarray) -> np.ndarray:
@@ -120,30 +121,43 @@ def same_face_kept(rois: np.ndarray, landmarks: np.ndarray, priority: np.ndarray
     return keep
 
 
+def centres_inside(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(A, B) bool: whether the centre of box ``a[i]`` lies inside box ``b[j]`` or that of ``b[j]`` inside ``a[i]``
+    (boxes (A, 4+) and (B, 4+) by corners ``x0, y0, x1, y1``): two fits of one face that disagree on its size or
+    orientation (one found in a turned copy of the photo) still do; two faces side by side do not.
+
+    >>> centres_inside(np.array([[0, 0, 10, 10.0]]), np.array([[4, 4, 30, 30], [11, 0, 21, 10.0]])).tolist()
+    [[True, False]]
+    """
+    a, b = np.asarray(a, np.float64)[:, None, :4], np.asarray(b, np.float64)[None, :, :4]
+
+    def inside(p, q):  # the centres of p inside q
+        cx, cy = (p[..., 0] + p[..., 2]) / 2, (p[..., 1] + p[..., 3]) / 2
+        return (q[..., 0] <= cx) & (cx <= q[..., 2]) & (q[..., 1] <= cy) & (cy <= q[..., 3])
+
+    return inside(a, b) | inside(b, a)
+
+
 def turned_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     """Boxes (*, 4+) given by their corner points ``(x0, y0, x1, y1, ...)`` (landmark boxes, detector boxes) in the
     ``width`` x ``height`` image turned by 180 degrees: ``x -> width - 1 - x`` (pixel centres at integers), the
-    corners swapped so that ``x0 <= x1``; further columns (a score) kept.
+    corners swapped so that ``x0 <= x1``; further columns (a score) kept (:func:`mfirrn.geometry.turns.boxes_back`).
 
     >>> turned_boxes(np.array([[10.0, 20, 30, 60, 0.9]]), 100, 80).tolist()
     [[69.0, 19.0, 89.0, 59.0, 0.9]]
     """
-    b = np.array(boxes, np.float64)
-    x0, y0, x1, y1 = (b[..., i].copy() for i in range(4))
-    b[..., 0], b[..., 2] = width - 1 - x1, width - 1 - x0
-    b[..., 1], b[..., 3] = height - 1 - y1, height - 1 - y0
-    return b
+    return boxes_back(boxes, turn_back(2, width, height))
 
 
 def turned_rois(rois: np.ndarray, width: int, height: int) -> np.ndarray:
     """Crop boxes (*, 4) covering the same pixels in the ``width`` x ``height`` image turned by 180 degrees: a roi
-    spans pixels ``sx .. ex - 1``, which go to ``width - ex .. width - 1 - sx``.
+    spans pixels ``sx .. ex - 1``, which go to ``width - ex .. width - 1 - sx``
+    (:func:`mfirrn.geometry.turns.rois_back`).
 
     >>> turned_rois(np.array([10.0, 20, 130, 140]), 200, 160).tolist()
     [70.0, 20.0, 190.0, 140.0]
     """
-    r = np.asarray(rois, np.float64)
-    return np.stack([width - r[..., 2], height - r[..., 3], width - r[..., 0], height - r[..., 1]], axis=-1)
+    return rois_back(rois, turn_back(2, width, height))
 
 
 EDGE_BLUR = 0.15  # the "edge" padding's blur: a Gaussian kernel of this fraction of the crop side

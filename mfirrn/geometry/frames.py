@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from mfirrn.geometry.turns import camera_back, turn_back
 from mfirrn.io.checks import check_shape
 
 __all__ = ["Convention", "CONVENTIONS", "CROP_SIZE", "posed_to_crop", "crop_to_image", "image_to_crop",
@@ -131,15 +132,11 @@ def image_camera_turned(M: np.ndarray, width: int, height: int) -> np.ndarray:
 
     The image is ``width`` x ``height`` pixels with pixel centres at integer coordinates, so a point ``(x, y, z)``
     goes to ``(width - 1 - x, height - 1 - y, z)``: a rotation by 180 degrees about the optical axis (the first
-    two rows change sign, their offsets move). Turning twice gives ``M`` back.
+    two rows change sign, their offsets move; :func:`mfirrn.geometry.turns.camera_back`). Turning twice gives ``M``
+    back.
 
     >>> M = np.hstack([np.eye(3), [[10.0], [20.0], [5.0]]])
     >>> image_camera_turned(M, 100, 50).tolist()
-    [[-1.0, -0.0, -0.0, 89.0], [-0.0, -1.0, -0.0, 29.0], [0.0, 0.0, 1.0, 5.0]]
+    [[-1.0, 0.0, 0.0, 89.0], [0.0, -1.0, 0.0, 29.0], [0.0, 0.0, 1.0, 5.0]]
     """
-    M = np.array(M, np.float64)
-    check_shape(M, ("*", 3, 4), "M")
-    M[..., :2, :] *= -1.0
-    M[..., 0, 3] += width - 1
-    M[..., 1, 3] += height - 1
-    return M
+    return camera_back(M, turn_back(2, width, height))

@@ -23,6 +23,7 @@ from mfirrn.geometry.bfm import MeshName, MorphableModel
 from mfirrn.geometry.crop import (
     CROP_PADDINGS,
     DEFAULT_CROP_PADDING,
+    centres_inside,
     crop_image,
     crops_to_tensor,
     roi_from_box,
@@ -34,6 +35,7 @@ from mfirrn.geometry.crop import (
 )
 from mfirrn.geometry.frames import Convention, image_camera_turned, params_from_image_camera, params_to_image_camera
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
+from mfirrn.geometry.turns import boxes_back, camera_back, rois_back, turn_back
 from mfirrn.inference.inputs import ImageError, ImageInput, check_boxes, check_landmarks, read_image, to_bgr
 from mfirrn.inference.predict import predict_params
 from mfirrn.inference.verify import (
@@ -50,6 +52,8 @@ from mfirrn.io.defaults import (
     LOOKING_DOWN_CONFIDENCE,
     PROPOSAL_THRESHOLD,
     REFINE_MODES,
+    TURNED_CONFIDENCE,
+    UPRIGHT_ROLL,
     VERIFIER_NAMES,
 )
 
@@ -314,6 +318,11 @@ class Reconstructor:
     of being fitted as an upright face; its roll is then near 180 degrees. Faces given as ``landmarks`` are never
     turned. Off by default: on a stage clip it also turned a few small, dark upright faces
     (``docs/experiments/wild.md``, "Faces upside down").
+    ``turned_faces`` (detected faces): the photo is also searched turned by 90 degrees either way and by 180 degrees
+    (a person lying down, a dancer in a dip, a photo stored sideways): a face found upright in a turned copy where
+    the photo itself has none (:meth:`_with_turned_faces`) is mapped back into the photo's pixels
+    (:mod:`mfirrn.geometry.turns`), its roll near +-90 or 180 degrees. Off by default: the detector runs four
+    times, and a few false faces more (``docs/experiments/wild.md``, "Faces at any roll").
     ``crop_padding``: what fills a crop where it reaches outside the image (:func:`mfirrn.geometry.crop.crop_image`):
     ``"zero"`` (black, as 3DDFA) or ``"edge"`` (the image's border carried outward, blurred).
     """
@@ -328,7 +337,8 @@ class Reconstructor:
                  looking_down_confidence: float = LOOKING_DOWN_CONFIDENCE, detector_threshold: Optional[float] = None,
                  detector_size: Optional[tuple[int, int]] = None, detector_tint_grey: bool = False,
                  detector_min_size: int = 0, detector_recheck: bool = DETECTOR_RECHECK,
-                 turn_upside_down: bool = False, crop_padding: str = DEFAULT_CROP_PADDING) -> None:
+                 turn_upside_down: bool = False, turned_faces: bool = False,
+                 crop_padding: str = DEFAULT_CROP_PADDING) -> None:
         from mfirrn import models
         from mfirrn.inference.onnx import model_for_backend, resolve_backend
         from mfirrn.io.threads import apply_threads
@@ -378,7 +388,7 @@ class Reconstructor:
                              f"FaceBoxes(min_size=...), or drop detector_min_size)")
         self.detector_min_size = int(detector_min_size)
         self.detector_recheck = bool(detector_recheck)
-        self.turn_upside_down = bool(turn_upside_down)
+        self.turn_upside_down, self.turned_faces = bool(turn_upside_down), bool(turned_faces)
         if crop_padding not in CROP_PADDINGS:
             raise ValueError(f"crop_padding must be one of {', '.join(CROP_PADDINGS)}, got {crop_padding!r}")
         self.crop_padding = crop_padding
@@ -495,7 +505,58 @@ class Reconstructor:
         detected faces the verifier rejects (see the class docstring), which are left out; the dense mesh of
         ``dense=True`` is computed when a face's ``vertices`` is first read.
         """
-        return self._run(to_bgr(image), boxes, landmarks, times, turn=self.turn_upside_down)
+        image = to_bgr(image)
+        faces = self._run(image, boxes, landmarks, times, turn=self.turn_upside_down)
+        if self.turned_faces and boxes is None and landmarks is None:
+            faces = self._with_turned_faces(image, faces, times)
+        return faces
+
+    def _with_turned_faces(self, image: np.ndarray, faces: list[Face], times: Optional[StageTimes]) -> list[Face]:
+        """``faces`` of ``image`` and the faces found upright in its copies turned by 1, 2, 3 quarter turns, mapped
+        back (``turned_faces``). A copy's face counts when its roll there is at most
+        :data:`mfirrn.io.defaults.UPRIGHT_ROLL` and, with the verifier, it is at least
+        :data:`mfirrn.io.defaults.TURNED_CONFIDENCE` sure and more face-like to O-Net in the copy than in the photo
+        (an upright face of the photo is upside down in the copy turned by 180 degrees, and often fitted there as an
+        upright face). A face whose crop box and that of a face kept before it hold each other's centre
+        (:func:`centres_inside`: two fits of one face) is dropped: the photo's own upright faces are kept first, then
+        the surer fits (a sideways face that the photo's own search fitted gives way to a surer fit in the copy that
+        shows it upright)."""
+        h, w = image.shape[:2]
+        found: list[Face] = []
+        for k in (1, 2, 3):
+            copy = np.ascontiguousarray(np.rot90(image, k))
+            upright = [f for f in self._run(copy, None, None, times, turn=False) if abs(f.pose["roll"]) <= UPRIGHT_ROLL
+                       and (not self.verify or f.confidence >= TURNED_CONFIDENCE)]
+            if not upright:
+                continue
+            back = self._faces_back(upright, turn_back(k, w, h))
+            if self.verify:
+                p_copy = self.verifier.onet(copy, landmark_boxes(np.stack([f.landmarks for f in upright])))
+                p_photo = self.verifier.onet(image, landmark_boxes(np.stack([f.landmarks for f in back])))
+                back = [f for f, a, b in zip(back, p_copy, p_photo) if a > b]
+            found += back
+        if not found:
+            return faces
+        every = faces + found
+        sure = np.nan_to_num(np.array([f.confidence for f in every]), nan=0.0)
+        upright = np.array([i < len(faces) and abs(f.pose["roll"]) <= UPRIGHT_ROLL for i, f in enumerate(every)])
+        rois = np.stack([f.roi for f in every])
+        keep = np.zeros(len(every), bool)
+        for i in np.lexsort((-sure, ~upright)):  # the photo's upright faces first, then the surer fits
+            keep[i] = not centres_inside(rois[i:i + 1], rois[keep]).any()
+        return [f for f, k in zip(every, keep) if k]
+
+    def _faces_back(self, faces: list[Face], A: np.ndarray) -> list[Face]:
+        """``faces`` reconstructed in a turned copy of the photo, in the photo (``A``: :func:`turn_back`): crop boxes,
+        detector boxes and image-frame cameras mapped, landmarks and pose from the mapped parameters."""
+        conv = self.model.card.convention
+        params, rois = np.stack([f.params for f in faces]), np.stack([f.roi for f in faces])
+        back = rois_back(rois, A)
+        camera = camera_back(params_to_image_camera(params, rois, conv), A)
+        p = torch.as_tensor(params_from_image_camera(camera, params[:, 12:], back, conv), dtype=torch.float32)
+        boxes = None if any(f.box is None for f in faces) else boxes_back(np.stack([f.box for f in faces]), A)
+        return self._faces(back, p, self._landmarks(p, back).cpu().numpy(), np.array([f.refined for f in faces]),
+                           np.array([f.confidence for f in faces]), np.array([f.score for f in faces]), boxes)
 
     def _run(self, image: np.ndarray, boxes: Optional[np.ndarray], landmarks: Optional[np.ndarray],
              times: Optional[StageTimes], *, turn: bool) -> list[Face]:
@@ -593,6 +654,13 @@ class Reconstructor:
                                                           refined[idx], confidence[idx])
                 scores, pose = scores[idx], pose_from_params(params)
                 box_arr = None if box_arr is None else box_arr[idx]
+        return self._faces(rois, params, lms, refined, confidence, scores, box_arr, pose)
+
+
+    def _faces(self, rois: np.ndarray, params: torch.Tensor, lms: np.ndarray, refined: np.ndarray,
+               confidence: np.ndarray, scores: np.ndarray, box_arr: Optional[np.ndarray], pose=None) -> list[Face]:
+        """The :class:`Face` objects of F reconstructed faces (arrays of F rows; ``pose`` from ``params`` if None)."""
+        pose = pose_from_params(params) if pose is None else pose
         # the dense mesh only when asked: computed for all faces at the first read of a face's .vertices
         meshes = _DenseMeshes(self.bfm, params, rois, self.model.card.convention) if self.dense else None
         faces = []

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_DETECTOR", "DETECTORS", "REFINE_MODES", "PROPOSAL_THRESHOLD", "DETECTOR_SIZE",
            "DETECTOR_RECHECK", "LOOKING_DOWN_DEGREES", "LOOKING_DOWN_CONFIDENCE", "VERIFIER_NAMES", "BACKENDS",
-           "HEAD_OUTPUTS", "CROP_PADDINGS", "DEFAULT_CROP_PADDING"]
+           "HEAD_OUTPUTS", "CROP_PADDINGS", "DEFAULT_CROP_PADDING", "UPRIGHT_ROLL",
+           "TURNED_CONFIDENCE"]
 
 #: The model ``mfirrn reconstruct`` and ``Reconstructor()`` run without ``--model`` (see ``mfirrn models``).
 DEFAULT_MODEL = "3ddfa-v2-mb05"
@@ -66,3 +67,11 @@ HEAD_OUTPUTS: tuple[str, ...] = ("fused", "coarse", "medium", "fine")
 
 #: How the networks run: ``auto`` (the fastest that fits the device), ``torch`` or ``onnxruntime`` (CPU, fp32).
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnxruntime")
+
+#: A face found in a copy of a photo turned by quarter turns is upright there when its roll is at most this
+#: (degrees): half-way between two quarter turns (``Reconstructor(turned_faces=True)``, the CLI's no-face line)
+UPRIGHT_ROLL = 45.0
+#: The confidence a face found upright in a turned copy of a photo needs (``turned_faces``, the CLI's no-face line):
+#: the middle of the scale; an upright animal photo's turned copy holds doubtful fits (an orangutan at 0.44, a cheetah
+#: at 0.07; docs/experiments/wild.md, "Looked at by eye: animals, sports, people in the dark, street crowds")
+TURNED_CONFIDENCE = 0.5
