@@ -36,6 +36,7 @@ __all__ = [
     "ANGLE_NAMES",
     "rotation_from_angles",
     "angles_from_rotation",
+    "rotation_angle",
     "rotation_from_params",
     "angles_from_params",
     "params_from_fit",
@@ -109,6 +110,18 @@ def rotation_from_params(params) -> np.ndarray:
 
     t = params if isinstance(params, torch.Tensor) else torch.as_tensor(np.asarray(params, np.float64))
     return pose_from_params(t.detach().cpu().to(torch.float64)).R.numpy()
+
+
+def rotation_angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The angle (*,) in degrees of the rotation taking rotations ``a`` (*, 3, 3) to ``b`` (*, 3, 3): how far a head
+    turned between two poses, whatever the axis (no Euler angles, so no gimbal lock near a profile).
+
+    >>> z = rotation_from_angles(np.array(80.0), np.array(0.0), np.array(0.0))
+    >>> float(rotation_angle(np.eye(3), z).round(6))
+    80.0
+    """
+    c = (np.einsum("...ij,...ij->...", np.asarray(a, np.float64), np.asarray(b, np.float64)) - 1) / 2
+    return np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
 
 
 def angles_from_params(params) -> np.ndarray:

@@ -61,6 +61,7 @@ from mfirrn.evaluation.metrics import nme
 from mfirrn.geometry.crop import SAME_FACE_IOU, crop_image, roi_from_landmarks, roi_iou
 from mfirrn.geometry.frames import Convention, params_from_image_camera, params_to_image_camera
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
+from mfirrn.geometry.pose import rotation_angle, rotation_from_params
 from mfirrn.video.smoothing import OneEuroFilter, OneEuroSettings
 
 __all__ = ["SMOOTHERS", "TrackerSettings", "TrackedFace", "FaceSmoother", "FaceTracker", "WindowSmoother",
@@ -173,7 +174,9 @@ class TrackerSettings:
     pipeline's threshold; for a face looking steeply down, the pipeline's ``looking_down_confidence``,
     :func:`mfirrn.inference.verify.confidence_needed`) for ``low_confidence_frames`` frames in a row, or its pitch
     leaves +-90 degrees for as many (:func:`plausible`; a face in doubt is not output, and no detection with such a pitch
-    starts a track); when no detection
+    starts a track); when its head turns faster than ``max_turn_speed`` degrees per second from one frame to the next
+    (:func:`mfirrn.geometry.pose.rotation_angle`; a fit that collapsed onto another head in front of it, a ghost that
+    flipped over; 0: never), said ``pose jump``; when no detection
     overlaps it on ``max_unconfirmed`` detection frames in a row (with ``concentric_drift``, a detection that frames
     its place at another scale, :func:`concentric`, and that no other track overlaps confirms it and becomes its crop:
     a small face's crop that creeps up its forehead, smaller, is not left beside a second track the detector starts on
@@ -210,6 +213,7 @@ class TrackerSettings:
     min_face: float = 24.0
     max_scale_jump: float = 1.5
     min_inside: float = 0.5
+    max_turn_speed: float = 900.0
     match_iou: float = 0.3
     reuse_frames: int = 30
     concentric_drift: bool = True
@@ -259,6 +263,8 @@ class _Track:
     low: int = 0  # frames in a row below the confidence threshold
     bad: int = 0  # frames in a row with an implausible pose
     unconfirmed: int = 0  # detection frames in a row without a detection on it
+    rotation: Optional[np.ndarray] = None  # (3, 3) the head's rotation in the last frame, and that frame's time (s)
+    time: float = float("nan")
     box: Optional[np.ndarray] = None  # (4,) set: followed from its detector box (a face cut by the border)
 
 
@@ -446,6 +452,14 @@ class FaceTracker:
         self.last_events.append({"id": tid, "event": "start", **({"reused": True} if reuse else {})})
         return _Track(tid, lm, roi, smoother)
 
+    def _turned_too_fast(self, track: _Track, rotation: np.ndarray, t: float) -> bool:
+        """Whether the head turned faster than ``max_turn_speed`` (degrees per second) since the track's last frame:
+        a fit that collapsed onto another head in front, a ghost that flipped over."""
+        limit = self.settings.max_turn_speed
+        if limit <= 0 or track.rotation is None or not t > track.time:
+            return False
+        return float(rotation_angle(track.rotation, rotation)) > limit * (t - track.time)
+
     def _lose(self, track: _Track, reason: str = "lost") -> None:
         if reason != "scene cut":  # the id of a face at this place before a cut is not given to one after it
             self._lost.append((track.id, self._frame, track.roi))
@@ -551,6 +565,10 @@ class FaceTracker:
                 tr.low = tr.low + 1 if f.confidence < needed else 0
                 tr.bad = tr.bad + 1 if not plausible(f) else 0
                 why = self._alive(tr.roi, f.roi, f.landmarks, shape)
+                rotation = rotation_from_params(f.params)
+                if why is None and self._turned_too_fast(tr, rotation, t):
+                    why = "pose jump"
+                tr.rotation, tr.time = rotation, t
                 if why is None and tr.bad >= s.low_confidence_frames:
                     why = "implausible pose"
                 if why is None and tr.low >= s.low_confidence_frames:
@@ -595,6 +613,7 @@ class FaceTracker:
                 if k is not None:
                     f = found[k]
                     tr.unconfirmed, tr.low, tr.bad, tr.landmarks, tr.roi = 0, 0, 0, f.landmarks, f.roi
+                    tr.rotation, tr.time = rotation_from_params(f.params), t
                     if (why_pending.get(id(tr)) in _GEOMETRIC or tr.box is not None) and f.box is not None:
                         tr.box = np.asarray(f.box[:4], np.float64).copy()  # its landmarks' crop fails: follow the box
                     current[tr.id] = (f, True)
@@ -620,6 +639,7 @@ class FaceTracker:
                 if s.max_faces and len(self._tracks) >= s.max_faces:
                     break
                 tr = self._new_track(f.roi, f.landmarks)
+                tr.rotation, tr.time = rotation_from_params(f.params), t
                 self._tracks.append(tr)
                 current[tr.id] = (f, True)
         if flash is not None:  # each face of the flash is the face of before it that took its id back where it is
