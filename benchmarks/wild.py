@@ -387,6 +387,7 @@ def video_section(clips, model_name: str, max_frames: int, verifier: str = VERIF
     configs = {"former tracker (detect on loss only, no verification)": None,
                "defaults, frame difference alone as the cut test": TrackerSettings(scene_cut_histogram=0.0),
                "defaults, a track starts at any confidence": TrackerSettings(start_confidence=0.0),
+               "defaults, no turn-speed test (max_turn_speed 0)": TrackerSettings(max_turn_speed=0.0),
                "defaults": TrackerSettings()}
     print("| clip | frames | tracker | tracked face-frames | ghost | missed confident | implausible | ids "
           "| detector frames | frames/s |")
