@@ -176,7 +176,8 @@ class TrackerSettings:
     leaves +-90 degrees for as many (:func:`plausible`; a face in doubt is not output, and no detection with such a pitch
     starts a track); when its head turns faster than ``max_turn_speed`` degrees per second from one frame to the next
     (:func:`mfirrn.geometry.pose.rotation_angle`; a fit that collapsed onto another head in front of it, a ghost that
-    flipped over; 0: never), said ``pose jump``; when no detection
+    flipped over; 0: never), said ``pose jump`` (nor does a detection that would turn it so fast confirm the track:
+    it is another face); when no detection
     overlaps it on ``max_unconfirmed`` detection frames in a row (with ``concentric_drift``, a detection that frames
     its place at another scale, :func:`concentric`, and that no other track overlaps confirms it and becomes its crop:
     a small face's crop that creeps up its forehead, smaller, is not left beside a second track the detector starts on
@@ -534,6 +535,7 @@ class FaceTracker:
             else:
                 back = not self._is_cut(self._transition.before, frame)
         current: dict[int, tuple[object, bool]] = {}  # track id -> (the reconstructor's Face, detected)
+        turned: dict[int, np.ndarray] = {}  # track id -> its head's rotation this frame
         lost_now = False
         pending: list[tuple[_Track, str]] = []  # a geometric test failed, or a transition: the detector decides
         flash: Optional[list[tuple[int, np.ndarray]]] = None  # (id, roi) of the faces found during a flash
@@ -568,7 +570,7 @@ class FaceTracker:
                 rotation = rotation_from_params(f.params)
                 if why is None and self._turned_too_fast(tr, rotation, t):
                     why = "pose jump"
-                tr.rotation, tr.time = rotation, t
+                turned[tr.id] = rotation
                 if why is None and tr.bad >= s.low_confidence_frames:
                     why = "implausible pose"
                 if why is None and tr.low >= s.low_confidence_frames:
@@ -610,10 +612,12 @@ class FaceTracker:
                     free = np.flatnonzero(~np.delete(held, i, axis=0).any(axis=0))  # detection framing its place that
                     j = concentric(tr.roi, rois[free])  # no other track holds
                     k = None if j is None else int(free[j])
+                if k is not None and self._turned_too_fast(tr, rotation_from_params(found[k].params), t):
+                    k = None  # a detection that would turn the head too fast is another face (one in front of it)
                 if k is not None:
                     f = found[k]
                     tr.unconfirmed, tr.low, tr.bad, tr.landmarks, tr.roi = 0, 0, 0, f.landmarks, f.roi
-                    tr.rotation, tr.time = rotation_from_params(f.params), t
+                    turned[tr.id] = rotation_from_params(f.params)
                     if (why_pending.get(id(tr)) in _GEOMETRIC or tr.box is not None) and f.box is not None:
                         tr.box = np.asarray(f.box[:4], np.float64).copy()  # its landmarks' crop fails: follow the box
                     current[tr.id] = (f, True)
@@ -639,7 +643,7 @@ class FaceTracker:
                 if s.max_faces and len(self._tracks) >= s.max_faces:
                     break
                 tr = self._new_track(f.roi, f.landmarks)
-                tr.rotation, tr.time = rotation_from_params(f.params), t
+                turned[tr.id] = rotation_from_params(f.params)
                 self._tracks.append(tr)
                 current[tr.id] = (f, True)
         if flash is not None:  # each face of the flash is the face of before it that took its id back where it is
@@ -652,6 +656,9 @@ class FaceTracker:
                     self.last_renames.append((fid, best, flash_from))
                     del revived[best]
             self.last_renames += [(None, tid, flash_from) for tid in revived]  # back without a face in the flash
+        for tr in self._tracks:  # the pose the next frame's turn is measured from
+            if tr.id in turned:
+                tr.rotation, tr.time = turned[tr.id], t
         # merge tracks that converged on one face (keep the older id)
         if len(self._tracks) > 1:
             rois = np.array([tr.roi for tr in self._tracks])
