@@ -967,3 +967,50 @@ def test_a_crop_that_jumps_in_size_at_the_border_has_left_the_image():
     assert alive(me, old, np.array([50.0, 50, 350, 350]), lm, shape) == "size jump"
     assert alive(me, old, np.array([400.0, 50, 700, 350]), lm, shape) == "left the image"  # jumps, cut by the border
     assert alive(me, old, np.array([600.0, 100, 700, 200]), lm, shape) == "left the image"  # 60 % outside
+
+
+def _turned_about_the_vertical(faces, degrees: float):
+    """The faces with each head turned by ``degrees`` about its vertical axis (its params' rotation times a turn)."""
+    a = np.radians(degrees)
+    turn = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    for f in faces:
+        P = f.params[:12].reshape(3, 4).copy()
+        P[:, :3] = P[:, :3] @ turn
+        f.params = np.concatenate([P.ravel(), f.params[12:]])
+    return faces
+
+
+def test_a_head_that_turns_too_fast_ends_its_track(rec, monkeypatch):
+    """Both faces of the sample photo turned by 50 degrees from one frame to the next: at 30 frames/s (1 500 degrees
+    a second, beyond max_turn_speed) their tracks end (``pose jump``) and the detection that follows starts them again
+    with their ids; one frame a second later (50 degrees a second) they go on."""
+    from mfirrn.geometry.pose import rotation_angle, rotation_from_params
+
+    frames = _sample_frames(3, 0, lambda p: p)
+    faces = _turned_about_the_vertical(rec(frames[0]), 50.0)  # P's rows are not quite orthogonal: about 50 degrees
+    assert np.allclose(rotation_angle(rotation_from_params(rec(frames[0])[0].params),
+                                      rotation_from_params(faces[0].params)), 50.0, atol=0.5)
+    for dt, ends in ((1 / 30, True), (1.0, False)):
+        tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
+        assert len(tracker(frames[0], 0.0)) == 2
+        real = tracker.track_rec.__call__
+        monkeypatch.setattr(tracker, "track_rec", lambda image, **kw: _turned_about_the_vertical(real(image, **kw), 50))
+        out = tracker(frames[1], dt)
+        jumps = [e for e in tracker.last_events if e.get("reason") == "pose jump"]
+        assert len(jumps) == (2 if ends else 0), tracker.last_events
+        assert sorted(f.id for f in out) == [0, 1]  # found again by the detector, with their ids
+        if ends:
+            assert sum(e.get("reused", False) for e in tracker.last_events) == 2
+
+
+def test_a_detection_that_would_turn_the_head_too_fast_does_not_confirm_the_track(rec, monkeypatch):
+    """On a detection frame the detector's faces come back turned by 50 degrees (another face where the tracked one
+    was: a head in front of it): they do not confirm the tracks, which go on from their own fits, unconfirmed."""
+    frames = _sample_frames(3, 0, lambda p: p)
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=2, max_unconfirmed=2))
+    assert len(tracker(frames[0], 0.0)) == 2
+    assert [f.detected for f in tracker(frames[1], 1 / 30)] == [False, False]
+    real = tracker.detect_rec.__call__
+    monkeypatch.setattr(tracker, "detect_rec", lambda image, **kw: _turned_about_the_vertical(real(image, **kw), 50))
+    out = tracker(frames[2], 2 / 30)  # frame 2: a detection frame
+    assert tracker.last_events == [] and [(f.id, f.detected) for f in out] == [(0, False), (1, False)]
