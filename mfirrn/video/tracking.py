@@ -176,8 +176,9 @@ class TrackerSettings:
     leaves +-90 degrees for as many (:func:`plausible`; a face in doubt is not output, and no detection with such a pitch
     starts a track); when its head turns faster than ``max_turn_speed`` degrees per second from one frame to the next
     (:func:`mfirrn.geometry.pose.rotation_angle`; a fit that collapsed onto another head in front of it, a ghost that
-    flipped over; 0: never), said ``pose jump`` (nor does a detection that would turn it so fast confirm the track:
-    it is another face); when no detection
+    flipped over; 0: never), said ``pose jump`` (a detection over the track that would turn it so fast leaves the
+    track on its own fit: a face half hidden behind another head, whose detection's fit collapses onto the head in
+    front); when no detection
     overlaps it on ``max_unconfirmed`` detection frames in a row (with ``concentric_drift``, a detection that frames
     its place at another scale, :func:`concentric`, and that no other track overlaps confirms it and becomes its crop:
     a small face's crop that creeps up its forehead, smaller, is not left beside a second track the detector starts on
@@ -612,8 +613,10 @@ class FaceTracker:
                     free = np.flatnonzero(~np.delete(held, i, axis=0).any(axis=0))  # detection framing its place that
                     j = concentric(tr.roi, rois[free])  # no other track holds
                     k = None if j is None else int(free[j])
-                if k is not None and self._turned_too_fast(tr, rotation_from_params(found[k].params), t):
-                    k = None  # a detection that would turn the head too fast is another face (one in front of it)
+                if (k is not None and id(tr) not in why_pending
+                        and self._turned_too_fast(tr, rotation_from_params(found[k].params), t)):
+                    kept.append(tr)  # a face is there, but its fit turns the head too fast: a face hidden behind
+                    continue  # another goes on from its own fit, which the detection's would collapse onto the other
                 if k is not None:
                     f = found[k]
                     tr.unconfirmed, tr.low, tr.bad, tr.landmarks, tr.roi = 0, 0, 0, f.landmarks, f.roi
