@@ -520,13 +520,24 @@ class Reconstructor:
         upright face). A face whose crop box and that of a face kept before it hold each other's centre
         (:func:`centres_inside`: two fits of one face) is dropped: the photo's own upright faces are kept first, then
         the surer fits (a sideways face that the photo's own search fitted gives way to a surer fit in the copy that
-        shows it upright)."""
+        shows it upright). A copy's detection whose centre lies in the crop box of one of the photo's upright faces
+        is not reconstructed: it would be dropped."""
         h, w = image.shape[:2]
         found: list[Face] = []
+        own = [f.roi for f in faces if abs(f.pose["roll"]) <= UPRIGHT_ROLL]  # kept before any copy's face
+        seen = getattr(self.detector, "seen_scale", None)  # the scale FaceBoxes saw the photo itself at
         for k in (1, 2, 3):
             copy = np.ascontiguousarray(np.rot90(image, k))
-            upright = [f for f in self._run(copy, None, None, times, turn=False) if abs(f.pose["roll"]) <= UPRIGHT_ROLL
-                       and (not self.verify or f.confidence >= TURNED_CONFIDENCE)]
+            timer = times if times is not None else _no_timer
+            with timer("detect"):
+                boxes = self.detector(copy)
+            if own and len(boxes):  # a detection on one of them would be dropped: not reconstructed at all
+                mine = rois_back(np.stack(own), turn_back(-k, copy.shape[1], copy.shape[0]))  # in the copy's pixels
+                boxes = boxes[~centres_inside(boxes, mine).any(axis=1)]
+            if not len(boxes):
+                continue
+            upright = [f for f in self._run(copy, None, None, times, turn=False, detections=boxes)
+                       if abs(f.pose["roll"]) <= UPRIGHT_ROLL and (not self.verify or f.confidence >= TURNED_CONFIDENCE)]
             if not upright:
                 continue
             back = self._faces_back(upright, turn_back(k, w, h))
@@ -535,6 +546,8 @@ class Reconstructor:
                 p_photo = self.verifier.onet(image, landmark_boxes(np.stack([f.landmarks for f in back])))
                 back = [f for f, a, b in zip(back, p_copy, p_photo) if a > b]
             found += back
+        if seen is not None:
+            self.detector.seen_scale = seen  # what the CLI's note on small faces reads: the photo's, not a copy's
         if not found:
             return faces
         every = faces + found
@@ -559,8 +572,9 @@ class Reconstructor:
                            np.array([f.confidence for f in faces]), np.array([f.score for f in faces]), boxes)
 
     def _run(self, image: np.ndarray, boxes: Optional[np.ndarray], landmarks: Optional[np.ndarray],
-             times: Optional[StageTimes], *, turn: bool) -> list[Face]:
-        """:meth:`__call__` on a BGR image; ``turn``: faces found upside down are reconstructed turned."""
+             times: Optional[StageTimes], *, turn: bool, detections: Optional[np.ndarray] = None) -> list[Face]:
+        """:meth:`__call__` on a BGR image; ``turn``: faces found upside down are reconstructed turned;
+        ``detections``: the detector's boxes (K, 5) of ``image``, already found (detected faces, filtered as such)."""
         timer = times if times is not None else _no_timer
         detected = landmarks is None and boxes is None  # only detected faces are filtered
         box_arr: Optional[np.ndarray]
@@ -568,7 +582,9 @@ class Reconstructor:
             lm = check_landmarks(landmarks)
             rois, box_arr, scores = roi_from_landmarks(lm), None, np.full(len(lm), np.nan)
         else:
-            if boxes is None:
+            if boxes is None and detections is not None:
+                box_arr = detections
+            elif boxes is None:
                 with timer("detect"):
                     box_arr = self.detector(image)
             else:
