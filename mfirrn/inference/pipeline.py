@@ -537,7 +537,8 @@ class Reconstructor:
             if not len(boxes):
                 continue
             upright = [f for f in self._run(copy, None, None, times, turn=False, detections=boxes)
-                       if abs(f.pose["roll"]) <= UPRIGHT_ROLL and (not self.verify or f.confidence >= TURNED_CONFIDENCE)]
+                       if abs(f.pose["roll"]) <= UPRIGHT_ROLL
+                       and (not self.verify or f.confidence >= TURNED_CONFIDENCE)]
             if not upright:
                 continue
             back = self._faces_back(upright, turn_back(k, w, h))
