@@ -526,6 +526,7 @@ class Reconstructor:
         found: list[Face] = []
         own = [f.roi for f in faces if abs(f.pose["roll"]) <= UPRIGHT_ROLL]  # kept before any copy's face
         seen = getattr(self.detector, "seen_scale", None)  # the scale FaceBoxes saw the photo itself at
+        rejected = times.rejected if times is not None else 0  # the photo's own: what --min-confidence 0 would keep
         for k in (1, 2, 3):
             copy = np.ascontiguousarray(np.rot90(image, k))
             timer = times if times is not None else _no_timer
@@ -549,6 +550,8 @@ class Reconstructor:
             found += back
         if seen is not None:
             self.detector.seen_scale = seen  # what the CLI's note on small faces reads: the photo's, not a copy's
+        if times is not None:
+            times.rejected = rejected
         if not found:
             return faces
         every = faces + found
