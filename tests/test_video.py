@@ -986,6 +986,8 @@ def test_a_head_that_turns_too_fast_ends_its_track(rec, monkeypatch):
     with their ids; one frame a second later (50 degrees a second) they go on."""
     from mfirrn.geometry.pose import rotation_angle, rotation_from_params
 
+    with pytest.raises(ValueError, match="max_turn_speed is in degrees per second"):
+        TrackerSettings(max_turn_speed=-1.0)
     frames = _sample_frames(3, 0, lambda p: p)
     faces = _turned_about_the_vertical(rec(frames[0]), 50.0)  # P's rows are not quite orthogonal: about 50 degrees
     assert np.allclose(rotation_angle(rotation_from_params(rec(frames[0])[0].params),

@@ -239,6 +239,8 @@ class TrackerSettings:
                              "low_confidence_frames and max_unconfirmed numbers >= 1")
         if not 0 <= self.scene_cut_histogram <= 1:
             raise ValueError(f"scene_cut_histogram must lie in [0, 1], got {self.scene_cut_histogram}")
+        if not self.max_turn_speed >= 0:
+            raise ValueError(f"max_turn_speed is in degrees per second, >= 0 (0: never), got {self.max_turn_speed}")
         if not 0 <= self.cut_continuity <= 1:
             raise ValueError(f"cut_continuity must lie in [0, 1] (0: never), got {self.cut_continuity}")
 
