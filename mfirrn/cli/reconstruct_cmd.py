@@ -102,8 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--turned-faces", action="store_true",
                    help="photos: also look for faces turned by 90 degrees either way or by 180 (people lying down, "
                         "a dancer in a dip, a photo stored sideways): the photo is searched turned each way too and "
-                        "such faces are added in its own pixels, roll near 90 or 180. About twice the time "
-                        "per photo. Clips: not used")
+                        "such faces are added in its own pixels, roll near 90 or 180. Two to four times the "
+                        "time per photo. Clips: not used")
     p.add_argument("--box", action="append", default=None, metavar="X0,Y0,X1,Y1",
                    help="a face box in pixels instead of detection (repeat for several faces)")
     p.add_argument("--landmarks", default=None, metavar="FILE",
