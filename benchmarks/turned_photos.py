@@ -41,11 +41,12 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 
-from mfirrn.cli.photo_job import TURNED_CONFIDENCE, TURNS, upright_turn
+from mfirrn.cli.photo_job import TURNS, upright_turn
 from mfirrn.geometry.crop import centres_inside
 from mfirrn.geometry.turns import points_back, turn_back
 from mfirrn.inference.pipeline import Reconstructor, read_image
 from mfirrn.io.assets import fetch_asset, read_asset_table
+from mfirrn.io.defaults import TURNED_CONFIDENCE
 
 DATA = Path(__file__).resolve().parent / "data"
 TABLES = ("verifier-v2.tsv", "verifier-v3.tsv", "verifier-v4.tsv", "verifier-v5.tsv", "verifier-v6.tsv")

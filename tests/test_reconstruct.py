@@ -501,8 +501,8 @@ def test_a_photo_is_told_to_be_turned_only_for_sure_upright_faces_in_its_turned_
     clockwise, by 180 degrees and counter-clockwise, in that order."""
     from types import SimpleNamespace
 
-    from mfirrn.cli.photo_job import TURNED_CONFIDENCE, PhotoProcessor
-    from mfirrn.io.defaults import UPRIGHT_ROLL
+    from mfirrn.cli.photo_job import PhotoProcessor
+    from mfirrn.io.defaults import TURNED_CONFIDENCE, UPRIGHT_ROLL
 
     def face(confidence, roll=0.0):
         return SimpleNamespace(confidence=confidence, pose={"roll": roll})

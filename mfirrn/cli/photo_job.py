@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from mfirrn.inference.runrecord import DONE, FAILED, NO_FACE, InputResult
-from mfirrn.io.defaults import TURNED_CONFIDENCE, UPRIGHT_ROLL
 
 __all__ = ["PhotoJob", "PhotoProcessor", "TABLE_OUTPUT", "Item", "set_threads"]
 
@@ -37,7 +36,8 @@ TOO_SMALL = 20
 #: are likely there, too small to find at that scale (docs/experiments/wild.md, "Small faces in a downscaled photo")
 SMALL_AT_DETECTION = 32
 #: A photo without a face is told to be turned when, turned by 90 degrees either way or by 180, it holds a face at least
-#: TURNED_CONFIDENCE sure, nearer upright than sideways there (|roll| <= UPRIGHT_ROLL; :func:`upright_turn`): of 717
+#: TURNED_CONFIDENCE sure, nearer upright than sideways there (|roll| <= UPRIGHT_ROLL, both in mfirrn.io.defaults;
+#: :func:`upright_turn`): of 717
 #: copies of tuning photos stored turned, no face found, 675 are told the right turn and 17 a wrong one, and 19 of 537
 #: photos of animals and hands without a face are told to be turned (`benchmarks/turned_photos.py`;
 #: docs/experiments/wild.md, "Photos stored sideways")
@@ -51,9 +51,9 @@ Item = tuple[str, str]
 def upright_turn(faces_by_turn) -> Optional[tuple[int, int]]:
     """Which copy of a photo stored turned (without an EXIF orientation tag) shows its faces upright: given the faces
     found in each turned copy (sequences of objects with ``confidence`` and ``pose["roll"]``, degrees), the index of
-    the copy holding the most faces at least :data:`TURNED_CONFIDENCE` sure and upright (|roll| <=
-    :data:`UPRIGHT_ROLL`), and their count; None when no copy holds one. Ties go to the larger sum of confidences:
-    an upside-down face is often fitted as an upright one, a little less sure.
+    the copy holding the most faces sure and upright there (:func:`mfirrn.geometry.turns.counts_upright`), and their
+    count; None when no copy holds one. Ties go to the larger sum of confidences: an upside-down face is often fitted
+    as an upright one, a little less sure.
 
     >>> from types import SimpleNamespace as F
     >>> upright = F(confidence=0.99, pose={"roll": 3.0})
@@ -63,10 +63,11 @@ def upright_turn(faces_by_turn) -> Optional[tuple[int, int]]:
     >>> upright_turn([[sideways], [F(confidence=0.3, pose={"roll": 0.0})], []]) is None
     True
     """
+    from mfirrn.geometry.turns import counts_upright
+
     best, index = (0, 0.0), None
     for i, faces in enumerate(faces_by_turn):
-        sure = [f.confidence for f in faces
-                if f.confidence >= TURNED_CONFIDENCE and abs(f.pose["roll"]) <= UPRIGHT_ROLL]
+        sure = [f.confidence for f in faces if counts_upright(f.pose["roll"], f.confidence)]
         if (len(sure), sum(sure)) > best:
             best, index = (len(sure), sum(sure)), i
     return (index, best[0]) if index is not None else None

@@ -9,11 +9,14 @@ image, applied to points (:func:`points_back`), corner boxes (:func:`boxes_back`
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from mfirrn.io.checks import check_shape
+from mfirrn.io.defaults import TURNED_CONFIDENCE, UPRIGHT_ROLL
 
-__all__ = ["turn_back", "points_back", "boxes_back", "rois_back", "camera_back"]
+__all__ = ["turn_back", "points_back", "boxes_back", "rois_back", "camera_back", "counts_upright"]
 
 
 def turn_back(k: int, width: int, height: int) -> np.ndarray:
@@ -81,3 +84,14 @@ def camera_back(M: np.ndarray, A: np.ndarray) -> np.ndarray:
     out[..., :2, :] = A[:, :2] @ M[..., :2, :]
     out[..., :2, 3] += A[:, 2]
     return out
+
+
+def counts_upright(roll: float, confidence: Optional[float] = None) -> bool:
+    """Whether a face found in a turned copy of a photo counts as a face shown upright there: its roll (degrees) at
+    most :data:`mfirrn.io.defaults.UPRIGHT_ROLL` and, given, its confidence at least
+    :data:`mfirrn.io.defaults.TURNED_CONFIDENCE` (``Reconstructor(turned_faces=True)``, the CLI's no-face line).
+
+    >>> counts_upright(-30.0, 0.9), counts_upright(80.0, 0.9), counts_upright(0.0, 0.3), counts_upright(10.0)
+    (True, False, False, True)
+    """
+    return abs(roll) <= UPRIGHT_ROLL and (confidence is None or confidence >= TURNED_CONFIDENCE)

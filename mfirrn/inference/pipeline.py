@@ -35,7 +35,7 @@ from mfirrn.geometry.crop import (
 )
 from mfirrn.geometry.frames import Convention, image_camera_turned, params_from_image_camera, params_to_image_camera
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
-from mfirrn.geometry.turns import boxes_back, camera_back, rois_back, turn_back
+from mfirrn.geometry.turns import boxes_back, camera_back, counts_upright, rois_back, turn_back
 from mfirrn.inference.inputs import ImageError, ImageInput, check_boxes, check_landmarks, read_image, to_bgr
 from mfirrn.inference.predict import predict_params
 from mfirrn.inference.verify import (
@@ -52,8 +52,6 @@ from mfirrn.io.defaults import (
     LOOKING_DOWN_CONFIDENCE,
     PROPOSAL_THRESHOLD,
     REFINE_MODES,
-    TURNED_CONFIDENCE,
-    UPRIGHT_ROLL,
     VERIFIER_NAMES,
 )
 
@@ -513,9 +511,9 @@ class Reconstructor:
 
     def _with_turned_faces(self, image: np.ndarray, faces: list[Face], times: Optional[StageTimes]) -> list[Face]:
         """``faces`` of ``image`` and the faces found upright in its copies turned by 1, 2, 3 quarter turns, mapped
-        back (``turned_faces``). A copy's face counts when its roll there is at most
-        :data:`mfirrn.io.defaults.UPRIGHT_ROLL` and, with the verifier, it is at least
-        :data:`mfirrn.io.defaults.TURNED_CONFIDENCE` sure and more face-like to O-Net in the copy than in the photo
+        back (``turned_faces``). A copy's face counts when it is upright there
+        (:func:`mfirrn.geometry.turns.counts_upright`, its confidence with the verifier) and more face-like to O-Net
+        in the copy than in the photo
         (an upright face of the photo is upside down in the copy turned by 180 degrees, and often fitted there as an
         upright face). A face whose crop box and that of a face kept before it hold each other's centre
         (:func:`centres_inside`: two fits of one face) is dropped: the photo's own upright faces are kept first, then
@@ -524,7 +522,7 @@ class Reconstructor:
         is not reconstructed: it would be dropped."""
         h, w = image.shape[:2]
         found: list[Face] = []
-        own = [f.roi for f in faces if abs(f.pose["roll"]) <= UPRIGHT_ROLL]  # kept before any copy's face
+        own = [f.roi for f in faces if counts_upright(f.pose["roll"])]  # kept before any copy's face
         seen = getattr(self.detector, "seen_scale", None)  # the scale FaceBoxes saw the photo itself at
         rejected = times.rejected if times is not None else 0  # the photo's own: what --min-confidence 0 would keep
         for k in (1, 2, 3):
@@ -538,8 +536,7 @@ class Reconstructor:
             if not len(boxes):
                 continue
             upright = [f for f in self._run(copy, None, None, times, turn=False, detections=boxes)
-                       if abs(f.pose["roll"]) <= UPRIGHT_ROLL
-                       and (not self.verify or f.confidence >= TURNED_CONFIDENCE)]
+                       if counts_upright(f.pose["roll"], f.confidence if self.verify else None)]
             if not upright:
                 continue
             back = self._faces_back(upright, turn_back(k, w, h))
@@ -556,7 +553,7 @@ class Reconstructor:
             return faces
         every = faces + found
         sure = np.nan_to_num(np.array([f.confidence for f in every]), nan=0.0)
-        upright = np.array([i < len(faces) and abs(f.pose["roll"]) <= UPRIGHT_ROLL for i, f in enumerate(every)])
+        upright = np.array([i < len(faces) and counts_upright(f.pose["roll"]) for i, f in enumerate(every)])
         rois = np.stack([f.roi for f in every])
         keep = np.zeros(len(every), bool)
         for i in np.lexsort((-sure, ~upright)):  # the photo's upright faces first, then the surer fits
