@@ -31,9 +31,8 @@ from mfirrn.geometry.crop import (
     roi_iou,
     same_face_kept,
     turned_boxes,
-    turned_rois,
 )
-from mfirrn.geometry.frames import Convention, image_camera_turned, params_from_image_camera, params_to_image_camera
+from mfirrn.geometry.frames import Convention, params_from_image_camera, params_to_image_camera
 from mfirrn.geometry.params import PARAM_SPEC, pose_from_params
 from mfirrn.geometry.turns import boxes_back, camera_back, counts_upright, rois_back, turn_back
 from mfirrn.inference.inputs import ImageError, ImageInput, check_boxes, check_landmarks, read_image, to_bgr
@@ -480,15 +479,14 @@ class Reconstructor:
         p_turned = self.verifier.onet(np.ascontiguousarray(image[::-1, ::-1]), boxes)
         return cand[(p_turned - p_up[cand] > UPSIDE_DOWN_MARGIN) & (p_turned >= UPSIDE_DOWN_MIN)]
 
-    def _turned_back(self, faces: list[Face], shape: tuple, dtype: torch.dtype):
-        """(params (F, 62), landmarks (F, 68, 3), rois (F, 4)) in a photo of ``shape`` of ``faces`` reconstructed on
-        the photo turned by 180 degrees: the same pixels, each face's image-frame camera turned back."""
-        h, w = shape[:2]
+    def _turned_back(self, faces: list[Face], A: np.ndarray, dtype: torch.dtype = torch.float32):
+        """(params (F, 62), landmarks (F, 68, 3), rois (F, 4)) in the photo of ``faces`` reconstructed in a copy of
+        it turned by quarter turns (``A``: :func:`turn_back`): the same pixels, each face's crop box and image-frame
+        camera turned back, its landmarks from the mapped parameters."""
         conv = self.model.card.convention
-        params = np.stack([f.params for f in faces])
-        rois = np.stack([f.roi for f in faces])
-        back = turned_rois(rois, w, h)
-        camera = image_camera_turned(params_to_image_camera(params, rois, conv), w, h)
+        params, rois = np.stack([f.params for f in faces]), np.stack([f.roi for f in faces])
+        back = rois_back(rois, A)
+        camera = camera_back(params_to_image_camera(params, rois, conv), A)
         p = torch.as_tensor(params_from_image_camera(camera, params[:, 12:], back, conv), dtype=dtype)
         return p, self._landmarks(p, back).cpu().numpy(), back
 
@@ -563,13 +561,9 @@ class Reconstructor:
     def _faces_back(self, faces: list[Face], A: np.ndarray) -> list[Face]:
         """``faces`` reconstructed in a turned copy of the photo, in the photo (``A``: :func:`turn_back`): crop boxes,
         detector boxes and image-frame cameras mapped, landmarks and pose from the mapped parameters."""
-        conv = self.model.card.convention
-        params, rois = np.stack([f.params for f in faces]), np.stack([f.roi for f in faces])
-        back = rois_back(rois, A)
-        camera = camera_back(params_to_image_camera(params, rois, conv), A)
-        p = torch.as_tensor(params_from_image_camera(camera, params[:, 12:], back, conv), dtype=torch.float32)
+        p, lms, back = self._turned_back(faces, A)
         boxes = None if any(f.box is None for f in faces) else boxes_back(np.stack([f.box for f in faces]), A)
-        return self._faces(back, p, self._landmarks(p, back).cpu().numpy(), np.array([f.refined for f in faces]),
+        return self._faces(back, p, lms, np.array([f.refined for f in faces]),
                            np.array([f.confidence for f in faces]), np.array([f.score for f in faces]), boxes)
 
     def _run(self, image: np.ndarray, boxes: Optional[np.ndarray], landmarks: Optional[np.ndarray],
@@ -648,7 +642,8 @@ class Reconstructor:
                                            turned_boxes(box_arr[k], image.shape[1], image.shape[0]), None, times,
                                            turn=False)
                         params, lms, rois = params.clone(), lms.copy(), rois.copy()
-                        params[k], lms[k], rois[k] = self._turned_back(turned, image.shape, params.dtype)
+                        back = turn_back(2, image.shape[1], image.shape[0])
+                        params[k], lms[k], rois[k] = self._turned_back(turned, back, params.dtype)
                         confidence[k] = [f.confidence for f in turned]
                         refined[k] = [f.refined for f in turned]
                         pose = pose_from_params(params)
