@@ -128,7 +128,7 @@ def test_the_no_face_line_does_not_suggest_what_was_given(tmp_path, capsys):
         (lines[name],) = [ln for ln in capsys.readouterr().err.splitlines() if "no face found" in ln]
     assert all(s in lines["defaults"] for s in ("--detector-threshold 0.05 for faint faces",
                                                 "--detector dlib-hog or dlib-cnn", "--min-confidence 0"))
-    assert lines["higher"].split("(try ")[1] == lines["defaults"].split("(try ")[1]
-    tail = lines["given"].split("(try ")[1]
+    assert lines["higher"].split(", try ")[1] == lines["defaults"].split(", try ")[1]
+    tail = lines["given"].split(", try ")[1]
     assert "--detector-threshold" not in tail and "--min-confidence" not in tail and "dlib-hog" not in tail
     assert "--detector dlib-cnn, --box or --landmarks)" in tail

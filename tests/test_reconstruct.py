@@ -540,7 +540,8 @@ def test_cli_folder_without_any_face_ends_with_the_first_images_hint(tmp_path, c
     capsys.readouterr()
     assert main(["reconstruct", str(folder), "-o", str(tmp_path / "o"), "--outputs", "json"]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith("mfirrn: error: no face found in any of the 2 images; for the first, try "), last
+    assert last.startswith("mfirrn: error: no face found in any of the 2 images; for the first, if it shows a face, "
+                           "try "), last
     assert "--detector-min-size 240 for a small photo" in last and not (tmp_path / "o").exists()
 
 
@@ -779,7 +780,8 @@ def test_cli_no_face_line_says_when_the_verifier_dropped_the_detections(tmp_path
                  "--min-confidence", "1"]) == 2
     err = capsys.readouterr().err
     said = (f"{sample_photo.name}: no face found (1 detection below the face verifier's threshold, taken for no "
-            "human face (an animal, a hand, a pattern, a face mostly hidden): --min-confidence 0 keeps it; or try ")
+            "human face (an animal, a hand, a pattern, a face mostly hidden or too small to tell): --min-confidence 0 "
+            "keeps it; or if it shows a face, try ")
     assert said in err, err
     assert err.count("--min-confidence 0") == 1 and not (tmp_path / "o").exists()
     assert main(["reconstruct", str(sample_photo), "-o", str(tmp_path / "o2"), "--outputs", "json",

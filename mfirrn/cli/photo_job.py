@@ -259,12 +259,12 @@ class PhotoProcessor:
             rest = [*other_detectors(opts.get("detector")),
                     *(["--min-confidence 0"] if suggest_confidence(opts) and not rejected else []),
                     "--box or --landmarks"]
-            hint = f"try {faint}{', '.join(rest)}" if detected else ""
+            hint = f"if it shows a face, try {faint}{', '.join(rest)}" if detected else ""
             if rejected:
                 them = "them" if rejected > 1 else "it"
                 hint = (f"{rejected} detection{'s' * (rejected > 1)} below the face verifier's threshold, taken for no "
-                        f"human face (an animal, a hand, a pattern, a face mostly hidden): --min-confidence 0 keeps "
-                        f"{them}; or {hint}")
+                        f"human face (an animal, a hand, a pattern, a face mostly hidden or too small to tell): "
+                        f"--min-confidence 0 keeps {them}; or {hint}")
             if hint and dark <= DARK_LEVEL:
                 hint = f"a very dark photo, its brightest pixels at {dark} of 255: brighten it and try again"
             elif hint and not getattr(self.rec, "turned_faces", False) and (turn := self._turn_upright(image)):

@@ -273,11 +273,13 @@ def _no_face_hints(args: argparse.Namespace, result: dict) -> str:
     hints += ["--min-confidence 0"] if suggest_confidence(options) and not doubted else []
     if result["detections"] < result["frames"]:  # frames the detector did not see
         hints.append("a smaller --redetect-every")
-    tried = "" if not hints else "try " + (hints[0] if len(hints) == 1 else ", ".join(hints[:-1]) + " or " + hints[-1])
+    tried = "" if not hints else "if it shows faces, try " + (hints[0] if len(hints) == 1
+                                                             else ", ".join(hints[:-1]) + " or " + hints[-1])
     if doubted:
         them = "them" if doubted > 1 else "it"
         return (f"{doubted} detection{'s' * (doubted > 1)} the face verifier doubted, taken for no human face (an "
-                f"animal, a hand, a pattern, a face mostly hidden): --min-confidence 0 follows {them}"
+                f"animal, a hand, a pattern, a face mostly hidden or too small to tell): --min-confidence 0 follows "
+                f"{them}"
                 + (f"; or {tried}" if tried else ""))
     return tried
 

@@ -15,7 +15,8 @@ from mfirrn.geometry.turns import boxes_back, rois_back, turn_back
 from mfirrn.io.checks import check_shape
 from mfirrn.io.defaults import CROP_PADDINGS, DEFAULT_CROP_PADDING
 
-__all__ = ["roi_from_box", "roi_from_landmarks", "roi_iou", "SAME_FACE_IOU", "SAME_FACE_INSIDE", "same_face_kept",
+__all__ = ["roi_from_box", "roi_from_landmarks", "roi_iou", "SAME_FACE_IOU", "SAME_FACE_INSIDE", "SAME_FACE_LANDMARKS",
+           "same_face_kept",
            "centres_inside", "turned_boxes", "turned_rois", "CROP_PADDINGS", "DEFAULT_CROP_PADDING", "crop_image",
            "crops_to_tensor", "read_crop"]
 
@@ -83,6 +84,9 @@ def roi_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 SAME_FACE_IOU = 0.6
 #: Two faces whose landmark boxes overlap by at least this much of the smaller box are one face (a fit of a part).
 SAME_FACE_INSIDE = 0.9
+#: Two faces whose landmarks lie on average within this fraction of the larger face's size of each other are one
+#: face: the fit of a face hidden behind another that slid onto the face in front (one set of pixels fitted twice).
+SAME_FACE_LANDMARKS = 0.25
 
 
 def same_face_kept(rois: np.ndarray, landmarks: np.ndarray, priority: np.ndarray) -> np.ndarray:
@@ -91,9 +95,12 @@ def same_face_kept(rois: np.ndarray, landmarks: np.ndarray, priority: np.ndarray
     Detector boxes that FaceBoxes' NMS keeps apart (IoU <= 0.3) can lead, once each face is refined from its
     own landmarks, to two reconstructions of one face: crop boxes ``rois`` (F, 4) that overlap by more than
     :data:`SAME_FACE_IOU`, or the landmarks (F, N, 2+) of one lying within the other's landmark box (at least
-    :data:`SAME_FACE_INSIDE` of the smaller box's area), a second fit of part of a face. Two real faces do
-    neither: one would cover the other. Of each such pair the face of lower ``priority`` (F,) is dropped (the
-    later one on a tie), greedily from the highest priority down, so a dropped face removes nothing else.
+    :data:`SAME_FACE_INSIDE` of the smaller box's area), a second fit of part of a face, or landmarks that lie on
+    average within :data:`SAME_FACE_LANDMARKS` of the larger face's size (the square root of its landmark box's
+    area) of the other's, point by point: the fit of a face mostly hidden behind another that slid onto the face in
+    front. Two real faces do none of these: one would cover the other. Of each such pair the face of lower
+    ``priority`` (F,) is dropped (the later one on a tie), greedily from the highest priority down, so a dropped face
+    removes nothing else.
 
     >>> rois = np.array([[0, 0, 100, 100], [5, 5, 105, 105], [200, 0, 300, 100], [220, 20, 280, 80.0]])
     >>> box = lambda x0, y0, x1, y1: np.array([[x0, y0], [x1, y1]], float)  # two corners stand for 68 points
@@ -102,6 +109,10 @@ def same_face_kept(rois: np.ndarray, landmarks: np.ndarray, priority: np.ndarray
     [False, True, True, False]
     >>> same_face_kept(rois, lms, np.array([0.9, 0.95, 0.7, 0.8])).tolist()  # the part kept, the whole dropped
     [False, True, False, True]
+    >>> rois = np.array([[0, 0, 44, 44], [-4, 9, 36, 49.0]])  # IoU 0.55; landmark boxes 80 % one in the other
+    >>> lms = np.stack([box(10, 6, 37, 37), box(7, 11, 34, 40)])  # points 5.0 px apart, faces of 28.9 px: 0.17
+    >>> same_face_kept(rois, lms, np.array([1.0, 0.4])).tolist()
+    [True, False]
     """
     rois = np.asarray(rois, np.float64).reshape(-1, 4)
     pts = np.asarray(landmarks, np.float64)[..., :2]
@@ -110,8 +121,11 @@ def same_face_kept(rois: np.ndarray, landmarks: np.ndarray, priority: np.ndarray
     a, b = boxes[:, None], boxes[None]  # every pair at once: (F, F) overlaps
     inter = (np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
              * np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None))
+    apart = np.linalg.norm(pts[:, None] - pts[None], axis=-1).mean(axis=-1)  # (F, F) mean point distance
+    size = np.sqrt(area)
     same = ((roi_iou(rois[:, None], rois[None]) > SAME_FACE_IOU)
-            | (inter >= SAME_FACE_INSIDE * np.minimum(area[:, None], area[None])))
+            | (inter >= SAME_FACE_INSIDE * np.minimum(area[:, None], area[None]))
+            | (apart < SAME_FACE_LANDMARKS * np.maximum(size[:, None], size[None])))
     keep = np.ones(len(rois), bool)
     order = np.argsort(-np.asarray(priority, np.float64), kind="stable")
     for k, i in enumerate(order):

@@ -308,6 +308,25 @@ def concentric(roi: np.ndarray, rois: np.ndarray, max_shift: float = 0.5, max_ra
     return int(np.flatnonzero(ok)[np.argmin(shift[ok])]) if ok.any() else None
 
 
+def without_restarts(events: list[dict]) -> list[dict]:
+    """One frame's track ``events`` less each ``end`` of an id that the same frame then starts again (``"reused"``):
+    the detector, run where a track was lost, found its face at once, and to the reader of the frames that id goes
+    on (a face whose fit turned too fast, or fell below the confidence for a frame, taken up again by the detection).
+
+    >>> without_restarts([{"id": 1, "event": "end", "reason": "pose jump"}, {"id": 1, "event": "start", "reused": True},
+    ...                   {"id": 2, "event": "end", "reason": "low confidence"}, {"id": 3, "event": "start"}])
+    [{'id': 2, 'event': 'end', 'reason': 'low confidence'}, {'id': 3, 'event': 'start'}]
+    """
+    drop: set[int] = set()
+    ended: dict[int, int] = {}  # id -> index of its open end event
+    for i, e in enumerate(events):
+        if e["event"] == "end":
+            ended[e["id"]] = i
+        elif e.get("reused") and e["id"] in ended:
+            drop |= {ended.pop(e["id"]), i}
+    return [e for i, e in enumerate(events) if i not in drop]
+
+
 def plausible(face) -> bool:
     """Whether a face's pose may be output in a video: |pitch| <= :data:`MAX_PITCH` degrees.
 
@@ -386,7 +405,8 @@ class FaceTracker:
     on, ``n_doubted`` the detections not followed for their confidence (below the verifier's threshold, or
     below ``start_confidence`` where no track holds them); ``last_events`` lists what happened to tracks in the
     last frame (``{"id", "event": "start"}``, with ``"reused": true`` when an ended track's id came back, or
-    ``{"id", "event": "end", "reason"}``);
+    ``{"id", "event": "end", "reason"}``; an id that ends and starts again on one frame, its face found at once by
+    the detector, goes on without events: :func:`without_restarts`);
     :func:`track_video` keeps them by frame index in ``events`` for the caller to take.
     """
 
@@ -675,6 +695,7 @@ class FaceTracker:
                     self.last_events.append({"id": tr.id, "event": "end", "reason": "merged"})
                     current.pop(tr.id, None)
             self._tracks = [tr for tr in self._tracks if tr.id not in drop]
+        self.last_events = without_restarts(self.last_events)
         out = []
         for tr in self._tracks:
             if tr.id not in current:
