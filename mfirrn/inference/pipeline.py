@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mfirrn.detect.faceboxes import RECHECK_SMALL_SIDE
 from mfirrn.detect.registry import Detector, create_detector, names_faceboxes
 from mfirrn.geometry.bfm import MeshName, MorphableModel
 from mfirrn.geometry.crop import (
@@ -386,6 +387,7 @@ class Reconstructor:
         self.detector_min_size = int(detector_min_size)
         self.detector_recheck = bool(detector_recheck)
         self.turn_upside_down, self.turned_faces = bool(turn_upside_down), bool(turned_faces)
+        self.group_look = False
         if crop_padding not in CROP_PADDINGS:
             raise ValueError(f"crop_padding must be one of {', '.join(CROP_PADDINGS)}, got {crop_padding!r}")
         self.crop_padding = crop_padding
@@ -503,6 +505,8 @@ class Reconstructor:
         """
         image = to_bgr(image)
         faces = self._run(image, boxes, landmarks, times, turn=self.turn_upside_down)
+        if self.group_look and boxes is None and landmarks is None and faces:
+            faces = self._with_a_larger_look(image, faces, times)
         if self.turned_faces and boxes is None and landmarks is None:
             faces = self._with_turned_faces(image, faces, times)
         return faces
@@ -557,6 +561,27 @@ class Reconstructor:
         for i in np.lexsort((-sure, ~upright)):  # the photo's upright faces first, then the surer fits
             keep[i] = not centres_inside(rois[i:i + 1], rois[keep]).any()
         return [f for f, k in zip(every, keep) if k]
+
+    def _with_a_larger_look(self, image: np.ndarray, faces: list[Face], times: Optional[StageTimes]) -> list[Face]:
+        """``faces`` of ``image`` and, where one of them spans fewer than :data:`RECHECK_SMALL_SIDE` pixels at the
+        detector's input (FaceBoxes' smallest anchor: the photo's other faces may be too small for it), the faces
+        of the detector's look at the whole photo shown larger (``FaceBoxes.larger_look``) that lie apart from them
+        (no crop-box centre in the other's crop box)."""
+        look = getattr(self.detector, "larger_look", None)
+        seen = getattr(self.detector, "seen_scale", None)
+        if look is None or seen is None:
+            return faces
+        if min(float(np.ptp(f.landmarks[:, :2], axis=0).max()) for f in faces) * seen >= RECHECK_SMALL_SIDE:
+            return faces
+        timer = times if times is not None else _no_timer
+        with timer("detect"):
+            boxes = look(image)
+        own = np.stack([f.roi for f in faces])
+        boxes = boxes[~centres_inside(boxes, own).any(axis=1)] if len(boxes) else boxes
+        if not len(boxes):
+            return faces
+        found = self._run(image, None, None, times, turn=self.turn_upside_down, detections=boxes)
+        return faces + [f for f in found if not centres_inside(f.roi[None], own).any()]
 
     def _faces_back(self, faces: list[Face], A: np.ndarray) -> list[Face]:
         """``faces`` reconstructed in a turned copy of the photo, in the photo (``A``: :func:`turn_back`): crop boxes,
