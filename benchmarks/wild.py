@@ -22,7 +22,8 @@ its centre lies in an ignore box (whatever its size); an unmatched counted face 
    0.5, and with it as by default (FaceBoxes at the proposal threshold,
    :data:`mfirrn.inference.pipeline.PROPOSAL_THRESHOLD`; a sweep of the verifier's threshold on it), and
    with it but without the recheck of near misses (``--no-detector-recheck``), with it but
-   without the higher confidence asked of faces looking steeply down (``--looking-down-confidence 0``), and with
+   without the higher confidence asked of faces looking steeply down (``--looking-down-confidence 0``), with the
+   larger look at photos whose faces are small at the detector's input (``--detector-larger-look``), and with
    the other shipped verifiers (``--verifier strict``, ``--verifier blazeface``, which needs ``mfirrn[detectors]``):
    false and missed faces on the held-out photos, dev-split faces kept and their NME (68 points, GT
    box normaliser), and the time per photo of each, measured side by side (each photo through all
@@ -204,6 +205,10 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
         level._verifier = verified.verifier
         recs["with verifier, faces looking steeply down held to the default threshold only "
              "(--looking-down-confidence 0)"] = level
+    if verified.detector_recheck:
+        larger = Reconstructor(model, larger_look=True, **opts)
+        larger._verifier = verified.verifier
+        recs["with verifier, photos with small faces looked at again larger (--detector-larger-look)"] = larger
     strict = Reconstructor(model, verifier="strict", **opts)
     recs[f"with the strict verifier (--verifier strict, {strict.min_confidence})"] = strict
     recs[f"with BlazeFace's second opinion (--verifier blazeface, {threshold})"] = Reconstructor(

@@ -363,9 +363,10 @@ def test_cli_detector_min_size_on_a_tight_crop(tmp_path, sample_photo, capsys):
 
 def test_cli_notes_small_faces_in_a_photo_detected_downscaled(tmp_path, two_faces, capsys):
     """A 2600 x 1800 photo is detected downscaled (0.4): when its faces span under 32 pixels at the detector's input
-    (FaceBoxes' smallest anchor) the run ends with a note naming the photo and --detector-size full; with larger
-    faces, with --detector-size full, and for faces given as boxes, no note. A 1000 x 700 photo detected as it is
-    with faces of 23 pixels gets a note naming --detector-min-size 2000 (it upscales the photo), and none with it."""
+    (FaceBoxes' smallest anchor) the run ends with a note naming the photo and --detector-larger-look (which looks
+    again at such photos only); with larger faces, with that option, with --detector-size full, and for faces given
+    as boxes, no note. A 1000 x 700 photo detected as it is with faces of 23 pixels gets the same note, and none with
+    the option or with --detector-min-size 2000 (it upscales the photo)."""
     folder = tmp_path / "in"
     folder.mkdir()
     for name, f in (("small.png", 0.3), ("large.png", 0.5)):
@@ -377,11 +378,12 @@ def test_cli_notes_small_faces_in_a_photo_detected_downscaled(tmp_path, two_face
     assert main(["reconstruct", str(folder), "-o", str(tmp_path / "o1"), "--outputs", "json"]) == 0
     notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "1 photo(s)" in notes[0] and "(small.png)" in notes[0], notes
-    assert "--detector-size full may find more faces" in notes[0]
+    assert "--detector-larger-look may find more faces" in notes[0]
     assert len(json.loads((tmp_path / "o1" / "small.png.json").read_text())["faces"]) == 2
-    assert main(["reconstruct", str(folder), "-o", str(tmp_path / "o2"), "--outputs", "json", "--detector-size",
-                 "full"]) == 0
-    assert "note:" not in capsys.readouterr().err
+    for k, flags in enumerate((["--detector-size", "full"], ["--detector-larger-look"])):
+        assert main(["reconstruct", str(folder), "-o", str(tmp_path / f"o2{k}"), "--outputs", "json", *flags]) == 0
+        assert "note:" not in capsys.readouterr().err
+        assert len(json.loads((tmp_path / f"o2{k}" / "small.png.json").read_text())["faces"]) == 2
     assert main(["reconstruct", str(folder / "small.png"), "-o", str(tmp_path / "o3"), "--outputs", "json",
                  "--box", "100,100,400,400"]) == 0
     assert "note:" not in capsys.readouterr().err
@@ -389,12 +391,13 @@ def test_cli_notes_small_faces_in_a_photo_detected_downscaled(tmp_path, two_face
     photo = cv2.resize(two_faces, None, fx=0.1, fy=0.1, interpolation=cv2.INTER_AREA)
     group[50:50 + photo.shape[0], 50:50 + photo.shape[1]] = photo
     cv2.imwrite(str(tmp_path / "group.png"), group)
-    for flags, out in (([], tmp_path / "o4"), (["--detector-min-size", "2000"], tmp_path / "o5")):
+    for flags, out in (([], tmp_path / "o4"), (["--detector-min-size", "2000"], tmp_path / "o5"),
+                       (["--detector-larger-look"], tmp_path / "o6")):
         assert main(["reconstruct", str(tmp_path / "group.png"), "-o", str(out), "--outputs", "json", *flags]) == 0
         assert len(json.loads((out / "group.png.json").read_text())["faces"]) == 2
         notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
         assert notes == ([] if flags else ["note: 1 photo(s) hold faces near the smallest the detector finds at the "
-                                           "scale it saw them (group.png); --detector-min-size 2000 may find more "
+                                           "scale it saw them (group.png); --detector-larger-look may find more "
                                            "faces in them (slower)"]), notes
 
 

@@ -151,6 +151,10 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
         raise ValueError(f"--detector-min-size upscales small photos for FaceBoxes; --detector {args.detector} sizes "
                          f"its own (name faceboxes in --detector, or drop --detector-min-size)")
     recheck = bool(getattr(args, "detector_recheck", DETECTOR_RECHECK))
+    larger = bool(getattr(args, "detector_larger_look", False))
+    if larger and not (faceboxes and recheck):
+        raise ValueError("--detector-larger-look is one of FaceBoxes' second looks; name faceboxes in --detector and "
+                         "drop --no-detector-recheck, or drop --detector-larger-look")
     model = model_from_args(args, default_model=models.DEFAULT_MODEL)
     device = resolve_device(args.device)
     return Reconstructor(model, detector=args.detector, refine=args.refine, mesh=args.mesh, dense=dense,
@@ -163,5 +167,5 @@ def reconstructor_from_args(args: argparse.Namespace, *, dense: bool) -> "Recons
                          detector_size=None if size is None else detector_size(size, "--detector-size"),
                          detector_tint_grey=tint, detector_min_size=min_size, detector_recheck=recheck,
                          turn_upside_down=bool(getattr(args, "turn_upside_down", False)),
-                         turned_faces=bool(getattr(args, "turned_faces", False)),
+                         turned_faces=bool(getattr(args, "turned_faces", False)), larger_look=larger,
                          crop_padding=getattr(args, "crop_padding", DEFAULT_CROP_PADDING))

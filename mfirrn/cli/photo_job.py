@@ -31,10 +31,6 @@ SMALL_PHOTO = 240
 GROUP_PHOTO = 2000
 #: Smaller images (longer side, pixels) get no hint but their size: no face of a few pixels is reconstructed
 TOO_SMALL = 20
-#: A photo in which FaceBoxes found a face whose landmarks span fewer pixels than this at its input (FaceBoxes'
-#: smallest anchor) gets the run's note on a larger detector input (:func:`larger_detector_input`): smaller faces
-#: are likely there, too small to find at that scale (docs/experiments/wild.md, "Small faces in a downscaled photo")
-SMALL_AT_DETECTION = 32
 #: A photo without a face is told to be turned when, turned by 90 degrees either way or by 180, it holds a face at least
 #: TURNED_CONFIDENCE sure, nearer upright than sideways there (|roll| <= UPRIGHT_ROLL, both in mfirrn.io.defaults;
 #: :func:`upright_turn`): of 717
@@ -79,18 +75,19 @@ def _first_line(e: BaseException, last: bool = False) -> str:
     return lines[-1] if last else lines[0]
 
 
-def suggested_min_size(shape: tuple, size: Optional[str]) -> Optional[int]:
-    """The ``--detector-min-size`` a no-face line suggests for an image of ``shape`` (H, W, ...) detected at
-    ``--detector-size`` ``size``: :data:`SMALL_PHOTO` for a small photo, :data:`GROUP_PHOTO` for a larger one that
-    FaceBoxes saw at its own size, else None.
+def suggested_min_size(shape: tuple) -> Optional[int]:
+    """The ``--detector-min-size`` a no-face line suggests for an image of ``shape`` (H, W, ...): :data:`SMALL_PHOTO`
+    for a small photo, :data:`GROUP_PHOTO` for a larger one under that many pixels (seen at its own size or
+    downscaled: upscaled to it, its faces are shown larger than at full resolution), else None (a large photo:
+    ``--detector-size``).
 
-    >>> [suggested_min_size(shape, None) for shape in ((120, 100), (353, 490), (1000, 1500))]
-    [240, 2000, None]
+    >>> [suggested_min_size(shape) for shape in ((120, 100), (353, 490), (800, 1200), (1500, 2000))]
+    [240, 2000, 2000, None]
     """
     longest = max(shape[:2])
     if longest < SMALL_PHOTO:
         return SMALL_PHOTO
-    return GROUP_PHOTO if longest < GROUP_PHOTO and not downscaled_for_detection(shape, size) else None
+    return GROUP_PHOTO if longest < GROUP_PHOTO else None
 
 
 def suggest_threshold(options: dict) -> bool:
@@ -239,11 +236,11 @@ class PhotoProcessor:
             fb = names_faceboxes(opts.get("detector"))
             faint = "--detector-threshold 0.05 for faint faces, " if fb and suggest_threshold(opts) else ""
             size = opts.get("detector_size")
-            if fb and downscaled_for_detection(image.shape, size):
+            if fb and downscaled_for_detection(image.shape, size) and max(image.shape[:2]) >= GROUP_PHOTO:
                 larger = "1080x1620 or full" if size is None else "full"
                 faint = f"--detector-size {larger} for small faces in a large photo, " + faint
             asked = opts.get("detector_min_size")
-            upscale = suggested_min_size(image.shape, size) if fb and not asked else None
+            upscale = suggested_min_size(image.shape) if fb and not asked else None
             if upscale == SMALL_PHOTO:
                 faint = (f"--detector-min-size {SMALL_PHOTO} for a small photo or a tight face crop ({GROUP_PHOTO} "
                          f"for a small group photo), " + faint)
@@ -286,17 +283,26 @@ class PhotoProcessor:
         return (TURNS[found[0]][1], found[1]) if found else None
 
     def _small_faces(self, image, faces) -> str:
-        """The option that may find more faces in ``image`` (:func:`larger_detector_input`) when FaceBoxes found a face
-        spanning fewer than :data:`SMALL_AT_DETECTION` pixels at its input (detected faces only), else ""."""
-        import numpy as np
+        """The option that may find more faces in ``image`` when FaceBoxes found a face small at its input
+        (:func:`mfirrn.inference.pipeline.small_at_input`; detected faces only: smaller faces are likely there, too
+        small to find at that scale; docs/experiments/wild.md, "Small faces in a downscaled photo"), else "":
+        ``--detector-larger-look``, which looks again at such photos only, where it was not given and can look
+        larger, else :func:`larger_detector_input`."""
+        from mfirrn.detect.faceboxes import CROWD_SIDE
+        from mfirrn.inference.pipeline import small_at_input
 
-        scale_for = getattr(self.rec.detector, "scale_for", None)
+        det = self.rec.detector
+        scale_for = getattr(det, "scale_for", None)
         if self.job.boxes is not None or self.job.landmarks is not None or scale_for is None:
             return ""
         # the scale FaceBoxes last saw the whole photo at: a crowd is detected again larger (FaceBoxes.seen_scale)
-        scale = getattr(self.rec.detector, "seen_scale", None) or scale_for(*image.shape[:2])
-        smallest = min(float(np.ptp(f.landmarks[:, :2], axis=0).max()) for f in faces)
-        return larger_detector_input(image.shape, scale) if smallest * scale < SMALL_AT_DETECTION else ""
+        scale = getattr(det, "seen_scale", None) or scale_for(*image.shape[:2])
+        if not small_at_input(faces, scale):
+            return ""
+        if (getattr(det, "larger_look", None) is not None and getattr(det, "recheck", False)
+                and not self.rec.larger_look and max(image.shape[:2]) * scale < CROWD_SIDE):
+            return "--detector-larger-look"  # FaceBoxes with its rechecks looks again at such photos only
+        return larger_detector_input(image.shape, scale)
 
     def write(self, inferred: tuple) -> InputResult:
         from mfirrn.cli.outputs import OutputContext, available_outputs, build_outputs

@@ -90,6 +90,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "large for faces under 32 pixels in a photo seen at its own size (FaceBoxes scores faces of "
                         "15-30 pixels low); a crowd (20 or more such proposals) is detected again whole, at least "
                         "twice as large: at 2000 pixels, a downscaled photo at 4000 pixels at most its own size")
+    p.add_argument("--detector-larger-look", action="store_true",
+                   help="photos: where a face found is small at FaceBoxes' input (under 32 pixels, its smallest "
+                        "anchor), the photo's other faces may be too small for it, and FaceBoxes looks at the whole "
+                        "photo again, larger (its longer side at 2000 pixels, a larger photo at 4000 at most its own "
+                        "size, at least twice as large): group photos, classes, audiences. Only such photos pay for "
+                        "it, about three times their time. Clips: not used")
     p.add_argument("--detector-tint-grey", action="store_true",
                    help="FaceBoxes sees black-and-white photos in a skin tint: it finds far more small and faint "
                         "faces in them (old prints, grey cameras), and a few more false ones. Colour photos are "
@@ -261,6 +267,7 @@ def _settings(args: argparse.Namespace, outputs: list[str], boxes, landmarks_fil
             **({"--detector-tint-grey": True} if args.detector_tint_grey else {}),
             **({"--no-detector-recheck": True} if not args.detector_recheck else {}),
             **({"--detector-min-size": args.detector_min_size} if args.detector_min_size else {}),
+            **({"--detector-larger-look": True} if args.detector_larger_look else {}),
             **({"--turn-upside-down": True} if args.turn_upside_down else {}),
             **({"--turned-faces": True} if args.turned_faces else {}),
             **({"--crop-padding": args.crop_padding} if args.crop_padding != "zero" else {}),

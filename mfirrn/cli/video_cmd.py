@@ -264,7 +264,7 @@ def _no_face_hints(args: argparse.Namespace, result: dict) -> str:
     hints, options = [], vars(args)
     if names_faceboxes(args.detector):
         w, h = result["size"]
-        if not args.detector_min_size and suggested_min_size((h, w), args.detector_size):  # small frames: 2000
+        if not args.detector_min_size and suggested_min_size((h, w)):  # frames under 2000 pixels: upscaled
             hints.append(f"--detector-min-size {GROUP_PHOTO} for faces under 30 pixels")
         if suggest_threshold(options):
             hints.append("--detector-threshold 0.05 for faint faces")

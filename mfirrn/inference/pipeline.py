@@ -198,6 +198,21 @@ def _no_timer(stage: str) -> Iterator[None]:
     yield
 
 
+def small_at_input(faces: Sequence["Face"], scale: float) -> bool:
+    """Whether one of ``faces`` spans fewer than :data:`~mfirrn.detect.faceboxes.RECHECK_SMALL_SIDE` pixels (its
+    landmarks' longer side) at a detector's input that showed the photo at ``scale``: FaceBoxes' smallest anchor, so
+    the photo's other faces, if smaller, are likely too small for it at that scale (the larger look; the run's note).
+
+    >>> class F:
+    ...     landmarks = np.array([[0.0, 0.0], [40.0, 50.0]])  # a face of 50 pixels
+    >>> small_at_input([F()], 0.6), small_at_input([F()], 0.7)
+    (True, False)
+    """
+    if not faces:
+        return False
+    return min(float(np.ptp(f.landmarks[:, :2], axis=0).max()) for f in faces) * scale < RECHECK_SMALL_SIDE
+
+
 def refined_roi_agrees(first: np.ndarray, second: np.ndarray, third: np.ndarray, min_iou: float = 1 / 3,
                        settled_iou: float = 0.5) -> np.ndarray:
     """The robust refinement's test -> (F,) bool: keep the second pass where its roi agrees with the first.
@@ -321,6 +336,12 @@ class Reconstructor:
     the photo itself has none (:meth:`_with_turned_faces`) is mapped back into the photo's pixels
     (:mod:`mfirrn.geometry.turns`), its roll near +-90 or 180 degrees. Off by default: the detector runs four
     times, and a few false faces more (``docs/experiments/wild.md``, "Faces at any roll").
+    ``larger_look`` (detected faces; a detector with a ``larger_look`` method: FaceBoxes with its rechecks): when a
+    face found spans fewer pixels at the detector's input than its smallest anchor, the photo's other faces may be
+    too small for it, and the detector looks at the whole photo again, larger (:meth:`_with_a_larger_look`); faces
+    it finds apart from those found join them. Off by default: on group photos it finds many faces, but only the
+    photos with a small face pay for it, about three times their time, and on the held-out photos it added two faces
+    the labels do not count (``docs/experiments/wild.md``, "Small faces found").
     ``crop_padding``: what fills a crop where it reaches outside the image (:func:`mfirrn.geometry.crop.crop_image`):
     ``"zero"`` (black, as 3DDFA) or ``"edge"`` (the image's border carried outward, blurred).
     """
@@ -335,7 +356,7 @@ class Reconstructor:
                  looking_down_confidence: float = LOOKING_DOWN_CONFIDENCE, detector_threshold: Optional[float] = None,
                  detector_size: Optional[tuple[int, int]] = None, detector_tint_grey: bool = False,
                  detector_min_size: int = 0, detector_recheck: bool = DETECTOR_RECHECK,
-                 turn_upside_down: bool = False, turned_faces: bool = False,
+                 turn_upside_down: bool = False, turned_faces: bool = False, larger_look: bool = False,
                  crop_padding: str = DEFAULT_CROP_PADDING) -> None:
         from mfirrn import models
         from mfirrn.inference.onnx import model_for_backend, resolve_backend
@@ -387,7 +408,7 @@ class Reconstructor:
         self.detector_min_size = int(detector_min_size)
         self.detector_recheck = bool(detector_recheck)
         self.turn_upside_down, self.turned_faces = bool(turn_upside_down), bool(turned_faces)
-        self.group_look = False
+        self.larger_look = bool(larger_look)
         if crop_padding not in CROP_PADDINGS:
             raise ValueError(f"crop_padding must be one of {', '.join(CROP_PADDINGS)}, got {crop_padding!r}")
         self.crop_padding = crop_padding
@@ -505,7 +526,7 @@ class Reconstructor:
         """
         image = to_bgr(image)
         faces = self._run(image, boxes, landmarks, times, turn=self.turn_upside_down)
-        if self.group_look and boxes is None and landmarks is None and faces:
+        if self.larger_look and boxes is None and landmarks is None and faces:
             faces = self._with_a_larger_look(image, faces, times)
         if self.turned_faces and boxes is None and landmarks is None:
             faces = self._with_turned_faces(image, faces, times)
@@ -571,7 +592,7 @@ class Reconstructor:
         seen = getattr(self.detector, "seen_scale", None)
         if look is None or seen is None:
             return faces
-        if min(float(np.ptp(f.landmarks[:, :2], axis=0).max()) for f in faces) * seen >= RECHECK_SMALL_SIDE:
+        if not small_at_input(faces, seen):
             return faces
         timer = times if times is not None else _no_timer
         with timer("detect"):

@@ -421,7 +421,8 @@ class FaceTracker:
                       min_confidence=settings.min_confidence if settings.min_confidence is not None
                       else rec.min_confidence, min_face_size=rec.min_face_size,
                       looking_down_confidence=rec.looking_down_confidence,
-                      turn_upside_down=False)  # a track follows its landmarks in upright crops: upright faces only
+                      turn_upside_down=False,  # a track follows its landmarks in upright crops: upright faces only
+                      larger_look=False)  # photos only: small faces are followed from frame to frame
         self.detect_rec = Reconstructor(rec.model, det, refine=rec.refine, **common)
         self.track_rec = Reconstructor(rec.model, det, refine="always", **common)
         self.detect_rec._verifier = self.track_rec._verifier = rec.verifier  # one verifier (networks built once)
