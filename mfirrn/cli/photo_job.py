@@ -256,20 +256,22 @@ class PhotoProcessor:
             rest = [*other_detectors(opts.get("detector")),
                     *(["--min-confidence 0"] if suggest_confidence(opts) and not rejected else []),
                     "--box or --landmarks"]
-            hint = f"if it shows a face, try {faint}{', '.join(rest)}" if detected else ""
+            tries = f"{faint}{', '.join(rest)}" if detected else ""  # what may find a face the photo shows
+            hint = ""  # what is known of this photo
             if rejected:
                 them = "them" if rejected > 1 else "it"
                 hint = (f"{rejected} detection{'s' * (rejected > 1)} below the face verifier's threshold, taken for no "
                         f"human face (an animal, a hand, a pattern, a face mostly hidden or too small to tell): "
-                        f"--min-confidence 0 keeps {them}; or {hint}")
-            if hint and dark <= DARK_LEVEL:
-                hint = f"a very dark photo, its brightest pixels at {dark} of 255: brighten it and try again"
-            elif hint and not getattr(self.rec, "turned_faces", False) and (turn := self._turn_upright(image)):
-                hint = f"turned {turn[0]} it holds {turn[1]} face(s): turn the photo that way, or pass --turned-faces"
+                        f"--min-confidence 0 keeps {them}")
+            if tries and dark <= DARK_LEVEL:
+                hint, tries = f"a very dark photo, its brightest pixels at {dark} of 255: brighten it and try again", ""
+            elif tries and not getattr(self.rec, "turned_faces", False) and (turn := self._turn_upright(image)):
+                hint, tries = (f"turned {turn[0]} it holds {turn[1]} face(s): turn the photo that way, or pass "
+                               f"--turned-faces"), ""
             if max(image.shape[:2]) < TOO_SMALL:
-                hint = f"the image is only {image.shape[1]}x{image.shape[0]} pixels"
+                hint, tries = f"the image is only {image.shape[1]}x{image.shape[0]} pixels", ""
             reason = f"{show_path(item[0])}: no face found{f' ({hint})' if hint else ''}"
-            raise InputFailure(InputResult(item[1], NO_FACE, reason=reason))
+            raise InputFailure(InputResult(item[1], NO_FACE, reason=reason, tries=tries))
         return item, image, faces, seconds + time.perf_counter() - t0, self._small_faces(image, faces)
 
     def _turn_upright(self, image) -> Optional[tuple[str, int]]:

@@ -541,7 +541,7 @@ def _report(summary, lone: bool, n_run: int, seconds: float, rate: Optional[floa
         else "1 process"
     print(f"{summary.line()}; {summary.faces} face(s) in {seconds:.1f} s on {where}{speed}; results in "
           f"{show_path(out_dir.resolve())}" + (f" (table {table_path.name})" if table_path else ""))
-    for note in summary.small_faces_lines():
+    for note in summary.small_faces_lines() + summary.no_face_lines():
         print(note, file=sys.stderr)
     for line in summary.failure_lines(journal_kept=journal_kept):
         print(line, file=sys.stderr)

@@ -23,7 +23,7 @@ from mfirrn.io.fileio import atomic_write
 from mfirrn.io.resume import ResumeError, code_version, same_setting
 
 __all__ = ["RUN_FORMAT", "MANIFEST", "JOURNAL", "INPUTS", "DONE", "NO_FACE", "FAILED", "InputResult", "RunRecord",
-           "RunSummary", "inputs_digest", "sweep_temporaries"]
+           "RunSummary", "inputs_digest", "no_face_line", "sweep_temporaries"]
 
 PathLike = Union[str, Path]
 
@@ -44,7 +44,9 @@ class InputResult:
     ``faces``), :data:`NO_FACE` or :data:`FAILED` (``reason``: one line). ``rows``: the input's rows of the
     results table (columns -> lists), not kept in the record; ``seconds``: its processing time; ``small_faces``:
     for a done photo in which the detector found faces as small as it finds at the scale it saw it, the option that
-    shows it the photo larger (more faces may be there), else ""; not kept in the record."""
+    shows it the photo larger (more faces may be there), else ""; ``tries``: for a photo without a face, the options
+    that may find a face it shows (``--detector-min-size 2000 for faces under 30 pixels (a group photo), ...``), else
+    "" (:func:`no_face_line`); not kept in the record."""
 
     input: str
     state: str
@@ -54,6 +56,7 @@ class InputResult:
     rows: Optional[dict[str, list]] = None
     seconds: float = 0.0
     small_faces: str = ""
+    tries: str = ""
 
     def to_record(self) -> dict:
         d: dict[str, Any] = {"input": self.input, "state": self.state}
@@ -62,6 +65,21 @@ class InputResult:
         if self.reason:
             d["reason"] = self.reason
         return d
+
+
+def no_face_line(reason: str, tries: str) -> str:
+    """The whole line of a photo without a face: its ``reason`` (``PATH: no face found``, and in parentheses what is
+    known of the photo) with the options that may find a face it shows (``tries``), as a lone photo's error says it.
+
+    >>> no_face_line("a.jpg: no face found", "--detector dlib-hog, --box")
+    'a.jpg: no face found (if it shows a face, try --detector dlib-hog, --box)'
+    >>> no_face_line("a.jpg: no face found (2 detections below ...: --min-confidence 0 keeps them)", "--box")
+    'a.jpg: no face found (2 detections below ...: --min-confidence 0 keeps them; or if it shows a face, try --box)'
+    """
+    if not tries:
+        return reason
+    tried = f"if it shows a face, try {tries}"
+    return f"{reason[:-1]}; or {tried})" if reason.endswith(")") else f"{reason} ({tried})"
 
 
 def inputs_digest(names: Sequence[str]) -> str:
@@ -358,6 +376,13 @@ def _read_journal(path: Path, repair: bool = True) -> dict[str, dict]:
     return out
 
 
+def _names(inputs: list[str], limit: int) -> str:
+    """``a, b, c and d`` / ``a, b, c and 2 more``: the first ``limit`` of ``inputs``, all of them when one more would
+    be left."""
+    shown = inputs if len(inputs) <= limit + 1 else inputs[:limit] + [f"{len(inputs) - limit} more"]
+    return ", ".join(shown[:-1]) + f" and {shown[-1]}" if len(shown) > 1 else shown[0]
+
+
 @dataclass
 class RunSummary:
     """Counts of a run: ``done``, ``no_face``, ``failed`` [(input, reason)], ``earlier`` (done in an earlier run,
@@ -372,6 +397,7 @@ class RunSummary:
     faces: int = 0
     no_face_reason: str = ""
     small_faces: list[tuple[str, str]] = field(default_factory=list)
+    no_face_tries: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, result: InputResult, earlier: bool = False) -> None:
         if result.state == DONE:
@@ -383,7 +409,9 @@ class RunSummary:
         elif result.state == NO_FACE:
             self.no_face += 1
             self.earlier += earlier
-            self.no_face_reason = self.no_face_reason or result.reason
+            self.no_face_reason = self.no_face_reason or no_face_line(result.reason, result.tries)
+            if result.tries:
+                self.no_face_tries.append((result.input, result.tries))
         else:
             self.failed.append((result.input, result.reason))
 
@@ -407,10 +435,25 @@ class RunSummary:
         lines = []
         for option in dict.fromkeys(o for _, o in self.small_faces):
             inputs = [name for name, o in self.small_faces if o == option]
-            shown = inputs if len(inputs) <= limit + 1 else inputs[:limit] + [f"{len(inputs) - limit} more"]
-            names = ", ".join(shown[:-1]) + f" and {shown[-1]}" if len(shown) > 1 else shown[0]
             lines.append(f"note: {len(inputs)} photo(s) hold faces near the smallest the detector finds at the scale "
-                         f"it saw them ({names}); {option} may find more faces in them (slower)")
+                         f"it saw them ({_names(inputs, limit)}); {option} may find more faces in them (slower)")
+        return lines
+
+    def no_face_lines(self, limit: int = 3) -> list[str]:
+        """The notes on photos without a face, one per set of options that may find a face they show ([] if none):
+        the first ``limit`` photos named, all of them when one more would be left.
+
+        >>> r = RunSummary(6, no_face_tries=[(f"{k}.jpg", "--box") for k in "abcde"])
+        >>> r.no_face_tries.append(("f.png", "--detector-min-size 240, --box"))
+        >>> print("\\n".join(r.no_face_lines()))
+        note: 5 photo(s) without a face (a.jpg, b.jpg, c.jpg and 2 more); if they show faces, try --box
+        note: 1 photo(s) without a face (f.png); if they show faces, try --detector-min-size 240, --box
+        """
+        lines = []
+        for tries in dict.fromkeys(t for _, t in self.no_face_tries):
+            inputs = [name for name, t in self.no_face_tries if t == tries]
+            lines.append(f"note: {len(inputs)} photo(s) without a face ({_names(inputs, limit)}); if they show faces, "
+                         f"try {tries}")
         return lines
 
     def failure_lines(self, limit: int = 10, journal_kept: bool = True) -> list[str]:
