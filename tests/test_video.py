@@ -846,6 +846,27 @@ def test_cli_smoothing_tolerances_are_percentages(tmp_path, lenna, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_clip_with_small_faces_names_the_larger_input(tmp_path, two_faces, capsys):
+    """A clip whose faces span under 32 pixels at FaceBoxes' input (its smallest anchor) ends with a note naming the
+    option that shows its frames larger; a clip of large faces gets none."""
+    import cv2
+
+    from mfirrn.video.io import VideoWriter
+
+    for name, f in (("small.mp4", 0.1), ("large.mp4", 0.35)):
+        frame = np.full((480, 640, 3), 127, np.uint8)
+        photo = cv2.resize(two_faces, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        frame[40:40 + photo.shape[0], 40:40 + photo.shape[1]] = photo
+        with VideoWriter(tmp_path / name, 30.0) as w:
+            for _ in range(3):
+                w.write(frame)
+        assert main(["reconstruct", str(tmp_path / name), "-o", str(tmp_path / name[:-4]), "--outputs", "json"]) == 0
+        notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("note:")]
+        assert notes == ([f"note: {tmp_path / name} holds faces near the smallest the detector finds at the scale it "
+                          "sees its frames; --detector-min-size 2000 may find more faces in it (slower)"]
+                         if name == "small.mp4" else []), notes
+
+
 def test_cli_clip_without_a_face_names_what_to_try(tmp_path, capsys):
     """A clip of plain frames: one warning line with the photo hints that apply to its frames (the detector ran
     on every frame, so no smaller --redetect-every), and the run still succeeds."""

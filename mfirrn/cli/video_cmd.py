@@ -189,6 +189,7 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
             mesh_dir = tmp_dir / f"{stem}_meshes"
             n = n_faces = brightest = 0
             ids: set[int] = set()
+            smallest = None  # the smallest face written (its landmarks' longer side), for the note on small faces
             t0 = time.perf_counter()
             bar = tqdm(total=info.n_frames or None, desc=stem, unit="frame", disable=not progress, file=sys.stderr)
             try:
@@ -196,6 +197,9 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
                     for i, t, frame, tracked in track_video(reader, tracker):
                         n, n_faces = n + 1, n_faces + len(tracked)
                         ids.update(tf.id for tf in tracked)
+                        for tf in tracked:
+                            if smallest is None or _extent(tf.face) < _extent(smallest):
+                                smallest = tf.face
                         if not n_faces and i % BRIGHTNESS_EVERY == 0:  # for the hint of a clip without a face
                             brightest = max(brightest, brightest_level(frame))
                         events = tracker.events.pop(i, [])
@@ -243,7 +247,27 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
             "fps": n / elapsed if elapsed > 0 else float("nan"), "written": published,
             "truncated": bool(truncated), "expected_frames": info.n_frames, "total_frames": reader.total_frames,
             "size": (info.width, info.height),
-            "brightest": brightest}
+            "brightest": brightest, "small_faces": _small_faces_option(rec, info.height, info.width, smallest)}
+
+
+def _extent(face) -> float:
+    """The longer side (pixels) of a face's landmark box."""
+    import numpy as np
+
+    return float(np.ptp(face.landmarks[:, :2], axis=0).max())
+
+
+def _small_faces_option(rec, height: int, width: int, smallest) -> str:
+    """The option that shows FaceBoxes a clip's frames larger when the ``smallest`` face written spans fewer pixels
+    at its input than its smallest anchor (smaller faces of the clip are likely missed,
+    :func:`mfirrn.inference.pipeline.small_at_input`), else "" (no face, another detector)."""
+    from mfirrn.cli.photo_job import larger_detector_input
+    from mfirrn.inference.pipeline import small_at_input
+
+    scale_for = getattr(rec.detector, "scale_for", None)
+    if smallest is None or scale_for is None or not small_at_input([smallest], scale_for(height, width)):
+        return ""
+    return larger_detector_input((height, width), scale_for(height, width))
 
 
 def _no_face_hints(args: argparse.Namespace, result: dict) -> str:
@@ -370,4 +394,7 @@ def _run_sources(sources, rec, out_dir, outputs, settings, args) -> int:
         frames = f"{r['frames']} of {r['total_frames']} frames (--max-frames)" if stopped else f"{r['frames']} frames"
         print(f"{src}: {frames}, {r['faces']} face-frames in all ({tracks}), detector run on "
               f"{r['detections']} frame(s), {r['fps']:.1f} frames/s -> {', '.join(p.name for p in r['written'])}")
+        if r["small_faces"]:
+            print(f"note: {src} holds faces near the smallest the detector finds at the scale it sees its frames; "
+                  f"{r['small_faces']} may find more faces in it (slower)", file=sys.stderr)
     return n_ok
