@@ -45,6 +45,25 @@ def test_label_at_the_image_edge_stays_inside():
     _check(lay, (200, 400))
 
 
+def test_faces_whose_labels_would_hide_each_other_are_numbered():
+    """Two faces side by side in a strip 50 pixels high: the first face's label fits only over its neighbour (more
+    than COVER_AT_MOST of its box), so both are numbered, with the legend; asked for full labels
+    (``numbered=False``), the first one covers its neighbour. With room above and below (80 pixels), full labels."""
+    from mfirrn.vis.labels import COVER_AT_MOST
+
+    text = "yaw -10 pitch 3 roll 2"
+    boxes = [(10, 10, 50, 40), (60, 10, 100, 40)]
+    lay = layout_labels([text] * 2, boxes, (50, 200), STYLE)
+    assert lay.numbered and any(lab.face == -1 for lab in lay.labels)
+    _check(lay, (50, 200))
+    full = layout_labels([text] * 2, boxes, (50, 200), STYLE, numbered=False)
+    first = next(lab for lab in full.labels if lab.face == 0)
+    assert _overlap(first.rect, boxes[1]) > COVER_AT_MOST * _overlap(boxes[1], boxes[1])
+    roomy = layout_labels([text] * 2, boxes, (80, 200), STYLE)
+    assert not roomy.numbered and len(roomy.labels) == 2
+    _check(roomy, (80, 200))
+
+
 def test_crowd_is_numbered_with_a_legend():
     """36 faces in a 6x6 grid, 40 px apart, in a 260x260 image: full labels cannot all find a place, so
     every face gets its number and the texts go to one legend; nothing overlaps, all inside."""

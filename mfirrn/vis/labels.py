@@ -3,7 +3,8 @@
 :func:`layout_labels` places one label per face (its text in a rectangle) greedily, faces from the top of
 the image down: each takes the first of a few positions around its face box (above, below, beside; moved
 inside the image) that overlaps no label placed before it, preferring one that covers no face. When some
-label finds no such place (a crowd), every face gets its number instead (its index in ``faces``, as in the
+label finds no such place, or only one that covers more than :data:`COVER_AT_MOST` of another face's box (a
+crowd), every face gets its number instead (its index in ``faces``, as in the
 JSON and the ``face<i>`` files), and the texts go into a legend in the image corner that covers the least
 of the faces. The font scale follows the image size (:meth:`TextStyle.for_image`). :func:`draw_labels`
 draws a layout: white text on a dark box.
@@ -22,6 +23,9 @@ __all__ = ["TextStyle", "Label", "LabelLayout", "layout_labels", "draw_labels"]
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels; x1, y1 exclusive
+#: A full label may cover at most this fraction of another face's box; where one can only be placed over more (a
+#: crowded row of faces), every face is numbered and the texts go into the legend.
+COVER_AT_MOST = 0.2
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,9 @@ def layout_labels(texts: Sequence[str], boxes: Sequence[Sequence[float]], shape:
         for i in order:
             w, h = style.size(texts[i])
             r = _place(faces[i], w, h, style.pad, width, height, taken, faces, search=False)
-            if r is None:
+            hides = r is not None and any(_overlap(r, f) > COVER_AT_MOST * _overlap(f, f)
+                                          for k, f in enumerate(faces) if k != i)
+            if r is None or (hides and numbered is None):
                 if numbered is None:
                     break  # crowded: number every face instead
                 continue
