@@ -1036,6 +1036,22 @@ def test_a_head_that_turns_too_fast_ends_its_track(rec, monkeypatch):
                                    {"id": 1, "event": "end", "reason": "pose jump"}]
 
 
+def test_a_face_across_a_cut_must_not_turn_too_fast(rec, monkeypatch):
+    """A camera flash (a cut by the test whose crops correlate: the faces go on, ``cut_continuity``), but the network
+    passes that follow the faces into the flash turn them by 50 degrees in a thirtieth of a second: the same place
+    shows other heads (two people framed alike in a talk show's close-ups), so the tracks end at the cut ("scene
+    cut") and the faces there start new ids."""
+    frames = _sample_frames(2, 0, np.copy)
+    frames.append(np.clip(frames[0] * 2.2 + 60.0, 0, 255).astype(np.uint8))
+    tracker = FaceTracker(rec, TrackerSettings(smooth="none", redetect_every=0))
+    for i in (0, 1):
+        assert [f.id for f in tracker(frames[i], i / 30)] == [0, 1]
+    real = tracker.track_rec.__call__
+    monkeypatch.setattr(tracker, "track_rec", lambda image, **kw: _turned_about_the_vertical(real(image, **kw), 50))
+    assert [f.id for f in tracker(frames[2], 2 / 30)] == [2, 3]
+    assert {"id": 0, "event": "end", "reason": "scene cut"} in tracker.last_events
+
+
 def test_a_detection_that_would_turn_the_head_too_fast_does_not_confirm_the_track(rec, monkeypatch):
     """On detection frames the detector's faces come back turned by 50 degrees (the fit of a face half hidden behind
     another head collapses onto the head in front): the tracks go on from their own fits, neither taking the

@@ -527,15 +527,18 @@ class FaceTracker:
                 faces[i] = f
         return faces
 
-    def _continuing(self, before: np.ndarray, frame: np.ndarray) -> list[_Track]:
-        """The tracks whose face goes on from frame ``before`` into ``frame``: its crop there and the crop this
-        frame's network passes follow it to correlate by at least ``cut_continuity`` (:func:`crop_continuity`)."""
+    def _continuing(self, before: np.ndarray, frame: np.ndarray, t: float) -> list[_Track]:
+        """The tracks whose face goes on from frame ``before`` into ``frame`` (at time ``t``): its crop there and the
+        crop this frame's network passes follow it to correlate by at least ``cut_continuity``
+        (:func:`crop_continuity`), and the head turns no faster than ``max_turn_speed`` between the two (two people
+        framed alike in a talk show's close-ups correlate too)."""
         threshold = self.settings.cut_continuity
         if threshold <= 0 or not self._tracks:
             return []
         pad = self.detect_rec.crop_padding
         return [tr for tr, f in zip(self._tracks, self._follow(frame))
-                if crop_continuity(crop_image(before, tr.roi, pad=pad), crop_image(frame, f.roi, pad=pad)) >= threshold]
+                if crop_continuity(crop_image(before, tr.roi, pad=pad), crop_image(frame, f.roi, pad=pad)) >= threshold
+                and not self._turned_too_fast(tr, rotation_from_params(f.params), t)]
 
     def _is_cut(self, a: np.ndarray, b: np.ndarray) -> bool:
         """Whether frame ``b`` is another shot than frame ``a`` by the scene-cut test (see :class:`TrackerSettings`)."""
@@ -576,7 +579,7 @@ class FaceTracker:
             pending += [(tr, "scene cut") for tr in self._tracks]
             self._tracks, self._lost, self._last_cut = [], [], t
         elif cut:  # another shot: every face in it is a new face, wherever it is, but a face that goes on across it
-            went_on = self._continuing(previous, frame)
+            went_on = self._continuing(previous, frame, t)
             continued = frozenset(tr.id for tr in went_on)
             ended = [tr for tr in self._tracks if tr.id not in continued]
             self._transition = _Transition(self._frame, t, previous, [(tr.id, tr.roi) for tr in ended], continued)
