@@ -205,10 +205,6 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
         level._verifier = verified.verifier
         recs["with verifier, faces looking steeply down held to the default threshold only "
              "(--looking-down-confidence 0)"] = level
-    if verified.detector_recheck:
-        larger = Reconstructor(model, larger_look=True, **opts)
-        larger._verifier = verified.verifier
-        recs["with verifier, photos with small faces looked at again larger (--detector-larger-look)"] = larger
     strict = Reconstructor(model, verifier="strict", **opts)
     recs[f"with the strict verifier (--verifier strict, {strict.min_confidence})"] = strict
     recs[f"with BlazeFace's second opinion (--verifier blazeface, {threshold})"] = Reconstructor(
@@ -227,18 +223,24 @@ def photos_section(photos, dev, model_name: str, sweep: list[float]) -> None:
             rows[key].append(score_photo(face_boxes(faces), lab))
         confid.append((verified_any(verified, img), lab))
         proposals.append((every_proposal(low, img), lab))
-    # the option that searches four turns of each photo, in a pass of its own: side by side with the others, its
-    # fourfold detection slowed whichever pipeline came next, the verifier's time ratio among them
-    turned = Reconstructor(model, turned_faces=True, **opts)
-    turned._verifier = verified.verifier
-    key = "with verifier, the photo also searched turned by 90 and 180 degrees (--turned-faces; a pass of its own)"
-    rows[key], times[key] = [], []
-    for _, path, lab in photos:
-        img = read_image(path)
-        t0 = time.perf_counter()
-        faces = turned(img)
-        times[key].append((time.perf_counter() - t0) * 1000)
-        rows[key].append(score_photo(face_boxes(faces), lab))
+    # the options that detect a photo again (four turns of it; the whole photo larger), each in a pass of its own:
+    # side by side with the others, the extra detections slowed whichever pipeline came next, the verifier's time
+    # ratio among them
+    passes = {"with verifier, the photo also searched turned by 90 and 180 degrees (--turned-faces; a pass of its "
+              "own)": dict(turned_faces=True)}
+    if verified.detector_recheck:
+        passes["with verifier, photos with small faces looked at again larger (--detector-larger-look; a pass of its "
+               "own)"] = dict(larger_look=True)
+    for key, option in passes.items():
+        alone = Reconstructor(model, **option, **opts)
+        alone._verifier = verified.verifier
+        rows[key], times[key] = [], []
+        for _, path, lab in photos:
+            img = read_image(path)
+            t0 = time.perf_counter()
+            faces = alone(img)
+            times[key].append((time.perf_counter() - t0) * 1000)
+            rows[key].append(score_photo(face_boxes(faces), lab))
     print("| pipeline | faces found | false faces | missed faces | ms per photo (median) |")
     print("|---|---:|---:|---:|---:|")
     for key, r in rows.items():
