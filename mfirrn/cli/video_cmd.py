@@ -169,6 +169,7 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
     from tqdm import tqdm
 
     from mfirrn.detect.faceboxes import brightest_level
+    from mfirrn.inference.pipeline import landmark_side
     from mfirrn.video.io import VideoReader, VideoWriter
     from mfirrn.video.tracking import FaceTracker, track_video
 
@@ -198,7 +199,7 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
                         n, n_faces = n + 1, n_faces + len(tracked)
                         ids.update(tf.id for tf in tracked)
                         for tf in tracked:
-                            if smallest is None or _extent(tf.face) < _extent(smallest):
+                            if smallest is None or landmark_side(tf.face) < landmark_side(smallest):
                                 smallest = tf.face
                         if not n_faces and i % BRIGHTNESS_EVERY == 0:  # for the hint of a clip without a face
                             brightest = max(brightest, brightest_level(frame))
@@ -248,13 +249,6 @@ def process_video(source, rec, out_dir: Path, stem: str, outputs: list[str], set
             "truncated": bool(truncated), "expected_frames": info.n_frames, "total_frames": reader.total_frames,
             "size": (info.width, info.height),
             "brightest": brightest, "small_faces": _small_faces_option(rec, info.height, info.width, smallest)}
-
-
-def _extent(face) -> float:
-    """The longer side (pixels) of a face's landmark box."""
-    import numpy as np
-
-    return float(np.ptp(face.landmarks[:, :2], axis=0).max())
 
 
 def _small_faces_option(rec, height: int, width: int, smallest) -> str:

@@ -198,6 +198,11 @@ def _no_timer(stage: str) -> Iterator[None]:
     yield
 
 
+def landmark_side(face: "Face") -> float:
+    """The longer side (pixels) of a face's landmark box: its size as the notes on small faces measure it."""
+    return float(np.ptp(face.landmarks[:, :2], axis=0).max())
+
+
 def small_at_input(faces: Sequence["Face"], scale: float) -> bool:
     """Whether one of ``faces`` spans fewer than :data:`~mfirrn.detect.faceboxes.RECHECK_SMALL_SIDE` pixels (its
     landmarks' longer side) at a detector's input that showed the photo at ``scale``: FaceBoxes' smallest anchor, so
@@ -210,7 +215,7 @@ def small_at_input(faces: Sequence["Face"], scale: float) -> bool:
     """
     if not faces:
         return False
-    return min(float(np.ptp(f.landmarks[:, :2], axis=0).max()) for f in faces) * scale < RECHECK_SMALL_SIDE
+    return min(landmark_side(f) for f in faces) * scale < RECHECK_SMALL_SIDE
 
 
 def refined_roi_agrees(first: np.ndarray, second: np.ndarray, third: np.ndarray, min_iou: float = 1 / 3,

@@ -376,6 +376,11 @@ def _read_journal(path: Path, repair: bool = True) -> dict[str, dict]:
     return out
 
 
+def _by_option(pairs: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """(option, its inputs) for the (input, option) ``pairs``, options in the order they first come."""
+    return [(o, [name for name, other in pairs if other == o]) for o in dict.fromkeys(o for _, o in pairs)]
+
+
 def _names(inputs: list[str], limit: int) -> str:
     """``a, b, c and d`` / ``a, b, c and 2 more``: the first ``limit`` of ``inputs``, all of them when one more would
     be left."""
@@ -432,12 +437,9 @@ class RunSummary:
         >>> r.small_faces_lines()[0].split("them (")[1].split(")")[0]
         'a.jpg, b.jpg, c.jpg and 2 more'
         """
-        lines = []
-        for option in dict.fromkeys(o for _, o in self.small_faces):
-            inputs = [name for name, o in self.small_faces if o == option]
-            lines.append(f"note: {len(inputs)} photo(s) hold faces near the smallest the detector finds at the scale "
-                         f"it saw them ({_names(inputs, limit)}); {option} may find more faces in them (slower)")
-        return lines
+        return [f"note: {len(inputs)} photo(s) hold faces near the smallest the detector finds at the scale it saw "
+                f"them ({_names(inputs, limit)}); {option} may find more faces in them (slower)"
+                for option, inputs in _by_option(self.small_faces)]
 
     def no_face_lines(self, limit: int = 3) -> list[str]:
         """The notes on photos without a face, one per set of options that may find a face they show ([] if none):
@@ -449,12 +451,8 @@ class RunSummary:
         note: 5 photo(s) without a face (a.jpg, b.jpg, c.jpg and 2 more); if they show faces, try --box
         note: 1 photo(s) without a face (f.png); if they show faces, try --detector-min-size 240, --box
         """
-        lines = []
-        for tries in dict.fromkeys(t for _, t in self.no_face_tries):
-            inputs = [name for name, t in self.no_face_tries if t == tries]
-            lines.append(f"note: {len(inputs)} photo(s) without a face ({_names(inputs, limit)}); if they show faces, "
-                         f"try {tries}")
-        return lines
+        return [f"note: {len(inputs)} photo(s) without a face ({_names(inputs, limit)}); if they show faces, "
+                f"try {tries}" for tries, inputs in _by_option(self.no_face_tries)]
 
     def failure_lines(self, limit: int = 10, journal_kept: bool = True) -> list[str]:
         """The first ``limit`` failures, one line each, then where the others are: the run's journal, or, where
