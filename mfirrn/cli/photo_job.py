@@ -290,7 +290,6 @@ class PhotoProcessor:
         small to find at that scale; docs/experiments/wild.md, "Small faces in a downscaled photo"), else "":
         ``--detector-larger-look``, which looks again at such photos only, where it was not given and can look
         larger, else :func:`larger_detector_input`."""
-        from mfirrn.detect.faceboxes import CROWD_SIDE
         from mfirrn.inference.pipeline import small_at_input
 
         det = self.rec.detector
@@ -301,9 +300,9 @@ class PhotoProcessor:
         scale = getattr(det, "seen_scale", None) or scale_for(*image.shape[:2])
         if not small_at_input(faces, scale):
             return ""
-        if (getattr(det, "larger_look", None) is not None and getattr(det, "recheck", False)
-                and not self.rec.larger_look and max(image.shape[:2]) * scale < CROWD_SIDE):
-            return "--detector-larger-look"  # FaceBoxes with its rechecks looks again at such photos only
+        can_look_larger = getattr(det, "can_look_larger", None)  # FaceBoxes with its rechecks
+        if not self.rec.larger_look and can_look_larger is not None and can_look_larger(image.shape):
+            return "--detector-larger-look"  # it looks again at such photos only
         return larger_detector_input(image.shape, scale)
 
     def write(self, inferred: tuple) -> InputResult:

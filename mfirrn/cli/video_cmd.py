@@ -259,9 +259,10 @@ def _small_faces_option(rec, height: int, width: int, smallest) -> str:
     from mfirrn.inference.pipeline import small_at_input
 
     scale_for = getattr(rec.detector, "scale_for", None)
-    if smallest is None or scale_for is None or not small_at_input([smallest], scale_for(height, width)):
+    if smallest is None or scale_for is None:
         return ""
-    return larger_detector_input((height, width), scale_for(height, width))
+    scale = scale_for(height, width)
+    return larger_detector_input((height, width), scale) if small_at_input([smallest], scale) else ""
 
 
 def _no_face_hints(args: argparse.Namespace, result: dict) -> str:

@@ -485,15 +485,20 @@ class FaceBoxes:
         kept = np.concatenate([kept, boxes[~sure & ~rechecked & (boxes[:, 4] > self.score_threshold)]])
         return kept[np.argsort(-kept[:, 4], kind="stable")]
 
+    def can_look_larger(self, shape: tuple) -> bool:
+        """Whether :meth:`larger_look` would look again at an image of ``shape`` (H, W, ...) last seen at
+        ``seen_scale``: with ``recheck``, and not already seen at :data:`CROWD_SIDE` pixels or more."""
+        return self.recheck and max(shape[:2]) * self.seen_scale < CROWD_SIDE
+
     def larger_look(self, image: np.ndarray) -> np.ndarray:
         """The boxes (K, 5) above the threshold of ``image``, the image :meth:`__call__` last saw, detected again whole
         and larger: its longer side at :data:`CROWD_SIDE` pixels if it is shorter, else at :data:`CROWD_LARGE_SIDE`
         pixels but not beyond its own size, and at least :data:`RECHECK_UPSCALE` times ``seen_scale`` (which it then
         raises). Empty, ``seen_scale`` unchanged, without ``recheck`` or when the image was already seen at
         :data:`CROWD_SIDE` pixels or more (a crowd's look, a large ``min_size`` or ``max_size``)."""
-        longer = max(image.shape[:2])
-        if not self.recheck or longer * self.seen_scale >= CROWD_SIDE:
+        if not self.can_look_larger(image.shape):
             return np.zeros((0, 5))
+        longer = max(image.shape[:2])
         side_scale = CROWD_SIDE / longer if longer < CROWD_SIDE else min(1.0, CROWD_LARGE_SIDE / longer)
         self.seen_scale = max(RECHECK_UPSCALE * self.seen_scale, side_scale)
         return self._detect(image, self.seen_scale, max(self.score_threshold, SCORE_THRESHOLD))

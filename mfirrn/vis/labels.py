@@ -207,9 +207,9 @@ def layout_labels(texts: Sequence[str], boxes: Sequence[Sequence[float]], shape:
         for i in order:
             w, h = style.size(texts[i])
             r = _place(faces[i], w, h, style.pad, width, height, taken, faces, search=False)
-            hides = r is not None and any(_overlap(r, f) > COVER_AT_MOST * _overlap(f, f)
-                                          for k, f in enumerate(faces) if k != i)
-            if r is None or (hides and numbered is None):
+            hides = numbered is None and r is not None and any(_overlap(r, f) > COVER_AT_MOST * _overlap(f, f)
+                                                               for k, f in enumerate(faces) if k != i)
+            if r is None or hides:
                 if numbered is None:
                     break  # crowded: number every face instead
                 continue
